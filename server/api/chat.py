@@ -1,0 +1,95 @@
+"""POST /v1/chat: one whole turn over REST, through the same graph as the WebSocket."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import openai
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from server.agent.graph import TurnFinished
+from server.agent.state import TurnContext
+from server.api.deps import ServicesDep
+from server.auth import AuthError, resolve_user, token_from_request
+from server.hub.session import llm_error_message
+from server.logging import get_logger
+from server.providers.llm import LLMNotConfigured
+
+log = get_logger(__name__)
+router = APIRouter(prefix="/v1", tags=["chat"])
+
+
+class ChatRequest(BaseModel):
+    user_id: Annotated[str, Field(min_length=1, max_length=64)]
+    thread_id: str | None = None
+    message: Annotated[str, Field(min_length=1, max_length=4000)]
+    persona: str | None = None
+
+
+class ChatResponse(BaseModel):
+    thread_id: str
+    text_response: str
+    audio_response_b64: str | None = None
+
+
+def chat_user(request: Request, body_user: str) -> str:
+    """Local mode trusts the body's user_id; with AUTH_TOKENS it must match the token."""
+    services = request.app.state.services
+    token = token_from_request(request)
+    if services.settings.token_map is None and token is None:
+        return resolve_user(services.settings, body_user)
+    user = resolve_user(services.settings, token)
+    if user != body_user:
+        raise HTTPException(403, "user_id does not match the authenticated user.")
+    return user
+
+
+@router.post("/chat", response_model=ChatResponse, summary="One text turn, reply as JSON")
+async def chat(body: ChatRequest, request: Request, services: ServicesDep) -> ChatResponse:
+    try:
+        user = chat_user(request, body.user_id)
+    except AuthError as e:
+        raise HTTPException(401, str(e)) from None
+    store = services.store
+    if body.thread_id:
+        rec = await store.get_session(user, body.thread_id)
+        if rec is None:
+            raise HTTPException(404, "No such thread for this user.")
+        persona = services.personas.get(rec.persona_id)
+    else:
+        persona = services.personas.get(body.persona or services.settings.default_persona)
+        if persona is None:
+            raise HTTPException(404, "Unknown persona.")
+        await store.ensure_user(user)
+        rec = await store.create_session(user, persona.id, {"persona": persona.id})
+    if persona is None:
+        raise HTTPException(500, "Error processing request: the thread's persona is gone.")
+    turns = await store.count_messages(user, persona.id, "user")
+    await store.add_message(user, rec.id, persona.id, "user", body.message)
+    try:
+        finished: TurnFinished | None = None
+        async for ev in services.agent.stream_turn(
+            user, rec.thread_id, body.message, TurnContext(persona=persona, user_turns=turns)
+        ):
+            if isinstance(ev, TurnFinished):
+                finished = ev
+    except LLMNotConfigured as e:
+        raise HTTPException(500, f"Error processing request: {e}") from None
+    except openai.OpenAIError as e:
+        raise HTTPException(500, f"Error processing request: {llm_error_message(e)}") from None
+    except Exception as e:
+        log.exception("chat_failed")
+        raise HTTPException(500, f"Error processing request: {type(e).__name__}") from None
+    text = finished.text if finished else ""
+    if text:
+        await store.add_message(user, rec.id, persona.id, "assistant", text)
+    usage = finished.usage if finished else {}
+    await store.incr_usage(user, {"api_calls": 1, "llm_calls": 1, **usage})
+    audio = await synthesize_b64(request, text, persona.tts_voice, user)
+    return ChatResponse(thread_id=rec.thread_id, text_response=text, audio_response_b64=audio)
+
+
+async def synthesize_b64(request: Request, text: str, voice: str, user: str) -> str | None:
+    """Reply audio for REST callers; None until a TTS service is configured."""
+    return None

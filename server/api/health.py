@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from server.api.deps import ServicesDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="Module readiness (503 when a required module is not ready)")
+async def health(services: ServicesDep) -> JSONResponse:
+    ok, modules = services.health()
+    body = {"status": "ok" if ok else "error", "modules": modules}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/health/details", summary="Module readiness with reasons")
+async def health_details(services: ServicesDep) -> dict[str, object]:
+    ok, modules = services.health()
+    return {"status": "ok" if ok else "error", "modules": modules, "details": services.details}

@@ -1,0 +1,79 @@
+"""The FastAPI application: REST routers, the WebSocket hub and the studio page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from server.api import chat, health, personas, sessions
+from server.config import Settings
+from server.hub import endpoint
+from server.logging import configure_logging, get_logger
+from server.services import Services
+
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services(settings)
+        app.state.services = services
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(
+        title="DesktopMate-Plus",
+        version="0.1.0",
+        description="Real-time persona companion server. WebSocket protocol: docs/protocol.md.",
+        lifespan=lifespan,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[o.strip() for o in settings.cors_origins.split(",")],
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+
+    @app.exception_handler(Exception)
+    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("request_failed", path=request.url.path)
+        return JSONResponse({"detail": "Internal server error."}, status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()[:10]
+        ]
+        return JSONResponse({"detail": errs}, status_code=422)
+
+    for r in (
+        health.router,
+        personas.router,
+        sessions.router,
+        sessions.usage_router,
+        chat.router,
+        endpoint.router,
+    ):
+        app.include_router(r)
+
+    @app.get("/v1", include_in_schema=False)
+    async def v1_root() -> None:
+        raise HTTPException(404, "See /docs for the API.")
+
+    if settings.static_dir.is_dir():
+        app.mount("/", StaticFiles(directory=settings.static_dir, html=True), name="static")
+    return app

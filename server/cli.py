@@ -1,0 +1,52 @@
+"""`desktopmate serve`: start the server with settings from the environment / .env."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+
+import uvicorn
+
+from server.app import create_app
+from server.config import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="desktopmate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP + WebSocket server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    serve.add_argument("--log-level", default=None)
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    if args.log_level:
+        settings.log_level = args.log_level
+    return asyncio.run(serve_forever(settings, args.host, args.port))
+
+
+async def serve_forever(settings: Settings, host: str, port: int) -> int:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings),
+        log_level=settings.log_level.lower(),
+        ws_max_size=max(settings.ws_max_binary_bytes, settings.ws_max_text_bytes) + 1024,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"DesktopMate-Plus listening on http://{shown}:{bound}", flush=True)
+    await server.serve(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Settings from the environment (and an optional .env file). Every field is documented in
+.env.example; names map 1:1 to upper-case environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
+
+    # --- server / storage -------------------------------------------------------------
+    data_dir: Path = Path("data")
+    personas_dir: Path = ROOT / "personas"
+    static_dir: Path = ROOT / "static"
+    default_persona: str = "이서아"
+    mongodb_uri: SecretStr | None = None
+    mongodb_db: str = "desktopmate"
+    auth_tokens: SecretStr | None = Field(
+        default=None,
+        description="'token:user_id,...'. Unset = local mode: the token is the user's name.",
+    )
+    cors_origins: str = ""
+
+    # --- logging ----------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+    log_pii: bool = False
+
+    # --- LLM --------------------------------------------------------------------------
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_temperature: float = 0.7
+    llm_max_tokens: int = 512
+    llm_timeout_s: float = 60.0
+    llm_max_retries: int = 2  # retries after the first try: 3 tries in all
+
+    # --- VLM (defaults to the LLM endpoint) --------------------------------------------
+    vlm_base_url: str | None = None
+    vlm_api_key: SecretStr | None = None
+    vlm_model: str | None = None
+
+    # --- long-term memory (mem0) ------------------------------------------------------
+    memory_enabled: bool = True
+    embed_base_url: str | None = None
+    embed_api_key: SecretStr | None = None
+    embed_model: str = "text-embedding-3-small"
+    embed_dims: int = 1536
+    memory_search_limit: int = 5
+
+    # --- WebSocket limits -------------------------------------------------------------
+    ws_max_text_bytes: int = 65_536
+    ws_max_binary_bytes: int = 1_048_576
+    ws_max_messages_per_s: float = 200.0
+    ws_outbound_queue: int = 256
+    ws_send_timeout_s: float = 10.0
+    max_input_chars: int = 4000
+
+    @field_validator("data_dir", "personas_dir", "static_dir")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    # --- derived ----------------------------------------------------------------------
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_base_url or self.llm_api_key)
+
+    @property
+    def embedder_configured(self) -> bool:
+        return bool(self.embed_base_url or self.llm_base_url or self.embed_api_key)
+
+    @cached_property
+    def token_map(self) -> dict[str, str] | None:
+        """token -> user_id, or None in local mode."""
+        if not self.auth_tokens:
+            return None
+        pairs = (p.split(":", 1) for p in self.auth_tokens.get_secret_value().split(",") if p)
+        return {t.strip(): u.strip() for t, u in pairs}
+
+
+def secret(v: SecretStr | None) -> str | None:
+    return v.get_secret_value() if v else None

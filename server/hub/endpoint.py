@@ -1,0 +1,60 @@
+"""GET /v1/ws: authenticate, pick or resume the session, then hand over to Session."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, WebSocket
+
+from server.auth import AuthError, resolve_user
+from server.hub.protocol import error_event
+from server.hub.session import Session
+from server.logging import get_logger
+from server.services import Services
+
+log = get_logger(__name__)
+router = APIRouter()
+
+
+async def _refuse(ws: WebSocket, code: str, message: str, close_code: int) -> None:
+    await ws.send_json(error_event(code, message, fatal=True))
+    await ws.close(code=close_code, reason=code)
+
+
+@router.websocket("/v1/ws")
+async def ws_endpoint(
+    ws: WebSocket,
+    persona: str | None = None,
+    session_id: str | None = None,
+    token: str | None = None,
+) -> None:
+    services: Services = ws.app.state.services
+    await ws.accept()
+    try:
+        user_id = resolve_user(services.settings, token)
+    except AuthError as e:
+        return await _refuse(ws, "unauthorized", str(e), 4401)
+    store = services.store
+    resumed = False
+    if session_id:
+        record = await store.get_session(user_id, session_id)
+        if record is None:  # unknown, or someone else's: same answer, no leak
+            return await _refuse(ws, "session_not_found", "No such session for this user.", 4404)
+        if record.status == "ended":
+            return await _refuse(ws, "session_ended", "That session has ended.", 4409)
+        pid = persona or record.settings.get("persona") or record.persona_id
+        resumed = True
+    else:
+        pid = persona or services.settings.default_persona
+        record = None
+    chosen = services.personas.get(pid)
+    if chosen is None:
+        return await _refuse(ws, "unknown_persona", f"No persona {pid!r}.", 4404)
+    if record is None:
+        await store.ensure_user(user_id)
+        record = await store.create_session(user_id, chosen.id, {"persona": chosen.id})
+    elif record.status != "active":
+        await store.update_session(user_id, record.id, status="active")
+        record.status = "active"
+    turns = await store.count_messages(user_id, chosen.id, "user")
+    session = Session(ws, services, user_id, record, chosen, turns, resumed)
+    log.info("session_open", session_id=record.id, persona=chosen.id, resumed=resumed)
+    await session.run()

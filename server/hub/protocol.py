@@ -1,0 +1,173 @@
+"""WebSocket protocol v1: client event models, binary frame kinds, error codes.
+
+docs/protocol.md is the human description of this file; keep them in step."""
+
+from __future__ import annotations
+
+import struct
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+PROTOCOL_VERSION = 1
+
+# Binary frame kinds (first byte).
+MIC_AUDIO = 0x01
+SCREEN_JPEG = 0x02
+CAMERA_JPEG = 0x03
+REPLY_AUDIO = 0x11
+_AUDIO_HEADER = struct.Struct(">BII")
+
+
+def audio_frame(response_number: int, seq: int, data: bytes) -> bytes:
+    """0x11 + response number (uint32 BE) + chunk seq (uint32 BE) + audio bytes."""
+    return _AUDIO_HEADER.pack(REPLY_AUDIO, response_number, seq) + data
+
+
+def response_id(number: int) -> str:
+    return f"resp_{number}"
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TurnDetection(_Event):
+    type: Literal["server_vad", "none"] = "server_vad"
+    silence_ms: Annotated[int, Field(ge=100, le=5000)] | None = None
+    threshold: Annotated[float, Field(ge=0.05, le=0.95)] | None = None
+
+
+class SessionConfig(_Event):
+    persona: str | None = None
+    voice: Annotated[str, Field(max_length=100)] | None = None
+    instructions: Annotated[str, Field(max_length=2000)] | None = None
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=8192)] | None = None
+    output_audio: Literal["mp3", "pcm16", "none"] | None = None
+    turn_detection: TurnDetection | None = None
+
+
+class SessionUpdate(_Event):
+    type: Literal["session.update"]
+    session: SessionConfig
+
+
+class InputText(_Event):
+    type: Literal["input_text"]
+    text: Annotated[str, Field(min_length=1)]
+
+
+class InputAudioCommit(_Event):
+    type: Literal["input_audio.commit"]
+
+
+class FaceLandmarks(_Event):
+    type: Literal["face.landmarks"]
+    t_ms: Annotated[int, Field(ge=0)]
+    landmarks: Annotated[
+        list[Annotated[list[float], Field(min_length=2, max_length=3)]],
+        Field(min_length=468, max_length=478),
+    ]
+    blendshapes: dict[str, float] | None = None
+
+
+class InputImage(_Event):
+    type: Literal["input_image"]
+    source: Literal["screen", "camera"]
+    t_ms: Annotated[int, Field(ge=0)] = 0
+    jpeg_b64: Annotated[str, Field(min_length=4)]
+
+
+class ResponseCancel(_Event):
+    type: Literal["response.cancel"]
+
+
+class AudioPlayed(_Event):
+    type: Literal["response.audio.played"]
+    response_id: str
+    played_ms: Annotated[int, Field(ge=0)]
+
+
+class SessionPause(_Event):
+    type: Literal["session.pause"]
+
+
+class SessionResume(_Event):
+    type: Literal["session.resume"]
+
+
+class SessionEnd(_Event):
+    type: Literal["session.end"]
+
+
+class Ping(_Event):
+    type: Literal["ping"]
+    id: str | int | None = None
+
+
+ClientEvent = Annotated[
+    SessionUpdate
+    | InputText
+    | InputAudioCommit
+    | FaceLandmarks
+    | InputImage
+    | ResponseCancel
+    | AudioPlayed
+    | SessionPause
+    | SessionResume
+    | SessionEnd
+    | Ping,
+    Field(discriminator="type"),
+]
+CLIENT_EVENTS = TypeAdapter(ClientEvent)
+KNOWN_TYPES = frozenset(
+    m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    for m in (
+        SessionUpdate,
+        InputText,
+        InputAudioCommit,
+        FaceLandmarks,
+        InputImage,
+        ResponseCancel,
+        AudioPlayed,
+        SessionPause,
+        SessionResume,
+        SessionEnd,
+        Ping,
+    )
+)
+
+
+class ProtocolError(Exception):
+    """A bad client message. Becomes an `error` event; the socket stays open unless fatal."""
+
+    def __init__(self, code: str, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.code, self.message, self.fatal = code, message, fatal
+
+
+def parse_client_event(obj: Any) -> Any:
+    if not isinstance(obj, dict):
+        raise ProtocolError("invalid_event", "Each text frame must be a JSON object.")
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("invalid_event", "The event has no string field 'type'.")
+    if kind not in KNOWN_TYPES:
+        raise ProtocolError("unknown_type", f"Unknown event type {kind!r}.")
+    try:
+        return CLIENT_EVENTS.validate_python(obj)
+    except ValidationError as e:
+        raise ProtocolError("invalid_event", describe_validation(kind, e)) from None
+
+
+def describe_validation(kind: str, e: ValidationError) -> str:
+    probs = []
+    for err in e.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"][1:]) or "(event)"
+        probs.append(f"{loc}: {err['msg']}")
+    return f"Invalid {kind!r} event: " + "; ".join(probs)
+
+
+def error_event(code: str, message: str, fatal: bool = False) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message, "fatal": fatal}

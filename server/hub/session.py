@@ -1,0 +1,538 @@
+"""One live WebSocket session: reads client events, runs one persona response at a time,
+and writes events through a bounded outbound queue (a slow client never makes us buffer
+without bound; see docs/protocol.md, "Back-pressure")."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import openai
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from server.agent.graph import TurnDelta, TurnFinished
+from server.agent.state import TurnContext
+from server.hub import protocol as p
+from server.logging import get_logger, redact
+from server.personas import Persona
+from server.providers.llm import LLMNotConfigured
+from server.store.base import SessionRecord, utcnow
+
+if TYPE_CHECKING:
+    from server.services import Services
+
+log = get_logger(__name__)
+
+OUTPUT_RATE = 24_000
+
+
+class TokenBucket:
+    """Message rate limit: ``rate`` per second with a burst of one second's worth."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.t = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.t) * self.rate)
+        self.t = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass
+class ActiveResponse:
+    number: int
+    user_text: str
+    t0: float
+    task: asyncio.Task[None] | None = None
+    sent: list[str] = field(default_factory=list)
+    first_delta_at: float | None = None
+    first_audio_at: float | None = None
+    played_ms: int | None = None
+    finished: bool = False
+
+    @property
+    def id(self) -> str:
+        return p.response_id(self.number)
+
+    @property
+    def sent_text(self) -> str:
+        return "".join(self.sent)
+
+
+class SlowConsumer(Exception):
+    """The client did not read for ws_send_timeout_s while we had data that must not drop."""
+
+
+class Session:
+    def __init__(
+        self,
+        ws: WebSocket,
+        services: Services,
+        user_id: str,
+        record: SessionRecord,
+        persona: Persona,
+        user_turns: int,
+        resumed: bool,
+    ) -> None:
+        self.ws = ws
+        self.services = services
+        self.settings = services.settings
+        self.user_id = user_id
+        self.record = record
+        self.persona = persona
+        self.user_turns = user_turns
+        self.resumed = resumed
+        self.config: dict[str, Any] = {
+            "voice": None,
+            "instructions": None,
+            "temperature": None,
+            "max_tokens": None,
+            "output_audio": "mp3",
+            "turn_detection": {"type": "server_vad"},
+        } | {k: v for k, v in record.settings.items() if k != "persona"}
+        self.paused = record.status == "paused"
+        self.outbound: asyncio.Queue[str | bytes | None] = asyncio.Queue(
+            maxsize=self.settings.ws_outbound_queue
+        )
+        self.dropped_events = 0
+        self.response: ActiveResponse | None = None
+        self._response_counter = 0
+        self._bucket = TokenBucket(self.settings.ws_max_messages_per_s)
+        self._closed = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.perception: Any = None  # set by the perception pipelines
+        self.log = log.bind(session_id=record.id)
+
+    # --- lifecycle --------------------------------------------------------------------
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._writer())
+        try:
+            await self.send(self.created_event())
+            await self._reader()
+        except (WebSocketDisconnect, SlowConsumer):
+            pass
+        finally:
+            await self.cancel_response()
+            for t in list(self._tasks):
+                t.cancel()
+            self._closed.set()
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            if self.record.status == "active":
+                await self.services.store.update_session(
+                    self.user_id, self.record.id, status="paused"
+                )
+            self.log.info("session_closed", dropped_events=self.dropped_events)
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def created_event(self) -> dict[str, Any]:
+        return {"type": "session.created", "session": self.describe()}
+
+    def describe(self) -> dict[str, Any]:
+        fmt = self.config["output_audio"]
+        return {
+            "id": self.record.id,
+            "thread_id": self.record.thread_id,
+            "user_id": self.user_id,
+            "status": "paused" if self.paused else "active",
+            "resumed": self.resumed,
+            "persona": {"id": self.persona.id, "name": self.persona.name},
+            "input_audio": {"format": "pcm16", "rate": 16000},
+            "output_audio": {"format": fmt, "rate": OUTPUT_RATE if fmt != "none" else None},
+            "voice": self.config["voice"] or self.persona.tts_voice,
+            "instructions": self.config["instructions"],
+            "temperature": self.config["temperature"],
+            "max_tokens": self.config["max_tokens"],
+            "turn_detection": self.config["turn_detection"],
+        }
+
+    # --- outbound ---------------------------------------------------------------------
+    async def send(self, event: dict[str, Any], *, droppable: bool = False) -> None:
+        await self._put(json.dumps(event, ensure_ascii=False), droppable)
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._put(data, False)
+
+    async def warn(self, code: str, message: str) -> None:
+        await self.send({"type": "warning", "code": code, "message": message})
+
+    async def error(self, code: str, message: str, *, fatal: bool = False) -> None:
+        await self.send(p.error_event(code, message, fatal))
+
+    async def _put(self, item: str | bytes, droppable: bool) -> None:
+        if self._closed.is_set():
+            return
+        try:
+            self.outbound.put_nowait(item)
+            return
+        except asyncio.QueueFull:
+            if droppable:  # analysis events: the next one supersedes this one
+                self.dropped_events += 1
+                return
+        try:
+            async with asyncio.timeout(self.settings.ws_send_timeout_s):
+                await self.outbound.put(item)
+        except TimeoutError:
+            self.log.warning("slow_consumer_closed", queued=self.outbound.qsize())
+            self._closed.set()
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=1013, reason="client too slow to read")
+            raise SlowConsumer from None
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                item = await self.outbound.get()
+                if item is None:
+                    return
+                if isinstance(item, str):
+                    await self.ws.send_text(item)
+                else:
+                    await self.ws.send_bytes(item)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self._closed.set()
+
+    # --- inbound ----------------------------------------------------------------------
+    async def _reader(self) -> None:
+        while not self._closed.is_set():
+            msg = await self.ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            if not self._bucket.allow():
+                await self.error(
+                    "rate_limited",
+                    f"Too many messages: the limit is {self.settings.ws_max_messages_per_s:g} "
+                    "per second. This message was dropped.",
+                )
+                continue
+            try:
+                if (text := msg.get("text")) is not None:
+                    await self._on_text(text)
+                elif (data := msg.get("bytes")) is not None:
+                    await self._on_binary(data)
+            except p.ProtocolError as e:
+                await self.error(e.code, e.message, fatal=e.fatal)
+                if e.fatal:
+                    await self.ws.close(code=1008)
+                    return
+
+    async def _on_text(self, text: str) -> None:
+        if len(text.encode()) > self.settings.ws_max_text_bytes:
+            raise p.ProtocolError(
+                "message_too_large",
+                f"Text frames are limited to {self.settings.ws_max_text_bytes} bytes.",
+            )
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise p.ProtocolError(
+                "invalid_json", f"The frame is not valid JSON: {e.msg}."
+            ) from None
+        event = p.parse_client_event(obj)
+        handler = getattr(self, "on_" + event.type.replace(".", "_"))
+        await handler(event)
+
+    async def _on_binary(self, data: bytes) -> None:
+        if len(data) > self.settings.ws_max_binary_bytes:
+            raise p.ProtocolError(
+                "message_too_large",
+                f"Binary frames are limited to {self.settings.ws_max_binary_bytes} bytes.",
+            )
+        if not data:
+            raise p.ProtocolError("invalid_frame", "Empty binary frame.")
+        kind, payload = data[0], data[1:]
+        if kind == p.MIC_AUDIO:
+            await self.on_mic_audio(payload)
+        elif kind == p.SCREEN_JPEG:
+            await self.on_image("screen", payload, None)
+        elif kind == p.CAMERA_JPEG:
+            await self.on_image("camera", payload, None)
+        else:
+            raise p.ProtocolError(
+                "invalid_frame",
+                f"Unknown binary frame kind 0x{kind:02x} (expected 0x01, 0x02 or 0x03).",
+            )
+
+    # --- event handlers -----------------------------------------------------------------
+    async def on_ping(self, ev: p.Ping) -> None:
+        await self.send({"type": "pong", "id": ev.id} if ev.id is not None else {"type": "pong"})
+
+    async def on_session_update(self, ev: p.SessionUpdate) -> None:
+        changes = ev.session.model_dump(exclude_none=True)
+        if "persona" in changes:
+            persona = self.services.personas.get(changes.pop("persona"))
+            if persona is None:
+                raise p.ProtocolError("unknown_persona", "No persona with that id.")
+            if persona.id != self.persona.id:
+                self.persona = persona
+                self.user_turns = await self.services.store.count_messages(
+                    self.user_id, persona.id, "user"
+                )
+        self.config.update(changes)
+        self.on_config_changed(changes)
+        stored = {**self.config, "persona": self.persona.id}
+        await self.services.store.update_session(self.user_id, self.record.id, settings=stored)
+        await self.send({"type": "session.updated", "session": self.describe()})
+
+    def on_config_changed(self, changes: dict[str, Any]) -> None:
+        """Hook for pipelines that depend on session settings (turn detection, ...)."""
+
+    async def on_input_text(self, ev: p.InputText) -> None:
+        text = ev.text.strip()
+        if not text:
+            raise p.ProtocolError("invalid_event", "input_text needs non-blank text.")
+        if len(text) > self.settings.max_input_chars:
+            raise p.ProtocolError(
+                "message_too_large",
+                f"Text turns are limited to {self.settings.max_input_chars} characters.",
+            )
+        if self.paused:
+            raise p.ProtocolError("session_paused", "The session is paused; resume it first.")
+        await self.start_turn(text)
+
+    async def on_response_cancel(self, ev: p.ResponseCancel) -> None:
+        await self.cancel_response()
+
+    async def on_response_audio_played(self, ev: p.AudioPlayed) -> None:
+        r = self.response
+        if r is not None and r.id == ev.response_id:
+            r.played_ms = ev.played_ms
+        self.on_audio_played(ev)
+
+    def on_audio_played(self, ev: p.AudioPlayed) -> None:
+        """Hook for the speech output pipeline."""
+
+    async def on_session_pause(self, ev: p.SessionPause) -> None:
+        await self.cancel_response()
+        self.paused = True
+        self.record.status = "paused"
+        await self.services.store.update_session(self.user_id, self.record.id, status="paused")
+        await self.send({"type": "session.updated", "session": self.describe()})
+
+    async def on_session_resume(self, ev: p.SessionResume) -> None:
+        self.paused = False
+        self.record.status = "active"
+        await self.services.store.update_session(self.user_id, self.record.id, status="active")
+        await self.send({"type": "session.updated", "session": self.describe()})
+
+    async def on_session_end(self, ev: p.SessionEnd) -> None:
+        await self.cancel_response()
+        self.record.status = "ended"
+        await self.services.store.update_session(
+            self.user_id, self.record.id, status="ended", ended_at=utcnow()
+        )
+        await self.on_ending()
+        await self.send(
+            {
+                "type": "session.ended",
+                "session_id": self.record.id,
+                "report_url": f"/v1/sessions/{self.record.id}/report",
+            }
+        )
+        await self.outbound.put(None)  # flush, then the writer stops
+        await asyncio.sleep(0)
+        self._closed.set()
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=1000)
+
+    async def on_ending(self) -> None:
+        """Hook: pipelines flush their timelines before the session ends."""
+
+    async def on_mic_audio(self, payload: bytes) -> None:
+        raise p.ProtocolError("not_supported", "Audio input is not enabled on this server.")
+
+    async def on_image(self, source: str, jpeg: bytes, t_ms: int | None) -> None:
+        raise p.ProtocolError("not_supported", f"{source} frames are not enabled on this server.")
+
+    async def on_input_image(self, ev: p.InputImage) -> None:
+        import base64
+        import binascii
+
+        try:
+            data = base64.b64decode(ev.jpeg_b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise p.ProtocolError("invalid_image", "jpeg_b64 is not valid base64.") from None
+        await self.on_image(ev.source, data, ev.t_ms)
+
+    async def on_input_audio_commit(self, ev: p.InputAudioCommit) -> None:
+        raise p.ProtocolError("not_supported", "Audio input is not enabled on this server.")
+
+    async def on_face_landmarks(self, ev: p.FaceLandmarks) -> None:
+        raise p.ProtocolError("not_supported", "Face analysis is not enabled on this server.")
+
+    # --- responses ----------------------------------------------------------------------
+    async def start_turn(self, text: str, t0: float | None = None) -> None:
+        """Run one persona reply; a reply still streaming is cancelled first."""
+        await self.cancel_response()
+        store = self.services.store
+        if self.services.agent.llm is None:
+            await store.add_message(self.user_id, self.record.id, self.persona.id, "user", text)
+            await self.error("llm_not_configured", str(LLMNotConfigured()))
+            return
+        self._response_counter += 1
+        resp = ActiveResponse(self._response_counter, text, t0 or time.monotonic())
+        self.response = resp
+        resp.task = asyncio.create_task(self._run_response(resp))
+
+    async def cancel_response(self) -> None:
+        r = self.response
+        if r is None or r.task is None or r.task.done():
+            return
+        r.task.cancel()
+        await asyncio.wait({r.task})
+
+    def turn_context(self) -> TurnContext:
+        return TurnContext(
+            persona=self.persona,
+            user_turns=self.user_turns,
+            instructions=self.config["instructions"],
+            temperature=self.config["temperature"],
+            max_tokens=self.config["max_tokens"],
+            perception=self.perception,
+            vision_wait_s=getattr(self.settings, "vision_wait_s", 3.0),
+        )
+
+    async def _run_response(self, r: ActiveResponse) -> None:
+        store = self.services.store
+        self.log.info("response_started", response_id=r.id, text=redact(r.user_text, False))
+        await self.send({"type": "response.created", "response_id": r.id})
+        saved_user = asyncio.create_task(
+            store.add_message(self.user_id, self.record.id, self.persona.id, "user", r.user_text)
+        )
+        ctx = self.turn_context()
+        self.user_turns += 1
+        finished: TurnFinished | None = None
+        try:
+            async for ev in self.services.agent.stream_turn(
+                self.user_id, self.record.thread_id, r.user_text, ctx
+            ):
+                if isinstance(ev, TurnDelta):
+                    if r.first_delta_at is None:
+                        r.first_delta_at = time.monotonic()
+                    r.sent.append(ev.text)
+                    await self.send(
+                        {"type": "response.text.delta", "response_id": r.id, "delta": ev.text}
+                    )
+                    await self.on_reply_delta(r, ev.text)
+                else:
+                    finished = ev
+            await self.on_reply_text_done(r)
+        except asyncio.CancelledError:
+            await self._finish(r, "cancelled", saved_user, None)
+            raise
+        except LLMNotConfigured as e:
+            await self.error("llm_not_configured", str(e))
+            await self._finish(r, "failed", saved_user, None)
+        except openai.OpenAIError as e:
+            self.log.warning("llm_failed", error=type(e).__name__)
+            await self.error("llm_error", llm_error_message(e))
+            await self._finish(r, "failed", saved_user, None)
+        except Exception:
+            self.log.exception("response_failed")
+            await self.error("internal_error", "The reply failed because of a server error.")
+            await self._finish(r, "failed", saved_user, None)
+        else:
+            await self._finish(r, "completed", saved_user, finished)
+
+    async def on_reply_delta(self, r: ActiveResponse, delta: str) -> None:
+        """Hook for speech output: text as it streams."""
+
+    async def on_reply_text_done(self, r: ActiveResponse) -> None:
+        """Hook for speech output: the reply text is complete; wait for its audio."""
+
+    def heard_text(self, r: ActiveResponse) -> str:
+        """What the user got of a cancelled reply. The speech pipeline refines this with
+        played_ms; text-only, it is everything sent."""
+        return r.sent_text
+
+    async def _finish(
+        self,
+        r: ActiveResponse,
+        status: str,
+        saved_user: asyncio.Task[Any],
+        finished: TurnFinished | None,
+    ) -> None:
+        r.finished = True
+        end = time.monotonic()
+        timings = {
+            "ttft_ms": ms(r.first_delta_at, r.t0),
+            "ttfa_ms": ms(r.first_audio_at, r.t0),
+            "total_ms": ms(end, r.t0),
+        }
+        usage = finished.usage if finished else {}
+        text = r.sent_text
+        await self.send(
+            {
+                "type": "response.done",
+                "response_id": r.id,
+                "status": status,
+                "text": text,
+                "timings": timings,
+                "usage": {
+                    "input_tokens": usage.get("input_tokens", 0),
+                    "output_tokens": usage.get("output_tokens", 0),
+                },
+            }
+        )
+        self.log.info("response_done", response_id=r.id, status=status, **timings)
+        store = self.services.store
+        await saved_user
+        if status == "cancelled":
+            text = await self.settle_heard_text(r)
+            if text:
+                await self.services.agent.record_interrupted(self.record.thread_id, text)
+        if text or status == "completed":
+            await store.add_message(
+                self.user_id,
+                self.record.id,
+                self.persona.id,
+                "assistant",
+                text,
+                timings=timings,
+                interrupted=status == "cancelled",
+            )
+        await store.incr_usage(
+            self.user_id,
+            {
+                "llm_calls": 1 if status != "failed" or usage else 0,
+                "input_tokens": usage.get("input_tokens", 0),
+                "output_tokens": usage.get("output_tokens", 0),
+            },
+        )
+
+    async def settle_heard_text(self, r: ActiveResponse) -> str:
+        """Hook point: the speech pipeline may wait briefly for a played_ms report."""
+        return self.heard_text(r)
+
+
+def ms(t: float | None, t0: float) -> int | None:
+    return None if t is None else round((t - t0) * 1000)
+
+
+def llm_error_message(e: openai.OpenAIError) -> str:
+    if isinstance(e, openai.APIConnectionError):
+        return (
+            "The language model endpoint could not be reached (after 3 tries). "
+            "Check LLM_BASE_URL and that the model server is running."
+        )
+    if isinstance(e, openai.AuthenticationError):
+        return "The language model endpoint rejected the API key (check LLM_API_KEY)."
+    if isinstance(e, openai.APIStatusError):
+        return f"The language model endpoint answered HTTP {e.status_code}."
+    return f"The language model call failed ({type(e).__name__})."
