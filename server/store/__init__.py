@@ -1,0 +1,45 @@
+"""Storage: one async contract (``Store``), an embedded SQLite adapter and a MongoDB one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from server.store.base import (
+    MessageRecord,
+    Role,
+    Sample,
+    SessionRecord,
+    SessionStatus,
+    Store,
+    new_id,
+    utcnow,
+)
+from server.store.mongo import MongoStore
+from server.store.sqlite import SQLiteStore
+
+__all__ = [
+    "MessageRecord",
+    "MongoStore",
+    "Role",
+    "SQLiteStore",
+    "Sample",
+    "SessionRecord",
+    "SessionStatus",
+    "Store",
+    "make_store",
+    "new_id",
+    "utcnow",
+]
+
+
+def make_store(
+    *, data_dir: Path, mongodb_uri: str | None, mongodb_db: str = "desktopmate"
+) -> Store:
+    """MongoDB when a URI is configured (shared server deployments), else embedded SQLite.
+
+    The store is returned unopened: the caller owns its lifecycle (``await store.open()``
+    at startup, ``await store.close()`` at shutdown).
+    """
+    if mongodb_uri:
+        return MongoStore(mongodb_uri, mongodb_db)
+    return SQLiteStore(Path(data_dir))

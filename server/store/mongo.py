@@ -1,0 +1,371 @@
+"""MongoDB store via PyMongo's async API (AsyncMongoClient; Motor is end-of-life).
+
+Used when several server processes share one database (docker-compose). Ids we mint
+(sessions, messages) and user ids are the documents' ``_id``; every filter has the
+user id and every secondary index starts with ``user_id``. BSON datetimes have
+millisecond precision, so times are truncated to the millisecond before they are stored
+*and* returned: a record returned by a write equals the record read back later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.mongodb import MongoDBSaver
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, MongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from server.store.base import (
+    MessageRecord,
+    Role,
+    Sample,
+    SessionRecord,
+    SessionStatus,
+    Store,
+    new_id,
+    utcnow,
+)
+from server.store.sqlite import check_counter_name
+
+PING_TIMEOUT_S = 3.0
+
+
+def _ms(dt: datetime) -> datetime:
+    """Aware UTC datetime truncated to what BSON keeps (milliseconds)."""
+    if dt.tzinfo is None:  # naive values are taken to be UTC already
+        dt = dt.replace(tzinfo=UTC)
+    dt = dt.astimezone(UTC)
+    return dt.replace(microsecond=dt.microsecond // 1000 * 1000)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    return dt.astimezone(UTC) if dt is not None else None
+
+
+def _session(doc: dict[str, Any]) -> SessionRecord:
+    return SessionRecord(
+        id=doc["_id"],
+        user_id=doc["user_id"],
+        persona_id=doc["persona_id"],
+        thread_id=doc["thread_id"],
+        status=doc["status"],
+        settings=doc.get("settings") or {},
+        started_at=doc["started_at"].astimezone(UTC),
+        ended_at=_aware(doc.get("ended_at")),
+    )
+
+
+def _message(doc: dict[str, Any]) -> MessageRecord:
+    return MessageRecord(
+        id=doc["_id"],
+        session_id=doc["session_id"],
+        user_id=doc["user_id"],
+        persona_id=doc["persona_id"],
+        role=doc["role"],
+        content=doc["content"],
+        created_at=doc["created_at"].astimezone(UTC),
+        timings=doc.get("timings"),
+        interrupted=bool(doc.get("interrupted", False)),
+    )
+
+
+class MongoStore(Store):
+    """Store in database ``db_name`` at ``uri``.
+
+    The LangGraph checkpointer is ``MongoDBSaver`` on a separate *sync* MongoClient
+    (langgraph-checkpoint-mongodb 0.5 has no async saver; its a* methods run the sync
+    calls in worker threads), in the same database.
+    """
+
+    def __init__(self, uri: str, db_name: str = "desktopmate") -> None:
+        self.uri = uri
+        self.db_name = db_name
+        self._client: AsyncMongoClient | None = None
+        self._db: AsyncDatabase | None = None
+        self._sync_client: MongoClient | None = None
+        self._saver: MongoDBSaver | None = None
+        self._last_time: datetime | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client: AsyncMongoClient = AsyncMongoClient(self.uri, tz_aware=True)
+        sync_client: MongoClient | None = None
+        try:
+            db = client[self.db_name]
+            await self._create_indexes(db)
+            sync_client = MongoClient(self.uri, tz_aware=True)
+            # The saver's constructor does blocking I/O (list/create indexes): keep it
+            # off the event loop.
+            saver = await asyncio.to_thread(MongoDBSaver, sync_client, db_name=self.db_name)
+        except BaseException:
+            if sync_client is not None:
+                await asyncio.to_thread(sync_client.close)
+            await client.close()
+            raise
+        self._client, self._db = client, db
+        self._sync_client, self._saver = sync_client, saver
+
+    @staticmethod
+    async def _create_indexes(db: AsyncDatabase) -> None:
+        # users and sessions/messages are keyed by their _id (unique by definition).
+        await db.sessions.create_index(
+            [("user_id", ASCENDING), ("started_at", DESCENDING)], name="user_started"
+        )
+        await db.messages.create_index(
+            [("user_id", ASCENDING), ("session_id", ASCENDING), ("created_at", ASCENDING)],
+            name="user_session_created",
+        )
+        await db.messages.create_index(
+            [("user_id", ASCENDING), ("persona_id", ASCENDING), ("role", ASCENDING)],
+            name="user_persona_role",
+        )
+        await db.samples.create_index(
+            [("user_id", ASCENDING), ("session_id", ASCENDING), ("t_ms", ASCENDING)],
+            name="user_session_t",
+        )
+        await db.usage.create_index([("user_id", ASCENDING)], unique=True, name="user_unique")
+        await db.reports.create_index(
+            [("user_id", ASCENDING), ("session_id", ASCENDING)],
+            unique=True,
+            name="user_session_unique",
+        )
+
+    async def close(self) -> None:
+        client, sync_client = self._client, self._sync_client
+        self._client = self._db = self._sync_client = self._saver = None
+        try:
+            if sync_client is not None:
+                await asyncio.to_thread(sync_client.close)
+        finally:
+            if client is not None:
+                await client.close()
+
+    async def ping(self) -> bool:
+        if self._client is None:
+            return False
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                reply = await self._client.admin.command("ping")
+        except (PyMongoError, TimeoutError):
+            return False
+        return bool(reply.get("ok"))
+
+    def checkpointer(self) -> BaseCheckpointSaver:
+        if self._saver is None:
+            raise RuntimeError("MongoStore.checkpointer() needs open() first")
+        return self._saver
+
+    # -- helpers -------------------------------------------------------------------
+
+    @property
+    def _d(self) -> AsyncDatabase:
+        if self._db is None:
+            raise RuntimeError("MongoStore is not open")
+        return self._db
+
+    def _now(self) -> datetime:
+        """utcnow() at ms precision, bumped by 1 ms on ties so order equals insert order."""
+        now = _ms(utcnow())
+        if self._last_time is not None and now <= self._last_time:
+            now = self._last_time + timedelta(milliseconds=1)
+        self._last_time = now
+        return now
+
+    # -- users and sessions --------------------------------------------------------
+
+    async def ensure_user(self, user_id: str) -> None:
+        await self._d.users.update_one(
+            {"_id": user_id}, {"$setOnInsert": {"created_at": _ms(utcnow())}}, upsert=True
+        )
+
+    async def create_session(
+        self, user_id: str, persona_id: str, settings: dict[str, Any] | None = None
+    ) -> SessionRecord:
+        sid = new_id()
+        record = SessionRecord(
+            id=sid,
+            user_id=user_id,
+            persona_id=persona_id,
+            thread_id=sid,
+            status="active",
+            settings=dict(settings or {}),
+            started_at=self._now(),
+        )
+        await self.ensure_user(user_id)
+        await self._d.sessions.insert_one(
+            {
+                "_id": sid,
+                "user_id": user_id,
+                "persona_id": persona_id,
+                "thread_id": sid,
+                "status": record.status,
+                "settings": record.settings,
+                "started_at": record.started_at,
+                "ended_at": None,
+            }
+        )
+        return record
+
+    async def get_session(self, user_id: str, session_id: str) -> SessionRecord | None:
+        doc = await self._d.sessions.find_one({"user_id": user_id, "_id": session_id})
+        return _session(doc) if doc is not None else None
+
+    async def list_sessions(
+        self, user_id: str, limit: int = 50, offset: int = 0
+    ) -> list[SessionRecord]:
+        cursor = (
+            self._d.sessions.find({"user_id": user_id})
+            .sort([("started_at", DESCENDING), ("_id", DESCENDING)])
+            .skip(offset)
+            .limit(limit)
+        )
+        return [_session(d) async for d in cursor]
+
+    async def update_session(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        status: SessionStatus | None = None,
+        settings: dict[str, Any] | None = None,
+        ended_at: datetime | None = None,
+    ) -> bool:
+        fields: dict[str, Any] = {}
+        if status is not None:
+            fields["status"] = status
+        if settings is not None:
+            fields["settings"] = settings
+        if ended_at is not None:
+            fields["ended_at"] = _ms(ended_at)
+        query = {"user_id": user_id, "_id": session_id}
+        if not fields:  # nothing to change: report whether it exists for this user
+            return await self._d.sessions.count_documents(query, limit=1) > 0
+        result = await self._d.sessions.update_one(query, {"$set": fields})
+        return result.matched_count > 0
+
+    # -- messages ------------------------------------------------------------------
+
+    async def add_message(
+        self,
+        user_id: str,
+        session_id: str,
+        persona_id: str,
+        role: Role,
+        content: str,
+        *,
+        timings: dict[str, Any] | None = None,
+        interrupted: bool = False,
+    ) -> MessageRecord:
+        record = MessageRecord(
+            id=new_id(),
+            session_id=session_id,
+            user_id=user_id,
+            persona_id=persona_id,
+            role=role,
+            content=content,
+            created_at=self._now(),
+            timings=dict(timings) if timings is not None else None,
+            interrupted=interrupted,
+        )
+        await self._d.messages.insert_one(
+            {
+                "_id": record.id,
+                "session_id": session_id,
+                "user_id": user_id,
+                "persona_id": persona_id,
+                "role": role,
+                "content": content,
+                "created_at": record.created_at,
+                "timings": record.timings,
+                "interrupted": interrupted,
+            }
+        )
+        return record
+
+    async def list_messages(
+        self, user_id: str, session_id: str, limit: int = 100, offset: int = 0
+    ) -> list[MessageRecord]:
+        cursor = (
+            self._d.messages.find({"user_id": user_id, "session_id": session_id})
+            .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+            .skip(offset)
+            .limit(limit)
+        )
+        return [_message(d) async for d in cursor]
+
+    async def count_messages(
+        self, user_id: str, persona_id: str | None = None, role: Role | None = None
+    ) -> int:
+        query: dict[str, Any] = {"user_id": user_id}
+        if persona_id is not None:
+            query["persona_id"] = persona_id
+        if role is not None:
+            query["role"] = role
+        return await self._d.messages.count_documents(query)
+
+    # -- samples -------------------------------------------------------------------
+
+    async def add_samples(self, user_id: str, session_id: str, samples: list[Sample]) -> None:
+        if not samples:
+            return
+        # _id left to the server: ObjectIds grow with insertion, a stable tie-break.
+        await self._d.samples.insert_many(
+            [
+                {
+                    "user_id": user_id,
+                    "session_id": session_id,
+                    "kind": s.kind,
+                    "t_ms": int(s.t_ms),
+                    "data": s.data,
+                }
+                for s in samples
+            ],
+            ordered=True,
+        )
+
+    async def list_samples(
+        self, user_id: str, session_id: str, kind: str | None = None, limit: int = 10_000
+    ) -> list[Sample]:
+        query: dict[str, Any] = {"user_id": user_id, "session_id": session_id}
+        if kind is not None:
+            query["kind"] = kind
+        cursor = (
+            self._d.samples.find(query, {"_id": 0, "kind": 1, "t_ms": 1, "data": 1})
+            .sort([("t_ms", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [
+            Sample(kind=d["kind"], t_ms=d["t_ms"], data=d.get("data") or {}) async for d in cursor
+        ]
+
+    # -- usage and reports ---------------------------------------------------------
+
+    async def incr_usage(self, user_id: str, counters: dict[str, int]) -> None:
+        if not counters:
+            return
+        inc = {f"counters.{check_counter_name(k)}": int(v) for k, v in counters.items()}
+        await self._d.usage.update_one({"user_id": user_id}, {"$inc": inc}, upsert=True)
+
+    async def get_usage(self, user_id: str) -> dict[str, int]:
+        doc = await self._d.usage.find_one({"user_id": user_id})
+        if doc is None:
+            return {}
+        return {k: int(v) for k, v in sorted((doc.get("counters") or {}).items())}
+
+    async def put_report(self, user_id: str, session_id: str, report: dict[str, Any]) -> None:
+        await self._d.reports.update_one(
+            {"user_id": user_id, "session_id": session_id},
+            {"$set": {"report": report, "updated_at": _ms(utcnow())}},
+            upsert=True,
+        )
+
+    async def get_report(self, user_id: str, session_id: str) -> dict[str, Any] | None:
+        doc = await self._d.reports.find_one({"user_id": user_id, "session_id": session_id})
+        return doc["report"] if doc is not None else None

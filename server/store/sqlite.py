@@ -1,0 +1,461 @@
+"""Embedded store: one SQLite file (WAL) in the data dir, via aiosqlite.
+
+The desktop sidecar runs without any database server, so this is the default adapter.
+LangGraph checkpoints live in a second file next to it, on their own connection, so a
+long checkpoint write never holds up a chat message insert (and vice versa).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from server.store.base import (
+    MessageRecord,
+    Role,
+    Sample,
+    SessionRecord,
+    SessionStatus,
+    Store,
+    new_id,
+    utcnow,
+)
+
+DB_FILENAME = "desktopmate.sqlite3"
+CHECKPOINT_FILENAME = "checkpoints.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id          TEXT PRIMARY KEY,
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id          TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL,
+    persona_id  TEXT NOT NULL,
+    thread_id   TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    settings    TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    ended_at    TEXT
+);
+CREATE INDEX IF NOT EXISTS sessions_user_started ON sessions (user_id, started_at);
+CREATE TABLE IF NOT EXISTS messages (
+    id          TEXT PRIMARY KEY,
+    session_id  TEXT NOT NULL,
+    user_id     TEXT NOT NULL,
+    persona_id  TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    content     TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    timings     TEXT,
+    interrupted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_user_session_created
+    ON messages (user_id, session_id, created_at);
+CREATE INDEX IF NOT EXISTS messages_user_persona_role ON messages (user_id, persona_id, role);
+CREATE TABLE IF NOT EXISTS samples (
+    user_id     TEXT NOT NULL,
+    session_id  TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    t_ms        INTEGER NOT NULL,
+    data        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_user_session_t ON samples (user_id, session_id, t_ms);
+CREATE TABLE IF NOT EXISTS usage (
+    user_id     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    value       INTEGER NOT NULL,
+    PRIMARY KEY (user_id, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reports (
+    user_id     TEXT NOT NULL,
+    session_id  TEXT NOT NULL,
+    report      TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (user_id, session_id)
+) WITHOUT ROWID;
+"""
+
+_SESSION_COLS = "id, user_id, persona_id, thread_id, status, settings, started_at, ended_at"
+_MESSAGE_COLS = (
+    "id, session_id, user_id, persona_id, role, content, created_at, timings, interrupted"
+)
+
+
+def _to_db_time(dt: datetime) -> str:
+    """Fixed-width ISO UTC text, so string order equals time order in SQL."""
+    if dt.tzinfo is None:  # naive values are taken to be UTC already
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _from_db_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def check_counter_name(name: str) -> str:
+    """Counter names must also be valid MongoDB field names (no dots, no leading $).
+
+    Checked here too so code developed against SQLite does not fail later on MongoDB.
+    """
+    if not name or "." in name or name.startswith("$"):
+        raise ValueError(f"invalid usage counter name: {name!r}")
+    return name
+
+
+def _session(row: Iterable[Any]) -> SessionRecord:
+    sid, user_id, persona_id, thread_id, status, settings, started, ended = row
+    return SessionRecord(
+        id=sid,
+        user_id=user_id,
+        persona_id=persona_id,
+        thread_id=thread_id,
+        status=status,
+        settings=json.loads(settings),
+        started_at=_from_db_time(started),
+        ended_at=_from_db_time(ended) if ended is not None else None,
+    )
+
+
+def _message(row: Iterable[Any]) -> MessageRecord:
+    mid, session_id, user_id, persona_id, role, content, created, timings, interrupted = row
+    return MessageRecord(
+        id=mid,
+        session_id=session_id,
+        user_id=user_id,
+        persona_id=persona_id,
+        role=role,
+        content=content,
+        created_at=_from_db_time(created),
+        timings=json.loads(timings) if timings is not None else None,
+        interrupted=bool(interrupted),
+    )
+
+
+class SQLiteStore(Store):
+    """Store in ``path/desktopmate.sqlite3``; checkpoints in ``path/checkpoints.sqlite3``.
+
+    ``path`` is the data directory (created on open). One connection serves all
+    queries; writes are serialised by a lock so one coroutine's commit or rollback
+    never lands in the middle of another's transaction.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.data_dir = Path(path)
+        self.db_path = self.data_dir / DB_FILENAME
+        self.checkpoint_path = self.data_dir / CHECKPOINT_FILENAME
+        self._db: aiosqlite.Connection | None = None
+        self._ckpt_db: aiosqlite.Connection | None = None
+        self._saver: AsyncSqliteSaver | None = None
+        self._write_lock = asyncio.Lock()
+        self._last_time: datetime | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(self.db_path)
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await db.executescript(_SCHEMA)
+            await db.commit()
+            ckpt = await aiosqlite.connect(self.checkpoint_path)
+        except BaseException:
+            await db.close()
+            raise
+        try:
+            await ckpt.execute("PRAGMA busy_timeout=5000")
+            saver = AsyncSqliteSaver(ckpt)
+            await saver.setup()
+        except BaseException:
+            await ckpt.close()
+            await db.close()
+            raise
+        self._db, self._ckpt_db, self._saver = db, ckpt, saver
+
+    async def close(self) -> None:
+        db, ckpt = self._db, self._ckpt_db
+        self._db = self._ckpt_db = self._saver = None
+        try:
+            if ckpt is not None:
+                await ckpt.close()
+        finally:
+            if db is not None:
+                await db.close()
+
+    async def ping(self) -> bool:
+        if self._db is None:
+            return False
+        try:
+            rows = await self._db.execute_fetchall("SELECT 1")
+        except Exception:
+            return False
+        return list(rows) == [(1,)]
+
+    def checkpointer(self) -> BaseCheckpointSaver:
+        if self._saver is None:
+            raise RuntimeError("SQLiteStore.checkpointer() needs open() first")
+        return self._saver
+
+    # -- helpers -------------------------------------------------------------------
+
+    @property
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("SQLiteStore is not open")
+        return self._db
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One serialised write transaction: commit on success, roll back on error."""
+        conn = self._conn
+        async with self._write_lock:
+            try:
+                yield conn
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
+
+    def _now(self) -> datetime:
+        """utcnow(), bumped by 1 µs on ties so insertion order equals time order."""
+        now = utcnow()
+        if self._last_time is not None and now <= self._last_time:
+            now = self._last_time + timedelta(microseconds=1)
+        self._last_time = now
+        return now
+
+    async def _fetch(self, sql: str, params: Iterable[Any]) -> list[Any]:
+        return list(await self._conn.execute_fetchall(sql, tuple(params)))
+
+    # -- users and sessions --------------------------------------------------------
+
+    async def ensure_user(self, user_id: str) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "INSERT OR IGNORE INTO users (id, created_at) VALUES (?, ?)",
+                (user_id, _to_db_time(utcnow())),
+            )
+
+    async def create_session(
+        self, user_id: str, persona_id: str, settings: dict[str, Any] | None = None
+    ) -> SessionRecord:
+        sid = new_id()
+        started = self._now()
+        record = SessionRecord(
+            id=sid,
+            user_id=user_id,
+            persona_id=persona_id,
+            thread_id=sid,
+            status="active",
+            settings=dict(settings or {}),
+            started_at=started,
+        )
+        async with self._write() as conn:
+            await conn.execute(
+                "INSERT OR IGNORE INTO users (id, created_at) VALUES (?, ?)",
+                (user_id, _to_db_time(started)),
+            )
+            await conn.execute(
+                f"INSERT INTO sessions ({_SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    sid,
+                    user_id,
+                    persona_id,
+                    sid,
+                    record.status,
+                    _dumps(record.settings),
+                    _to_db_time(started),
+                ),
+            )
+        return record
+
+    async def get_session(self, user_id: str, session_id: str) -> SessionRecord | None:
+        rows = await self._fetch(
+            f"SELECT {_SESSION_COLS} FROM sessions WHERE user_id = ? AND id = ?",
+            (user_id, session_id),
+        )
+        return _session(rows[0]) if rows else None
+
+    async def list_sessions(
+        self, user_id: str, limit: int = 50, offset: int = 0
+    ) -> list[SessionRecord]:
+        rows = await self._fetch(
+            f"SELECT {_SESSION_COLS} FROM sessions WHERE user_id = ? "
+            "ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            (user_id, limit, offset),
+        )
+        return [_session(r) for r in rows]
+
+    async def update_session(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        status: SessionStatus | None = None,
+        settings: dict[str, Any] | None = None,
+        ended_at: datetime | None = None,
+    ) -> bool:
+        sets: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            sets.append("status = ?")
+            params.append(status)
+        if settings is not None:
+            sets.append("settings = ?")
+            params.append(_dumps(settings))
+        if ended_at is not None:
+            sets.append("ended_at = ?")
+            params.append(_to_db_time(ended_at))
+        if not sets:  # nothing to change: report whether it exists for this user
+            return await self.get_session(user_id, session_id) is not None
+        async with self._write() as conn:
+            cur = await conn.execute(
+                f"UPDATE sessions SET {', '.join(sets)} WHERE user_id = ? AND id = ?",
+                (*params, user_id, session_id),
+            )
+            changed = cur.rowcount
+            await cur.close()
+        return changed > 0
+
+    # -- messages ------------------------------------------------------------------
+
+    async def add_message(
+        self,
+        user_id: str,
+        session_id: str,
+        persona_id: str,
+        role: Role,
+        content: str,
+        *,
+        timings: dict[str, Any] | None = None,
+        interrupted: bool = False,
+    ) -> MessageRecord:
+        record = MessageRecord(
+            id=new_id(),
+            session_id=session_id,
+            user_id=user_id,
+            persona_id=persona_id,
+            role=role,
+            content=content,
+            created_at=self._now(),
+            timings=dict(timings) if timings is not None else None,
+            interrupted=interrupted,
+        )
+        async with self._write() as conn:
+            await conn.execute(
+                f"INSERT INTO messages ({_MESSAGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    session_id,
+                    user_id,
+                    persona_id,
+                    role,
+                    content,
+                    _to_db_time(record.created_at),
+                    _dumps(record.timings) if record.timings is not None else None,
+                    int(interrupted),
+                ),
+            )
+        return record
+
+    async def list_messages(
+        self, user_id: str, session_id: str, limit: int = 100, offset: int = 0
+    ) -> list[MessageRecord]:
+        rows = await self._fetch(
+            f"SELECT {_MESSAGE_COLS} FROM messages WHERE user_id = ? AND session_id = ? "
+            "ORDER BY created_at, rowid LIMIT ? OFFSET ?",
+            (user_id, session_id, limit, offset),
+        )
+        return [_message(r) for r in rows]
+
+    async def count_messages(
+        self, user_id: str, persona_id: str | None = None, role: Role | None = None
+    ) -> int:
+        sql = "SELECT COUNT(*) FROM messages WHERE user_id = ?"
+        params: list[Any] = [user_id]
+        if persona_id is not None:
+            sql += " AND persona_id = ?"
+            params.append(persona_id)
+        if role is not None:
+            sql += " AND role = ?"
+            params.append(role)
+        rows = await self._fetch(sql, params)
+        return int(rows[0][0])
+
+    # -- samples -------------------------------------------------------------------
+
+    async def add_samples(self, user_id: str, session_id: str, samples: list[Sample]) -> None:
+        if not samples:
+            return
+        async with self._write() as conn:
+            await conn.executemany(
+                "INSERT INTO samples (user_id, session_id, kind, t_ms, data) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(user_id, session_id, s.kind, int(s.t_ms), _dumps(s.data)) for s in samples],
+            )
+
+    async def list_samples(
+        self, user_id: str, session_id: str, kind: str | None = None, limit: int = 10_000
+    ) -> list[Sample]:
+        sql = "SELECT kind, t_ms, data FROM samples WHERE user_id = ? AND session_id = ?"
+        params: list[Any] = [user_id, session_id]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        sql += " ORDER BY t_ms, rowid LIMIT ?"
+        params.append(limit)
+        rows = await self._fetch(sql, params)
+        return [Sample(kind=k, t_ms=t, data=json.loads(d)) for k, t, d in rows]
+
+    # -- usage and reports ---------------------------------------------------------
+
+    async def incr_usage(self, user_id: str, counters: dict[str, int]) -> None:
+        if not counters:
+            return
+        async with self._write() as conn:
+            await conn.executemany(
+                "INSERT INTO usage (user_id, name, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id, name) DO UPDATE SET value = value + excluded.value",
+                [(user_id, check_counter_name(k), int(n)) for k, n in counters.items()],
+            )
+
+    async def get_usage(self, user_id: str) -> dict[str, int]:
+        rows = await self._fetch(
+            "SELECT name, value FROM usage WHERE user_id = ? ORDER BY name", (user_id,)
+        )
+        return {name: int(value) for name, value in rows}
+
+    async def put_report(self, user_id: str, session_id: str, report: dict[str, Any]) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "INSERT INTO reports (user_id, session_id, report, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (user_id, session_id) DO UPDATE SET "
+                "report = excluded.report, updated_at = excluded.updated_at",
+                (user_id, session_id, _dumps(report), _to_db_time(utcnow())),
+            )
+
+    async def get_report(self, user_id: str, session_id: str) -> dict[str, Any] | None:
+        rows = await self._fetch(
+            "SELECT report FROM reports WHERE user_id = ? AND session_id = ?",
+            (user_id, session_id),
+        )
+        return json.loads(rows[0][0]) if rows else None

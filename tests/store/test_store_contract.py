@@ -1,0 +1,432 @@
+"""One contract suite, run against both adapters (see conftest ``store``)."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from pymongo import AsyncMongoClient
+
+from server.store import MongoStore, Sample, SQLiteStore, Store, make_store, new_id
+
+A, B = "user-a", "user-b"
+
+
+def _aware_utc(dt: datetime) -> bool:
+    return dt.tzinfo is not None and dt.utcoffset() == timedelta(0)
+
+
+# -- lifecycle --------------------------------------------------------------------
+
+
+async def test_ping_and_open_is_idempotent(store: Store) -> None:
+    assert await store.ping() is True
+    await store.open()  # second open must not reset or break anything
+    assert await store.ping() is True
+
+
+async def test_ping_false_when_closed(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path)
+    assert await s.ping() is False
+    await s.open()
+    assert await s.ping() is True
+    await s.close()
+    assert await s.ping() is False
+
+
+def test_make_store_picks_adapter(tmp_path: Path) -> None:
+    sqlite = make_store(data_dir=tmp_path, mongodb_uri=None)
+    assert isinstance(sqlite, SQLiteStore)
+    assert sqlite.db_path.parent == tmp_path
+    mongo = make_store(data_dir=tmp_path, mongodb_uri="mongodb://127.0.0.1:1", mongodb_db="x")
+    assert isinstance(mongo, MongoStore)
+    assert mongo.db_name == "x"
+
+
+# -- sessions ---------------------------------------------------------------------
+
+
+async def test_create_get_session(store: Store) -> None:
+    await store.ensure_user(A)
+    await store.ensure_user(A)  # idempotent
+    s = await store.create_session(A, "seoa", {"voice": "ko", "temperature": 0.7})
+    assert s.thread_id == s.id
+    assert s.status == "active" and s.ended_at is None
+    assert _aware_utc(s.started_at)
+    assert abs(s.started_at - datetime.now(UTC)) < timedelta(seconds=5)
+
+    got = await store.get_session(A, s.id)
+    assert got == s
+    assert got is not None and _aware_utc(got.started_at)
+    assert await store.get_session(A, "missing") is None
+
+
+async def test_create_session_default_settings(store: Store) -> None:
+    s = await store.create_session(A, "seoa")
+    assert s.settings == {}
+    got = await store.get_session(A, s.id)
+    assert got is not None and got.settings == {}
+
+
+async def test_list_sessions_newest_first_with_paging(store: Store) -> None:
+    ids = [(await store.create_session(A, "p")).id for _ in range(4)]
+    listed = await store.list_sessions(A)
+    assert [s.id for s in listed] == ids[::-1]
+    assert [s.id for s in await store.list_sessions(A, limit=2)] == [ids[3], ids[2]]
+    assert [s.id for s in await store.list_sessions(A, limit=2, offset=2)] == [ids[1], ids[0]]
+    assert await store.list_sessions(A, offset=10) == []
+
+
+async def test_update_session(store: Store) -> None:
+    s = await store.create_session(A, "p", {"a": 1})
+    assert await store.update_session(A, s.id, status="paused") is True
+    got = await store.get_session(A, s.id)
+    assert got is not None and got.status == "paused" and got.settings == {"a": 1}
+
+    ended = datetime.now(UTC)
+    assert await store.update_session(A, s.id, status="ended", settings={"b": 2}, ended_at=ended)
+    got = await store.get_session(A, s.id)
+    assert got is not None
+    assert got.status == "ended"
+    assert got.settings == {"b": 2}  # settings are replaced, not merged
+    assert got.ended_at is not None and _aware_utc(got.ended_at)
+    # MongoDB keeps milliseconds only.
+    assert abs(got.ended_at - ended) < timedelta(milliseconds=1)
+    assert got.started_at == s.started_at
+
+    # No fields: just tells whether it exists.
+    assert await store.update_session(A, s.id) is True
+    assert await store.update_session(A, "missing") is False
+    assert await store.update_session(A, "missing", status="ended") is False
+
+
+async def test_naive_ended_at_is_taken_as_utc(store: Store) -> None:
+    s = await store.create_session(A, "p")
+    naive = datetime(2025, 1, 2, 3, 4, 5, 678000)
+    assert await store.update_session(A, s.id, ended_at=naive)
+    got = await store.get_session(A, s.id)
+    assert got is not None and got.ended_at == naive.replace(tzinfo=UTC)
+
+
+# -- messages ---------------------------------------------------------------------
+
+
+async def test_messages_round_trip(store: Store) -> None:
+    s = await store.create_session(A, "seoa")
+    m1 = await store.add_message(A, s.id, "seoa", "user", "안녕하세요")
+    timings = {"ttft_ms": 120.5, "ttfa_ms": 340, "total_ms": 900, "nested": {"x": [1, 2]}}
+    m2 = await store.add_message(
+        A, s.id, "seoa", "assistant", "반가워요", timings=timings, interrupted=True
+    )
+    assert m1.timings is None and m1.interrupted is False
+    assert m2.timings == timings and m2.interrupted is True
+    assert m1.created_at < m2.created_at
+
+    listed = await store.list_messages(A, s.id)
+    assert listed == [m1, m2]
+    assert all(_aware_utc(m.created_at) for m in listed)
+    assert listed[1].timings == timings
+    assert listed[1].interrupted is True
+    assert listed[0].content == "안녕하세요"
+
+
+async def test_messages_order_and_pagination(store: Store) -> None:
+    s = await store.create_session(A, "p")
+    other = await store.create_session(A, "p")
+    for i in range(6):
+        role = "user" if i % 2 == 0 else "assistant"
+        await store.add_message(A, s.id, "p", role, f"m{i}")
+    await store.add_message(A, other.id, "p", "user", "elsewhere")
+
+    assert [m.content for m in await store.list_messages(A, s.id)] == [f"m{i}" for i in range(6)]
+    page = await store.list_messages(A, s.id, limit=2, offset=2)
+    assert [m.content for m in page] == ["m2", "m3"]
+    assert [m.content for m in await store.list_messages(A, s.id, limit=10, offset=5)] == ["m5"]
+    assert await store.list_messages(A, s.id, offset=6) == []
+    assert [m.content for m in await store.list_messages(A, other.id)] == ["elsewhere"]
+
+
+async def test_count_messages_filters(store: Store) -> None:
+    s = await store.create_session(A, "seoa")
+    await store.add_message(A, s.id, "seoa", "user", "1")
+    await store.add_message(A, s.id, "seoa", "assistant", "2")
+    await store.add_message(A, s.id, "seoa", "user", "3")
+    await store.add_message(A, s.id, "mina", "user", "4")
+    await store.add_message(B, "b-session", "seoa", "user", "5")
+
+    assert await store.count_messages(A) == 4
+    assert await store.count_messages(A, persona_id="seoa") == 3
+    assert await store.count_messages(A, role="user") == 3
+    assert await store.count_messages(A, persona_id="seoa", role="user") == 2
+    assert await store.count_messages(A, persona_id="mina", role="assistant") == 0
+    assert await store.count_messages(B) == 1
+    assert await store.count_messages("nobody") == 0
+
+
+async def test_concurrent_writes(store: Store) -> None:
+    """The hub saves the user message in a task while the reply streams: writes overlap."""
+    s = await store.create_session(A, "p")
+    await asyncio.gather(
+        *(store.add_message(A, s.id, "p", "user", f"c{i}") for i in range(10)),
+        *(store.incr_usage(A, {"api_calls": 1, "input_tokens": i}) for i in range(10)),
+    )
+    listed = await store.list_messages(A, s.id)
+    assert sorted(m.content for m in listed) == sorted(f"c{i}" for i in range(10))
+    assert [m.created_at for m in listed] == sorted(m.created_at for m in listed)
+    assert await store.get_usage(A) == {"api_calls": 10, "input_tokens": 45}
+
+
+# -- samples ----------------------------------------------------------------------
+
+
+async def test_samples_ordering_and_kind_filter(store: Store) -> None:
+    s = await store.create_session(A, "p")
+    await store.add_samples(
+        A,
+        s.id,
+        [
+            Sample("face", 300, {"emotion": "happy", "blink": 0.1}),
+            Sample("voice", 100, {"pitch_hz": 180.5}),
+            Sample("face", 200, {"emotion": "neutral"}),
+        ],
+    )
+    await store.add_samples(A, s.id, [Sample("face", 50), Sample("voice", 400, {"v": [1, 2]})])
+    await store.add_samples(A, s.id, [])  # no-op
+
+    all_ = await store.list_samples(A, s.id)
+    assert [x.t_ms for x in all_] == [50, 100, 200, 300, 400]
+    assert all_[0] == Sample("face", 50, {})
+    assert all_[1] == Sample("voice", 100, {"pitch_hz": 180.5})
+    faces = await store.list_samples(A, s.id, kind="face")
+    assert [(x.kind, x.t_ms) for x in faces] == [("face", 50), ("face", 200), ("face", 300)]
+    assert faces[2].data == {"emotion": "happy", "blink": 0.1}
+    assert [x.t_ms for x in await store.list_samples(A, s.id, limit=2)] == [50, 100]
+    assert await store.list_samples(A, s.id, kind="gaze") == []
+    assert await store.list_samples(A, "other-session") == []
+
+
+# -- usage and reports ------------------------------------------------------------
+
+
+async def test_usage_increments_accumulate(store: Store) -> None:
+    assert await store.get_usage(A) == {}
+    await store.incr_usage(A, {"api_calls": 1, "input_tokens": 120})
+    await store.incr_usage(A, {"api_calls": 1, "output_tokens": 40})
+    await store.incr_usage(A, {"api_calls": 3, "input_tokens": 5, "cache_hits": 0})
+    await store.incr_usage(A, {})
+    await store.incr_usage(B, {"api_calls": 7})
+    assert await store.get_usage(A) == {
+        "api_calls": 5,
+        "input_tokens": 125,
+        "output_tokens": 40,
+        "cache_hits": 0,
+    }
+    assert await store.get_usage(B) == {"api_calls": 7}
+
+
+async def test_usage_rejects_names_mongodb_cannot_store(store: Store) -> None:
+    for bad in ("a.b", "$inc", ""):
+        with pytest.raises(ValueError, match="counter name"):
+            await store.incr_usage(A, {"ok": 1, bad: 1})
+    assert await store.get_usage(A) == {}  # nothing half-applied
+
+
+async def test_reports_upsert(store: Store) -> None:
+    s = await store.create_session(A, "p")
+    assert await store.get_report(A, s.id) is None
+    first: dict[str, Any] = {"engagement": 0.5, "summary": "짧은 대화", "gaze": {"on": 0.8}}
+    await store.put_report(A, s.id, first)
+    assert await store.get_report(A, s.id) == first
+    second = {"engagement": 0.9, "timeline": [1, 2, 3]}
+    await store.put_report(A, s.id, second)
+    assert await store.get_report(A, s.id) == second  # replaced, not merged
+    other = await store.create_session(A, "p")
+    assert await store.get_report(A, other.id) is None
+
+
+# -- isolation --------------------------------------------------------------------
+
+
+async def test_user_isolation(store: Store) -> None:
+    s = await store.create_session(A, "seoa", {"secret": True})
+    await store.add_message(A, s.id, "seoa", "user", "private")
+    await store.add_samples(A, s.id, [Sample("face", 1, {"x": 1})])
+    await store.put_report(A, s.id, {"summary": "A only"})
+    await store.incr_usage(A, {"api_calls": 2})
+
+    assert await store.get_session(B, s.id) is None
+    assert await store.list_sessions(B) == []
+    assert await store.update_session(B, s.id, status="ended") is False
+    assert await store.update_session(B, s.id) is False
+    assert await store.list_messages(B, s.id) == []
+    assert await store.count_messages(B) == 0
+    assert await store.count_messages(B, persona_id="seoa") == 0
+    assert await store.list_samples(B, s.id) == []
+    assert await store.get_report(B, s.id) is None
+    assert await store.get_usage(B) == {}
+
+    # B writing under A's session id lands in B's space only.
+    await store.put_report(B, s.id, {"summary": "B's"})
+    await store.add_message(B, s.id, "seoa", "user", "B's message")
+    assert await store.get_report(A, s.id) == {"summary": "A only"}
+    assert [m.content for m in await store.list_messages(A, s.id)] == ["private"]
+
+    # A's data is untouched by B's attempts.
+    got = await store.get_session(A, s.id)
+    assert got is not None and got.status == "active" and got.settings == {"secret": True}
+    assert [x.id for x in await store.list_sessions(A)] == [s.id]
+
+
+# -- LangGraph checkpointer -------------------------------------------------------
+
+
+class _State(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+    turns: Annotated[int, operator.add]
+
+
+def _reply(state: _State) -> dict[str, Any]:
+    last = state["messages"][-1].content
+    return {"messages": [AIMessage(content=f"echo: {last}")], "turns": 1}
+
+
+def _graph(store: Store) -> Any:
+    builder = StateGraph(_State)
+    builder.add_node("reply", _reply)
+    builder.add_edge(START, "reply")
+    builder.add_edge("reply", END)
+    return builder.compile(checkpointer=store.checkpointer())
+
+
+async def test_checkpointer_keeps_thread_history(store: Store) -> None:
+    graph = _graph(store)
+    t1 = {"configurable": {"thread_id": "t1"}}
+    t2 = {"configurable": {"thread_id": "t2"}}
+
+    out = await graph.ainvoke({"messages": [HumanMessage("hello")]}, t1)
+    assert [m.content for m in out["messages"]] == ["hello", "echo: hello"]
+    out = await graph.ainvoke({"messages": [HumanMessage("again")]}, t1)
+    assert [m.content for m in out["messages"]] == [
+        "hello",
+        "echo: hello",
+        "again",
+        "echo: again",
+    ]
+    assert out["turns"] == 2
+
+    out = await graph.ainvoke({"messages": [HumanMessage("other")]}, t2)
+    assert [m.content for m in out["messages"]] == ["other", "echo: other"]
+    assert out["turns"] == 1
+
+    state = await graph.aget_state(t1)
+    assert len(state.values["messages"]) == 4
+    history = [h async for h in graph.aget_state_history(t1)]
+    assert len(history) >= 4  # input + step checkpoints for two runs
+
+
+# -- SQLite persistence -----------------------------------------------------------
+
+
+async def test_sqlite_persists_across_reopen(tmp_path: Path) -> None:
+    data_dir = tmp_path / "nested" / "data"  # created on open
+    first = SQLiteStore(data_dir)
+    await first.open()
+    s = await first.create_session(A, "seoa", {"voice": "ko"})
+    m = await first.add_message(A, s.id, "seoa", "assistant", "hi", timings={"ttft_ms": 1.5})
+    await first.add_samples(A, s.id, [Sample("face", 5, {"e": "happy"})])
+    await first.incr_usage(A, {"api_calls": 2})
+    await first.put_report(A, s.id, {"summary": "ok"})
+    await _graph(first).ainvoke(
+        {"messages": [HumanMessage("x")]}, {"configurable": {"thread_id": s.thread_id}}
+    )
+    await first.close()
+
+    assert (data_dir / "desktopmate.sqlite3").is_file()
+    assert (data_dir / "checkpoints.sqlite3").is_file()
+
+    second = SQLiteStore(data_dir)
+    await second.open()
+    try:
+        assert await second.get_session(A, s.id) == s
+        assert await second.list_messages(A, s.id) == [m]
+        assert await second.list_samples(A, s.id) == [Sample("face", 5, {"e": "happy"})]
+        assert await second.get_usage(A) == {"api_calls": 2}
+        assert await second.get_report(A, s.id) == {"summary": "ok"}
+        state = await _graph(second).aget_state({"configurable": {"thread_id": s.thread_id}})
+        assert [msg.content for msg in state.values["messages"]] == ["x", "echo: x"]
+        # New writes after reopen still sort after the old ones.
+        m2 = await second.add_message(A, s.id, "seoa", "user", "later")
+        assert [x.id for x in await second.list_messages(A, s.id)] == [m.id, m2.id]
+    finally:
+        await second.close()
+
+
+# -- indexes ----------------------------------------------------------------------
+
+
+async def test_sqlite_queries_use_indexes(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path)
+    await s.open()
+    await s.close()
+    conn = sqlite3.connect(s.db_path)
+    try:
+
+        def plan(sql: str) -> str:
+            rows = conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("u", "s", "p")[: sql.count("?")])
+            return " | ".join(r[-1] for r in rows)
+
+        assert "sessions_user_started" in plan(
+            "SELECT * FROM sessions WHERE user_id = ? ORDER BY started_at DESC, rowid DESC"
+        )
+        messages = plan(
+            "SELECT * FROM messages WHERE user_id = ? AND session_id = ? ORDER BY created_at, rowid"
+        )
+        assert "messages_user_session_created" in messages and "TEMP B-TREE" not in messages
+        assert "messages_user_persona_role" in plan(
+            "SELECT COUNT(*) FROM messages WHERE user_id = ? AND persona_id = ? AND role = ?"
+        )
+        samples = plan(
+            "SELECT * FROM samples WHERE user_id = ? AND session_id = ? ORDER BY t_ms, rowid"
+        )
+        assert "samples_user_session_t" in samples and "TEMP B-TREE" not in samples
+        wal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        assert wal == "wal"
+    finally:
+        conn.close()
+
+
+async def test_mongo_indexes_created(mongo_uri: str) -> None:
+    s = MongoStore(mongo_uri, f"idx_{new_id()}")
+    await s.open()
+    client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
+    try:
+        db = client[s.db_name]
+        found: dict[str, dict[str, Any]] = {}
+        for coll in ("sessions", "messages", "samples", "usage", "reports"):
+            async for ix in await db[coll].list_indexes():
+                found[f"{coll}.{ix['name']}"] = {**ix, "key": list(ix["key"])}
+        assert found["sessions.user_started"]["key"] == ["user_id", "started_at"]
+        assert found["messages.user_session_created"]["key"] == [
+            "user_id",
+            "session_id",
+            "created_at",
+        ]
+        assert found["messages.user_persona_role"]["key"] == ["user_id", "persona_id", "role"]
+        assert found["samples.user_session_t"]["key"] == ["user_id", "session_id", "t_ms"]
+        assert found["usage.user_unique"]["unique"] is True
+        assert found["reports.user_session_unique"]["unique"] is True
+        assert found["reports.user_session_unique"]["key"] == ["user_id", "session_id"]
+        # The checkpointer lives in the same database.
+        names = await db.list_collection_names()
+        assert {"checkpoints", "checkpoint_writes"} <= set(names)
+    finally:
+        await client.close()
+        await s.close()
