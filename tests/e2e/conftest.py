@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.config import Settings
+from tests.fakes.openai_server import FakeOpenAI
+from tests.server_harness import ServerThread
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI(dims=64)
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def make_settings(tmp: Path, fake: FakeOpenAI | None, **over: Any) -> Settings:
+    base: dict[str, Any] = {"data_dir": tmp / "data", "log_level": "WARNING"}
+    if fake is not None:
+        base |= {
+            "llm_base_url": fake.base_url,
+            "llm_api_key": "test-key",
+            "llm_model": "fake-model",
+            "embed_dims": fake.dims,
+            "llm_max_retries": 2,
+        }
+    return Settings(_env_file=None, **(base | over))  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerThread]]:
+    started: list[ServerThread] = []
+
+    def start(fake: FakeOpenAI | None, **over: Any) -> ServerThread:
+        srv = ServerThread(make_settings(tmp_path / f"s{len(started)}", fake, **over)).start()
+        started.append(srv)
+        return srv
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def server(server_factory: Callable[..., ServerThread], llm: FakeOpenAI) -> ServerThread:
+    return server_factory(llm)

@@ -1,0 +1,127 @@
+"""Run the real app under uvicorn on a free loopback port, in its own thread and event loop,
+and talk to it with real HTTP and WebSocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+
+from server.app import create_app
+from server.config import Settings
+
+
+class ServerThread:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, log_level="warning", access_log=False, ws_max_size=4 << 20)
+        )
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws_url(self, **params: str) -> str:
+        from urllib.parse import urlencode
+
+        q = urlencode({k: v for k, v in params.items() if v is not None})
+        return f"ws://127.0.0.1:{self.port}/v1/ws" + (f"?{q}" if q else "")
+
+    @property
+    def services(self) -> Any:
+        return self.app.state.services
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve(sockets=[self.sock]))
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@contextmanager
+def running_server(settings: Settings) -> Iterator[ServerThread]:
+    srv = ServerThread(settings).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+class WsClient:
+    """A real WebSocket client that keeps every event it receives, in order."""
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+        self.events: list[dict[str, Any]] = []
+        self.binary: list[bytes] = []
+        self._seen = 0
+
+    async def send(self, event: dict[str, Any]) -> None:
+        await self.conn.send(json.dumps(event, ensure_ascii=False))
+
+    async def send_raw(self, data: str | bytes) -> None:
+        await self.conn.send(data)
+
+    async def next_event(self, timeout: float = 10.0) -> dict[str, Any]:
+        while True:
+            msg = await asyncio.wait_for(self.conn.recv(), timeout)
+            if isinstance(msg, bytes):
+                self.binary.append(msg)
+                continue
+            ev = json.loads(msg)
+            ev["_t"] = time.monotonic()
+            self.events.append(ev)
+            return ev
+
+    async def wait_for(self, type_: str, timeout: float = 15.0, **match: Any) -> dict[str, Any]:
+        """Next event of this type (and field values), keeping everything seen on the way."""
+        deadline = time.monotonic() + timeout
+        for ev in self.events[self._seen :]:
+            self._seen += 1
+            if ev["type"] == type_ and all(ev.get(k) == v for k, v in match.items()):
+                return ev
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {type_} event; got {[e['type'] for e in self.events]}")
+            ev = await self.next_event(left)
+            self._seen += 1
+            if ev["type"] == type_ and all(ev.get(k) == v for k, v in match.items()):
+                return ev
+
+    def of_type(self, type_: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == type_]
+
+
+@contextmanager
+def _noop() -> Iterator[None]:
+    yield
+
+
+async def open_ws(server: ServerThread, **params: str) -> WsClient:
+    conn = await connect(server.ws_url(**params), max_size=8 << 20, open_timeout=10)
+    return WsClient(conn)
