@@ -1,0 +1,284 @@
+"""Streaming voice activity detection with the Silero VAD v6 ONNX model faster-whisper ships.
+
+Why our own loop instead of ``faster_whisper.vad.get_speech_timestamps``: that function needs
+the whole recording, while the mic arrives in small frames and turn detection must decide
+within tens of milliseconds. The model is fed exactly as faster-whisper feeds it (see
+``SileroVADModel.__call__``): 512-sample windows at 16 kHz, each prefixed with the last 64
+samples of the previous window (zeros for the first), with the LSTM state ``h``/``c`` carried
+from window to window. Window-by-window results equal faster-whisper's batch results.
+
+Sharing: one ``SileroVAD`` (one ONNX session, about 1 MB) serves every stream.
+``InferenceSession.run`` is thread-safe and all per-stream state (context, h, c, buffers)
+lives in ``VadStream``, so streams may run in different worker threads without a lock.
+A ``VadStream`` itself is not thread-safe: feed it from one thread at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+WINDOW_SAMPLES = 512  # 32 ms: the only window size the 16 kHz model accepts
+CONTEXT_SAMPLES = 64
+WINDOW_MS = WINDOW_SAMPLES * 1000 // SAMPLE_RATE
+_STATE_SHAPE = (1, 1, 128)
+
+
+class VADUnavailable(RuntimeError):
+    """The Silero model file or onnxruntime is missing."""
+
+
+def silero_model_path() -> Path:
+    """The ``silero_vad_v6.onnx`` inside the installed faster-whisper package."""
+    try:
+        from faster_whisper.utils import get_assets_path
+    except ImportError as exc:
+        raise VADUnavailable("faster-whisper is not installed; it ships the VAD model") from exc
+    return Path(get_assets_path()) / "silero_vad_v6.onnx"
+
+
+class SileroVAD:
+    """The shared model: one ONNX session, used by any number of ``VadStream``s."""
+
+    def __init__(self, model_path: str | os.PathLike[str] | None = None) -> None:
+        path = Path(model_path) if model_path is not None else silero_model_path()
+        if not path.is_file():
+            raise VADUnavailable(f"Silero VAD model not found at {path}")
+        try:
+            import onnxruntime
+        except ImportError as exc:
+            raise VADUnavailable("onnxruntime is not installed") from exc
+        opts = onnxruntime.SessionOptions()
+        # One thread: a window is ~0.1 ms of work; thread hand-off would cost more, and
+        # the cores are needed by Whisper.
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.enable_cpu_mem_arena = False
+        opts.log_severity_level = 4
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(path), providers=["CPUExecutionProvider"], sess_options=opts
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise VADUnavailable(f"cannot load Silero VAD from {path}: {exc}") from exc
+        self.path = path
+
+    def window_prob(
+        self, window_with_context: np.ndarray, h: np.ndarray, c: np.ndarray
+    ) -> tuple[float, np.ndarray, np.ndarray]:
+        """Speech probability for one (1, 576) float32 input; returns (prob, h, c)."""
+        prob, h, c = self._session.run(None, {"input": window_with_context, "h": h, "c": c})
+        return float(prob.reshape(-1)[0]), h, c
+
+    def stream(self, **kwargs: float | int | None) -> VadStream:
+        """A new per-session stream on this model (kwargs as for ``VadStream``)."""
+        return VadStream(self, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class VadEvent:
+    """Speech started or stopped.
+
+    ``t_ms``: when it happened in stream time (onset of the first speech window, or the
+    start of the silence that ended it). ``at_ms``: stream time when it was decided, so
+    ``at_ms - t_ms`` is the detection delay (min_speech_ms / min_silence_ms plus a window).
+    """
+
+    kind: Literal["start", "end"]
+    t_ms: int
+    at_ms: int
+
+
+def _to_float32(pcm: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """Mic audio in any of the accepted forms -> 1-D float32 in [-1, 1]."""
+    if isinstance(pcm, bytes | bytearray | memoryview):
+        raw = bytes(pcm)
+        if len(raw) % 2:
+            raise ValueError("pcm16 bytes must have an even length")
+        return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    arr = np.asarray(pcm).reshape(-1)
+    if arr.dtype == np.int16:
+        return arr.astype(np.float32) / 32768.0
+    if arr.dtype == np.float32:
+        return arr
+    if arr.dtype == np.float64:
+        return arr.astype(np.float32)
+    raise TypeError(f"unsupported audio dtype {arr.dtype}; use int16 or float32")
+
+
+class VadStream:
+    """Per-session turn detector: feed mic frames of any length, get start/end events.
+
+    Start: the first window with prob >= ``threshold`` opens a candidate; it becomes speech
+    once it has lasted ``min_speech_ms`` without a window below ``threshold - 0.15``.
+    End: speech ends after ``min_silence_ms`` of windows below that lower threshold (a
+    window >= ``threshold`` resets the count; in-between windows neither end nor reset).
+    The utterance audio starts ``speech_pad_ms`` (rounded up to whole 32 ms windows) before
+    the onset (Whisper misses clipped first syllables) and, once ended, stops
+    ``speech_pad_ms`` after the speech.
+    ``max_speech_ms`` bounds an utterance (noise or a monologue would otherwise grow the
+    buffer and the partial-transcription cost forever).
+    """
+
+    def __init__(
+        self,
+        vad: SileroVAD,
+        threshold: float = 0.5,
+        min_speech_ms: int = 250,
+        min_silence_ms: int = 500,
+        speech_pad_ms: int = 300,
+        max_speech_ms: int | None = 30_000,
+    ) -> None:
+        if not 0.0 < threshold < 1.0:
+            raise ValueError("threshold must be in (0, 1)")
+        self.vad = vad
+        self.threshold = threshold
+        self.neg_threshold = max(threshold - 0.15, 0.01)
+        self.min_speech_ms = min_speech_ms
+        self.min_silence_ms = min_silence_ms
+        self.speech_pad_ms = speech_pad_ms
+        self.max_speech_ms = max_speech_ms
+        self._pad_windows = -(-speech_pad_ms // WINDOW_MS)  # ceil
+        self._done: deque[np.ndarray] = deque()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all audio and state (new turn after barge-in, resumed session)."""
+        self._h = np.zeros(_STATE_SHAPE, dtype=np.float32)
+        self._c = np.zeros(_STATE_SHAPE, dtype=np.float32)
+        self._input = np.zeros((1, CONTEXT_SAMPLES + WINDOW_SAMPLES), dtype=np.float32)
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._windows = 0  # windows processed: stream time = windows * 32 ms
+        self._state: Literal["idle", "pending", "speech"] = "idle"
+        self._pre: deque[np.ndarray] = deque(maxlen=self._pad_windows)
+        self._utt: list[np.ndarray] = []
+        self._utt_start_ms = 0
+        self._onset_ms = 0
+        self._silence_start_ms: int | None = None
+        self._done.clear()
+        self.last_prob = 0.0
+
+    @property
+    def t_ms(self) -> int:
+        """Stream time of the audio analysed so far (whole windows only)."""
+        return self._windows * WINDOW_MS
+
+    @property
+    def in_speech(self) -> bool:
+        """True between a start event and its end event."""
+        return self._state == "speech"
+
+    @property
+    def speech_ms(self) -> int:
+        """Length of the current speech from its onset, 0 outside speech."""
+        return self.t_ms - self._onset_ms if self._state == "speech" else 0
+
+    def feed(self, pcm: bytes | bytearray | memoryview | np.ndarray) -> list[VadEvent]:
+        """Analyse a frame of 16 kHz mono audio (pcm16 bytes, int16 or float32 array)."""
+        audio = _to_float32(pcm)
+        if self._pending.size:
+            audio = np.concatenate((self._pending, audio))
+        events: list[VadEvent] = []
+        full = audio.size - audio.size % WINDOW_SAMPLES
+        for start in range(0, full, WINDOW_SAMPLES):
+            self._step(audio[start : start + WINDOW_SAMPLES], events)
+        self._pending = audio[full:].copy()
+        return events
+
+    def _step(self, window: np.ndarray, events: list[VadEvent]) -> None:
+        buf = self._input
+        buf[0, CONTEXT_SAMPLES:] = window
+        prob, self._h, self._c = self.vad.window_prob(buf, self._h, self._c)
+        buf[0, :CONTEXT_SAMPLES] = window[-CONTEXT_SAMPLES:]  # context for the next window
+        self.last_prob = prob
+        window = window.copy()  # the caller's array may be reused
+        begin_ms = self.t_ms
+        self._windows += 1
+        now_ms = self.t_ms
+
+        if self._state == "idle":
+            if prob >= self.threshold:
+                self._utt = [*self._pre, window]
+                self._utt_start_ms = begin_ms - len(self._pre) * WINDOW_MS
+                self._onset_ms = begin_ms
+                self._state = "pending"
+                self._confirm(now_ms, events)
+            else:
+                self._pre.append(window)
+            return
+
+        self._utt.append(window)
+        if self._state == "pending":
+            if prob < self.neg_threshold:  # a blip, not speech: keep its tail as pre-roll
+                self._to_idle(keep_preroll=True)
+            else:
+                self._confirm(now_ms, events)
+            return
+
+        # speech
+        if prob >= self.threshold:
+            self._silence_start_ms = None
+        elif prob < self.neg_threshold and self._silence_start_ms is None:
+            self._silence_start_ms = begin_ms
+        if self._silence_start_ms is not None:
+            if now_ms - self._silence_start_ms >= self.min_silence_ms:
+                self._finish(self._silence_start_ms, now_ms, events)
+                return
+        if self.max_speech_ms is not None and now_ms - self._onset_ms >= self.max_speech_ms:
+            # Cut mid-speech: no pre-roll for the next part, or its words would repeat.
+            self._finish(now_ms, now_ms, events, keep_preroll=False)
+
+    def _confirm(self, now_ms: int, events: list[VadEvent]) -> None:
+        if now_ms - self._onset_ms >= self.min_speech_ms:
+            self._state = "speech"
+            self._silence_start_ms = None
+            events.append(VadEvent("start", self._onset_ms, now_ms))
+
+    def _finish(
+        self, end_ms: int, now_ms: int, events: list[VadEvent], *, keep_preroll: bool = True
+    ) -> None:
+        keep = (end_ms + self.speech_pad_ms - self._utt_start_ms) * SAMPLE_RATE // 1000
+        self._done.append(np.concatenate(self._utt)[:keep])
+        self._to_idle(keep_preroll=keep_preroll)
+        events.append(VadEvent("end", end_ms, now_ms))
+
+    def _to_idle(self, *, keep_preroll: bool) -> None:
+        tail = self._utt[len(self._utt) - self._pad_windows :] if keep_preroll else []
+        self._pre = deque(tail, maxlen=self._pad_windows)
+        self._utt = []
+        self._state = "idle"
+        self._silence_start_ms = None
+
+    def current_utterance(self) -> np.ndarray:
+        """Audio of the speech in progress (pre-roll + speech so far) for partial STT.
+
+        Empty unless speech has started and not yet ended.
+        """
+        if self._state != "speech" or not self._utt:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate(self._utt)
+
+    def pop_utterance(self, *, force: bool = False) -> np.ndarray:
+        """The oldest finished utterance (after an "end" event), removed from the stream.
+
+        With ``force`` and no finished one, ends the speech in progress instead (a manual
+        ``input_audio.commit``); no "end" event is emitted for it. Empty when there is none.
+        """
+        if self._done:
+            return self._done.popleft()
+        if force and self._state == "speech" and self._utt:
+            audio = np.concatenate(self._utt)
+            self._to_idle(keep_preroll=False)
+            return audio
+        return np.zeros(0, dtype=np.float32)
+
+    @property
+    def pending_utterances(self) -> int:
+        """Finished utterances waiting for ``pop_utterance``."""
+        return len(self._done)
