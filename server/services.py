@@ -9,6 +9,7 @@ from server.agent.graph import Agent
 from server.agent.memory import LongTermMemory
 from server.config import Settings, secret
 from server.logging import get_logger
+from server.loopmon import LoopLagMonitor
 from server.personas import PersonaLibrary
 from server.providers.llm import make_chat_model
 from server.store import Store, make_store
@@ -43,6 +44,7 @@ class Services:
         self.memory = LongTermMemory(settings)
         self.agent: Agent
         self._background: set[asyncio.Task[Any]] = set()
+        self.loop_lag = LoopLagMonitor()
 
     def set_status(self, module: str, status: ModuleStatus, detail: str = "") -> None:
         self.modules[module] = status
@@ -57,6 +59,7 @@ class Services:
         task.add_done_callback(self._background.discard)
 
     async def start(self) -> None:
+        self.loop_lag.start()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             await self.store.open()
@@ -72,6 +75,7 @@ class Services:
         log.info("services_started", modules=self.modules)
 
     async def close(self) -> None:
+        await self.loop_lag.stop()
         for t in list(self._background):
             t.cancel()
         await self.memory.close()

@@ -16,6 +16,7 @@ async def health(services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/health/details", summary="Module readiness with reasons")
-async def health_details(services: ServicesDep) -> dict[str, object]:
+async def health_details(services: ServicesDep, reset: bool = False) -> dict[str, object]:
     ok, modules = services.health()
-    return {"status": "ok" if ok else "error", "modules": modules, "details": services.details}
+    body = {"status": "ok" if ok else "error", "modules": modules, "details": services.details}
+    return body | {"loop_lag_ms": services.loop_lag.stats(reset=reset)}
