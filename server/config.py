@@ -56,6 +56,33 @@ class Settings(BaseSettings):
     embed_dims: int = 1536
     memory_search_limit: int = 5
 
+    # --- voice in (VAD + STT) ----------------------------------------------------------
+    stt_model: str = "base"
+    stt_device: str = "cpu"
+    stt_compute_type: str = "int8"
+    stt_cpu_threads: int = 0
+    stt_language: str | None = None
+    stt_partial_interval_ms: int = 700
+    stt_max_segment_s: float = 30.0
+    model_cache_dir: Path | None = None
+    vad_threshold: float = 0.5
+    vad_min_speech_ms: int = 250
+    vad_silence_ms: int = 500
+    vad_prefix_pad_ms: int = 300
+    barge_in_min_ms: int = 300
+    audio_queue_frames: int = 500
+
+    # --- voice out (TTS) --------------------------------------------------------------
+    tts_provider: Literal["edge", "espeak", "fish"] = "edge"
+    tts_fallback: bool = True
+    default_output_audio: Literal["mp3", "pcm16", "none"] = "mp3"
+    fish_speech_url: str | None = None
+    fish_speech_api_key: SecretStr | None = None
+    tts_max_chars: int = 2000
+    voice_max_bytes: int = 10_000_000
+    played_report_wait_ms: int = 800
+    playback_grace_ms: int = 300
+
     # --- WebSocket limits -------------------------------------------------------------
     ws_max_text_bytes: int = 65_536
     ws_max_binary_bytes: int = 1_048_576
@@ -70,6 +97,10 @@ class Settings(BaseSettings):
         return v.expanduser()
 
     # --- derived ----------------------------------------------------------------------
+    @property
+    def models_dir(self) -> Path:
+        return self.model_cache_dir or self.data_dir / "models"
+
     @property
     def llm_configured(self) -> bool:
         return bool(self.llm_base_url or self.llm_api_key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any, Literal
 
 from server.agent.graph import Agent
@@ -12,6 +13,9 @@ from server.logging import get_logger
 from server.loopmon import LoopLagMonitor
 from server.personas import PersonaLibrary
 from server.providers.llm import make_chat_model
+from server.providers.stt import STTError, WhisperSTT
+from server.providers.tts.base import TTSProvider
+from server.providers.vad import SileroVAD, VADUnavailable
 from server.store import Store, make_store
 
 log = get_logger(__name__)
@@ -43,6 +47,9 @@ class Services:
         )
         self.memory = LongTermMemory(settings)
         self.agent: Agent
+        self.vad: SileroVAD | None = None
+        self.stt: WhisperSTT | None = None
+        self.tts: TTSProvider | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self.loop_lag = LoopLagMonitor()
 
@@ -72,12 +79,85 @@ class Services:
         self.set_status("memory", self.memory.status, self.memory.detail)  # type: ignore[arg-type]
         self.agent = Agent(make_chat_model(self.settings), self.memory, self.store.checkpointer())
         self.set_status("agent", "ready")
+        await self._start_voice()
         log.info("services_started", modules=self.modules)
+
+    # --- voice ----------------------------------------------------------------------------
+    def voice_path(self, user_id: str) -> Path:
+        """Where a user's voice reference (for cloning) lives."""
+        return self.settings.data_dir / "voices" / f"{user_id}.wav"
+
+    async def load_voice(self, user_id: str | None) -> bytes | None:
+        path = self.voice_path(user_id or "local")
+        return await asyncio.to_thread(path.read_bytes) if path.is_file() else None
+
+    def make_tts(self) -> TTSProvider:
+        from server.providers.tts.espeak import EspeakTTS
+        from server.providers.tts.fallback import FallbackTTS
+
+        s = self.settings
+        offline = EspeakTTS()
+        primary: TTSProvider
+        if s.tts_provider == "espeak":
+            return offline
+        if s.tts_provider == "fish":
+            from server.providers.tts.fish import FishSpeechTTS
+
+            if not s.fish_speech_url:
+                raise ValueError("TTS_PROVIDER=fish needs FISH_SPEECH_URL")
+            primary = FishSpeechTTS(
+                s.fish_speech_url, secret(s.fish_speech_api_key), reference_loader=self.load_voice
+            )
+        else:
+            from server.providers.tts.edge import EdgeTTS
+
+            primary = EdgeTTS()
+        if not s.tts_fallback:
+            return primary
+        return FallbackTTS(
+            primary,
+            offline,
+            on_degraded=lambda why: self.set_status("tts", "degraded", why),
+            on_recovered=lambda: self.set_status("tts", "ready"),
+        )
+
+    async def _start_voice(self) -> None:
+        try:
+            self.tts = self.make_tts()
+            self.set_status("tts", "ready")
+        except (ValueError, OSError) as e:
+            self.set_status("tts", "error", str(e))
+        try:
+            self.vad = await asyncio.to_thread(SileroVAD)
+        except VADUnavailable as e:
+            self.set_status("stt", "error", f"VAD: {e}")
+            return
+        s = self.settings
+        self.stt = WhisperSTT(
+            s.stt_model,
+            device=s.stt_device,
+            compute_type=s.stt_compute_type,
+            cpu_threads=s.stt_cpu_threads,
+            download_root=s.models_dir / "whisper",
+        )
+        self.set_status("stt", "loading")
+        self.background(self._load_stt())
+
+    async def _load_stt(self) -> None:
+        assert self.stt is not None
+        try:
+            await self.stt.aload()
+            self.set_status("stt", "ready")
+        except STTError as e:
+            self.set_status("stt", "error", str(e))
+            log.warning("stt_unavailable", error=str(e))
 
     async def close(self) -> None:
         await self.loop_lag.stop()
         for t in list(self._background):
             t.cancel()
+        if self.tts is not None:
+            await self.tts.close()
         await self.memory.close()
         await self.store.close()
 

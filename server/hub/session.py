@@ -19,7 +19,10 @@ from server.agent.state import TurnContext
 from server.hub import protocol as p
 from server.logging import get_logger, redact
 from server.personas import Persona
+from server.pipelines.audio import Utterance, VoiceInput
+from server.pipelines.speech_out import SpeechOut
 from server.providers.llm import LLMNotConfigured
+from server.providers.stt import Transcript
 from server.store.base import SessionRecord, utcnow
 
 if TYPE_CHECKING:
@@ -57,8 +60,13 @@ class ActiveResponse:
     sent: list[str] = field(default_factory=list)
     first_delta_at: float | None = None
     first_audio_at: float | None = None
+    generated_at: float | None = None
     played_ms: int | None = None
     finished: bool = False
+    speech: SpeechOut | None = None
+    speech_task: asyncio.Task[None] | None = None
+    played: asyncio.Event = field(default_factory=asyncio.Event)
+    playback_done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def id(self) -> str:
@@ -97,7 +105,7 @@ class Session:
             "instructions": None,
             "temperature": None,
             "max_tokens": None,
-            "output_audio": "mp3",
+            "output_audio": services.settings.default_output_audio,
             "turn_detection": {"type": "server_vad"},
         } | {k: v for k, v in record.settings.items() if k != "persona"}
         self.paused = record.status == "paused"
@@ -112,6 +120,11 @@ class Session:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.perception: Any = None  # set by the perception pipelines
         self.log = log.bind(session_id=record.id)
+        self._warned_tts = False
+        self.voice_in: VoiceInput | None = None
+        if services.vad is not None:
+            self.voice_in = VoiceInput(self, services.vad, services.stt)
+            self.voice_in.set_turn_detection(self.config["turn_detection"])
 
     # --- lifecycle --------------------------------------------------------------------
     async def run(self) -> None:
@@ -291,7 +304,9 @@ class Session:
         await self.send({"type": "session.updated", "session": self.describe()})
 
     def on_config_changed(self, changes: dict[str, Any]) -> None:
-        """Hook for pipelines that depend on session settings (turn detection, ...)."""
+        """Pipelines that depend on session settings follow them."""
+        if self.voice_in is not None and "turn_detection" in changes:
+            self.voice_in.set_turn_detection(self.config["turn_detection"])
 
     async def on_input_text(self, ev: p.InputText) -> None:
         text = ev.text.strip()
@@ -310,13 +325,15 @@ class Session:
         await self.cancel_response()
 
     async def on_response_audio_played(self, ev: p.AudioPlayed) -> None:
+        """The client says how much of a reply it played: barge-in truncation uses it."""
         r = self.response
-        if r is not None and r.id == ev.response_id:
-            r.played_ms = ev.played_ms
-        self.on_audio_played(ev)
-
-    def on_audio_played(self, ev: p.AudioPlayed) -> None:
-        """Hook for the speech output pipeline."""
+        if r is None or r.id != ev.response_id:
+            return
+        r.played_ms = ev.played_ms
+        r.played.set()
+        if r.speech is not None and r.speech_task is not None and r.speech_task.done():
+            if ev.played_ms >= r.speech.duration_ms - 100:
+                r.playback_done.set()
 
     async def on_session_pause(self, ev: p.SessionPause) -> None:
         await self.cancel_response()
@@ -355,7 +372,14 @@ class Session:
         """Hook: pipelines flush their timelines before the session ends."""
 
     async def on_mic_audio(self, payload: bytes) -> None:
-        raise p.ProtocolError("not_supported", "Audio input is not enabled on this server.")
+        if self.voice_in is None:
+            raise p.ProtocolError("not_supported", "Audio input is not enabled on this server.")
+        if (why := self.voice_in.check_frame(payload)) is not None:
+            raise p.ProtocolError("invalid_audio", why)
+        if self.paused:
+            return
+        if problem := self.voice_in.feed(payload):
+            await self.error("audio_overrun", problem)
 
     async def on_image(self, source: str, jpeg: bytes, t_ms: int | None) -> None:
         raise p.ProtocolError("not_supported", f"{source} frames are not enabled on this server.")
@@ -371,13 +395,34 @@ class Session:
         await self.on_image(ev.source, data, ev.t_ms)
 
     async def on_input_audio_commit(self, ev: p.InputAudioCommit) -> None:
-        raise p.ProtocolError("not_supported", "Audio input is not enabled on this server.")
+        if self.voice_in is None:
+            raise p.ProtocolError("not_supported", "Audio input is not enabled on this server.")
+        await self.voice_in.commit()
+
+    def stt_language(self) -> str | None:
+        lang = self.settings.stt_language or self.persona.language
+        return None if lang == "auto" else lang.split("-")[0]
+
+    async def on_utterance(self, utt: Utterance, transcript: Transcript) -> None:
+        """Hook: a final user utterance (voice analysis uses it)."""
+
+    def response_active(self) -> bool:
+        """A reply is being generated, or its audio is still playing on the client."""
+        r = self.response
+        return r is not None and not r.finished
+
+    def barge_in(self) -> None:
+        """The user started talking over the reply: stop it now, without waiting."""
+        r = self.response
+        if r is not None and r.task is not None and not r.task.done():
+            self.log.info("barge_in", response_id=r.id)
+            r.task.cancel()
 
     async def on_face_landmarks(self, ev: p.FaceLandmarks) -> None:
         raise p.ProtocolError("not_supported", "Face analysis is not enabled on this server.")
 
     # --- responses ----------------------------------------------------------------------
-    async def start_turn(self, text: str, t0: float | None = None) -> None:
+    async def start_turn(self, text: str, t0: float | None = None, source: str = "text") -> None:
         """Run one persona reply; a reply still streaming is cancelled first."""
         await self.cancel_response()
         store = self.services.store
@@ -412,6 +457,17 @@ class Session:
         store = self.services.store
         self.log.info("response_started", response_id=r.id, text=redact(r.user_text, False))
         await self.send({"type": "response.created", "response_id": r.id})
+        fmt = self.config["output_audio"]
+        if fmt != "none" and self.services.tts is not None:
+            r.speech = SpeechOut(
+                self.services.tts,
+                self.config["voice"] or self.persona.tts_voice,
+                fmt,
+                r.number,
+                self.send_bytes,
+                user_id=self.user_id,
+            )
+            r.speech_task = asyncio.create_task(r.speech.run())
         saved_user = asyncio.create_task(
             store.add_message(self.user_id, self.record.id, self.persona.id, "user", r.user_text)
         )
@@ -434,31 +490,83 @@ class Session:
                     finished = ev
             await self.on_reply_text_done(r)
         except asyncio.CancelledError:
+            await self._stop_speech(r)
             await self._finish(r, "cancelled", saved_user, None)
             raise
         except LLMNotConfigured as e:
+            await self._stop_speech(r)
             await self.error("llm_not_configured", str(e))
             await self._finish(r, "failed", saved_user, None)
         except openai.OpenAIError as e:
             self.log.warning("llm_failed", error=type(e).__name__)
+            await self._stop_speech(r)
             await self.error("llm_error", llm_error_message(e))
             await self._finish(r, "failed", saved_user, None)
         except Exception:
             self.log.exception("response_failed")
+            await self._stop_speech(r)
             await self.error("internal_error", "The reply failed because of a server error.")
             await self._finish(r, "failed", saved_user, None)
         else:
             await self._finish(r, "completed", saved_user, finished)
 
     async def on_reply_delta(self, r: ActiveResponse, delta: str) -> None:
-        """Hook for speech output: text as it streams."""
+        if r.speech is not None:
+            r.speech.feed(delta)
 
     async def on_reply_text_done(self, r: ActiveResponse) -> None:
-        """Hook for speech output: the reply text is complete; wait for its audio."""
+        """Text is complete: finish its audio, then stay active while the client plays it
+        (so speech over the reply is a barge-in until the last word was heard)."""
+        if r.speech is None or r.speech_task is None:
+            r.generated_at = time.monotonic()
+            return
+        r.speech.finish()
+        await r.speech_task
+        r.generated_at = time.monotonic()
+        r.first_audio_at = r.speech.first_audio_at
+        await self._warn_tts(r.speech)
+        await self.send(
+            {
+                "type": "response.audio.done",
+                "response_id": r.id,
+                "chunks": r.speech.seq,
+                "duration_ms": round(r.speech.duration_ms),
+            }
+        )
+        if r.first_audio_at is None:
+            return
+        left = r.speech.duration_ms / 1000 - (time.monotonic() - r.first_audio_at)
+        if (r.played_ms or 0) >= r.speech.duration_ms - 100:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, left) + self.settings.playback_grace_ms / 1000):
+                await r.playback_done.wait()
+
+    async def _warn_tts(self, speech: SpeechOut) -> None:
+        if speech.error:
+            await self.warn("tts_failed", f"Reply audio stopped: {speech.error}")
+        tts = self.services.tts
+        if not self._warned_tts and getattr(tts, "degraded", False):
+            self._warned_tts = True
+            await self.warn(
+                "tts_degraded",
+                "The online voice service is unreachable; replies use the offline voice "
+                f"(espeak-ng) for now. ({getattr(tts, 'degraded_reason', '')})",
+            )
+
+    async def _stop_speech(self, r: ActiveResponse) -> None:
+        if r.speech_task is not None and not r.speech_task.done():
+            r.speech_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await r.speech_task
+        if r.speech is not None:
+            r.first_audio_at = r.speech.first_audio_at
 
     def heard_text(self, r: ActiveResponse) -> str:
-        """What the user got of a cancelled reply. The speech pipeline refines this with
-        played_ms; text-only, it is everything sent."""
+        """What the user got of a cancelled reply: the text of the audio they played, or
+        all text sent when there was no audio or no playback report."""
+        if r.speech is not None and r.speech.seq and r.played_ms is not None:
+            return r.speech.heard_text(r.played_ms)
         return r.sent_text
 
     async def _finish(
@@ -469,7 +577,7 @@ class Session:
         finished: TurnFinished | None,
     ) -> None:
         r.finished = True
-        end = time.monotonic()
+        end = r.generated_at or time.monotonic()
         timings = {
             "ttft_ms": ms(r.first_delta_at, r.t0),
             "ttfa_ms": ms(r.first_audio_at, r.t0),
@@ -517,7 +625,11 @@ class Session:
         )
 
     async def settle_heard_text(self, r: ActiveResponse) -> str:
-        """Hook point: the speech pipeline may wait briefly for a played_ms report."""
+        """After a cancel, give the client a moment to report how much it played."""
+        if r.speech is not None and r.speech.seq and r.played_ms is None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.played_report_wait_ms / 1000):
+                    await r.played.wait()
         return self.heard_text(r)
 
 

@@ -22,7 +22,12 @@ def llm() -> Iterator[FakeOpenAI]:
 
 
 def make_settings(tmp: Path, fake: FakeOpenAI | None, **over: Any) -> Settings:
-    base: dict[str, Any] = {"data_dir": tmp / "data", "log_level": "WARNING"}
+    base: dict[str, Any] = {
+        "data_dir": tmp / "data",
+        "log_level": "WARNING",
+        "default_output_audio": "none",
+        "stt_model": str(tmp / "no-stt-model"),
+    }
     if fake is not None:
         base |= {
             "llm_base_url": fake.base_url,

@@ -1,0 +1,257 @@
+"""Voice input for one session: mic PCM -> VAD -> live partial transcripts -> final
+transcript -> a turn. VAD and STT run in worker threads; the event loop only moves bytes.
+
+Frames queue in a bounded buffer (audio must not be dropped silently, but it must not grow
+without bound either: an overrun is reported with an `error` event)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from server.logging import get_logger
+from server.providers.stt import STTError, WhisperSTT
+from server.providers.vad import SileroVAD, VadEvent, VadStream
+
+if TYPE_CHECKING:
+    from server.hub.session import Session
+
+log = get_logger(__name__)
+
+RATE = 16_000
+MIN_FRAME_BYTES = 2
+MAX_FRAME_MS = 100
+
+
+@dataclass
+class Utterance:
+    item_id: str
+    audio: np.ndarray
+    t_start_ms: int
+    t_end_ms: int
+    ended_at: float  # monotonic, when end of speech was decided
+
+
+class PartialStabilizer:
+    """Words that two consecutive partial hypotheses agree on are fixed; later partials
+    keep them, so the text on screen does not flicker."""
+
+    def __init__(self) -> None:
+        self.fixed: list[str] = []
+        self.prev: list[str] = []
+
+    def update(self, text: str) -> str:
+        words = text.split()
+        agree = 0
+        for a, b in zip(self.prev, words, strict=False):
+            if a != b:
+                break
+            agree += 1
+        if agree > len(self.fixed):
+            self.fixed = words[:agree]
+        self.prev = words
+        tail = words[len(self.fixed) :] if words[: len(self.fixed)] == self.fixed else words[agree:]
+        return " ".join(self.fixed + tail)
+
+
+class VoiceInput:
+    def __init__(self, session: Session, vad: SileroVAD, stt: WhisperSTT | None) -> None:
+        s = session.settings
+        self.session = session
+        self.stt = stt
+        self.stream: VadStream = vad.stream(
+            threshold=s.vad_threshold,
+            min_speech_ms=s.vad_min_speech_ms,
+            min_silence_ms=s.vad_silence_ms,
+            speech_pad_ms=s.vad_prefix_pad_ms,
+            max_speech_ms=int(s.stt_max_segment_s * 1000),
+        )
+        self.frames: asyncio.Queue[bytes] = asyncio.Queue(maxsize=s.audio_queue_frames)
+        self.push_to_talk = False
+        self._ptt: list[bytes] = []
+        self._ptt_bytes = 0
+        self._items = 0
+        self._item_id: str | None = None
+        self._stabilizer = PartialStabilizer()
+        self._last_partial = 0.0
+        self._partial_task: asyncio.Task[None] | None = None
+        self._barged = False
+        self._finals = asyncio.Lock()
+        self._warned_stt = False
+        self._overrun_reported = 0.0
+        self.stream_ms = 0
+        self._worker = session.spawn(self._run())
+
+    # --- input --------------------------------------------------------------------------
+    def check_frame(self, payload: bytes) -> str | None:
+        """Why a mic frame is malformed, or None."""
+        if len(payload) < MIN_FRAME_BYTES:
+            return "Mic frame is empty."
+        if len(payload) % 2:
+            return "Mic frame has an odd number of bytes; expected PCM16 LE samples."
+        if len(payload) > RATE * 2 * MAX_FRAME_MS // 1000:
+            return f"Mic frame is longer than {MAX_FRAME_MS} ms of 16 kHz PCM16."
+        return None
+
+    def feed(self, payload: bytes) -> str | None:
+        """Queue one frame; returns an error message when it had to be dropped."""
+        try:
+            self.frames.put_nowait(payload)
+            return None
+        except asyncio.QueueFull:
+            now = time.monotonic()
+            if now - self._overrun_reported > 1.0:
+                self._overrun_reported = now
+                return "Audio is arriving faster than it can be analysed; frames were dropped."
+            return ""
+
+    def set_turn_detection(self, cfg: dict[str, Any]) -> None:
+        self.push_to_talk = cfg.get("type") == "none"
+        if cfg.get("silence_ms"):
+            self.stream.min_silence_ms = int(cfg["silence_ms"])
+        if cfg.get("threshold"):
+            self.stream.threshold = float(cfg["threshold"])
+            self.stream.neg_threshold = max(self.stream.threshold - 0.15, 0.01)
+
+    async def commit(self) -> None:
+        """End the user turn now (push-to-talk), whatever the VAD thinks."""
+        if self._ptt:
+            audio = np.frombuffer(b"".join(self._ptt), dtype="<i2").astype(np.float32) / 32768
+            self._ptt, self._ptt_bytes = [], 0
+        else:
+            audio = await asyncio.to_thread(self.stream.pop_utterance, force=True)
+        if audio.size == 0:
+            return
+        item = self._item_id or self._new_item()
+        self._item_id = None
+        end = self.stream_ms
+        utt = Utterance(item, audio, end - len(audio) * 1000 // RATE, end, time.monotonic())
+        self.session.spawn(self._final(utt))
+
+    # --- worker -------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            batch = [await self.frames.get()]
+            while not self.frames.empty():
+                batch.append(self.frames.get_nowait())
+            data = b"".join(batch)
+            self.stream_ms += len(data) * 1000 // (RATE * 2)
+            if self.push_to_talk:
+                self._buffer_ptt(data)
+                continue
+            try:
+                events, done = await asyncio.to_thread(self._analyse, data)
+            except Exception:
+                log.exception("vad_failed")
+                continue
+            for ev in events:
+                await self._on_vad(ev, done)
+            if self.stream.in_speech:
+                await self._while_speaking()
+
+    def _buffer_ptt(self, data: bytes) -> None:
+        limit = int(self.session.settings.stt_max_segment_s * RATE * 2)
+        if self._ptt_bytes + len(data) <= limit:
+            self._ptt.append(data)
+            self._ptt_bytes += len(data)
+
+    def _analyse(self, data: bytes) -> tuple[list[VadEvent], list[np.ndarray]]:
+        events = self.stream.feed(data)
+        done = []
+        while self.stream.pending_utterances:
+            done.append(self.stream.pop_utterance())
+        return events, done
+
+    def _new_item(self) -> str:
+        self._items += 1
+        return f"item_{self._items}"
+
+    async def _on_vad(self, ev: VadEvent, done: list[np.ndarray]) -> None:
+        s = self.session
+        if ev.kind == "start":
+            self._item_id = self._new_item()
+            self._stabilizer = PartialStabilizer()
+            self._last_partial = time.monotonic()
+            self._barged = False
+            await s.send(
+                {"type": "input_audio.speech_started", "t_ms": ev.t_ms, "item_id": self._item_id}
+            )
+            return
+        await s.send(
+            {"type": "input_audio.speech_stopped", "t_ms": ev.t_ms, "item_id": self._item_id}
+        )
+        audio = done.pop(0) if done else np.zeros(0, dtype=np.float32)
+        item = self._item_id or self._new_item()
+        self._item_id = None
+        if self._partial_task:
+            self._partial_task.cancel()
+        if audio.size:
+            utt = Utterance(item, audio, ev.t_ms - self.stream.speech_ms, ev.t_ms, time.monotonic())
+            s.spawn(self._final(utt))
+
+    async def _while_speaking(self) -> None:
+        s = self.session
+        if (
+            not self._barged
+            and self.stream.speech_ms >= s.settings.barge_in_min_ms
+            and s.response_active()
+        ):
+            self._barged = True
+            s.barge_in()
+        now = time.monotonic()
+        interval = s.settings.stt_partial_interval_ms / 1000
+        if (
+            self.stt is not None
+            and self.stt.loaded
+            and now - self._last_partial >= interval
+            and (self._partial_task is None or self._partial_task.done())
+        ):
+            self._last_partial = now
+            audio = self.stream.current_utterance()
+            if audio.size >= RATE // 2:
+                self._partial_task = s.spawn(self._partial(self._item_id, audio))
+
+    async def _partial(self, item_id: str | None, audio: np.ndarray) -> None:
+        assert self.stt is not None
+        try:
+            t = await self.stt.atry_transcribe(audio, self.session.stt_language())
+        except STTError:
+            return
+        if t is None or not t.text.strip() or item_id != self._item_id:
+            return
+        text = self._stabilizer.update(t.text.strip())
+        await self.session.send({"type": "transcript.delta", "item_id": item_id, "text": text})
+
+    async def _final(self, utt: Utterance) -> None:
+        s = self.session
+        if self.stt is None or not self.stt.loaded:
+            if not self._warned_stt:
+                self._warned_stt = True
+                await s.error(
+                    "stt_unavailable", s.services.details.get("stt", "Speech-to-text is not ready.")
+                )
+            return
+        async with self._finals:
+            try:
+                t = await self.stt.atranscribe(utt.audio, s.stt_language())
+            except STTError as e:
+                await s.error("stt_failed", str(e))
+                return
+            text = t.text.strip()
+            await s.send({"type": "transcript.done", "item_id": utt.item_id, "text": text})
+            log.info(
+                "transcribed",
+                item_id=utt.item_id,
+                audio_ms=len(utt.audio) * 1000 // RATE,
+                stt_ms=round(t.elapsed_s * 1000),
+                after_end_ms=round((time.monotonic() - utt.ended_at) * 1000),
+            )
+            if not text:
+                return
+            await s.on_utterance(utt, t)
+            if not s.paused:
+                await s.start_turn(text, source="voice")
