@@ -1,0 +1,306 @@
+"""Speech-to-text with faster-whisper (CTranslate2), in process.
+
+Why these choices:
+- Audio arrives as float32 16 kHz numpy from our own VAD, never as files: PyAV 19 breaks
+  faster-whisper's file decoding on Python 3.13, and we already hold the samples.
+- ``vad_filter=False``: the caller's ``VadStream`` already cut the utterance.
+- ``condition_on_previous_text=False``: each utterance stands alone; conditioning makes
+  Whisper repeat earlier hallucinations.
+- Partials (while the user speaks) decode greedily without timestamps at temperature 0 only;
+  finals use beam search with a short temperature fallback.
+- One lock per model: on a few CPU cores two concurrent decodes only split the cores and
+  both finish late; serialized, the oldest request finishes first and latency stays
+  predictable. ``try_transcribe`` lets best-effort partials skip instead of queueing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+
+
+class STTError(RuntimeError):
+    """Transcription failed. The message is safe to show to a user."""
+
+
+class STTUnavailable(STTError):
+    """The model cannot be loaded (missing path, no network for a download, bad files)."""
+
+
+class Segment(NamedTuple):
+    start: float
+    end: float
+    text: str
+
+
+class Word(NamedTuple):
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """One transcription. ``elapsed_s`` is model time only; ``wait_s`` the time queued."""
+
+    text: str
+    language: str
+    segments: list[Segment]
+    duration_s: float
+    elapsed_s: float
+    words: list[Word] | None = None
+    language_probability: float = 0.0
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    wait_s: float = 0.0
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: model seconds per second of audio."""
+        return self.elapsed_s / self.duration_s if self.duration_s else 0.0
+
+
+def _looks_like_path(model: str) -> bool:
+    """True for filesystem paths; False for model names ("base") and hub ids ("org/name")."""
+    if model.startswith(("/", "./", "../", "~", ".\\", "..\\")) or os.path.isabs(model):
+        return True
+    return model.count("/") > 1 or "\\" in model
+
+
+def _as_float32(audio: np.ndarray) -> np.ndarray:
+    arr = np.asarray(audio)
+    if arr.ndim != 1:
+        arr = arr.reshape(-1)
+    if arr.dtype == np.int16:
+        return arr.astype(np.float32) / 32768.0
+    if arr.dtype != np.float32:
+        return arr.astype(np.float32)
+    return arr
+
+
+class WhisperSTT:
+    """A faster-whisper model: a name (downloaded on first use) or a local model directory."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        device: str = "cpu",
+        compute_type: str = "int8",
+        cpu_threads: int = 0,
+        download_root: Path | None = None,
+        *,
+        local_files_only: bool = False,
+        partial_beam_size: int = 1,
+        final_beam_size: int = 5,
+        final_temperatures: tuple[float, ...] = (0.0, 0.2, 0.4),
+    ) -> None:
+        self.model = os.fspath(model)
+        self.device = device
+        self.compute_type = compute_type
+        # 0 lets CTranslate2 pick 4 threads, which oversubscribes a 2-core machine.
+        self.cpu_threads = cpu_threads or min(4, os.cpu_count() or 1)
+        self.download_root = download_root
+        self.local_files_only = local_files_only
+        self.partial_beam_size = partial_beam_size
+        self.final_beam_size = final_beam_size
+        self.final_temperatures = final_temperatures
+        self._model: Any = None
+        self._languages: frozenset[str] = frozenset()
+        self._load_lock = threading.Lock()
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def busy(self) -> bool:
+        """A transcription is running (``try_transcribe`` would return None)."""
+        return self._lock.locked()
+
+    def load(self) -> None:
+        """Load the model (blocking; seconds, or minutes for a first download). Idempotent."""
+        with self._load_lock:
+            if self._model is not None:
+                return
+            try:
+                from faster_whisper import WhisperModel
+            except ImportError as exc:
+                raise STTUnavailable("faster-whisper is not installed") from exc
+            source = self.model
+            local = Path(source).expanduser()
+            if local.is_dir():
+                source = str(local)
+            elif _looks_like_path(source):
+                raise STTUnavailable(f"Whisper model directory not found: {source}")
+            elif self.download_root is not None:
+                self.download_root.mkdir(parents=True, exist_ok=True)
+            try:
+                model = WhisperModel(
+                    source,
+                    device=self.device,
+                    compute_type=self.compute_type,
+                    cpu_threads=self.cpu_threads,
+                    num_workers=1,
+                    download_root=str(self.download_root) if self.download_root else None,
+                    local_files_only=self.local_files_only,
+                )
+            except Exception as exc:  # hub, CTranslate2 and OS errors all mean "unavailable"
+                hint = "" if local.is_dir() else " (a model name needs network on first use)"
+                raise STTUnavailable(
+                    f"cannot load Whisper model {self.model!r}{hint}: {exc}"
+                ) from exc
+            self._languages = frozenset(model.supported_languages)
+            self._model = model
+
+    def _language(self, language: str | None) -> str | None:
+        """``ko-KR`` -> ``ko``; unknown codes fall back to detection instead of failing."""
+        if not language:
+            return None
+        code = language.strip().lower().replace("_", "-").split("-")[0]
+        return code if code in self._languages else None
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        language: str | None = None,
+        *,
+        partial: bool = False,
+        beam_size: int | None = None,
+        initial_prompt: str | None = None,
+        word_timestamps: bool = False,
+    ) -> Transcript:
+        """Transcribe float32 16 kHz mono audio (blocking; waits for the model lock)."""
+        self.load()
+        waited = time.perf_counter()
+        with self._lock:
+            wait_s = time.perf_counter() - waited
+            return self._run(
+                audio, language, partial, beam_size, initial_prompt, word_timestamps, wait_s
+            )
+
+    def try_transcribe(
+        self,
+        audio: np.ndarray,
+        language: str | None = None,
+        *,
+        partial: bool = True,
+        beam_size: int | None = None,
+        initial_prompt: str | None = None,
+    ) -> Transcript | None:
+        """Like ``transcribe`` but returns None at once when the model is busy (partials)."""
+        self.load()
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._run(audio, language, partial, beam_size, initial_prompt, False, 0.0)
+        finally:
+            self._lock.release()
+
+    def _run(
+        self,
+        audio: np.ndarray,
+        language: str | None,
+        partial: bool,
+        beam_size: int | None,
+        initial_prompt: str | None,
+        word_timestamps: bool,
+        wait_s: float,
+    ) -> Transcript:
+        samples = _as_float32(audio)
+        duration_s = samples.size / SAMPLE_RATE
+        lang = self._language(language)
+        if samples.size == 0:
+            return Transcript("", lang or "", [], 0.0, 0.0, wait_s=wait_s)
+        beams = beam_size or (self.partial_beam_size if partial else self.final_beam_size)
+        started = time.perf_counter()
+        try:
+            segments_iter, info = self._model.transcribe(
+                samples,
+                language=lang,
+                beam_size=beams,
+                temperature=0.0 if partial else list(self.final_temperatures),
+                initial_prompt=initial_prompt,
+                vad_filter=False,
+                condition_on_previous_text=False,
+                without_timestamps=partial,
+                word_timestamps=word_timestamps and not partial,
+            )
+            raw = list(segments_iter)  # the generator does the decoding: keep it in the lock
+        except Exception as exc:
+            raise STTError(f"transcription failed: {exc}") from exc
+        elapsed_s = time.perf_counter() - started
+        segments = [Segment(s.start, s.end, s.text.strip()) for s in raw]
+        words = None
+        if word_timestamps and not partial:
+            words = [
+                Word(w.start, w.end, w.word, w.probability) for s in raw for w in (s.words or [])
+            ]
+        return Transcript(
+            text=" ".join(s.text for s in segments if s.text).strip(),
+            language=info.language,
+            segments=segments,
+            duration_s=duration_s,
+            elapsed_s=elapsed_s,
+            words=words,
+            language_probability=float(info.language_probability),
+            avg_logprob=min((s.avg_logprob for s in raw), default=None),
+            no_speech_prob=max((s.no_speech_prob for s in raw), default=None),
+            wait_s=wait_s,
+        )
+
+    async def aload(self) -> None:
+        """``load`` in a worker thread."""
+        await asyncio.to_thread(self.load)
+
+    async def atranscribe(
+        self,
+        audio: np.ndarray,
+        language: str | None = None,
+        *,
+        partial: bool = False,
+        beam_size: int | None = None,
+        initial_prompt: str | None = None,
+        word_timestamps: bool = False,
+    ) -> Transcript:
+        """``transcribe`` in a worker thread."""
+        return await asyncio.to_thread(
+            lambda: self.transcribe(
+                audio,
+                language,
+                partial=partial,
+                beam_size=beam_size,
+                initial_prompt=initial_prompt,
+                word_timestamps=word_timestamps,
+            )
+        )
+
+    async def atry_transcribe(
+        self,
+        audio: np.ndarray,
+        language: str | None = None,
+        *,
+        partial: bool = True,
+        beam_size: int | None = None,
+        initial_prompt: str | None = None,
+    ) -> Transcript | None:
+        """``try_transcribe`` in a worker thread."""
+        return await asyncio.to_thread(
+            lambda: self.try_transcribe(
+                audio,
+                language,
+                partial=partial,
+                beam_size=beam_size,
+                initial_prompt=initial_prompt,
+            )
+        )

@@ -1,0 +1,141 @@
+"""faster-whisper STT with the real base model (assembled from the dev packages)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server.providers.stt import STTUnavailable, Transcript, WhisperSTT
+from tests.speech import speak, whisper_base_dir, with_silence
+
+pytestmark = pytest.mark.slow
+
+REFERENCE = "The quick brown fox jumps over the lazy dog"
+
+
+@pytest.fixture(scope="session")
+def stt() -> WhisperSTT:
+    model = WhisperSTT(whisper_base_dir(), compute_type="int8")
+    model.load()
+    return model
+
+
+@pytest.fixture(scope="session")
+def english() -> np.ndarray:
+    return with_silence(speak(REFERENCE), 200, 300)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def _overlap(reference: str, hypothesis: str) -> float:
+    """Share of reference words found in the hypothesis (multiset): 1 - a WER-like miss rate."""
+    ref, hyp = Counter(_words(reference)), Counter(_words(hypothesis))
+    return sum((ref & hyp).values()) / sum(ref.values())
+
+
+def test_english_final_transcript(stt: WhisperSTT, english: np.ndarray) -> None:
+    result = stt.transcribe(english, "en")
+    assert isinstance(result, Transcript)
+    assert _overlap(REFERENCE, result.text) >= 0.7, result.text
+    assert result.language == "en"
+    assert result.duration_s == pytest.approx(english.size / 16_000)
+    assert 0 < result.elapsed_s < 30
+    assert result.segments
+    assert all(0 <= s.start < s.end <= result.duration_s + 0.5 for s in result.segments)
+    assert " ".join(s.text for s in result.segments) == result.text
+
+
+def test_english_partial_greedy(stt: WhisperSTT, english: np.ndarray) -> None:
+    result = stt.transcribe(english, "en", partial=True)
+    assert _overlap(REFERENCE, result.text) >= 0.7, result.text
+    assert result.words is None
+
+
+def test_language_detection_and_region_codes(stt: WhisperSTT, english: np.ndarray) -> None:
+    detected = stt.transcribe(english, None, partial=True)
+    assert detected.language == "en"
+    assert detected.language_probability > 0.5
+    assert stt.transcribe(english, "en-US", partial=True).language == "en"
+
+
+def test_korean_transcribes_with_forced_language(stt: WhisperSTT) -> None:
+    # espeak's Korean is robotic: only check that forcing Korean works, not accuracy.
+    audio = with_silence(speak("안녕하세요. 오늘 날씨가 정말 좋네요.", "ko"), 200, 300)
+    result = stt.transcribe(audio, "ko-KR")
+    assert result.language == "ko"
+    assert result.text.strip()
+
+
+def test_word_timestamps_are_ordered(stt: WhisperSTT, english: np.ndarray) -> None:
+    result = stt.transcribe(english, "en", word_timestamps=True)
+    assert result.words is not None
+    assert len(result.words) >= 7
+    starts = [w.start for w in result.words]
+    assert starts == sorted(starts)
+    assert all(w.end >= w.start for w in result.words)
+
+
+def test_int16_input_and_empty_audio(stt: WhisperSTT, english: np.ndarray) -> None:
+    as_int16 = (english * 32767).astype(np.int16)
+    assert _overlap(REFERENCE, stt.transcribe(as_int16, "en", partial=True).text) >= 0.7
+    empty = stt.transcribe(np.zeros(0, dtype=np.float32), "en")
+    assert (empty.text, empty.segments, empty.duration_s) == ("", [], 0.0)
+
+
+async def test_async_calls_are_serialized(stt: WhisperSTT, english: np.ndarray) -> None:
+    first, second = await asyncio.gather(
+        stt.atranscribe(english, "en", partial=True),
+        stt.atranscribe(english, "en", partial=True),
+    )
+    for result in (first, second):
+        assert _overlap(REFERENCE, result.text) >= 0.7
+    # One waited for the other's whole decode instead of running alongside it.
+    waited = max(first.wait_s, second.wait_s)
+    ran = min(first.elapsed_s, second.elapsed_s)
+    assert waited >= 0.5 * ran
+
+
+def test_try_transcribe_skips_when_busy(stt: WhisperSTT, english: np.ndarray) -> None:
+    worker = threading.Thread(target=stt.transcribe, args=(english, "en"))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not stt.busy and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert stt.busy
+    assert stt.try_transcribe(english, "en") is None
+    worker.join()
+    result = stt.try_transcribe(english, "en")
+    assert result is not None
+    assert _overlap(REFERENCE, result.text) >= 0.7
+
+
+def test_missing_model_dir_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(STTUnavailable, match="not found"):
+        WhisperSTT(tmp_path / "nope").load()
+    with pytest.raises(STTUnavailable, match="not found"):
+        WhisperSTT(str(tmp_path / "nope" / "deeper")).load()
+
+
+def test_dir_without_model_files_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    stt = WhisperSTT(tmp_path)
+    with pytest.raises(STTUnavailable):
+        stt.load()
+    assert not stt.loaded
+
+
+def test_model_name_not_in_cache_is_unavailable_offline(tmp_path: Path) -> None:
+    # The download path real users take; local_files_only keeps this test off the network.
+    stt = WhisperSTT("tiny", download_root=tmp_path / "cache", local_files_only=True)
+    with pytest.raises(STTUnavailable, match="tiny"):
+        stt.load()
+    assert (tmp_path / "cache").is_dir()
