@@ -118,7 +118,7 @@ class Session:
         self._bucket = TokenBucket(self.settings.ws_max_messages_per_s)
         self._closed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.perception: Any = None  # set by the perception pipelines
+        self.perception: Any = self  # the agent's perceive node reads latest_* below
         self.log = log.bind(session_id=record.id)
         self._warned_tts = False
         self.voice_in: VoiceInput | None = None
@@ -405,6 +405,19 @@ class Session:
 
     async def on_utterance(self, utt: Utterance, transcript: Transcript) -> None:
         """Hook: a final user utterance (voice analysis uses it)."""
+
+    # --- what the persona perceives (read by the graph's perceive node) ---------------------
+    def latest_visual(self) -> str | None:
+        """The latest screen description, if any."""
+        return None
+
+    def latest_affect(self) -> dict[str, Any] | None:
+        """The user's latest affect from the camera: {"emotion", "attention", ...}."""
+        return None
+
+    async def fresh_visual(self, timeout_s: float) -> str | None:
+        """A screen description newer than now, waiting at most timeout_s."""
+        return None
 
     def response_active(self) -> bool:
         """A reply is being generated, or its audio is still playing on the client."""
