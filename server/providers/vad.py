@@ -88,11 +88,14 @@ class VadEvent:
     ``t_ms``: when it happened in stream time (onset of the first speech window, or the
     start of the silence that ended it). ``at_ms``: stream time when it was decided, so
     ``at_ms - t_ms`` is the detection delay (min_speech_ms / min_silence_ms plus a window).
+    ``onset_ms``: onset of the speech this event belongs to (for "end": where it began, as
+    ``speech_ms`` is already 0 once the end is reported).
     """
 
     kind: Literal["start", "end"]
     t_ms: int
     at_ms: int
+    onset_ms: int = 0
 
 
 def _to_float32(pcm: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
@@ -238,7 +241,7 @@ class VadStream:
         if now_ms - self._onset_ms >= self.min_speech_ms:
             self._state = "speech"
             self._silence_start_ms = None
-            events.append(VadEvent("start", self._onset_ms, now_ms))
+            events.append(VadEvent("start", self._onset_ms, now_ms, self._onset_ms))
 
     def _finish(
         self, end_ms: int, now_ms: int, events: list[VadEvent], *, keep_preroll: bool = True
@@ -246,7 +249,7 @@ class VadStream:
         keep = (end_ms + self.speech_pad_ms - self._utt_start_ms) * SAMPLE_RATE // 1000
         self._done.append(np.concatenate(self._utt)[:keep])
         self._to_idle(keep_preroll=keep_preroll)
-        events.append(VadEvent("end", end_ms, now_ms))
+        events.append(VadEvent("end", end_ms, now_ms, self._onset_ms))
 
     def _to_idle(self, *, keep_preroll: bool) -> None:
         tail = self._utt[len(self._utt) - self._pad_windows :] if keep_preroll else []

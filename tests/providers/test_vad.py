@@ -75,6 +75,7 @@ def test_one_utterance_start_end_and_audio(vad: SileroVAD, sentence: np.ndarray)
     assert start.at_ms - start.t_ms >= 250  # confirmed only after min_speech_ms
     assert abs(end.t_ms - offset) <= 250
     assert end.at_ms - end.t_ms >= 500  # decided only after min_silence_ms
+    assert start.onset_ms == end.onset_ms == start.t_ms
     utterance = stream.pop_utterance()
     # pad (>= 300 ms) + speech + 300 ms pad
     expected_ms = (end.t_ms + 300) - (start.t_ms - 320)
