@@ -1,0 +1,1146 @@
+// DesktopMate Studio: wires the page together. Modules:
+//   i18n.js (strings), charts.js (canvas charts), audio-worklet.js (mic resampler),
+//   js/ws-client.js (socket + reconnect), js/mic.js, js/playback.js, js/vision.js,
+//   js/perception.js, js/conversation.js, js/history.js, js/settings.js, js/api.js, js/toast.js
+//
+// Everything a browser test needs to observe is in window.studio.state (see README in the
+// report / docs): connection, session, transcripts, replies, playback, perception, errors.
+
+import { setLang, getLang, t, has, onLangChange } from './i18n.js';
+import { Settings } from './js/settings.js';
+import { makeApi } from './js/api.js';
+import { WsClient, KIND, parseAudioFrame } from './js/ws-client.js';
+import { MicCapture } from './js/mic.js';
+import { ReplyPlayer, responseIdOf } from './js/playback.js';
+import { CameraCapture, ScreenCapture } from './js/vision.js';
+import { PerceptionPanel } from './js/perception.js';
+import { Conversation } from './js/conversation.js';
+import { HistoryPanel } from './js/history.js';
+import { Toasts } from './js/toast.js';
+
+const $ = (id) => document.getElementById(id);
+const MAX_LIST = 500;
+
+// ---------------------------------------------------------------------------------------------
+// Observable state (read by browser tests; the page never reads it back to decide things that
+// the modules already know, except where noted).
+
+const state = {
+  connected: false, // socket open and session.created received
+  connection: 'idle', // 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed'
+  sessionStatus: 'idle', // 'idle' | 'connecting' | 'live' | 'paused' | 'ending' | 'ended'
+  sessionId: null,
+  threadId: null,
+  userId: null,
+  persona: null, // {id, name} from session.created
+  outputAudio: null, // {format, rate} from session.created / session.updated
+  session: null, // last session object from the server
+  reportUrl: null,
+  reconnects: 0,
+  resumed: 0, // times a reconnect resumed the same session id
+
+  playing: false,
+  playingResponseId: null,
+  playedMs: 0, // of the response playing now, else of the last one played
+  lastResponseId: null,
+  lastResponseStatus: null,
+  audioChunksReceived: 0,
+  audioBytesReceived: 0,
+  playedReports: [], // {response_id, played_ms, reason} as sent in response.audio.played
+
+  userSpeaking: false,
+  transcripts: [], // {itemId, text, final}
+  typed: [], // texts sent with input_text
+  replies: [], // {responseId, text, status, timings, usage, audioChunks, audioDone, playedMs}
+  perception: {
+    face: null, // last analysis.face
+    voice: null, // last analysis.voice
+    vision: null, // last vision.description
+    faceCount: 0,
+    voiceCount: 0,
+    visionCount: 0,
+  },
+  errors: [], // {kind: 'error'|'warning'|'client', code, message, fatal, text}
+  reminders: [],
+
+  mic: { active: false, muted: false, ptt: false, talking: false, level: 0, contextRate: null, applied: null },
+  camera: { active: false },
+  screen: { active: false, lastDiff: null },
+  sent: { micFrames: 0, cameraFrames: 0, screenFrames: 0, screenSkipped: 0, texts: 0, commits: 0 },
+  eventCounts: {}, // server event type -> count
+  log: [], // last events {dir: 'in'|'out', type, t}
+  health: null,
+};
+
+const settings = new Settings();
+const api = makeApi(() => settings.get('token'));
+const toasts = new Toasts({
+  politeRegion: $('toasts-status'),
+  alertRegion: $('toasts-alert'),
+  statusLine: $('status-line'),
+});
+
+let personas = [];
+let personaForSession = null;
+
+function cap(list, item) {
+  list.push(item);
+  if (list.length > MAX_LIST) list.splice(0, list.length - MAX_LIST);
+}
+
+/** Record a problem in state.errors (a repeat of the last one only bumps its count). */
+function recordProblem(entry) {
+  const last = state.errors[state.errors.length - 1];
+  if (last && last.kind === entry.kind && last.code === entry.code && last.message === entry.message) {
+    last.count += 1;
+    return;
+  }
+  cap(state.errors, { ...entry, count: 1, at: Date.now() });
+}
+
+/** A problem noticed by the page itself (mic denied, server unreachable, ...). */
+function report(kind, text, extra = {}) {
+  recordProblem({ kind: kind === 'client' ? 'client' : kind, code: extra.code || null, message: extra.message || text, fatal: !!extra.fatal, text });
+  toasts.show(kind === 'client' ? 'error' : kind, text, { sticky: !!extra.fatal, detail: extra.detail });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversation, perception, history
+
+const conversation = new Conversation($('conv-log'), $('conv-empty'));
+const perception = new PerceptionPanel($('perception-panel'));
+const history = new HistoryPanel({
+  listEl: $('history-list'),
+  moreBtn: $('history-more'),
+  messagesEl: $('history-messages'),
+  messagesHeading: $('history-messages-heading'),
+  api,
+  personaName: (id) => {
+    const p = personas.find((x) => x.id === id);
+    return p ? p.name : null;
+  },
+  onError: (what, err) => restError(what, err),
+});
+
+function restError(what, err) {
+  const text =
+    err && (err.status === 401 || err.status === 403)
+      ? t('code.unauthorized')
+      : t('err.rest', { what, message: err && err.message ? err.message : String(err) });
+  report('error', text, { code: err && err.status ? `http_${err.status}` : 'network', message: String(err && err.message) });
+}
+
+/** "Stop reply" works while a reply is being generated or its audio is playing. */
+function syncStopButton() {
+  const generating = state.replies.some((r) => r.status === 'in_progress');
+  $('btn-stop-reply').disabled = !(player.busy || (generating && state.connected));
+}
+
+function replyEntry(responseId) {
+  let r = state.replies.find((x) => x.responseId === responseId);
+  if (!r) {
+    r = { responseId, text: '', status: 'in_progress', timings: null, usage: null, audioChunks: 0, audioDone: false, audioDurationMs: null, playedMs: null, playReason: null };
+    cap(state.replies, r);
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reply audio
+
+let blockedShown = false;
+const player = new ReplyPlayer({
+  audioEl: $('reply-audio'),
+  onReport: (responseId, playedMs, reason) => {
+    const msg = { type: 'response.audio.played', response_id: responseId, played_ms: playedMs };
+    ws.sendJson(msg, { queue: true });
+    cap(state.playedReports, { response_id: responseId, played_ms: playedMs, reason });
+    const r = replyEntry(responseId);
+    r.playedMs = playedMs;
+    r.playReason = reason;
+  },
+  onChange: () => {
+    state.playing = player.playing;
+    state.playingResponseId = player.playing ? player.currentResponseId : null;
+    state.playedMs = Math.round(player.playedMs);
+    conversation.setPlaying(state.playingResponseId);
+    syncStopButton();
+    $('playing-indicator').hidden = !state.playing;
+  },
+  onProblem: (kind) => {
+    if (kind === 'blocked') {
+      if (!blockedShown) {
+        blockedShown = true;
+        report('warning', t('err.audio.blocked'), { code: 'autoplay_blocked' });
+      }
+      document.addEventListener(
+        'pointerdown',
+        () => {
+          blockedShown = false;
+          player.unblock();
+        },
+        { once: true },
+      );
+    } else {
+      report('warning', t('err.audio.decode'), { code: 'audio_decode' });
+    }
+  },
+});
+player.setEnabled(settings.get('audioOut'));
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket
+
+function wsUrl() {
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const q = new URLSearchParams();
+  if (personaForSession) q.set('persona', personaForSession);
+  if (state.sessionId) q.set('session_id', state.sessionId);
+  const token = settings.get('token');
+  if (token) q.set('token', token);
+  return `${proto}//${location.host}/v1/ws?${q.toString()}`;
+}
+
+let reconnectTimer = null;
+let connShown = { kind: 'idle', until: 0, attempt: 0 };
+function showConnection(kind, info = {}) {
+  clearInterval(reconnectTimer);
+  const el = $('conn-text');
+  $('conn-dot').dataset.state = kind;
+  if (kind === 'reconnecting') {
+    const until = info.delayMs ? performance.now() + info.delayMs : connShown.until;
+    const attempt = info.attempt || connShown.attempt;
+    connShown = { kind, until, attempt };
+    const tick = () => {
+      const s = Math.max(0, Math.ceil((until - performance.now()) / 1000));
+      el.textContent = t('conn.reconnecting', { s, n: attempt });
+    };
+    tick();
+    reconnectTimer = setInterval(tick, 1000);
+    return;
+  }
+  connShown = { kind, until: 0, attempt: 0 };
+  el.textContent = kind === 'open' && state.sessionStatus === 'paused' ? t('conn.paused') : t(`conn.${kind}`);
+}
+
+const ws = new WsClient({
+  url: wsUrl,
+  onEvent: (msg) => handleEvent(msg),
+  onBinary: (kind, buf) => handleBinary(kind, buf),
+  onLog: (dir, type) => {
+    cap(state.log, { dir, type, t: Math.round(performance.now()) });
+    if (state.log.length > 300) state.log.splice(0, state.log.length - 300);
+  },
+  onStatus: (status, info = {}) => {
+    if (status === 'connecting') {
+      state.connection = 'connecting';
+      showConnection('connecting');
+    } else if (status === 'open') {
+      state.connection = 'open';
+      showConnection('open');
+    } else if (status === 'reconnecting') {
+      state.connection = 'reconnecting';
+      if (info.delayMs) {
+        state.reconnects += 1;
+        showConnection('reconnecting', info);
+      }
+    } else if (status === 'closed') {
+      state.connected = false;
+      state.connection = 'closed';
+      if (!info.willRetry && !restartFresh) {
+        showConnection('closed');
+        if (state.sessionStatus !== 'ended' && state.sessionStatus !== 'connecting') setSessionStatus('idle');
+      }
+    } else if (status === 'gaveup' && restartFresh) {
+      restartFresh = false;
+      ws.connect();
+    } else if (status === 'gaveup') {
+      state.connection = 'closed';
+      showConnection('closed');
+      if (state.sessionStatus !== 'ended') {
+        setSessionStatus('idle');
+        report('error', t('err.ws.gaveup'), { code: 'ws_unreachable' });
+      }
+    }
+    updateButtons();
+  },
+});
+
+function send(type, body = {}) {
+  return ws.sendJson({ type, ...body });
+}
+
+function sendSessionUpdate(session) {
+  if (!state.connected || !session || Object.keys(session).length === 0) return false;
+  return send('session.update', { session });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server events
+
+function handleEvent(msg) {
+  state.eventCounts[msg.type] = (state.eventCounts[msg.type] || 0) + 1;
+  switch (msg.type) {
+    case 'session.created':
+      onSessionCreated(msg.session || {});
+      break;
+    case 'session.updated':
+      onSessionUpdated(msg.session || {});
+      break;
+    case 'session.ended':
+      onSessionEnded(msg);
+      break;
+    case 'input_audio.speech_started':
+      state.userSpeaking = true;
+      $('speaking').hidden = false;
+      // Barge-in: the user talks over the persona. Stop at once and say how much was heard.
+      if (player.busy) player.stopAll('barge_in');
+      break;
+    case 'input_audio.speech_stopped':
+      state.userSpeaking = false;
+      $('speaking').hidden = true;
+      break;
+    case 'transcript.delta': {
+      const text = msg.text ?? msg.delta ?? '';
+      upsertTranscript(msg.item_id, text, false);
+      conversation.userPartial(msg.item_id, text);
+      break;
+    }
+    case 'transcript.done':
+      upsertTranscript(msg.item_id, msg.text ?? '', true);
+      conversation.userFinal(msg.item_id, msg.text ?? '');
+      break;
+    case 'response.created': {
+      const r = replyEntry(msg.response_id);
+      r.status = 'in_progress';
+      state.lastResponseId = msg.response_id;
+      conversation.replyStart(msg.response_id);
+      syncStopButton();
+      break;
+    }
+    case 'response.text.delta': {
+      const r = replyEntry(msg.response_id);
+      r.text += msg.delta || '';
+      conversation.replyDelta(msg.response_id, msg.delta || '');
+      break;
+    }
+    case 'response.audio.done': {
+      const r = replyEntry(msg.response_id);
+      r.audioDone = true;
+      r.audioDurationMs = msg.duration_ms ?? null;
+      player.endOfAudio(msg.response_id);
+      break;
+    }
+    case 'response.done': {
+      const r = replyEntry(msg.response_id);
+      r.status = msg.status;
+      if (typeof msg.text === 'string') r.text = msg.text;
+      r.timings = msg.timings || null;
+      r.usage = msg.usage || null;
+      state.lastResponseId = msg.response_id;
+      state.lastResponseStatus = msg.status;
+      conversation.replyDone(msg.response_id, msg);
+      if (msg.status === 'cancelled') player.cancel(msg.response_id, 'cancelled');
+      else player.endOfAudio(msg.response_id);
+      syncStopButton();
+      break;
+    }
+    case 'analysis.face':
+      state.perception.face = msg;
+      state.perception.faceCount += 1;
+      perception.onFace(msg);
+      break;
+    case 'analysis.voice':
+      state.perception.voice = msg;
+      state.perception.voiceCount += 1;
+      perception.onVoice(msg);
+      break;
+    case 'vision.description':
+      state.perception.vision = msg;
+      state.perception.visionCount += 1;
+      perception.onVision(msg);
+      break;
+    case 'reminder':
+      cap(state.reminders, msg);
+      conversation.system(t('conv.reminder', { text: msg.text }));
+      toasts.show('info', t('conv.reminder', { text: msg.text }));
+      break;
+    case 'error':
+      onServerProblem('error', msg);
+      break;
+    case 'warning':
+      onServerProblem('warning', msg);
+      break;
+    case 'pong':
+      state.lastPong = Date.now();
+      break;
+    default:
+      break;
+  }
+}
+
+function upsertTranscript(itemId, text, final) {
+  const tr = state.transcripts.find((x) => x.itemId === itemId);
+  if (tr) {
+    tr.text = text;
+    tr.final = final;
+  } else cap(state.transcripts, { itemId, text, final });
+}
+
+function handleBinary(kind, buf) {
+  if (kind !== KIND.AUDIO_OUT) return;
+  const f = parseAudioFrame(buf);
+  if (!f) return;
+  state.audioChunksReceived += 1;
+  state.audioBytesReceived += f.bytes.byteLength;
+  replyEntry(responseIdOf(f.responseNum)).audioChunks += 1;
+  player.push(f.responseNum, f.seq, f.bytes);
+}
+
+function onSessionCreated(s) {
+  const resumed = !!state.sessionId && s.id === state.sessionId;
+  const lostResume = !!state.sessionId && s.id && s.id !== state.sessionId;
+  if (resumed) state.resumed += 1;
+  if (!resumed) {
+    unsupported.mic = unsupported.camera = unsupported.screen = false;
+    conversation.clear();
+    perception.reset();
+    state.transcripts.length = 0;
+    state.replies.length = 0;
+  }
+  if (lostResume) report('warning', t('code.session_not_found'), { code: 'session_not_resumed' });
+  state.sessionId = s.id || null;
+  state.threadId = s.thread_id || null;
+  state.userId = s.user_id || null;
+  state.persona = s.persona || null;
+  state.session = s;
+  state.reportUrl = null;
+  if (s.output_audio) {
+    state.outputAudio = s.output_audio;
+    player.setFormat(s.output_audio);
+  }
+  state.connected = true;
+  ws.resetBackoff();
+  if (s.persona && s.persona.name) conversation.setPersonaName(s.persona.name);
+  const paused = s.status === 'paused' || (resumed && state.sessionStatus === 'paused');
+  setSessionStatus(paused ? 'paused' : 'live');
+  if (resumed && paused && s.status !== 'paused') send('session.pause');
+  showConnection('open');
+  $('report-link').hidden = true;
+  // Every setting the page keeps goes to the server on start and on resume.
+  sendSessionUpdate(settings.sessionPayload());
+  if (settings.get('micOn') && !mic.active) startMic();
+  updateButtons();
+}
+
+function onSessionUpdated(s) {
+  state.session = { ...(state.session || {}), ...s };
+  if (s.output_audio) {
+    state.outputAudio = s.output_audio;
+    player.setFormat(s.output_audio);
+  }
+  if (['live', 'paused'].includes(state.sessionStatus)) {
+    if (s.status === 'paused') setSessionStatus('paused');
+    else if (s.status === 'active' || s.status === 'live') setSessionStatus('live');
+  }
+  if (s.persona && s.persona.name) conversation.setPersonaName(s.persona.name);
+}
+
+function onSessionEnded(msg) {
+  state.reportUrl = msg.report_url || null;
+  setSessionStatus('ended');
+  state.connected = false;
+  ws.stopReconnect();
+  setTimeout(() => ws.close(1000, 'session ended'), 200);
+  stopDevices();
+  player.stopAll('stopped');
+  conversation.system(t('session.ended'));
+  if (state.reportUrl) {
+    const a = $('report-link').querySelector('a');
+    a.href = state.reportUrl;
+    $('report-link').hidden = false;
+  }
+  history.load();
+  updateButtons();
+}
+
+let restartFresh = false;
+const unsupported = { mic: false, camera: false, screen: false }; // server said not_supported
+
+function onServerProblem(kind, msg) {
+  const code = msg.code || '';
+  const friendly = code && has(`code.${code}`) ? t(`code.${code}`) : msg.message || code || kind;
+  const detail = friendly !== msg.message && msg.message ? msg.message : undefined;
+  const fatal = kind === 'error' && !!msg.fatal;
+  const text = fatal ? t('err.fatal', { message: friendly }) : friendly;
+  recordProblem({ kind, code: code || null, message: msg.message || '', fatal, text });
+  toasts.show(kind, text, { sticky: fatal, detail });
+  if (code === 'not_supported') {
+    // Stop sending what the server cannot take (it answers every frame with this error).
+    const m = String(msg.message || '');
+    if (/audio/i.test(m)) unsupported.mic = true;
+    if (/camera/i.test(m)) unsupported.camera = true;
+    if (/screen/i.test(m)) unsupported.screen = true;
+  }
+  if (fatal) {
+    if (code === 'session_not_found' && state.sessionId) {
+      // The old session cannot be resumed: when the socket closes, start a fresh one.
+      state.sessionId = null;
+      restartFresh = true;
+      return;
+    }
+    ws.stopReconnect();
+    if (code === 'session_ended') {
+      setSessionStatus('ended');
+      stopDevices();
+    } else setSessionStatus('idle');
+    updateButtons();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session controls
+
+function setSessionStatus(s) {
+  state.sessionStatus = s;
+  const info = $('session-info');
+  const label = has(`session.state.${s}`) ? t(`session.state.${s}`) : '';
+  info.textContent = state.sessionId
+    ? `${t('session.id', { id: state.sessionId })}${label ? ` · ${label}` : ''}`
+    : t('session.none');
+  info.dataset.state = s;
+  if (state.connection === 'open' && connShown.kind === 'open') showConnection('open');
+  updateButtons();
+}
+
+function start() {
+  const persona = $('persona-select').value || settings.get('persona');
+  if (!persona) {
+    report('error', t('err.noPersona'), { code: 'no_persona' });
+    return false;
+  }
+  if (['connecting', 'live', 'paused'].includes(state.sessionStatus)) return false;
+  player.ensureContext(); // inside the click: lets audio play later
+  personaForSession = persona;
+  state.sessionId = null;
+  state.reportUrl = null;
+  state.connected = false;
+  setSessionStatus('connecting');
+  ws.connect();
+  return true;
+}
+
+function pause() {
+  if (state.sessionStatus !== 'live') return false;
+  send('session.pause');
+  player.pause();
+  setSessionStatus('paused');
+  return true;
+}
+
+function resume() {
+  if (state.sessionStatus !== 'paused') return false;
+  send('session.resume');
+  player.resume();
+  setSessionStatus('live');
+  return true;
+}
+
+function end() {
+  if (!['live', 'paused', 'connecting'].includes(state.sessionStatus) && state.connection !== 'reconnecting') return false;
+  player.stopAll('stopped');
+  if (ws.isOpen && state.connected) {
+    send('session.end');
+    setSessionStatus('ending');
+    // If session.ended does not come back, close anyway.
+    setTimeout(() => {
+      if (state.sessionStatus === 'ending') onSessionEnded({});
+    }, 5000);
+  } else {
+    ws.close();
+    setSessionStatus('ended');
+    stopDevices();
+  }
+  return true;
+}
+
+function sendText(text) {
+  const s = String(text || '').trim();
+  if (!s) return false;
+  if (!state.connected) {
+    report('error', t('err.notConnected'), { code: 'not_connected' });
+    return false;
+  }
+  if (state.sessionStatus === 'paused') {
+    report('warning', t('code.session_paused'), { code: 'session_paused' });
+    return false;
+  }
+  send('input_text', { text: s });
+  state.sent.texts += 1;
+  cap(state.typed, s);
+  conversation.typed(s);
+  return true;
+}
+
+function cancelReply() {
+  send('response.cancel');
+  player.stopAll('stopped');
+}
+
+function updateButtons() {
+  const st = state.sessionStatus;
+  const active = ['connecting', 'live', 'paused', 'ending'].includes(st) || state.connection === 'reconnecting';
+  $('btn-start').disabled = active;
+  $('btn-pause').disabled = st !== 'live';
+  $('btn-resume').disabled = st !== 'paused';
+  $('btn-end').disabled = !active || st === 'ending';
+  $('btn-pause').hidden = st === 'paused';
+  $('btn-resume').hidden = st !== 'paused';
+  $('composer-send').disabled = !state.connected;
+  $('btn-ptt').disabled = !state.connected;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Microphone
+
+const mic = new MicCapture({
+  onFrame: (pcm) => {
+    const ptt = settings.get('ptt');
+    if (!state.connected || state.sessionStatus !== 'live') return;
+    if ((ptt && !pttSending) || unsupported.mic) return;
+    if (ws.sendBinary(KIND.MIC, pcm)) state.sent.micFrames += 1;
+  },
+  onLevel: (rms) => {
+    // Speech RMS is ~0.01-0.3: show it on a dB-ish scale so quiet speech moves the bar.
+    const db = rms > 0 ? 20 * Math.log10(rms) : -100;
+    const level = Math.max(0, Math.min(1, (db + 60) / 60));
+    state.mic.level = Math.round(level * 100) / 100;
+    meterTarget = level;
+  },
+  onEnded: () => {
+    syncMicUi();
+  },
+});
+
+let meterTarget = 0;
+let meterShown = 0;
+let meterAria = 0;
+setInterval(() => {
+  // Fast attack, slow release.
+  meterShown = meterTarget > meterShown ? meterTarget : meterShown * 0.85 + meterTarget * 0.15;
+  $('mic-meter-fill').style.transform = `scaleX(${meterShown.toFixed(3)})`;
+  const v = Math.round(meterShown * 100);
+  if (Math.abs(v - meterAria) >= 5) {
+    meterAria = v;
+    $('mic-meter').setAttribute('aria-valuenow', String(v));
+  }
+}, 50);
+
+async function startMic() {
+  try {
+    await mic.start(settings.micFlags());
+  } catch (err) {
+    const msg = err && err.name === 'AbortError' ? String(err.message) : `${err && err.name ? err.name : ''} ${err && err.message ? err.message : ''}`.trim();
+    const key = err instanceof DOMException && /worklet|AudioWorklet/i.test(String(err.message)) ? 'err.worklet' : 'err.mic.denied';
+    report('client', t(key, { message: msg }), { code: 'mic_failed', message: msg });
+    syncMicUi();
+    return false;
+  }
+  mic.setMuted(state.mic.muted);
+  syncMicUi();
+  return true;
+}
+
+function stopMic() {
+  mic.stop();
+  syncMicUi();
+}
+
+function setMuted(m) {
+  state.mic.muted = !!m;
+  mic.setMuted(state.mic.muted);
+  syncMicUi();
+}
+
+function syncMicUi() {
+  state.mic.active = mic.active;
+  state.mic.contextRate = mic.contextRate;
+  state.mic.applied = mic.appliedSettings();
+  state.mic.ptt = !!settings.get('ptt');
+  const b = $('btn-mic');
+  b.setAttribute('aria-pressed', String(mic.active));
+  $('btn-mic-state').textContent = t(mic.active ? 'mic.on' : 'mic.off');
+  const m = $('btn-mute');
+  m.setAttribute('aria-pressed', String(state.mic.muted));
+  m.textContent = t(state.mic.muted ? 'mic.unmute' : 'mic.mute');
+  m.disabled = !mic.active;
+  const ptt = !!settings.get('ptt');
+  $('ptt-toggle').checked = ptt;
+  $('btn-ptt').hidden = !ptt;
+  $('ptt-hint').hidden = !ptt;
+}
+
+// Push to talk: frames go out only while the button (or Space) is held; release commits.
+let pttSending = false;
+let pttHeld = false;
+let pttTail = null;
+let pttWasMuted = false;
+
+async function pttDown() {
+  if (!settings.get('ptt') || pttHeld || !state.connected) return;
+  pttHeld = true;
+  clearTimeout(pttTail);
+  if (!mic.active) await startMic();
+  pttWasMuted = state.mic.muted;
+  if (pttWasMuted) mic.setMuted(false);
+  pttSending = true;
+  state.mic.talking = true;
+  $('btn-ptt').classList.add('active');
+  $('btn-ptt').setAttribute('aria-pressed', 'true');
+  $('btn-ptt-label').textContent = t('mic.ptt.talking');
+}
+
+function pttUp() {
+  if (!pttHeld) return;
+  pttHeld = false;
+  state.mic.talking = false;
+  $('btn-ptt').classList.remove('active');
+  $('btn-ptt').setAttribute('aria-pressed', 'false');
+  $('btn-ptt-label').textContent = t('mic.ptt.hold');
+  // Keep sending ~120 ms so the last syllable (still inside the worklet) gets out, then commit.
+  pttTail = setTimeout(() => {
+    pttSending = false;
+    if (pttWasMuted) mic.setMuted(true);
+    if (send('input_audio.commit')) state.sent.commits += 1;
+  }, 120);
+}
+
+function isTypingTarget(el) {
+  if (!el) return false;
+  const tag = el.tagName;
+  return tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT' || el.isContentEditable;
+}
+
+document.addEventListener('keydown', (e) => {
+  if (e.code !== 'Space' || !settings.get('ptt') || e.repeat) return;
+  const el = document.activeElement;
+  if (isTypingTarget(el)) return;
+  // Space activates buttons, links and disclosure summaries: leave those alone.
+  if (el && ['BUTTON', 'A', 'SUMMARY'].includes(el.tagName) && el.id !== 'btn-ptt') return;
+  e.preventDefault();
+  pttDown();
+});
+document.addEventListener('keyup', (e) => {
+  if (e.code !== 'Space' || !pttHeld) return;
+  e.preventDefault();
+  pttUp();
+});
+window.addEventListener('blur', () => pttUp());
+
+// ---------------------------------------------------------------------------------------------
+// Camera and screen
+
+const wantVision = () => state.connected && state.sessionStatus === 'live';
+const camera = new CameraCapture({
+  video: $('camera-video'),
+  onFrame: (jpeg) => {
+    if (!wantVision() || unsupported.camera) return false;
+    const ok = ws.sendBinary(KIND.CAMERA, jpeg);
+    if (ok) state.sent.cameraFrames += 1;
+    return ok;
+  },
+  onEnded: () => syncVisionUi(),
+});
+camera.enabled = wantVision;
+const screen = new ScreenCapture({
+  video: $('screen-video'),
+  onFrame: (jpeg) => {
+    if (!wantVision() || unsupported.screen) return false;
+    const ok = ws.sendBinary(KIND.SCREEN, jpeg);
+    if (ok) state.sent.screenFrames += 1;
+    return ok;
+  },
+  onEnded: () => syncVisionUi(),
+});
+screen.enabled = wantVision;
+
+async function startCamera() {
+  try {
+    await camera.start(Number(settings.get('cameraFps')) || 2);
+  } catch (err) {
+    report('client', t('err.camera.denied', { message: err && err.message ? err.message : String(err) }), { code: 'camera_failed' });
+  }
+  syncVisionUi();
+}
+
+function stopCamera() {
+  camera.stop();
+  syncVisionUi();
+}
+
+async function startScreen() {
+  try {
+    await screen.start(Number(settings.get('screenFps')) || 0.5);
+  } catch (err) {
+    report('client', t('err.screen.denied', { message: err && err.message ? err.message : String(err) }), { code: 'screen_failed' });
+  }
+  syncVisionUi();
+}
+
+function stopScreen() {
+  screen.stop();
+  syncVisionUi();
+}
+
+function syncVisionUi() {
+  state.camera.active = camera.active;
+  state.screen.active = screen.active;
+  $('btn-camera').setAttribute('aria-pressed', String(camera.active));
+  $('btn-screen').setAttribute('aria-pressed', String(screen.active));
+  $('camera-video').hidden = !camera.active;
+  $('screen-video').hidden = !screen.active;
+  $('previews').hidden = !camera.active && !screen.active;
+}
+
+setInterval(() => {
+  state.sent.screenSkipped = screen.skipped;
+  state.screen.lastDiff = screen.lastDiff;
+  const stats = $('screen-stats');
+  stats.hidden = !screen.active;
+  if (screen.active) stats.textContent = t('screen.sent', { n: state.sent.screenFrames });
+}, 1000);
+
+function stopDevices() {
+  pttUp();
+  stopMic();
+  stopCamera();
+  stopScreen();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Personas, voices, health
+
+function renderPersonaCard() {
+  const id = $('persona-select').value;
+  const p = personas.find((x) => x.id === id);
+  const card = $('persona-card');
+  card.hidden = !p;
+  if (!p) return;
+  card.querySelector('[data-p="name"]').textContent = p.name || p.id;
+  card.querySelector('[data-p="description"]').textContent = p.description || '';
+  const set = (k, v) => {
+    const dd = card.querySelector(`[data-p="${k}"]`);
+    dd.textContent = v === undefined || v === null || v === '' ? t('perc.none') : String(v);
+  };
+  set('language', p.language);
+  set('age', p.age);
+  set('mbti', p.mbti);
+  set('occupation', p.occupation);
+}
+
+async function loadPersonas() {
+  const sel = $('persona-select');
+  sel.replaceChildren(new Option(t('persona.loading'), ''));
+  sel.disabled = true;
+  try {
+    personas = await api.personas();
+  } catch (err) {
+    personas = [];
+    restError('personas', err);
+  }
+  sel.replaceChildren();
+  if (personas.length === 0) {
+    sel.append(new Option(t('persona.none'), ''));
+    const wanted = settings.get('persona');
+    if (wanted) sel.append(new Option(wanted, wanted, true, true));
+  }
+  for (const p of personas) {
+    const lang = p.language ? ` (${p.language})` : '';
+    sel.append(new Option(`${p.name || p.id}${lang}`, p.id));
+  }
+  const wanted = settings.get('persona');
+  if (wanted && [...sel.options].some((o) => o.value === wanted)) sel.value = wanted;
+  else if (personas.length) sel.value = personas[0].id;
+  sel.disabled = false;
+  renderPersonaCard();
+  history.render();
+}
+
+let voices = [];
+async function loadVoices() {
+  try {
+    voices = await api.voices();
+  } catch (err) {
+    voices = [];
+    // Not fatal: the persona default voice still works. Say so once, quietly.
+    report('warning', t('err.rest', { what: 'voices', message: err.message }), { code: 'voices_unavailable' });
+  }
+  renderVoices();
+}
+
+function renderVoices() {
+  const sel = $('set-voice');
+  const current = settings.get('voice');
+  sel.replaceChildren(new Option(t('settings.voice.default'), ''));
+  const byLang = new Map();
+  for (const v of voices) {
+    const k = v.language || '?';
+    if (!byLang.has(k)) byLang.set(k, []);
+    byLang.get(k).push(v);
+  }
+  for (const [lang, list] of [...byLang.entries()].sort()) {
+    const g = document.createElement('optgroup');
+    g.label = lang;
+    for (const v of list) g.append(new Option(`${v.name || v.id} · ${v.provider || ''}`.replace(/ · $/, ''), v.id));
+    sel.append(g);
+  }
+  if (current && ![...sel.options].some((o) => o.value === current)) sel.append(new Option(current, current));
+  sel.value = current || '';
+}
+
+async function checkHealth() {
+  const el = $('health');
+  try {
+    const h = await api.health();
+    state.health = h;
+    const bad = Object.entries((h && h.modules) || {}).filter(([, v]) => !['ready', 'ok', 'disabled'].includes(v));
+    el.dataset.state = bad.length ? 'degraded' : 'ok';
+    el.textContent = bad.length ? t('health.degraded', { modules: bad.map(([k, v]) => `${k} ${v}`).join(', ') }) : t('health.ok');
+  } catch {
+    state.health = null;
+    el.dataset.state = 'down';
+    el.textContent = t('health.down');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings form
+
+const FIELDS = [
+  // [element id, settings key, kind]
+  ['set-token', 'token', 'text'],
+  ['set-temperature', 'temperature', 'text'],
+  ['set-max-tokens', 'maxTokens', 'text'],
+  ['set-instructions', 'instructions', 'text'],
+  ['set-voice', 'voice', 'text'],
+  ['set-audio-out', 'audioOut', 'check'],
+  ['set-audio-format', 'audioFormat', 'text'],
+  ['set-camera-fps', 'cameraFps', 'number'],
+  ['set-screen-fps', 'screenFps', 'number'],
+  ['set-silence', 'silenceMs', 'text'],
+  ['set-echo', 'echoCancellation', 'check'],
+  ['set-noise', 'noiseSuppression', 'check'],
+  ['set-agc', 'autoGainControl', 'check'],
+  ['set-lang', 'lang', 'text'],
+];
+
+function fillSettingsForm() {
+  for (const [id, key, kind] of FIELDS) {
+    const el = $(id);
+    const v = settings.get(key);
+    if (kind === 'check') el.checked = !!v;
+    else if (id !== 'set-voice') el.value = v === undefined || v === null ? '' : String(v);
+  }
+  $('set-lang').value = getLang();
+}
+
+function bindSettingsForm() {
+  for (const [id, key, kind] of FIELDS) {
+    const el = $(id);
+    const ev = kind === 'check' || el.tagName === 'SELECT' ? 'change' : 'change';
+    el.addEventListener(ev, () => {
+      if (kind === 'check') settings.set(key, el.checked);
+      else if (kind === 'number') {
+        const n = parseFloat(el.value);
+        if (Number.isFinite(n) && n > 0) settings.set(key, n);
+        else el.value = String(settings.get(key));
+      } else settings.set(key, el.value);
+    });
+  }
+}
+
+let patchTimer = null;
+let pendingPatch = {};
+settings.onChange((key, value) => {
+  const patch = settings.sessionPatch(key);
+  if (patch) {
+    Object.assign(pendingPatch, patch);
+    clearTimeout(patchTimer);
+    patchTimer = setTimeout(() => {
+      const p = pendingPatch;
+      pendingPatch = {};
+      sendSessionUpdate(p);
+    }, 300);
+  }
+  switch (key) {
+    case 'lang':
+      setLang(value || 'en');
+      break;
+    case 'audioOut':
+      player.setEnabled(value);
+      break;
+    case 'cameraFps':
+      camera.setFps(value);
+      break;
+    case 'screenFps':
+      screen.setFps(value);
+      break;
+    case 'echoCancellation':
+    case 'noiseSuppression':
+    case 'autoGainControl':
+      if (mic.active) {
+        mic.stop();
+        startMic();
+      }
+      break;
+    case 'token':
+      loadPersonas();
+      history.load();
+      break;
+    case 'ptt':
+      syncMicUi();
+      break;
+    default:
+      break;
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Wiring
+
+function wire() {
+  $('btn-start').addEventListener('click', start);
+  $('btn-pause').addEventListener('click', pause);
+  $('btn-resume').addEventListener('click', resume);
+  $('btn-end').addEventListener('click', end);
+  $('btn-stop-reply').addEventListener('click', cancelReply);
+
+  $('persona-select').addEventListener('change', () => {
+    const id = $('persona-select').value;
+    settings.set('persona', id);
+    renderPersonaCard();
+    if (state.connected) sendSessionUpdate({ persona: id });
+  });
+
+  $('btn-mic').addEventListener('click', async () => {
+    if (mic.active) {
+      stopMic();
+      settings.set('micOn', false);
+    } else {
+      settings.set('micOn', true);
+      await startMic();
+    }
+  });
+  $('btn-mute').addEventListener('click', () => setMuted(!state.mic.muted));
+  $('ptt-toggle').addEventListener('change', (e) => settings.set('ptt', e.target.checked));
+
+  const ptt = $('btn-ptt');
+  ptt.addEventListener('pointerdown', (e) => {
+    e.preventDefault();
+    ptt.setPointerCapture?.(e.pointerId);
+    pttDown();
+  });
+  ptt.addEventListener('pointerup', () => pttUp());
+  ptt.addEventListener('pointercancel', () => pttUp());
+  ptt.addEventListener('keydown', (e) => {
+    if ((e.code === 'Space' || e.key === 'Enter') && !e.repeat) {
+      e.preventDefault();
+      e.stopPropagation();
+      pttDown();
+    }
+  });
+  ptt.addEventListener('keyup', (e) => {
+    if (e.code === 'Space' || e.key === 'Enter') {
+      e.preventDefault();
+      e.stopPropagation();
+      pttUp();
+    }
+  });
+  ptt.addEventListener('contextmenu', (e) => e.preventDefault());
+
+  $('btn-camera').addEventListener('click', () => (camera.active ? stopCamera() : startCamera()));
+  $('btn-screen').addEventListener('click', () => (screen.active ? stopScreen() : startScreen()));
+
+  const input = $('composer-input');
+  $('composer').addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (sendText(input.value)) input.value = '';
+    input.focus();
+  });
+  input.addEventListener('keydown', (e) => {
+    // Enter sends; Shift+Enter is a new line; never while an IME (Korean) is composing.
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      $('composer').requestSubmit();
+    }
+  });
+
+  $('lang-toggle').addEventListener('click', () => settings.set('lang', getLang() === 'ko' ? 'en' : 'ko'));
+  $('history-refresh').addEventListener('click', () => history.load());
+  $('history-details').addEventListener('toggle', (e) => {
+    if (e.target.open) history.load();
+  });
+
+  $('settings-form').addEventListener('submit', (e) => e.preventDefault());
+  bindSettingsForm();
+}
+
+onLangChange(() => {
+  showConnection(connShown.kind);
+  setSessionStatus(state.sessionStatus);
+  syncMicUi();
+  renderPersonaCard();
+  renderVoices();
+  perception.render();
+  history.render();
+  conversation.relabel();
+  checkHealth();
+  $('btn-ptt-label').textContent = t(pttHeld ? 'mic.ptt.talking' : 'mic.ptt.hold');
+  $('set-lang').value = getLang();
+  $('lang-toggle').lang = getLang() === 'ko' ? 'en' : 'ko';
+});
+
+// ---------------------------------------------------------------------------------------------
+// Boot
+
+function initialLang() {
+  const v = settings.get('lang');
+  if (v === 'ko' || v === 'en') return v;
+  return (navigator.language || '').toLowerCase().startsWith('ko') ? 'ko' : 'en';
+}
+
+window.studio = {
+  state,
+  settings,
+  start,
+  pause,
+  resume,
+  end,
+  sendText,
+  cancelReply,
+  startMic,
+  stopMic,
+  setMuted,
+  pttDown,
+  pttUp,
+  startCamera,
+  stopCamera,
+  startScreen,
+  stopScreen,
+  setSetting: (k, v) => settings.set(k, v),
+  player,
+  ws,
+  ready: false,
+};
+
+wire();
+setLang(initialLang());
+fillSettingsForm();
+syncMicUi();
+syncVisionUi();
+setSessionStatus('idle');
+showConnection('idle');
+Promise.allSettled([loadPersonas(), loadVoices(), checkHealth()]).then(() => {
+  window.studio.ready = true;
+  document.documentElement.dataset.ready = '1';
+});

@@ -1,0 +1,63 @@
+// REST calls with the bearer token. Errors carry the HTTP status and the server's detail.
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export function makeApi(getToken) {
+  async function request(path, { method = 'GET', body } = {}) {
+    const headers = { Accept: 'application/json' };
+    const token = getToken();
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let r;
+    try {
+      r = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      throw new ApiError(0, String(err && err.message ? err.message : err));
+    }
+    let data = null;
+    try {
+      data = await r.json();
+    } catch {
+      data = null;
+    }
+    if (!r.ok) {
+      const detail =
+        data && (typeof data.detail === 'string' ? data.detail : data.message || data.error);
+      throw Object.assign(new ApiError(r.status, detail || `HTTP ${r.status}`), { data });
+    }
+    return data;
+  }
+
+  const qs = (o) =>
+    Object.entries(o)
+      .filter(([, v]) => v !== undefined && v !== null && v !== '')
+      .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
+      .join('&');
+
+  return {
+    request,
+    personas: () => request('/v1/personas').then((d) => (d && d.personas) || []),
+    voices: () => request('/v1/tts/voices').then((d) => (d && d.voices) || []),
+    sessions: (limit = 20, offset = 0) =>
+      request(`/v1/sessions?${qs({ limit, offset })}`).then((d) => (d && d.sessions) || []),
+    messages: (id, limit = 200, offset = 0) =>
+      request(`/v1/sessions/${encodeURIComponent(id)}/messages?${qs({ limit, offset })}`).then(
+        (d) => (d && d.messages) || [],
+      ),
+    /** /health answers 503 with a body when a module is not ready: return the body anyway. */
+    health: () =>
+      request('/health').catch((err) => {
+        if (err.data && err.data.modules) return err.data;
+        throw err;
+      }),
+  };
+}
