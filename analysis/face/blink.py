@@ -107,7 +107,8 @@ class BlinkDetector:
         self.closure = 0.0
         self.count = 0
         self.long_closures = 0
-        self.blink_times: deque[float] = deque()
+        self.blink_times: list[float] = []  # start of every blink, for session timelines
+        self._recent: deque[float] = deque()  # starts inside the rate window
         self._t_prev: float | None = None
         self._t_first: float | None = None
         self._t_event = 0.0
@@ -223,6 +224,7 @@ class BlinkDetector:
             return False
         self.count += 1
         self.blink_times.append(self._t_event)
+        self._recent.append(self._t_event)
         return True
 
     def rate_per_min(self, t_ms: float | None = None) -> float:
@@ -231,14 +233,14 @@ class BlinkDetector:
         The span is floored at ``rate_min_span_ms`` so one early blink does not read as
         60+ blinks per minute.
         """
-        if self._t_first is None:
+        t_first, t_last = self._t_first, self._t_prev
+        if t_first is None or t_last is None:
             return 0.0
-        t = self._t_prev if t_ms is None else t_ms
-        assert t is not None
+        t = t_last if t_ms is None else t_ms
         lo = t - self.cfg.rate_window_ms
-        times = self.blink_times
+        times = self._recent
         while times and times[0] < lo:
             times.popleft()
-        span = min(self.cfg.rate_window_ms, t - self._t_first)
+        span = min(self.cfg.rate_window_ms, t - t_first)
         span = max(span, self.cfg.rate_min_span_ms)
         return len(times) * 60_000.0 / span
