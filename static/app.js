@@ -3,8 +3,12 @@
 //   js/ws-client.js (socket + reconnect), js/mic.js, js/playback.js, js/vision.js,
 //   js/perception.js, js/conversation.js, js/history.js, js/settings.js, js/api.js, js/toast.js
 //
-// Everything a browser test needs to observe is in window.studio.state (see README in the
-// report / docs): connection, session, transcripts, replies, playback, perception, errors.
+// Browser tests read window.studio.state (shape below, each field commented) and may drive the
+// page with window.studio.{start, pause, resume, end, sendText, cancelReply, startMic, stopMic,
+// setMuted, pttDown, pttUp, startCamera, stopCamera, startScreen, stopScreen, setSetting}.
+// window.studio.ready turns true (and <html data-ready="1">) once personas, voices and health
+// have loaded. Settings: localStorage 'dmp.settings' (JSON) and URL overrides, see
+// js/settings.js (e.g. ?rawmic=1 turns echo cancellation, noise suppression and AGC off).
 
 import { setLang, getLang, t, has, onLangChange } from './i18n.js';
 import { Settings } from './js/settings.js';
@@ -109,7 +113,7 @@ function report(kind, text, extra = {}) {
 
 const conversation = new Conversation($('conv-log'), $('conv-empty'));
 const perception = new PerceptionPanel($('perception-panel'));
-const history = new HistoryPanel({
+const historyPanel = new HistoryPanel({
   listEl: $('history-list'),
   moreBtn: $('history-more'),
   messagesEl: $('history-messages'),
@@ -399,7 +403,6 @@ function handleBinary(kind, buf) {
 
 function onSessionCreated(s) {
   const resumed = !!state.sessionId && s.id === state.sessionId;
-  const lostResume = !!state.sessionId && s.id && s.id !== state.sessionId;
   if (resumed) state.resumed += 1;
   if (!resumed) {
     unsupported.mic = unsupported.camera = unsupported.screen = false;
@@ -408,11 +411,11 @@ function onSessionCreated(s) {
     state.transcripts.length = 0;
     state.replies.length = 0;
   }
-  if (lostResume) report('warning', t('code.session_not_found'), { code: 'session_not_resumed' });
   state.sessionId = s.id || null;
   state.threadId = s.thread_id || null;
   state.userId = s.user_id || null;
   state.persona = s.persona || null;
+  if (s.persona && s.persona.id) personaForSession = s.persona.id; // a reconnect keeps it
   state.session = s;
   state.reportUrl = null;
   if (s.output_audio) {
@@ -443,7 +446,11 @@ function onSessionUpdated(s) {
     if (s.status === 'paused') setSessionStatus('paused');
     else if (s.status === 'active' || s.status === 'live') setSessionStatus('live');
   }
-  if (s.persona && s.persona.name) conversation.setPersonaName(s.persona.name);
+  if (s.persona && s.persona.id) {
+    state.persona = s.persona;
+    personaForSession = s.persona.id;
+    if (s.persona.name) conversation.setPersonaName(s.persona.name);
+  }
 }
 
 function onSessionEnded(msg) {
@@ -460,7 +467,7 @@ function onSessionEnded(msg) {
     a.href = state.reportUrl;
     $('report-link').hidden = false;
   }
-  history.load();
+  historyPanel.load();
   updateButtons();
 }
 
@@ -469,6 +476,14 @@ const unsupported = { mic: false, camera: false, screen: false }; // server said
 
 function onServerProblem(kind, msg) {
   const code = msg.code || '';
+  if (kind === 'error' && msg.fatal && code === 'session_not_found' && state.sessionId) {
+    // The old session cannot be resumed: when the socket closes, start a fresh one.
+    recordProblem({ kind, code, message: msg.message || '', fatal: true, text: t('code.session_not_found') });
+    toasts.show('warning', t('code.session_not_found'), { detail: msg.message });
+    state.sessionId = null;
+    restartFresh = true;
+    return;
+  }
   const friendly = code && has(`code.${code}`) ? t(`code.${code}`) : msg.message || code || kind;
   const detail = friendly !== msg.message && msg.message ? msg.message : undefined;
   const fatal = kind === 'error' && !!msg.fatal;
@@ -483,12 +498,6 @@ function onServerProblem(kind, msg) {
     if (/screen/i.test(m)) unsupported.screen = true;
   }
   if (fatal) {
-    if (code === 'session_not_found' && state.sessionId) {
-      // The old session cannot be resumed: when the socket closes, start a fresh one.
-      state.sessionId = null;
-      restartFresh = true;
-      return;
-    }
     ws.stopReconnect();
     if (code === 'session_ended') {
       setSessionStatus('ended');
@@ -752,7 +761,7 @@ const camera = new CameraCapture({
   onEnded: () => syncVisionUi(),
 });
 camera.enabled = wantVision;
-const screen = new ScreenCapture({
+const screenCap = new ScreenCapture({
   video: $('screen-video'),
   onFrame: (jpeg) => {
     if (!wantVision() || unsupported.screen) return false;
@@ -762,7 +771,7 @@ const screen = new ScreenCapture({
   },
   onEnded: () => syncVisionUi(),
 });
-screen.enabled = wantVision;
+screenCap.enabled = wantVision;
 
 async function startCamera() {
   try {
@@ -780,7 +789,7 @@ function stopCamera() {
 
 async function startScreen() {
   try {
-    await screen.start(Number(settings.get('screenFps')) || 0.5);
+    await screenCap.start(Number(settings.get('screenFps')) || 0.5);
   } catch (err) {
     report('client', t('err.screen.denied', { message: err && err.message ? err.message : String(err) }), { code: 'screen_failed' });
   }
@@ -788,26 +797,26 @@ async function startScreen() {
 }
 
 function stopScreen() {
-  screen.stop();
+  screenCap.stop();
   syncVisionUi();
 }
 
 function syncVisionUi() {
   state.camera.active = camera.active;
-  state.screen.active = screen.active;
+  state.screen.active = screenCap.active;
   $('btn-camera').setAttribute('aria-pressed', String(camera.active));
-  $('btn-screen').setAttribute('aria-pressed', String(screen.active));
+  $('btn-screen').setAttribute('aria-pressed', String(screenCap.active));
   $('camera-video').hidden = !camera.active;
-  $('screen-video').hidden = !screen.active;
-  $('previews').hidden = !camera.active && !screen.active;
+  $('screen-video').hidden = !screenCap.active;
+  $('previews').hidden = !camera.active && !screenCap.active;
 }
 
 setInterval(() => {
-  state.sent.screenSkipped = screen.skipped;
-  state.screen.lastDiff = screen.lastDiff;
+  state.sent.screenSkipped = screenCap.skipped;
+  state.screen.lastDiff = screenCap.lastDiff;
   const stats = $('screen-stats');
-  stats.hidden = !screen.active;
-  if (screen.active) stats.textContent = t('screen.sent', { n: state.sent.screenFrames });
+  stats.hidden = !screenCap.active;
+  if (screenCap.active) stats.textContent = t('screen.sent', { n: state.sent.screenFrames });
 }, 1000);
 
 function stopDevices() {
@@ -863,7 +872,7 @@ async function loadPersonas() {
   else if (personas.length) sel.value = personas[0].id;
   sel.disabled = false;
   renderPersonaCard();
-  history.render();
+  historyPanel.render();
 }
 
 let voices = [];
@@ -983,7 +992,7 @@ settings.onChange((key, value) => {
       camera.setFps(value);
       break;
     case 'screenFps':
-      screen.setFps(value);
+      screenCap.setFps(value);
       break;
     case 'echoCancellation':
     case 'noiseSuppression':
@@ -995,7 +1004,7 @@ settings.onChange((key, value) => {
       break;
     case 'token':
       loadPersonas();
-      history.load();
+      historyPanel.load();
       break;
     case 'ptt':
       syncMicUi();
@@ -1019,7 +1028,7 @@ function wire() {
     const id = $('persona-select').value;
     settings.set('persona', id);
     renderPersonaCard();
-    if (state.connected) sendSessionUpdate({ persona: id });
+    if (state.connected && sendSessionUpdate({ persona: id })) personaForSession = id;
   });
 
   $('btn-mic').addEventListener('click', async () => {
@@ -1059,7 +1068,7 @@ function wire() {
   ptt.addEventListener('contextmenu', (e) => e.preventDefault());
 
   $('btn-camera').addEventListener('click', () => (camera.active ? stopCamera() : startCamera()));
-  $('btn-screen').addEventListener('click', () => (screen.active ? stopScreen() : startScreen()));
+  $('btn-screen').addEventListener('click', () => (screenCap.active ? stopScreen() : startScreen()));
 
   const input = $('composer-input');
   $('composer').addEventListener('submit', (e) => {
@@ -1076,9 +1085,9 @@ function wire() {
   });
 
   $('lang-toggle').addEventListener('click', () => settings.set('lang', getLang() === 'ko' ? 'en' : 'ko'));
-  $('history-refresh').addEventListener('click', () => history.load());
+  $('history-refresh').addEventListener('click', () => historyPanel.load());
   $('history-details').addEventListener('toggle', (e) => {
-    if (e.target.open) history.load();
+    if (e.target.open) historyPanel.load();
   });
 
   $('settings-form').addEventListener('submit', (e) => e.preventDefault());
@@ -1092,12 +1101,13 @@ onLangChange(() => {
   renderPersonaCard();
   renderVoices();
   perception.render();
-  history.render();
+  historyPanel.render();
   conversation.relabel();
   checkHealth();
   $('btn-ptt-label').textContent = t(pttHeld ? 'mic.ptt.talking' : 'mic.ptt.hold');
   $('set-lang').value = getLang();
   $('lang-toggle').lang = getLang() === 'ko' ? 'en' : 'ko';
+  document.title = t('app.title');
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -233,11 +233,18 @@ export class PerceptionPanel {
       nowText: t('chart.now'),
       agoText: (m) => t('chart.ago', { m }),
     };
-    // Emotion: one line per label, in the order the labels first appeared.
-    const labels = [];
+    // Emotion: one line per label for the 4 strongest labels (mean score in the window).
+    const sums = new Map();
     for (const p of this.emotionPts) {
-      for (const k of Object.keys(p.scores)) if (!labels.includes(k)) labels.push(k);
+      if (p.t < now - WINDOW_MS) continue;
+      for (const [k, v] of Object.entries(p.scores)) {
+        if (typeof v === 'number') sums.set(k, (sums.get(k) || 0) + v);
+      }
     }
+    const labels = [...sums.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 4)
+      .map(([k]) => k);
     const series = labels.map((label) => ({
       label: emotionName(label),
       color: this.colorOf(label),
