@@ -108,7 +108,11 @@ class WsClient:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"no {type_} event; got {[e['type'] for e in self.events]}")
-            ev = await self.next_event(left)
+            try:
+                ev = await self.next_event(left)
+            except TimeoutError:
+                got = [e["type"] for e in self.events[-30:]]
+                raise TimeoutError(f"no {type_} {match or ''} event; last events: {got}") from None
             self._seen += 1
             if ev["type"] == type_ and all(ev.get(k) == v for k, v in match.items()):
                 return ev

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from server.agent.graph import TurnFinished
 from server.agent.state import TurnContext
 from server.api.deps import ServicesDep
+from server.api.voice import reply_audio_b64
 from server.auth import AuthError, resolve_user, token_from_request
 from server.hub.session import llm_error_message
 from server.logging import get_logger
@@ -86,10 +87,5 @@ async def chat(body: ChatRequest, request: Request, services: ServicesDep) -> Ch
         await store.add_message(user, rec.id, persona.id, "assistant", text)
     usage = finished.usage if finished else {}
     await store.incr_usage(user, {"api_calls": 1, "llm_calls": 1, **usage})
-    audio = await synthesize_b64(request, text, persona.tts_voice, user)
+    audio = await reply_audio_b64(services, text, persona.tts_voice, user)
     return ChatResponse(thread_id=rec.thread_id, text_response=text, audio_response_b64=audio)
-
-
-async def synthesize_b64(request: Request, text: str, voice: str, user: str) -> str | None:
-    """Reply audio for REST callers; None until a TTS service is configured."""
-    return None

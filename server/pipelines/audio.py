@@ -190,7 +190,7 @@ class VoiceInput:
         if self._partial_task:
             self._partial_task.cancel()
         if audio.size:
-            utt = Utterance(item, audio, ev.t_ms - self.stream.speech_ms, ev.t_ms, time.monotonic())
+            utt = Utterance(item, audio, ev.onset_ms, ev.t_ms, time.monotonic())
             s.spawn(self._final(utt))
 
     async def _while_speaking(self) -> None:
@@ -228,6 +228,11 @@ class VoiceInput:
 
     async def _final(self, utt: Utterance) -> None:
         s = self.session
+        if self.stt is not None and s.services.modules.get("stt") == "loading":
+            try:  # the model is still loading at start-up: wait for it, don't drop the turn
+                await self.stt.aload()
+            except STTError:
+                pass
         if self.stt is None or not self.stt.loaded:
             if not self._warned_stt:
                 self._warned_stt = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from langchain_openai import ChatOpenAI
 
 from server.config import Settings, secret
@@ -25,7 +26,10 @@ def make_chat_model(settings: Settings) -> ChatOpenAI | None:
     (``max_retries`` retries after the first try)."""
     if not settings.llm_configured:
         return None
+    # Our own HTTP client: langchain-openai otherwise shares one per base_url across the
+    # process, bound to the first event loop that used it.
     return ChatOpenAI(
+        http_async_client=httpx.AsyncClient(timeout=settings.llm_timeout_s),
         model=settings.llm_model,
         base_url=settings.llm_base_url,
         api_key=secret(settings.llm_api_key) or "not-needed",
@@ -36,3 +40,9 @@ def make_chat_model(settings: Settings) -> ChatOpenAI | None:
         streaming=True,
         stream_usage=True,
     )
+
+
+async def close_chat_model(model: ChatOpenAI | None) -> None:
+    client = getattr(model, "http_async_client", None) if model is not None else None
+    if isinstance(client, httpx.AsyncClient):
+        await client.aclose()
