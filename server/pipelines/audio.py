@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from server.logging import get_logger
-from server.providers.stt import STTError, WhisperSTT
+from server.providers.stt import STTError, Transcript, WhisperSTT
 from server.providers.vad import SileroVAD, VadEvent, VadStream
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 RATE = 16_000
+SPECULATE_AFTER_MS = 128  # start the final decode this far into a pause (4 VAD windows)
 MIN_FRAME_BYTES = 2
 MAX_FRAME_MS = 100
 
@@ -81,6 +82,9 @@ class VoiceInput:
         self._partial_task: asyncio.Task[None] | None = None
         self._barged = False
         self._finals = asyncio.Lock()
+        # A final decode started during the pause, keyed by the pause's start: if the VAD
+        # then ends the speech at exactly that point, its result is the final transcript.
+        self._spec: tuple[int, asyncio.Task[Transcript]] | None = None
         self._warned_stt = False
         self._overrun_reported = 0.0
         self.stream_ms = 0
@@ -144,10 +148,12 @@ class VoiceInput:
                 self._buffer_ptt(data)
                 continue
             try:
-                events, done = await asyncio.to_thread(self._analyse, data)
+                events, done, spec = await asyncio.to_thread(self._analyse, data)
             except Exception:
                 log.exception("vad_failed")
                 continue
+            if spec is not None:
+                self._speculate(*spec)
             for ev in events:
                 await self._on_vad(ev, done)
             if self.stream.in_speech:
@@ -159,12 +165,33 @@ class VoiceInput:
             self._ptt.append(data)
             self._ptt_bytes += len(data)
 
-    def _analyse(self, data: bytes) -> tuple[list[VadEvent], list[np.ndarray]]:
+    def _analyse(
+        self, data: bytes
+    ) -> tuple[list[VadEvent], list[np.ndarray], tuple[int, np.ndarray] | None]:
         events = self.stream.feed(data)
         done = []
         while self.stream.pending_utterances:
             done.append(self.stream.pop_utterance())
-        return events, done
+        spec = None
+        pause = self.stream.silence_start_ms
+        if (
+            pause is not None
+            and self.stream.t_ms - pause >= SPECULATE_AFTER_MS
+            and (self._spec is None or self._spec[0] != pause)
+        ):
+            spec = (pause, self.stream.utterance_until(pause))
+        return events, done, spec
+
+    def _speculate(self, pause_ms: int, audio: np.ndarray) -> None:
+        """Decode the utterance as if it ended at this pause; most pauses this long do end
+        it, and the final transcript is then ready sooner by the VAD's silence wait."""
+        if self.stt is None or not self.stt.loaded or audio.size == 0:
+            return
+        if self._partial_task is not None:
+            self._partial_task.cancel()
+        task = asyncio.ensure_future(self.stt.atranscribe(audio, self.session.stt_language()))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._spec = (pause_ms, task)
 
     def _new_item(self) -> str:
         self._items += 1
@@ -189,9 +216,11 @@ class VoiceInput:
         self._item_id = None
         if self._partial_task:
             self._partial_task.cancel()
+        spec = self._spec[1] if self._spec and self._spec[0] == ev.t_ms else None
+        self._spec = None
         if audio.size:
             utt = Utterance(item, audio, ev.onset_ms, ev.t_ms, time.monotonic())
-            s.spawn(self._final(utt))
+            s.spawn(self._final(utt, spec))
 
     async def _while_speaking(self) -> None:
         s = self.session
@@ -205,7 +234,8 @@ class VoiceInput:
         now = time.monotonic()
         interval = s.settings.stt_partial_interval_ms / 1000
         if (
-            self.stt is not None
+            self.stream.silence_start_ms is None  # in a pause the final decode has priority
+            and self.stt is not None
             and self.stt.loaded
             and now - self._last_partial >= interval
             and (self._partial_task is None or self._partial_task.done())
@@ -226,7 +256,7 @@ class VoiceInput:
         text = self._stabilizer.update(t.text.strip())
         await self.session.send({"type": "transcript.delta", "item_id": item_id, "text": text})
 
-    async def _final(self, utt: Utterance) -> None:
+    async def _final(self, utt: Utterance, spec: asyncio.Task[Transcript] | None = None) -> None:
         s = self.session
         if self.stt is not None and s.services.modules.get("stt") == "loading":
             try:  # the model is still loading at start-up: wait for it, don't drop the turn
@@ -242,7 +272,9 @@ class VoiceInput:
             return
         async with self._finals:
             try:
-                t = await self.stt.atranscribe(utt.audio, s.stt_language())
+                t = await self._speculated(spec)
+                if t is None:
+                    t = await self.stt.atranscribe(utt.audio, s.stt_language())
             except STTError as e:
                 await s.error("stt_failed", str(e))
                 return
@@ -260,3 +292,12 @@ class VoiceInput:
             await s.on_utterance(utt, t)
             if not s.paused:
                 await s.start_turn(text, source="voice")
+
+    @staticmethod
+    async def _speculated(spec: asyncio.Task[Transcript] | None) -> Transcript | None:
+        if spec is None:
+            return None
+        try:
+            return await spec
+        except (STTError, asyncio.CancelledError):
+            return None

@@ -182,6 +182,20 @@ class VadStream:
         """Length of the current speech from its onset, 0 outside speech."""
         return self.t_ms - self._onset_ms if self._state == "speech" else 0
 
+    @property
+    def silence_start_ms(self) -> int | None:
+        """While in speech: where the current run of silence began (None while talking).
+        If the speech ends, its "end" event will carry exactly this t_ms."""
+        return self._silence_start_ms if self._state == "speech" else None
+
+    def utterance_until(self, end_ms: int) -> np.ndarray:
+        """The current utterance as it would be if it ended at ``end_ms`` (with the same
+        trailing pad as a real end): lets a caller start decoding before the end is sure."""
+        if self._state != "speech" or not self._utt:
+            return np.zeros(0, dtype=np.float32)
+        keep = (end_ms + self.speech_pad_ms - self._utt_start_ms) * SAMPLE_RATE // 1000
+        return np.concatenate(self._utt)[:keep]
+
     def feed(self, pcm: bytes | bytearray | memoryview | np.ndarray) -> list[VadEvent]:
         """Analyse a frame of 16 kHz mono audio (pcm16 bytes, int16 or float32 array)."""
         audio = _to_float32(pcm)
