@@ -1,0 +1,678 @@
+"""Hub latency benchmark: what the server adds on top of the language model.
+
+Starts the fake OpenAI server (``bench.fake_llm``, a separate process) and the real server
+(``desktopmate serve --port 0``, another process), then drives text turns over the
+WebSocket protocol and prints a table:
+
+- TTFT overhead: client time to first ``response.text.delta`` (from sending ``input_text``)
+  minus the fake's own time to first token (request received -> first token emitted, read
+  from the fake's request log; both processes share CLOCK_MONOTONIC).
+- per-token added delay: the client's mean gap between deltas minus the fake's own mean gap.
+- whole-turn overhead: send -> ``response.done`` minus the fake's own stream time.
+- the same with N concurrent sessions, plus the server's event-loop lag (``GET
+  /health/details``, ``server/loopmon.py``), server CPU and RSS.
+
+Usage: ``uv run python -m bench.latency [--memory on|off|both] [--turns 50] [--sessions 50]``.
+See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+from server.loopmon import LoopLagMonitor, percentile
+
+ROOT = Path(__file__).resolve().parent.parent
+DELTA_PREFIX = '{"type": "response.text.delta"'
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --- child processes ----------------------------------------------------------------------
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if the benchmark dies, so nothing is left running."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+async def _stop(proc: asyncio.subprocess.Process, sig: int, grace_s: float) -> None:
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+    try:
+        await asyncio.wait_for(proc.wait(), grace_s)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+class FakeLLM:
+    """bench.fake_llm in its own process; ``dump()`` returns its request records."""
+
+    def __init__(self, args: argparse.Namespace, log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        self.proc: asyncio.subprocess.Process | None = None
+        self.base_url = ""
+
+    async def start(self) -> None:
+        a = self.args
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.fake_llm",
+            f"--ttft-ms={a.ttft_ms}",
+            f"--token-ms={a.token_ms}",
+            f"--tokens={a.tokens}",
+            f"--dims={a.dims}",
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=self.log_path.open("wb"),
+            limit=256 << 20,
+            preexec_fn=_die_with_parent,
+        )
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
+        self.base_url = line.decode().strip()
+        if not self.base_url.startswith("http"):
+            raise RuntimeError(f"fake LLM did not start: {self.log_path.read_text()[-2000:]}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def dump(self) -> list[dict[str, Any]]:
+        assert self.proc is not None and self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(b"dump\n")
+        await self.proc.stdin.drain()
+        return json.loads(await asyncio.wait_for(self.proc.stdout.readline(), 60))
+
+    async def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.stdin is not None:
+            with contextlib.suppress(Exception):
+                self.proc.stdin.close()  # end of stdin: the fake stops by itself
+        await _stop(self.proc, signal.SIGTERM, 5)
+
+
+class Server:
+    """``desktopmate serve --port 0`` in its own process, with its own data dir."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path, llm_url: str, memory: bool):
+        self.args = args
+        self.workdir = workdir
+        self.llm_url = llm_url
+        self.memory = memory
+        self.log_path = workdir / "server.log"
+        self.proc: asyncio.subprocess.Process | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("LLM_", "VLM_", "EMBED_", "MEMORY_", "MONGODB_", "AUTH_"))
+        }
+        env |= {
+            "DATA_DIR": str(self.workdir / "data"),
+            "LLM_BASE_URL": self.llm_url,
+            "LLM_API_KEY": "x",
+            "LLM_MODEL": "fake-model",
+            "EMBED_DIMS": str(self.args.dims),
+            "MEMORY_ENABLED": "true" if self.memory else "false",
+            "LOG_LEVEL": self.args.log_level,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+        }
+        script = Path(sys.executable).with_name("desktopmate")
+        cmd = [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
+        log = self.log_path.open("wb")
+        self.proc = await asyncio.create_subprocess_exec(
+            *cmd,
+            "serve",
+            "--port",
+            "0",
+            cwd=self.workdir,  # no stray .env gets read
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            preexec_fn=_die_with_parent,
+        )
+        deadline = time.monotonic() + 120
+        while not self.url:
+            if self.proc.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start:\n{self.log_tail()}")
+            m = re.search(r"listening on (http://\S+)", self.log_path.read_text(errors="replace"))
+            if m:
+                self.url = m.group(1)
+            else:
+                await asyncio.sleep(0.05)
+        async with httpx.AsyncClient(base_url=self.url, timeout=5) as http:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get("/health")).status_code == 200:
+                        break
+                if self.proc.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server not healthy:\n{self.log_tail()}")
+                await asyncio.sleep(0.1)
+
+    def log_tail(self, n: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-n:]
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def ws_url(self, token: str) -> str:
+        return self.url.replace("http://", "ws://") + "/v1/ws?" + urlencode({"token": token})
+
+    async def details(self, reset: bool = False) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
+            r = await http.get("/health/details", params={"reset": "true"} if reset else None)
+            r.raise_for_status()
+            return r.json()
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            await _stop(self.proc, signal.SIGINT, 30)
+
+
+def proc_rss_mb(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def host_cpu_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole host since boot, summed over all CPUs."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    total = sum(fields)
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (total - idle) / CLK_TCK, total / CLK_TCK
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads)."""
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return float("nan")
+
+
+# --- the client -----------------------------------------------------------------------------
+@dataclass
+class Turn:
+    tag: str
+    t_send: float = 0.0
+    deltas: list[float] = field(default_factory=list)
+    t_done: float | None = None
+    status: str = "timeout"
+    server_ttft_ms: float | None = None
+    llm: dict[str, Any] | None = None  # the fake's record of the generation call
+    embed: dict[str, Any] | None = None  # the fake's record of the memory-search embedding
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed" and bool(self.deltas) and self.llm is not None
+
+
+def turn_text(tag: str) -> str:
+    return f"{tag} I like green tea in the morning and I walk my dog by the river."
+
+
+async def open_session(server: Server, user: str) -> ClientConnection:
+    ws = await connect(server.ws_url(user), max_size=8 << 20, open_timeout=60, ping_interval=None)
+    created = json.loads(await asyncio.wait_for(ws.recv(), 60))
+    if created.get("type") != "session.created":
+        raise RuntimeError(f"expected session.created, got {created}")
+    # Text only: no TTS work on the reply, so the numbers are the text path's.
+    await ws.send(json.dumps({"type": "session.update", "session": {"output_audio": "none"}}))
+    while True:
+        ev = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        if ev.get("type") == "session.updated":
+            return ws
+        if ev.get("type") == "error":
+            raise RuntimeError(f"session.update refused: {ev}")
+
+
+async def one_turn(ws: ClientConnection, tag: str, timeout_s: float) -> Turn:
+    turn = Turn(tag)
+    payload = json.dumps({"type": "input_text", "text": turn_text(tag)})
+    turn.t_send = time.monotonic()
+    await ws.send(payload)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                msg = await ws.recv()
+                now = time.monotonic()
+                if isinstance(msg, bytes):
+                    continue
+                if msg.startswith(DELTA_PREFIX):  # the hot path: no JSON parse
+                    turn.deltas.append(now)
+                    continue
+                ev = json.loads(msg)
+                if ev.get("type") == "response.done":
+                    turn.t_done = now
+                    turn.status = ev.get("status", "?")
+                    turn.server_ttft_ms = (ev.get("timings") or {}).get("ttft_ms")
+                    return turn
+                if ev.get("type") == "error":
+                    turn.status = f"error:{ev.get('code')}"
+    except TimeoutError:
+        pass
+    return turn
+
+
+async def run_sessions(
+    server: Server,
+    fake_pid: int,
+    label: str,
+    sessions: int,
+    turns_each: int,
+    stagger_s: float,
+    think_s: float,
+    turn_timeout_s: float,
+) -> tuple[list[Turn], dict[str, Any]]:
+    """Connect every session, then run their turns concurrently; returns turns + server stats."""
+    conns = await asyncio.gather(
+        *(open_session(server, f"bench-{label}-{i:02d}") for i in range(sessions))
+    )
+    await asyncio.sleep(0.5)  # let session set-up writes settle
+    pids = {"server": server.pid, "fake": fake_pid, "bench": os.getpid()}
+    stats: dict[str, Any] = {
+        "rss_before": proc_rss_mb(server.pid),
+        "cpu_before": {k: proc_cpu_s(p) for k, p in pids.items()},
+        "host_before": host_cpu_s(),
+    }
+    await server.details(reset=True)
+    client_lag = LoopLagMonitor()
+    client_lag.start()
+    t0 = time.monotonic()
+
+    async def drive(i: int, ws: ClientConnection) -> list[Turn]:
+        await asyncio.sleep(i * stagger_s)
+        out = []
+        for k in range(turns_each):
+            out.append(await one_turn(ws, f"[{label} s{i:02d} t{k:03d}]", turn_timeout_s))
+            if think_s:
+                await asyncio.sleep(think_s)
+        return out
+
+    try:
+        results = await asyncio.gather(*(drive(i, ws) for i, ws in enumerate(conns)))
+    finally:
+        wall = time.monotonic() - t0
+        await client_lag.stop()
+        stats |= {
+            "wall_s": wall,
+            "cpu_after": {k: proc_cpu_s(p) for k, p in pids.items()},
+            "host_after": host_cpu_s(),
+            "rss_after": proc_rss_mb(server.pid),
+            "loop_lag": (await server.details())["loop_lag_ms"],
+            "client_lag": client_lag.stats(),
+        }
+        await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
+    return [t for r in results for t in r], stats
+
+
+def attach_fake_records(turns: list[Turn], records: list[dict[str, Any]]) -> None:
+    """Find each turn's generation call and memory-search embedding in the fake's log."""
+    gens: dict[str, dict[str, Any]] = {}
+    embeds: dict[str, dict[str, Any]] = {}
+    tag_re = re.compile(r"\[[^\]]+ s\d+ t\d+\]")
+    for r in sorted(records, key=lambda r: r["t"] or 0):
+        m = tag_re.search(r.get("user") or "")
+        if not m:
+            continue
+        tag = m.group(0)
+        if r["kind"] == "chat" and r.get("mem0") is None and r.get("stream"):
+            gens.setdefault(tag, r)
+        elif r["kind"] == "embeddings":
+            embeds.setdefault(tag, r)  # the first one is the search; mem0 adds come later
+    for t in turns:
+        t.llm = gens.get(t.tag)
+        emb = embeds.get(t.tag)
+        if emb is not None and t.llm is not None and emb["t"] <= t.llm["t"]:
+            t.embed = emb
+
+
+# --- metrics and the table ------------------------------------------------------------------
+@dataclass
+class Row:
+    label: str
+    values: list[float]  # samples in ms (or MB / %)
+    target: str = ""
+    check: Any = None  # fn(p50, p95, p99) -> bool
+    fmt: str = "{:8.1f}"
+    fixed: dict[str, float] | None = None  # precomputed p50/p95/p99/max (loop lag)
+
+    def summary(self) -> dict[str, float]:
+        if self.fixed is not None:
+            return self.fixed
+        v = sorted(self.values)
+        if not v:
+            return {}
+        return {
+            "p50": percentile(v, 50),
+            "p95": percentile(v, 95),
+            "p99": percentile(v, 99),
+            "max": v[-1],
+        }
+
+
+def turn_rows(turns: list[Turn], args: argparse.Namespace, one_session: bool) -> list[Row]:
+    ok = [t for t in turns if t.ok]
+    nominal_total = args.ttft_ms + (args.tokens - 1) * args.token_ms
+    ttft_over, pre, post, to_embed, embed_to_llm, nominal_ttft = [], [], [], [], [], []
+    tok_added, tok_nominal, gaps, turn_over, turn_nominal, client_ttft = [], [], [], [], [], []
+    fake_ttft, fake_gap, hub_in_out = [], [], []
+    for t in ok:
+        llm = t.llm
+        assert llm is not None
+        first = t.deltas[0]
+        f_ttft = (llm["t_first_token"] - llm["t"]) * 1000
+        fake_ttft.append(f_ttft)
+        c_ttft = (first - t.t_send) * 1000
+        client_ttft.append(c_ttft)
+        ttft_over.append(c_ttft - f_ttft)
+        nominal_ttft.append(c_ttft - args.ttft_ms)
+        pre.append((llm["t"] - t.t_send) * 1000)
+        post.append((first - llm["t_first_token"]) * 1000)
+        if t.server_ttft_ms is not None:
+            hub_in_out.append(c_ttft - t.server_ttft_ms)
+        if t.embed is not None:
+            to_embed.append((t.embed["t"] - t.t_send) * 1000)
+            embed_to_llm.append((llm["t"] - t.embed["t"]) * 1000)
+        n = len(t.deltas)
+        if n > 1 and llm.get("tokens_sent", 0) > 1 and llm.get("t_done"):
+            c_gap = (t.deltas[-1] - first) * 1000 / (n - 1)
+            f_gap = (llm["t_done"] - llm["t_first_token"]) * 1000 / (llm["tokens_sent"] - 1)
+            fake_gap.append(f_gap)
+            tok_added.append(c_gap - f_gap)
+            tok_nominal.append(c_gap - args.token_ms)
+            gaps += [(b - a) * 1000 for a, b in zip(t.deltas, t.deltas[1:], strict=False)]
+        if t.t_done is not None and llm.get("t_done"):
+            total = (t.t_done - t.t_send) * 1000
+            turn_over.append(total - (llm["t_done"] - llm["t"]) * 1000)
+            turn_nominal.append(total - nominal_total)
+
+    def le(p50: float | None = None, p95: float | None = None, p99: float | None = None) -> Any:
+        def check(s: dict[str, float]) -> bool:
+            return all(
+                lim is None or s[k] <= lim for k, lim in (("p50", p50), ("p95", p95), ("p99", p99))
+            )
+
+        return check
+
+    rows = [
+        Row(
+            "TTFT overhead (client TTFT - fake's own TTFT)",
+            ttft_over,
+            "p50<=15 p95<=30" if one_session else "",
+            le(15, 30) if one_session else None,
+        ),
+        Row("  send -> generation request reaches fake", pre),
+    ]
+    if to_embed:
+        rows += [
+            Row("    send -> memory-search embedding request", to_embed),
+            Row("    embedding request -> generation request", embed_to_llm),
+        ]
+    rows += [
+        Row("  fake's first token -> client's first delta", post),
+        Row("  WS in+out (client TTFT - server's ttft_ms)", hub_in_out),
+        Row("  (vs nominal: client TTFT - TTFT setting)", nominal_ttft),
+        Row(
+            "per-token added delay (client gap - fake gap)",
+            tok_added,
+            "p95<=2",
+            le(p95=2),
+            "{:8.2f}",
+        ),
+        Row("  (vs nominal: client gap - token setting)", tok_nominal, fmt="{:8.2f}"),
+        Row("  single inter-delta gaps at the client", gaps),
+        Row("whole-turn overhead (client total - fake stream)", turn_over),
+        Row("  (vs nominal: total - (ttft + (n-1) x token))", turn_nominal),
+        Row("client TTFT (absolute)", client_ttft),
+        Row("fake's own TTFT (request -> first token)", fake_ttft),
+        Row("fake's own mean token gap", fake_gap, fmt="{:8.2f}"),
+    ]
+    return rows
+
+
+def others_pct(stats: dict[str, Any]) -> float:
+    """CPU used by processes other than the server, the fake and this script, % of a core."""
+    wall = max(stats["wall_s"], 1e-9)
+    ours = sum(stats["cpu_after"][k] - stats["cpu_before"][k] for k in stats["cpu_after"])
+    busy = stats["host_after"][0] - stats["host_before"][0]
+    return (busy - ours) / wall * 100
+
+
+def stat_rows(stats: dict[str, Any], many: bool, turns: int) -> list[Row]:
+    lag = stats["loop_lag"]
+    cl = stats["client_lag"]
+    wall = max(stats["wall_s"], 1e-9)
+    cpu = {
+        k: (stats["cpu_after"][k] - stats["cpu_before"][k]) / wall * 100 for k in stats["cpu_after"]
+    }
+    others = others_pct(stats)
+    return [
+        Row(
+            f"server event-loop lag ({lag['samples']} samples)",
+            [],
+            "p99<=20" if many else "",
+            (lambda s: s["p99"] <= 20) if many else None,
+            fixed={k: lag.get(k, float("nan")) for k in ("p50", "p95", "p99", "max")},
+        ),
+        Row(
+            "bench client's own loop lag (noise check)",
+            [],
+            fixed={k: cl.get(k, float("nan")) for k in ("p50", "p95", "p99", "max")},
+        ),
+        Row("server CPU over the phase, % of one core", [cpu["server"]], fmt="{:8.0f}"),
+        Row(
+            "  server CPU time per turn, ms",
+            [cpu["server"] * wall / 100 / max(turns, 1) * 1000],
+            fmt="{:8.1f}",
+        ),
+        Row("  fake LLM process CPU, % of one core", [cpu["fake"]], fmt="{:8.0f}"),
+        Row("  bench client CPU, % of one core", [cpu["bench"]], fmt="{:8.0f}"),
+        Row("  other processes on the host, % of one core", [others], fmt="{:8.0f}"),
+    ]
+
+
+def render(title: str, blocks: list[tuple[str, list[Row], list[str]]]) -> str:
+    width = 50
+    head = f"{'metric (ms)':<{width}}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}  {'target':<16}result"
+    lines = [title, "=" * len(head)]
+    for name, rows, notes in blocks:
+        lines += ["", name, head, "-" * len(head)]
+        for r in rows:
+            s = r.summary()
+            if not s:
+                lines.append(f"{r.label:<{width}}{'(no samples)':>32}")
+                continue
+            if r.fixed is None and len(r.values) == 1:
+                cells = f"{'':>8}{'':>8}{'':>8}{r.fmt.format(r.values[0])}"
+            else:
+                cells = "".join(r.fmt.format(s[k]) for k in ("p50", "p95", "p99", "max"))
+            verdict = "" if r.check is None else ("PASS" if r.check(s) else "FAIL")
+            lines.append(f"{r.label:<{width}}{cells}  {r.target:<16}{verdict}")
+        lines += notes
+    return "\n".join(lines)
+
+
+# --- one configuration ------------------------------------------------------------------------
+async def run_mode(args: argparse.Namespace, memory: bool, base: Path) -> str:
+    workdir = base / ("memory-on" if memory else "memory-off")
+    workdir.mkdir(parents=True)
+    fake = FakeLLM(args, workdir / "fake.log")
+    server: Server | None = None
+    mode = "memory on (mem0 + embedded Qdrant)" if memory else "memory off"
+    try:
+        await fake.start()
+        server = Server(args, workdir, fake.base_url, memory)
+        t = time.monotonic()
+        await server.start()
+        print(f"[{mode}] server up in {time.monotonic() - t:.1f} s at {server.url}", flush=True)
+        d = await server.details()
+        if memory and d["modules"].get("memory") != "ready":
+            print(f"  warning: memory module is {d['modules'].get('memory')}: {d['details']}")
+        rss_idle = proc_rss_mb(server.pid)
+        nominal_s = (args.ttft_ms + (args.tokens - 1) * args.token_ms) / 1000
+        turn_timeout = max(30.0, nominal_s * 10)
+
+        warm, _ = await run_sessions(server, fake.pid, "warm", 1, args.warmup, 0, 0, turn_timeout)
+        await asyncio.sleep(args.settle_s)
+        print(f"[{mode}] 1 session x {args.turns} turns ...", flush=True)
+        one, one_stats = await run_sessions(
+            server, fake.pid, "one", 1, args.turns, 0, args.think_ms / 1000, turn_timeout
+        )
+        await asyncio.sleep(args.settle_s)
+        stagger = 0.0 if args.burst else nominal_s / max(args.sessions, 1)
+        print(f"[{mode}] {args.sessions} sessions x {args.session_turns} turns ...", flush=True)
+        many, many_stats = await run_sessions(
+            server,
+            fake.pid,
+            "many",
+            args.sessions,
+            args.session_turns,
+            stagger,
+            args.think_ms / 1000,
+            turn_timeout,
+        )
+        records = await fake.dump()
+        attach_fake_records(warm + one + many, records)
+    finally:
+        if server is not None:
+            await server.stop()
+        await fake.stop()
+
+    blocks = []
+    for name, turns, stats, multi in (
+        (f"1 session x {args.turns} turns", one, one_stats, False),
+        (
+            f"{args.sessions} concurrent sessions x {args.session_turns} turns"
+            + (
+                " (all start at once)"
+                if args.burst
+                else f" (starts staggered {stagger * 1000:.0f} ms)"
+            ),
+            many,
+            many_stats,
+            True,
+        ),
+    ):
+        ok = [t for t in turns if t.ok]
+        bad = len(turns) - len(ok)
+        short = sum(1 for t in ok if len(t.deltas) != args.tokens)
+        rows = turn_rows(turns, args, one_session=not multi) + stat_rows(stats, multi, len(turns))
+        notes = [
+            f"  turns: {len(ok)} measured, {bad} failed/unmatched"
+            + (f" [{', '.join(sorted({t.status for t in turns if not t.ok}))}]" if bad else "")
+            + (f", {short} with a delta count != {args.tokens}" if short else "")
+            + f"; phase wall time {stats['wall_s']:.1f} s",
+            f"  server RSS: {stats['rss_before']:.0f} MB -> {stats['rss_after']:.0f} MB"
+            f" (idle after start-up: {rss_idle:.0f} MB)",
+        ]
+        others = others_pct(stats)
+        if others > 25:
+            notes.append(
+                f"  WARNING: other processes used {others:.0f}% of a core during this phase"
+                f" ({os.cpu_count()} CPUs): the numbers above include their interference."
+            )
+        if not multi and len(ok) >= 20:
+            firsts = sorted(
+                (t.deltas[0] - t.t_send) * 1000 - (t.llm["t_first_token"] - t.llm["t"]) * 1000  # type: ignore[index]
+                for t in ok[:10]
+            )
+            lasts = sorted(
+                (t.deltas[0] - t.t_send) * 1000 - (t.llm["t_first_token"] - t.llm["t"]) * 1000  # type: ignore[index]
+                for t in ok[-10:]
+            )
+            notes.append(
+                f"  TTFT overhead median, first 10 turns {percentile(firsts, 50):.1f} ms,"
+                f" last 10 turns {percentile(lasts, 50):.1f} ms (history grows per turn)"
+            )
+        blocks.append((name, rows, notes))
+    title = (
+        f"DesktopMate-Plus hub latency - {mode}; fake LLM TTFT {args.ttft_ms:g} ms,"
+        f" {args.token_ms:g} ms/token, {args.tokens} tokens; {os.cpu_count()} CPUs"
+    )
+    return render(title, blocks)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--turns", type=int, default=50, help="turns in the one-session phase")
+    ap.add_argument("--sessions", type=int, default=50, help="concurrent sessions")
+    ap.add_argument("--session-turns", type=int, default=3, help="turns per concurrent session")
+    ap.add_argument("--ttft-ms", type=float, default=200)
+    ap.add_argument("--token-ms", type=float, default=20)
+    ap.add_argument("--tokens", type=int, default=60)
+    ap.add_argument("--dims", type=int, default=64, help="embedding size (fake and server)")
+    ap.add_argument("--memory", choices=("on", "off", "both"), default="on")
+    ap.add_argument("--no-memory", dest="memory", action="store_const", const="off")
+    ap.add_argument("--warmup", type=int, default=2, help="uncounted turns first")
+    ap.add_argument("--think-ms", type=float, default=0, help="pause between a session's turns")
+    ap.add_argument("--burst", action="store_true", help="start all sessions at the same time")
+    ap.add_argument("--settle-s", type=float, default=2.0, help="pause between phases")
+    ap.add_argument("--log-level", default="INFO", help="server LOG_LEVEL")
+    ap.add_argument("--max-seconds", type=float, default=900, help="hard limit for the run")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
+    return ap.parse_args(argv)
+
+
+async def amain(args: argparse.Namespace) -> int:
+    modes = {"on": [True], "off": [False], "both": [True, False]}[args.memory]
+    base = Path(tempfile.mkdtemp(prefix="dm-bench-"))
+    tables = []
+    try:
+        async with asyncio.timeout(args.max_seconds):
+            for memory in modes:
+                tables.append(await run_mode(args, memory, base))
+    except TimeoutError:
+        print(f"benchmark stopped: over --max-seconds={args.max_seconds:g}", file=sys.stderr)
+        return 2
+    finally:
+        if args.keep:
+            print(f"logs kept in {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    print()
+    print("\n\n".join(tables))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(amain(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
