@@ -1,0 +1,74 @@
+"""A client that stops reading must not make the server buffer without bound: the
+per-session outbound queue is bounded, and when it stays full for WS_SEND_TIMEOUT_S the
+session is dropped (see docs/protocol.md, back-pressure)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+
+from tests.fakes.openai_server import FakeOpenAI
+from tests.server_harness import ServerThread
+
+KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def masked_text_frame(text: str) -> bytes:
+    """A client->server text frame (clients must mask), built by hand: this client is a raw
+    socket so that it can really stop reading, which a WebSocket library never does."""
+    payload = text.encode()
+    mask = os.urandom(4)
+    header = bytes([0x81])
+    n = len(payload)
+    header += bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def connect_and_stop_reading(server: ServerThread, token: str) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.sendall(
+        f"GET /v1/ws?persona=emma&token={token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY.decode()}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101")
+    return sock
+
+
+async def test_a_client_that_stops_reading_is_dropped_not_buffered(
+    server_factory, llm: FakeOpenAI
+):
+    server = server_factory(
+        llm, ws_outbound_queue=8, ws_send_timeout_s=1.0, llm_max_tokens=8000, memory_enabled=False
+    )
+    token = ["x" * 3000 + " "]
+    llm.queue_reply(tokens=token * 4000, token_ms=0)  # 12 MB of reply text
+    sock = connect_and_stop_reading(server, "sloth")
+    sock.sendall(masked_text_frame(json.dumps({"type": "input_text", "text": "flood me"})))
+    store = server.services.store
+    try:
+        for _ in range(300):  # the session must end by itself, well before 30 s
+            await asyncio.sleep(0.1)
+            sessions = await store.list_sessions("sloth")
+            if sessions and sessions[0].status == "paused":
+                break
+        assert sessions and sessions[0].status == "paused", "the stuck session was not dropped"
+        msgs = []
+        for _ in range(50):
+            msgs = await store.list_messages("sloth", sessions[0].id)
+            if len(msgs) == 2:
+                break
+            await asyncio.sleep(0.1)
+        reply = msgs[-1]
+        assert reply.role == "assistant"
+        # only what fitted in the bounded queue and the socket was taken from the LLM
+        assert 0 < len(reply.content) < len(token[0]) * 4000 // 2
+    finally:
+        sock.close()
