@@ -1,0 +1,176 @@
+"""The docs stay true to the code: every setting is in .env.example, every WebSocket event
+type and error/warning code the server uses is in docs/protocol.md, and every REST route is
+in docs/api.md. When one of these fails, document the new thing (or remove the stale one)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from server.config import Settings
+from server.hub.protocol import KNOWN_TYPES
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER = ROOT / "server"
+PROTOCOL = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+API = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+ENV_EXAMPLE = (ROOT / ".env.example").read_text(encoding="utf-8")
+
+# `"type": "<name>"` literals that are not protocol events: JSON-schema types, OpenAI
+# message-part and response-format types, turn_detection values.
+NOT_EVENTS = {
+    "object",
+    "string",
+    "integer",
+    "number",
+    "boolean",
+    "array",
+    "null",
+    "text",
+    "image_url",
+    "json_schema",
+    "server_vad",
+    "none",
+}
+EVENT_TYPE = re.compile(r'"type"\s*:\s*"([a-z_][a-z0-9_.]*)"')
+
+# Where error/warning codes are emitted (a code may sit on the next line of the call).
+CODE_CALLS = [
+    re.compile(r'ProtocolError\(\s*"([a-z_]+)"'),
+    re.compile(r'_refuse\(\s*ws\s*,\s*"([a-z_]+)"'),
+    re.compile(r'error_event\(\s*"([a-z_]+)"'),
+    re.compile(r'(?:_report_error|_on_error|report_error|on_error)\(\s*"([a-z_]+)"'),
+    re.compile(r'InvalidFaceInput\(\s*(?:f?"[^"\n]*"\s*)+,\s*"([a-z_]+)"'),
+]
+# `<receiver>.error("code"` / `.warn("code"`, except logger calls (log.error, self._log...).
+RECEIVER_CALL = re.compile(r'([\w.]+)\.(?:error|warn)\(\s*"([a-z_]+)"')
+LOGGER = re.compile(r"(^|\.)_?(log|logger)$")
+
+
+def server_files(*, skip: tuple[str, ...] = ()) -> list[Path]:
+    files = sorted(SERVER.rglob("*.py"))
+    return [f for f in files if not any(part in skip for part in f.relative_to(SERVER).parts)]
+
+
+def server_event_types() -> dict[str, str]:
+    """Event type -> a file that sends it. Providers talk to external APIs, not clients."""
+    found: dict[str, str] = {}
+    for f in server_files(skip=("providers",)):
+        for name in EVENT_TYPE.findall(f.read_text(encoding="utf-8")):
+            if name not in NOT_EVENTS:
+                found.setdefault(name, str(f.relative_to(ROOT)))
+    return found
+
+
+def emitted_codes() -> dict[str, str]:
+    """Error/warning code -> a file that emits it."""
+    found: dict[str, str] = {}
+    for f in server_files():
+        text = f.read_text(encoding="utf-8")
+        codes = [c for rx in CODE_CALLS for c in rx.findall(text)]
+        codes += [code for recv, code in RECEIVER_CALL.findall(text) if not LOGGER.search(recv)]
+        for c in codes:
+            found.setdefault(c, str(f.relative_to(ROOT)))
+    return found
+
+
+# --- .env.example -------------------------------------------------------------------------
+
+
+def env_example_names() -> set[str]:
+    return set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE, re.M))
+
+
+def test_every_setting_is_in_env_example():
+    names = env_example_names()
+    missing = [n.upper() for n in Settings.model_fields if n.upper() not in names]
+    assert not missing, f"add these settings to .env.example (with a comment): {missing}"
+
+
+def test_env_example_names_are_real_settings():
+    fields = {n.upper() for n in Settings.model_fields}
+    stale = sorted(n for n in env_example_names() if n not in fields)
+    assert not stale, f".env.example names that are not Settings fields: {stale}"
+
+
+def test_env_example_leaves_secrets_empty():
+    secrets = [
+        n.upper() for n, f in Settings.model_fields.items() if "SecretStr" in str(f.annotation)
+    ]
+    assert secrets, "expected some SecretStr settings"
+    for name in secrets:
+        values = re.findall(rf"^#?\s*{name}=(.*)$", ENV_EXAMPLE, re.M)
+        assert values and all(v.strip() == "" for v in values), f"{name} must be left empty"
+
+
+# --- docs/protocol.md ----------------------------------------------------------------------
+
+
+def test_scanners_find_the_core_protocol():
+    """Guards the regexes: if these fail, the scanning broke, not the docs."""
+    assert {"session.created", "response.done", "error", "pong"} <= set(server_event_types())
+    codes = emitted_codes()
+    assert {"unauthorized", "invalid_event", "rate_limited", "message_too_large"} <= set(codes)
+    assert {"tts_degraded", "llm_error"} <= set(codes)
+    assert "store_unavailable" not in codes  # a log event name, not a protocol code
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_TYPES))
+def test_client_event_is_documented(name: str):
+    assert f"`{name}`" in PROTOCOL, f"client event {name!r} is not in docs/protocol.md"
+
+
+def test_server_events_are_documented():
+    missing = {n: f for n, f in server_event_types().items() if f"`{n}`" not in PROTOCOL}
+    assert not missing, f"server events missing from docs/protocol.md: {missing}"
+
+
+def test_error_and_warning_codes_are_in_the_table():
+    missing = {
+        c: f
+        for c, f in emitted_codes().items()
+        if not re.search(rf"^\| `{re.escape(c)}` \|", PROTOCOL, re.M)
+    }
+    assert not missing, f"codes missing from the error table in docs/protocol.md: {missing}"
+
+
+def test_binary_frame_kinds_are_documented():
+    from server.hub import protocol as p
+
+    for kind in (p.MIC_AUDIO, p.SCREEN_JPEG, p.CAMERA_JPEG, p.REPLY_AUDIO):
+        assert f"`0x{kind:02x}`" in PROTOCOL
+
+
+# --- docs/api.md ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def openapi_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+    from server.app import create_app
+
+    data = tmp_path_factory.mktemp("docs") / "data"
+    settings = Settings(_env_file=None, data_dir=data, log_level="WARNING")  # type: ignore[call-arg]
+    spec = create_app(settings).openapi()
+    return {path: {m.upper() for m in ops} for path, ops in spec["paths"].items()}
+
+
+def api_table_rows() -> set[tuple[str, str]]:
+    return set(re.findall(r"^\| (GET|POST|PUT|PATCH|DELETE) \| `([^`]+)` \|", API, re.M))
+
+
+def test_every_rest_route_is_documented(openapi_paths: dict[str, set[str]]):
+    rows = api_table_rows()
+    missing = [
+        f"{m} {path}"
+        for path, methods in openapi_paths.items()
+        for m in methods
+        if (m, path) not in rows or f"`{m} {path}`" not in API
+    ]
+    assert not missing, f"routes missing from docs/api.md (table row and section): {missing}"
+
+
+def test_documented_routes_exist(openapi_paths: dict[str, set[str]]):
+    stale = [f"{m} {p}" for m, p in api_table_rows() if m not in openapi_paths.get(p, set())]
+    assert not stale, f"docs/api.md lists routes the app does not have: {stale}"
