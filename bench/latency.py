@@ -497,7 +497,7 @@ def stat_rows(stats: dict[str, Any], many: bool, turns: int) -> list[Row]:
         ),
         Row("server CPU over the phase, % of one core", [cpu["server"]], fmt="{:8.0f}"),
         Row(
-            "  server CPU time per turn, ms",
+            "  server CPU per turn (incl. idle work), ms",
             [cpu["server"] * wall / 100 / max(turns, 1) * 1000],
             fmt="{:8.1f}",
         ),
@@ -542,6 +542,12 @@ async def run_mode(args: argparse.Namespace, memory: bool, base: Path) -> str:
         await server.start()
         print(f"[{mode}] server up in {time.monotonic() - t:.1f} s at {server.url}", flush=True)
         d = await server.details()
+        settle_until = time.monotonic() + 180
+        while "loading" in d["modules"].values() and time.monotonic() < settle_until:
+            await asyncio.sleep(0.5)  # e.g. the STT model loading in the background
+            d = await server.details()
+        if "loading" in d["modules"].values():
+            print(f"  warning: modules still loading: {d['modules']}")
         if memory and d["modules"].get("memory") != "ready":
             print(f"  warning: memory module is {d['modules'].get('memory')}: {d['details']}")
         rss_idle = proc_rss_mb(server.pid)
