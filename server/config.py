@@ -47,6 +47,20 @@ class Settings(BaseSettings):
     vlm_base_url: str | None = None
     vlm_api_key: SecretStr | None = None
     vlm_model: str | None = None
+    vlm_enabled: bool = True  # false: never describe screens, even via the LLM endpoint
+    vlm_timeout_s: float = 30.0
+
+    # --- screen perception ------------------------------------------------------------
+    vision_wait_s: float = 3.0  # a screen question waits this long for a fresh description
+    vlm_min_interval_s: float = 2.0  # per session, between screen descriptions
+    # Mean absolute difference of 64x36 gray thumbnails, as a fraction of full scale (0..1)
+    # (0.04 ~ 10 grey levels on average); a 1/16 cell changing by 0.15 counts too.
+    screen_change_threshold: float = Field(default=0.04, gt=0.0, le=1.0)
+    screen_capture: bool = False  # desktop mode: capture this machine's screen with mss
+    screen_capture_interval_s: float = Field(default=2.0, gt=0.0)
+    screen_monitor: int = Field(default=1, ge=0)  # mss index: 0 = all monitors, 1 = primary
+    vision_cache_size: int = Field(default=256, ge=0)  # descriptions kept by image hash
+    max_image_bytes: int = 8_000_000  # decoded size limit for POST /v1/analyze/screen
 
     # --- long-term memory (mem0) ------------------------------------------------------
     memory_enabled: bool = True
@@ -104,6 +118,20 @@ class Settings(BaseSettings):
     @property
     def llm_configured(self) -> bool:
         return bool(self.llm_base_url or self.llm_api_key)
+
+    @property
+    def vlm_configured(self) -> bool:
+        """A vision endpoint: VLM_* when set, else the LLM endpoint (unless disabled)."""
+        endpoint = self.vlm_base_url or self.vlm_api_key or self.llm_configured
+        return self.vlm_enabled and bool(endpoint)
+
+    def vlm_endpoint(self) -> tuple[str | None, str | None, str]:
+        """(base_url, api_key, model) for the VLM, each falling back to the LLM's.
+
+        The LLM key is only reused for the LLM's own endpoint, never sent to another host."""
+        own_host = self.vlm_base_url is not None and self.vlm_base_url != self.llm_base_url
+        key = secret(self.vlm_api_key) or (None if own_host else secret(self.llm_api_key))
+        return self.vlm_base_url or self.llm_base_url, key, self.vlm_model or self.llm_model
 
     @property
     def embedder_configured(self) -> bool:

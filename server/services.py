@@ -12,10 +12,17 @@ from server.config import Settings, secret
 from server.logging import get_logger
 from server.loopmon import LoopLagMonitor
 from server.personas import PersonaLibrary
+from server.pipelines.vision import (
+    CaptureUnavailable,
+    DescriptionCache,
+    ScreenCapture,
+    ScreenDescriber,
+)
 from server.providers.llm import make_chat_model
 from server.providers.stt import STTError, WhisperSTT
 from server.providers.tts.base import TTSProvider
 from server.providers.vad import SileroVAD, VADUnavailable
+from server.providers.vlm import VisionClient
 from server.store import Store, make_store
 
 log = get_logger(__name__)
@@ -52,6 +59,7 @@ class Services:
         self.tts: TTSProvider | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self.loop_lag = LoopLagMonitor()
+        self._init_vision()
 
     def set_status(self, module: str, status: ModuleStatus, detail: str = "") -> None:
         self.modules[module] = status
@@ -80,7 +88,62 @@ class Services:
         self.agent = Agent(make_chat_model(self.settings), self.memory, self.store.checkpointer())
         self.set_status("agent", "ready")
         await self._start_voice()
+        await self._start_screen_capture()
         log.info("services_started", modules=self.modules)
+
+    # --- screen vision ----------------------------------------------------------------------
+    def _init_vision(self) -> None:
+        """A shared VLM client and description cache; sessions get a pipeline only when set."""
+        s = self.settings
+        self.vision: VisionClient | None = None
+        self.screen_describer: ScreenDescriber | None = None
+        self.screen_capture: ScreenCapture | None = None
+        self.vision_cache = DescriptionCache(s.vision_cache_size, s.screen_change_threshold)
+        if s.vlm_configured:
+            base_url, key, model = s.vlm_endpoint()
+            self.vision = VisionClient(
+                base_url or "https://api.openai.com/v1", key or "", model, s.vlm_timeout_s
+            )
+            self.screen_describer = ScreenDescriber(
+                self.vision, self.vision_cache, self.store.incr_usage
+            )
+            self.set_status("vlm", "ready")
+        else:
+            why = "VLM_ENABLED=false" if not s.vlm_enabled else "set VLM_BASE_URL or LLM_BASE_URL"
+            self.set_status("vlm", "disabled", f"not configured: {why}")
+        if s.screen_capture:
+            self.modules["screen_capture"] = "loading"
+            self.screen_capture = ScreenCapture(
+                s.screen_capture_interval_s,
+                s.screen_monitor,
+                self._capture_status,
+            )
+
+    def _capture_status(self, status: str, detail: str) -> None:
+        self.set_status("screen_capture", "ready" if status == "ready" else "error", detail)
+
+    async def _start_screen_capture(self) -> None:
+        """Desktop mode: probe the display once; without one, say why and carry on."""
+        cap = self.screen_capture
+        if cap is None:
+            return
+        if self.settings.token_map is not None:
+            self.screen_capture = None
+            self.set_status(
+                "screen_capture",
+                "error",
+                "SCREEN_CAPTURE is for desktop (local) mode: with AUTH_TOKENS set, this "
+                "machine's screen would be shown to every user",
+            )
+            return
+        try:
+            what = await cap.start()
+        except CaptureUnavailable as e:
+            self.screen_capture = None
+            self.set_status("screen_capture", "error", str(e))
+            log.warning("screen_capture_unavailable", error=str(e))
+            return
+        self.set_status("screen_capture", "ready", what)
 
     # --- voice ----------------------------------------------------------------------------
     def voice_path(self, user_id: str) -> Path:
@@ -158,6 +221,10 @@ class Services:
             t.cancel()
         if self.tts is not None:
             await self.tts.close()
+        if self.screen_capture is not None:
+            await self.screen_capture.close()
+        if self.screen_describer is not None:
+            await self.screen_describer.aclose()
         await self.memory.close()
         await self.store.close()
 

@@ -21,6 +21,7 @@ from server.logging import get_logger, redact
 from server.personas import Persona
 from server.pipelines.audio import Utterance, VoiceInput
 from server.pipelines.speech_out import SpeechOut
+from server.pipelines.vision import ScreenPipeline
 from server.providers.llm import LLMNotConfigured
 from server.providers.stt import Transcript
 from server.store.base import SessionRecord, utcnow
@@ -125,6 +126,21 @@ class Session:
         if services.vad is not None:
             self.voice_in = VoiceInput(self, services.vad, services.stt)
             self.voice_in.set_turn_detection(self.config["turn_detection"])
+        self.screen: ScreenPipeline | None = None
+        self._warned_vision = False
+        if services.screen_describer is not None:
+            self.screen = ScreenPipeline(
+                services.screen_describer,
+                user_id,
+                self.send,
+                self.error,
+                min_interval_s=self.settings.vlm_min_interval_s,
+                change_threshold=self.settings.screen_change_threshold,
+                spawn=self.spawn,
+                logger=self.log,
+            )
+            if services.screen_capture is not None:
+                services.screen_capture.subscribe(self.screen, lambda: not self.paused)
 
     # --- lifecycle --------------------------------------------------------------------
     async def run(self) -> None:
@@ -382,7 +398,27 @@ class Session:
             await self.error("audio_overrun", problem)
 
     async def on_image(self, source: str, jpeg: bytes, t_ms: int | None) -> None:
-        raise p.ProtocolError("not_supported", f"{source} frames are not enabled on this server.")
+        if source == "camera":
+            raise p.ProtocolError("not_supported", "camera frames are not enabled on this server.")
+        else:
+            await self._on_screen_frame(jpeg, t_ms)
+
+    async def _on_screen_frame(self, jpeg: bytes, t_ms: int | None) -> None:
+        """Screen frames go to the latest-wins screen pipeline; without a VLM they are
+        dropped, and the client is told once per session (not once per frame)."""
+        if self.screen is None:
+            if not self._warned_vision:
+                self._warned_vision = True
+                await self.error(
+                    "vision_unavailable",
+                    "Screen frames are dropped: no vision model is configured on this server "
+                    "(set VLM_BASE_URL/VLM_MODEL, or LLM_BASE_URL, and VLM_ENABLED=true).",
+                )
+            return
+        if self.paused:
+            return
+        if problem := self.screen.feed(jpeg, t_ms):
+            raise p.ProtocolError("invalid_image", f"Screen frame dropped: {problem}.")
 
     async def on_input_image(self, ev: p.InputImage) -> None:
         import base64
@@ -409,15 +445,18 @@ class Session:
     # --- what the persona perceives (read by the graph's perceive node) ---------------------
     def latest_visual(self) -> str | None:
         """The latest screen description, if any."""
-        return None
+        return self.screen.latest_text if self.screen is not None else None
 
     def latest_affect(self) -> dict[str, Any] | None:
         """The user's latest affect from the camera: {"emotion", "attention", ...}."""
         return None
 
     async def fresh_visual(self, timeout_s: float) -> str | None:
-        """A screen description newer than now, waiting at most timeout_s."""
-        return None
+        """A screen description newer than now, waiting at most timeout_s (a pending frame is
+        described at once, skipping the VLM interval)."""
+        if self.screen is None:
+            return None
+        return await self.screen.fresh(timeout_s)
 
     def response_active(self) -> bool:
         """A reply is being generated, or its audio is still playing on the client."""
