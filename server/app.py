@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from server.api import chat, health, personas, sessions
+from server.api.reports import router as reports_router
 from server.api.analyze_screen import router as analyze_screen_router
 from server.config import Settings
 from server.hub import endpoint
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions.router,
         sessions.usage_router,
         chat.router,
+        reports_router,
         analyze_screen_router,
         endpoint.router,
     ):
