@@ -12,8 +12,8 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from server.api import chat, health, personas, sessions
-from server.api.reports import router as reports_router
 from server.api.analyze_screen import router as analyze_screen_router
+from server.api.reports import router as reports_router
 from server.config import Settings
 from server.hub import endpoint
 from server.logging import configure_logging, get_logger
