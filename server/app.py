@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from server.api import chat, health, personas, sessions
+from server.api.analyze_face_voice import router as analyze_face_voice_router
 from server.api.analyze_screen import router as analyze_screen_router
 from server.api.reports import router as reports_router
 from server.config import Settings
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chat.router,
         reports_router,
         analyze_screen_router,
+        analyze_face_voice_router,
         endpoint.router,
     ):
         app.include_router(r)

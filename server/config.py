@@ -97,6 +97,19 @@ class Settings(BaseSettings):
     played_report_wait_ms: int = 800
     playback_grace_ms: int = 300
 
+    # --- face perception --------------------------------------------------------------
+    face_enabled: bool = True  # false: no server-side model (client landmarks still work)
+    face_model_path: Path | None = None  # unset: cache dir, downloaded once from the URL
+    face_model_url: str = (
+        "https://storage.googleapis.com/mediapipe-models/face_landmarker/"
+        "face_landmarker/float16/latest/face_landmarker.task"
+    )
+    face_events_per_s: float = Field(default=4.0, gt=0.0)  # analysis.face per session
+    face_sample_interval_ms: int = Field(default=1000, ge=100)  # stored face timeline step
+    camera_max_fps: float = Field(default=15.0, gt=0.0)  # camera frames analysed per second
+    face_affect_max_age_s: float = 5.0  # older face readings are not shown to the persona
+    voice_analyze_max_s: float = 120.0  # POST /v1/voice/analyze decodes at most this much
+
     # --- WebSocket limits -------------------------------------------------------------
     ws_max_text_bytes: int = 65_536
     ws_max_binary_bytes: int = 1_048_576

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from server.pipelines.vision import (
     ScreenCapture,
     ScreenDescriber,
 )
+from server.providers.face import FaceLandmarkerProvider, FaceModelUnavailable
 from server.providers.llm import make_chat_model
 from server.providers.stt import STTError, WhisperSTT
 from server.providers.tts.base import TTSProvider
@@ -42,6 +44,7 @@ class Services:
             "stt": "disabled",
             "store": "loading",
             "memory": "loading",
+            "face": "loading" if settings.face_enabled else "disabled",
         }
         self.details: dict[str, str] = {}
         if not settings.llm_configured:
@@ -57,6 +60,10 @@ class Services:
         self.vad: SileroVAD | None = None
         self.stt: WhisperSTT | None = None
         self.tts: TTSProvider | None = None
+        # One MediaPipe graph for all sessions; its single worker thread serialises frames
+        # so waiting camera frames never occupy the default pool that VAD/STT rely on.
+        self.face: FaceLandmarkerProvider | None = None
+        self.face_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face")
         self._background: set[asyncio.Task[Any]] = set()
         self.loop_lag = LoopLagMonitor()
         self._init_vision()
@@ -88,6 +95,7 @@ class Services:
         self.agent = Agent(make_chat_model(self.settings), self.memory, self.store.checkpointer())
         self.set_status("agent", "ready")
         await self._start_voice()
+        self._start_face()
         await self._start_screen_capture()
         log.info("services_started", modules=self.modules)
 
@@ -144,6 +152,34 @@ class Services:
             log.warning("screen_capture_unavailable", error=str(e))
             return
         self.set_status("screen_capture", "ready", what)
+
+    # --- face -----------------------------------------------------------------------------
+    def _start_face(self) -> None:
+        """Server-side face model for camera frames, loaded (or downloaded) in the background."""
+        s = self.settings
+        if not s.face_enabled:
+            self.set_status("face", "disabled", "FACE_ENABLED=false: camera frames are refused")
+            return
+        path = s.face_model_path.expanduser() if s.face_model_path else None
+        self.face = FaceLandmarkerProvider(path, s.models_dir / "face", s.face_model_url)
+        self.set_status("face", "loading")
+        self.background(self._load_face(self.face))
+
+    async def _load_face(self, provider: FaceLandmarkerProvider) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self.face_executor, provider.load)
+            self.set_status("face", "ready")
+        except (FaceModelUnavailable, RuntimeError) as e:
+            self.set_status("face", "error", str(e))
+            log.warning("face_model_unavailable", error=str(e))
+
+    def face_model_status(self, status: str, detail: str) -> None:
+        """Pipelines report what a lazy (re)load on a real frame found."""
+        if status == "ready" and self.modules.get("face") != "ready":
+            self.set_status("face", "ready")
+        elif status == "error" and self.modules.get("face") != "error":
+            self.set_status("face", "error", detail)
 
     # --- voice ----------------------------------------------------------------------------
     def voice_path(self, user_id: str) -> Path:
@@ -225,6 +261,9 @@ class Services:
             await self.screen_capture.close()
         if self.screen_describer is not None:
             await self.screen_describer.aclose()
+        if self.face is not None:
+            await asyncio.get_running_loop().run_in_executor(self.face_executor, self.face.close)
+        self.face_executor.shutdown(wait=False, cancel_futures=True)
         await self.memory.close()
         await self.store.close()
 

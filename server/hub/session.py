@@ -9,9 +9,11 @@ import contextlib
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import openai
+from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.agent.graph import TurnDelta, TurnFinished
@@ -20,11 +22,13 @@ from server.hub import protocol as p
 from server.logging import get_logger, redact
 from server.personas import Persona
 from server.pipelines.audio import Utterance, VoiceInput
+from server.pipelines.face import FaceConfig, FacePipeline, InvalidFaceInput
 from server.pipelines.speech_out import SpeechOut
 from server.pipelines.vision import ScreenPipeline
+from server.pipelines.voice_analysis import VoiceAnalysis
 from server.providers.llm import LLMNotConfigured
 from server.providers.stt import Transcript
-from server.store.base import SessionRecord, utcnow
+from server.store.base import Sample, SessionRecord, utcnow
 
 if TYPE_CHECKING:
     from server.services import Services
@@ -126,6 +130,29 @@ class Session:
         if services.vad is not None:
             self.voice_in = VoiceInput(self, services.vad, services.stt)
             self.voice_in.set_turn_detection(self.config["turn_detection"])
+        # Timeline clock for stored samples: ms since the session started (a resumed
+        # session continues its timeline instead of restarting at 0).
+        self._t0 = time.monotonic()
+        self._timeline_base_ms = max(0.0, (utcnow() - aware(record.started_at)).total_seconds())
+        self._timeline_base_ms *= 1000
+        self.face = FacePipeline(
+            FaceConfig.from_settings(self.settings),
+            emit=self._send_analysis,
+            report_error=self.error,
+            save_samples=self._save_samples,
+            session_ms=self.timeline_ms,
+            provider=lambda: services.face,
+            executor=services.face_executor,
+            on_model_status=services.face_model_status,
+            logger=self.log,
+        )
+        self._warned_face = False
+        self.voice_analysis = VoiceAnalysis(
+            emit=self.send,
+            save_samples=self._save_samples,
+            timeline_offset_ms=self._timeline_base_ms,
+            logger=self.log,
+        )
         self.screen: ScreenPipeline | None = None
         self._warned_vision = False
         if services.screen_describer is not None:
@@ -152,6 +179,7 @@ class Session:
             pass
         finally:
             await self.cancel_response()
+            await self.close_perception()
             for t in list(self._tasks):
                 t.cancel()
             self._closed.set()
@@ -267,13 +295,17 @@ class Session:
                 "message_too_large",
                 f"Text frames are limited to {self.settings.ws_max_text_bytes} bytes.",
             )
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise p.ProtocolError(
-                "invalid_json", f"The frame is not valid JSON: {e.msg}."
-            ) from None
-        event = p.parse_client_event(obj)
+        try:  # one pass in pydantic-core: 4x cheaper than json.loads + validation for the
+            # 15 KB face.landmarks frames sent 30 times a second (bench/perception.py)
+            event = p.CLIENT_EVENTS.validate_json(text)
+        except ValidationError:  # the slow path finds the precise error to report
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise p.ProtocolError(
+                    "invalid_json", f"The frame is not valid JSON: {e.msg}."
+                ) from None
+            event = p.parse_client_event(obj)
         handler = getattr(self, "on_" + event.type.replace(".", "_"))
         await handler(event)
 
@@ -386,6 +418,8 @@ class Session:
 
     async def on_ending(self) -> None:
         """Hook: pipelines flush their timelines before the session ends."""
+        await self.voice_analysis.drain()
+        await self.face.flush()
 
     async def on_mic_audio(self, payload: bytes) -> None:
         if self.voice_in is None:
@@ -399,7 +433,7 @@ class Session:
 
     async def on_image(self, source: str, jpeg: bytes, t_ms: int | None) -> None:
         if source == "camera":
-            raise p.ProtocolError("not_supported", "camera frames are not enabled on this server.")
+            await self._on_camera_frame(jpeg, t_ms)
         else:
             await self._on_screen_frame(jpeg, t_ms)
 
@@ -441,6 +475,7 @@ class Session:
 
     async def on_utterance(self, utt: Utterance, transcript: Transcript) -> None:
         """Hook: a final user utterance (voice analysis uses it)."""
+        self.voice_analysis.submit(utt, transcript)  # spawned: the turn does not wait
 
     # --- what the persona perceives (read by the graph's perceive node) ---------------------
     def latest_visual(self) -> str | None:
@@ -449,7 +484,7 @@ class Session:
 
     def latest_affect(self) -> dict[str, Any] | None:
         """The user's latest affect from the camera: {"emotion", "attention", ...}."""
-        return None
+        return self.face.latest_affect()
 
     async def fresh_visual(self, timeout_s: float) -> str | None:
         """A screen description newer than now, waiting at most timeout_s (a pending frame is
@@ -470,8 +505,50 @@ class Session:
             self.log.info("barge_in", response_id=r.id)
             r.task.cancel()
 
+    # --- face and voice analysis --------------------------------------------------------
     async def on_face_landmarks(self, ev: p.FaceLandmarks) -> None:
-        raise p.ProtocolError("not_supported", "Face analysis is not enabled on this server.")
+        if self.paused:
+            return
+        try:
+            self.face.submit_landmarks(ev.landmarks, ev.blendshapes, ev.t_ms)
+        except InvalidFaceInput as e:
+            raise p.ProtocolError(e.code, str(e)) from None
+
+    async def _on_camera_frame(self, jpeg: bytes, t_ms: int | None) -> None:
+        """Camera JPEGs: server-side landmarks, then the same tracker as face.landmarks."""
+        if self.services.face is None:
+            raise p.ProtocolError(
+                "not_supported",
+                "Camera frames need the server face model, which is disabled here "
+                "(FACE_ENABLED=false); send face.landmarks instead.",
+            )
+        if self.services.modules.get("face") == "error":
+            if not self._warned_face:  # a server problem, not bad input: say it once
+                self._warned_face = True
+                why = self.services.details.get("face", "the face model is unavailable")
+                await self.error("face_unavailable", f"Camera frames are dropped: {why}")
+            return
+        if self.paused:
+            return
+        try:
+            self.face.submit_camera(jpeg, t_ms or None)
+        except InvalidFaceInput as e:
+            raise p.ProtocolError(e.code, str(e)) from None
+
+    def timeline_ms(self) -> float:
+        """Now on the session timeline (the t_ms of stored analysis samples)."""
+        return self._timeline_base_ms + (time.monotonic() - self._t0) * 1000
+
+    async def _send_analysis(self, event: dict[str, Any]) -> None:
+        await self.send(event, droppable=True)
+
+    async def _save_samples(self, samples: list[Sample]) -> None:
+        await self.services.store.add_samples(self.user_id, self.record.id, samples)
+
+    async def close_perception(self) -> None:
+        """Connection closing: finish voice analyses, store the face timeline, log stats."""
+        await self.voice_analysis.drain()
+        await self.face.close()
 
     # --- responses ----------------------------------------------------------------------
     async def start_turn(self, text: str, t0: float | None = None, source: str = "text") -> None:
@@ -683,6 +760,11 @@ class Session:
                 async with asyncio.timeout(self.settings.played_report_wait_ms / 1000):
                     await r.played.wait()
         return self.heard_text(r)
+
+
+def aware(t: datetime) -> datetime:
+    """Stored times may come back naive (UTC)."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def ms(t: float | None, t0: float) -> int | None:
