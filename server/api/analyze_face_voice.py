@@ -19,6 +19,8 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from analysis.face import FaceTracker
 from server.api.deps import ServicesDep, UserDep
 from server.logging import get_logger
+from server.pipelines.face import MAX_CAMERA_PIXELS
+from server.pipelines.vision import check_image
 from server.pipelines.voice_analysis import analyse_voice, prosody_dict, words_dict
 from server.providers.audio_io import InvalidAudio, decode_audio
 from server.providers.face import FaceLandmarkerProvider, FaceModelUnavailable, InvalidImage
@@ -128,6 +130,8 @@ async def analyze_face(request: Request, services: ServicesDep, user: UserDep) -
     if provider is None:
         raise HTTPException(503, "Face analysis is disabled on this server (FACE_ENABLED=false).")
     data = await _image_bytes(request, services.settings.max_image_bytes)
+    if why := check_image(data, MAX_CAMERA_PIXELS):
+        raise HTTPException(400, f"Invalid image: {why}. Send a JPEG or PNG.")
     loop = asyncio.get_running_loop()
     try:
         result = await loop.run_in_executor(

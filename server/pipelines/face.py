@@ -25,6 +25,7 @@ import numpy as np
 from analysis.face import FaceFrameResult, FaceTracker
 from analysis.face import landmarks as L
 from server.logging import get_logger
+from server.pipelines.vision import check_image
 from server.providers.face import FaceLandmarkerProvider, FaceModelUnavailable, InvalidImage
 from server.store.base import Sample
 
@@ -36,6 +37,7 @@ ReportError = Callable[[str, str], Awaitable[None]]
 SaveSamples = Callable[[list[Sample]], Awaitable[None]]
 
 SAMPLE_BATCH = 10  # timeline samples per store write
+MAX_CAMERA_PIXELS = 16_000_000  # a 4K frame is 8.3 MP; more is a decompression bomb
 SAMPLE_KEYS = (
     "emotion",
     "emotion_scores",
@@ -260,8 +262,8 @@ class FacePipeline:
 
     def submit_camera(self, jpeg: bytes, t_ms: float | None) -> None:
         """A camera frame; without a client time it is stamped with the session clock."""
-        if not jpeg:
-            raise InvalidFaceInput("The camera frame is empty.", "invalid_image")
+        if why := check_image(jpeg, MAX_CAMERA_PIXELS):  # header only: refuse bombs early
+            raise InvalidFaceInput(f"Camera frame ignored: {why}.", "invalid_image")
         if t_ms is None:
             t = max(self._session_ms(), self._last_t or 0.0)
         else:

@@ -12,6 +12,7 @@ import base64
 import importlib.resources
 import itertools
 import json
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -128,9 +129,9 @@ async def test_corrupt_jpeg_gets_an_error_and_analysis_goes_on(
     err = await ws.wait_for("error", timeout=10)
     assert err["code"] == "invalid_image" and err["fatal"] is False
     assert "Camera frame" in err["message"]
-    await ws.send_raw(b"\x03" + b"not a jpeg at all")
+    await ws.send_raw(b"\x03" + b"not a jpeg at all")  # refused on arrival (header check)
     err2 = await ws.wait_for("error", timeout=10)
-    assert err2["code"] == "invalid_image"
+    assert err2["code"] == "invalid_image" and "not a JPEG" in err2["message"]
     await asyncio.sleep(0.3)  # past the throttle window of the first events
     await ws.send_raw(b"\x03" + face_jpeg)
     ev = await ws.wait_for("analysis.face", timeout=10)
@@ -267,6 +268,9 @@ async def test_rest_face_analysis(face_server: ServerThread, astronaut_rgb: np.n
         # garbage: 400 with a reason
         r = await http.post("/v1/analyze/face", files={"image": ("x.jpg", b"garbage" * 50)})
         assert r.status_code == 400 and "Invalid image" in r.json()["detail"]
+        bomb = b"\x89PNG\r\n\x1a\n" + struct.pack(">I4sII", 13, b"IHDR", 30_000, 30_000)
+        r = await http.post("/v1/analyze/face", files={"image": ("b.png", bomb + b"\0" * 99)})
+        assert r.status_code == 400 and "megapixels" in r.json()["detail"]
         r = await http.post("/v1/analyze/face", json={"image_b64": "%%%not base64"})
         assert r.status_code == 400 and "image_b64" in r.json()["detail"]
         r = await http.post("/v1/analyze/face", files={"other": ("x.jpg", b"123")})

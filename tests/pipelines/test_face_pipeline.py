@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.resources
+import struct
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -240,6 +241,11 @@ async def test_camera_frames_face_no_face_and_corrupt(provider: FaceLandmarkerPr
     with pytest.raises(InvalidFaceInput) as e:
         pipe.submit_camera(b"", None)
     assert e.value.code == "invalid_image"
+    # a header promising 20000 x 20000 pixels is refused before anything is decoded
+    bomb = b"\x89PNG\r\n\x1a\n" + struct.pack(">I4sII", 13, b"IHDR", 20_000, 20_000) + b"\0" * 64
+    with pytest.raises(InvalidFaceInput, match="megapixels") as e:
+        pipe.submit_camera(bomb, None)
+    assert e.value.code == "invalid_image" and pipe.stats.received == 4
     await pipe.close()
 
 
