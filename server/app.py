@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from server.api import chat, health, personas, sessions
+from server.api import chat, health, personas, sessions, voice
 from server.api.analyze_face_voice import router as analyze_face_voice_router
 from server.api.analyze_screen import router as analyze_screen_router
 from server.api.reports import router as reports_router
@@ -69,9 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions.router,
         sessions.usage_router,
         chat.router,
-        reports_router,
         analyze_screen_router,
+        voice.router,
         analyze_face_voice_router,
+        reports_router,
         endpoint.router,
     ):
         app.include_router(r)

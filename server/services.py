@@ -20,7 +20,7 @@ from server.pipelines.vision import (
     ScreenDescriber,
 )
 from server.providers.face import FaceLandmarkerProvider, FaceModelUnavailable
-from server.providers.llm import make_chat_model
+from server.providers.llm import close_chat_model, make_chat_model
 from server.providers.stt import STTError, WhisperSTT
 from server.providers.tts.base import TTSProvider
 from server.providers.vad import SileroVAD, VADUnavailable
@@ -265,6 +265,8 @@ class Services:
             await asyncio.get_running_loop().run_in_executor(self.face_executor, self.face.close)
         self.face_executor.shutdown(wait=False, cancel_futures=True)
         await self.memory.close()
+        if hasattr(self, "agent"):
+            await close_chat_model(self.agent.llm)
         await self.store.close()
 
     def health(self) -> tuple[bool, dict[str, str]]:

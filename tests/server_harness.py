@@ -8,7 +8,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,6 +30,7 @@ class ServerThread:
             uvicorn.Config(self.app, log_level="warning", access_log=False, ws_max_size=4 << 20)
         )
         self.thread = threading.Thread(target=self._run, daemon=True)
+        self.loop: asyncio.AbstractEventLoop
 
     @property
     def url(self) -> str:
@@ -46,7 +47,16 @@ class ServerThread:
         return self.app.state.services
 
     def _run(self) -> None:
-        asyncio.run(self.server.serve(sockets=[self.sock]))
+        async def serve() -> None:
+            self.loop = asyncio.get_running_loop()
+            await self.server.serve(sockets=[self.sock])
+
+        asyncio.run(serve())
+
+    async def call[T](self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await a coroutine on the server's own event loop: the store's connections and
+        locks belong to that loop, not to the test's."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     def start(self) -> ServerThread:
         self.thread.start()

@@ -122,6 +122,7 @@ class Session:
         self._response_counter = 0
         self._bucket = TokenBucket(self.settings.ws_max_messages_per_s)
         self._closed = asyncio.Event()
+        self.slow_consumer = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.perception: Any = self  # the agent's perceive node reads latest_* below
         self.log = log.bind(session_id=record.id)
@@ -172,25 +173,43 @@ class Session:
     # --- lifecycle --------------------------------------------------------------------
     async def run(self) -> None:
         writer = asyncio.create_task(self._writer())
+        reader = asyncio.create_task(self._read_until_closed())
+        closed = asyncio.create_task(self._closed.wait())
         try:
             await self.send(self.created_event())
-            await self._reader()
-        except (WebSocketDisconnect, SlowConsumer):
+            # Ends on disconnect, session.end, a fatal error or a slow consumer. A slow
+            # consumer's socket cannot take even a close frame, so we never write to it.
+            await asyncio.wait({reader, closed}, return_when=asyncio.FIRST_COMPLETED)
+        except SlowConsumer:
             pass
         finally:
+            reader.cancel()
+            closed.cancel()
             await self.cancel_response()
             await self.close_perception()
             for t in list(self._tasks):
                 t.cancel()
-            self._closed.set()
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            await self._shutdown_writer(writer)
             if self.record.status == "active":
                 await self.services.store.update_session(
                     self.user_id, self.record.id, status="paused"
                 )
             self.log.info("session_closed", dropped_events=self.dropped_events)
+
+    async def _shutdown_writer(self, writer: asyncio.Task[None]) -> None:
+        """Flush what is queued (e.g. session.ended) and close normally, unless the client
+        stopped reading: then drop it all, since even a close frame would never leave."""
+        self._closed.set()
+        if not self.slow_consumer and not writer.done():
+            with contextlib.suppress(asyncio.QueueFull):
+                self.outbound.put_nowait(None)
+            await asyncio.wait({writer}, timeout=self.settings.ws_send_timeout_s)
+            if writer.done():
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code=1000)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
@@ -247,9 +266,8 @@ class Session:
                 await self.outbound.put(item)
         except TimeoutError:
             self.log.warning("slow_consumer_closed", queued=self.outbound.qsize())
+            self.slow_consumer = True
             self._closed.set()
-            with contextlib.suppress(Exception):
-                await self.ws.close(code=1013, reason="client too slow to read")
             raise SlowConsumer from None
 
     async def _writer(self) -> None:
@@ -266,6 +284,14 @@ class Session:
             self._closed.set()
 
     # --- inbound ----------------------------------------------------------------------
+    async def _read_until_closed(self) -> None:
+        try:
+            await self._reader()
+        except (WebSocketDisconnect, RuntimeError):  # RuntimeError: receive after disconnect
+            pass
+        finally:
+            self._closed.set()
+
     async def _reader(self) -> None:
         while not self._closed.is_set():
             msg = await self.ws.receive()
@@ -398,11 +424,11 @@ class Session:
 
     async def on_session_end(self, ev: p.SessionEnd) -> None:
         await self.cancel_response()
+        await self.on_ending()  # timelines land before the session counts as ended
         self.record.status = "ended"
         await self.services.store.update_session(
             self.user_id, self.record.id, status="ended", ended_at=utcnow()
         )
-        await self.on_ending()
         await self.send(
             {
                 "type": "session.ended",
@@ -410,11 +436,7 @@ class Session:
                 "report_url": f"/v1/sessions/{self.record.id}/report",
             }
         )
-        await self.outbound.put(None)  # flush, then the writer stops
-        await asyncio.sleep(0)
-        self._closed.set()
-        with contextlib.suppress(Exception):
-            await self.ws.close(code=1000)
+        self._closed.set()  # run() flushes the queue, then closes with 1000
 
     async def on_ending(self) -> None:
         """Hook: pipelines flush their timelines before the session ends."""
@@ -501,7 +523,7 @@ class Session:
     def barge_in(self) -> None:
         """The user started talking over the reply: stop it now, without waiting."""
         r = self.response
-        if r is not None and r.task is not None and not r.task.done():
+        if r is not None and r.task is not None and not r.task.done() and not r.finished:
             self.log.info("barge_in", response_id=r.id)
             r.task.cancel()
 
@@ -568,7 +590,8 @@ class Session:
         r = self.response
         if r is None or r.task is None or r.task.done():
             return
-        r.task.cancel()
+        if not r.finished:  # once response.done is out, only its writes remain: let them land
+            r.task.cancel()
         await asyncio.wait({r.task})
 
     def turn_context(self) -> TurnContext:
@@ -622,6 +645,9 @@ class Session:
             await self._stop_speech(r)
             await self._finish(r, "cancelled", saved_user, None)
             raise
+        except SlowConsumer:
+            await self._stop_speech(r)
+            await self._finish(r, "failed", saved_user, None)
         except LLMNotConfigured as e:
             await self._stop_speech(r)
             await self.error("llm_not_configured", str(e))
@@ -734,7 +760,7 @@ class Session:
             text = await self.settle_heard_text(r)
             if text:
                 await self.services.agent.record_interrupted(self.record.thread_id, text)
-        if text or status == "completed":
+        if text:  # a silent plan stores no empty reply
             await store.add_message(
                 self.user_id,
                 self.record.id,

@@ -24,16 +24,16 @@ async def test_speech_style_turns_casual_as_intimacy_grows(server: ServerThread,
     assert "격식체" in first and "반말" not in first.split("Relationship level")[1].split("\n")[0]
     # a user with 30 past turns with this persona has reached the casual level
     store = server.services.store
-    old = await store.create_session("regular", "이서아", {})
+    old = await server.call(store.create_session("regular", "이서아", {}))
     for i in range(30):
-        await store.add_message("regular", old.id, "이서아", "user", f"메시지 {i}")
+        await server.call(store.add_message("regular", old.id, "이서아", "user", f"메시지 {i}"))
     casual = await system_prompt_of_next_turn(server, llm, "regular")
     level_line = casual.split("Relationship level")[1].split("\n")[0]
     assert level_line.startswith(" 2 (반말)")
     # another persona's turns do not count towards 이서아
-    other = await store.create_session("stranger", "emma", {})
+    other = await server.call(store.create_session("stranger", "emma", {}))
     for i in range(30):
-        await store.add_message("stranger", other.id, "emma", "user", f"hi {i}")
+        await server.call(store.add_message("stranger", other.id, "emma", "user", f"hi {i}"))
     assert "격식체" in await system_prompt_of_next_turn(server, llm, "stranger")
 
 

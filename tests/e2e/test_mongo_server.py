@@ -138,12 +138,6 @@ async def usage_of(
         await asyncio.sleep(0.05)
 
 
-async def on_app_loop(server: ServerThread, coro: Any) -> Any:
-    """Run a coroutine on the app's own event loop (its MongoDB clients are bound to it)."""
-    loop = server.server.servers[0].get_loop()
-    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
-
-
 def last_prompt(llm: FakeOpenAI) -> list[str]:
     return [m["content"] for m in llm.chat_requests(mem0=False)[-1]["body"]["messages"]]
 
@@ -158,7 +152,7 @@ async def test_health_says_the_mongo_store_is_ready(start: Callable[..., ServerT
     assert status == 200 and health["status"] == "ok"
     assert health["modules"]["store"] == "ready" and health["modules"]["agent"] == "ready"
     assert health["modules"]["memory"] == "disabled"
-    assert await on_app_loop(server, server.services.store.ping()) is True
+    assert await server.call(server.services.store.ping()) is True
 
 
 async def test_text_turn_streams_and_is_stored_in_mongo(
@@ -363,7 +357,7 @@ async def test_long_term_memory_works_beside_the_mongo_store(
     await ws.wait_for("session.created")
     llm.queue_reply("Lovely, hiking is great.")
     await turn(ws, "I love hiking in the Alps.")
-    await on_app_loop(server, server.services.memory.drain())
+    await server.call(server.services.memory.drain())
     assert llm.chat_requests(mem0=True)
     ws2 = await open_ws(server, persona="emma", token="hana")
     sess2 = (await ws2.wait_for("session.created"))["session"]

@@ -211,7 +211,9 @@ async def test_face_timeline_is_stored_and_affect_reaches_the_prompt(
     assert "from the camera" in system and "happiness" in system
     await ws.send({"type": "session.end"})
     await ws.wait_for("session.ended", timeout=10)
-    samples = await face_server.services.store.list_samples("lm2", sess["id"], "face")
+    samples = await face_server.call(
+        face_server.services.store.list_samples("lm2", sess["id"], "face")
+    )
     assert 4 <= len(samples) <= 12, len(samples)  # 1.5 s at one sample per 200 ms
     assert all(tuple(s.data) == SAMPLE_KEYS for s in samples)
     ts = [s.t_ms for s in samples]
@@ -231,7 +233,7 @@ async def test_disconnect_flushes_the_timeline(
     await ws.conn.close()  # no session.end: the buffered samples must still be stored
     store = face_server.services.store
     for _ in range(100):
-        samples = await store.list_samples("lm3", sess["id"], "face")
+        samples = await face_server.call(store.list_samples("lm3", sess["id"], "face"))
         if samples:
             break
         await asyncio.sleep(0.05)

@@ -11,7 +11,7 @@ import html
 import importlib.resources
 import re
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -48,12 +48,6 @@ def face_server(server_factory: Callable[..., ServerThread], llm: FakeOpenAI) ->
         assert time.monotonic() < deadline, "face model did not load"
         time.sleep(0.05)
     return srv
-
-
-async def on_server[T](srv: ServerThread, coro: Coroutine[Any, Any, T]) -> T:
-    """Run a store call on the server's own event loop (its locks belong to that loop)."""
-    loop = srv.server.servers[0].get_loop()
-    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
 
 async def start(srv: ServerThread, user: str) -> tuple[WsClient, str]:
@@ -104,7 +98,7 @@ async def test_report_after_a_session_with_camera_and_voice(
     await turn(ws, llm, "고마워요. 같이 이야기하니까 좋네요. 내일은 뭐 할까요?", "책 읽어요!")
     store = face_server.services.store
     voice = [voice_sample(2500, 182.4, 2.6, -23.5), voice_sample(6100, 176.0, 3.1, -25.0)]
-    await on_server(face_server, store.add_samples("rep1", sid, voice))
+    await face_server.call(store.add_samples("rep1", sid, voice))
     ended = await end(ws)
     assert ended["report_url"] == f"/v1/sessions/{sid}/report"
 
@@ -114,7 +108,7 @@ async def test_report_after_a_session_with_camera_and_voice(
         report = r.json()
         page = await http.get(f"/v1/sessions/{sid}/report.html", params={"token": "rep1"})
 
-    stored_face = await on_server(face_server, store.list_samples("rep1", sid, "face"))
+    stored_face = await face_server.call(store.list_samples("rep1", sid, "face"))
     assert len(stored_face) >= 5
     assert report["session_id"] == sid and report["status"] == "ended"
     assert report["persona"] == {"id": "이서아", "name": "이서아"}
@@ -229,16 +223,16 @@ async def test_live_report_follows_the_session_then_ended_report_is_cached(
         just_ended = (await http.get(url)).json()
         assert just_ended["status"] == "ended" and just_ended["cached"] is False
         # not settled yet (ended moments ago): not cached
-        assert await on_server(server, store.get_report("live", sid)) is None
+        assert await server.call(store.get_report("live", sid)) is None
         # the session ended long enough ago: the next report is stored and then served
         past = utcnow() - timedelta(minutes=1)
-        await on_server(server, store.update_session("live", sid, ended_at=past))
+        await server.call(store.update_session("live", sid, ended_at=past))
         settled = (await http.get(url)).json()
         assert settled["cached"] is False
-        stored = await on_server(server, store.get_report("live", sid))
+        stored = await server.call(store.get_report("live", sid))
         assert stored is not None and stored["generated_at"] == settled["generated_at"]
         late = [Sample("face", 99_000, {"concentration": 10.0, "posture_score": 5.0})]
-        await on_server(server, store.add_samples("live", sid, late))
+        await server.call(store.add_samples("live", sid, late))
         cached = (await http.get(url)).json()
         assert cached["cached"] is True
         assert cached["generated_at"] == settled["generated_at"]

@@ -42,9 +42,7 @@ def connect_and_stop_reading(server: ServerThread, token: str) -> socket.socket:
     return sock
 
 
-async def test_a_client_that_stops_reading_is_dropped_not_buffered(
-    server_factory, llm: FakeOpenAI
-):
+async def test_a_client_that_stops_reading_is_dropped_not_buffered(server_factory, llm: FakeOpenAI):
     server = server_factory(
         llm, ws_outbound_queue=8, ws_send_timeout_s=1.0, llm_max_tokens=8000, memory_enabled=False
     )
@@ -56,13 +54,13 @@ async def test_a_client_that_stops_reading_is_dropped_not_buffered(
     try:
         for _ in range(300):  # the session must end by itself, well before 30 s
             await asyncio.sleep(0.1)
-            sessions = await store.list_sessions("sloth")
+            sessions = await server.call(store.list_sessions("sloth"))
             if sessions and sessions[0].status == "paused":
                 break
         assert sessions and sessions[0].status == "paused", "the stuck session was not dropped"
         msgs = []
         for _ in range(50):
-            msgs = await store.list_messages("sloth", sessions[0].id)
+            msgs = await server.call(store.list_messages("sloth", sessions[0].id))
             if len(msgs) == 2:
                 break
             await asyncio.sleep(0.1)

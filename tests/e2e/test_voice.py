@@ -153,14 +153,15 @@ async def test_barge_in_cancels_and_truncates_to_what_was_heard(
     sent = done["text"]
     assert 0 < len(sent) < len(reply)
     await asyncio.sleep(0.3)
-    msgs = await voice_server.services.store.list_messages("xia", sess["id"])
+    msgs = await voice_server.call(voice_server.services.store.list_messages("xia", sess["id"]))
     assistant = next(m for m in msgs if m.role == "assistant")
     assert assistant.interrupted is True
     assert assistant.content and len(assistant.content) < len(sent)
     assert reply.startswith(assistant.content.split(" is here")[0])
-    history = await voice_server.services.agent.history(sess["thread_id"])
-    ai = [m for m in history if m.type == "ai"]
-    assert ai[-1].content == assistant.content
+    history = await voice_server.call(voice_server.services.agent.history(sess["thread_id"]))
+    interrupted = [m for m in history if m.type == "ai" and m.additional_kwargs.get("interrupted")]
+    assert [m.content for m in interrupted] == [assistant.content]
+    assert reply not in [m.content for m in history]  # the full reply never entered history
     # the LLM stream was cut off too
     first_call = llm.chat_requests(mem0=False)[0]
     assert first_call["disconnected"] or not first_call["completed"]

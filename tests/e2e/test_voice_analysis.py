@@ -72,7 +72,9 @@ async def test_spoken_utterance_gets_voice_analysis_and_a_sample(
     await ws.wait_for("response.done", timeout=30)
     await ws.send({"type": "session.end"})
     await ws.wait_for("session.ended", timeout=10)
-    [sample] = await stt_server.services.store.list_samples("va1", sess["id"], "voice")
+    [sample] = await stt_server.call(
+        stt_server.services.store.list_samples("va1", sess["id"], "voice")
+    )
     fields = {k: v for k, v in ev.items() if k not in {"type", "item_id", "_t"}}
     assert sample.data == fields
     # t_ms: where the utterance ended on the session timeline (the stream's ms, as the VAD

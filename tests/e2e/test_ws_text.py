@@ -107,11 +107,11 @@ async def test_cancel_stops_tokens_and_stores_what_was_sent(server: ServerThread
     assert done["text"] == sent and 5 <= len(sent.split()) < 200
     await asyncio.sleep(0.1)
     store = server.services.store
-    msgs = await store.list_messages("carol", created["session"]["id"])
+    msgs = await server.call(store.list_messages("carol", created["session"]["id"]))
     assert msgs[-1].role == "assistant" and msgs[-1].interrupted is True
     assert msgs[-1].content == sent
     # the graph's history holds the truncated text too
-    hist = await server.services.agent.history(created["session"]["thread_id"])
+    hist = await server.call(server.services.agent.history(created["session"]["thread_id"]))
     assert hist[-1].content == sent
 
 
@@ -252,7 +252,7 @@ async def test_memory_search_runs_before_generation_and_add_after(
     await ws.wait_for("session.created")
     llm.queue_reply("Lovely, hiking is great.")
     await turn(ws, "I love hiking in the Alps.")
-    await server.services.memory.drain()
+    await server.call(server.services.memory.drain())
     llm.queue_reply("You love hiking!")
     await turn(ws, "What do I love doing?")
     reqs = llm.requests.snapshot()
