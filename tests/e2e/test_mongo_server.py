@@ -388,12 +388,6 @@ async def test_unreachable_mongo_fails_startup_clearly(
     assert "store_unavailable" in err and "ServerSelectionTimeoutError" in err
 
 
-@pytest.mark.xfail(
-    reason="server bug: closing the socket right after response.done cancels the reply task "
-    "while it still writes the assistant message and usage counters (Session.run's finally "
-    "-> cancel_response; server/hub/session.py _finish). Usage is lost most times on MongoDB.",
-    strict=False,
-)
 async def test_hanging_up_right_after_done_keeps_the_turns_writes(
     start: Callable[..., ServerThread], llm: FakeOpenAI
 ):
