@@ -463,8 +463,13 @@ function onSessionEnded(msg) {
   player.stopAll('stopped');
   conversation.system(t('session.ended'));
   if (state.reportUrl) {
+    // A plain link cannot send the Authorization header: open the HTML report with the
+    // token in the query (the server accepts either).
     const a = $('report-link').querySelector('a');
-    a.href = state.reportUrl;
+    const url = new URL(`${state.reportUrl}.html`, location.href);
+    const token = getToken();
+    if (token) url.searchParams.set('token', token);
+    a.href = url.pathname + url.search;
     $('report-link').hidden = false;
   }
   historyPanel.load();

@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1", tags=["chat"])
 class ChatRequest(BaseModel):
     user_id: Annotated[str, Field(min_length=1, max_length=64)]
     thread_id: str | None = None
-    message: Annotated[str, Field(min_length=1, max_length=4000)]
+    message: Annotated[str, Field(min_length=1, max_length=100_000)]
     persona: str | None = None
 
 
@@ -48,6 +48,9 @@ def chat_user(request: Request, body_user: str) -> str:
 
 @router.post("/chat", response_model=ChatResponse, summary="One text turn, reply as JSON")
 async def chat(body: ChatRequest, request: Request, services: ServicesDep) -> ChatResponse:
+    limit = services.settings.max_input_chars
+    if len(body.message) > limit:
+        raise HTTPException(413, f"message is limited to {limit} characters (MAX_INPUT_CHARS).")
     try:
         user = chat_user(request, body.user_id)
     except AuthError as e:

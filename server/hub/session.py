@@ -121,6 +121,8 @@ class Session:
         self.response: ActiveResponse | None = None
         self._response_counter = 0
         self._bucket = TokenBucket(self.settings.ws_max_messages_per_s)
+        self._rate_dropped = 0
+        self._rate_reported = 0.0
         self._closed = asyncio.Event()
         self.slow_consumer = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -298,11 +300,7 @@ class Session:
             if msg["type"] == "websocket.disconnect":
                 return
             if not self._bucket.allow():
-                await self.error(
-                    "rate_limited",
-                    f"Too many messages: the limit is {self.settings.ws_max_messages_per_s:g} "
-                    "per second. This message was dropped.",
-                )
+                await self._rate_limited()
                 continue
             try:
                 if (text := msg.get("text")) is not None:
@@ -315,11 +313,31 @@ class Session:
                     await self.ws.close(code=1008)
                     return
 
+    async def _rate_limited(self) -> None:
+        """Drop the message; say so at most once a second, or the errors would flood too."""
+        self._rate_dropped += 1
+        now = time.monotonic()
+        if now - self._rate_reported < 1.0:
+            return
+        self._rate_reported = now
+        dropped, self._rate_dropped = self._rate_dropped, 0
+        await self.error(
+            "rate_limited",
+            f"Too many messages: the limit is {self.settings.ws_max_messages_per_s:g} per "
+            f"second. {dropped} message(s) were dropped.",
+        )
+
     async def _on_text(self, text: str) -> None:
-        if len(text.encode()) > self.settings.ws_max_text_bytes:
+        size = len(text.encode())
+        s = self.settings
+        # input_image carries a base64 JPEG: it may be as large as a binary frame (+1/3).
+        if size > max(s.ws_max_text_bytes, s.ws_max_binary_bytes * 4 // 3 + 1024) or (
+            size > s.ws_max_text_bytes and '"input_image"' not in text[:4096]
+        ):
             raise p.ProtocolError(
                 "message_too_large",
-                f"Text frames are limited to {self.settings.ws_max_text_bytes} bytes.",
+                f"Text frames are limited to {s.ws_max_text_bytes} bytes "
+                f"(input_image: {s.ws_max_binary_bytes * 4 // 3 + 1024}).",
             )
         try:  # one pass in pydantic-core: 4x cheaper than json.loads + validation for the
             # 15 KB face.landmarks frames sent 30 times a second (bench/perception.py)
@@ -607,7 +625,9 @@ class Session:
 
     async def _run_response(self, r: ActiveResponse) -> None:
         store = self.services.store
-        self.log.info("response_started", response_id=r.id, text=redact(r.user_text, False))
+        self.log.info(
+            "response_started", response_id=r.id, text=redact(r.user_text, self.settings.log_pii)
+        )
         await self.send({"type": "response.created", "response_id": r.id})
         fmt = self.config["output_audio"]
         if fmt != "none" and self.services.tts is not None:

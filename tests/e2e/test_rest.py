@@ -58,6 +58,8 @@ async def test_chat_errors(server_factory, llm: FakeOpenAI):
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         assert (await http.post("/v1/chat", json={"message": "no user"})).status_code == 422
         assert (await http.post("/v1/chat", content=b"{bad")).status_code == 422
+        long = await http.post("/v1/chat", json={"user_id": "u1", "message": "x" * 4001})
+        assert long.status_code == 413 and "MAX_INPUT_CHARS" in long.json()["detail"]
         llm.queue_reply(fail_status=500)
         llm.queue_reply(fail_status=500)
         llm.queue_reply(fail_status=500)

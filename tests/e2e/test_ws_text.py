@@ -183,6 +183,11 @@ async def test_bad_inputs_get_errors_and_the_socket_stays_usable(server_factory,
         assert err["code"] == code, (raw, err)
         assert err["fatal"] is False and err["message"]
         await asyncio.sleep(0.04)  # stay under the rate limit
+    # input_image frames may exceed the text limit (they carry an image): not "too large"
+    big = json.dumps({"type": "input_image", "source": "screen", "jpeg_b64": "QUJD" * 1000})
+    await ws.send_raw(big)
+    err = await ws.wait_for("error")
+    assert err["code"] != "message_too_large" and err["fatal"] is False
     # still usable, and the session state is unharmed
     await ws.send({"type": "session.update", "session": {"temperature": 0.2}})
     upd = await ws.wait_for("session.updated")
@@ -196,6 +201,14 @@ async def test_bad_inputs_get_errors_and_the_socket_stays_usable(server_factory,
         await ws.send({"type": "ping"})
     err = await ws.wait_for("error", code="rate_limited")
     assert "per second" in err["message"]
+    await asyncio.sleep(0.3)
+    await ws.send({"type": "ping", "id": "after-flood"})
+    try:
+        await ws.wait_for("pong", id="after-flood", timeout=2)
+    except TimeoutError:
+        pass
+    # one report for the whole burst, not one error per dropped message
+    assert len(ws.of_type("error")) - len(cases) <= 2
     await asyncio.sleep(1.1)
     await ws.send({"type": "ping", "id": 7})
     assert (await ws.wait_for("pong", id=7))["type"] == "pong"
