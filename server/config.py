@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     embed_model: str = "text-embedding-3-small"
     embed_dims: int = 1536
     memory_search_limit: int = 5
+    memory_max_concurrent_adds: int = 3
+    worker_threads: int = 32
 
     # --- voice in (VAD + STT) ----------------------------------------------------------
     stt_model: str = "base"

@@ -81,6 +81,11 @@ class Services:
         task.add_done_callback(self._background.discard)
 
     async def start(self) -> None:
+        # asyncio.to_thread's default pool has min(32, cpus + 4) threads: 6 here, which a few
+        # blocking mem0 saves or STT decodes exhaust. Size it by setting.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(self.settings.worker_threads, thread_name_prefix="worker")
+        )
         self.loop_lag.start()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         try:

@@ -175,8 +175,14 @@ class Agent:
         silent = True
         t_mem = time.perf_counter()
         mem_ms = 0.0
+        # durability="exit": one checkpoint write per turn instead of one per node; a
+        # cancelled turn is written by record_interrupted instead.
         async for mode, chunk in self.graph.astream(
-            inp, self.config(thread_id), context=ctx, stream_mode=["messages", "updates"]
+            inp,
+            self.config(thread_id),
+            context=ctx,
+            stream_mode=["messages", "updates"],
+            durability="exit",
         ):
             if mode == "messages":
                 msg, meta = chunk
@@ -197,13 +203,20 @@ class Agent:
                 silent = False
         yield TurnFinished("".join(parts), silent, usage, mem_ms)
 
-    async def record_interrupted(self, thread_id: str, heard_text: str) -> None:
-        """Make the graph's history hold only what the user actually heard."""
-        await self.graph.aupdate_state(
-            self.config(thread_id),
-            {"messages": [AIMessage(heard_text, additional_kwargs={"interrupted": True})]},
-            as_node="update_memory",
-        )
+    async def record_interrupted(self, thread_id: str, user_text: str, heard_text: str) -> None:
+        """Make the graph's history hold the user's turn and only what the user actually
+        heard of the reply (a cancelled run may have stored nothing of this turn)."""
+        snap = await self.graph.aget_state(self.config(thread_id))
+        history = snap.values.get("messages", [])
+        new: list[BaseMessage] = []
+        if not history or last_human_text(history[-1:]) != user_text:
+            new.append(HumanMessage(user_text))
+        if heard_text:
+            new.append(AIMessage(heard_text, additional_kwargs={"interrupted": True}))
+        if new:
+            await self.graph.aupdate_state(
+                self.config(thread_id), {"messages": new}, as_node="update_memory"
+            )
 
     async def history(self, thread_id: str) -> list[BaseMessage]:
         snap = await self.graph.aget_state(self.config(thread_id))

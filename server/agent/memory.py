@@ -57,6 +57,9 @@ class LongTermMemory:
         self.settings = settings
         self._mem: Any = None
         self._pending: set[asyncio.Task[None]] = set()
+        # mem0's add holds a worker thread for a whole LLM call: cap them so searches (which
+        # come before every reply) never queue behind a pile of background saves.
+        self._adds = asyncio.Semaphore(settings.memory_max_concurrent_adds)
         if not settings.memory_enabled:
             self.status, self.detail = "disabled", "MEMORY_ENABLED is false"
         elif not settings.embedder_configured:
@@ -111,7 +114,8 @@ class LongTermMemory:
 
     async def _add(self, user_id: str, messages: list[dict[str, str]]) -> None:
         try:
-            await self._mem.add(messages, user_id=user_id)
+            async with self._adds:
+                await self._mem.add(messages, user_id=user_id)
         except Exception as e:
             log.warning("memory_add_failed", error=f"{type(e).__name__}: {e}")
 

@@ -776,10 +776,10 @@ class Session:
         self.log.info("response_done", response_id=r.id, status=status, **timings)
         store = self.services.store
         await saved_user
-        if status == "cancelled":
-            text = await self.settle_heard_text(r)
-            if text:
-                await self.services.agent.record_interrupted(self.record.thread_id, text)
+        if status in ("cancelled", "failed"):
+            if status == "cancelled":
+                text = await self.settle_heard_text(r)
+            await self.services.agent.record_interrupted(self.record.thread_id, r.user_text, text)
         if text:  # a silent plan stores no empty reply
             await store.add_message(
                 self.user_id,

@@ -29,7 +29,10 @@ def make_chat_model(settings: Settings) -> ChatOpenAI | None:
     # Our own HTTP client: langchain-openai otherwise shares one per base_url across the
     # process, bound to the first event loop that used it.
     return ChatOpenAI(
-        http_async_client=httpx.AsyncClient(timeout=settings.llm_timeout_s),
+        http_async_client=httpx.AsyncClient(
+            timeout=settings.llm_timeout_s,
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        ),
         model=settings.llm_model,
         base_url=settings.llm_base_url,
         api_key=secret(settings.llm_api_key) or "not-needed",

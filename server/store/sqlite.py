@@ -183,6 +183,9 @@ class SQLiteStore(Store):
             raise
         try:
             await ckpt.execute("PRAGMA busy_timeout=5000")
+            # WAL + NORMAL survives app crashes; FULL would fsync every checkpoint write.
+            await ckpt.execute("PRAGMA journal_mode=WAL")
+            await ckpt.execute("PRAGMA synchronous=NORMAL")
             saver = AsyncSqliteSaver(ckpt)
             await saver.setup()
         except BaseException:
