@@ -27,6 +27,8 @@ def make_settings(tmp: Path, fake: FakeOpenAI | None, **over: Any) -> Settings:
         "log_level": "WARNING",
         "default_output_audio": "none",
         "stt_model": str(tmp / "no-stt-model"),
+        # no face model download attempt unless a test brings the model file
+        "face_enabled": "face_model_path" in over,
     }
     if fake is not None:
         base |= {
