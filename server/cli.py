@@ -39,6 +39,7 @@ async def serve_forever(settings: Settings, host: str, port: int) -> int:
         ws_max_size=max(settings.ws_max_binary_bytes, settings.ws_max_text_bytes) + 1024,
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        ws_per_message_deflate=settings.ws_compression,
         access_log=False,
     )
     server = uvicorn.Server(config)

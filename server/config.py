@@ -118,6 +118,7 @@ class Settings(BaseSettings):
     ws_max_messages_per_s: float = 200.0
     ws_outbound_queue: int = 256
     ws_send_timeout_s: float = 10.0
+    ws_compression: bool = False  # permessage-deflate: saves bandwidth, costs CPU per frame
     max_input_chars: int = 4000
 
     @field_validator("data_dir", "personas_dir", "static_dir")
