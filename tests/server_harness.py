@@ -131,11 +131,19 @@ class WsClient:
         return [e for e in self.events if e["type"] == type_]
 
 
-@contextmanager
-def _noop() -> Iterator[None]:
-    yield
-
-
 async def open_ws(server: ServerThread, **params: str) -> WsClient:
     conn = await connect(server.ws_url(**params), max_size=8 << 20, open_timeout=10)
     return WsClient(conn)
+
+
+async def text_turn(ws: WsClient, text: str) -> tuple[list[str], dict[str, Any]]:
+    """Send a typed turn; return its text deltas and its response.done event."""
+    await ws.send({"type": "input_text", "text": text})
+    created = await ws.wait_for("response.created")
+    done = await ws.wait_for("response.done", response_id=created["response_id"])
+    deltas = [
+        e["delta"]
+        for e in ws.events
+        if e["type"] == "response.text.delta" and e["response_id"] == created["response_id"]
+    ]
+    return deltas, done

@@ -25,7 +25,7 @@ from pymongo import AsyncMongoClient
 
 from server.store import MongoStore, new_id
 from tests.fakes.openai_server import FakeOpenAI
-from tests.server_harness import ServerThread, WsClient, open_ws
+from tests.server_harness import ServerThread, open_ws, text_turn
 
 ServerFactory = Callable[..., ServerThread]
 
@@ -93,18 +93,6 @@ async def raw_docs(uri: str, db: str, collection: str, query: dict[str, Any]) ->
         await client.close()
 
 
-async def turn(ws: WsClient, text: str) -> tuple[list[str], dict]:
-    await ws.send({"type": "input_text", "text": text})
-    created = await ws.wait_for("response.created")
-    done = await ws.wait_for("response.done", response_id=created["response_id"])
-    deltas = [
-        e["delta"]
-        for e in ws.events
-        if e["type"] == "response.text.delta" and e["response_id"] == created["response_id"]
-    ]
-    return deltas, done
-
-
 async def get_json(server: ServerThread, path: str, user: str) -> tuple[int, Any]:
     async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
         r = await http.get(path, headers={"Authorization": f"Bearer {user}"})
@@ -163,7 +151,7 @@ async def test_text_turn_streams_and_is_stored_in_mongo(
     ws = await open_ws(server, persona="이서아", token="alice")
     created = (await ws.wait_for("session.created"))["session"]
     assert created["user_id"] == "alice" and created["persona"]["id"] == "이서아"
-    deltas, done = await turn(ws, "안녕!")
+    deltas, done = await text_turn(ws, "안녕!")
     assert deltas == ["안녕하세요", "! ", "반가워요", "."]
     assert done["status"] == "completed" and done["text"] == "안녕하세요! 반가워요."
 
@@ -202,9 +190,9 @@ async def test_second_turn_sees_the_first_resume_continues_and_others_are_refuse
     ws = await open_ws(server, persona="emma", token="bob")
     sess = (await ws.wait_for("session.created"))["session"]
     llm.queue_reply("Nice to meet you, Bob.")
-    await turn(ws, "My name is Bob and I like kites.")
+    await text_turn(ws, "My name is Bob and I like kites.")
     llm.queue_reply("You like kites.")
-    _, done = await turn(ws, "What do I like?")
+    _, done = await text_turn(ws, "What do I like?")
     assert done["text"] == "You like kites."
     # the checkpointer gave the graph the first turn
     contents = last_prompt(llm)
@@ -229,7 +217,7 @@ async def test_second_turn_sees_the_first_resume_continues_and_others_are_refuse
     assert again["id"] == sess["id"] and again["thread_id"] == sess["thread_id"]
     assert again["resumed"] is True and again["persona"]["id"] == "emma"
     llm.queue_reply("Bob, kites.")
-    await turn(ws2, "Who am I?")
+    await text_turn(ws2, "Who am I?")
     contents = last_prompt(llm)
     for said in ("My name is Bob and I like kites.", "You like kites.", "What do I like?"):
         assert said in contents
@@ -240,7 +228,7 @@ async def test_second_turn_sees_the_first_resume_continues_and_others_are_refuse
     ws3 = await open_ws(server, persona="emma", token="bob")
     await ws3.wait_for("session.created")
     llm.queue_reply("Hello!")
-    await turn(ws3, "Hi again")
+    await text_turn(ws3, "Hi again")
     assert "My name is Bob and I like kites." not in last_prompt(llm)
     await ws3.conn.close()
 
@@ -278,7 +266,7 @@ async def test_conversation_survives_a_server_restart(
     ws = await open_ws(first, persona="emma", token="erin")
     sess = (await ws.wait_for("session.created"))["session"]
     llm.queue_reply("Noted: blue.")
-    await turn(ws, "My favourite colour is blue.")
+    await text_turn(ws, "My favourite colour is blue.")
     await settled(first, "erin", sess["id"], 2)
     await ws.conn.close()
     await asyncio.sleep(0.1)
@@ -291,7 +279,7 @@ async def test_conversation_survives_a_server_restart(
         again = (await ws2.wait_for("session.created"))["session"]
         assert again["thread_id"] == sess["thread_id"] and again["resumed"] is True
         llm2.queue_reply("Blue!")
-        _, done = await turn(ws2, "What is my favourite colour?")
+        _, done = await text_turn(ws2, "What is my favourite colour?")
         assert done["status"] == "completed" and done["text"] == "Blue!"
         contents = last_prompt(llm2)
         assert "My favourite colour is blue." in contents and "Noted: blue." in contents
@@ -312,7 +300,7 @@ async def test_ended_session_is_stored_and_cannot_be_resumed(
     ws = await open_ws(server, persona="emma", token="gina")
     sess = (await ws.wait_for("session.created"))["session"]
     llm.queue_reply("Bye!")
-    await turn(ws, "Goodbye")
+    await text_turn(ws, "Goodbye")
     await settled(server, "gina", sess["id"], 2)
     await ws.send({"type": "session.end"})
     ended = await ws.wait_for("session.ended")
@@ -356,13 +344,13 @@ async def test_long_term_memory_works_beside_the_mongo_store(
     ws = await open_ws(server, persona="emma", token="hana")
     await ws.wait_for("session.created")
     llm.queue_reply("Lovely, hiking is great.")
-    await turn(ws, "I love hiking in the Alps.")
+    await text_turn(ws, "I love hiking in the Alps.")
     await server.call(server.services.memory.drain())
     assert llm.chat_requests(mem0=True)
     ws2 = await open_ws(server, persona="emma", token="hana")
     sess2 = (await ws2.wait_for("session.created"))["session"]
     llm.queue_reply("You love hiking!")
-    await turn(ws2, "What do I love doing?")
+    await text_turn(ws2, "What do I love doing?")
     prompt = last_prompt(llm)
     assert "hiking" in prompt[0].split("remember")[-1]
     assert "I love hiking in the Alps." not in prompt[1:]
@@ -397,7 +385,7 @@ async def test_hanging_up_right_after_done_keeps_the_turns_writes(
         llm.queue_reply("Short reply.")
         ws = await open_ws(server, persona="emma", token=user)
         sess = (await ws.wait_for("session.created"))["session"]
-        await turn(ws, "hi")
+        await text_turn(ws, "hi")
         await ws.conn.close()  # at once, as a closing tab does
         msgs = await settled(server, user, sess["id"], 2, wait_s=2)
         assert [m["role"] for m in msgs] == ["user", "assistant"]

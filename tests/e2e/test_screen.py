@@ -26,7 +26,7 @@ from tests.pipelines.test_vision_pipeline import (
     virtual_display,
     vlm_requests,
 )
-from tests.server_harness import ServerThread, WsClient, open_ws
+from tests.server_harness import ServerThread, WsClient, open_ws, text_turn
 
 SCREEN = b"\x02"
 Factory = Callable[..., ServerThread]
@@ -47,12 +47,6 @@ async def session(srv: ServerThread, user: str) -> tuple[WsClient, dict[str, Any
     ws = await open_ws(srv, persona="emma", token=user)
     created = await ws.wait_for("session.created")
     return ws, created["session"]
-
-
-async def turn(ws: WsClient, text: str) -> dict[str, Any]:
-    await ws.send({"type": "input_text", "text": text})
-    created = await ws.wait_for("response.created")
-    return await ws.wait_for("response.done", response_id=created["response_id"])
 
 
 def persona_requests(llm: FakeOpenAI) -> list[dict[str, Any]]:
@@ -80,7 +74,7 @@ async def test_identical_frames_one_call_and_a_changed_frame_another(
     for q in (85, 85, 70):  # the same screen again, once re-encoded
         await ws.send_raw(SCREEN + ui_jpeg(0, quality=q))
     # a screen question waits until those frames were looked at: unchanged, so no new call
-    done = await turn(ws, "What's on my screen?")
+    done = (await text_turn(ws, "What's on my screen?"))[1]
     assert done["status"] == "completed"
     assert len(vlm_requests(llm)) == 1
     assert "screen #1" in system_prompt(persona_requests(llm)[-1])
@@ -152,7 +146,7 @@ async def test_description_reaches_the_persona_on_the_next_turn(
     desc = await ws.wait_for("vision.description")
     assert desc["text"] == "A spreadsheet titled Q3 budget with a bar chart."
     llm.queue_reply("Looks like budgeting time!")
-    done = await turn(ws, "Hi there")
+    done = (await text_turn(ws, "Hi there"))[1]
     assert done["text"] == "Looks like budgeting time!"
     prompt = system_prompt(persona_requests(llm)[-1])
     assert "What is on the user's screen right now: A spreadsheet titled Q3 budget" in prompt
@@ -169,7 +163,7 @@ async def test_screen_question_waits_for_a_fresh_description(
     # a new screen would wait a minute for the VLM; the question describes it now
     llm.queue_reply("A terminal running pytest with one failure.", ttft_ms=400)
     await ws.send_raw(SCREEN + ui_jpeg(2))
-    done = await turn(ws, "what's on my screen?")
+    done = (await text_turn(ws, "what's on my screen?"))[1]
     assert done["status"] == "completed"
     vlm = vlm_requests(llm)
     assert len(vlm) == 2
@@ -188,7 +182,7 @@ async def test_screen_question_wait_is_bounded(server_factory: Factory, llm: Fak
     ws, _ = await session(srv, "fay")
     llm.queue_reply("A very slowly described screen.", ttft_ms=3000)
     await ws.send_raw(SCREEN + ui_jpeg(1))
-    done = await turn(ws, "Can you look at my screen?")
+    done = (await text_turn(ws, "Can you look at my screen?"))[1]
     assert done["text"] == "Sorry, I can't see it yet."
     chat = persona_requests(llm)[-1]
     assert "What is on the user's screen" not in system_prompt(chat)
@@ -236,7 +230,7 @@ async def test_without_a_vlm_screen_frames_get_one_error(
     assert [e["code"] for e in errors] == ["vision_unavailable"]
     assert errors[0]["fatal"] is False and "VLM_BASE_URL" in errors[0]["message"]
     llm.queue_reply("Hello!")
-    assert (await turn(ws, "hello"))["text"] == "Hello!"  # the session carries on
+    assert ((await text_turn(ws, "hello"))[1])["text"] == "Hello!"  # the session carries on
     assert vlm_requests(llm) == []
     async with httpx.AsyncClient(base_url=srv.url) as http:
         health = (await http.get("/health/details")).json()

@@ -10,19 +10,7 @@ import time
 import httpx
 
 from tests.fakes.openai_server import FakeOpenAI
-from tests.server_harness import ServerThread, WsClient, open_ws
-
-
-async def turn(ws: WsClient, text: str) -> tuple[list[str], dict]:
-    await ws.send({"type": "input_text", "text": text})
-    created = await ws.wait_for("response.created")
-    done = await ws.wait_for("response.done", response_id=created["response_id"])
-    deltas = [
-        e["delta"]
-        for e in ws.events
-        if e["type"] == "response.text.delta" and e["response_id"] == created["response_id"]
-    ]
-    return deltas, done
+from tests.server_harness import ServerThread, open_ws, text_turn
 
 
 async def test_streamed_reply_equals_what_the_llm_produced(server: ServerThread, llm: FakeOpenAI):
@@ -31,7 +19,7 @@ async def test_streamed_reply_equals_what_the_llm_produced(server: ServerThread,
     created = await ws.wait_for("session.created")
     assert created["session"]["persona"] == {"id": "이서아", "name": "이서아"}
     assert created["session"]["user_id"] == "alice"
-    deltas, done = await turn(ws, "안녕!")
+    deltas, done = await text_turn(ws, "안녕!")
     assert deltas == ["안녕하세요", "! ", "반가워요", "."]
     assert done["status"] == "completed"
     assert done["text"] == "안녕하세요! 반가워요."
@@ -63,9 +51,9 @@ async def test_second_turn_sees_first_and_other_thread_does_not(
     ws = await open_ws(server, persona="emma", token="bob")
     await ws.wait_for("session.created")
     llm.queue_reply("Nice to meet you, Bob.")
-    await turn(ws, "My name is Bob and I like kites.")
+    await text_turn(ws, "My name is Bob and I like kites.")
     llm.queue_reply("You like kites.")
-    await turn(ws, "What do I like?")
+    await text_turn(ws, "What do I like?")
     second = llm.chat_requests(mem0=False)[-1]["body"]["messages"]
     contents = [m["content"] for m in second]
     assert "My name is Bob and I like kites." in contents
@@ -74,7 +62,7 @@ async def test_second_turn_sees_first_and_other_thread_does_not(
     ws2 = await open_ws(server, persona="emma", token="bob")
     await ws2.wait_for("session.created")
     llm.queue_reply("Hello!")
-    await turn(ws2, "Hi again")
+    await text_turn(ws2, "Hi again")
     third = [m["content"] for m in llm.chat_requests(mem0=False)[-1]["body"]["messages"]]
     assert "My name is Bob and I like kites." not in third
     assert third[-1] == "Hi again"
@@ -136,7 +124,7 @@ async def test_resume_continues_thread_and_refuses_other_users(
     ws = await open_ws(server, persona="emma", token="erin")
     sess = (await ws.wait_for("session.created"))["session"]
     llm.queue_reply("Noted: blue.")
-    await turn(ws, "My favourite colour is blue.")
+    await text_turn(ws, "My favourite colour is blue.")
     await ws.conn.close()
 
     ws2 = await open_ws(server, session_id=sess["id"], token="erin")
@@ -144,7 +132,7 @@ async def test_resume_continues_thread_and_refuses_other_users(
     assert again["id"] == sess["id"] and again["thread_id"] == sess["thread_id"]
     assert again["resumed"] is True
     llm.queue_reply("Blue!")
-    await turn(ws2, "What is my favourite colour?")
+    await text_turn(ws2, "What is my favourite colour?")
     contents = [m["content"] for m in llm.chat_requests(mem0=False)[-1]["body"]["messages"]]
     assert "My favourite colour is blue." in contents and "Noted: blue." in contents
 
@@ -193,7 +181,7 @@ async def test_bad_inputs_get_errors_and_the_socket_stays_usable(server_factory,
     upd = await ws.wait_for("session.updated")
     assert upd["session"]["temperature"] == 0.2 and upd["session"]["persona"]["id"] == "emma"
     llm.queue_reply("Still here.")
-    _, done = await turn(ws, "hello?")
+    _, done = await text_turn(ws, "hello?")
     assert done["text"] == "Still here."
     assert llm.chat_requests(mem0=False)[-1]["body"]["temperature"] == 0.2
     # flooding: over the per-second limit -> rate_limited errors, socket open
@@ -244,7 +232,7 @@ async def test_llm_5xx_is_retried_then_connection_failure_reported(server_factor
     llm.queue_reply(fail_status=503)
     llm.queue_reply(fail_status=502)
     llm.queue_reply("Third time lucky.")
-    _, done = await turn(ws, "hi")
+    _, done = await text_turn(ws, "hi")
     assert done["status"] == "completed" and done["text"] == "Third time lucky."
     assert len(llm.chat_requests(mem0=False)) == 3
     # an endpoint that is down: 3 tries, then a clear error and a failed response
@@ -264,10 +252,10 @@ async def test_memory_search_runs_before_generation_and_add_after(
     ws = await open_ws(server, persona="emma", token="hana")
     await ws.wait_for("session.created")
     llm.queue_reply("Lovely, hiking is great.")
-    await turn(ws, "I love hiking in the Alps.")
+    await text_turn(ws, "I love hiking in the Alps.")
     await server.call(server.services.memory.drain())
     llm.queue_reply("You love hiking!")
-    await turn(ws, "What do I love doing?")
+    await text_turn(ws, "What do I love doing?")
     reqs = llm.requests.snapshot()
     persona_calls = [r for r in reqs if r["kind"] == "chat" and r["mem0"] is None]
     embeds = [r for r in reqs if r["kind"] == "embeddings"]
@@ -284,7 +272,7 @@ async def test_users_cannot_read_each_others_sessions(server: ServerThread, llm:
     ws = await open_ws(server, persona="emma", token="ivy")
     sid = (await ws.wait_for("session.created"))["session"]["id"]
     llm.queue_reply("ok")
-    await turn(ws, "secret plans")
+    await text_turn(ws, "secret plans")
     async with httpx.AsyncClient(base_url=server.url) as http:
         own = await http.get("/v1/sessions", headers={"Authorization": "Bearer ivy"})
         assert [s["id"] for s in own.json()["sessions"]] == [sid]
