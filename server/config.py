@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     stt_language: str | None = None
     stt_partial_interval_ms: int = 700
     stt_max_segment_s: float = 30.0
+    stt_window_min_s: float = 10.0  # encoder window floor; 0 = Whisper's full 30 s window
     model_cache_dir: Path | None = None
     vad_threshold: float = 0.5
     vad_min_speech_ms: int = 250

@@ -243,6 +243,7 @@ class Services:
             compute_type=s.stt_compute_type,
             cpu_threads=s.stt_cpu_threads,
             download_root=s.models_dir / "whisper",
+            window_min_s=s.stt_window_min_s or None,
         )
         self.set_status("stt", "loading")
         self.background(self._load_stt())

@@ -235,6 +235,7 @@ class VoiceInput:
         interval = s.settings.stt_partial_interval_ms / 1000
         if (
             self.stream.silence_start_ms is None  # in a pause the final decode has priority
+            and self.stream.last_prob >= self.stream.threshold
             and self.stt is not None
             and self.stt.loaded
             and now - self._last_partial >= interval
@@ -289,9 +290,20 @@ class VoiceInput:
             )
             if not text:
                 return
-            await s.on_utterance(utt, t)
             if not s.paused:
                 await s.start_turn(text, source="voice")
+            s.spawn(self._after_reply_started(utt, t))
+
+    async def _after_reply_started(self, utt: Utterance, t: Transcript) -> None:
+        """Voice analysis holds the GIL for tens of ms: start it once the reply is under way
+        (first text, or a second at most) so it never delays the LLM request."""
+        s = self.session
+        for _ in range(20):
+            r = s.response
+            if r is None or r.finished or r.first_delta_at is not None:
+                break
+            await asyncio.sleep(0.05)
+        await s.on_utterance(utt, t)
 
     @staticmethod
     async def _speculated(spec: asyncio.Task[Transcript] | None) -> Transcript | None:

@@ -16,6 +16,7 @@ Why these choices:
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
 import time
@@ -103,6 +104,8 @@ class WhisperSTT:
         partial_beam_size: int = 1,
         final_beam_size: int = 5,
         final_temperatures: tuple[float, ...] = (0.0, 0.2, 0.4),
+        window_min_s: float | None = 10.0,
+        max_tokens_per_s: float = 6.0,
     ) -> None:
         self.model = os.fspath(model)
         self.device = device
@@ -114,6 +117,12 @@ class WhisperSTT:
         self.partial_beam_size = partial_beam_size
         self.final_beam_size = final_beam_size
         self.final_temperatures = final_temperatures
+        # Whisper pads every input to a 30 s window, and the encoder's cost follows the window:
+        # encoding only audio + 1 s (at least window_min_s) halves a short utterance's decode.
+        # Below ~10 s the decoder starts to loop; the token cap bounds any loop that remains.
+        self.window_min_s = window_min_s
+        self.max_tokens_per_s = max_tokens_per_s
+        self._frames: int | None = None  # encoder window of the call in progress (under _lock)
         self._model: Any = None
         self._languages: frozenset[str] = frozenset()
         self._load_lock = threading.Lock()
@@ -161,6 +170,14 @@ class WhisperSTT:
                     f"cannot load Whisper model {self.model!r}{hint}: {exc}"
                 ) from exc
             self._languages = frozenset(model.supported_languages)
+            if self.window_min_s:
+                full_encode = model.encode
+
+                def encode(features: Any) -> Any:
+                    n = self._frames
+                    return full_encode(features[..., :n] if n else features)
+
+                model.encode = encode
             self._model = model
 
     def _language(self, language: str | None) -> str | None:
@@ -223,6 +240,13 @@ class WhisperSTT:
         if samples.size == 0:
             return Transcript("", lang or "", [], 0.0, 0.0, wait_s=wait_s)
         beams = beam_size or (self.partial_beam_size if partial else self.final_beam_size)
+        windowed: dict[str, Any] = {}
+        if self.window_min_s and duration_s < 29:
+            secs = max(self.window_min_s, duration_s + 1.0)
+            self._frames = min(3000, math.ceil(secs) * 100)  # 100 mel frames per second
+            windowed["max_new_tokens"] = int(12 + self.max_tokens_per_s * duration_s)
+        else:
+            self._frames = None
         started = time.perf_counter()
         try:
             segments_iter, info = self._model.transcribe(
@@ -233,12 +257,16 @@ class WhisperSTT:
                 initial_prompt=initial_prompt,
                 vad_filter=False,
                 condition_on_previous_text=False,
-                without_timestamps=partial,
+                # short windows loop without timestamp tokens, so keep them when windowed
+                without_timestamps=partial and not windowed,
                 word_timestamps=word_timestamps and not partial,
+                **windowed,
             )
             raw = list(segments_iter)  # the generator does the decoding: keep it in the lock
         except Exception as exc:
             raise STTError(f"transcription failed: {exc}") from exc
+        finally:
+            self._frames = None
         elapsed_s = time.perf_counter() - started
         segments = [Segment(s.start, s.end, s.text.strip()) for s in raw]
         words = None
