@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     llm_max_tokens: int = 512
     llm_timeout_s: float = 60.0
     llm_max_retries: int = 2  # retries after the first try: 3 tries in all
+    history_messages: int = 24  # recent messages in each prompt (and kept in the graph state)
 
     # --- VLM (defaults to the LLM endpoint) --------------------------------------------
     vlm_base_url: str | None = None

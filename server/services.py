@@ -97,7 +97,12 @@ class Services:
             raise
         await self.memory.start()
         self.set_status("memory", self.memory.status, self.memory.detail)  # type: ignore[arg-type]
-        self.agent = Agent(make_chat_model(self.settings), self.memory, self.store.checkpointer())
+        self.agent = Agent(
+            make_chat_model(self.settings),
+            self.memory,
+            self.store.checkpointer(),
+            history_messages=self.settings.history_messages,
+        )
         self.set_status("agent", "ready")
         await self._start_voice()
         self._start_face()

@@ -11,7 +11,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+)
 from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -28,7 +34,6 @@ _FILLER = re.compile(r"^[\s.,!?…~\-]*((um+|uh+|hmm+|음+|어+|아+|으+)[\s.,!
 _SCREEN_Q = re.compile(
     r"screen|monitor|see (this|that|it)|look at|화면|보여|보이|봐\s*줘|이거 뭐", re.I
 )
-_HISTORY_LIMIT = 40
 
 
 def last_human_text(messages: list[BaseMessage]) -> str:
@@ -57,9 +62,11 @@ class Agent:
         llm: ChatOpenAI | None,
         memory: LongTermMemory,
         checkpointer: BaseCheckpointSaver,
+        history_messages: int = 24,
     ) -> None:
         self.llm = llm
         self.memory = memory
+        self.history_messages = history_messages
         g = StateGraph(GraphState, context_schema=TurnContext)
         g.add_node("perceive", self.perceive)
         g.add_node("query_memory", self.query_memory)
@@ -130,7 +137,9 @@ class Agent:
             affect=state.get("affect"),
             instructions=ctx.instructions,
         )
-        history = state["messages"][-_HISTORY_LIMIT:]
+        history = state["messages"][-self.history_messages :]
+        while history and not isinstance(history[0], HumanMessage):
+            history = history[1:]  # a window starts with the user speaking
         kwargs: dict[str, Any] = {}
         if ctx.temperature is not None:
             kwargs["temperature"] = ctx.temperature
@@ -150,7 +159,11 @@ class Agent:
                     {"role": "assistant", "content": str(msgs[-1].content)},
                 ],
             )
-        return {}
+        # The thread's state keeps only what a prompt can use, so loading and saving it costs
+        # the same on turn 500 as on turn 5. The full history stays in the store's messages,
+        # and long-term facts in mem0.
+        old = msgs[: -self.history_messages]
+        return {"messages": [RemoveMessage(id=m.id) for m in old if m.id]} if old else {}
 
     # --- running turns ----------------------------------------------------------------
     @staticmethod

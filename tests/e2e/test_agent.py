@@ -59,3 +59,20 @@ async def test_turns_work_with_memory_disabled(server_factory, llm: FakeOpenAI):
     await ws.send({"type": "input_text", "text": "hi"})
     assert (await ws.wait_for("response.done"))["text"] == "Hello without memory."
     assert llm.requests.of_kind("embeddings") == []
+
+
+async def test_history_window_bounds_prompt_and_graph_state(server_factory, llm: FakeOpenAI):
+    server = server_factory(llm, history_messages=4, memory_enabled=False)
+    ws = await open_ws(server, persona="emma", token="longtalk")
+    sess = (await ws.wait_for("session.created"))["session"]
+    for i in range(5):
+        llm.queue_reply(f"reply {i}")
+        await ws.send({"type": "input_text", "text": f"message {i}"})
+        await ws.wait_for("response.done")
+    prompt = llm.chat_requests(mem0=False)[-1]["body"]["messages"]
+    assert [m["content"] for m in prompt[1:]] == ["message 3", "reply 3", "message 4"]
+    state = await server.call(server.services.agent.history(sess["thread_id"]))
+    assert [m.content for m in state] == ["message 3", "reply 3", "message 4", "reply 4"]
+    # the store keeps the whole conversation
+    stored = await server.call(server.services.store.list_messages("longtalk", sess["id"]))
+    assert len(stored) == 10
