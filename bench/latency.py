@@ -37,6 +37,7 @@ from urllib.parse import urlencode
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.procs import die_with_parent, stop_process
 from server.loopmon import LoopLagMonitor, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,27 +46,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --- child processes ----------------------------------------------------------------------
-def _die_with_parent() -> None:
-    """Linux: the child gets SIGTERM if the benchmark dies, so nothing is left running."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-async def _stop(proc: asyncio.subprocess.Process, sig: int, grace_s: float) -> None:
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(sig)
-    try:
-        await asyncio.wait_for(proc.wait(), grace_s)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-
-
 class FakeLLM:
     """bench.fake_llm in its own process; ``dump()`` returns its request records."""
 
@@ -90,7 +70,7 @@ class FakeLLM:
             stdout=asyncio.subprocess.PIPE,
             stderr=self.log_path.open("wb"),
             limit=256 << 20,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         assert self.proc.stdout is not None
         line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
@@ -115,7 +95,7 @@ class FakeLLM:
         if self.proc.stdin is not None:
             with contextlib.suppress(Exception):
                 self.proc.stdin.close()  # end of stdin: the fake stops by itself
-        await _stop(self.proc, signal.SIGTERM, 5)
+        await stop_process(self.proc, signal.SIGTERM, 5)
 
 
 class Server:
@@ -159,7 +139,7 @@ class Server:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=log,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + 120
         while not self.url:
@@ -198,7 +178,7 @@ class Server:
 
     async def stop(self) -> None:
         if self.proc is not None:
-            await _stop(self.proc, signal.SIGINT, 30)
+            await stop_process(self.proc, signal.SIGINT, 30)
 
 
 def proc_rss_mb(pid: int) -> float:

@@ -46,6 +46,7 @@ import skimage.data
 from websockets.asyncio.client import ClientConnection, connect
 
 from analysis.face import FaceTracker
+from bench.procs import die_with_parent, stop_process
 from server.hub import protocol as p
 from server.loopmon import percentile
 from server.pipelines.face import landmarks_array
@@ -124,27 +125,6 @@ def micro(provider: FaceLandmarkerProvider, jpeg: bytes, frames: int) -> dict[st
 
 
 # --- child processes ----------------------------------------------------------------------
-def _die_with_parent() -> None:
-    """Linux: the child gets SIGTERM if the benchmark dies, so nothing is left running."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-async def stop(proc: asyncio.subprocess.Process, sig: int, grace_s: float) -> None:
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(sig)
-    try:
-        await asyncio.wait_for(proc.wait(), grace_s)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-
-
 async def start_fake_llm(args: argparse.Namespace, log: Path) -> tuple[Any, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -156,7 +136,7 @@ async def start_fake_llm(args: argparse.Namespace, log: Path) -> tuple[Any, str]
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=log.open("wb"),
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
@@ -200,7 +180,7 @@ async def start_server(workdir: Path, llm_url: str) -> tuple[Any, str, Path]:
         stdin=asyncio.subprocess.DEVNULL,
         stdout=out,
         stderr=out,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     deadline = time.monotonic() + 120
     url = ""
@@ -394,8 +374,8 @@ async def load(args: argparse.Namespace, lm: np.ndarray, bs: dict[str, float]) -
             "closed": closed,
         }
     finally:
-        await stop(server, signal.SIGINT, 30)
-        await stop(fake, signal.SIGTERM, 5)
+        await stop_process(server, signal.SIGINT, 30)
+        await stop_process(fake, signal.SIGTERM, 5)
     return res
 
 

@@ -77,6 +77,8 @@ import httpx
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.procs import die_with_parent, stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 16_000
 FRAME_MS = 20
@@ -143,26 +145,6 @@ def render(title: str, blocks: list[tuple[str, list[Row], list[str]]]) -> str:
 
 
 # --- child processes (same pattern as bench/latency.py) ---------------------------------------
-def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-async def _stop(proc: asyncio.subprocess.Process, sig: int, grace_s: float) -> None:
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(sig)
-    try:
-        await asyncio.wait_for(proc.wait(), grace_s)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-
-
 class FakeLLM:
     """``bench.fake_llm`` (request log via ``dump``) or, if absent, the standalone fake."""
 
@@ -188,7 +170,7 @@ class FakeLLM:
             stdout=asyncio.subprocess.PIPE,
             stderr=self.log_path.open("wb"),
             limit=64 << 20,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         assert self.proc.stdout is not None
         line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
@@ -209,7 +191,7 @@ class FakeLLM:
         if self.proc.stdin is not None:
             with contextlib.suppress(Exception):
                 self.proc.stdin.close()
-        await _stop(self.proc, signal.SIGTERM, 5)
+        await stop_process(self.proc, signal.SIGTERM, 5)
 
 
 class Server:
@@ -260,7 +242,7 @@ class Server:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=log,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + 180
         while not self.url:
@@ -318,7 +300,7 @@ class Server:
 
     async def stop(self) -> None:
         if self.proc is not None:
-            await _stop(self.proc, signal.SIGINT, 30)
+            await stop_process(self.proc, signal.SIGINT, 30)
 
 
 def host_cpu_s() -> float:
