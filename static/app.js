@@ -467,7 +467,7 @@ function onSessionEnded(msg) {
     // token in the query (the server accepts either).
     const a = $('report-link').querySelector('a');
     const url = new URL(`${state.reportUrl}.html`, location.href);
-    const token = getToken();
+    const token = settings.get('token');
     if (token) url.searchParams.set('token', token);
     a.href = url.pathname + url.search;
     $('report-link').hidden = false;

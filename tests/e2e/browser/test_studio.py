@@ -317,6 +317,11 @@ async def test_page_loads_nothing_from_outside_the_server(
         await s.page.click("#btn-end")
         await s.wait("s.sessionStatus === 'ended'", timeout_s=20, what="the session ended")
         await s.page.wait_for_load_state("networkidle")
+        # the report link opens the HTML report, with the token a plain link cannot send
+        href = await s.page.get_attribute("#report-link a", "href")
+        assert href is not None and href.split("?")[0].endswith("/report.html"), href
+        report = await s.page.request.get(f"http://{here}{href}")
+        assert report.status == 200 and "<svg" in await report.text()
     finally:
         proxy.stop()
 
