@@ -37,7 +37,7 @@ from urllib.parse import urlencode
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.procs import die_with_parent, stop_process
+from bench.procs import FakeLLM, die_with_parent, stop_process
 from server.loopmon import LoopLagMonitor, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,58 +46,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --- child processes ----------------------------------------------------------------------
-class FakeLLM:
-    """bench.fake_llm in its own process; ``dump()`` returns its request records."""
-
-    def __init__(self, args: argparse.Namespace, log_path: Path) -> None:
-        self.args = args
-        self.log_path = log_path
-        self.proc: asyncio.subprocess.Process | None = None
-        self.base_url = ""
-
-    async def start(self) -> None:
-        a = self.args
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.fake_llm",
-            f"--ttft-ms={a.ttft_ms}",
-            f"--token-ms={a.token_ms}",
-            f"--tokens={a.tokens}",
-            f"--dims={a.dims}",
-            cwd=ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=self.log_path.open("wb"),
-            limit=256 << 20,
-            preexec_fn=die_with_parent,
-        )
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
-        self.base_url = line.decode().strip()
-        if not self.base_url.startswith("http"):
-            raise RuntimeError(f"fake LLM did not start: {self.log_path.read_text()[-2000:]}")
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    async def dump(self) -> list[dict[str, Any]]:
-        assert self.proc is not None and self.proc.stdin and self.proc.stdout
-        self.proc.stdin.write(b"dump\n")
-        await self.proc.stdin.drain()
-        return json.loads(await asyncio.wait_for(self.proc.stdout.readline(), 60))
-
-    async def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.stdin is not None:
-            with contextlib.suppress(Exception):
-                self.proc.stdin.close()  # end of stdin: the fake stops by itself
-        await stop_process(self.proc, signal.SIGTERM, 5)
-
-
 class Server:
     """``desktopmate serve --port 0`` in its own process, with its own data dir."""
 
@@ -512,7 +460,13 @@ def render(title: str, blocks: list[tuple[str, list[Row], list[str]]]) -> str:
 async def run_mode(args: argparse.Namespace, memory: bool, base: Path) -> str:
     workdir = base / ("memory-on" if memory else "memory-off")
     workdir.mkdir(parents=True)
-    fake = FakeLLM(args, workdir / "fake.log")
+    fake = FakeLLM(
+        workdir / "fake.log",
+        ttft_ms=args.ttft_ms,
+        token_ms=args.token_ms,
+        tokens=args.tokens,
+        dims=args.dims,
+    )
     server: Server | None = None
     mode = "memory on (mem0 + embedded Qdrant)" if memory else "memory off"
     try:

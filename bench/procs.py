@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def die_with_parent() -> None:
@@ -29,3 +35,59 @@ async def stop_process(proc: asyncio.subprocess.Process, sig: int, grace_s: floa
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
+
+
+class FakeLLM:
+    """bench.fake_llm (the tests' FakeOpenAI) in its own process, so its CPU stays out of the
+    server's measurements; ``dump()`` returns its request records."""
+
+    def __init__(
+        self, log_path: Path, *, ttft_ms: float, token_ms: float, tokens: int, dims: int = 64
+    ) -> None:
+        self.log_path = log_path
+        self.flags = [
+            f"--ttft-ms={ttft_ms}",
+            f"--token-ms={token_ms}",
+            f"--tokens={tokens}",
+            f"--dims={dims}",
+        ]
+        self.proc: asyncio.subprocess.Process | None = None
+        self.base_url = ""
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.fake_llm",
+            *self.flags,
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=self.log_path.open("wb"),
+            limit=256 << 20,
+            preexec_fn=die_with_parent,
+        )
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
+        self.base_url = line.decode().strip()
+        if not self.base_url.startswith("http"):
+            raise RuntimeError(f"fake LLM did not start: {self.log_path.read_text()[-2000:]}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def dump(self) -> list[dict[str, Any]]:
+        assert self.proc is not None and self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(b"dump\n")
+        await self.proc.stdin.drain()
+        return json.loads(await asyncio.wait_for(self.proc.stdout.readline(), 60))
+
+    async def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.stdin is not None:
+            with contextlib.suppress(Exception):
+                self.proc.stdin.close()  # end of stdin: the fake stops by itself
+        await stop_process(self.proc, signal.SIGTERM, 5)

@@ -77,7 +77,7 @@ import httpx
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.procs import die_with_parent, stop_process
+from bench.procs import FakeLLM, die_with_parent, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 16_000
@@ -145,55 +145,6 @@ def render(title: str, blocks: list[tuple[str, list[Row], list[str]]]) -> str:
 
 
 # --- child processes (same pattern as bench/latency.py) ---------------------------------------
-class FakeLLM:
-    """``bench.fake_llm`` (request log via ``dump``) or, if absent, the standalone fake."""
-
-    def __init__(self, args: argparse.Namespace, log_path: Path) -> None:
-        self.args = args
-        self.log_path = log_path
-        self.proc: asyncio.subprocess.Process | None = None
-        self.base_url = ""
-        self.has_dump = (ROOT / "bench" / "fake_llm.py").is_file()
-
-    async def start(self) -> None:
-        a = self.args
-        module = "bench.fake_llm" if self.has_dump else "tests.fakes.openai_server"
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            module,
-            f"--ttft-ms={a.ttft_ms}",
-            f"--token-ms={a.token_ms}",
-            f"--tokens={a.tokens}",
-            cwd=ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=self.log_path.open("wb"),
-            limit=64 << 20,
-            preexec_fn=die_with_parent,
-        )
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
-        self.base_url = line.decode().strip()
-        if not self.base_url.startswith("http"):
-            raise RuntimeError(f"fake LLM did not start: {self.log_path.read_text()[-2000:]}")
-
-    async def dump(self) -> list[dict[str, Any]]:
-        if not self.has_dump or self.proc is None or not self.proc.stdin or not self.proc.stdout:
-            return []
-        self.proc.stdin.write(b"dump\n")
-        await self.proc.stdin.drain()
-        return json.loads(await asyncio.wait_for(self.proc.stdout.readline(), 60))
-
-    async def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.stdin is not None:
-            with contextlib.suppress(Exception):
-                self.proc.stdin.close()
-        await stop_process(self.proc, signal.SIGTERM, 5)
-
-
 class Server:
     """``desktopmate serve --port 0`` with the voice settings under test."""
 
@@ -726,7 +677,9 @@ async def run_server_part(
     args: argparse.Namespace, workdir: Path, stt_dir: Path, utts: dict[int, Utt]
 ) -> Results:
     res = Results()
-    fake = FakeLLM(args, workdir / "fake.log")
+    fake = FakeLLM(
+        workdir / "fake.log", ttft_ms=args.ttft_ms, token_ms=args.token_ms, tokens=args.tokens
+    )
     server: Server | None = None
     try:
         await fake.start()
