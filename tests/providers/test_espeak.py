@@ -158,3 +158,26 @@ async def test_consumer_stopping_early_leaves_engine_usable() -> None:
 def test_unknown_exact_voice_raises_tts_error() -> None:
     with pytest.raises(TTSError):
         _synthesize_into("hello", "no-such-voice-zz", None, lambda _pcm: True)
+
+
+def test_word_events_and_parameters_do_not_leak_between_calls() -> None:
+    """libespeak-ng's callback and parameters are global: one call's pitch and word
+    listener must not carry over into the next (the prosody tests and the server share it)."""
+    import numpy as np
+
+    from analysis.prosody import analyze_prosody
+    from server.providers.tts.espeak import synthesize_pcm16
+
+    def pitch_of(pcm: bytes, rate: int) -> float:
+        audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        hz = analyze_prosody(audio, rate, "ah").pitch_hz
+        assert hz is not None
+        return hz
+
+    words: list[int] = []
+    synthesize_pcm16("one two three four", "en-us", on_word=words.append)
+    assert len(words) == 4 and words == sorted(words)
+    high = pitch_of(*synthesize_pcm16("aaaah, aaaah", "en-us", pitch=95))
+    after = pitch_of(*synthesize_pcm16("aaaah, aaaah", "en-us"))
+    assert after < high * 0.9  # the default pitch is back
+    assert len(words) == 4  # the earlier listener heard nothing of later calls

@@ -32,12 +32,32 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _ENDPAUSE = 0x1000  # a short pause after the text: sentence-by-sentence TTS sounds natural
 _PARAM_RATE = 1
+_PARAM_PITCH = 3
+DEFAULT_PITCH = 50  # espeak's own default (0-100)
+_EVENT_LIST_TERMINATED = 0
+_EVENT_WORD = 1
 _CALLBACK_BUFFER_MS = 100
 
 _LOCK = threading.Lock()
 
+
+class _Event(ctypes.Structure):
+    """espeak_EVENT: the synth callback gets a list of these, ending with type 0."""
+
+    _fields_ = (
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_char * 8),
+    )
+
+
 _SynthCallback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
 )
 
 
@@ -110,11 +130,18 @@ class _Engine:
         self.lib = lib
         self.sample_rate = rate
         self.sink: Callable[[bytes], bool] | None = None
+        self.on_word: Callable[[int], None] | None = None  # audio position (ms) of each word
         self._callback = _SynthCallback(self._on_samples)  # keep a reference: C holds it
         lib.espeak_SetSynthCallback(self._callback)
         self.voices = self._list_voices()
 
-    def _on_samples(self, wav: ctypes._Pointer, count: int, _events: int) -> int:
+    def _on_samples(self, wav: ctypes._Pointer, count: int, events: ctypes._Pointer) -> int:
+        if self.on_word is not None and events:
+            i = 0
+            while events[i].type != _EVENT_LIST_TERMINATED:
+                if events[i].type == _EVENT_WORD:
+                    self.on_word(events[i].audio_position)
+                i += 1
         if count <= 0 or self.sink is None:
             return 0
         # Returning 1 tells espeak to abort the rest of the text.
@@ -201,11 +228,18 @@ def _clamp_rate(rate_wpm: int | None) -> int:
 
 
 def _synthesize_into(
-    text: str, voice_id: str, rate_wpm: int | None, sink: Callable[[bytes], bool]
+    text: str,
+    voice_id: str,
+    rate_wpm: int | None,
+    sink: Callable[[bytes], bool],
+    *,
+    pitch: int | None = None,
+    on_word: Callable[[int], None] | None = None,
 ) -> int:
     """Run one blocking synthesis, pushing int16 PCM to ``sink``; returns the sample rate.
 
-    ``sink`` returning False aborts synthesis (cancelled consumer).
+    ``sink`` returning False aborts synthesis (cancelled consumer). Every parameter is set
+    on every call: the library's state is global, so nothing may leak between callers.
     """
     data = text.encode("utf-8")
     with _LOCK:
@@ -213,13 +247,15 @@ def _synthesize_into(
         if engine.lib.espeak_SetVoiceByName(voice_id.encode()) != 0:
             raise TTSError(f"espeak-ng has no voice {voice_id!r}")
         engine.lib.espeak_SetParameter(_PARAM_RATE, _clamp_rate(rate_wpm), 0)
-        engine.sink = sink
+        pitch = DEFAULT_PITCH if pitch is None else max(0, min(100, pitch))
+        engine.lib.espeak_SetParameter(_PARAM_PITCH, pitch, 0)
+        engine.sink, engine.on_word = sink, on_word
         try:
             status = engine.lib.espeak_Synth(
                 data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _ENDPAUSE, None, None
             )
         finally:
-            engine.sink = None
+            engine.sink = engine.on_word = None
         # EE_OK is 0; an abort requested by the sink is not an error.
         if status not in (0,):
             raise TTSError(f"espeak-ng synthesis failed (status {status})")
@@ -227,7 +263,12 @@ def _synthesize_into(
 
 
 def synthesize_pcm16(
-    text: str, voice: str | None = DEFAULT_VOICE, rate_wpm: int | None = None
+    text: str,
+    voice: str | None = DEFAULT_VOICE,
+    rate_wpm: int | None = None,
+    *,
+    pitch: int | None = None,
+    on_word: Callable[[int], None] | None = None,
 ) -> tuple[bytes, int]:
     """Synthesize ``text`` at once; returns (int16 little-endian mono PCM, sample rate).
 
@@ -240,7 +281,9 @@ def synthesize_pcm16(
         parts.append(pcm)
         return True
 
-    rate = _synthesize_into(text, espeak_voice_for(voice), rate_wpm, collect)
+    rate = _synthesize_into(
+        text, espeak_voice_for(voice), rate_wpm, collect, pitch=pitch, on_word=on_word
+    )
     return b"".join(parts), rate
 
 
