@@ -37,7 +37,7 @@ from urllib.parse import urlencode
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.procs import FakeLLM, die_with_parent, stop_process
+from bench.procs import FakeLLM, spawn_server, stop_process
 from server.loopmon import LoopLagMonitor, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,30 +74,8 @@ class Server:
             "LOG_LEVEL": self.args.log_level,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
         }
-        script = Path(sys.executable).with_name("desktopmate")
-        cmd = [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
-        log = self.log_path.open("wb")
-        self.proc = await asyncio.create_subprocess_exec(
-            *cmd,
-            "serve",
-            "--port",
-            "0",
-            cwd=self.workdir,  # no stray .env gets read
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            preexec_fn=die_with_parent,
-        )
+        self.proc, self.url = await spawn_server(env, self.workdir, self.log_path, 120)
         deadline = time.monotonic() + 120
-        while not self.url:
-            if self.proc.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{self.log_tail()}")
-            m = re.search(r"listening on (http://\S+)", self.log_path.read_text(errors="replace"))
-            if m:
-                self.url = m.group(1)
-            else:
-                await asyncio.sleep(0.05)
         async with httpx.AsyncClient(base_url=self.url, timeout=5) as http:
             while True:
                 with contextlib.suppress(httpx.HTTPError):

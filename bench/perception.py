@@ -29,7 +29,6 @@ import contextlib
 import importlib.resources
 import json
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -46,7 +45,7 @@ import skimage.data
 from websockets.asyncio.client import ClientConnection, connect
 
 from analysis.face import FaceTracker
-from bench.procs import die_with_parent, stop_process
+from bench.procs import die_with_parent, spawn_server, stop_process
 from server.hub import protocol as p
 from server.loopmon import percentile
 from server.pipelines.face import landmarks_array
@@ -166,32 +165,9 @@ async def start_server(workdir: Path, llm_url: str) -> tuple[Any, str, Path]:
         "LOG_FORMAT": "json",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
     }
-    script = Path(sys.executable).with_name("desktopmate")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
     log = workdir / "server.log"
-    out = log.open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        *cmd,
-        "serve",
-        "--port",
-        "0",
-        cwd=workdir,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=out,
-        stderr=out,
-        preexec_fn=die_with_parent,
-    )
+    proc, url = await spawn_server(env, workdir, log, 120)
     deadline = time.monotonic() + 120
-    url = ""
-    while not url:
-        if proc.returncode is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"server did not start:\n{read_log(log)[-3000:]}")
-        m = re.search(r"listening on (http://\S+)", read_log(log))
-        if m:
-            url = m.group(1)
-        else:
-            await asyncio.sleep(0.05)
     async with httpx.AsyncClient(base_url=url, timeout=5) as http:
         while True:
             with contextlib.suppress(httpx.HTTPError):

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +93,33 @@ class FakeLLM:
             with contextlib.suppress(Exception):
                 self.proc.stdin.close()  # end of stdin: the fake stops by itself
         await stop_process(self.proc, signal.SIGTERM, 5)
+
+
+async def spawn_server(
+    env: dict[str, str], workdir: Path, log_path: Path, timeout_s: float
+) -> tuple[asyncio.subprocess.Process, str]:
+    """``desktopmate serve --port 0`` in ``workdir`` (so no stray .env is read), output to
+    ``log_path``; returns the process and the URL it printed. Readiness is the caller's."""
+    script = Path(sys.executable).with_name("desktopmate")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
+    out = log_path.open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        "serve",
+        "--port",
+        "0",
+        cwd=workdir,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=out,
+        stderr=out,
+        preexec_fn=die_with_parent,
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = await asyncio.to_thread(log_path.read_text, errors="replace")
+        if m := re.search(r"listening on (http://\S+)", text):
+            return proc, m.group(1)
+        if proc.returncode is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"server did not start:\n{text[-3000:]}")
+        await asyncio.sleep(0.05)

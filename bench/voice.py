@@ -77,7 +77,7 @@ import httpx
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.procs import FakeLLM, die_with_parent, stop_process
+from bench.procs import FakeLLM, spawn_server, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 16_000
@@ -180,30 +180,8 @@ class Server:
             "PYTHONPATH": os.pathsep.join([*self.args.server_path, str(ROOT)]),
         }
         env |= dict(kv.split("=", 1) for kv in self.args.server_env)
-        script = Path(sys.executable).with_name("desktopmate")
-        cmd = [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
-        log = self.log_path.open("wb")
-        self.proc = await asyncio.create_subprocess_exec(
-            *cmd,
-            "serve",
-            "--port",
-            "0",
-            cwd=self.workdir,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            preexec_fn=die_with_parent,
-        )
+        self.proc, self.url = await spawn_server(env, self.workdir, self.log_path, 180)
         deadline = time.monotonic() + 180
-        while not self.url:
-            if self.proc.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{self.log_tail()}")
-            m = re.search(r"listening on (http://\S+)", self.log_path.read_text(errors="replace"))
-            if m:
-                self.url = m.group(1)
-            else:
-                await asyncio.sleep(0.05)
         async with httpx.AsyncClient(base_url=self.url, timeout=5) as http:
             while True:  # /health is 200 before Whisper is loaded: wait for stt itself
                 with contextlib.suppress(httpx.HTTPError):
