@@ -113,11 +113,19 @@ def micro(provider: FaceLandmarkerProvider, jpeg: bytes, frames: int) -> dict[st
         }
     )
     ev = p.parse_client_event(json.loads(msg))
+    frame = p.face_frame(1000, lm, bs)
+
+    def binary() -> None:
+        _, points, _ = p.parse_face_frame(frame)
+        landmarks_array(points)
+
     return {
         "tracker": time_ms(update, frames),
         "parse": time_ms(lambda: p.CLIENT_EVENTS.validate_json(msg), 1000),  # the hub's path
         "parse_old": time_ms(lambda: p.parse_client_event(json.loads(msg)), 1000),
         "convert": time_ms(lambda: landmarks_array(ev.landmarks), 1000),
+        "binary": time_ms(binary, 1000),
+        "frame_bytes": [float(len(frame))],
         "landmarker": time_ms(lambda: provider.detect_jpeg(jpeg), 100, warmup=5),
         "msg_bytes": [float(len(msg))],
     }
@@ -232,15 +240,25 @@ async def reader(c: Client) -> None:
                 c.errors.append(ev.get("code", "?"))
 
 
-async def stream_faces(c: Client, frames: list[tuple[str, str]], fps: float, end: float) -> None:
+Frames = list[tuple[str, str]] | list[bytes]
+
+
+def stamp(frame: tuple[str, str] | bytes, t_ms: int) -> str | bytes:
+    """A pre-serialised frame with its time filled in."""
+    if isinstance(frame, bytes):  # 0x04: t_ms is the uint32 at offset 4
+        return frame[:4] + t_ms.to_bytes(4, "little") + frame[8:]
+    head, tail = frame
+    return f"{head}{t_ms}{tail}"
+
+
+async def stream_faces(c: Client, frames: Frames, fps: float, end: float) -> None:
     """Landmark frames on a fixed 30 fps schedule (late frames are skipped, not bunched)."""
     period = 1.0 / fps
     t0 = time.monotonic()
     n = 0
     while (now := time.monotonic()) < end:
         n = max(n + 1, int((now - t0) / period))
-        head, tail = frames[n % len(frames)]
-        await c.ws.send(f"{head}{round((now - CLOCK0) * 1000)}{tail}")  # one clock for all
+        await c.ws.send(stamp(frames[n % len(frames)], round((now - CLOCK0) * 1000)))
         c.sent += 1
         await asyncio.sleep(max(0.0, t0 + (n + 1) * period - time.monotonic()))
 
@@ -256,7 +274,7 @@ async def run_turns(c: Client, every_s: float, offset_s: float, end: float) -> N
         await asyncio.sleep(min(every_s, max(0.0, end - time.monotonic())))
 
 
-async def warm_up(c: Client, frames: list[tuple[str, str]]) -> None:
+async def warm_up(c: Client, frames: Frames) -> None:
     """One turn and a second of frames first: lazy imports and first-call setup in the
     server (graph, HTTP client, tracker) are start-up costs, not steady-state lag."""
     await stream_faces(c, frames, 30.0, time.monotonic() + 1.0)
@@ -269,14 +287,17 @@ async def warm_up(c: Client, frames: list[tuple[str, str]]) -> None:
     c.sent, c.face_events, c.ttft_ms, c.turn_ms, c.errors = 0, 0, [], [], []
 
 
-def face_frames(lm: np.ndarray, bs: dict[str, float]) -> list[tuple[str, str]]:
-    """Pre-serialised frames (the JSON around t_ms), a few jittered variants."""
+def face_frames(lm: np.ndarray, bs: dict[str, float], fmt: str) -> Frames:
+    """Pre-serialised frames, a few jittered variants: binary 0x04, or the JSON around t_ms."""
     rng = np.random.default_rng(1)
+    jittered = [lm + rng.normal(0, 2e-4, lm.shape) for _ in range(8)]
+    if fmt == "binary":
+        return [p.face_frame(0, x, bs) for x in jittered]
     out = []
-    for _ in range(8):
+    for x in jittered:
         body = json.dumps(
             {
-                "landmarks": np.round(lm + rng.normal(0, 2e-4, lm.shape), 5).tolist(),
+                "landmarks": np.round(x, 5).tolist(),
                 "blendshapes": {k: round(v, 4) for k, v in bs.items()},
             }
         )
@@ -304,7 +325,7 @@ async def load(args: argparse.Namespace, lm: np.ndarray, bs: dict[str, float]) -
             assert created["type"] == "session.created", created
             clients.append(Client(i, ws))
         readers = [asyncio.create_task(reader(c)) for c in clients]
-        frames = face_frames(lm, bs)
+        frames = face_frames(lm, bs, args.face_format)
         await warm_up(clients[0], frames)
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             await http.get("/health/details", params={"reset": "true"})
@@ -378,6 +399,12 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=20)
     ap.add_argument("--frames", type=int, default=3000, help="tracker frames to time")
     ap.add_argument(
+        "--face-format",
+        choices=("binary", "json"),
+        default="binary",
+        help="landmarks as binary 0x04 frames (default) or face.landmarks JSON events",
+    )
+    ap.add_argument(
         "--compression",
         choices=("deflate", "none"),
         default="deflate",
@@ -417,13 +444,18 @@ def main() -> None:
             "on the loop",
         ),
         (
+            f"binary 0x04 frame ({m['frame_bytes'][0] / 1024:.1f} KB) parse + checks p50 / p95",
+            f"{pct(m['binary'], 50):.3f} / {pct(m['binary'], 95):.3f} ms",
+            "on the loop",
+        ),
+        (
             "FaceLandmarker per 320x240 JPEG (decode+detect) p50 / p95",
             f"{pct(m['landmarker'], 50):.1f} / {pct(m['landmarker'], 95):.1f} ms",
             "face executor thread",
         ),
         (
             "load: sessions x fps x seconds",
-            f"{n} x {args.fps:g} x {s:.1f}",
+            f"{n} x {args.fps:g} x {s:.1f} ({args.face_format} frames)",
             f"+ a text turn per session every {args.turn_every_s:g} s",
         ),
         (

@@ -31,6 +31,8 @@ from server.providers.stt import Transcript
 from server.store.base import Sample, SessionRecord, utcnow
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from server.services import Services
 
 log = get_logger(__name__)
@@ -368,10 +370,12 @@ class Session:
             await self.on_image("screen", payload, None)
         elif kind == p.CAMERA_JPEG:
             await self.on_image("camera", payload, None)
+        elif kind == p.FACE_LANDMARKS:
+            await self.on_face_frame(data)
         else:
             raise p.ProtocolError(
                 "invalid_frame",
-                f"Unknown binary frame kind 0x{kind:02x} (expected 0x01, 0x02 or 0x03).",
+                f"Unknown binary frame kind 0x{kind:02x} (expected 0x01 to 0x04).",
             )
 
     # --- event handlers -----------------------------------------------------------------
@@ -547,10 +551,23 @@ class Session:
 
     # --- face and voice analysis --------------------------------------------------------
     async def on_face_landmarks(self, ev: p.FaceLandmarks) -> None:
+        self._submit_landmarks(ev.landmarks, ev.blendshapes, ev.t_ms)
+
+    async def on_face_frame(self, data: bytes) -> None:
+        """Binary 0x04: the same landmarks as face.landmarks, at a fraction of the cost."""
+        t_ms, points, blendshapes = p.parse_face_frame(data)
+        self._submit_landmarks(points, blendshapes, t_ms)
+
+    def _submit_landmarks(
+        self,
+        points: list[list[float]] | np.ndarray,
+        blendshapes: dict[str, float] | None,
+        t_ms: int,
+    ) -> None:
         if self.paused:
             return
         try:
-            self.face.submit_landmarks(ev.landmarks, ev.blendshapes, ev.t_ms)
+            self.face.submit_landmarks(points, blendshapes, t_ms)
         except InvalidFaceInput as e:
             raise p.ProtocolError(e.code, str(e)) from None
 

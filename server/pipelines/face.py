@@ -108,7 +108,7 @@ class FaceStats:
         }
 
 
-def landmarks_array(points: list[list[float]]) -> np.ndarray:
+def landmarks_array(points: list[list[float]] | np.ndarray) -> np.ndarray:
     """Client landmarks (468 or 478 points of [x, y] or [x, y, z]) -> finite (478, 3).
 
     468-point meshes (no iris) get iris rings synthesised at the eye centres: gaze then
@@ -252,7 +252,10 @@ class FacePipeline:
 
     # --- input (called on the loop by the session) -----------------------------------
     def submit_landmarks(
-        self, points: list[list[float]], blendshapes: dict[str, float] | None, t_ms: float
+        self,
+        points: list[list[float]] | np.ndarray,
+        blendshapes: dict[str, float] | None,
+        t_ms: float,
     ) -> None:
         """Validate now (so the client hears about bad input at once), analyse soon."""
         lm = landmarks_array(points)

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+from analysis.face import BLENDSHAPE_NAMES
 from server.pipelines.face import SAMPLE_KEYS
 from server.providers.face import FaceLandmarkerProvider
 from tests.fakes.openai_server import FakeOpenAI
@@ -177,6 +178,53 @@ async def test_face_landmarks_events_are_analysed_and_bad_ones_rejected(
     await ws.send({"type": "face.landmarks", "t_ms": 2000, "landmarks": mesh})
     ev = await ws.wait_for("analysis.face", timeout=10)
     assert ev["t_ms"] == 2000 and ev["emotion"] in ev["emotion_scores"]
+
+
+def binary_frame(t_ms: int, points: np.ndarray, blendshapes: dict[str, float] | None) -> bytes:
+    """A 0x04 frame built from docs/protocol.md, not from the server's own encoder."""
+    n, dims = points.shape
+    out = struct.pack("<BBHI", 0x04, dims, n, t_ms) + points.astype("<f4").tobytes()
+    if blendshapes is not None:
+        out += struct.pack("<52f", *(blendshapes.get(k, 0.0) for k in BLENDSHAPE_NAMES))
+    return out
+
+
+async def test_binary_face_frames_are_analysed_and_bad_ones_rejected(
+    face_server: ServerThread, face_landmarks: dict[str, Any]
+):
+    ws, _ = await session(face_server, "lm0")
+    pts = np.asarray(face_landmarks["landmarks"])
+    bs = face_landmarks["blendshapes"]
+    frame = binary_frame(1000, pts, bs)
+    assert len(frame) == 8 + 478 * 3 * 4 + 52 * 4
+    await ws.send_raw(frame)
+    ev = await ws.wait_for("analysis.face", timeout=10)
+    assert ev["source"] == "landmarks" and ev["t_ms"] == 1000
+    assert ev["emotion"] == "happiness" and ev["confidence"] > 0.5  # blendshapes were read
+    bad = [
+        (frame[:6], "8-byte header"),
+        (frame[:1] + b"\x04" + frame[2:], "points of 2 or 3"),  # 4 values per point
+        (frame[:-3], f"got {len(frame) - 3}"),  # not a whole float
+        (frame + b"\0\0\0\0", f"got {len(frame) + 4}"),
+    ]
+    for data, says in bad:
+        await ws.send_raw(data)
+        err = await ws.wait_for("error", timeout=10)
+        assert err["code"] == "invalid_frame" and says in err["message"], err
+        assert not err["fatal"]
+    nan = pts.copy()
+    nan[10, 1] = np.nan
+    await ws.send_raw(binary_frame(1100, nan, None))
+    err = await ws.wait_for("error", timeout=10)
+    assert err["code"] == "invalid_event" and "NaN" in err["message"]
+    await ws.send_raw(binary_frame(900, pts, bs))  # time going backwards
+    err = await ws.wait_for("error", timeout=10)
+    assert err["code"] == "invalid_event" and "backwards" in err["message"]
+    # a 468-point mesh of [x, y] without blendshapes works; the socket stayed open
+    await asyncio.sleep(0.3)
+    await ws.send_raw(binary_frame(2000, pts[:468, :2], None))
+    ev = await ws.wait_for("analysis.face", timeout=10, t_ms=2000)
+    assert ev["emotion"] in ev["emotion_scores"] and ev["confidence"] <= 0.5  # geometry only
 
 
 async def test_frames_faster_than_analysis_are_dropped_latest_wins(
