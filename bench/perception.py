@@ -3,12 +3,13 @@ many sessions stream face landmarks while persona turns run.
 
 Prints one table:
 - FaceTracker.update per landmark frame (p50/p95; the pipeline runs it on the event loop
-  because it is cheap: target p50 <= 0.2 ms), plus what parsing one face.landmarks frame
-  (JSON + protocol model) and converting it costs on the loop.
+  because it is cheap: target p50 <= 0.2 ms), plus what reading one frame costs on the
+  loop: a face.landmarks JSON event (parse, model, array) or a binary 0x04 frame.
 - MediaPipe FaceLandmarker per 320x240 camera JPEG (decode + detect), which runs in the
   face executor thread.
-- Load: N sessions (default 50) each streaming face.landmarks at 30 fps for ~20 s over real
-  WebSockets, while every session also sends a text turn every few seconds. The server is
+- Load: N sessions (default 50) each streaming face landmarks at 30 fps for ~20 s over real
+  WebSockets (binary 0x04 frames; ``--face-format json`` sends face.landmarks events),
+  while every session also sends a text turn every few seconds. The server is
   ``desktopmate serve --port 0`` in its own process; the LLM is the fake OpenAI server
   (``python -m tests.fakes.openai_server``) in another. Reported: event-loop lag p50/p99/max
   over the load phase (``GET /health/details``, target p99 <= 20 ms), frames sent/analysed/
