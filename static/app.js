@@ -44,6 +44,7 @@ const state = {
   resumed: 0, // times a reconnect resumed the same session id
 
   playing: false,
+  ducked: false, // reply volume lowered while the user may be talking over it
   playingResponseId: null,
   playedMs: 0, // of the response playing now, else of the last one played
   lastResponseId: null,
@@ -165,6 +166,7 @@ const player = new ReplyPlayer({
   },
   onChange: () => {
     state.playing = player.playing;
+    state.ducked = player.ducked;
     state.playingResponseId = player.playing ? player.currentResponseId : null;
     state.playedMs = Math.round(player.playedMs);
     conversation.setPlaying(state.playingResponseId);
@@ -297,12 +299,14 @@ function handleEvent(msg) {
     case 'input_audio.speech_started':
       state.userSpeaking = true;
       $('speaking').hidden = false;
-      // Barge-in: the user talks over the persona. Stop at once and say how much was heard.
-      if (player.busy) player.stopAll('barge_in');
+      // Maybe a barge-in: the server decides (BARGE_IN_MIN_MS) and then cancels the reply,
+      // which stops it here; until then it plays on quietly.
+      if (player.busy) player.duck(true);
       break;
     case 'input_audio.speech_stopped':
       state.userSpeaking = false;
       $('speaking').hidden = true;
+      player.duck(false);
       break;
     case 'transcript.delta': {
       const text = msg.text ?? msg.delta ?? '';
@@ -344,7 +348,9 @@ function handleEvent(msg) {
       state.lastResponseId = msg.response_id;
       state.lastResponseStatus = msg.status;
       conversation.replyDone(msg.response_id, msg);
-      if (msg.status === 'cancelled') player.cancel(msg.response_id, 'cancelled');
+      if (msg.status === 'cancelled') {
+        player.cancel(msg.response_id, state.userSpeaking ? 'barge_in' : 'cancelled');
+      }
       else player.endOfAudio(msg.response_id);
       syncStopButton();
       break;

@@ -15,6 +15,10 @@
 // dropped before it started.
 
 const TICK_MS = 100;
+// Volume while the user may be talking over a reply. The server decides whether it is a
+// barge-in (BARGE_IN_MIN_MS of speech) and then cancels the response; until then the reply
+// goes on quietly, so a cough or a short "mm" does not cost the user the rest of it.
+const DUCK_LEVEL = 0.25;
 
 export function responseIdOf(num) {
   return `resp_${num}`;
@@ -48,6 +52,7 @@ export class ReplyPlayer {
     this.endedEarly = new Set(); // audio done seen before any chunk
     this.lastPlayedMs = 0;
     this.lastResponseId = null;
+    this.ducked = false;
     this.timer = null;
     this.mseOk =
       typeof MediaSource !== 'undefined' && MediaSource.isTypeSupported('audio/mpeg');
@@ -160,6 +165,18 @@ export class ReplyPlayer {
       this.closed.add(s.num);
       this._finish(s, reason, true);
     }
+  }
+
+  /** Lower (true) or restore (false) the volume of everything playing now or later. */
+  duck(on) {
+    this.ducked = !!on;
+    this.audioEl.volume = this.level;
+    for (const st of this.queue) st.setLevel?.(this.level);
+    this.onChange();
+  }
+
+  get level() {
+    return this.ducked ? DUCK_LEVEL : 1;
   }
 
   pause() {
@@ -433,6 +450,7 @@ class WebAudioStream extends StreamBase {
       ctx.resume().catch(() => this.player.onProblem('blocked'));
     }
     this.gain = ctx.createGain();
+    this.gain.gain.value = this.player.level;
     this.gain.connect(ctx.destination);
     this.pump();
   }
@@ -523,6 +541,11 @@ class WebAudioStream extends StreamBase {
     if (drained && ctx.currentTime >= this.nextTime) {
       this.player._finish(this, 'completed', false);
     }
+  }
+
+  setLevel(level) {
+    const ctx = this.player.ctx;
+    if (this.gain && ctx) this.gain.gain.setTargetAtTime(level, ctx.currentTime, 0.02);
   }
 
   stop() {

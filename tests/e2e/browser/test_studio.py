@@ -242,6 +242,7 @@ async def test_speech_during_reply_playback_barges_in(
     before = await s.state()
     assert before["playing"] and before["playingResponseId"] == rid
     assert before["eventCounts"].get("input_audio.speech_started") is None
+    assert before["ducked"] is False
 
     # The user starts talking over the story: the looping fake mic speaks within one period.
     await s.page.evaluate("() => window.studio.setMuted(false)")
@@ -250,9 +251,11 @@ async def test_speech_during_reply_playback_barges_in(
         timeout_s=media.speech_period_s + 15,
         what="playback stopped and reported",
     )
-    # Right when playback stopped: nothing plays, and the user was heard speaking.
+    # Right when playback stopped: nothing plays, and the user was heard speaking. The page
+    # only lowered the volume at speech_started; the server's cancel stopped it.
     now = await s.state()
     assert report["reason"] == "barge_in", report
+    assert now["eventCounts"]["response.done"] >= 1
     assert now["playingResponseId"] != rid and not now["playing"]
     assert now["eventCounts"]["input_audio.speech_started"] >= 1
     paused = await s.page.evaluate("() => document.getElementById('reply-audio').paused")
