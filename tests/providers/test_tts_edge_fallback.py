@@ -24,6 +24,7 @@ from server.providers.tts import (
     Voice,
     edge_voice_for,
 )
+from server.providers.tts.fallback import PROBE_TEXT
 
 KOREAN = "안녕하세요, 오늘 기분은 어때요?"
 ENGLISH = "Hello there, how was your day today?"
@@ -179,19 +180,44 @@ async def test_reprobes_primary_after_retry_interval_and_recovers() -> None:
     )
     await collect(tts, "one")
     await collect(tts, "two")  # within 60 s: primary not asked
-    assert [t for t, _ in primary.calls] == ["one"]
+    assert [t for t, _ in primary.calls] == ["one"] and tts.probe is None
     now[0] += 61
-    await collect(tts, "three")  # probe: still failing, stays degraded, no new callback
-    assert [t for t, _ in primary.calls] == ["one", "three"]
+    await collect(tts, "three")  # spoken by the backup; a probe starts beside it
+    assert tts.probe is not None
+    await tts.probe  # still failing: stays degraded, no new callback
+    assert [t for t, _ in primary.calls] == ["one", PROBE_TEXT]
     assert tts.degraded and len(reasons) == 1
     primary.fail_after = None
     now[0] += 61
-    chunks = await collect(tts, "four")
-    assert len(chunks) == 1 and not tts.degraded and recovered == [True]
-    assert [t for t, _ in backup.calls] == ["one", "two", "three"]
+    await collect(tts, "four")  # the backup again; the probe finds the primary back
+    assert tts.probe is not None
+    await tts.probe
+    assert not tts.degraded and recovered == [True]
+    chunks = await collect(tts, "five")
+    assert len(chunks) == 1 and [t for t, _ in primary.calls][-1] == "five"
+    assert [t for t, _ in backup.calls] == ["one", "two", "three", "four"]
     primary.fail_after = 0
-    await collect(tts, "five")  # a new outage is a new transition
+    await collect(tts, "six")  # a new outage is a new transition
     assert len(reasons) == 2
+
+
+async def test_a_slow_probe_never_holds_up_speech() -> None:
+    """A primary that hangs (a black-holed network) is probed in the background."""
+    now = [1000.0]
+    primary, backup = ToneTTS(chunks=1, fail_after=0), ToneTTS(chunks=1)
+    tts = FallbackTTS(
+        primary, backup, retry_after_s=60, first_chunk_timeout_s=1.0, clock=lambda: now[0]
+    )
+    await collect(tts, "one")
+    primary.fail_after, primary.delay_s = None, 5.0
+    now[0] += 61
+    start = time.perf_counter()
+    await collect(tts, "two")
+    assert time.perf_counter() - start < 0.5  # the backup spoke at once
+    assert tts.probe is not None and not tts.probe.done()
+    await tts.probe  # gives up after first_chunk_timeout_s
+    assert tts.degraded and "timed out" in (tts.degraded_reason or "")
+    await tts.close()
 
 
 async def test_both_failing_raises_tts_error() -> None:

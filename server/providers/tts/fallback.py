@@ -3,12 +3,15 @@
 Why: a companion that goes silent when the internet drops feels broken; a robotic voice is
 better than none. The switch happens only before the primary produced audio for a text, so
 one utterance never mixes two voices. While degraded we skip the primary (no timeout per
-sentence) and probe it again at most every ``retry_after_s`` seconds.
+sentence) and probe it again at most every ``retry_after_s`` seconds, in the background with
+a short text: on an unreachable network a probe can take seconds, which must never hold up
+a reply that the fallback can speak now.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
@@ -20,6 +23,7 @@ from .base import AudioChunk, TTSError, TTSProvider, Voice
 log = structlog.get_logger(__name__)
 
 VoiceMap = Callable[[str | None], str | None]
+PROBE_TEXT = "Hello."
 
 
 class FallbackTTS(TTSProvider):
@@ -50,6 +54,7 @@ class FallbackTTS(TTSProvider):
         self._degraded = False
         self._degraded_reason: str | None = None
         self._last_probe = 0.0
+        self.probe: asyncio.Task[None] | None = None  # the background probe in flight
 
     @property
     def degraded(self) -> bool:
@@ -80,14 +85,31 @@ class FallbackTTS(TTSProvider):
         if self.on_recovered is not None:
             self.on_recovered()
 
-    def _should_try_primary(self) -> bool:
+    def _should_try_primary(self, voice: str | None, user_id: str | None) -> bool:
         if not self._degraded:
             return True
         now = self._clock()
-        if now - self._last_probe < self.retry_after_s:
-            return False
-        self._last_probe = now  # claim the probe before awaiting: concurrent calls skip it
-        return True
+        if now - self._last_probe >= self.retry_after_s and self.probe is None:
+            self._last_probe = now
+            self.probe = asyncio.create_task(self._probe(voice, user_id), name="tts-probe")
+        return False
+
+    async def _probe(self, voice: str | None, user_id: str | None) -> None:
+        """Is the primary back? One short synthesis, up to its first chunk of audio."""
+        try:
+            async with asyncio.timeout(self.first_chunk_timeout_s):
+                async with aclosing(
+                    self.primary.synthesize(PROBE_TEXT, voice, user_id=user_id)
+                ) as it:
+                    await anext(it)
+        except TimeoutError:
+            self._mark_degraded(f"{self.primary.name}: timed out before first audio")
+        except (TTSError, StopAsyncIteration) as exc:
+            self._mark_degraded(str(exc) or f"{self.primary.name}: no audio for the probe")
+        else:
+            self._mark_recovered()
+        finally:
+            self.probe = None
 
     async def _map_voice(self, voice: str | None) -> str | None:
         """Give the fallback a voice in the same language as the primary's voice."""
@@ -107,7 +129,7 @@ class FallbackTTS(TTSProvider):
         self, text: str, voice: str | None = None, *, user_id: str | None = None
     ) -> AsyncIterator[AudioChunk]:
         """Yield the primary's audio, or the fallback's when the primary fails up front."""
-        if self._should_try_primary():
+        if self._should_try_primary(voice, user_id):
             got_audio = False
             try:
                 async with aclosing(self.primary.synthesize(text, voice, user_id=user_id)) as it:
@@ -154,6 +176,10 @@ class FallbackTTS(TTSProvider):
         return voices
 
     async def close(self) -> None:
-        """Close both providers."""
+        """Stop a probe in flight and close both providers."""
+        if self.probe is not None:
+            self.probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.probe
         for provider in (self.primary, self.fallback):
             await provider.close()
