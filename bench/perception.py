@@ -9,7 +9,9 @@ Prints one table:
   face executor thread.
 - Load: N sessions (default 50) each streaming face landmarks at 30 fps for ~20 s over real
   WebSockets (binary 0x04 frames; ``--face-format json`` sends face.landmarks events),
-  while every session also sends a text turn every few seconds. The server is
+  each session's schedule offset by a random part of a frame period (``--phase aligned``
+  puts them all in step: 50 frames at the same instant, the worst case), while every
+  session also sends a text turn every few seconds. The server is
   ``desktopmate serve --port 0`` in its own process; the LLM is the fake OpenAI server
   (``python -m tests.fakes.openai_server``) in another. Reported: event-loop lag p50/p99/max
   over the load phase (``GET /health/details``, target p99 <= 20 ms), frames sent/analysed/
@@ -252,9 +254,13 @@ def stamp(frame: tuple[str, str] | bytes, t_ms: int) -> str | bytes:
     return f"{head}{t_ms}{tail}"
 
 
-async def stream_faces(c: Client, frames: Frames, fps: float, end: float) -> None:
-    """Landmark frames on a fixed 30 fps schedule (late frames are skipped, not bunched)."""
+async def stream_faces(
+    c: Client, frames: Frames, fps: float, end: float, phase: float = 0.0
+) -> None:
+    """Landmark frames on a fixed schedule (late frames are skipped, not bunched), starting
+    ``phase`` (0..1) of a period late: independent cameras are not in step."""
     period = 1.0 / fps
+    await asyncio.sleep(phase * period)
     t0 = time.monotonic()
     n = 0
     while (now := time.monotonic()) < end:
@@ -333,7 +339,14 @@ async def load(args: argparse.Namespace, lm: np.ndarray, bs: dict[str, float]) -
             rss0, cpu0, t0 = rss_mb(server.pid), cpu_s(server.pid), time.monotonic()
             me0 = time.process_time()
             end = t0 + args.seconds
-            work = [stream_faces(c, frames, args.fps, end) for c in clients if args.fps > 0]
+            rng = np.random.default_rng(2)
+            work = [
+                stream_faces(
+                    c, frames, args.fps, end, rng.random() if args.phase == "random" else 0
+                )
+                for c in clients
+                if args.fps > 0
+            ]
             work += [
                 run_turns(c, args.turn_every_s, c.i * args.turn_every_s / len(clients), end)
                 for c in clients
@@ -400,6 +413,13 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=20)
     ap.add_argument("--frames", type=int, default=3000, help="tracker frames to time")
     ap.add_argument(
+        "--phase",
+        choices=("random", "aligned"),
+        default="random",
+        help="sessions' frame schedules: random offsets, as independent cameras (default), "
+        "or all in step (every session's frame arrives at the same instant: worst case)",
+    )
+    ap.add_argument(
         "--face-format",
         choices=("binary", "json"),
         default="binary",
@@ -456,7 +476,7 @@ def main() -> None:
         ),
         (
             "load: sessions x fps x seconds",
-            f"{n} x {args.fps:g} x {s:.1f} ({args.face_format} frames)",
+            f"{n} x {args.fps:g} x {s:.1f} ({args.face_format}, {args.phase} phase)",
             f"+ a text turn per session every {args.turn_every_s:g} s",
         ),
         (
