@@ -1,8 +1,8 @@
 """MongoDB store via PyMongo's async API (AsyncMongoClient; Motor is end-of-life).
 
 Used when several server processes share one database (docker-compose). Ids we mint
-(sessions, messages) and user ids are the documents' ``_id``; every filter has the
-user id and every secondary index starts with ``user_id``. BSON datetimes have
+(sessions, messages, reminders) and user ids are the documents' ``_id``; every filter
+has the user id and every secondary index starts with ``user_id``. BSON datetimes have
 millisecond precision, so times are truncated to the millisecond before they are stored
 *and* returned: a record returned by a write equals the record read back later.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.mongodb import MongoDBSaver
@@ -21,6 +21,8 @@ from pymongo.errors import PyMongoError
 
 from server.store.base import (
     MessageRecord,
+    ReminderRecord,
+    ReminderStatus,
     Role,
     Sample,
     SessionRecord,
@@ -29,7 +31,7 @@ from server.store.base import (
     new_id,
     utcnow,
 )
-from server.store.sqlite import check_counter_name
+from server.store.sqlite import check_close_status, check_counter_name
 
 PING_TIMEOUT_S = 3.0
 
@@ -70,6 +72,18 @@ def _message(doc: dict[str, Any]) -> MessageRecord:
         created_at=doc["created_at"].astimezone(UTC),
         timings=doc.get("timings"),
         interrupted=bool(doc.get("interrupted", False)),
+    )
+
+
+def _reminder(doc: dict[str, Any]) -> ReminderRecord:
+    return ReminderRecord(
+        id=doc["_id"],
+        user_id=doc["user_id"],
+        text=doc["text"],
+        due_at=doc["due_at"].astimezone(UTC),
+        created_at=doc["created_at"].astimezone(UTC),
+        status=doc["status"],
+        delivered_at=_aware(doc.get("delivered_at")),
     )
 
 
@@ -114,7 +128,7 @@ class MongoStore(Store):
 
     @staticmethod
     async def _create_indexes(db: AsyncDatabase) -> None:
-        # users and sessions/messages are keyed by their _id (unique by definition).
+        # users and sessions/messages/reminders are keyed by their _id (unique by definition).
         await db.sessions.create_index(
             [("user_id", ASCENDING), ("started_at", DESCENDING)], name="user_started"
         )
@@ -135,6 +149,10 @@ class MongoStore(Store):
             [("user_id", ASCENDING), ("session_id", ASCENDING)],
             unique=True,
             name="user_session_unique",
+        )
+        await db.reminders.create_index(
+            [("user_id", ASCENDING), ("status", ASCENDING), ("due_at", ASCENDING)],
+            name="user_status_due",
         )
 
     async def close(self) -> None:
@@ -369,3 +387,57 @@ class MongoStore(Store):
     async def get_report(self, user_id: str, session_id: str) -> dict[str, Any] | None:
         doc = await self._d.reports.find_one({"user_id": user_id, "session_id": session_id})
         return doc["report"] if doc is not None else None
+
+    # -- reminders -----------------------------------------------------------------
+
+    async def add_reminder(self, user_id: str, text: str, due_at: datetime) -> ReminderRecord:
+        record = ReminderRecord(
+            id=new_id(),
+            user_id=user_id,
+            text=text,
+            due_at=_ms(due_at),
+            created_at=self._now(),
+        )
+        await self._d.reminders.insert_one(
+            {
+                "_id": record.id,
+                "user_id": user_id,
+                "text": text,
+                "due_at": record.due_at,
+                "created_at": record.created_at,
+                "status": record.status,
+                "delivered_at": None,
+            }
+        )
+        return record
+
+    async def get_reminder(self, user_id: str, reminder_id: str) -> ReminderRecord | None:
+        doc = await self._d.reminders.find_one({"user_id": user_id, "_id": reminder_id})
+        return _reminder(doc) if doc is not None else None
+
+    async def list_reminders(
+        self, user_id: str, status: ReminderStatus | None = None, limit: int = 100
+    ) -> list[ReminderRecord]:
+        query: dict[str, Any] = {"user_id": user_id}
+        if status is not None:
+            query["status"] = status
+        cursor = (
+            self._d.reminders.find(query)
+            .sort([("due_at", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [_reminder(d) async for d in cursor]
+
+    async def count_reminders(self, user_id: str, status: ReminderStatus) -> int:
+        return await self._d.reminders.count_documents({"user_id": user_id, "status": status})
+
+    async def close_reminder(
+        self, user_id: str, reminder_id: str, status: Literal["delivered", "cancelled"]
+    ) -> bool:
+        check_close_status(status)
+        # One conditional update: of two racing closers only one still matches "pending".
+        result = await self._d.reminders.update_one(
+            {"_id": reminder_id, "user_id": user_id, "status": "pending"},
+            {"$set": {"status": status, "delivered_at": _ms(utcnow())}},
+        )
+        return result.modified_count > 0

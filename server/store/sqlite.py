@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -21,6 +21,8 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from server.store.base import (
     MessageRecord,
+    ReminderRecord,
+    ReminderStatus,
     Role,
     Sample,
     SessionRecord,
@@ -84,12 +86,23 @@ CREATE TABLE IF NOT EXISTS reports (
     updated_at  TEXT NOT NULL,
     PRIMARY KEY (user_id, session_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reminders (
+    id           TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL,
+    text         TEXT NOT NULL,
+    due_at       TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    delivered_at TEXT
+);
+CREATE INDEX IF NOT EXISTS reminders_user_status_due ON reminders (user_id, status, due_at);
 """
 
 _SESSION_COLS = "id, user_id, persona_id, thread_id, status, settings, started_at, ended_at"
 _MESSAGE_COLS = (
     "id, session_id, user_id, persona_id, role, content, created_at, timings, interrupted"
 )
+_REMINDER_COLS = "id, user_id, text, due_at, created_at, status, delivered_at"
 
 
 def _to_db_time(dt: datetime) -> str:
@@ -105,6 +118,13 @@ def _from_db_time(text: str) -> datetime:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def check_close_status(status: str) -> str:
+    """A reminder can only be closed as delivered or cancelled (never back to pending)."""
+    if status not in ("delivered", "cancelled"):
+        raise ValueError(f"invalid reminder close status: {status!r}")
+    return status
 
 
 def check_counter_name(name: str) -> str:
@@ -143,6 +163,19 @@ def _message(row: Iterable[Any]) -> MessageRecord:
         created_at=_from_db_time(created),
         timings=json.loads(timings) if timings is not None else None,
         interrupted=bool(interrupted),
+    )
+
+
+def _reminder(row: Iterable[Any]) -> ReminderRecord:
+    rid, user_id, text, due, created, status, delivered = row
+    return ReminderRecord(
+        id=rid,
+        user_id=user_id,
+        text=text,
+        due_at=_from_db_time(due),
+        created_at=_from_db_time(created),
+        status=status,
+        delivered_at=_from_db_time(delivered) if delivered is not None else None,
     )
 
 
@@ -462,3 +495,68 @@ class SQLiteStore(Store):
             (user_id, session_id),
         )
         return json.loads(rows[0][0]) if rows else None
+
+    # -- reminders -----------------------------------------------------------------
+
+    async def add_reminder(self, user_id: str, text: str, due_at: datetime) -> ReminderRecord:
+        due = _to_db_time(due_at)
+        record = ReminderRecord(
+            id=new_id(),
+            user_id=user_id,
+            text=text,
+            due_at=_from_db_time(due),  # aware UTC, as it reads back
+            created_at=self._now(),
+        )
+        async with self._write() as conn:
+            await conn.execute(
+                f"INSERT INTO reminders ({_REMINDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    record.id,
+                    user_id,
+                    text,
+                    due,
+                    _to_db_time(record.created_at),
+                    record.status,
+                ),
+            )
+        return record
+
+    async def get_reminder(self, user_id: str, reminder_id: str) -> ReminderRecord | None:
+        rows = await self._fetch(
+            f"SELECT {_REMINDER_COLS} FROM reminders WHERE user_id = ? AND id = ?",
+            (user_id, reminder_id),
+        )
+        return _reminder(rows[0]) if rows else None
+
+    async def list_reminders(
+        self, user_id: str, status: ReminderStatus | None = None, limit: int = 100
+    ) -> list[ReminderRecord]:
+        sql = f"SELECT {_REMINDER_COLS} FROM reminders WHERE user_id = ?"
+        params: list[Any] = [user_id]
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status)
+        sql += " ORDER BY due_at, created_at, rowid LIMIT ?"
+        params.append(limit)
+        rows = await self._fetch(sql, params)
+        return [_reminder(r) for r in rows]
+
+    async def count_reminders(self, user_id: str, status: ReminderStatus) -> int:
+        rows = await self._fetch(
+            "SELECT COUNT(*) FROM reminders WHERE user_id = ? AND status = ?", (user_id, status)
+        )
+        return int(rows[0][0])
+
+    async def close_reminder(
+        self, user_id: str, reminder_id: str, status: Literal["delivered", "cancelled"]
+    ) -> bool:
+        check_close_status(status)
+        async with self._write() as conn:
+            cur = await conn.execute(
+                "UPDATE reminders SET status = ?, delivered_at = ? "
+                "WHERE id = ? AND user_id = ? AND status = 'pending'",
+                (status, _to_db_time(utcnow()), reminder_id, user_id),
+            )
+            changed = cur.rowcount
+            await cur.close()
+        return changed > 0

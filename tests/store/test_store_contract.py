@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import operator
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -16,6 +16,7 @@ from langgraph.graph.message import add_messages
 from pymongo import AsyncMongoClient
 
 from server.store import MongoStore, Sample, SQLiteStore, Store, make_store, new_id
+from server.store.base import ReminderRecord
 
 A, B = "user-a", "user-b"
 
@@ -252,6 +253,161 @@ async def test_reports_upsert(store: Store) -> None:
     assert await store.get_report(A, other.id) is None
 
 
+# -- reminders --------------------------------------------------------------------
+
+DUE = datetime(2030, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)  # whole ms: exact on both
+
+
+async def test_reminder_round_trip(store: Store) -> None:
+    r = await store.add_reminder(A, "물 마시기", DUE)
+    assert isinstance(r, ReminderRecord)
+    assert r.user_id == A and r.text == "물 마시기"
+    assert r.due_at == DUE and _aware_utc(r.due_at)
+    assert r.status == "pending" and r.delivered_at is None
+    assert _aware_utc(r.created_at)
+    assert abs(r.created_at - datetime.now(UTC)) < timedelta(seconds=5)
+
+    got = await store.get_reminder(A, r.id)
+    assert got == r
+    assert got is not None and _aware_utc(got.due_at) and _aware_utc(got.created_at)
+    assert await store.get_reminder(A, "missing") is None
+
+
+async def test_reminder_due_at_is_normalised_to_utc(store: Store) -> None:
+    kst = timezone(timedelta(hours=9))
+    local = await store.add_reminder(A, "kst", datetime(2030, 1, 1, 9, 0, tzinfo=kst))
+    naive = await store.add_reminder(A, "naive", datetime(2030, 1, 1, 1, 0))  # taken as UTC
+    fine = datetime(2030, 1, 1, 2, 0, 0, 123456, tzinfo=UTC)
+    precise = await store.add_reminder(A, "us", fine)
+    for r in (local, naive, precise):
+        assert _aware_utc(r.due_at)
+        assert await store.get_reminder(A, r.id) == r  # returned record == stored record
+    assert local.due_at == datetime(2030, 1, 1, 0, 0, tzinfo=UTC)
+    assert naive.due_at == datetime(2030, 1, 1, 1, 0, tzinfo=UTC)
+    assert abs(precise.due_at - fine) < timedelta(milliseconds=1)  # MongoDB keeps ms
+    assert [r.text for r in await store.list_reminders(A)] == ["kst", "naive", "us"]
+
+
+async def test_list_reminders_order_status_and_limit(store: Store) -> None:
+    late = await store.add_reminder(A, "late", DUE + timedelta(hours=2))
+    tie1 = await store.add_reminder(A, "tie1", DUE + timedelta(hours=1))
+    early = await store.add_reminder(A, "early", DUE)
+    tie2 = await store.add_reminder(A, "tie2", DUE + timedelta(hours=1))  # created later
+    await store.add_reminder(B, "B's", DUE - timedelta(hours=1))
+
+    listed = await store.list_reminders(A)
+    assert [r.text for r in listed] == ["early", "tie1", "tie2", "late"]
+    assert listed[0] == early
+    assert all(_aware_utc(r.due_at) and _aware_utc(r.created_at) for r in listed)
+    assert [r.text for r in await store.list_reminders(A, limit=2)] == ["early", "tie1"]
+
+    assert await store.close_reminder(A, tie1.id, "delivered") is True
+    assert await store.close_reminder(A, late.id, "cancelled") is True
+    assert [r.id for r in await store.list_reminders(A, status="pending")] == [early.id, tie2.id]
+    assert [r.id for r in await store.list_reminders(A, status="pending", limit=1)] == [early.id]
+    delivered = await store.list_reminders(A, status="delivered")
+    assert [r.id for r in delivered] == [tie1.id] and delivered[0].status == "delivered"
+    assert [r.id for r in await store.list_reminders(A, status="cancelled")] == [late.id]
+    assert [r.text for r in await store.list_reminders(A)] == ["early", "tie1", "tie2", "late"]
+    assert await store.list_reminders("nobody") == []
+
+
+async def test_count_reminders_by_status(store: Store) -> None:
+    rs = [await store.add_reminder(A, f"r{i}", DUE + timedelta(minutes=i)) for i in range(5)]
+    await store.add_reminder(B, "B's", DUE)
+    assert await store.close_reminder(A, rs[0].id, "delivered")
+    assert await store.close_reminder(A, rs[1].id, "delivered")
+    assert await store.close_reminder(A, rs[2].id, "cancelled")
+    assert await store.count_reminders(A, "pending") == 2
+    assert await store.count_reminders(A, "delivered") == 2
+    assert await store.count_reminders(A, "cancelled") == 1
+    assert await store.count_reminders(B, "pending") == 1
+    assert await store.count_reminders(B, "delivered") == 0
+    assert await store.count_reminders("nobody", "pending") == 0
+
+
+async def test_close_reminder_only_once(store: Store) -> None:
+    r = await store.add_reminder(A, "stretch", DUE)
+    before = datetime.now(UTC)
+    assert await store.close_reminder(A, r.id, "delivered") is True
+    got = await store.get_reminder(A, r.id)
+    assert got is not None and got.status == "delivered"
+    assert got.delivered_at is not None and _aware_utc(got.delivered_at)
+    # MongoDB truncates to the millisecond.
+    assert before - timedelta(milliseconds=1) <= got.delivered_at <= datetime.now(UTC)
+    assert (got.text, got.due_at, got.created_at) == (r.text, r.due_at, r.created_at)
+
+    # Not pending any more: neither a second delivery nor a cancel changes it.
+    assert await store.close_reminder(A, r.id, "delivered") is False
+    assert await store.close_reminder(A, r.id, "cancelled") is False
+    assert await store.get_reminder(A, r.id) == got
+
+    c = await store.add_reminder(A, "cancel me", DUE)
+    assert await store.close_reminder(A, c.id, "cancelled") is True
+    cancelled = await store.get_reminder(A, c.id)
+    assert cancelled is not None and cancelled.status == "cancelled"
+    assert cancelled.delivered_at is not None and _aware_utc(cancelled.delivered_at)
+    assert await store.close_reminder(A, c.id, "delivered") is False
+    assert await store.close_reminder(A, c.id, "cancelled") is False
+
+    assert await store.close_reminder(A, "missing", "delivered") is False
+    assert await store.close_reminder(A, "missing", "cancelled") is False
+
+
+async def test_close_reminder_rejects_other_statuses(store: Store) -> None:
+    r = await store.add_reminder(A, "x", DUE)
+    for bad in ("pending", "done", ""):
+        with pytest.raises(ValueError, match="reminder close status"):
+            await store.close_reminder(A, r.id, bad)  # type: ignore[arg-type]
+    assert await store.get_reminder(A, r.id) == r  # untouched
+
+
+async def test_close_reminder_race_has_one_winner(store: Store) -> None:
+    """Two sessions of one user may both try to deliver a due reminder: one wins."""
+    rs = [await store.add_reminder(A, f"r{i}", DUE) for i in range(5)]
+    for r in rs:
+        results = await asyncio.gather(
+            store.close_reminder(A, r.id, "delivered"),
+            store.close_reminder(A, r.id, "delivered"),
+        )
+        assert sorted(results) == [False, True]
+    # Deliver and cancel racing: exactly one applies, and the stored status is the winner's.
+    c = await store.add_reminder(A, "raced", DUE)
+    delivered, cancelled = await asyncio.gather(
+        store.close_reminder(A, c.id, "delivered"),
+        store.close_reminder(A, c.id, "cancelled"),
+    )
+    assert delivered != cancelled
+    got = await store.get_reminder(A, c.id)
+    assert got is not None and got.status == ("delivered" if delivered else "cancelled")
+    assert await store.count_reminders(A, "pending") == 0
+    assert await store.count_reminders(A, "delivered") == 5 + int(delivered)
+
+
+async def test_reminder_isolation(store: Store) -> None:
+    r = await store.add_reminder(A, "A's secret", DUE)
+
+    assert await store.get_reminder(B, r.id) is None
+    assert await store.list_reminders(B) == []
+    assert await store.list_reminders(B, status="pending") == []
+    assert await store.count_reminders(B, "pending") == 0
+    assert await store.close_reminder(B, r.id, "delivered") is False
+    assert await store.close_reminder(B, r.id, "cancelled") is False
+
+    # A's reminder is still pending and still A's alone.
+    assert await store.get_reminder(A, r.id) == r
+    assert await store.count_reminders(A, "pending") == 1
+    assert await store.count_reminders(B, "delivered") == 0
+    assert await store.count_reminders(B, "cancelled") == 0
+
+    # And B's own reminders stay out of A's view.
+    mine = await store.add_reminder(B, "B's", DUE)
+    assert [x.id for x in await store.list_reminders(A)] == [r.id]
+    assert await store.close_reminder(A, mine.id, "delivered") is False
+    assert await store.close_reminder(A, r.id, "delivered") is True
+    assert await store.get_reminder(B, mine.id) == mine
+
+
 # -- isolation --------------------------------------------------------------------
 
 
@@ -344,6 +500,10 @@ async def test_sqlite_persists_across_reopen(tmp_path: Path) -> None:
     await first.add_samples(A, s.id, [Sample("face", 5, {"e": "happy"})])
     await first.incr_usage(A, {"api_calls": 2})
     await first.put_report(A, s.id, {"summary": "ok"})
+    pending = await first.add_reminder(A, "later", DUE)
+    done = await first.add_reminder(A, "done", DUE - timedelta(days=1))
+    assert await first.close_reminder(A, done.id, "delivered")
+    done_after = await first.get_reminder(A, done.id)
     await _graph(first).ainvoke(
         {"messages": [HumanMessage("x")]}, {"configurable": {"thread_id": s.thread_id}}
     )
@@ -360,6 +520,9 @@ async def test_sqlite_persists_across_reopen(tmp_path: Path) -> None:
         assert await second.list_samples(A, s.id) == [Sample("face", 5, {"e": "happy"})]
         assert await second.get_usage(A) == {"api_calls": 2}
         assert await second.get_report(A, s.id) == {"summary": "ok"}
+        assert await second.list_reminders(A) == [done_after, pending]
+        assert await second.close_reminder(A, done.id, "cancelled") is False
+        assert await second.close_reminder(A, pending.id, "delivered") is True
         state = await _graph(second).aget_state({"configurable": {"thread_id": s.thread_id}})
         assert [msg.content for msg in state.values["messages"]] == ["x", "echo: x"]
         # New writes after reopen still sort after the old ones.
@@ -397,6 +560,14 @@ async def test_sqlite_queries_use_indexes(tmp_path: Path) -> None:
             "SELECT * FROM samples WHERE user_id = ? AND session_id = ? ORDER BY t_ms, rowid"
         )
         assert "samples_user_session_t" in samples and "TEMP B-TREE" not in samples
+        pending = plan(
+            "SELECT * FROM reminders WHERE user_id = ? AND status = ? "
+            "ORDER BY due_at, created_at, rowid"
+        )
+        assert "reminders_user_status_due" in pending
+        assert "reminders_user_status_due" in plan(
+            "SELECT COUNT(*) FROM reminders WHERE user_id = ? AND status = ?"
+        )
         wal = conn.execute("PRAGMA journal_mode").fetchone()[0]
         assert wal == "wal"
     finally:
@@ -410,7 +581,7 @@ async def test_mongo_indexes_created(mongo_uri: str) -> None:
     try:
         db = client[s.db_name]
         found: dict[str, dict[str, Any]] = {}
-        for coll in ("sessions", "messages", "samples", "usage", "reports"):
+        for coll in ("sessions", "messages", "samples", "usage", "reports", "reminders"):
             async for ix in await db[coll].list_indexes():
                 found[f"{coll}.{ix['name']}"] = {**ix, "key": list(ix["key"])}
         assert found["sessions.user_started"]["key"] == ["user_id", "started_at"]
@@ -424,6 +595,7 @@ async def test_mongo_indexes_created(mongo_uri: str) -> None:
         assert found["usage.user_unique"]["unique"] is True
         assert found["reports.user_session_unique"]["unique"] is True
         assert found["reports.user_session_unique"]["key"] == ["user_id", "session_id"]
+        assert found["reminders.user_status_due"]["key"] == ["user_id", "status", "due_at"]
         # The checkpointer lives in the same database.
         names = await db.list_collection_names()
         assert {"checkpoints", "checkpoint_writes"} <= set(names)
