@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     ws_compression: bool = False  # permessage-deflate: saves bandwidth, costs CPU per frame
     max_input_chars: int = 4000
 
+    # --- reminders --------------------------------------------------------------------
+    reminder_max_chars: int = Field(default=500, ge=1)
+    reminders_max_pending: int = Field(default=100, ge=1)  # per user
+    reminder_max_days: int = Field(default=366, ge=1)  # how far ahead due_at may be
+    reminder_check_s: float = Field(default=30.0, gt=0.0)  # re-read the store at least this often
+
     @field_validator("data_dir", "personas_dir", "static_dir")
     @classmethod
     def _expand(cls, v: Path) -> Path:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from server.agent.graph import Agent
 from server.agent.memory import LongTermMemory
 from server.config import Settings, secret
+from server.hub.reminders import ReminderWatchers
 from server.logging import get_logger
 from server.loopmon import LoopLagMonitor
 from server.personas import PersonaLibrary
@@ -79,6 +80,7 @@ class Services:
         self.face_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face")
         self._background: set[asyncio.Task[Any]] = set()
         self.loop_lag = LoopLagMonitor()
+        self.reminder_watchers = ReminderWatchers()
         self._init_vision()
 
     def set_status(self, module: str, status: ModuleStatus, detail: str = "") -> None:

@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from server.agent.graph import TurnDelta, TurnFinished
 from server.agent.state import TurnContext
 from server.hub import protocol as p
+from server.hub.reminders import deliver_reminders
 from server.logging import get_logger, redact
 from server.personas import Persona
 from server.pipelines.audio import Utterance, VoiceInput
@@ -181,6 +182,7 @@ class Session:
         closed = asyncio.create_task(self._closed.wait())
         try:
             await self.send(self.created_event())
+            self.spawn(self._deliver_reminders())
             # Ends on disconnect, session.end, a fatal error or a slow consumer. A slow
             # consumer's socket cannot take even a close frame, so we never write to it.
             await asyncio.wait({reader, closed}, return_when=asyncio.FIRST_COMPLETED)
@@ -214,6 +216,15 @@ class Session:
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer
+
+    async def _deliver_reminders(self) -> None:
+        await deliver_reminders(
+            self.services.store,
+            self.services.reminder_watchers,
+            self.user_id,
+            self.send,
+            self.settings.reminder_check_s,
+        )
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)

@@ -16,6 +16,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 SessionStatus = Literal["active", "paused", "ended"]
 Role = Literal["user", "assistant", "system"]
+ReminderStatus = Literal["pending", "delivered", "cancelled"]
 
 
 def new_id() -> str:
@@ -58,6 +59,19 @@ class Sample:
     kind: str
     t_ms: int
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReminderRecord:
+    """Something the companion tells the user at ``due_at`` (the `reminder` event)."""
+
+    id: str
+    user_id: str
+    text: str
+    due_at: datetime
+    created_at: datetime
+    status: ReminderStatus = "pending"
+    delivered_at: datetime | None = None  # or cancelled at
 
 
 class Store(ABC):
@@ -152,3 +166,27 @@ class Store(ABC):
 
     @abstractmethod
     async def get_report(self, user_id: str, session_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def add_reminder(self, user_id: str, text: str, due_at: datetime) -> ReminderRecord:
+        """A new pending reminder."""
+
+    @abstractmethod
+    async def get_reminder(self, user_id: str, reminder_id: str) -> ReminderRecord | None: ...
+
+    @abstractmethod
+    async def list_reminders(
+        self, user_id: str, status: ReminderStatus | None = None, limit: int = 100
+    ) -> list[ReminderRecord]:
+        """Earliest due first (ties: oldest created first)."""
+
+    @abstractmethod
+    async def count_reminders(self, user_id: str, status: ReminderStatus) -> int: ...
+
+    @abstractmethod
+    async def close_reminder(
+        self, user_id: str, reminder_id: str, status: Literal["delivered", "cancelled"]
+    ) -> bool:
+        """Move a pending reminder to ``status`` (setting delivered_at to now) in one atomic
+        conditional update. False when it is not pending or not this user's: of two
+        sessions racing to deliver it, exactly one wins."""
