@@ -175,6 +175,25 @@ async def test_typed_message_gets_a_streamed_reply(
     )
 
 
+async def test_due_reminder_is_shown_in_the_conversation(
+    open_studio: OpenStudio, studio_server: ServerThread, browser_llm: FakeOpenAI
+):
+    s = await open_studio(studio_server, "forgetful", mic="silence")
+    await start_session(s)
+    async with httpx.AsyncClient(base_url=studio_server.url) as http:
+        r = await http.post(
+            "/v1/reminders",
+            json={"text": "Water the plants", "in_seconds": 0.5},
+            headers={"Authorization": "Bearer forgetful"},
+        )
+    assert r.status_code == 201, r.text
+    got = await s.wait("(s.reminders[0] || false)", timeout_s=15, what="the reminder event")
+    assert got["id"] == r.json()["id"] and got["text"] == "Water the plants"
+    line = s.page.locator("#conv-log .msg-system", has_text="Water the plants")
+    await line.wait_for(timeout=5000)
+    assert "Reminder: Water the plants" in (await line.text_content() or "")
+
+
 async def test_camera_frames_reach_server_and_update_perception_panel(
     open_studio: OpenStudio, studio_server: ServerThread, browser_llm: FakeOpenAI
 ):
