@@ -278,6 +278,10 @@ class LoopbackServer:
                 task.cancel()
             if self._conn_tasks:
                 await asyncio.wait(self._conn_tasks, timeout=2)
+            # A connection accepted just now may not have reached _on_connect (which closes
+            # its writer): close those too, or their transports outlive the loop and are
+            # collected later, which trips a CPython 3.13.0 bug in Server._detach.
+            server.close_clients()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1)
 
