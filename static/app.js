@@ -1,7 +1,8 @@
 // DesktopMate Studio: wires the page together. Modules:
 //   i18n.js (strings), charts.js (canvas charts), audio-worklet.js (mic resampler),
 //   js/ws-client.js (socket + reconnect), js/mic.js, js/playback.js, js/vision.js,
-//   js/perception.js, js/conversation.js, js/history.js, js/settings.js, js/api.js, js/toast.js
+//   js/perception.js, js/conversation.js, js/history.js, js/reminders.js, js/settings.js,
+//   js/api.js, js/toast.js
 //
 // Browser tests read window.studio.state (shape below, each field commented) and may drive the
 // page with window.studio.{start, pause, resume, end, sendText, cancelReply, startMic, stopMic,
@@ -20,6 +21,7 @@ import { CameraCapture, ScreenCapture } from './js/vision.js';
 import { PerceptionPanel } from './js/perception.js';
 import { Conversation } from './js/conversation.js';
 import { HistoryPanel } from './js/history.js';
+import { RemindersPanel } from './js/reminders.js';
 import { Toasts } from './js/toast.js';
 
 const $ = (id) => document.getElementById(id);
@@ -124,6 +126,15 @@ const historyPanel = new HistoryPanel({
     const p = personas.find((x) => x.id === id);
     return p ? p.name : null;
   },
+  onError: (what, err) => restError(what, err),
+});
+
+const remindersPanel = new RemindersPanel({
+  form: $('reminder-form'),
+  textEl: $('reminder-text'),
+  minutesEl: $('reminder-minutes'),
+  listEl: $('reminder-list'),
+  api,
   onError: (what, err) => restError(what, err),
 });
 
@@ -372,6 +383,7 @@ function handleEvent(msg) {
       break;
     case 'reminder':
       cap(state.reminders, msg);
+      if ($('reminders-details').open) remindersPanel.load(); // it is no longer pending
       conversation.system(t('conv.reminder', { text: msg.text }));
       toasts.show('info', t('conv.reminder', { text: msg.text }));
       break;
@@ -1099,6 +1111,9 @@ function wire() {
   $('history-refresh').addEventListener('click', () => historyPanel.load());
   $('history-details').addEventListener('toggle', (e) => {
     if (e.target.open) historyPanel.load();
+  });
+  $('reminders-details').addEventListener('toggle', (e) => {
+    if (e.target.open) remindersPanel.load();
   });
 
   $('settings-form').addEventListener('submit', (e) => e.preventDefault());

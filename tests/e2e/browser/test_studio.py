@@ -175,23 +175,41 @@ async def test_typed_message_gets_a_streamed_reply(
     )
 
 
-async def test_due_reminder_is_shown_in_the_conversation(
+async def test_reminders_are_made_listed_cancelled_and_shown_when_due(
     open_studio: OpenStudio, studio_server: ServerThread, browser_llm: FakeOpenAI
 ):
     s = await open_studio(studio_server, "forgetful", mic="silence")
     await start_session(s)
-    async with httpx.AsyncClient(base_url=studio_server.url) as http:
-        r = await http.post(
-            "/v1/reminders",
-            json={"text": "Water the plants", "in_seconds": 0.5},
-            headers={"Authorization": "Bearer forgetful"},
-        )
-    assert r.status_code == 201, r.text
+    page = s.page
+    await page.click("#reminders-details > summary")
+    await page.locator("#reminder-list li.muted").wait_for(timeout=5000)  # none yet
+    # One for later: listed as pending, then cancelled from the list.
+    await page.fill("#reminder-text", "Call the bank")
+    await page.fill("#reminder-minutes", "30")
+    await page.click("#reminder-add")
+    later = page.locator("#reminder-list .reminder-item", has_text="Call the bank")
+    await later.wait_for(timeout=5000)
+    assert await page.input_value("#reminder-text") == ""  # added, box cleared
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.locator("#reminders-panel").screenshot(path=str(ARTIFACTS / "reminders.png"))
+    await later.get_by_role("button", name='Cancel the reminder "Call the bank"').click()
+    await later.wait_for(state="detached", timeout=5000)
+    # One due in a moment: it comes back as a `reminder` event into the conversation.
+    await page.fill("#reminder-text", "Water the plants")
+    await page.fill("#reminder-minutes", "0.01")
+    await page.click("#reminder-add")
     got = await s.wait("(s.reminders[0] || false)", timeout_s=15, what="the reminder event")
-    assert got["id"] == r.json()["id"] and got["text"] == "Water the plants"
-    line = s.page.locator("#conv-log .msg-system", has_text="Water the plants")
+    assert got["text"] == "Water the plants"
+    line = page.locator("#conv-log .msg-system", has_text="Water the plants")
     await line.wait_for(timeout=5000)
     assert "Reminder: Water the plants" in (await line.text_content() or "")
+    await page.locator("#reminder-list li.muted").wait_for(timeout=5000)  # none pending
+    async with httpx.AsyncClient(base_url=studio_server.url) as http:
+        r = await http.get("/v1/reminders", headers={"Authorization": "Bearer forgetful"})
+    assert {x["text"]: x["status"] for x in r.json()["reminders"]} == {
+        "Call the bank": "cancelled",
+        "Water the plants": "delivered",
+    }
 
 
 async def test_camera_frames_reach_server_and_update_perception_panel(
