@@ -424,8 +424,20 @@ def virtual_display(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     if exe is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb) for a real capture test")
     read_fd, write_fd = os.pipe()
+    # -noreset: by default Xvfb resets when its last client leaves, and a connection made
+    # during that reset fails ("connection lost"): each mss call here is a new client.
     proc = subprocess.Popen(
-        [exe, "-displayfd", str(write_fd), "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+        [
+            exe,
+            "-displayfd",
+            str(write_fd),
+            "-screen",
+            "0",
+            "1280x720x24",
+            "-nolisten",
+            "tcp",
+            "-noreset",
+        ],
         pass_fds=(write_fd,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
