@@ -274,17 +274,13 @@ class LoopbackServer:
             await self._stop_event.wait()
         finally:
             server.close()
-            # A connection accepted just before close() (the server under test may still be
-            # calling, e.g. a background memory save) gets its transport from a task that
-            # runs on the next loop turns: let it attach, so close_clients() below sees it.
-            # A transport that outlives this loop is collected later and trips a CPython
-            # 3.13.0 bug (Server._wakeup called twice).
-            for _ in range(3):
-                await asyncio.sleep(0)
             for task in list(self._conn_tasks):
                 task.cancel()
             if self._conn_tasks:
                 await asyncio.wait(self._conn_tasks, timeout=2)
+            # A connection accepted just now may not have reached _on_connect (which closes
+            # its writer): close those too, or their transports outlive the loop and are
+            # collected later, which trips a CPython 3.13.0 bug in Server._detach.
             server.close_clients()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1)
