@@ -42,7 +42,10 @@ def make_settings(tmp: Path, fake: FakeOpenAI | None, **over: Any) -> Settings:
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerThread]]:
+def server_factory(tmp_path: Path, llm: FakeOpenAI) -> Iterator[Callable[..., ServerThread]]:
+    """Servers of one test, stopped at its end. It asks for `llm` so that the fake model
+    server outlives them: a server still saving memories in the background would otherwise
+    connect to a fake that is closing (CPython gh-109564, an unraisable-exception warning)."""
     started: list[ServerThread] = []
 
     def start(fake: FakeOpenAI | None, **over: Any) -> ServerThread:
