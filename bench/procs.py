@@ -1,19 +1,51 @@
 """Child processes of the benchmarks (fake LLM, server): started so that they die with the
-benchmark, and stopped politely, then firmly."""
+benchmark, and stopped politely, then firmly; and what /proc says about their CPU and
+memory."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_mb(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads)."""
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return float("nan")
+
+
+def host_cpu_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole host since boot, summed over all CPUs."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    total = sum(fields)
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (total - idle) / CLK_TCK, total / CLK_TCK
 
 
 def die_with_parent() -> None:
@@ -123,3 +155,93 @@ async def spawn_server(
         if proc.returncode is not None or time.monotonic() > deadline:
             raise RuntimeError(f"server did not start:\n{text[-3000:]}")
         await asyncio.sleep(0.05)
+
+
+def server_env(settings: dict[str, str], pythonpath: Sequence[str] = ()) -> dict[str, str]:
+    """This process's environment minus every server setting (so nothing stray leaks in),
+    plus ``settings``, with ``pythonpath`` and the repository first on PYTHONPATH."""
+    from server.config import Settings
+
+    ours = {name.upper() for name in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.upper() not in ours}
+    path = [*pythonpath, str(ROOT), env.get("PYTHONPATH", "")]
+    return env | settings | {"PYTHONPATH": os.pathsep.join(filter(None, path))}
+
+
+def status_ok(health: dict[str, Any]) -> bool:
+    return health.get("status") == "ok"
+
+
+class ServerProcess:
+    """``desktopmate serve --port 0`` in its own process, ready once ``ready`` says so of its
+    ``GET /health/details`` body (it may raise RuntimeError for a module that failed)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        *,
+        ready: Callable[[dict[str, Any]], bool] = status_ok,
+        timeout_s: float = 120,
+    ) -> None:
+        self.workdir = workdir
+        self.env = env
+        self.ready = ready
+        self.timeout_s = timeout_s
+        self.log_path = workdir / "server.log"
+        self.proc: asyncio.subprocess.Process | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        self.proc, self.url = await spawn_server(
+            self.env, self.workdir, self.log_path, self.timeout_s
+        )
+        deadline = time.monotonic() + self.timeout_s
+        async with httpx.AsyncClient(base_url=self.url, timeout=5) as http:
+            while True:
+                try:
+                    if self.ready((await http.get("/health/details")).json()):
+                        return
+                except httpx.HTTPError:
+                    pass
+                except RuntimeError as e:
+                    raise RuntimeError(f"{e}:\n{self.log_tail()}") from None
+                if self.proc.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server not ready:\n{self.log_tail()}")
+                await asyncio.sleep(0.1)
+
+    def log_tail(self, n: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-n:]
+
+    def log_events(self) -> list[dict[str, Any]]:
+        """The server's structlog JSON lines (LOG_FORMAT=json), each with ``_ts`` (epoch s)."""
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                ev = json.loads(line)
+                ev["_ts"] = datetime.fromisoformat(ev["timestamp"]).timestamp()
+            except (ValueError, KeyError, TypeError):
+                continue
+            out.append(ev)
+        return out
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def ws_url(self, **params: str) -> str:
+        return self.url.replace("http://", "ws://") + "/v1/ws?" + urlencode(params)
+
+    async def details(self, reset: bool = False) -> dict[str, Any]:
+        """``GET /health/details`` (``loop_lag_ms``: the server's event-loop lag)."""
+        async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
+            r = await http.get("/health/details", params={"reset": "true"} if reset else None)
+            r.raise_for_status()
+            return r.json()
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            await stop_process(self.proc, signal.SIGINT, 30)

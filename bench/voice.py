@@ -61,30 +61,24 @@ import math
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-import httpx
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.procs import FakeLLM, spawn_server, stop_process
+from bench.procs import FakeLLM, ServerProcess, host_cpu_s, proc_cpu_s, server_env
 
-ROOT = Path(__file__).resolve().parent.parent
 RATE = 16_000
 FRAME_MS = 20
 FRAME_SAMPLES = RATE * FRAME_MS // 1000
 VAD_WINDOW_MS = 32
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 UTTERANCES = {  # espeak-ng en-us at its default rate; the run prints the real lengths
     2: "Please turn on all the kitchen lights now.",
@@ -144,104 +138,40 @@ def render(title: str, blocks: list[tuple[str, list[Row], list[str]]]) -> str:
     return "\n".join(out)
 
 
-# --- child processes (same pattern as bench/latency.py) ---------------------------------------
-class Server:
-    """``desktopmate serve --port 0`` with the voice settings under test."""
+# --- child processes -----------------------------------------------------------------------------
+def stt_ready(health: dict[str, Any]) -> bool:
+    """/health is 200 before Whisper is loaded: wait for stt itself."""
+    stt = health.get("modules", {}).get("stt")
+    if stt == "error":
+        raise RuntimeError("server STT failed")
+    return stt == "ready"
 
-    def __init__(self, args: argparse.Namespace, workdir: Path, llm_url: str, stt_dir: Path):
-        self.args = args
-        self.workdir = workdir
-        self.llm_url = llm_url
-        self.stt_dir = stt_dir
-        self.log_path = workdir / "server.log"
-        self.proc: asyncio.subprocess.Process | None = None
-        self.url = ""
 
-    async def start(self) -> None:
-        from server.config import Settings
-
-        ours = {name.upper() for name in Settings.model_fields}  # no stray setting leaks in
-        env = {k: v for k, v in os.environ.items() if k.upper() not in ours}
-        env |= {
-            "DATA_DIR": str(self.workdir / "data"),
-            "LLM_BASE_URL": self.llm_url,
+def make_server(
+    args: argparse.Namespace, workdir: Path, llm_url: str, stt_dir: Path
+) -> ServerProcess:
+    """The server under test with the voice settings being measured."""
+    env = server_env(
+        {
+            "DATA_DIR": str(workdir / "data"),
+            "LLM_BASE_URL": llm_url,
             "LLM_API_KEY": "x",
             "LLM_MODEL": "fake-model",
             "MEMORY_ENABLED": "false",
             "VLM_ENABLED": "false",
             "FACE_ENABLED": "false",
-            "STT_MODEL": str(self.stt_dir),
+            "STT_MODEL": str(stt_dir),
             "STT_COMPUTE_TYPE": "int8",
             "TTS_PROVIDER": "espeak",
-            "DEFAULT_OUTPUT_AUDIO": self.args.format,
-            "VAD_SILENCE_MS": str(self.args.silence_ms),
+            "DEFAULT_OUTPUT_AUDIO": args.format,
+            "VAD_SILENCE_MS": str(args.silence_ms),
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "json",
-            "PYTHONPATH": os.pathsep.join([*self.args.server_path, str(ROOT)]),
         }
-        env |= dict(kv.split("=", 1) for kv in self.args.server_env)
-        self.proc, self.url = await spawn_server(env, self.workdir, self.log_path, 180)
-        deadline = time.monotonic() + 180
-        async with httpx.AsyncClient(base_url=self.url, timeout=5) as http:
-            while True:  # /health is 200 before Whisper is loaded: wait for stt itself
-                with contextlib.suppress(httpx.HTTPError):
-                    body = (await http.get("/health")).json()
-                    stt = body.get("modules", {}).get("stt")
-                    if stt == "ready":
-                        break
-                    if stt == "error":
-                        raise RuntimeError(f"server STT failed:\n{self.log_tail()}")
-                if self.proc.returncode is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server STT not ready:\n{self.log_tail()}")
-                await asyncio.sleep(0.2)
-
-    def log_tail(self, n: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-n:]
-
-    def log_events(self) -> list[dict[str, Any]]:
-        """The server's structlog JSON lines, each with ``_ts`` (epoch seconds)."""
-        out = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                ev = json.loads(line)
-                ev["_ts"] = datetime.fromisoformat(ev["timestamp"]).timestamp()
-            except (ValueError, KeyError, TypeError):
-                continue
-            out.append(ev)
-        return out
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def ws_url(self, **params: str) -> str:
-        return self.url.replace("http://", "ws://") + "/v1/ws?" + urlencode(params)
-
-    async def details(self, reset: bool = False) -> dict[str, Any]:
-        """``GET /health/details`` (``loop_lag_ms``: the server's event-loop lag)."""
-        async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
-            r = await http.get("/health/details", params={"reset": "true"} if reset else None)
-            r.raise_for_status()
-            return r.json()
-
-    async def stop(self) -> None:
-        if self.proc is not None:
-            await stop_process(self.proc, signal.SIGINT, 30)
-
-
-def host_cpu_s() -> float:
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    return (sum(fields) - fields[3] - fields[4]) / CLK_TCK
-
-
-def proc_cpu_s(pid: int) -> float:
-    with contextlib.suppress(OSError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return float("nan")
+        | dict(kv.split("=", 1) for kv in args.server_env),
+        args.server_path,
+    )
+    return ServerProcess(workdir, env, ready=stt_ready, timeout_s=180)
 
 
 # --- audio material ------------------------------------------------------------------------------
@@ -297,7 +227,8 @@ def measure_stt(utts: list[Utt], stt_dir: Path, reps: int) -> dict[str, Any]:
             "partial_ms": partials,
             "text": texts[0],
         }
-    # a 1 s partial: Whisper pads every input to a 30 s window, so cost barely depends on length
+    # a 1 s partial: the encoder window is at least STT_WINDOW_MIN_S (10 s), so a short input
+    # costs about as much as a 10 s one
     short = np.concatenate((np.zeros(320 * 16, np.float32), utts[0].audio[: RATE * 7 // 10]))
     out["partial_1s_ms"] = [
         stt.transcribe(short, "en", partial=True).elapsed_s * 1000 for _ in range(reps)
@@ -658,10 +589,10 @@ async def run_server_part(
     fake = FakeLLM(
         workdir / "fake.log", ttft_ms=args.ttft_ms, token_ms=args.token_ms, tokens=args.tokens
     )
-    server: Server | None = None
+    server: ServerProcess | None = None
     try:
         await fake.start()
-        server = Server(args, workdir, fake.base_url, stt_dir)
+        server = make_server(args, workdir, fake.base_url, stt_dir)
         t = time.monotonic()
         await server.start()
         print(f"server up, STT ready in {time.monotonic() - t:.1f} s at {server.url}", flush=True)
@@ -677,7 +608,7 @@ async def run_server_part(
         res.output = created["session"]["output_audio"]["format"]
         mic = Mic(ws)
         await server.details(reset=True)
-        cpu0 = (host_cpu_s(), proc_cpu_s(server.pid), proc_cpu_s(os.getpid()))
+        cpu0 = (host_cpu_s()[0], proc_cpu_s(server.pid), proc_cpu_s(os.getpid()))
         w0 = time.monotonic()
         try:
             await voice_turn(c, mic, utts[min(utts)])  # warm-up, not counted
@@ -707,7 +638,7 @@ async def run_server_part(
                         res.texts.append(await text_turn(c, fmt))
         finally:
             wall = time.monotonic() - w0
-            host, srv = host_cpu_s() - cpu0[0], proc_cpu_s(server.pid) - cpu0[1]
+            host, srv = host_cpu_s()[0] - cpu0[0], proc_cpu_s(server.pid) - cpu0[1]
             me = proc_cpu_s(os.getpid()) - cpu0[2]
             res.cpu = {
                 "wall_s": wall,
@@ -820,8 +751,8 @@ def build_report(
     rows.append(Row("partial decode of 1.0 s of audio", stt["partial_1s_ms"]))
     notes = [
         f"  faster-whisper base int8, {stt['threads']} threads, {os.cpu_count()} CPUs;"
-        f" model load {stt['load_s']:.1f} s. Whisper pads every input to a 30 s window, so"
-        " decode time is mostly the fixed encoder cost, not proportional to the audio.",
+        f" model load {stt['load_s']:.1f} s. The encoder window is the audio + 1 s, at least"
+        " STT_WINDOW_MIN_S (10 s): below that, decode time is mostly the fixed encoder cost.",
     ]
     blocks.append(("2. STT alone, in process (no server)", rows, notes))
 
