@@ -463,15 +463,19 @@ class WebAudioStream extends StreamBase {
     }
   }
 
+  /** The chunk's bytes, after whatever the previous chunk left over. */
+  withCarry(buf) {
+    const bytes = new Uint8Array(buf);
+    if (!this.carry) return bytes;
+    const joined = new Uint8Array(this.carry.length + bytes.length);
+    joined.set(this.carry);
+    joined.set(bytes, this.carry.length);
+    this.carry = null;
+    return joined;
+  }
+
   schedulePcm(buf) {
-    let bytes = new Uint8Array(buf);
-    if (this.carry) {
-      const joined = new Uint8Array(this.carry.length + bytes.length);
-      joined.set(this.carry);
-      joined.set(bytes, this.carry.length);
-      bytes = joined;
-      this.carry = null;
-    }
+    const bytes = this.withCarry(buf);
     const n = bytes.length >> 1;
     if (bytes.length % 2) this.carry = bytes.slice(bytes.length - 1);
     if (n === 0) return;
@@ -486,14 +490,7 @@ class WebAudioStream extends StreamBase {
   decodeMp3(buf) {
     this.inflight += 1;
     this.decoding = this.decoding.then(async () => {
-      let bytes = new Uint8Array(buf);
-      if (this.carry) {
-        const joined = new Uint8Array(this.carry.length + bytes.length);
-        joined.set(this.carry);
-        joined.set(bytes, this.carry.length);
-        bytes = joined;
-        this.carry = null;
-      }
+      const bytes = this.withCarry(buf);
       try {
         const ab = await this.player.ctx.decodeAudioData(bytes.slice().buffer);
         if (!this.finished) this.schedule(ab);

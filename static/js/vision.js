@@ -37,22 +37,14 @@ class FrameTimer {
   }
 }
 
-export class CameraCapture {
-  /**
-   * @param {{video: HTMLVideoElement, onFrame: (buf: ArrayBuffer) => boolean|void,
-   *          onEnded?: () => void}} o
-   */
+/** What camera and screen capture share: a media stream shown in `video`, a frame timer. */
+class StreamCapture {
   constructor({ video, onFrame, onEnded }) {
     this.video = video;
     this.onFrame = onFrame;
     this.onEnded = onEnded || (() => {});
     this.stream = null;
-    this.canvas = document.createElement('canvas');
-    this.canvas.width = 320;
-    this.canvas.height = 240;
-    this.g = this.canvas.getContext('2d');
     this.timer = new FrameTimer(() => this.grab());
-    this.fps = 2;
     this.frames = 0;
     this.enabled = () => true; // the page says whether frames are wanted right now
   }
@@ -61,12 +53,10 @@ export class CameraCapture {
     return this.stream !== null;
   }
 
-  async start(fps = 2) {
-    if (this.stream) return;
-    this.stream = await navigator.mediaDevices.getUserMedia({
-      video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 15 } },
-      audio: false,
-    });
+  /** Show `stream` and grab from it at `fps`; the browser ending it (its own stop button,
+   * the device unplugged) stops the capture too. */
+  async attach(stream, fps) {
+    this.stream = stream;
     this.stream.getVideoTracks()[0].addEventListener('ended', () => {
       this.stop();
       this.onEnded();
@@ -79,6 +69,37 @@ export class CameraCapture {
   setFps(fps) {
     this.fps = fps;
     if (this.stream) this.timer.start(fps);
+  }
+
+  stop() {
+    this.timer.stop();
+    if (this.stream) this.stream.getTracks().forEach((tr) => tr.stop());
+    this.stream = null;
+    this.video.srcObject = null;
+  }
+}
+
+export class CameraCapture extends StreamCapture {
+  /**
+   * @param {{video: HTMLVideoElement, onFrame: (buf: ArrayBuffer) => boolean|void,
+   *          onEnded?: () => void}} o
+   */
+  constructor(o) {
+    super(o);
+    this.canvas = document.createElement('canvas');
+    this.canvas.width = 320;
+    this.canvas.height = 240;
+    this.g = this.canvas.getContext('2d');
+    this.fps = 2;
+  }
+
+  async start(fps = 2) {
+    if (this.stream) return;
+    const stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 15 } },
+      audio: false,
+    });
+    await this.attach(stream, fps);
   }
 
   async grab() {
@@ -97,27 +118,17 @@ export class CameraCapture {
     const jpeg = await toJpeg(this.canvas, 0.7);
     if (jpeg && this.onFrame(jpeg) !== false) this.frames += 1;
   }
-
-  stop() {
-    this.timer.stop();
-    if (this.stream) this.stream.getTracks().forEach((tr) => tr.stop());
-    this.stream = null;
-    this.video.srcObject = null;
-  }
 }
 
-export class ScreenCapture {
+export class ScreenCapture extends StreamCapture {
   /**
    * @param {{video: HTMLVideoElement, onFrame: (buf: ArrayBuffer) => boolean|void,
    *          onEnded?: () => void, threshold?: number, maxWidth?: number}} o
    */
   constructor({ video, onFrame, onEnded, threshold = 3, maxWidth = 1280 }) {
-    this.video = video;
-    this.onFrame = onFrame;
-    this.onEnded = onEnded || (() => {});
+    super({ video, onFrame, onEnded });
     this.threshold = threshold;
     this.maxWidth = maxWidth;
-    this.stream = null;
     this.thumb = document.createElement('canvas');
     this.thumb.width = 32;
     this.thumb.height = 18;
@@ -125,36 +136,18 @@ export class ScreenCapture {
     this.full = document.createElement('canvas');
     this.fg = this.full.getContext('2d');
     this.lastThumb = null;
-    this.timer = new FrameTimer(() => this.grab());
-    this.frames = 0;
     this.skipped = 0;
     this.lastDiff = null;
-    this.enabled = () => true;
-  }
-
-  get active() {
-    return this.stream !== null;
   }
 
   async start(fps = 0.5) {
     if (this.stream) return;
-    this.stream = await navigator.mediaDevices.getDisplayMedia({
+    const stream = await navigator.mediaDevices.getDisplayMedia({
       video: { frameRate: { ideal: 5, max: 10 } },
       audio: false,
     });
-    this.stream.getVideoTracks()[0].addEventListener('ended', () => {
-      this.stop();
-      this.onEnded();
-    });
-    this.video.srcObject = this.stream;
-    await this.video.play().catch(() => {});
     this.lastThumb = null;
-    this.setFps(fps);
-  }
-
-  setFps(fps) {
-    this.fps = fps;
-    if (this.stream) this.timer.start(fps);
+    await this.attach(stream, fps);
   }
 
   /** Grayscale 32x18 thumbnail of the current picture. */
@@ -201,10 +194,7 @@ export class ScreenCapture {
   }
 
   stop() {
-    this.timer.stop();
-    if (this.stream) this.stream.getTracks().forEach((tr) => tr.stop());
-    this.stream = null;
-    this.video.srcObject = null;
+    super.stop();
     this.lastThumb = null;
   }
 }
