@@ -12,13 +12,9 @@ from tests.server_harness import ServerThread
 
 
 @pytest.fixture
-def llm() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI(dims=64)
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
+def llm(fake_openai: FakeOpenAI) -> FakeOpenAI:
+    """The fake model server, under the name the e2e tests use."""
+    return fake_openai
 
 
 def make_settings(tmp: Path, fake: FakeOpenAI | None, **over: Any) -> Settings:

@@ -105,12 +105,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
 
 @pytest.fixture(scope="module")
 def browser_llm() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI(dims=64)
-    fake.start()
-    try:
+    with FakeOpenAI() as fake:  # 64-dim embeddings, like the other tests' fake
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture(scope="module")
