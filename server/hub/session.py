@@ -182,7 +182,15 @@ class Session:
         closed = asyncio.create_task(self._closed.wait())
         try:
             await self.send(self.created_event())
-            self.spawn(self._deliver_reminders())
+            self.spawn(
+                deliver_reminders(
+                    self.services.store,
+                    self.services.reminder_watchers,
+                    self.user_id,
+                    self.send,
+                    self.settings.reminder_check_s,
+                )
+            )
             # Ends on disconnect, session.end, a fatal error or a slow consumer. A slow
             # consumer's socket cannot take even a close frame, so we never write to it.
             await asyncio.wait({reader, closed}, return_when=asyncio.FIRST_COMPLETED)
@@ -216,15 +224,6 @@ class Session:
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer
-
-    async def _deliver_reminders(self) -> None:
-        await deliver_reminders(
-            self.services.store,
-            self.services.reminder_watchers,
-            self.user_id,
-            self.send,
-            self.settings.reminder_check_s,
-        )
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
