@@ -32,6 +32,7 @@ from server.store.base import (
     utcnow,
 )
 from server.store.sqlite import check_close_status, check_counter_name
+from server.store.tasks_mongo import MongoTasksMixin, create_task_indexes
 
 PING_TIMEOUT_S = 3.0
 
@@ -87,13 +88,15 @@ def _reminder(doc: dict[str, Any]) -> ReminderRecord:
     )
 
 
-class MongoStore(Store):
+class MongoStore(MongoTasksMixin, Store):
     """Store in database ``db_name`` at ``uri``.
 
     The LangGraph checkpointer is ``MongoDBSaver`` on a separate *sync* MongoClient
     (langgraph-checkpoint-mongodb 0.5 has no async saver; its a* methods run the sync
     calls in worker threads), in the same database.
     """
+
+    _ms = staticmethod(_ms)
 
     def __init__(self, uri: str, db_name: str = "desktopmate") -> None:
         self.uri = uri
@@ -154,6 +157,7 @@ class MongoStore(Store):
             [("user_id", ASCENDING), ("status", ASCENDING), ("due_at", ASCENDING)],
             name="user_status_due",
         )
+        await create_task_indexes(db)
 
     async def close(self) -> None:
         client, sync_client = self._client, self._sync_client

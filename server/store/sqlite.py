@@ -31,6 +31,7 @@ from server.store.base import (
     new_id,
     utcnow,
 )
+from server.store.tasks_sqlite import TASKS_SCHEMA, SQLiteTasksMixin
 
 DB_FILENAME = "desktopmate.sqlite3"
 CHECKPOINT_FILENAME = "checkpoints.sqlite3"
@@ -179,13 +180,16 @@ def _reminder(row: Iterable[Any]) -> ReminderRecord:
     )
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteTasksMixin, Store):
     """Store in ``path/desktopmate.sqlite3``; checkpoints in ``path/checkpoints.sqlite3``.
 
     ``path`` is the data directory (created on open). One connection serves all
     queries; writes are serialised by a lock so one coroutine's commit or rollback
     never lands in the middle of another's transaction.
     """
+
+    _t = staticmethod(_from_db_time)
+    _db_t = staticmethod(_to_db_time)
 
     def __init__(self, path: Path) -> None:
         self.data_dir = Path(path)
@@ -208,7 +212,7 @@ class SQLiteStore(Store):
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=5000")
-            await db.executescript(_SCHEMA)
+            await db.executescript(_SCHEMA + TASKS_SCHEMA)
             await db.commit()
             ckpt = await aiosqlite.connect(self.checkpoint_path)
         except BaseException:
