@@ -25,7 +25,7 @@ import numpy as np
 from analysis.face.expression import EMOTION_KO, EMOTIONS
 from analysis.wordchoice import analyze_words
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: minimum data for a total, seed 003's feedback object
 
 COMPONENTS: tuple[str, ...] = (
     "likability",
@@ -78,6 +78,11 @@ VOLUME_STD_ZERO_DB = 10.0  # spread of utterance loudness scoring 0 consistency
 STRENGTH_MIN = 70.0  # components at least this good are named as strengths
 SUGGEST_BELOW = 80.0  # the weakest component gets a suggestion when under this
 MAX_TIMELINE_POINTS = 240
+# The least a session needs before it gets a total score: enough conversation, or enough
+# camera time. Below both, the report says so instead of giving a confident number.
+MIN_USER_TURNS = 2
+MIN_USER_WORDS = 10
+MIN_FACE_SPAN_S = 20.0
 
 _SENTENCE_END = re.compile(r"[.!?。！？…\n]+")
 _KO_QUESTION_ENDINGS = ("까", "나요", "니", "냐", "어때", "래", "가요", "는지")
@@ -488,7 +493,10 @@ def score_session(
         "posture": parts["posture"]["mean"],
         "expression": weighted([(0.4, expressive), (0.6, positivity)]),
     }
-    total = weighted([(WEIGHTS[k], raw[k]) for k in COMPONENTS])
+    face_span_s = (faces[-1].t_ms - faces[0].t_ms) / 1000.0 if faces else 0.0
+    talked = len(user_texts) >= MIN_USER_TURNS and w.words >= MIN_USER_WORDS
+    enough = any(v is not None for v in raw.values()) and (talked or face_span_s >= MIN_FACE_SPAN_S)
+    total = weighted([(WEIGHTS[k], raw[k]) for k in COMPONENTS]) if enough else None
     scores = Scores(**{k: _pct(v) for k, v in raw.items()}, total=_pct(total))
 
     metrics: dict[str, float | int | str | None] = {
@@ -535,7 +543,6 @@ def score_session(
         ),
         voice=utterances,
     )
-    enough = any(v is not None for v in raw.values())
     summary = summarize(scores, metrics, counts, w.kind_examples, parts)
     return SessionReport(
         version=REPORT_VERSION,
@@ -683,6 +690,17 @@ def summarize(
     was not measured. Deterministic rules, no language model."""
     values = {k: getattr(scores, k) for k in COMPONENTS}
     known = {k: v for k, v in values.items() if v is not None}
+    if scores.total is None and known:
+        turns, words = counts.get("user_turns", 0), metrics.get("user_words") or 0
+        cam = _n(float(metrics.get("face_span_s") or 0.0))
+        return Summary(
+            ko=f"아직 점수를 매기기엔 데이터가 부족해요(대화 {turns}번, {words}단어, 카메라 "
+            f"{cam}초). 대화를 {MIN_USER_TURNS}번, {MIN_USER_WORDS}단어 이상 나누거나 카메라를 "
+            f"{_n(MIN_FACE_SPAN_S)}초 이상 켜 두면 점수가 나와요.",
+            en=f"Too little data for a score yet ({turns} turn(s), {words} word(s), {cam} s of "
+            f"camera). Talk for at least {MIN_USER_TURNS} turns and {MIN_USER_WORDS} words, or "
+            f"keep the camera on for {_n(MIN_FACE_SPAN_S)} s, to get one.",
+        )
     if scores.total is None or not known:
         return Summary(
             ko="아직 리포트를 만들 데이터가 부족해요. "
@@ -728,6 +746,29 @@ def summarize(
         ko.append("음성 분석 데이터가 없어 목소리 특징은 반영하지 않았어요.")
         en.append("No voice analysis was recorded, so voice features were not used.")
     return Summary(ko=" ".join(ko), en=" ".join(en))
+
+
+# Seed 003's expression labels, from the expression component's positivity term.
+EXPRESSION_SEED = (("긍정적", 0.6), ("중립적", 0.4), ("부정적", 0.0))
+
+
+def seed_feedback(report: SessionReport) -> dict[str, Any]:
+    """The report as seed 003's ``feedback`` object, so its clients work unchanged: integer
+    0..100 scores (0 where there was no data, as the seed's example does), the expression as
+    긍정적 / 중립적 / 부정적, ``total_score``, and the Korean summary."""
+    out: dict[str, Any] = {}
+    for name in COMPONENTS:
+        if name == "expression":
+            positivity = report.parts["expression"].get("positivity")
+            out[name] = next(
+                label for label, floor in EXPRESSION_SEED if (positivity or 0.5) >= floor
+            )
+        else:
+            v = getattr(report.scores, name)
+            out[name] = 0 if v is None else _n(v)
+    out["total_score"] = 0 if report.scores.total is None else _n(report.scores.total)
+    out["summary"] = report.summary.ko
+    return out
 
 
 def emotion_label(name: str) -> str:

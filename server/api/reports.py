@@ -19,7 +19,14 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from analysis.scoring import COMPONENTS, LABELS, REPORT_VERSION, emotion_label, score_session
+from analysis.scoring import (
+    COMPONENTS,
+    LABELS,
+    REPORT_VERSION,
+    emotion_label,
+    score_session,
+    seed_feedback,
+)
 from server.api.deps import ServicesDep, UserDep
 from server.services import Services
 from server.store.base import MessageRecord, SessionRecord, utcnow
@@ -64,15 +71,19 @@ async def compute_report(services: Services, user: str, rec: SessionRecord) -> d
     )
     report = await asyncio.to_thread(score_session, msgs, face, voice)
     persona = services.personas.get(rec.persona_id)
+    now = utcnow()
     return {
         "session_id": rec.id,
+        "user_id": user,
         "persona": {"id": rec.persona_id, "name": persona.name if persona else rec.persona_id},
         "status": rec.status,
         "started_at": _iso(rec.started_at),
         "ended_at": _iso(rec.ended_at),
-        "generated_at": utcnow().isoformat(),
+        "generated_at": now.isoformat(),
+        "created_at": now.timestamp(),  # seed 003: epoch seconds
         "html_url": f"/v1/sessions/{rec.id}/report.html",
         **report.to_dict(),
+        "feedback": seed_feedback(report),
     }
 
 

@@ -141,6 +141,15 @@ async def test_report_after_a_session_with_camera_and_voice(
     assert report["enough_data"] is True
     assert "Overall score" in report["summary"]["en"] and "종합 점수" in report["summary"]["ko"]
     assert "No camera data" not in report["summary"]["en"]
+    # seed 003's feedback object, exactly its names, so its clients read the same report
+    assert report["user_id"] == "rep1" and isinstance(report["created_at"], float)
+    fb = report["feedback"]
+    assert list(fb) == [*COMPONENTS, "total_score", "summary"]
+    assert fb["expression"] == "긍정적"  # the astronaut smiles
+    assert fb["blinking"] == 0  # no data is 0 there, as in the seed's example
+    assert fb["total_score"] == int(scores["total"] + 0.5)
+    assert all(isinstance(fb[k], int) for k in COMPONENTS if k != "expression")
+    assert fb["summary"] == report["summary"]["ko"]
 
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
