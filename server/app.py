@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from server.api import chat, health, personas, reminders, sessions, voice
+from server.api import chat, health, personas, reminders, sessions, usage, voice
 from server.api.analyze_face_voice import router as analyze_face_voice_router
 from server.api.analyze_screen import router as analyze_screen_router
 from server.api.reports import router as reports_router
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
         personas.router,
         sessions.router,
-        sessions.usage_router,
+        usage.router,
         chat.router,
         analyze_screen_router,
         voice.router,

@@ -36,11 +36,3 @@ async def list_messages(
         raise HTTPException(404, "No such session for this user.")
     rows = await services.store.list_messages(user, session_id, limit=limit, offset=offset)
     return {"messages": [asdict(m) for m in rows], "limit": limit, "offset": offset}
-
-
-usage_router = APIRouter(prefix="/v1/usage", tags=["usage"])
-
-
-@usage_router.get("", summary="The caller's usage counters (API calls, tokens, cache hits)")
-async def usage(services: ServicesDep, user: UserDep) -> dict[str, Any]:
-    return {"user_id": user, "usage": await services.store.get_usage(user)}

@@ -216,6 +216,22 @@ class Store(ABC):
     @abstractmethod
     async def get_usage(self, user_id: str) -> dict[str, int]: ...
 
+    # -- usage by day (the dashboard) ----------------------------------------------------
+    # incr_usage also adds every counter to the bucket of the current UTC day.
+
+    @abstractmethod
+    async def get_usage_daily(
+        self, user_id: str, first_day: str, last_day: str
+    ) -> dict[str, dict[str, int]]:
+        """{"YYYY-MM-DD": {counter: value}} for the UTC days in [first_day, last_day]."""
+
+    @abstractmethod
+    async def list_reply_timings(
+        self, user_id: str, since: datetime, until: datetime, limit: int = 20_000
+    ) -> list[tuple[datetime, str, dict[str, Any]]]:
+        """(created_at, persona_id, timings) of the user's assistant messages with timings
+        created in [since, until), oldest first."""
+
     @abstractmethod
     async def put_report(self, user_id: str, session_id: str, report: dict[str, Any]) -> None: ...
 

@@ -16,7 +16,7 @@ from langgraph.graph.message import add_messages
 from pymongo import AsyncMongoClient
 
 from server.store import MongoStore, Sample, SQLiteStore, Store, make_store, new_id
-from server.store.base import ReminderRecord
+from server.store.base import ReminderRecord, utcnow
 
 A, B = "user-a", "user-b"
 
@@ -215,6 +215,32 @@ async def test_samples_ordering_and_kind_filter(store: Store) -> None:
 
 
 # -- usage and reports ------------------------------------------------------------
+
+
+async def test_usage_lands_in_todays_bucket_and_reply_timings_are_listed(store: Store) -> None:
+    today = utcnow().date().isoformat()
+    await store.incr_usage(A, {"llm_calls": 1, "output_tokens": 40})
+    await store.incr_usage(A, {"llm_calls": 1, "output_tokens": 2})
+    await store.incr_usage(B, {"llm_calls": 5})
+    assert await store.get_usage_daily(A, today, today) == {
+        today: {"llm_calls": 2, "output_tokens": 42}
+    }
+    assert await store.get_usage_daily(A, "2000-01-01", "2000-12-31") == {}
+    assert await store.get_usage_daily(B, today, today) == {today: {"llm_calls": 5}}
+
+    sid = (await store.create_session(A, "p1")).id
+    await store.add_message(A, sid, "p1", "user", "hi")
+    await store.add_message(A, sid, "p1", "assistant", "yo", timings={"ttft_ms": 120})
+    await store.add_message(A, sid, "p1", "assistant", "no timings")
+    other = (await store.create_session(B, "p1")).id
+    await store.add_message(B, other, "p1", "assistant", "b", timings={"ttft_ms": 9})
+    now = utcnow()
+    rows = await store.list_reply_timings(A, now - timedelta(hours=1), now + timedelta(hours=1))
+    assert [(p, t) for _, p, t in rows] == [("p1", {"ttft_ms": 120})]
+    assert rows[0][0].tzinfo is not None
+    assert (
+        await store.list_reply_timings(A, now + timedelta(hours=1), now + timedelta(hours=2)) == []
+    )
 
 
 async def test_usage_increments_accumulate(store: Store) -> None:
