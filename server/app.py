@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from server.api import chat, health, personas, reminders, sessions, usage, voice
 from server.api.analyze_face_voice import router as analyze_face_voice_router
 from server.api.analyze_screen import router as analyze_screen_router
+from server.api.jsonio import SafeJSONResponse, StrictJSONBody
 from server.api.reports import router as reports_router
 from server.config import Settings
 from server.hub import endpoint
@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Real-time persona companion server. WebSocket protocol: docs/protocol.md.",
         lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
     )
+    app.add_middleware(StrictJSONBody)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -52,16 +54,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     @app.exception_handler(Exception)
-    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+    async def unhandled(request: Request, exc: Exception) -> SafeJSONResponse:
         log.exception("request_failed", path=request.url.path)
-        return JSONResponse({"detail": "Internal server error."}, status_code=500)
+        return SafeJSONResponse({"detail": "Internal server error."}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> SafeJSONResponse:
         errs = [
             {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()[:10]
         ]
-        return JSONResponse({"detail": errs}, status_code=422)
+        return SafeJSONResponse({"detail": errs}, status_code=422)
 
     for r in (
         health.router,

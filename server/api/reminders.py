@@ -15,6 +15,7 @@ from server.store.base import utcnow
 
 router = APIRouter(prefix="/v1/reminders", tags=["reminders"])
 PAST_GRACE = timedelta(seconds=60)  # clocks differ a little: "now" from a client is fine
+MAX_IN_SECONDS = 100 * 365 * 86400.0
 
 
 class ReminderCreate(BaseModel):
@@ -22,8 +23,10 @@ class ReminderCreate(BaseModel):
     due_at: AwareDatetime | None = Field(
         default=None, description="ISO 8601 with a time zone, e.g. 2026-11-21T09:00:00+09:00"
     )
-    in_seconds: Annotated[float, Field(ge=0)] | None = Field(
-        default=None, description="Due this many seconds from now (instead of due_at)"
+    # Finite and bounded: 1e300 or Infinity overflowed timedelta (a 500); the settings'
+    # REMINDER_MAX_DAYS check below is the real limit.
+    in_seconds: Annotated[float, Field(ge=0, le=MAX_IN_SECONDS, allow_inf_nan=False)] | None = (
+        Field(default=None, description="Due this many seconds from now (instead of due_at)")
     )
 
     @model_validator(mode="after")

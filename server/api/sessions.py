@@ -9,7 +9,8 @@ from server.api.deps import ServicesDep, UserDep
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+# Bounded: SQLite takes 64-bit integers only, and an unbounded offset answered 500.
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]
 
 
 @router.get("", summary="The caller's sessions, newest first")

@@ -50,6 +50,11 @@ SAMPLE_KEYS = (
 )
 
 
+# Bound for client landmark values (MediaPipe's are about 0..1) and blendshape scores (0..1):
+# generous, yet far from where squares and exponentials overflow to inf and NaN.
+MAX_COORD = 1000.0
+
+
 class InvalidFaceInput(ValueError):
     """A face frame the tracker cannot take; the message is safe to show the client."""
 
@@ -123,6 +128,10 @@ def landmarks_array(points: list[list[float]] | np.ndarray) -> np.ndarray:
         )
     if not np.isfinite(a).all():
         raise InvalidFaceInput("landmarks contain NaN or infinity.")
+    if np.abs(a).max() > MAX_COORD:  # 1e308 is finite, but its squares are not
+        raise InvalidFaceInput(
+            f"landmarks are normalised coordinates; values beyond +-{MAX_COORD:g} are rejected."
+        )
     if a.shape[1] == 2:
         a = np.hstack((a, np.zeros((a.shape[0], 1))))
     if a.shape[0] == L.N_MESH:
@@ -149,7 +158,9 @@ def check_blendshapes(bs: dict[str, float] | None) -> dict[str, float] | None:
         return None
     for name, v in bs.items():
         if not math.isfinite(v):
-            raise InvalidFaceInput(f"blendshape {name!r} is NaN or infinite.")
+            raise InvalidFaceInput(f"blendshape {name[:64]!r} is NaN or infinite.")
+        if not -MAX_COORD <= v <= MAX_COORD:
+            raise InvalidFaceInput(f"blendshape {name[:64]!r} is out of range (scores are 0..1).")
     return bs
 
 
