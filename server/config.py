@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     screen_capture_interval_s: float = Field(default=2.0, gt=0.0)
     screen_monitor: int = Field(default=1, ge=0)  # mss index: 0 = all monitors, 1 = primary
     vision_cache_size: int = Field(default=256, ge=0)  # descriptions kept by image hash
+    vision_cache_ttl_s: float = Field(default=600.0, gt=0.0)  # a cached description's life
     max_image_bytes: int = 8_000_000  # decoded size limit for POST /v1/analyze/screen
 
     # --- long-term memory (mem0) ------------------------------------------------------
@@ -99,6 +100,9 @@ class Settings(BaseSettings):
     tts_max_chars: int = 2000
     voice_max_bytes: int = 10_000_000
     played_report_wait_ms: int = 800
+    # --- TTS audio cache (seed 004): whole sentences, keyed by provider, voice and text ---
+    tts_cache_ttl_s: float = Field(default=86_400.0, gt=0.0)
+    tts_cache_max_bytes: int = Field(default=32 * 1024 * 1024, ge=0)  # 0 turns it off
     playback_grace_ms: int = 300
 
     # --- face perception --------------------------------------------------------------

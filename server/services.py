@@ -132,7 +132,9 @@ class Services:
         self.vision: VisionClient | None = None
         self.screen_describer: ScreenDescriber | None = None
         self.screen_capture: ScreenCapture | None = None
-        self.vision_cache = DescriptionCache(s.vision_cache_size, s.screen_change_threshold)
+        self.vision_cache = DescriptionCache(
+            s.vision_cache_size, s.screen_change_threshold, ttl_s=s.vision_cache_ttl_s
+        )
         if s.vlm_configured:
             base_url, key, model = s.vlm_endpoint()
             self.vision = VisionClient(
@@ -237,14 +239,36 @@ class Services:
             from server.providers.tts.edge import EdgeTTS
 
             primary = EdgeTTS()
-        if not s.tts_fallback:
+        if s.tts_fallback:
+            primary = FallbackTTS(
+                primary,
+                offline,
+                on_degraded=lambda why: self.set_status("tts", "degraded", why),
+                on_recovered=lambda: self.set_status("tts", "ready"),
+            )
+        if s.tts_cache_max_bytes <= 0:
             return primary
-        return FallbackTTS(
+        from server.providers.tts.cache import CachedTTS
+
+        return CachedTTS(
             primary,
-            offline,
-            on_degraded=lambda why: self.set_status("tts", "degraded", why),
-            on_recovered=lambda: self.set_status("tts", "ready"),
+            ttl_s=s.tts_cache_ttl_s,
+            max_bytes=s.tts_cache_max_bytes,
+            scope=self._voice_reference_scope if s.tts_provider == "fish" else None,
+            on_lookup=self._count_tts_lookup,
         )
+
+    def _voice_reference_scope(self, user_id: str | None) -> str:
+        """A cloned voice's audio depends on the user's reference (and its version)."""
+        path = self.voice_path(user_id or "local")
+        try:
+            return f"{user_id}:{path.stat().st_mtime_ns}"
+        except OSError:
+            return f"{user_id}:none"
+
+    def _count_tts_lookup(self, user_id: str | None, hit: bool) -> None:
+        name = "tts_cache_hits" if hit else "tts_cache_misses"
+        self.background(self.store.incr_usage(user_id or "local", {name: 1}))
 
     async def _start_voice(self) -> None:
         try:

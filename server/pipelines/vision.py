@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import struct
 import time
 from collections import OrderedDict
@@ -172,6 +173,7 @@ def same_screen(a: np.ndarray, b: np.ndarray, threshold: float) -> bool:
 class _Cached:
     thumb: np.ndarray
     text: str
+    expires: float = math.inf
 
 
 class DescriptionCache:
@@ -182,9 +184,17 @@ class DescriptionCache:
     by user so one user's screen text never reaches another user's persona.
     """
 
-    def __init__(self, size: int = 256, threshold: float = 0.04) -> None:
+    def __init__(
+        self,
+        size: int = 256,
+        threshold: float = 0.04,
+        ttl_s: float = math.inf,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.size = size
         self.threshold = threshold
+        self.ttl_s = ttl_s
+        self.clock = clock
         self._items: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -192,6 +202,10 @@ class DescriptionCache:
     def _find(self, scope: str, key: str, thumb: np.ndarray) -> tuple[str, str] | None:
         """The entry for this screen: the exact hash first, then near hashes (JPEG
         re-encoding flips a bit or two), each confirmed on the thumbnail."""
+        now = self.clock()
+        expired = [slot for slot, item in self._items.items() if item.expires <= now]
+        for slot in expired:  # a description this old may no longer match what is shown
+            del self._items[slot]
         exact = self._items.get((scope, key))
         if exact is not None and same_screen(exact.thumb, thumb, self.threshold):
             return scope, key
@@ -223,7 +237,7 @@ class DescriptionCache:
     def put(self, scope: str, key: str, thumb: np.ndarray, text: str) -> None:
         if self.size <= 0:
             return
-        self._items[(scope, key)] = _Cached(thumb.copy(), text)
+        self._items[(scope, key)] = _Cached(thumb.copy(), text, self.clock() + self.ttl_s)
         self._items.move_to_end((scope, key))
         while len(self._items) > self.size:
             self._items.popitem(last=False)

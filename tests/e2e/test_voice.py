@@ -275,6 +275,32 @@ async def test_fish_speech_uses_the_cloned_reference(
     assert len(calls) >= 2 and all(c["body"]["references"][0]["audio"] == ref for c in calls)
 
 
+async def test_a_repeated_reply_sentence_comes_from_the_tts_cache(
+    server_factory, llm: FakeOpenAI, fake_fish: FakeFish
+):
+    server = server_factory(
+        llm, tts_provider="fish", fish_speech_url=fake_fish.base_url, default_output_audio="pcm16"
+    )
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        files = {"audio_file": ("me.wav", _wav(4), "audio/wav")}
+        assert (await http.post("/v1/voice?token=dee", files=files)).status_code == 200
+    ws = await open_ws(server, persona="emma", token="dee")
+    await ws.wait_for("session.created")
+    audio: list[int] = []
+    for _ in range(2):
+        llm.queue_reply("Good morning to you!")
+        await ws.send({"type": "input_text", "text": "Morning!"})
+        created = await ws.wait_for("response.created")
+        await finish_playback(ws, created["response_id"])
+        done = await ws.wait_for("response.done", response_id=created["response_id"])
+        assert done["status"] == "completed"
+        audio.append(len(fake_fish.tts_requests()))
+    assert audio[0] >= 1 and audio[1] == audio[0]  # the second greeting cost no synthesis
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        usage = (await http.get("/v1/usage?token=dee")).json()["usage"]
+    assert usage["tts_cache_hits"] >= 1 and usage["tts_cache_misses"] >= 1
+
+
 async def test_rest_tts_voices_and_chat_audio(server_factory, llm: FakeOpenAI):
     server = server_factory(llm)
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:

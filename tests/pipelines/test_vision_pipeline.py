@@ -215,6 +215,18 @@ def test_cache_needs_matching_thumbnail_and_evicts_least_recent() -> None:
     assert cache.stats() == {"entries": 2, "hits": 3, "misses": 3}
 
 
+def test_cached_descriptions_expire_after_the_ttl() -> None:
+    now = [100.0]
+    cache = DescriptionCache(size=8, ttl_s=600, clock=lambda: now[0])
+    a, key_a = prepare(ui_jpeg(1))
+    cache.put("u", key_a, a, "A")
+    now[0] += 599
+    assert cache.get("u", key_a, a) == "A"
+    now[0] += 2  # 601 s after it was described: the screen may show something else now
+    assert cache.get("u", key_a, a) is None
+    assert cache.stats() == {"entries": 0, "hits": 1, "misses": 1}
+
+
 # --------------------------------------------------------------------------- pipeline
 
 
