@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import socket
 import sys
+from typing import Any
 
 import uvicorn
 
@@ -36,20 +37,27 @@ async def serve_forever(settings: Settings, host: str, port: int) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings),
-        log_level=settings.log_level.lower(),
-        ws_max_size=max(settings.ws_max_binary_bytes, settings.ws_max_text_bytes) + 1024,
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
-        ws_per_message_deflate=settings.ws_compression,
-        access_log=False,
-    )
+    config = uvicorn_config(create_app(settings), settings, log_level=settings.log_level.lower())
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host
     print(f"DesktopMate-Plus listening on http://{shown}:{bound}", flush=True)
     await server.serve(sockets=[sock])
     return 0
+
+
+def uvicorn_config(app: Any, settings: Settings, **over: Any) -> uvicorn.Config:
+    """The transport settings, derived from ours: every frame the protocol allows reaches
+    the session (which answers a too-large one with an error event); only frames beyond
+    WS_MAX_TRANSPORT_BYTES are closed by uvicorn with 1009. Tests start servers with it too."""
+    return uvicorn.Config(
+        app,
+        ws_max_size=settings.ws_transport_max_bytes,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        ws_per_message_deflate=settings.ws_compression,
+        access_log=False,
+        **over,
+    )
 
 
 if __name__ == "__main__":

@@ -126,6 +126,13 @@ class Settings(BaseSettings):
     ws_send_timeout_s: float = 10.0
     ws_compression: bool = False  # permessage-deflate: saves bandwidth, costs CPU per frame
     max_input_chars: int = 4000
+    # Frames a little over a limit get `message_too_large` from the session; only frames
+    # beyond the largest limit + this margin are closed by the transport with 1009.
+    ws_transport_margin_bytes: int = Field(default=65_536, ge=0)
+
+    # --- per-user abuse limits (docs/protocol.md, "Rate and size limits") ---------------
+    ws_user_max_messages_per_s: float = Field(default=400.0, gt=0.0)  # all sockets together
+    ws_max_sessions_per_user: int = Field(default=8, ge=1)  # open at once, in this process
 
     # --- reminders --------------------------------------------------------------------
     reminder_max_chars: int = Field(default=500, ge=1)
@@ -142,6 +149,19 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.model_cache_dir or self.data_dir / "models"
+
+    @property
+    def ws_max_image_text_bytes(self) -> int:
+        """An input_image text frame: a base64 binary frame (x 4/3) plus its JSON fields."""
+        return self.ws_max_binary_bytes * 4 // 3 + 1024
+
+    @property
+    def ws_transport_max_bytes(self) -> int:
+        """uvicorn's ws_max_size (desktopmate serve and the tests' servers)."""
+        largest = max(
+            self.ws_max_text_bytes, self.ws_max_binary_bytes, self.ws_max_image_text_bytes
+        )
+        return largest + self.ws_transport_margin_bytes
 
     @property
     def llm_configured(self) -> bool:

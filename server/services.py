@@ -11,6 +11,7 @@ from typing import Any, Literal
 from server.agent.graph import Agent
 from server.agent.memory import LongTermMemory
 from server.config import Settings, secret
+from server.hub.limits import UserLimits
 from server.hub.reminders import ReminderWatchers
 from server.logging import get_logger
 from server.loopmon import LoopLagMonitor
@@ -81,6 +82,9 @@ class Services:
         self._background: set[asyncio.Task[Any]] = set()
         self.loop_lag = LoopLagMonitor()
         self.reminder_watchers = ReminderWatchers()
+        self.user_limits = UserLimits(
+            settings.ws_max_sessions_per_user, settings.ws_user_max_messages_per_s
+        )
         self._init_vision()
 
     def set_status(self, module: str, status: ModuleStatus, detail: str = "") -> None:

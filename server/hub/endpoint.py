@@ -32,6 +32,28 @@ async def ws_endpoint(
         user_id = resolve_user(services.settings, token)
     except AuthError as e:
         return await _refuse(ws, "unauthorized", str(e), 4401)
+    limits = services.user_limits
+    if not limits.enter(user_id):
+        return await _refuse(
+            ws,
+            "too_many_sessions",
+            f"This user already has {limits.max_sessions} sessions open "
+            "(WS_MAX_SESSIONS_PER_USER); close one first.",
+            4429,
+        )
+    try:
+        await _open_session(ws, services, user_id, persona, session_id)
+    finally:
+        limits.leave(user_id)
+
+
+async def _open_session(
+    ws: WebSocket,
+    services: Services,
+    user_id: str,
+    persona: str | None,
+    session_id: str | None,
+) -> None:
     store = services.store
     resumed = False
     if session_id:

@@ -18,6 +18,7 @@ from server import jsonout
 from server.agent.graph import TurnDelta, TurnFinished
 from server.agent.state import TurnContext
 from server.hub import protocol as p
+from server.hub.limits import MessageLimiter
 from server.hub.reminders import deliver_reminders
 from server.logging import get_logger, redact
 from server.personas import Persona
@@ -38,24 +39,6 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 OUTPUT_RATE = 24_000
-
-
-class TokenBucket:
-    """Message rate limit: ``rate`` per second with a burst of one second's worth."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = rate
-        self.t = time.monotonic()
-
-    def allow(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.t) * self.rate)
-        self.t = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
 
 
 @dataclass
@@ -122,9 +105,12 @@ class Session:
         self.dropped_events = 0
         self.response: ActiveResponse | None = None
         self._response_counter = 0
-        self._bucket = TokenBucket(self.settings.ws_max_messages_per_s)
-        self._rate_dropped = 0
-        self._rate_reported = 0.0
+        self.limiter = MessageLimiter(
+            self.settings.ws_max_messages_per_s,
+            services.user_limits.bucket(user_id),
+            self._rate_limited,
+            self.spawn,
+        )
         self._closed = asyncio.Event()
         self.slow_consumer = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -310,8 +296,7 @@ class Session:
             msg = await self.ws.receive()
             if msg["type"] == "websocket.disconnect":
                 return
-            if not self._bucket.allow():
-                await self._rate_limited()
+            if not self.limiter.allow():
                 continue
             try:
                 if (text := msg.get("text")) is not None:
@@ -329,31 +314,29 @@ class Session:
                 self.log.exception("client_event_failed")
                 await self.error("internal_error", "The message failed because of a server error.")
 
-    async def _rate_limited(self) -> None:
-        """Drop the message; say so at most once a second, or the errors would flood too."""
-        self._rate_dropped += 1
-        now = time.monotonic()
-        if now - self._rate_reported < 1.0:
-            return
-        self._rate_reported = now
-        dropped, self._rate_dropped = self._rate_dropped, 0
-        await self.error(
-            "rate_limited",
-            f"Too many messages: the limit is {self.settings.ws_max_messages_per_s:g} per "
-            f"second. {dropped} message(s) were dropped.",
+    async def _rate_limited(self, dropped: int, which: str) -> None:
+        s = self.settings
+        limit = (
+            f"{s.ws_max_messages_per_s:g} per second on one connection"
+            if which == "connection"
+            else f"{s.ws_user_max_messages_per_s:g} per second for all of a user's connections"
         )
+        event = p.error_event(
+            "rate_limited", f"Too many messages: the limit is {limit}. {dropped} were dropped."
+        )
+        await self.send(event | {"dropped": dropped, "limit": which})
 
     async def _on_text(self, text: str) -> None:
         size = len(text.encode())
         s = self.settings
         # input_image carries a base64 JPEG: it may be as large as a binary frame (+1/3).
-        if size > max(s.ws_max_text_bytes, s.ws_max_binary_bytes * 4 // 3 + 1024) or (
+        if size > max(s.ws_max_text_bytes, s.ws_max_image_text_bytes) or (
             size > s.ws_max_text_bytes and '"input_image"' not in text[:4096]
         ):
             raise p.ProtocolError(
                 "message_too_large",
                 f"Text frames are limited to {s.ws_max_text_bytes} bytes "
-                f"(input_image: {s.ws_max_binary_bytes * 4 // 3 + 1024}).",
+                f"(input_image: {s.ws_max_image_text_bytes}).",
             )
         event = p.decode_client_event(text)
         handler = getattr(self, "on_" + event.type.replace(".", "_"))
