@@ -216,6 +216,26 @@ class Store(ABC):
     @abstractmethod
     async def get_usage(self, user_id: str) -> dict[str, int]: ...
 
+    # -- history (the studio's history viewer) -------------------------------------------
+
+    @abstractmethod
+    async def delete_session(self, user_id: str, session_id: str) -> bool:
+        """Delete a session with its messages, samples, report and conversation checkpoint.
+        False when it does not exist for this user."""
+
+    @abstractmethod
+    async def session_previews(
+        self, user_id: str, session_ids: list[str]
+    ) -> dict[str, tuple[str | None, int]]:
+        """{session_id: (the first user message or None, message count)}."""
+
+    @abstractmethod
+    async def search_sessions(
+        self, user_id: str, query: str, limit: int = 50
+    ) -> list[SessionRecord]:
+        """The user's sessions with a message containing ``query`` (case-insensitive),
+        newest first."""
+
     # -- usage by day (the dashboard) ----------------------------------------------------
     # incr_usage also adds every counter to the bucket of the current UTC day.
 

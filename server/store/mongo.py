@@ -10,6 +10,7 @@ millisecond precision, so times are truncated to the millisecond before they are
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -381,6 +382,48 @@ class MongoStore(MongoTasksMixin, Store):
         await self._d.usage_daily.update_one(
             {"user_id": user_id, "day": day}, {"$inc": inc}, upsert=True
         )
+
+    async def delete_session(self, user_id: str, session_id: str) -> bool:
+        rec = await self.get_session(user_id, session_id)
+        if rec is None:
+            return False
+        for name in ("messages", "samples", "reports"):
+            await self._d[name].delete_many({"user_id": user_id, "session_id": session_id})
+        await self._d.sessions.delete_one({"_id": session_id, "user_id": user_id})
+        await asyncio.to_thread(self.checkpointer().delete_thread, rec.thread_id)
+        return True
+
+    async def session_previews(
+        self, user_id: str, session_ids: list[str]
+    ) -> dict[str, tuple[str | None, int]]:
+        out: dict[str, tuple[str | None, int]] = {}
+        for sid in session_ids:
+            query = {"user_id": user_id, "session_id": sid}
+            n = await self._d.messages.count_documents(query)
+            if not n:
+                continue
+            first = await self._d.messages.find_one(
+                query | {"role": "user"},
+                sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
+            )
+            out[sid] = (first["content"] if first else None, n)
+        return out
+
+    async def search_sessions(
+        self, user_id: str, query: str, limit: int = 50
+    ) -> list[SessionRecord]:
+        pattern = {"$regex": re.escape(query), "$options": "i"}
+        ids = await self._d.messages.distinct(
+            "session_id", {"user_id": user_id, "content": pattern}
+        )
+        if not ids:
+            return []
+        cursor = (
+            self._d.sessions.find({"user_id": user_id, "_id": {"$in": ids}})
+            .sort([("started_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+        )
+        return [_session(d) async for d in cursor]
 
     async def get_usage_daily(
         self, user_id: str, first_day: str, last_day: str

@@ -498,6 +498,49 @@ class SQLiteStore(SQLiteTasksMixin, Store):
         )
         return {name: int(value) for name, value in rows}
 
+    async def delete_session(self, user_id: str, session_id: str) -> bool:
+        rec = await self.get_session(user_id, session_id)
+        if rec is None:
+            return False
+        async with self._write() as conn:
+            for table in ("messages", "samples", "reports"):
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE user_id = ? AND session_id = ?",
+                    (user_id, session_id),
+                )
+            await conn.execute(
+                "DELETE FROM sessions WHERE user_id = ? AND id = ?", (user_id, session_id)
+            )
+        await self.checkpointer().adelete_thread(rec.thread_id)
+        return True
+
+    async def session_previews(
+        self, user_id: str, session_ids: list[str]
+    ) -> dict[str, tuple[str | None, int]]:
+        if not session_ids:
+            return {}
+        marks = ",".join("?" * len(session_ids))
+        rows = await self._fetch(
+            "SELECT session_id, COUNT(*), (SELECT content FROM messages f WHERE "
+            "f.user_id = m.user_id AND f.session_id = m.session_id AND f.role = 'user' "
+            "ORDER BY f.created_at, f.rowid LIMIT 1) FROM messages m "
+            f"WHERE user_id = ? AND session_id IN ({marks}) GROUP BY session_id",
+            (user_id, *session_ids),
+        )
+        return {sid: (first, int(n)) for sid, n, first in rows}
+
+    async def search_sessions(
+        self, user_id: str, query: str, limit: int = 50
+    ) -> list[SessionRecord]:
+        like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = await self._fetch(
+            f"SELECT {_SESSION_COLS} FROM sessions s WHERE user_id = ? AND EXISTS (SELECT 1 "
+            "FROM messages m WHERE m.user_id = s.user_id AND m.session_id = s.id AND "
+            "m.content LIKE ? ESCAPE '\\') ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            (user_id, like, limit),
+        )
+        return [_session(r) for r in rows]
+
     async def get_usage_daily(
         self, user_id: str, first_day: str, last_day: str
     ) -> dict[str, dict[str, int]]:

@@ -217,6 +217,36 @@ async def test_samples_ordering_and_kind_filter(store: Store) -> None:
 # -- usage and reports ------------------------------------------------------------
 
 
+async def test_history_previews_search_and_delete(store: Store) -> None:
+    s1 = (await store.create_session(A, "p1")).id
+    s2 = (await store.create_session(A, "p1")).id
+    empty = (await store.create_session(A, "p1")).id
+    theirs = (await store.create_session(B, "p1")).id
+    await store.add_message(A, s1, "p1", "assistant", "Welcome back!")
+    await store.add_message(A, s1, "p1", "user", "Tell me about 100% Busan_trips")
+    await store.add_message(A, s1, "p1", "user", "and the beach")
+    await store.add_message(A, s2, "p1", "user", "what about SEOUL?")
+    await store.add_message(B, theirs, "p1", "user", "busan from B")
+    await store.add_samples(A, s1, [Sample("face", 1, {"x": 1})])
+    await store.put_report(A, s1, {"v": 1})
+
+    previews = await store.session_previews(A, [s1, s2, empty, theirs])
+    assert previews == {s1: ("Tell me about 100% Busan_trips", 3), s2: ("what about SEOUL?", 1)}
+    assert [r.id for r in await store.search_sessions(A, "busan")] == [s1]
+    assert [r.id for r in await store.search_sessions(A, "seoul")] == [s2]
+    assert [r.id for r in await store.search_sessions(A, "100%")] == [s1]  # % is literal
+    assert await store.search_sessions(A, "1_0") == []  # so is _
+    assert await store.search_sessions(A, "from B") == []  # only the caller's
+
+    assert await store.delete_session(B, s1) is False  # not theirs to delete
+    assert await store.delete_session(A, s1) is True
+    assert await store.get_session(A, s1) is None
+    assert await store.list_messages(A, s1) == [] and await store.list_samples(A, s1) == []
+    assert await store.get_report(A, s1) is None
+    assert await store.delete_session(A, s1) is False
+    assert [m.content for m in await store.list_messages(B, theirs)] == ["busan from B"]
+
+
 async def test_usage_lands_in_todays_bucket_and_reply_timings_are_listed(store: Store) -> None:
     today = utcnow().date().isoformat()
     await store.incr_usage(A, {"llm_calls": 1, "output_tokens": 40})
