@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from server.api import chat, health, personas, reminders, sessions, usage, voice
+from server.api import chat, health, personas, reminders, sessions, setup, usage, voice
 from server.api.analyze_face_voice import router as analyze_face_voice_router
 from server.api.analyze_screen import router as analyze_screen_router
 from server.api.jsonio import SafeJSONResponse, StrictJSONBody
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         personas.router,
         sessions.router,
         usage.router,
+        setup.router,
         chat.router,
         analyze_screen_router,
         voice.router,
