@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from server.api import chat, health, personas, reminders, sessions, setup, usage, voice
+from server.api import chat, health, personas, reminders, sessions, setup, tasks, usage, voice
 from server.api.analyze_face_voice import router as analyze_face_voice_router
 from server.api.analyze_screen import router as analyze_screen_router
 from server.api.jsonio import SafeJSONResponse, StrictJSONBody
@@ -77,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         analyze_face_voice_router,
         reports_router,
         reminders.router,
+        tasks.router,
+        tasks.extra_router,
         endpoint.router,
     ):
         app.include_router(r)

@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     vision_cache_ttl_s: float = Field(default=600.0, gt=0.0)  # a cached description's life
     max_image_bytes: int = 8_000_000  # decoded size limit for POST /v1/analyze/screen
 
+    # --- screen tasks (server/tasks, seed 001) -----------------------------------------
+    task_max_retries: int = Field(default=3, ge=0, le=10)  # MAX_RETRIES per step
+    task_screen_wait_s: float = Field(default=5.0, gt=0.0)  # wait for the after-action screen
+    task_change_threshold: float = Field(default=0.01, gt=0.0, le=1.0)  # mean diff: changed
+    task_cell_threshold: float = Field(default=0.03, gt=0.0, le=1.0)  # or one 1/144 cell
+    task_max_chars: int = Field(default=500, ge=1)  # task description length
+    task_keep_screenshots: bool = True  # keep each step's screen under DATA_DIR/tasks/
+
     # --- long-term memory (mem0) ------------------------------------------------------
     memory_enabled: bool = True
     embed_base_url: str | None = None

@@ -29,6 +29,7 @@ from server.providers.tts.base import TTSProvider
 from server.providers.vad import SileroVAD, VADUnavailable
 from server.providers.vlm import VisionClient
 from server.store import Store, make_store
+from server.tasks.runner import TaskRunners
 
 log = get_logger(__name__)
 
@@ -86,6 +87,7 @@ class Services:
             settings.ws_max_sessions_per_user, settings.ws_user_max_messages_per_s
         )
         self._init_vision()
+        self.tasks = TaskRunners(self.store, self.vision, settings)
 
     def set_status(self, module: str, status: ModuleStatus, detail: str = "") -> None:
         self.modules[module] = status
@@ -314,6 +316,7 @@ class Services:
             await self.tts.close()
         if self.screen_capture is not None:
             await self.screen_capture.close()
+        await self.tasks.close()
         if self.screen_describer is not None:
             await self.screen_describer.aclose()
         if self.face is not None:

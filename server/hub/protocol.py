@@ -168,6 +168,31 @@ class SessionEnd(_Event):
     type: Literal["session.end"]
 
 
+class TaskConfirm(_Event):
+    """The user's answer to a task.action_preview, clicked (a spoken one is a normal turn)."""
+
+    type: Literal["task.confirm"]
+    task_id: str
+    action_id: str
+    approve: bool = True
+
+
+class TaskExecuted(_Event):
+    """The client performed (or did not perform) the approved action; the next screen frame
+    it sends is the screen after it."""
+
+    type: Literal["task.executed"]
+    task_id: str
+    action_id: str
+    executed: bool = True
+
+
+class TaskControl(_Event):
+    type: Literal["task.control"]
+    task_id: str
+    command: Literal["pause", "resume", "cancel", "retry"]
+
+
 class Ping(_Event):
     type: Literal["ping"]
     id: Annotated[str, Field(max_length=256)] | SafeInt | None = None
@@ -184,6 +209,9 @@ ClientEvent = Annotated[
     | SessionPause
     | SessionResume
     | SessionEnd
+    | TaskConfirm
+    | TaskExecuted
+    | TaskControl
     | Ping,
     Field(discriminator="type"),
 ]
@@ -201,6 +229,9 @@ KNOWN_TYPES = frozenset(
         SessionPause,
         SessionResume,
         SessionEnd,
+        TaskConfirm,
+        TaskExecuted,
+        TaskControl,
         Ping,
     )
 )

@@ -30,6 +30,7 @@ from server.pipelines.voice_analysis import VoiceAnalysis
 from server.providers.llm import LLMNotConfigured
 from server.providers.stt import Transcript
 from server.store.base import Sample, SessionRecord, utcnow
+from server.tasks import live as task_live
 
 if TYPE_CHECKING:
     import numpy as np
@@ -160,6 +161,9 @@ class Session:
             if services.screen_capture is not None:
                 services.screen_capture.subscribe(self.screen, lambda: not self.paused)
 
+        self.tasks = services.tasks.get(user_id)
+        self._detach_tasks = self.tasks.attach(task_live.listener(self.send, persona.language))
+
     # --- lifecycle --------------------------------------------------------------------
     async def run(self) -> None:
         writer = asyncio.create_task(self._writer())
@@ -184,6 +188,7 @@ class Session:
         finally:
             reader.cancel()
             closed.cancel()
+            self._detach_tasks()
             await self.cancel_response()
             await self.close_perception()
             for t in list(self._tasks):
@@ -404,6 +409,12 @@ class Session:
             raise p.ProtocolError("session_paused", "The session is paused; resume it first.")
         await self.start_turn(text)
 
+    async def on_task_confirm(self, ev: p.TaskConfirm) -> None:
+        self.spawn(task_live.client_event(self.tasks, ev, self.tasks.seq, self.send))
+
+    on_task_executed = on_task_confirm
+    on_task_control = on_task_confirm
+
     async def on_response_cancel(self, ev: p.ResponseCancel) -> None:
         await self.cancel_response()
 
@@ -470,7 +481,9 @@ class Session:
 
     async def _on_screen_frame(self, jpeg: bytes, t_ms: int | None) -> None:
         """Screen frames go to the latest-wins screen pipeline; without a VLM they are
-        dropped, and the client is told once per session (not once per frame)."""
+        dropped, and the client is told once per session (not once per frame). The user's
+        screen task (if any) gets them too."""
+        self.tasks.on_frame(jpeg)
         if self.screen is None:
             if not self._warned_vision:
                 self._warned_vision = True
@@ -596,7 +609,9 @@ class Session:
 
     # --- responses ----------------------------------------------------------------------
     async def start_turn(self, text: str, t0: float | None = None, source: str = "text") -> None:
-        """Run one persona reply; a reply still streaming is cancelled first."""
+        """Run one persona reply; a reply still streaming is cancelled first. A yes or no
+        also answers the screen task's pending preview."""
+        self.tasks.hear(text)
         await self.cancel_response()
         store = self.services.store
         if self.services.agent.llm is None:

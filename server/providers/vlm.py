@@ -193,8 +193,18 @@ class VisionClient:
         question = "Analyse this screenshot."
         if context:
             question += f"\nContext from the conversation: {context}"
+        text = await self.structured_answer(
+            image, ANALYZE_SYSTEM_PROMPT, question, ScreenAnalysis, "screen_analysis"
+        )
+        return parse_screen_analysis(text)
+
+    async def structured_answer(
+        self, image: bytes, system: str, question: str, model: type[BaseModel], name: str
+    ) -> str:
+        """The raw JSON text of an answer constrained to ``model``'s strict schema; the caller
+        validates it (the task planner retries a malformed one)."""
         messages = [
-            {"role": "system", "content": ANALYZE_SYSTEM_PROMPT},
+            {"role": "system", "content": system},
             {
                 "role": "user",
                 "content": [
@@ -205,21 +215,17 @@ class VisionClient:
         ]
         response_format = {
             "type": "json_schema",
-            "json_schema": {
-                "name": "screen_analysis",
-                "strict": True,
-                "schema": strict_json_schema(ScreenAnalysis),
-            },
+            "json_schema": {"name": name, "strict": True, "schema": strict_json_schema(model)},
         }
         text, finish = await self._complete(
             messages, max_tokens=self.analysis_max_tokens, response_format=response_format
         )
         if finish == "length":
             raise VisionError(
-                f"screen analysis was cut off at {self.analysis_max_tokens} tokens "
+                f"{name} was cut off at {self.analysis_max_tokens} tokens "
                 "(raise analysis_max_tokens)"
             )
-        return parse_screen_analysis(text)
+        return text
 
     async def _complete(
         self, messages: list[dict[str, Any]], *, max_tokens: int, **extra: Any
@@ -271,9 +277,14 @@ _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
 
 def parse_screen_analysis(text: str) -> ScreenAnalysis:
     """Validate a model's JSON answer; tolerates a ```json fence from lax servers."""
+    return parse_json_answer(text, ScreenAnalysis, "screen analysis")
+
+
+def parse_json_answer[M: BaseModel](text: str, model: type[M], what: str) -> M:
+    """A model's JSON answer validated against ``model``; errors name the first problem."""
     raw = (text or "").strip()
     if not raw:
-        raise VisionError("vision model returned an empty answer for screen analysis")
+        raise VisionError(f"vision model returned an empty answer for {what}")
     fenced = _FENCE.match(raw)
     if fenced:
         raw = fenced.group(1)
@@ -281,15 +292,15 @@ def parse_screen_analysis(text: str) -> ScreenAnalysis:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise VisionError(
-            f"screen analysis is not valid JSON ({exc.msg} at char {exc.pos}): {_snippet(raw)}"
+            f"{what} is not valid JSON ({exc.msg} at char {exc.pos}): {_snippet(raw)}"
         ) from exc
     try:
-        return ScreenAnalysis.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "<root>"
         raise VisionError(
-            f"screen analysis does not match the schema: {where}: {first['msg']} "
+            f"{what} does not match the schema: {where}: {first['msg']} "
             f"({exc.error_count()} error(s)): {_snippet(raw)}"
         ) from exc
 

@@ -330,7 +330,7 @@ class FakeOpenAI(LoopbackServer):
         self._lock = threading.Lock()
         self._replies: deque[Reply] = deque()
         self._memory_replies: deque[Reply] = deque()
-        self._default: Callable[[dict[str, Any]], str | list[str]] | None = None
+        self._default: Callable[[dict[str, Any]], str | list[str] | Reply] | None = None
         self._ids = itertools.count(1)
 
     @property
@@ -365,9 +365,21 @@ class FakeOpenAI(LoopbackServer):
         with self._lock:
             self._memory_replies.append(Reply(json_text, fail_status=fail_status))
 
-    def set_default(self, fn: Callable[[dict[str, Any]], str | list[str]] | None) -> None:
-        """Decide unscripted chat replies: ``fn(request_body)`` returns text or a token list."""
+    def set_default(self, fn: Callable[[dict[str, Any]], str | list[str] | Reply] | None) -> None:
+        """Decide unscripted chat replies: ``fn(request_body)`` returns text, a token list or
+        a Reply (e.g. a scripted failure). With ``request_images`` it can answer per screen:
+        by a marker in the image, or by counting the calls it has seen."""
         self._default = fn
+
+    @staticmethod
+    def request_images(body: dict[str, Any]) -> list[bytes]:
+        """The decoded bytes of every base64 data-URL image part in a chat request body."""
+        out: list[bytes] = []
+        for m in body.get("messages") or []:
+            for url in _images_of(m.get("content")):
+                if url.startswith("data:") and ";base64," in url:
+                    out.append(base64.b64decode(url.split(";base64,", 1)[1]))
+        return out
 
     def clear(self) -> None:
         """Drop scripted replies and recorded requests."""
@@ -481,6 +493,8 @@ class FakeOpenAI(LoopbackServer):
         """Reply when nothing is queued: set_default, forced tool, JSON mode, or echo."""
         if self._default is not None:
             out = self._default(body)
+            if isinstance(out, Reply):
+                return out
             return Reply(tokens=out) if isinstance(out, list) else Reply(text=out)
         last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
         said = _text_of(last_user.get("content")).strip()

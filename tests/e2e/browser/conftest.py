@@ -39,6 +39,17 @@ SENTENCE = "The quick brown fox jumps over the lazy dog."
 MIC_RATE = 48_000
 REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "test-artifacts"
+# Debian chromium, headless, nothing reaching out on its own (TESTING.md).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 # ---- chromium -----------------------------------------------------------------------------
@@ -309,14 +320,7 @@ async def open_studio(chromium: Path, media: Media) -> AsyncIterator[OpenStudio]
     ) -> Studio:
         wav = media.speech_wav if mic == "speech" else media.silence_wav
         args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *CHROMIUM_ARGS,
             "--use-fake-ui-for-media-stream",
             "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-audio-capture={wav}",
