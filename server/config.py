@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     stt_partial_interval_ms: int = 700
     stt_max_segment_s: float = 30.0
     stt_window_min_s: float = 10.0  # encoder window floor; 0 = Whisper's full 30 s window
+    # --- remote speech recognition (STT_PROVIDER=openai) -------------------------------
+    stt_provider: Literal["local", "openai"] = "local"
+    stt_base_url: str | None = None  # an OpenAI-compatible /v1 with /audio/transcriptions
+    stt_api_key: SecretStr | None = None
+    stt_remote_model: str = "whisper-1"
+    stt_timeout_s: float = Field(default=30.0, gt=0.0)
+    stt_max_concurrency: int = Field(default=4, ge=1)  # requests in flight per process
     model_cache_dir: Path | None = None
     vad_threshold: float = 0.5
     vad_min_speech_ms: int = 250

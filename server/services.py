@@ -25,6 +25,7 @@ from server.pipelines.vision import (
 from server.providers.face import FaceLandmarkerProvider, FaceModelUnavailable
 from server.providers.llm import close_chat_model, make_chat_model
 from server.providers.stt import STTError, WhisperSTT
+from server.providers.stt_remote import RemoteSTT
 from server.providers.tts.base import TTSProvider
 from server.providers.vad import SileroVAD, VADUnavailable
 from server.providers.vlm import VisionClient
@@ -74,7 +75,7 @@ class Services:
         self.memory = LongTermMemory(settings)
         self.agent: Agent
         self.vad: SileroVAD | None = None
-        self.stt: WhisperSTT | None = None
+        self.stt: WhisperSTT | RemoteSTT | None = None
         self.tts: TTSProvider | None = None
         # One MediaPipe graph for all sessions; its single worker thread serialises frames
         # so waiting camera frames never occupy the default pool that VAD/STT rely on.
@@ -288,6 +289,9 @@ class Services:
             self.set_status("stt", "error", f"VAD: {e}")
             return
         s = self.settings
+        if s.stt_provider == "openai":
+            self._start_remote_stt()
+            return
         self.stt = WhisperSTT(
             s.stt_model,
             device=s.stt_device,
@@ -295,6 +299,23 @@ class Services:
             cpu_threads=s.stt_cpu_threads,
             download_root=s.models_dir / "whisper",
             window_min_s=s.stt_window_min_s or None,
+        )
+        self.set_status("stt", "loading")
+        self.background(self._load_stt())
+
+    def _start_remote_stt(self) -> None:
+        s = self.settings
+        if not s.stt_base_url:
+            self.set_status(
+                "stt", "error", "STT_PROVIDER=openai needs STT_BASE_URL (an OpenAI-compatible /v1)"
+            )
+            return
+        self.stt = RemoteSTT(
+            s.stt_base_url,
+            secret(s.stt_api_key),
+            s.stt_remote_model,
+            timeout_s=s.stt_timeout_s,
+            max_concurrency=s.stt_max_concurrency,
         )
         self.set_status("stt", "loading")
         self.background(self._load_stt())
@@ -314,6 +335,8 @@ class Services:
             t.cancel()
         if self.tts is not None:
             await self.tts.close()
+        if isinstance(self.stt, RemoteSTT):
+            await self.stt.aclose()
         if self.screen_capture is not None:
             await self.screen_capture.close()
         await self.tasks.close()

@@ -1,0 +1,175 @@
+"""Speech-to-text on its own (GPU) servers: any OpenAI-compatible
+``POST /v1/audio/transcriptions`` endpoint (speaches / faster-whisper-server, vLLM's Whisper,
+OpenAI). Same interface as ``WhisperSTT`` as the audio pipeline uses it.
+
+Cost: every partial is one request carrying the utterance so far (16 kHz WAV, 32 KB per
+second), so a 5 s utterance with partials every 700 ms uploads about 0.6 MB; a final is one
+more request. ``max_concurrency`` bounds requests in flight per server process: a partial
+that finds them all busy is skipped (``atry_transcribe`` returns None), as with the local
+model's lock."""
+
+from __future__ import annotations
+
+import io
+import time
+import wave
+from typing import Any
+
+import httpx
+import numpy as np
+
+from server.providers.stt import SAMPLE_RATE, Segment, STTError, STTUnavailable, Transcript
+
+# Whisper's language names (OpenAI's verbose_json says "english"); servers that answer with
+# codes ("en") pass through.
+LANGUAGE_CODES = {
+    "english": "en",
+    "korean": "ko",
+    "japanese": "ja",
+    "chinese": "zh",
+    "german": "de",
+    "french": "fr",
+    "spanish": "es",
+}
+
+
+def wav_bytes(audio: np.ndarray) -> bytes:
+    pcm = (np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0) * 32767.0).astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+class RemoteSTT:
+    """An OpenAI-compatible transcription endpoint."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        model: str,
+        *,
+        timeout_s: float = 30.0,
+        max_concurrency: int = 4,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.timeout_s = timeout_s
+        self.max_concurrency = max_concurrency
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout_s)
+        self._in_flight = 0
+        self._loaded = False
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    @property
+    def busy(self) -> bool:
+        return self._in_flight >= self.max_concurrency
+
+    async def aload(self) -> None:
+        """Check that the server answers at all (any HTTP status will do: some servers have
+        no /models route); a refused connection or a timeout is an error with its cause."""
+        try:
+            await self._client.get("/models", timeout=min(5.0, self.timeout_s))
+        except httpx.TimeoutException:
+            raise STTUnavailable(
+                f"the transcription server at {self.base_url} did not answer within "
+                f"{min(5.0, self.timeout_s):g} s (check STT_BASE_URL)"
+            ) from None
+        except httpx.HTTPError as e:
+            raise STTUnavailable(
+                f"the transcription server at {self.base_url} is unreachable "
+                f"({type(e).__name__}; check STT_BASE_URL and that the server runs)"
+            ) from None
+        self._loaded = True
+
+    async def atranscribe(
+        self,
+        audio: np.ndarray,
+        language: str | None = None,
+        *,
+        partial: bool = False,
+        beam_size: int | None = None,
+        initial_prompt: str | None = None,
+        word_timestamps: bool = False,
+    ) -> Transcript:
+        samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+        duration_s = samples.size / SAMPLE_RATE
+        if samples.size == 0:
+            return Transcript("", language or "", [], 0.0, 0.0)
+        data: dict[str, Any] = {"model": self.model, "response_format": "verbose_json"}
+        if language:
+            data["language"] = language.split("-")[0].lower()
+        if initial_prompt:
+            data["prompt"] = initial_prompt
+        if word_timestamps:
+            data["timestamp_granularities[]"] = "word"
+        files = {"file": ("audio.wav", wav_bytes(samples), "audio/wav")}
+        self._in_flight += 1
+        started = time.perf_counter()
+        try:
+            r = await self._client.post("/audio/transcriptions", data=data, files=files)
+        except httpx.TimeoutException:
+            raise STTError(
+                f"the transcription server did not answer within {self.timeout_s:g} s"
+            ) from None
+        except httpx.HTTPError as e:
+            raise STTError(
+                f"the transcription server is unreachable ({type(e).__name__})"
+            ) from None
+        finally:
+            self._in_flight -= 1
+        elapsed = time.perf_counter() - started
+        if r.status_code != 200:
+            raise STTError(f"the transcription server answered HTTP {r.status_code}")
+        try:
+            body = r.json()
+            text = str(body["text"]).strip()
+        except (ValueError, KeyError, TypeError):
+            raise STTError("the transcription server sent an invalid response") from None
+        segments = [
+            Segment(float(s.get("start", 0.0)), float(s.get("end", 0.0)), str(s["text"]).strip())
+            for s in body.get("segments") or []
+            if isinstance(s, dict) and "text" in s
+        ]
+        lang = str(body.get("language") or language or "")
+        raw = body.get("segments") or []
+        logprobs = [s["avg_logprob"] for s in raw if isinstance(s, dict) and "avg_logprob" in s]
+        no_speech = [
+            s["no_speech_prob"] for s in raw if isinstance(s, dict) and "no_speech_prob" in s
+        ]
+        return Transcript(
+            text=text,
+            language=LANGUAGE_CODES.get(lang.lower(), lang.lower()),
+            segments=segments,
+            duration_s=float(body.get("duration") or duration_s),
+            elapsed_s=elapsed,
+            avg_logprob=min(logprobs) if logprobs else None,
+            no_speech_prob=max(no_speech) if no_speech else None,
+        )
+
+    async def atry_transcribe(
+        self,
+        audio: np.ndarray,
+        language: str | None = None,
+        *,
+        partial: bool = True,
+        beam_size: int | None = None,
+        initial_prompt: str | None = None,
+    ) -> Transcript | None:
+        """A partial: skipped (None) when every request slot is taken."""
+        if self.busy:
+            return None
+        return await self.atranscribe(
+            audio, language, partial=partial, initial_prompt=initial_prompt
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

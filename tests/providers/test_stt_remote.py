@@ -1,0 +1,84 @@
+"""STT_PROVIDER=openai against a real transcription server on loopback (the local
+faster-whisper base model behind OpenAI's /v1/audio/transcriptions): speech in, words out,
+the way a remote GPU box would answer; and honest errors when it cannot."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server.providers.stt import STTError, STTUnavailable
+from server.providers.stt_remote import RemoteSTT
+from tests.fakes.transcription_server import TranscriptionServer
+from tests.speech import speak, whisper_base_dir, with_silence
+
+
+@pytest.fixture(scope="module")
+def transcriber() -> Iterator[TranscriptionServer]:
+    server = TranscriptionServer(whisper_base_dir()).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_remote_transcription_of_real_speech(transcriber: TranscriptionServer):
+    stt = RemoteSTT(transcriber.base_url, "k", "whisper-1", timeout_s=60)
+    try:
+        await stt.aload()
+        assert stt.loaded
+        t = await stt.atranscribe(
+            with_silence(speak("The quick brown fox jumps over the lazy dog."), 200, 200), "en"
+        )
+    finally:
+        await stt.aclose()
+    words = set(t.text.lower().replace(".", "").split())
+    assert len(words & {"quick", "brown", "fox", "jumps", "lazy", "dog"}) >= 5, t.text
+    assert t.language == "en" and t.segments and t.duration_s == pytest.approx(3.0, abs=1.5)
+    [req] = [r for r in transcriber.requests if r["kind"] == "transcription"][-1:]
+    assert req["body"] == {
+        "model": "whisper-1",
+        "response_format": "verbose_json",
+        "language": "en",
+    }
+
+
+async def test_partials_are_skipped_when_every_slot_is_busy(transcriber: TranscriptionServer):
+    stt = RemoteSTT(transcriber.base_url, None, "whisper-1", max_concurrency=1, timeout_s=60)
+    try:
+        final = asyncio.create_task(stt.atranscribe(speak("the quick brown fox"), "en"))
+        await asyncio.sleep(0)  # the request is on its way: the only slot is taken
+        assert stt.busy
+        assert await stt.atry_transcribe(speak("hello"), "en") is None  # skipped, not queued
+        assert "fox" in (await final).text.lower()
+        assert not stt.busy
+        assert await stt.atry_transcribe(speak("hello"), "en") is not None
+    finally:
+        await stt.aclose()
+
+
+async def test_unreachable_and_failing_servers_say_so(tmp_path: Path):
+    down = RemoteSTT(f"http://127.0.0.1:{closed_port()}/v1", None, "whisper-1", timeout_s=5)
+    with pytest.raises(STTUnavailable, match="unreachable"):
+        await down.aload()
+    with pytest.raises(STTError, match="unreachable"):
+        await down.atranscribe(speak("hello"), "en")
+    await down.aclose()
+    failing = TranscriptionServer(whisper_base_dir(), fail_status=503).start()
+    stt = RemoteSTT(failing.base_url, None, "whisper-1")
+    try:
+        with pytest.raises(STTError, match="HTTP 503"):
+            await stt.atranscribe(speak("hello"), "en")
+    finally:
+        await stt.aclose()
+        failing.stop()
