@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from analysis.screen import InvalidImage
 from server.api.deps import ServicesDep, UserDep
 from server.logging import get_logger
-from server.pipelines.vision import prepare
+from server.pipelines.vision import check_image, prepare
 from server.providers.vlm import ScreenAnalysis, VisionError
 
 log = get_logger(__name__)
@@ -42,8 +42,10 @@ class AnalyzeScreenResponse(BaseModel):
     analysis: ScreenAnalysis
 
 
-def decode_screenshot(b64: str, max_bytes: int) -> bytes:
+def decode_screenshot(b64: str, max_bytes: int, *, full_decode: bool = True) -> bytes:
     """base64 (or a data URL) -> checked image bytes; raises ValueError with the reason.
+    ``full_decode=False`` checks only the header (format, pixel limit): for callers that
+    decode the image themselves anyway.
 
     Runs in a worker thread: decoding and validating a large screenshot is CPU work."""
     text = _DATA_URL.sub("", b64.strip(), count=1)
@@ -53,6 +55,10 @@ def decode_screenshot(b64: str, max_bytes: int) -> bytes:
         data = base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("screenshot is not valid base64") from None
+    if not full_decode:
+        if why := check_image(data):
+            raise ValueError(why)
+        return data
     try:
         prepare(data)  # header check, size limit and a full decode
     except InvalidImage as e:

@@ -5,13 +5,13 @@ element reader; the user's consent. Live events for the same tasks go over the W
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field, model_validator
 
+from analysis.screen import InvalidImage
 from server.api.analyze_screen import decode_screenshot
 from server.api.deps import ServicesDep, UserDep
 from server.logging import get_logger
@@ -93,7 +93,10 @@ async def _image(services: Services, b64: str | None) -> bytes | None:
     if b64 is None:
         return None
     try:
-        return await asyncio.to_thread(decode_screenshot, b64, services.settings.max_image_bytes)
+        # the header is checked here; the task runner's own decode catches a broken body
+        return await asyncio.to_thread(
+            decode_screenshot, b64, services.settings.max_image_bytes, full_decode=False
+        )
     except OverflowError as e:
         raise HTTPException(413, f"Invalid image: {e}.") from None
     except ValueError as e:
@@ -245,21 +248,20 @@ async def get_action(
 async def confirm_action(
     task_id: str, action_id: str, body: Confirm, services: ServicesDep, user: UserDep
 ) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    await _task_or_404(services, user, task_id)
     image = await _image(services, body.screenshot)
     runner = _runner(services, user)
     try:
-        await runner.confirm(task_id, action_id, body.executed, image)
+        action = await runner.confirm(task_id, action_id, body.executed, image)
     except TaskError as e:
         raise _http(e) from None
-    action = await services.store.get_task_action(user, task_id, action_id)
-    task = await _task_or_404(services, user, task_id)
-    live = runner.live
+    live = runner.live  # the runner's records are the stored ones: no re-read
+    if live is None or live.task.id != task_id:
+        task = await _task_or_404(services, user, task_id)
+    else:
+        task = live.task
     pending = live.pending if live is not None and live.task.id == task_id else None
-    log.info("task_action_confirmed", task_id=task_id, ms=round((time.perf_counter() - t0) * 1e3))
     return {
-        "action": action_json(action) if action else None,
+        "action": action_json(action),
         "task": task_json(task),
         "next_action_preview": _preview(pending) if task.status == "running" else None,
     }
@@ -287,7 +289,10 @@ async def analyze_element(
         raise HTTPException(503, "Element analysis needs a vision model (VLM_BASE_URL).")
     image = await _image(services, body.screenshot)
     assert image is not None
-    width, height = await asyncio.to_thread(image_size, image)
+    try:
+        width, height = await asyncio.to_thread(image_size, image)
+    except InvalidImage as e:
+        raise HTTPException(400, f"Invalid image: {e}.") from None
     if body.box is not None:
         b = body.box
         where = f"inside the box x={b.x}, y={b.y}, width={b.width}, height={b.height}"

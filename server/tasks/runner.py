@@ -140,6 +140,11 @@ class TaskRunner:
             await coro
         except TaskError as e:
             await self.emit({"type": "task.error", "code": e.code, "message": e.message})
+        except Exception:
+            self.log.exception("task_background_failed")
+            await self.emit(
+                {"type": "task.error", "code": "internal_error", "message": "A server error."}
+            )
 
     async def close(self) -> None:
         for t in list(self._background):
@@ -160,6 +165,7 @@ class TaskRunner:
         self, app_name: str, description: str, screenshot: bytes | None
     ) -> tuple[TaskRecord, TaskActionRecord | None]:
         self._planner()
+        thumb = await self._thumb(screenshot) if screenshot is not None else None
         if self.live and self.live.task.status in LIVE:
             t = self.live.task
             raise TaskError(
@@ -180,7 +186,7 @@ class TaskRunner:
         if image is None:
             live.waiting_for_screen = True
             return task, None
-        await self._plan_locked(live, image)
+        await self._plan_locked(live, image, thumb)
         return live.task, live.pending
 
     async def _live(self, task_id: str) -> Live:
@@ -231,13 +237,16 @@ class TaskRunner:
         await self.emit({"type": "task.updated", "task_id": t.id, **_brief(t)})
 
     # --- planning ----------------------------------------------------------------------------
-    async def _plan_locked(self, live: Live, image: bytes) -> None:
+    async def _plan_locked(self, live: Live, image: bytes, thumb: np.ndarray | None = None) -> None:
         async with self._lock:
-            await self._plan(live, image, time.perf_counter())
+            await self._plan(live, image, time.perf_counter(), thumb)
 
-    async def _plan(self, live: Live, image: bytes, t0: float) -> None:
+    async def _plan(
+        self, live: Live, image: bytes, t0: float, thumb: np.ndarray | None = None
+    ) -> None:
         """Read the screen and preview the next action (or block, or complete)."""
-        thumb = await self._thumb(image)
+        if thumb is None:
+            thumb = await self._thumb(image)
         plan = await self._analyze(live, image)
         if plan is None:
             return
@@ -300,7 +309,8 @@ class TaskRunner:
                 )
                 return
         if verdict.blocked:
-            await self._block(live, a.current_screen, verdict)
+            server_ms = (time.perf_counter() - t0) * 1000 - plan.vlm_ms
+            await self._block(live, a.current_screen, verdict, plan.vlm_ms, server_ms)
             return
         rec = a.recommended_action
         if a.task_complete or rec.type == "none":
@@ -435,12 +445,16 @@ class TaskRunner:
         await self._updated(live)
         await self.emit({"type": "task.failed", "task_id": live.task.id, **failure})
 
-    async def _block(self, live: Live, screen: str, verdict: PaymentVerdict) -> None:
+    async def _block(
+        self, live: Live, screen: str, verdict: PaymentVerdict, vlm_ms: float, server_ms: float
+    ) -> None:
         blocked = {
             "reason": "payment_screen",
             "screen": screen,
             "signals": verdict.reasons,
             "evidence": verdict.evidence,
+            "vlm_ms": round(vlm_ms, 1),
+            "server_ms": round(server_ms, 1),
         }
         live.pending = None
         await self._set_status(live, "blocked_payment", only_if=("running",), blocked=blocked)
@@ -536,7 +550,9 @@ class TaskRunner:
                     )
                     return action
             plan = await self._analyze(live, after, verifying=action)
-            if plan is None:
+            if plan is None:  # the VLM failed (task failed) or the task was paused meanwhile
+                if live.pending is action and live.task.status == "failed":
+                    await self._withdraw(live, live.task.details["failure"]["reason"])
                 return action
             await self._advance(live, after, thumb, plan, t0, verified=action, diff=diff)
         return action
@@ -633,12 +649,13 @@ class TaskRunner:
         live.pending, live.approved_at = None, None
         if a is None:
             return
+        a.status, a.details = "failed", {**a.details, "reason": reason}
         await self.store.update_task_action(
             self.user_id,
             live.task.id,
             a.id,
             status="failed",
-            details={**a.details, "reason": reason},
+            details=a.details,
             only_if_status=("pending",),
         )
         await self.emit(
