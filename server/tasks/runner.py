@@ -276,6 +276,8 @@ class TaskRunner:
             live.busy = False
             self.log.error("task_analysis_failed", task_id=t.id, reason=e.reason, error=e.message)
             if live.task.status == "running":
+                step = t.current_step + 1  # a failed reading counts as a try of the step
+                live.tries[step] = live.tries.get(step, 0) + 1
                 await self._fail(live, e.reason, f"The screen could not be read: {e.message}")
             return None
         live.busy = False
@@ -478,8 +480,11 @@ class TaskRunner:
 
     # --- the user's and the client's answers ---------------------------------------------------
     async def next_action(self, task_id: str, screenshot: bytes | None) -> TaskActionRecord | None:
-        """Plan from this screenshot (or the latest frame); a pending action is superseded."""
+        """Plan from this screenshot (or the latest frame); a pending action is superseded.
+        On a failed task this is a retry (bounded the same way)."""
         live = await self._live(task_id)
+        if live.task.status == "failed":
+            return await self.retry(task_id, None, screenshot)
         self._require(live, "running")
         image = screenshot or (self.frame.image if self.frame else None)
         if image is None:
@@ -574,7 +579,9 @@ class TaskRunner:
                 continue
         return self.frame.image
 
-    async def retry(self, task_id: str, action_id: str | None = None) -> TaskActionRecord | None:
+    async def retry(
+        self, task_id: str, action_id: str | None = None, screenshot: bytes | None = None
+    ) -> TaskActionRecord | None:
         """Repeat the failed step: re-read the current screen and preview it again."""
         live = await self._live(task_id)
         failure = live.task.details.get("failure") or {}
@@ -589,7 +596,7 @@ class TaskRunner:
                 f"The step was tried {self.settings.task_max_retries + 1} times "
                 "(MAX_RETRIES): take over by hand and resume, or cancel.",
             )
-        image = (self.frame.image if self.frame else None) or live.screen
+        image = screenshot or (self.frame.image if self.frame else None) or live.screen
         await self._set_status(live, "running", only_if=("failed",), failure=None)
         await self._updated(live)
         if image is None:

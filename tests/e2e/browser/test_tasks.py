@@ -8,21 +8,18 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
-import json
 import threading
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import httpx
-import numpy as np
 import pytest
 
 from tests.e2e.browser.conftest import CHROMIUM_ARGS
-from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fakes.openai_server import FakeOpenAI
 from tests.server_harness import ServerThread, WsClient, open_ws
+from tests.tasks.screens import ScreenVLM, screen_of, step
 
 APP_DIR = Path(__file__).resolve().parents[1] / "order_app"
 MARKERS = {  # RGB of the marker square -> screen
@@ -35,46 +32,6 @@ MARKERS = {  # RGB of the marker square -> screen
     (128, 64, 0): "cart_en",
     (0, 128, 128): "checkout_en",
 }
-
-
-def step(
-    screen: str,
-    target: str,
-    xy: tuple[int, int],
-    expected: str,
-    visible: list[str],
-    *,
-    last: bool = False,
-    payment: bool = False,
-    kind: str = "click",
-) -> dict[str, Any]:
-    """One StepAnalysis answer, as a VLM would give it for that screen."""
-    return {
-        "current_screen": screen,
-        "available_actions": [
-            {
-                "type": "click",
-                "element": target,
-                "coordinates": {"x": xy[0], "y": xy[1]},
-                "confidence": 0.93,
-            }
-        ],
-        "recommended_action": {
-            "type": kind,
-            "target": target,
-            "reasoning": f"'{target}' moves the order forward",
-            "coordinates": {"x": xy[0], "y": xy[1]},
-            "text": "",
-            "description": f"press {target}",
-        },
-        "visible_text": visible,
-        "is_payment_screen": payment,
-        "matches_expected_screen": True,
-        "expected_next_screen": expected,
-        "is_last_step": last,
-        "task_complete": False,
-        "remaining_plan": ["빅맥 세트 고르기", "옵션 고르기", "장바구니", "주문서"],
-    }
 
 
 # Button centres: left 100 + 240/2, top + 60/2 (style.css, border-box).
@@ -109,35 +66,6 @@ ANSWERS: dict[str, list[dict[str, Any]]] = {
         )
     ],
 }
-
-
-def screen_of(image: bytes) -> str:
-    bgr = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
-    b, g, r = (int(v) for v in bgr[20, 20])
-    for rgb, name in MARKERS.items():
-        if sum(abs(a - c) for a, c in zip(rgb, (r, g, b), strict=True)) < 60:
-            return name
-    return "unknown"
-
-
-class ScreenVLM:
-    """Answers the task planner per screen; the n-th visit of a screen gets the n-th answer
-    (the last one repeats). Screen descriptions (no schema) get a plain sentence."""
-
-    def __init__(self) -> None:
-        self.visits: Counter[str] = Counter()
-
-    def __call__(self, body: dict[str, Any]) -> str | Reply:
-        fmt = (body.get("response_format") or {}).get("json_schema") or {}
-        if fmt.get("name") != "task_step_analysis":
-            return "An ordering app."
-        screen = screen_of(FakeOpenAI.request_images(body)[0])
-        answers = ANSWERS.get(screen)
-        if answers is None:
-            return Reply(fail_status=500)
-        n = self.visits[screen]
-        self.visits[screen] += 1
-        return json.dumps(answers[min(n, len(answers) - 1)], ensure_ascii=False)
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -180,7 +108,7 @@ async def page(chromium: Path) -> AsyncIterator[Any]:
 
 @pytest.fixture
 def srv(server_factory: Callable[..., ServerThread], llm: FakeOpenAI) -> ServerThread:
-    llm.set_default(ScreenVLM())
+    llm.set_default(ScreenVLM(MARKERS, ANSWERS))
     return server_factory(llm, task_screen_wait_s=10.0)
 
 
@@ -325,7 +253,7 @@ async def test_order_reaches_checkout_and_stops_at_korean_payment_screen(
     assert m["step_success_rate"] == pytest.approx(5 / 6, abs=1e-3)  # one dead click
     assert m["mean_vlm_ms"] > 0 and m["mean_server_ms"] >= 0
     shot = srv.settings.data_dir / ok[0]["screenshot_ref"]
-    assert shot.is_file() and screen_of(shot.read_bytes()) == "menu"
+    assert shot.is_file() and screen_of(shot.read_bytes(), MARKERS) == "menu"
     await ws.conn.close()
     await c.http.aclose()
 
