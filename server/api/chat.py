@@ -13,9 +13,8 @@ from server.agent.state import TurnContext
 from server.api.deps import ServicesDep
 from server.api.voice import reply_audio_b64
 from server.auth import AuthError, resolve_user, token_from_request
-from server.hub.session import llm_error_message
 from server.logging import get_logger
-from server.providers.llm import LLMNotConfigured
+from server.providers.llm import LLMNotConfigured, llm_error_message
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["chat"])

@@ -8,6 +8,7 @@ from server.auth import AuthError, resolve_user
 from server.hub.protocol import error_event
 from server.hub.session import Session
 from server.logging import get_logger
+from server.protocols.ws_v1 import WsV1
 from server.services import Services
 
 log = get_logger(__name__)
@@ -77,6 +78,6 @@ async def _open_session(
         await store.update_session(user_id, record.id, status="active")
         record.status = "active"
     turns = await store.count_messages(user_id, chosen.id, "user")
-    session = Session(ws, services, user_id, record, chosen, turns, resumed)
+    session = Session(ws, services, user_id, record, chosen, turns, resumed, WsV1)
     log.info("session_open", session_id=record.id, persona=chosen.id, resumed=resumed)
     await session.run()

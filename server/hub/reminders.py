@@ -65,11 +65,11 @@ async def deliver_reminders(
     store: Store,
     watchers: ReminderWatchers,
     user_id: str,
-    send: Callable[[dict[str, Any]], Awaitable[None]],
+    send: Callable[[ReminderRecord], Awaitable[None]],
     check_s: float,
 ) -> None:
-    """Run for the life of a session: send each reminder when it falls due. A store error
-    is logged and tried again after ``check_s``; it never ends the session."""
+    """Run for the life of a session: hand each reminder to ``send`` when it falls due. A
+    store error is logged and tried again after ``check_s``; it never ends the session."""
     wake = watchers.watch(user_id)
     try:
         while True:
@@ -87,7 +87,7 @@ async def deliver_reminders(
 
 
 async def _send_due(
-    store: Store, user_id: str, send: Callable[[dict[str, Any]], Awaitable[None]], check_s: float
+    store: Store, user_id: str, send: Callable[[ReminderRecord], Awaitable[None]], check_s: float
 ) -> float:
     """Send every reminder due now; return the seconds until the next check."""
     while True:
@@ -100,4 +100,4 @@ async def _send_due(
             return min(check_s, left)
         if await store.close_reminder(user_id, r.id, "delivered"):
             log.info("reminder_delivered", reminder_id=r.id)
-            await send(reminder_event(r))
+            await send(r)

@@ -204,13 +204,9 @@ class VoiceInput:
             self._stabilizer = PartialStabilizer()
             self._last_partial = time.monotonic()
             self._barged = False
-            await s.send(
-                {"type": "input_audio.speech_started", "t_ms": ev.t_ms, "item_id": self._item_id}
-            )
+            await s.events.speech_started(self._item_id, ev.t_ms)
             return
-        await s.send(
-            {"type": "input_audio.speech_stopped", "t_ms": ev.t_ms, "item_id": self._item_id}
-        )
+        await s.events.speech_stopped(self._item_id, ev.t_ms)
         audio = done.pop(0) if done else np.zeros(0, dtype=np.float32)
         item = self._item_id or self._new_item()
         self._item_id = None
@@ -255,7 +251,7 @@ class VoiceInput:
         if t is None or not t.text.strip() or item_id != self._item_id:
             return
         text = self._stabilizer.update(t.text.strip())
-        await self.session.send({"type": "transcript.delta", "item_id": item_id, "text": text})
+        await self.session.events.transcript_delta(item_id, text)
 
     async def _final(self, utt: Utterance, spec: asyncio.Task[Transcript] | None = None) -> None:
         s = self.session
@@ -280,7 +276,7 @@ class VoiceInput:
                 await s.error("stt_failed", str(e))
                 return
             text = t.text.strip()
-            await s.send({"type": "transcript.done", "item_id": utt.item_id, "text": text})
+            await s.events.transcript_done(utt.item_id, text)
             log.info(
                 "transcribed",
                 item_id=utt.item_id,

@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from server.hub.protocol import audio_frame
 from server.logging import get_logger
 from server.pipelines.chunker import SentenceChunker, speakable
 from server.providers.tts.base import AudioChunk, TTSError, TTSProvider
@@ -124,7 +123,7 @@ class SpeechOut:
         voice: str | None,
         fmt: OutFormat,
         number: int,
-        send_bytes: Callable[[bytes], Awaitable[None]],
+        send_audio: Callable[[int, bytes], Awaitable[None]],
         *,
         user_id: str | None = None,
         chunker: SentenceChunker | None = None,
@@ -133,7 +132,7 @@ class SpeechOut:
         self.voice = voice
         self.fmt = fmt
         self.number = number
-        self._send_bytes = send_bytes
+        self._send_audio = send_audio  # (chunk seq, audio bytes): the protocol frames it
         self.user_id = user_id
         self.chunker = chunker or SentenceChunker()
         self._texts: asyncio.Queue[str | None] = asyncio.Queue()
@@ -215,7 +214,7 @@ class SpeechOut:
             return
         if self.first_audio_at is None:
             self.first_audio_at = time.monotonic()
-        await self._send_bytes(audio_frame(self.number, self.seq, data))
+        await self._send_audio(self.seq, data)
         self.seq += 1
 
     # --- what was heard ---------------------------------------------------------------

@@ -1,0 +1,89 @@
+"""What a session tells its client, independent of the wire protocol.
+
+The session core calls these methods; each protocol in server/protocols/ implements them by
+writing its own event shapes through the core's outbound queue (`SessionCore.send` and
+`send_bytes`), and implements `read()` by turning its client frames into core calls. A
+protocol translates; turn logic, limits, auth and storage stay in the core."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from server.hub.responses import ActiveResponse
+    from server.store.base import ReminderRecord
+
+
+class SessionEvents(ABC):
+    """One protocol's side of a session: inbound frames in, happenings out."""
+
+    @abstractmethod
+    async def read(self) -> None:
+        """Read client frames until the client disconnects (or the session closes)."""
+
+    # --- session ----------------------------------------------------------------------
+    @abstractmethod
+    async def session_created(self) -> None: ...
+
+    @abstractmethod
+    async def session_updated(self) -> None: ...
+
+    @abstractmethod
+    async def session_ended(self, report_url: str) -> None: ...
+
+    # --- responses ----------------------------------------------------------------------
+    @abstractmethod
+    async def response_created(self, r: ActiveResponse) -> None: ...
+
+    @abstractmethod
+    async def text_delta(self, r: ActiveResponse, delta: str) -> None: ...
+
+    @abstractmethod
+    async def audio_chunk(self, r: ActiveResponse, seq: int, data: bytes) -> None:
+        """One chunk of reply audio in the session's output format, in order."""
+
+    @abstractmethod
+    async def audio_done(self, r: ActiveResponse, chunks: int, duration_ms: int) -> None: ...
+
+    @abstractmethod
+    async def response_done(
+        self,
+        r: ActiveResponse,
+        status: str,
+        text: str,
+        timings: dict[str, int | None],
+        usage: dict[str, int],
+    ) -> None:
+        """The reply ended (completed, cancelled or failed); its storage follows."""
+
+    # --- voice input ------------------------------------------------------------------
+    @abstractmethod
+    async def speech_started(self, item_id: str | None, t_ms: int) -> None: ...
+
+    @abstractmethod
+    async def speech_stopped(self, item_id: str | None, t_ms: int) -> None: ...
+
+    @abstractmethod
+    async def transcript_delta(self, item_id: str | None, text: str) -> None: ...
+
+    @abstractmethod
+    async def transcript_done(self, item_id: str, text: str) -> None: ...
+
+    # --- perception, reminders, problems ---------------------------------------------------
+    @abstractmethod
+    async def analysis(self, event: dict[str, Any], *, droppable: bool = False) -> None:
+        """analysis.face / analysis.voice / vision.description (in /v1/ws shape)."""
+
+    @abstractmethod
+    async def reminder(self, r: ReminderRecord) -> None: ...
+
+    @abstractmethod
+    async def warning(self, code: str, message: str) -> None: ...
+
+    @abstractmethod
+    async def error(
+        self, code: str, message: str, fatal: bool, extra: dict[str, Any] | None = None
+    ) -> None:
+        """A problem the client should know of; ``extra`` fields add detail (e.g. a
+        rate_limited error's dropped count)."""

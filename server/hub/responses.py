@@ -1,0 +1,293 @@
+"""The response lifecycle of a session: start, cancel, finish, barge-in and speech out.
+
+One persona reply runs at a time; what it produces is reported through the protocol's
+`SessionEvents`, and what it stored is stored before `response_done` is acted on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from server.agent.graph import TurnDelta, TurnFinished
+from server.agent.state import TurnContext
+from server.hub import protocol as p
+from server.hub.core import SessionCore, SlowConsumer, ms
+from server.logging import redact
+from server.pipelines.speech_out import SpeechOut
+from server.providers.llm import LLMNotConfigured, llm_error_message
+
+
+@dataclass
+class ActiveResponse:
+    number: int
+    user_text: str
+    t0: float
+    task: asyncio.Task[None] | None = None
+    sent: list[str] = field(default_factory=list)
+    first_delta_at: float | None = None
+    first_audio_at: float | None = None
+    generated_at: float | None = None
+    played_ms: int | None = None
+    finished: bool = False
+    speech: SpeechOut | None = None
+    speech_task: asyncio.Task[None] | None = None
+    played: asyncio.Event = field(default_factory=asyncio.Event)
+    playback_done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def id(self) -> str:
+        return p.response_id(self.number)
+
+    @property
+    def sent_text(self) -> str:
+        return "".join(self.sent)
+
+
+class Responses(SessionCore):
+    """Mixed into Session: the reply being generated and played, and its storage."""
+
+    response: ActiveResponse | None = None
+    _response_counter: int = 0
+    _warned_tts: bool = False
+    perception: Any
+    tasks: Any  # the user's screen task runner (server/tasks), set by Session
+
+    async def start_turn(self, text: str, t0: float | None = None, source: str = "text") -> None:
+        """Run one persona reply; a reply still streaming is cancelled first. A yes or no
+        also answers the screen task's pending preview."""
+        self.tasks.hear(text)
+        await self.cancel_response()
+        store = self.services.store
+        if self.services.agent.llm is None:
+            await store.add_message(self.user_id, self.record.id, self.persona.id, "user", text)
+            await self.error("llm_not_configured", str(LLMNotConfigured()))
+            return
+        self._response_counter += 1
+        resp = ActiveResponse(self._response_counter, text, t0 or time.monotonic())
+        self.response = resp
+        resp.task = asyncio.create_task(self._run_response(resp))
+
+    async def cancel_response(self) -> None:
+        r = self.response
+        if r is None or r.task is None or r.task.done():
+            return
+        if not r.finished:  # once response.done is out, only its writes remain: let them land
+            r.task.cancel()
+        await asyncio.wait({r.task})
+
+    def response_active(self) -> bool:
+        """A reply is being generated, or its audio is still playing on the client."""
+        r = self.response
+        return r is not None and not r.finished
+
+    def barge_in(self) -> None:
+        """The user started talking over the reply: stop it now, without waiting."""
+        r = self.response
+        if r is not None and r.task is not None and not r.task.done() and not r.finished:
+            self.log.info("barge_in", response_id=r.id)
+            r.task.cancel()
+
+    def audio_played(self, response_id: str, played_ms: int) -> None:
+        """The client says how much of a reply it played: barge-in truncation uses it."""
+        r = self.response
+        if r is None or r.id != response_id:
+            return
+        r.played_ms = played_ms
+        r.played.set()
+        if r.speech is not None and r.speech_task is not None and r.speech_task.done():
+            if played_ms >= r.speech.duration_ms - 100:
+                r.playback_done.set()
+
+    def turn_context(self) -> TurnContext:
+        return TurnContext(
+            persona=self.persona,
+            user_turns=self.user_turns,
+            instructions=self.config["instructions"],
+            temperature=self.config["temperature"],
+            max_tokens=self.config["max_tokens"],
+            perception=self.perception,
+            vision_wait_s=getattr(self.settings, "vision_wait_s", 3.0),
+        )
+
+    def new_speech(self, r: ActiveResponse, fmt: Any) -> SpeechOut:
+        async def send_audio(seq: int, data: bytes) -> None:
+            await self.events.audio_chunk(r, seq, data)
+
+        return SpeechOut(
+            self.services.tts,
+            self.config["voice"] or self.persona.tts_voice,
+            fmt,
+            r.number,
+            send_audio,
+            user_id=self.user_id,
+        )
+
+    async def _run_response(self, r: ActiveResponse) -> None:
+        store = self.services.store
+        self.log.info(
+            "response_started", response_id=r.id, text=redact(r.user_text, self.settings.log_pii)
+        )
+        await self.events.response_created(r)
+        fmt = self.config["output_audio"]
+        if fmt != "none" and self.services.tts is not None:
+            r.speech = self.new_speech(r, fmt)
+            r.speech_task = asyncio.create_task(r.speech.run())
+        saved_user = asyncio.create_task(
+            store.add_message(self.user_id, self.record.id, self.persona.id, "user", r.user_text)
+        )
+        ctx = self.turn_context()
+        self.user_turns += 1
+        finished: TurnFinished | None = None
+        try:
+            async for ev in self.services.agent.stream_turn(
+                self.user_id, self.record.thread_id, r.user_text, ctx
+            ):
+                if isinstance(ev, TurnDelta):
+                    if r.first_delta_at is None:
+                        r.first_delta_at = time.monotonic()
+                    r.sent.append(ev.text)
+                    await self.events.text_delta(r, ev.text)
+                    await self.on_reply_delta(r, ev.text)
+                else:
+                    finished = ev
+            await self.on_reply_text_done(r)
+        except asyncio.CancelledError:
+            await self._stop_speech(r)
+            await self._finish(r, "cancelled", saved_user, None)
+            raise
+        except SlowConsumer:
+            await self._stop_speech(r)
+            await self._finish(r, "failed", saved_user, None)
+        except LLMNotConfigured as e:
+            await self._stop_speech(r)
+            await self.error("llm_not_configured", str(e))
+            await self._finish(r, "failed", saved_user, None)
+        except openai.OpenAIError as e:
+            self.log.warning("llm_failed", error=type(e).__name__)
+            await self._stop_speech(r)
+            await self.error("llm_error", llm_error_message(e))
+            await self._finish(r, "failed", saved_user, None)
+        except Exception:
+            self.log.exception("response_failed")
+            await self._stop_speech(r)
+            await self.error("internal_error", "The reply failed because of a server error.")
+            await self._finish(r, "failed", saved_user, None)
+        else:
+            await self._finish(r, "completed", saved_user, finished)
+
+    async def on_reply_delta(self, r: ActiveResponse, delta: str) -> None:
+        if r.speech is not None:
+            r.speech.feed(delta)
+
+    async def on_reply_text_done(self, r: ActiveResponse) -> None:
+        """Text is complete: finish its audio, then stay active while the client plays it
+        (so speech over the reply is a barge-in until the last word was heard)."""
+        if r.speech is None or r.speech_task is None:
+            r.generated_at = time.monotonic()
+            return
+        r.speech.finish()
+        await r.speech_task
+        r.generated_at = time.monotonic()
+        r.first_audio_at = r.speech.first_audio_at
+        await self._warn_tts(r.speech)
+        await self.events.audio_done(r, r.speech.seq, round(r.speech.duration_ms))
+        if r.first_audio_at is None:
+            return
+        left = r.speech.duration_ms / 1000 - (time.monotonic() - r.first_audio_at)
+        if (r.played_ms or 0) >= r.speech.duration_ms - 100:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, left) + self.settings.playback_grace_ms / 1000):
+                await r.playback_done.wait()
+
+    async def _warn_tts(self, speech: SpeechOut) -> None:
+        if speech.error:
+            await self.warn("tts_failed", f"Reply audio stopped: {speech.error}")
+        tts = self.services.tts
+        if not self._warned_tts and getattr(tts, "degraded", False):
+            self._warned_tts = True
+            await self.warn(
+                "tts_degraded",
+                "The online voice service is unreachable; replies use the offline voice "
+                f"(espeak-ng) for now. ({getattr(tts, 'degraded_reason', '')})",
+            )
+
+    async def _stop_speech(self, r: ActiveResponse) -> None:
+        if r.speech_task is not None and not r.speech_task.done():
+            r.speech_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await r.speech_task
+        if r.speech is not None:
+            r.first_audio_at = r.speech.first_audio_at
+
+    def heard_text(self, r: ActiveResponse) -> str:
+        """What the user got of a cancelled reply: the text of the audio they played, or
+        all text sent when there was no audio or no playback report."""
+        if r.speech is not None and r.speech.seq and r.played_ms is not None:
+            return r.speech.heard_text(r.played_ms)
+        return r.sent_text
+
+    async def _finish(
+        self,
+        r: ActiveResponse,
+        status: str,
+        saved_user: asyncio.Task[Any],
+        finished: TurnFinished | None,
+    ) -> None:
+        r.finished = True
+        end = r.generated_at or time.monotonic()
+        timings = {
+            "ttft_ms": ms(r.first_delta_at, r.t0),
+            "ttfa_ms": ms(r.first_audio_at, r.t0),
+            "total_ms": ms(end, r.t0),
+        }
+        usage = finished.usage if finished else {}
+        text = r.sent_text
+        await self.events.response_done(
+            r,
+            status,
+            text,
+            timings,
+            {
+                "input_tokens": usage.get("input_tokens", 0),
+                "output_tokens": usage.get("output_tokens", 0),
+            },
+        )
+        self.log.info("response_done", response_id=r.id, status=status, **timings)
+        store = self.services.store
+        await saved_user
+        if status in ("cancelled", "failed"):
+            if status == "cancelled":
+                text = await self.settle_heard_text(r)
+            await self.services.agent.record_interrupted(self.record.thread_id, r.user_text, text)
+        if text:  # a silent plan stores no empty reply
+            await store.add_message(
+                self.user_id,
+                self.record.id,
+                self.persona.id,
+                "assistant",
+                text,
+                timings=timings,
+                interrupted=status == "cancelled",
+            )
+        await store.incr_usage(
+            self.user_id,
+            {
+                "llm_calls": 1 if status != "failed" or usage else 0,
+                "input_tokens": usage.get("input_tokens", 0),
+                "output_tokens": usage.get("output_tokens", 0),
+            },
+        )
+
+    async def settle_heard_text(self, r: ActiveResponse) -> str:
+        """After a cancel, give the client a moment to report how much it played."""
+        if r.speech is not None and r.speech.seq and r.played_ms is None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.played_report_wait_ms / 1000):
+                    await r.played.wait()
+        return self.heard_text(r)

@@ -1,0 +1,193 @@
+"""Our own protocol at /v1/ws (docs/protocol.md): JSON events and binary frames, read into
+session-core calls and written from the core's happenings. Translation only: the turn
+logic, limits and storage live in server/hub/."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from starlette.websockets import WebSocketDisconnect
+
+from server.hub import protocol as p
+from server.hub.core import SlowConsumer
+from server.hub.events import SessionEvents
+from server.hub.reminders import reminder_event
+from server.tasks import live as task_live
+
+if TYPE_CHECKING:
+    from server.hub.responses import ActiveResponse
+    from server.hub.session import Session
+    from server.store.base import ReminderRecord
+
+
+class WsV1(SessionEvents):
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    # --- inbound ----------------------------------------------------------------------
+    async def read(self) -> None:
+        s = self.s
+        while not s.closed:
+            msg = await s.ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            if not s.admit():
+                continue
+            try:
+                if (text := msg.get("text")) is not None:
+                    await self._on_text(text)
+                elif (data := msg.get("bytes")) is not None:
+                    await self._on_binary(data)
+            except p.ProtocolError as e:
+                await s.error(e.code, e.message, fatal=e.fatal)
+                if e.fatal:
+                    await s.ws.close(code=1008)
+                    return
+            except (SlowConsumer, WebSocketDisconnect, asyncio.CancelledError):
+                raise
+            except Exception:  # a bug must not end the session: report it, keep reading
+                s.log.exception("client_event_failed")
+                await s.error("internal_error", "The message failed because of a server error.")
+
+    async def _on_text(self, text: str) -> None:
+        self.s.check_text_size(text, '"input_image"' in text[:4096])
+        event = p.decode_client_event(text)
+        handler = getattr(self, "on_" + event.type.replace(".", "_"))
+        await handler(event)
+
+    async def _on_binary(self, data: bytes) -> None:
+        s = self.s
+        s.check_binary_size(data)
+        kind, payload = data[0], data[1:]
+        if kind == p.MIC_AUDIO:
+            await s.mic_audio(payload)
+        elif kind == p.SCREEN_JPEG:
+            await s.image("screen", payload, None)
+        elif kind == p.CAMERA_JPEG:
+            await s.image("camera", payload, None)
+        elif kind == p.FACE_LANDMARKS:
+            t_ms, points, blendshapes = p.parse_face_frame(data)
+            s.submit_landmarks(points, blendshapes, t_ms)
+        else:
+            raise p.ProtocolError(
+                "invalid_frame",
+                f"Unknown binary frame kind 0x{kind:02x} (expected 0x01 to 0x04).",
+            )
+
+    # --- client events ------------------------------------------------------------------
+    async def on_ping(self, ev: p.Ping) -> None:
+        await self.s.send({"type": "pong", "id": ev.id} if ev.id is not None else {"type": "pong"})
+
+    async def on_session_update(self, ev: p.SessionUpdate) -> None:
+        await self.s.update_settings(ev.session.model_dump(exclude_none=True))
+
+    async def on_input_text(self, ev: p.InputText) -> None:
+        await self.s.submit_text(ev.text)
+
+    async def on_task_confirm(self, ev: p.TaskConfirm) -> None:
+        s = self.s
+        s.spawn(task_live.client_event(s.tasks, ev, s.tasks.seq, s.send))
+
+    on_task_executed = on_task_confirm
+    on_task_control = on_task_confirm
+
+    async def on_response_cancel(self, ev: p.ResponseCancel) -> None:
+        await self.s.cancel_response()
+
+    async def on_response_audio_played(self, ev: p.AudioPlayed) -> None:
+        self.s.audio_played(ev.response_id, ev.played_ms)
+
+    async def on_session_pause(self, ev: p.SessionPause) -> None:
+        await self.s.pause()
+
+    async def on_session_resume(self, ev: p.SessionResume) -> None:
+        await self.s.resume()
+
+    async def on_session_end(self, ev: p.SessionEnd) -> None:
+        await self.s.end()
+
+    async def on_input_image(self, ev: p.InputImage) -> None:
+        await self.s.image_b64(ev.source, ev.jpeg_b64, ev.t_ms)
+
+    async def on_input_audio_commit(self, ev: p.InputAudioCommit) -> None:
+        await self.s.commit_audio()
+
+    async def on_face_landmarks(self, ev: p.FaceLandmarks) -> None:
+        self.s.submit_landmarks(ev.landmarks, ev.blendshapes, ev.t_ms)
+
+    # --- server events ------------------------------------------------------------------
+    async def session_created(self) -> None:
+        await self.s.send({"type": "session.created", "session": self.s.describe()})
+
+    async def session_updated(self) -> None:
+        await self.s.send({"type": "session.updated", "session": self.s.describe()})
+
+    async def session_ended(self, report_url: str) -> None:
+        await self.s.send(
+            {"type": "session.ended", "session_id": self.s.record.id, "report_url": report_url}
+        )
+
+    async def response_created(self, r: ActiveResponse) -> None:
+        await self.s.send({"type": "response.created", "response_id": r.id})
+
+    async def text_delta(self, r: ActiveResponse, delta: str) -> None:
+        await self.s.send({"type": "response.text.delta", "response_id": r.id, "delta": delta})
+
+    async def audio_chunk(self, r: ActiveResponse, seq: int, data: bytes) -> None:
+        await self.s.send_bytes(p.audio_frame(r.number, seq, data))
+
+    async def audio_done(self, r: ActiveResponse, chunks: int, duration_ms: int) -> None:
+        await self.s.send(
+            {
+                "type": "response.audio.done",
+                "response_id": r.id,
+                "chunks": chunks,
+                "duration_ms": duration_ms,
+            }
+        )
+
+    async def response_done(
+        self,
+        r: ActiveResponse,
+        status: str,
+        text: str,
+        timings: dict[str, int | None],
+        usage: dict[str, int],
+    ) -> None:
+        await self.s.send(
+            {
+                "type": "response.done",
+                "response_id": r.id,
+                "status": status,
+                "text": text,
+                "timings": timings,
+                "usage": usage,
+            }
+        )
+
+    async def speech_started(self, item_id: str | None, t_ms: int) -> None:
+        await self.s.send({"type": "input_audio.speech_started", "t_ms": t_ms, "item_id": item_id})
+
+    async def speech_stopped(self, item_id: str | None, t_ms: int) -> None:
+        await self.s.send({"type": "input_audio.speech_stopped", "t_ms": t_ms, "item_id": item_id})
+
+    async def transcript_delta(self, item_id: str | None, text: str) -> None:
+        await self.s.send({"type": "transcript.delta", "item_id": item_id, "text": text})
+
+    async def transcript_done(self, item_id: str, text: str) -> None:
+        await self.s.send({"type": "transcript.done", "item_id": item_id, "text": text})
+
+    async def analysis(self, event: dict[str, Any], *, droppable: bool = False) -> None:
+        await self.s.send(event, droppable=droppable)
+
+    async def reminder(self, r: ReminderRecord) -> None:
+        await self.s.send(reminder_event(r))
+
+    async def warning(self, code: str, message: str) -> None:
+        await self.s.send({"type": "warning", "code": code, "message": message})
+
+    async def error(
+        self, code: str, message: str, fatal: bool, extra: dict[str, Any] | None = None
+    ) -> None:
+        await self.s.send(p.error_event(code, message, fatal) | (extra or {}))
