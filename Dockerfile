@@ -2,6 +2,9 @@
 # DesktopMate-Plus server image.
 #   docker build -t desktopmate-plus .         (or: docker compose up --build)
 #   docker run -p 8000:8000 --env-file .env -v desktopmate-data:/data desktopmate-plus
+# It listens on 0.0.0.0, which local mode refuses (docs/api.md "Security model"): configure
+# AUTH_TOKENS or JWT_* in .env, or publish on loopback only and accept it:
+#   docker run -p 127.0.0.1:8000:8000 -e ALLOW_INSECURE_LOCAL_BIND=true ... desktopmate-plus
 #
 # Two stages on the same base (so the venv's interpreter path is identical): the builder
 # resolves the locked dependencies with uv; the runtime stage gets only /app (venv + source)

@@ -18,6 +18,7 @@ from server.api.reports import router as reports_router
 from server.config import Settings
 from server.hub import endpoint
 from server.logging import configure_logging, get_logger
+from server.security import WebPolicy, WebSecurityMiddleware
 from server.services import Services
 
 log = get_logger(__name__)
@@ -45,13 +46,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=SafeJSONResponse,
     )
     app.add_middleware(StrictJSONBody)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=[o.strip() for o in settings.cors_origins.split(",")],
-            allow_methods=["*"],
-            allow_headers=["*"],
-        )
+    policy = WebPolicy.from_settings(settings)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=policy.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+    # Added last, so it runs first: a foreign Host or Origin never reaches CORS or a route.
+    app.add_middleware(WebSecurityMiddleware, policy=policy)
 
     @app.exception_handler(Exception)
     async def unhandled(request: Request, exc: Exception) -> SafeJSONResponse:

@@ -10,8 +10,8 @@ from typing import Any
 
 import uvicorn
 
-from server.app import create_app
 from server.config import Settings
+from server.security import host_name, is_loopback
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,27 @@ def main(argv: list[str] | None = None) -> int:
     return asyncio.run(serve_forever(settings, args.host, args.port))
 
 
+def insecure_bind(settings: Settings, host: str) -> str | None:
+    """Why binding ``host`` is refused, or None. Local mode trusts whoever connects (the
+    token is just a user name), so it stays on loopback unless auth is configured or
+    ALLOW_INSECURE_LOCAL_BIND=true accepts the risk."""
+    if settings.auth_configured or settings.allow_insecure_local_bind:
+        return None
+    if is_loopback(host_name(host)):
+        return None
+    return (
+        f"Refusing to listen on {host!r} in local mode: without auth anyone who can reach "
+        "this address can act as any user. Set AUTH_TOKENS or JWT_SECRET / JWT_JWKS_URL, "
+        "listen on 127.0.0.1, or set ALLOW_INSECURE_LOCAL_BIND=true to accept the risk."
+    )
+
+
 async def serve_forever(settings: Settings, host: str, port: int) -> int:
+    if refusal := insecure_bind(settings, host):
+        print(refusal, file=sys.stderr, flush=True)
+        return 2
+    from server.app import create_app  # the heavy import, after the cheap refusal
+
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto
     # is TCP, and Nagle would hold small events back for up to one client round trip.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

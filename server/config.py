@@ -27,7 +27,21 @@ class Settings(BaseSettings):
         default=None,
         description="'token:user_id,...'. Unset = local mode: the token is the user's name.",
     )
-    cors_origins: str = ""
+    cors_origins: str = ""  # older name for ALLOWED_ORIGINS; both lists are merged
+
+    # --- web security: who may call from a browser (server/security.py) ----------------
+    public_hosts: str = ""  # Host names besides loopback, comma-separated; "*" = any
+    allowed_origins: str = ""  # browser origins besides the server's own and Tauri's
+    allow_insecure_local_bind: bool = False  # local mode on a non-loopback address
+
+    # --- JWT auth (server/auth.py): HS256 secret and/or a JWKS URL (RS256/ES256) ---------
+    jwt_secret: SecretStr | None = None
+    jwt_jwks_url: str | None = None
+    jwt_audience: str | None = None  # required "aud" when set (Supabase: authenticated)
+    jwt_issuer: str | None = None  # required "iss" when set
+    jwt_leeway_s: float = Field(default=10.0, ge=0.0)  # clock skew allowed on exp/nbf
+    jwt_jwks_timeout_s: float = Field(default=5.0, gt=0.0)
+    jwt_jwks_cache_s: float = Field(default=300.0, gt=0.0)  # keys are re-read after this
 
     # --- logging ----------------------------------------------------------------------
     log_level: str = "INFO"
@@ -199,6 +213,15 @@ class Settings(BaseSettings):
     @property
     def embedder_configured(self) -> bool:
         return bool(self.embed_base_url or self.llm_base_url or self.embed_api_key)
+
+    @property
+    def jwt_configured(self) -> bool:
+        return bool(self.jwt_secret or self.jwt_jwks_url)
+
+    @property
+    def auth_configured(self) -> bool:
+        """False = local mode: the token is the user's name."""
+        return bool(self.auth_tokens) or self.jwt_configured
 
     @cached_property
     def token_map(self) -> dict[str, str] | None:

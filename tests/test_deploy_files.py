@@ -65,6 +65,10 @@ def test_compose_has_the_app_and_mongo_services(compose: dict[str, Any]) -> None
     assert Path(app["build"]["context"]).resolve() == ROOT
     assert app["restart"] == "unless-stopped"
     assert [(p["target"], str(p["published"])) for p in app["ports"]] == [(8000, "8000")]
+    # Local mode inside: published on the host's loopback only, the risk accepted for 0.0.0.0
+    # inside the container (server/cli.py refuses it otherwise).
+    assert [p["host_ip"] for p in app["ports"]] == ["127.0.0.1"]
+    assert app["environment"]["ALLOW_INSECURE_LOCAL_BIND"] == "true"
     assert compose["services"]["mongo"]["image"].startswith("mongo:8")
 
 
