@@ -31,7 +31,8 @@ def connect_and_stop_reading(server: ServerThread, token: str) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", server.port))
     sock.sendall(
-        f"GET /v1/ws?persona=emma&token={token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        f"GET /v1/ws?persona=emma&token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Upgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY.decode()}\r\n"
         "Sec-WebSocket-Version: 13\r\n\r\n".encode()
     )
