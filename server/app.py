@@ -15,6 +15,7 @@ from server.api.analyze_face_voice import router as analyze_face_voice_router
 from server.api.analyze_screen import router as analyze_screen_router
 from server.api.jsonio import SafeJSONResponse, StrictJSONBody
 from server.api.reports import router as reports_router
+from server.auth import Authenticator
 from server.config import Settings
 from server.hub import endpoint
 from server.logging import configure_logging, get_logger
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=SafeJSONResponse,
     )
     app.add_middleware(StrictJSONBody)
+    app.state.auth = Authenticator(settings)  # the one token resolver (REST and WebSockets)
     policy = WebPolicy.from_settings(settings)
     app.add_middleware(
         CORSMiddleware,

@@ -170,12 +170,12 @@ class Services:
         cap = self.screen_capture
         if cap is None:
             return
-        if self.settings.token_map is not None:
+        if self.settings.auth_configured:
             self.screen_capture = None
             self.set_status(
                 "screen_capture",
                 "error",
-                "SCREEN_CAPTURE is for desktop (local) mode: with AUTH_TOKENS set, this "
+                "SCREEN_CAPTURE is for desktop (local) mode: with auth configured, this "
                 "machine's screen would be shown to every user",
             )
             return

@@ -40,6 +40,7 @@ EVENT_TYPE = re.compile(r'"type"\s*:\s*"([a-z_][a-z0-9_.]*)"')
 CODE_CALLS = [
     re.compile(r'ProtocolError\(\s*"([a-z_]+)"'),
     re.compile(r'_refuse\(\s*ws\s*,\s*"([a-z_]+)"'),
+    re.compile(r'end_with_error\(\s*"([a-z_]+)"'),
     re.compile(r'error_event\(\s*"([a-z_]+)"'),
     re.compile(r'(?:_report_error|_on_error|report_error|on_error)\(\s*"([a-z_]+)"'),
     re.compile(r'InvalidFaceInput\(\s*(?:f?"[^"\n]*"\s*)+,\s*"([a-z_]+)"'),

@@ -12,7 +12,7 @@ from server.agent.graph import TurnFinished
 from server.agent.state import TurnContext
 from server.api.deps import ServicesDep
 from server.api.voice import reply_audio_b64
-from server.auth import AuthError, resolve_user, token_from_request
+from server.auth import AuthError, AuthUnavailable, authenticator, credentials, valid_user_id
 from server.logging import get_logger
 from server.providers.llm import LLMNotConfigured, llm_error_message
 
@@ -33,13 +33,13 @@ class ChatResponse(BaseModel):
     audio_response_b64: str | None = None
 
 
-def chat_user(request: Request, body_user: str) -> str:
-    """Local mode trusts the body's user_id; with AUTH_TOKENS it must match the token."""
-    services = request.app.state.services
-    token = token_from_request(request)
-    if services.settings.token_map is None and token is None:
-        return resolve_user(services.settings, body_user)
-    user = resolve_user(services.settings, token)
+async def chat_user(request: Request, body_user: str) -> str:
+    """Local mode trusts the body's user_id; with auth configured it must match the token."""
+    token, _ = credentials(request)
+    auth = authenticator(request)
+    if auth.local and token is None:
+        return valid_user_id(body_user, "user_id")
+    user = (await auth.authenticate(token)).user_id
     if user != body_user:
         raise HTTPException(403, "user_id does not match the authenticated user.")
     return user
@@ -51,7 +51,9 @@ async def chat(body: ChatRequest, request: Request, services: ServicesDep) -> Ch
     if len(body.message) > limit:
         raise HTTPException(413, f"message is limited to {limit} characters (MAX_INPUT_CHARS).")
     try:
-        user = chat_user(request, body.user_id)
+        user = await chat_user(request, body.user_id)
+    except AuthUnavailable as e:
+        raise HTTPException(503, str(e)) from None
     except AuthError as e:
         raise HTTPException(401, str(e)) from None
     store = services.store

@@ -70,6 +70,7 @@ class SessionCore:
         )
         self.dropped_events = 0
         self._closed = asyncio.Event()
+        self._close_frame = (1000, "")  # code and reason sent when the connection ends
         self.slow_consumer = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.limiter = MessageLimiter(
@@ -129,13 +130,14 @@ class SessionCore:
             await asyncio.wait({writer}, timeout=self.settings.ws_send_timeout_s)
             if writer.done():
                 with contextlib.suppress(Exception):
-                    await self.ws.close(code=1000)
+                    await self.ws.close(*self._close_frame)
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer
 
-    def close(self) -> None:
-        """End the connection: run() flushes the queue, then closes with 1000."""
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """End the connection: run() flushes the queue, then closes with this code."""
+        self._close_frame = (code, reason)
         self._closed.set()
 
     @property
@@ -160,6 +162,11 @@ class SessionCore:
 
     async def error(self, code: str, message: str, *, fatal: bool = False) -> None:
         await self.events.error(code, message, fatal)
+
+    async def end_with_error(self, code: str, message: str, close_code: int) -> None:
+        """A fatal error ends the session (e.g. auth_expired): the event, then the close."""
+        await self.error(code, message, fatal=True)
+        self.close(close_code, code)
 
     async def _put(self, item: str | bytes, droppable: bool) -> None:
         if self._closed.is_set():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, WebSocket
 
-from server.auth import AuthError, resolve_user
+from server.auth import Principal, accept_websocket
+from server.hub.expiry import end_when_expired
 from server.hub.protocol import error_event
 from server.hub.session import Session
 from server.logging import get_logger
@@ -25,14 +26,12 @@ async def ws_endpoint(
     ws: WebSocket,
     persona: str | None = None,
     session_id: str | None = None,
-    token: str | None = None,
 ) -> None:
     services: Services = ws.app.state.services
-    await ws.accept()
-    try:
-        user_id = resolve_user(services.settings, token)
-    except AuthError as e:
-        return await _refuse(ws, "unauthorized", str(e), 4401)
+    principal = await accept_websocket(ws)  # the token: ?token=, a subprotocol or a header
+    if principal is None:
+        return
+    user_id = principal.user_id
     limits = services.user_limits
     if not limits.enter(user_id):
         return await _refuse(
@@ -43,7 +42,7 @@ async def ws_endpoint(
             4429,
         )
     try:
-        await _open_session(ws, services, user_id, persona, session_id)
+        await _open_session(ws, services, principal, persona, session_id)
     finally:
         limits.leave(user_id)
 
@@ -51,10 +50,11 @@ async def ws_endpoint(
 async def _open_session(
     ws: WebSocket,
     services: Services,
-    user_id: str,
+    principal: Principal,
     persona: str | None,
     session_id: str | None,
 ) -> None:
+    user_id = principal.user_id
     store = services.store
     resumed = False
     if session_id:
@@ -79,5 +79,9 @@ async def _open_session(
         record.status = "active"
     turns = await store.count_messages(user_id, chosen.id, "user")
     session = Session(ws, services, user_id, record, chosen, turns, resumed, WsV1)
+    if principal.expires_at is not None:
+        session.spawn(
+            end_when_expired(session, principal.expires_at + services.settings.jwt_leeway_s)
+        )
     log.info("session_open", session_id=record.id, persona=chosen.id, resumed=resumed)
     await session.run()
