@@ -15,6 +15,7 @@ from server.api.analyze_face_voice import router as analyze_face_voice_router
 from server.api.analyze_screen import router as analyze_screen_router
 from server.api.jsonio import SafeJSONResponse, StrictJSONBody
 from server.api.reports import router as reports_router
+from server.api.settings import router as user_settings_router
 from server.auth import Authenticator
 from server.config import Settings
 from server.hub import endpoint
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions.router,
         usage.router,
         setup.router,
+        user_settings_router,
         chat.router,
         analyze_screen_router,
         voice.router,

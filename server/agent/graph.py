@@ -136,6 +136,7 @@ class Agent:
             visual_context=state.get("visual_context"),
             affect=state.get("affect"),
             instructions=ctx.instructions,
+            instructions_mode=ctx.instructions_mode,
         )
         history = state["messages"][-self.history_messages :]
         while history and not isinstance(history[0], HumanMessage):

@@ -40,6 +40,7 @@ class TurnContext:
     persona: Persona
     user_turns: int
     instructions: str | None = None
+    instructions_mode: str = "append"  # or "replace": the instructions are the whole persona
     temperature: float | None = None
     max_tokens: int | None = None
     perception: Perception | None = None

@@ -59,6 +59,7 @@ class SessionCore:
         self.config: dict[str, Any] = {
             "voice": None,
             "instructions": None,
+            "instructions_mode": "append",
             "temperature": None,
             "max_tokens": None,
             "output_audio": services.settings.default_output_audio,
@@ -264,6 +265,7 @@ class SessionCore:
             "output_audio": {"format": fmt, "rate": OUTPUT_RATE if fmt != "none" else None},
             "voice": self.config["voice"] or self.persona.tts_voice,
             "instructions": self.config["instructions"],
+            "instructions_mode": self.config["instructions_mode"],
             "temperature": self.config["temperature"],
             "max_tokens": self.config["max_tokens"],
             "turn_detection": self.config["turn_detection"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, WebSocket
 
 from server.auth import Principal, accept_websocket
@@ -47,6 +49,12 @@ async def ws_endpoint(
         limits.leave(user_id)
 
 
+def new_session_settings(defaults: dict[str, Any], persona_id: str) -> dict[str, Any]:
+    """A new session starts from the user's saved defaults (GET/PUT /v1/settings); every
+    protocol that creates sessions starts them so."""
+    return {**defaults, "persona": persona_id}
+
+
 async def _open_session(
     ws: WebSocket,
     services: Services,
@@ -66,14 +74,17 @@ async def _open_session(
         pid = persona or record.settings.get("persona") or record.persona_id
         resumed = True
     else:
-        pid = persona or services.settings.default_persona
+        defaults = await store.get_user_settings(user_id)
+        pid = persona or defaults.get("persona") or services.settings.default_persona
         record = None
     chosen = services.personas.get(pid)
     if chosen is None:
         return await _refuse(ws, "unknown_persona", f"No persona {pid!r}.", 4404)
     if record is None:
         await store.ensure_user(user_id)
-        record = await store.create_session(user_id, chosen.id, {"persona": chosen.id})
+        record = await store.create_session(
+            user_id, chosen.id, new_session_settings(defaults, chosen.id)
+        )
     elif record.status != "active":
         await store.update_session(user_id, record.id, status="active")
         record.status = "active"

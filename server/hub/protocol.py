@@ -107,6 +107,7 @@ class SessionConfig(_Event):
     persona: Annotated[str, Field(max_length=100)] | None = None
     voice: Annotated[str, Field(max_length=100)] | None = None
     instructions: Annotated[str, Field(max_length=2000)] | None = None
+    instructions_mode: Literal["append", "replace"] | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
     max_tokens: Annotated[int, Field(ge=1, le=8192)] | None = None
     output_audio: Literal["mp3", "pcm16", "none"] | None = None

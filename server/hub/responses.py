@@ -108,6 +108,7 @@ class Responses(SessionCore):
             persona=self.persona,
             user_turns=self.user_turns,
             instructions=self.config["instructions"],
+            instructions_mode=self.config["instructions_mode"],
             temperature=self.config["temperature"],
             max_tokens=self.config["max_tokens"],
             perception=self.perception,

@@ -216,6 +216,16 @@ class Store(ABC):
     @abstractmethod
     async def get_usage(self, user_id: str) -> dict[str, int]: ...
 
+    # -- the user's defaults for new sessions ----------------------------------------------
+
+    @abstractmethod
+    async def get_user_settings(self, user_id: str) -> dict[str, Any]:
+        """The user's saved defaults ({} when none)."""
+
+    @abstractmethod
+    async def put_user_settings(self, user_id: str, settings: dict[str, Any]) -> None:
+        """Replace the user's saved defaults."""
+
     # -- history (the studio's history viewer) -------------------------------------------
 
     @abstractmethod

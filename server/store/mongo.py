@@ -383,6 +383,17 @@ class MongoStore(MongoTasksMixin, Store):
             {"user_id": user_id, "day": day}, {"$inc": inc}, upsert=True
         )
 
+    async def get_user_settings(self, user_id: str) -> dict[str, Any]:
+        doc = await self._d.user_settings.find_one({"_id": user_id})
+        return dict(doc["settings"]) if doc is not None else {}
+
+    async def put_user_settings(self, user_id: str, settings: dict[str, Any]) -> None:
+        await self._d.user_settings.update_one(
+            {"_id": user_id},
+            {"$set": {"settings": settings, "updated_at": _ms(utcnow())}},
+            upsert=True,
+        )
+
     async def delete_session(self, user_id: str, session_id: str) -> bool:
         rec = await self.get_session(user_id, session_id)
         if rec is None:

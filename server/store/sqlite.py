@@ -80,6 +80,11 @@ CREATE TABLE IF NOT EXISTS usage (
     value       INTEGER NOT NULL,
     PRIMARY KEY (user_id, name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS user_settings (
+    user_id     TEXT PRIMARY KEY,
+    settings    TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS usage_daily (
     user_id     TEXT NOT NULL,
     day         TEXT NOT NULL,
@@ -497,6 +502,19 @@ class SQLiteStore(SQLiteTasksMixin, Store):
             "SELECT name, value FROM usage WHERE user_id = ? ORDER BY name", (user_id,)
         )
         return {name: int(value) for name, value in rows}
+
+    async def get_user_settings(self, user_id: str) -> dict[str, Any]:
+        rows = await self._fetch("SELECT settings FROM user_settings WHERE user_id = ?", (user_id,))
+        return json.loads(rows[0][0]) if rows else {}
+
+    async def put_user_settings(self, user_id: str, settings: dict[str, Any]) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "INSERT INTO user_settings (user_id, settings, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET settings = excluded.settings, "
+                "updated_at = excluded.updated_at",
+                (user_id, _dumps(settings), _to_db_time(utcnow())),
+            )
 
     async def delete_session(self, user_id: str, session_id: str) -> bool:
         rec = await self.get_session(user_id, session_id)

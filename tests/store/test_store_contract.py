@@ -217,6 +217,23 @@ async def test_samples_ordering_and_kind_filter(store: Store) -> None:
 # -- usage and reports ------------------------------------------------------------
 
 
+async def test_user_settings_are_saved_per_user_and_replaced(store: Store) -> None:
+    assert await store.get_user_settings(A) == {}
+    await store.put_user_settings(A, {"persona": "emma", "temperature": 0.3, "voice": None})
+    await store.put_user_settings(B, {"output_audio": "none"})
+    assert await store.get_user_settings(A) == {
+        "persona": "emma",
+        "temperature": 0.3,
+        "voice": None,
+    }
+    await store.put_user_settings(A, {"instructions": "말 짧게", "instructions_mode": "replace"})
+    assert await store.get_user_settings(A) == {
+        "instructions": "말 짧게",
+        "instructions_mode": "replace",
+    }
+    assert await store.get_user_settings(B) == {"output_audio": "none"}
+
+
 async def test_history_previews_search_and_delete(store: Store) -> None:
     s1 = (await store.create_session(A, "p1")).id
     s2 = (await store.create_session(A, "p1")).id
