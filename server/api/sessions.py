@@ -5,12 +5,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from server.api.deps import ServicesDep, UserDep
+from server.api.deps import Offset, ServicesDep, UserDep
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 Limit = Annotated[int, Query(ge=1, le=500)]
-# Bounded: SQLite takes 64-bit integers only, and an unbounded offset answered 500.
-Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]
 
 
 TITLE_CHARS = 60

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from analysis.screen import InvalidImage
 from server.api.analyze_screen import decode_screenshot
-from server.api.deps import ServicesDep, UserDep
+from server.api.deps import Offset, ServicesDep, UserDep
 from server.logging import get_logger
 from server.providers.vlm import VisionError, parse_json_answer
 from server.services import Services
@@ -154,7 +154,7 @@ async def list_tasks(
     services: ServicesDep,
     user: UserDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     rows = await services.store.list_tasks(user, limit, offset)
     return {"tasks": [task_json(t) for t in rows]}
