@@ -159,6 +159,12 @@ class Settings(BaseSettings):
     # beyond the largest limit + this margin are closed by the transport with 1009.
     ws_transport_margin_bytes: int = Field(default=65_536, ge=0)
 
+    # --- model services fail honestly (docs/protocol.md, "Errors and warnings") ----------
+    llm_first_token_timeout_s: float = Field(default=30.0, gt=0.0)  # from the turn's start
+    llm_stream_idle_timeout_s: float = Field(default=20.0, gt=0.0)  # between streamed pieces
+    memory_search_timeout_s: float = Field(default=5.0, gt=0.0)  # then reply without memories
+    memory_add_timeout_s: float = Field(default=120.0, gt=0.0)  # a background save gives up
+
     # --- per-user abuse limits (docs/protocol.md, "Rate and size limits") ---------------
     ws_user_max_messages_per_s: float = Field(default=400.0, gt=0.0)  # all sockets together
     ws_max_sessions_per_user: int = Field(default=8, ge=1)  # open at once, in this process

@@ -44,6 +44,7 @@ CODE_CALLS = [
     re.compile(r'error_event\(\s*"([a-z_]+)"'),
     re.compile(r'(?:_report_error|_on_error|report_error|on_error)\(\s*"([a-z_]+)"'),
     re.compile(r'InvalidFaceInput\(\s*(?:f?"[^"\n]*"\s*)+,\s*"([a-z_]+)"'),
+    re.compile(r'LLMFailure\(\s*"([a-z_]+)"'),
 ]
 # `<receiver>.error("code"` / `.warn("code"`, except logger calls (log.error, self._log...).
 RECEIVER_CALL = re.compile(r'([\w.]+)\.(?:error|warn)\(\s*"([a-z_]+)"')

@@ -94,10 +94,14 @@ class LongTermMemory:
     async def search(self, user_id: str, query: str) -> list[str]:
         if not self._mem or not query.strip():
             return []
-        try:
-            res = await self._mem.search(
-                query, filters={"user_id": user_id}, top_k=self.settings.memory_search_limit
-            )
+        try:  # the embedding endpoint may hang: the reply goes on without memories
+            async with asyncio.timeout(self.settings.memory_search_timeout_s):
+                res = await self._mem.search(
+                    query, filters={"user_id": user_id}, top_k=self.settings.memory_search_limit
+                )
+        except TimeoutError:
+            log.warning("memory_search_timeout", timeout_s=self.settings.memory_search_timeout_s)
+            return []
         except Exception as e:
             log.warning("memory_search_failed", error=f"{type(e).__name__}: {e}")
             return []
@@ -114,8 +118,10 @@ class LongTermMemory:
 
     async def _add(self, user_id: str, messages: list[dict[str, str]]) -> None:
         try:
-            async with self._adds:
+            async with self._adds, asyncio.timeout(self.settings.memory_add_timeout_s):
                 await self._mem.add(messages, user_id=user_id)
+        except TimeoutError:
+            log.warning("memory_add_timeout", timeout_s=self.settings.memory_add_timeout_s)
         except Exception as e:
             log.warning("memory_add_failed", error=f"{type(e).__name__}: {e}")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import openai
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
@@ -14,7 +13,8 @@ from server.api.deps import ServicesDep
 from server.api.voice import reply_audio_b64
 from server.auth import AuthError, AuthUnavailable, authenticator, credentials, valid_user_id
 from server.logging import get_logger
-from server.providers.llm import LLMNotConfigured, llm_error_message
+from server.providers.failures import llm_failure, paced
+from server.providers.llm import LLMNotConfigured
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -74,16 +74,19 @@ async def chat(body: ChatRequest, request: Request, services: ServicesDep) -> Ch
     await store.add_message(user, rec.id, persona.id, "user", body.message)
     try:
         finished: TurnFinished | None = None
-        async for ev in services.agent.stream_turn(
+        s = services.settings
+        turn = services.agent.stream_turn(
             user, rec.thread_id, body.message, TurnContext(persona=persona, user_turns=turns)
-        ):
+        )
+        async for ev in paced(turn, s.llm_first_token_timeout_s, s.llm_stream_idle_timeout_s):
             if isinstance(ev, TurnFinished):
                 finished = ev
     except LLMNotConfigured as e:
         raise HTTPException(500, f"Error processing request: {e}") from None
-    except openai.OpenAIError as e:
-        raise HTTPException(500, f"Error processing request: {llm_error_message(e)}") from None
     except Exception as e:
+        tries = services.settings.llm_max_retries + 1
+        if (failure := llm_failure(e, mid_reply=False, tries=tries)) is not None:
+            raise HTTPException(500, f"Error processing request: {failure.message}") from None
         log.exception("chat_failed")
         raise HTTPException(500, f"Error processing request: {type(e).__name__}") from None
     text = finished.text if finished else ""

@@ -11,15 +11,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import openai
-
 from server.agent.graph import TurnDelta, TurnFinished
 from server.agent.state import TurnContext
 from server.hub import protocol as p
 from server.hub.core import SessionCore, SlowConsumer, ms
 from server.logging import redact
 from server.pipelines.speech_out import SpeechOut
-from server.providers.llm import LLMNotConfigured, llm_error_message
+from server.providers.failures import llm_failure, paced
+from server.providers.llm import LLMNotConfigured
 
 
 @dataclass
@@ -144,10 +143,12 @@ class Responses(SessionCore):
         ctx = self.turn_context()
         self.user_turns += 1
         finished: TurnFinished | None = None
+        s = self.settings
+        turn = self.services.agent.stream_turn(
+            self.user_id, self.record.thread_id, r.user_text, ctx
+        )
         try:
-            async for ev in self.services.agent.stream_turn(
-                self.user_id, self.record.thread_id, r.user_text, ctx
-            ):
+            async for ev in paced(turn, s.llm_first_token_timeout_s, s.llm_stream_idle_timeout_s):
                 if isinstance(ev, TurnDelta):
                     if r.first_delta_at is None:
                         r.first_delta_at = time.monotonic()
@@ -168,15 +169,15 @@ class Responses(SessionCore):
             await self._stop_speech(r)
             await self.error("llm_not_configured", str(e))
             await self._finish(r, "failed", saved_user, None)
-        except openai.OpenAIError as e:
-            self.log.warning("llm_failed", error=type(e).__name__)
+        except Exception as e:
             await self._stop_speech(r)
-            await self.error("llm_error", llm_error_message(e))
-            await self._finish(r, "failed", saved_user, None)
-        except Exception:
-            self.log.exception("response_failed")
-            await self._stop_speech(r)
-            await self.error("internal_error", "The reply failed because of a server error.")
+            failure = llm_failure(e, mid_reply=bool(r.sent), tries=s.llm_max_retries + 1)
+            if failure is not None:
+                self.log.warning("llm_failed", code=failure.code, error=type(e).__name__)
+                await self.error(failure.code, failure.message)
+            else:
+                self.log.exception("response_failed")
+                await self.error("internal_error", "The reply failed because of a server error.")
             await self._finish(r, "failed", saved_user, None)
         else:
             await self._finish(r, "completed", saved_user, finished)
@@ -274,7 +275,7 @@ class Responses(SessionCore):
                 "assistant",
                 text,
                 timings=timings,
-                interrupted=status == "cancelled",
+                interrupted=status != "completed",  # cut short: cancelled, or a failure
             )
         await store.incr_usage(
             self.user_id,

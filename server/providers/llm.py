@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import openai
 from langchain_openai import ChatOpenAI
 
 from server.config import Settings, secret
@@ -50,16 +49,3 @@ async def close_chat_model(model: ChatOpenAI | None) -> None:
     client = getattr(model, "http_async_client", None) if model is not None else None
     if isinstance(client, httpx.AsyncClient):
         await client.aclose()
-
-
-def llm_error_message(e: openai.OpenAIError) -> str:
-    if isinstance(e, openai.APIConnectionError):
-        return (
-            "The language model endpoint could not be reached (after 3 tries). "
-            "Check LLM_BASE_URL and that the model server is running."
-        )
-    if isinstance(e, openai.AuthenticationError):
-        return "The language model endpoint rejected the API key (check LLM_API_KEY)."
-    if isinstance(e, openai.APIStatusError):
-        return f"The language model endpoint answered HTTP {e.status_code}."
-    return f"The language model call failed ({type(e).__name__})."

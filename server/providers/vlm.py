@@ -19,6 +19,8 @@ import openai
 from openai import AsyncOpenAI
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from server.providers.failures import invalid_response, never_connected
+
 DEFAULT_DESCRIBE_PROMPT = (
     "Describe what is on this screen in two or three sentences: which application or page "
     "is open, what the user appears to be doing, and any notable content. Be factual."
@@ -246,7 +248,9 @@ class VisionClient:
             raise VisionError(f"vision endpoint timed out after {self.timeout_s:g} s") from exc
         except openai.APIConnectionError as exc:
             self.usage.errors += 1
-            raise VisionError(f"cannot reach vision endpoint {self.base_url}: {exc}") from exc
+            if never_connected(exc):
+                raise VisionError(f"cannot reach vision endpoint {self.base_url}: {exc}") from exc
+            raise VisionError("vision endpoint broke the connection before answering") from exc
         except openai.APIStatusError as exc:
             self.usage.errors += 1
             raise VisionError(
@@ -256,6 +260,11 @@ class VisionClient:
         except openai.APIError as exc:
             self.usage.errors += 1
             raise VisionError(f"vision endpoint error: {exc}") from exc
+        except ValueError as exc:  # a body that is not the OpenAI format
+            if not invalid_response(exc):
+                raise
+            self.usage.errors += 1
+            raise VisionError("vision endpoint sent an invalid response (not JSON)") from exc
         finally:
             self.last_latency_ms = (time.perf_counter() - start) * 1000
         if response.usage is not None:

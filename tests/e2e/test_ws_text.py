@@ -241,7 +241,7 @@ async def test_llm_5xx_is_retried_then_connection_failure_reported(server_factor
     await ws.wait_for("session.created")
     await ws.send({"type": "input_text", "text": "anyone there?"})
     err = await ws.wait_for("error", timeout=30)
-    assert err["code"] == "llm_error" and "could not be reached" in err["message"]
+    assert err["code"] == "llm_unreachable" and "could not be reached" in err["message"]
     assert (await ws.wait_for("response.done"))["status"] == "failed"
 
 

@@ -162,6 +162,7 @@ class FakeFish(LoopbackServer):
         self.references: dict[str, dict[str, Any]] = {}  # id -> {"audio": bytes, "text": str}
         self._lock = threading.Lock()
         self._failures: list[int] = []
+        self._breaks = 0
 
     @property
     def base_url(self) -> str:
@@ -172,6 +173,12 @@ class FakeFish(LoopbackServer):
         """Make the next ``count`` /v1/tts calls fail with ``status`` (fallback tests)."""
         with self._lock:
             self._failures.extend([status] * count)
+
+    def break_next(self, count: int = 1) -> None:
+        """Make the next ``count`` streamed /v1/tts answers drop the connection after the
+        first audio chunk (a crashed or restarted server)."""
+        with self._lock:
+            self._breaks += count
 
     def tts_requests(self) -> list[dict[str, Any]]:
         """Recorded /v1/tts calls."""
@@ -337,7 +344,9 @@ class FakeFish(LoopbackServer):
             "content-disposition": f"attachment; filename=audio.{req['format']}",
         }
         if req["streaming"]:
-            return HttpResponse(headers=headers, stream=self._stream(record, pcm))
+            with self._lock:
+                broken, self._breaks = self._breaks > 0, max(0, self._breaks - 1)
+            return HttpResponse(headers=headers, stream=self._stream(record, pcm, broken))
         if self.first_chunk_ms > 0:
             await asyncio.sleep(self.first_chunk_ms / 1000)
         if req["format"] == "wav":
@@ -350,7 +359,9 @@ class FakeFish(LoopbackServer):
         record.update(completed=True, t_first_audio=now, t_done=now)
         return HttpResponse(headers=headers, body=data)
 
-    async def _stream(self, record: dict[str, Any], pcm: bytes) -> AsyncIterator[bytes]:
+    async def _stream(
+        self, record: dict[str, Any], pcm: bytes, broken: bool = False
+    ) -> AsyncIterator[bytes]:
         step = max(2, int(self.sample_rate * self.stream_chunk_ms / 1000) * 2)
         try:
             yield wav_stream_header(self.sample_rate)
@@ -361,6 +372,8 @@ class FakeFish(LoopbackServer):
                 if i == 0:
                     record["t_first_audio"] = time.monotonic()
                 yield pcm[start : start + step]
+                if broken:
+                    raise ConnectionAbortedError("scripted: the connection drops mid-answer")
             record["completed"] = True
         except (asyncio.CancelledError, GeneratorExit):
             record["disconnected"] = True

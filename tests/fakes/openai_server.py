@@ -270,6 +270,18 @@ def _schema_instance(schema: Any, root: dict[str, Any], text: str, depth: int = 
     return None
 
 
+# Faults a real endpoint shows (``queue_reply(fault=...)``), after ``fault_after`` tokens:
+# "hang_headers": accepts the request and never sends a byte (not even headers);
+# "hang": streams the first tokens, then sends nothing more (connection kept open);
+# "break": streams the first tokens, then closes the connection mid-body;
+# "garbage": streams the first tokens, then an SSE event whose data is not JSON.
+FAULTS = ("hang_headers", "hang", "break", "garbage")
+
+
+class _BrokenStream(Exception):
+    """Raised inside a streamed body: the server drops the connection mid-body."""
+
+
 @dataclass
 class Reply:
     """One scripted chat reply. ``tokens`` wins over ``text``; ``fail_status`` sends an error."""
@@ -280,6 +292,8 @@ class Reply:
     fail_status: int | None = None
     ttft_ms: float | None = None
     token_ms: float | None = None
+    fault: str | None = None
+    fault_after: int = 0
 
     def token_list(self) -> list[str]:
         """The content tokens to send."""
@@ -332,6 +346,9 @@ class FakeOpenAI(LoopbackServer):
         self._memory_replies: deque[Reply] = deque()
         self._default: Callable[[dict[str, Any]], str | list[str] | Reply] | None = None
         self._ids = itertools.count(1)
+        # Clear it to make /v1/embeddings hang (a stuck embedding server); set it to answer.
+        self.embeddings_answer = threading.Event()
+        self.embeddings_answer.set()
 
     @property
     def base_url(self) -> str:
@@ -349,14 +366,19 @@ class FakeOpenAI(LoopbackServer):
         fail_status: int | None = None,
         ttft_ms: float | None = None,
         token_ms: float | None = None,
+        fault: str | None = None,
+        fault_after: int = 0,
     ) -> None:
         """Script the next non-mem0 chat reply (FIFO).
 
         ``tool_calls`` items are ``{"name": str, "arguments": dict | str, "id"?: str}``;
         ``fail_status`` makes that one call fail with this HTTP status (the openai SDK retries
         429/5xx by itself, so the next reply in the queue then answers the retry).
+        ``fault`` (one of FAULTS) misbehaves after ``fault_after`` streamed tokens.
         """
-        reply = Reply(text, tokens, tool_calls, fail_status, ttft_ms, token_ms)
+        if fault is not None and fault not in FAULTS:
+            raise ValueError(f"fault must be one of {FAULTS}")
+        reply = Reply(text, tokens, tool_calls, fail_status, ttft_ms, token_ms, fault, fault_after)
         with self._lock:
             self._replies.append(reply)
 
@@ -438,6 +460,8 @@ class FakeOpenAI(LoopbackServer):
             if not isinstance(body, dict):
                 return _error(400, "The request body must be a JSON object.")
             if path.endswith("/embeddings"):
+                if not self.embeddings_answer.is_set():  # stuck: accept, answer when set
+                    await asyncio.to_thread(self.embeddings_answer.wait, 60)
                 return self._embeddings(request, path, body)
             return await self._chat(request, path, body)
         return _error(
@@ -563,6 +587,13 @@ class FakeOpenAI(LoopbackServer):
             response.headers["retry-after-ms"] = "1"
             return response
 
+        if reply.fault == "hang_headers":
+            record["status"] = None
+            await asyncio.Event().wait()  # until the client gives up or the fake stops
+
+        if reply.fault in ("break", "garbage") and not body.get("stream"):
+            return _faulty_body(reply.fault)
+
         tokens = reply.token_list()
         finish = "stop"
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -588,6 +619,8 @@ class FakeOpenAI(LoopbackServer):
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             stream = self._sse(record, meta, tokens, tool_calls, finish, usage, include_usage)
+            if reply.fault is not None:
+                stream = self._faulty(reply, record, meta, tokens)
             return HttpResponse(
                 headers={
                     "content-type": "text/event-stream; charset=utf-8",
@@ -698,6 +731,54 @@ class FakeOpenAI(LoopbackServer):
                 record["t_done"] = time.monotonic()
 
         return gen
+
+    def _faulty(
+        self, reply: Reply, record: dict[str, Any], meta: dict[str, Any], tokens: list[str]
+    ) -> Callable[[float, float], AsyncIterator[bytes]]:
+        """A stream that sends ``fault_after`` tokens, then misbehaves as ``reply.fault``."""
+
+        def chunk(delta: dict[str, Any]) -> bytes:
+            data = {
+                **meta,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}],
+            }
+            return b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+
+        async def gen(ttft: float, gap: float) -> AsyncIterator[bytes]:
+            try:
+                yield chunk({"role": "assistant", "content": ""})
+                for i, token in enumerate(tokens[: reply.fault_after]):
+                    await asyncio.sleep(ttft if i == 0 else gap)
+                    yield chunk({"content": token})
+                    record["tokens_sent"] += 1
+                if reply.fault == "hang":
+                    await asyncio.Event().wait()
+                elif reply.fault == "break":
+                    raise _BrokenStream
+                else:  # garbage
+                    yield b"data: {this is not json]\n\n"
+                    yield b"data: [DONE]\n\n"
+            except (asyncio.CancelledError, GeneratorExit):
+                record["disconnected"] = True
+                raise
+            finally:
+                record["t_done"] = time.monotonic()
+
+        return gen
+
+
+def _faulty_body(fault: str) -> HttpResponse:
+    """A non-streamed answer that breaks off mid-body, or is not JSON at all."""
+    headers = {"content-type": "application/json"}
+    if fault == "garbage":
+        return HttpResponse(headers=headers, body=b"<html>502 upstream gone</html>")
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b'{"id": "chatcmpl-fake", "choices": ['
+        raise _BrokenStream
+
+    return HttpResponse(headers=headers, stream=broken())
 
 
 def _error(

@@ -118,6 +118,18 @@ async def test_server_error_raises_tts_error(fake_fish: FakeFish) -> None:
         await tts.close()
 
 
+async def test_a_stream_that_breaks_is_not_called_unreachable(fake_fish: FakeFish) -> None:
+    fake_fish.break_next()
+    tts = FishSpeechTTS(fake_fish.base_url)
+    try:
+        with pytest.raises(TTSError, match="stopped mid-answer") as err:
+            await collect(tts, TEXT)
+        assert "unreachable" not in str(err.value)
+        assert len(await collect(tts, TEXT)) > 0  # the next call works again
+    finally:
+        await tts.close()
+
+
 async def test_unknown_reference_id_is_a_tts_error(fake_fish: FakeFish) -> None:
     tts = FishSpeechTTS(fake_fish.base_url)
     try:

@@ -257,3 +257,25 @@ def test_strict_schema_is_closed_and_self_contained() -> None:
     action = schema["properties"]["available_actions"]["items"]
     assert set(action["properties"]) == {"type", "element", "coordinates", "confidence"}
     assert set(action["properties"]["coordinates"]["properties"]) == {"x", "y"}
+
+
+async def test_faults_are_named_accurately(fake_openai: FakeOpenAI):
+    """Issue 11, item 9: "cannot reach" only when the endpoint could not be reached."""
+    image = screenshot_jpeg()
+    async with VisionClient(
+        fake_openai.base_url, "k", "fake-vl", timeout_s=0.5, max_retries=0
+    ) as c:
+        for fault, words in [
+            ("garbage", "invalid response"),
+            ("break", "broke the connection"),
+            ("hang_headers", "timed out after 0.5 s"),
+        ]:
+            fake_openai.queue_reply("a screen", fault=fault)
+            with pytest.raises(VisionError) as err:
+                await c.get_visual_description(image)
+            assert words in str(err.value) and "cannot reach" not in str(err.value)
+        fake_openai.queue_reply("A code editor.")
+        assert await c.get_visual_description(image) == "A code editor."  # recovered
+    async with VisionClient("http://127.0.0.1:9/v1", "k", "m", max_retries=0) as down:
+        with pytest.raises(VisionError, match="cannot reach"):
+            await down.get_visual_description(image)

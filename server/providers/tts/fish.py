@@ -17,6 +17,8 @@ import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from server.providers.failures import never_connected
+
 from .base import AudioChunk, TTSError, TTSProvider, Voice
 
 if TYPE_CHECKING:
@@ -251,7 +253,11 @@ class FishSpeechTTS(TTSProvider):
         except httpx.TimeoutException as exc:
             raise TTSError(f"fish-speech timed out: {type(exc).__name__}") from exc
         except httpx.HTTPError as exc:
-            raise TTSError(f"fish-speech unreachable: {type(exc).__name__}: {exc}") from exc
+            if never_connected(exc):
+                raise TTSError(f"fish-speech unreachable: {type(exc).__name__}: {exc}") from exc
+            raise TTSError(
+                f"fish-speech stopped mid-answer (the connection broke: {type(exc).__name__})"
+            ) from exc
 
     async def list_voices(self) -> list[Voice]:
         """Reference voices stored on the server (``GET /v1/references/list``)."""
