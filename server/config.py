@@ -174,6 +174,8 @@ class Settings(BaseSettings):
     reminders_max_pending: int = Field(default=100, ge=1)  # per user
     reminder_max_days: int = Field(default=366, ge=1)  # how far ahead due_at may be
     reminder_check_s: float = Field(default=30.0, gt=0.0)  # re-read the store at least this often
+    reminder_max_attempts: int = Field(default=3, ge=1)  # then the reminder is marked failed
+    reminder_retry_backoff_s: float = Field(default=5.0, gt=0.0)  # doubles per failed attempt
 
     @field_validator("data_dir", "personas_dir", "static_dir")
     @classmethod

@@ -79,7 +79,7 @@ async def create_reminder(
 async def list_reminders(
     services: ServicesDep,
     user: UserDep,
-    status: Literal["pending", "delivered", "cancelled"] | None = None,
+    status: Literal["pending", "delivered", "cancelled", "failed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     rows = await services.store.list_reminders(user, status, limit)

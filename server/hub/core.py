@@ -29,6 +29,10 @@ log = get_logger(__name__)
 OUTPUT_RATE = 24_000
 
 
+# What the writer sends: text, bytes, or text whose sender waits until it was written.
+Outbound = str | bytes | tuple[str, asyncio.Future[bool]]
+
+
 class SlowConsumer(Exception):
     """The client did not read for ws_send_timeout_s while we had data that must not drop."""
 
@@ -66,7 +70,7 @@ class SessionCore:
             "turn_detection": {"type": "server_vad"},
         } | {k: v for k, v in record.settings.items() if k != "persona"}
         self.paused = record.status == "paused"
-        self.outbound: asyncio.Queue[str | bytes | None] = asyncio.Queue(
+        self.outbound: asyncio.Queue[Outbound | None] = asyncio.Queue(
             maxsize=self.settings.ws_outbound_queue
         )
         self.dropped_events = 0
@@ -84,7 +88,7 @@ class SessionCore:
 
     # --- lifecycle --------------------------------------------------------------------
     async def run(self) -> None:
-        from server.hub.reminders import deliver_reminders
+        from server.hub.reminders import DeliveryPolicy, deliver_reminders
 
         writer = asyncio.create_task(self._writer())
         reader = asyncio.create_task(self._read_until_closed())
@@ -97,7 +101,7 @@ class SessionCore:
                     self.services.reminder_watchers,
                     self.user_id,
                     self.events.reminder,
-                    self.settings.reminder_check_s,
+                    DeliveryPolicy.from_settings(self.settings),
                 )
             )
             # Ends on disconnect, session.end, a fatal error or a slow consumer. A slow
@@ -169,7 +173,19 @@ class SessionCore:
         await self.error(code, message, fatal=True)
         self.close(close_code, code)
 
-    async def _put(self, item: str | bytes, droppable: bool) -> None:
+    async def send_confirmed(self, event: dict[str, Any]) -> bool:
+        """Send and wait until the event was written to the socket: True, or False when the
+        connection closed first (for deliveries that must be acknowledged by the write)."""
+        written = asyncio.get_running_loop().create_future()
+        await self._put((jsonout.dumps(event), written), False)
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait({written, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+        return written.done() and not written.cancelled() and written.result()
+
+    async def _put(self, item: Outbound, droppable: bool) -> None:
         if self._closed.is_set():
             return
         try:
@@ -194,7 +210,11 @@ class SessionCore:
                 item = await self.outbound.get()
                 if item is None:
                     return
-                if isinstance(item, str):
+                if isinstance(item, tuple):  # (text, future): tell the sender it was written
+                    await self.ws.send_text(item[0])
+                    if not item[1].done():
+                        item[1].set_result(True)
+                elif isinstance(item, str):
                     await self.ws.send_text(item)
                 else:
                     await self.ws.send_bytes(item)

@@ -76,7 +76,9 @@ class SessionEvents(ABC):
         """analysis.face / analysis.voice / vision.description (in /v1/ws shape)."""
 
     @abstractmethod
-    async def reminder(self, r: ReminderRecord) -> None: ...
+    async def reminder(self, r: ReminderRecord) -> bool:
+        """Send a due reminder; True once it was written to the socket, False when the
+        connection closed first (the reminder is then retried, docs/protocol.md)."""
 
     @abstractmethod
     async def warning(self, code: str, message: str) -> None: ...

@@ -181,8 +181,8 @@ class WsV1(SessionEvents):
     async def analysis(self, event: dict[str, Any], *, droppable: bool = False) -> None:
         await self.s.send(event, droppable=droppable)
 
-    async def reminder(self, r: ReminderRecord) -> None:
-        await self.s.send(reminder_event(r))
+    async def reminder(self, r: ReminderRecord) -> bool:
+        return await self.s.send_confirmed(reminder_event(r))
 
     async def warning(self, code: str, message: str) -> None:
         await self.s.send({"type": "warning", "code": code, "message": message})

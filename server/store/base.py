@@ -16,7 +16,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 SessionStatus = Literal["active", "paused", "ended"]
 Role = Literal["user", "assistant", "system"]
-ReminderStatus = Literal["pending", "delivered", "cancelled"]
+ReminderStatus = Literal["pending", "delivered", "cancelled", "failed"]
 TaskStatus = Literal["running", "paused", "completed", "failed", "cancelled", "blocked_payment"]
 ActionStatus = Literal["pending", "success", "failed"]
 ActionType = Literal["click", "type", "scroll", "key", "wait"]
@@ -74,7 +74,10 @@ class ReminderRecord:
     due_at: datetime
     created_at: datetime
     status: ReminderStatus = "pending"
-    delivered_at: datetime | None = None  # or cancelled at
+    delivered_at: datetime | None = None  # or cancelled at, or given up at (failed)
+    attempts: int = 0  # failed delivery attempts
+    last_error: str | None = None  # why the last attempt failed
+    not_before: datetime | None = None  # claimed by a session, or backing off, until then
 
 
 # --- screen tasks (server/tasks): records ------------------------------------------------
@@ -291,6 +294,21 @@ class Store(ABC):
         """Move a pending reminder to ``status`` (setting delivered_at to now) in one atomic
         conditional update. False when it is not pending or not this user's: of two
         sessions racing to deliver it, exactly one wins."""
+
+    # --- reminder delivery attempts (server/hub/reminders.py) ------------------------------
+
+    @abstractmethod
+    async def claim_reminder(self, user_id: str, reminder_id: str, until: datetime) -> bool:
+        """Claim a pending reminder for delivery until ``until`` (one atomic conditional
+        update): False when it is not pending, or claimed or backing off (``not_before`` in
+        the future). Of two sessions racing, exactly one wins."""
+
+    @abstractmethod
+    async def fail_reminder_attempt(
+        self, user_id: str, reminder_id: str, reason: str, retry_at: datetime | None
+    ) -> bool:
+        """Record a failed delivery attempt of a pending reminder: attempts + 1 and the
+        reason; it is retried at ``retry_at``, or, when that is None, marked ``failed``."""
 
     # --- screen tasks (server/store/tasks_sqlite.py, tasks_mongo.py) -----------------------
 

@@ -86,6 +86,9 @@ def _reminder(doc: dict[str, Any]) -> ReminderRecord:
         created_at=doc["created_at"].astimezone(UTC),
         status=doc["status"],
         delivered_at=_aware(doc.get("delivered_at")),
+        attempts=int(doc.get("attempts", 0)),
+        last_error=doc.get("last_error"),
+        not_before=_aware(doc.get("not_before")),
     )
 
 
@@ -503,6 +506,9 @@ class MongoStore(MongoTasksMixin, Store):
                 "created_at": record.created_at,
                 "status": record.status,
                 "delivered_at": None,
+                "attempts": 0,
+                "last_error": None,
+                "not_before": None,
             }
         )
         return record
@@ -535,5 +541,31 @@ class MongoStore(MongoTasksMixin, Store):
         result = await self._d.reminders.update_one(
             {"_id": reminder_id, "user_id": user_id, "status": "pending"},
             {"$set": {"status": status, "delivered_at": _ms(utcnow())}},
+        )
+        return result.modified_count > 0
+
+    async def claim_reminder(self, user_id: str, reminder_id: str, until: datetime) -> bool:
+        result = await self._d.reminders.update_one(
+            {
+                "_id": reminder_id,
+                "user_id": user_id,
+                "status": "pending",
+                "$or": [{"not_before": None}, {"not_before": {"$lte": _ms(utcnow())}}],
+            },
+            {"$set": {"not_before": _ms(until)}},
+        )
+        return result.modified_count > 0
+
+    async def fail_reminder_attempt(
+        self, user_id: str, reminder_id: str, reason: str, retry_at: datetime | None
+    ) -> bool:
+        update: dict[str, Any] = {"last_error": reason}
+        if retry_at is None:
+            update |= {"status": "failed", "not_before": None, "delivered_at": _ms(utcnow())}
+        else:
+            update["not_before"] = _ms(retry_at)
+        result = await self._d.reminders.update_one(
+            {"_id": reminder_id, "user_id": user_id, "status": "pending"},
+            {"$set": update, "$inc": {"attempts": 1}},
         )
         return result.modified_count > 0

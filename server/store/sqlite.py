@@ -106,7 +106,10 @@ CREATE TABLE IF NOT EXISTS reminders (
     due_at       TEXT NOT NULL,
     created_at   TEXT NOT NULL,
     status       TEXT NOT NULL,
-    delivered_at TEXT
+    delivered_at TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    not_before   TEXT
 );
 CREATE INDEX IF NOT EXISTS reminders_user_status_due ON reminders (user_id, status, due_at);
 """
@@ -115,7 +118,15 @@ _SESSION_COLS = "id, user_id, persona_id, thread_id, status, settings, started_a
 _MESSAGE_COLS = (
     "id, session_id, user_id, persona_id, role, content, created_at, timings, interrupted"
 )
-_REMINDER_COLS = "id, user_id, text, due_at, created_at, status, delivered_at"
+_REMINDER_COLS = (
+    "id, user_id, text, due_at, created_at, status, delivered_at, attempts, last_error, not_before"
+)
+# Columns added after the reminders table first shipped: added to older databases at open.
+_REMINDER_ADDED = {
+    "attempts": "INTEGER NOT NULL DEFAULT 0",
+    "last_error": "TEXT",
+    "not_before": "TEXT",
+}
 
 
 def _to_db_time(dt: datetime) -> str:
@@ -180,7 +191,7 @@ def _message(row: Iterable[Any]) -> MessageRecord:
 
 
 def _reminder(row: Iterable[Any]) -> ReminderRecord:
-    rid, user_id, text, due, created, status, delivered = row
+    rid, user_id, text, due, created, status, delivered, attempts, last_error, not_before = row
     return ReminderRecord(
         id=rid,
         user_id=user_id,
@@ -189,6 +200,9 @@ def _reminder(row: Iterable[Any]) -> ReminderRecord:
         created_at=_from_db_time(created),
         status=status,
         delivered_at=_from_db_time(delivered) if delivered is not None else None,
+        attempts=attempts,
+        last_error=last_error,
+        not_before=_from_db_time(not_before) if not_before is not None else None,
     )
 
 
@@ -225,6 +239,11 @@ class SQLiteStore(SQLiteTasksMixin, Store):
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=5000")
             await db.executescript(_SCHEMA + TASKS_SCHEMA)
+            cur = await db.execute("PRAGMA table_info(reminders)")
+            have = {row[1] for row in await cur.fetchall()}
+            for column, decl in _REMINDER_ADDED.items():
+                if column not in have:
+                    await db.execute(f"ALTER TABLE reminders ADD COLUMN {column} {decl}")
             await db.commit()
             ckpt = await aiosqlite.connect(self.checkpoint_path)
         except BaseException:
@@ -612,7 +631,8 @@ class SQLiteStore(SQLiteTasksMixin, Store):
         )
         async with self._write() as conn:
             await conn.execute(
-                f"INSERT INTO reminders ({_REMINDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                f"INSERT INTO reminders ({_REMINDER_COLS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, NULL, 0, NULL, NULL)",
                 (
                     record.id,
                     user_id,
@@ -659,6 +679,38 @@ class SQLiteStore(SQLiteTasksMixin, Store):
                 "UPDATE reminders SET status = ?, delivered_at = ? "
                 "WHERE id = ? AND user_id = ? AND status = 'pending'",
                 (status, _to_db_time(utcnow()), reminder_id, user_id),
+            )
+            changed = cur.rowcount
+            await cur.close()
+        return changed > 0
+
+    async def claim_reminder(self, user_id: str, reminder_id: str, until: datetime) -> bool:
+        async with self._write() as conn:
+            cur = await conn.execute(
+                "UPDATE reminders SET not_before = ? WHERE id = ? AND user_id = ? "
+                "AND status = 'pending' AND (not_before IS NULL OR not_before <= ?)",
+                (_to_db_time(until), reminder_id, user_id, _to_db_time(utcnow())),
+            )
+            changed = cur.rowcount
+            await cur.close()
+        return changed > 0
+
+    async def fail_reminder_attempt(
+        self, user_id: str, reminder_id: str, reason: str, retry_at: datetime | None
+    ) -> bool:
+        if retry_at is None:
+            sql = (
+                "UPDATE reminders SET attempts = attempts + 1, last_error = ?, "
+                "not_before = NULL, status = 'failed', delivered_at = ? "
+            )
+            params: list[Any] = [reason, _to_db_time(utcnow())]
+        else:
+            sql = "UPDATE reminders SET attempts = attempts + 1, last_error = ?, not_before = ? "
+            params = [reason, _to_db_time(retry_at)]
+        async with self._write() as conn:
+            cur = await conn.execute(
+                sql + "WHERE id = ? AND user_id = ? AND status = 'pending'",
+                (*params, reminder_id, user_id),
             )
             changed = cur.rowcount
             await cur.close()

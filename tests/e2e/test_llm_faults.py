@@ -4,6 +4,7 @@ the partial reply is stored as interrupted, and the next turn works without a re
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -58,7 +59,11 @@ async def test_a_model_that_never_answers_times_out_then_the_next_turn_works(
     assert FIRST_S <= elapsed < FIRST_S + 3  # not 3 tries x LLM_TIMEOUT_S
     assert done["text"] == ""
     await recovers(ws, llm, 1)
-    msgs = await stored(server, "hang", created["session"]["id"])
+    for _ in range(100):  # until the reply is stored (response.done may come first)
+        msgs = await stored(server, "hang", created["session"]["id"])
+        if len(msgs) == 3:
+            break
+        await asyncio.sleep(0.05)
     assert [m["role"] for m in msgs] == ["user", "user", "assistant"]
 
 
@@ -79,7 +84,11 @@ async def test_a_stream_that_stalls_or_breaks_is_kept_as_interrupted(
         assert done["text"] == "Once upon "
         if fault == "hang":
             assert IDLE_S <= elapsed < IDLE_S + 3
-        last = (await stored(server, "stall", sid))[-1]
+        for _ in range(100):  # until the reply is stored (response.done may come first)
+            last = (await stored(server, "stall", sid))[-1]
+            if last["role"] == "assistant":
+                break
+            await asyncio.sleep(0.05)
         assert last["role"] == "assistant" and last["content"] == "Once upon "
         assert last["interrupted"] is True  # not stored as a complete reply
         await recovers(ws, llm, n)

@@ -481,6 +481,45 @@ async def test_reminder_isolation(store: Store) -> None:
     assert await store.get_reminder(B, mine.id) == mine
 
 
+# -- reminder delivery attempts ---------------------------------------------------
+
+
+async def test_claim_reminder_is_a_lease_with_one_winner(store: Store) -> None:
+    r = await store.add_reminder(A, "stretch", utcnow())
+    until = utcnow() + timedelta(seconds=30)
+    wins = await asyncio.gather(*(store.claim_reminder(A, r.id, until) for _ in range(5)))
+    assert sorted(wins) == [False] * 4 + [True]
+    got = await store.get_reminder(A, r.id)
+    assert got is not None and got.status == "pending" and got.not_before is not None
+    assert abs((got.not_before - until).total_seconds()) < 0.01
+    assert await store.claim_reminder(B, r.id, until) is False  # not B's
+    # an expired lease (a session that died mid-delivery) can be claimed again
+    other = await store.add_reminder(A, "water", utcnow())
+    assert await store.claim_reminder(A, other.id, utcnow() - timedelta(seconds=1))
+    assert await store.claim_reminder(A, other.id, until) is True
+
+
+async def test_failed_attempts_back_off_then_fail_with_their_reason(store: Store) -> None:
+    r = await store.add_reminder(A, "call mum", utcnow())
+    assert await store.claim_reminder(A, r.id, utcnow() + timedelta(seconds=30))
+    retry = utcnow() + timedelta(seconds=60)
+    assert await store.fail_reminder_attempt(A, r.id, "socket closed", retry) is True
+    got = await store.get_reminder(A, r.id)
+    assert got is not None and got.status == "pending"
+    assert (got.attempts, got.last_error) == (1, "socket closed")
+    assert got.not_before is not None and abs((got.not_before - retry).total_seconds()) < 0.01
+    assert await store.claim_reminder(A, r.id, retry) is False  # backing off
+    assert await store.fail_reminder_attempt(B, r.id, "x", None) is False  # not B's
+    assert await store.fail_reminder_attempt(A, r.id, "write failed", None) is True
+    got = await store.get_reminder(A, r.id)
+    assert got is not None and got.status == "failed" and got.attempts == 2
+    assert got.last_error == "write failed" and got.delivered_at is not None
+    assert await store.claim_reminder(A, r.id, retry) is False
+    assert await store.close_reminder(A, r.id, "delivered") is False
+    assert [x.id for x in await store.list_reminders(A, status="failed")] == [r.id]
+    assert await store.count_reminders(A, "failed") == 1
+
+
 # -- isolation --------------------------------------------------------------------
 
 
