@@ -173,8 +173,8 @@ class TaskConfirm(_Event):
     """The user's answer to a task.action_preview, clicked (a spoken one is a normal turn)."""
 
     type: Literal["task.confirm"]
-    task_id: str
-    action_id: str
+    task_id: Annotated[str, Field(max_length=64)]
+    action_id: Annotated[str, Field(max_length=64)]
     approve: bool = True
 
 
@@ -183,14 +183,14 @@ class TaskExecuted(_Event):
     it sends is the screen after it."""
 
     type: Literal["task.executed"]
-    task_id: str
-    action_id: str
+    task_id: Annotated[str, Field(max_length=64)]
+    action_id: Annotated[str, Field(max_length=64)]
     executed: bool = True
 
 
 class TaskControl(_Event):
     type: Literal["task.control"]
-    task_id: str
+    task_id: Annotated[str, Field(max_length=64)]
     command: Literal["pause", "resume", "cancel", "retry"]
 
 

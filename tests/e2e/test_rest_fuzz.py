@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.test_perception_face import FACE_MODEL
-from tests.e2e.test_ws_robust import strict_json
+from tests.e2e.test_ws_robust import NOT_JSON, strict_json
 from tests.fakes.openai_server import FakeOpenAI
 from tests.speech import whisper_base_dir
 
@@ -19,18 +19,12 @@ SEED = 11
 # Raw JSON fragments json.dumps cannot write: non-standard constants, lone surrogates,
 # numbers beyond 64 bits and 5,000 digits, nesting far deeper than any real body.
 RAW_VALUES = [
-    "NaN",
-    "Infinity",
-    "-Infinity",
+    *NOT_JSON,
     "1e309",
     "1e300",
-    '"\\ud800"',
-    '"a\\udfffb"',
     "123456789012345678901234567890",
     "-18446744073709551617",
-    "9" * 5000,
     "[" * 30_000 + "]" * 30_000,
-    '{"a":' * 3000 + "1" + "}" * 3000,
     "null",
     "true",
     "[]",

@@ -23,6 +23,21 @@ def strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=refuse)
 
 
+# Text that no RFC 8259 parser accepts as a value: non-standard constants, lone UTF-16
+# surrogates, 5,000 digits, nesting deeper than any real message (the fuzz tests use these).
+NOT_JSON = [
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    '"\\ud800"',
+    '"x\\udfff"',
+    '"\\udc00\\ud800"',
+    "9" * 5000,
+    "[" * 3000 + "]" * 3000,
+    '{"a":' * 2000 + "1" + "}" * 2000,
+]
+
+
 async def expect_error_then_pong(ws: WsClient, raw: str | bytes, code: str, n: int) -> None:
     await ws.send_raw(raw)
     err = await ws.wait_for("error")
