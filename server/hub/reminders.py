@@ -145,6 +145,8 @@ async def _attempt(
 ) -> None:
     try:
         written = await send(r)
+        if written is None:  # a protocol that cannot tell whether it was written: it was sent
+            written = True
         reason = None if written else "the connection closed before the event was written"
     except asyncio.CancelledError:  # the session is closing: record it, then stop
         await _failed(store, user_id, r, "the session closed before the event was written", policy)
