@@ -332,7 +332,14 @@ def test_client_disconnect_stops_the_stream(fake_openai: FakeOpenAI) -> None:
 
 
 def test_many_concurrent_streams(fake_openai: FakeOpenAI) -> None:
-    fake_openai.ttft_ms, fake_openai.token_ms = 50, 10
+    """Eight streams are served at once: every client has its first token before any reads
+    on (a barrier), and the server's records show all eight open at one instant. No
+    wall-clock threshold: a loaded machine only makes it slower."""
+    fake_openai.ttft_ms, fake_openai.token_ms = 20, 50
+    words = [f"w{i}" for i in range(20)]  # about 1 s of streaming after the first token
+    for _ in range(8):
+        fake_openai.queue_reply(tokens=words)
+    barrier = threading.Barrier(8, timeout=60)
     results: list[str] = []
 
     def worker(i: int) -> None:
@@ -340,16 +347,22 @@ def test_many_concurrent_streams(fake_openai: FakeOpenAI) -> None:
             stream = client.chat.completions.create(
                 model="m", messages=[{"role": "user", "content": f"n{i}"}], stream=True
             )
-            results.append("".join(c.choices[0].delta.content or "" for c in stream))
+            chunks = iter(stream)
+            first = next(chunks)
+            barrier.wait()
+            rest = "".join(c.choices[0].delta.content or "" for c in chunks)
+            results.append((first.choices[0].delta.content or "") + rest)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    t0 = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == sorted(f"You said: n{i}." for i in range(8))
-    assert time.monotonic() - t0 < 1.0  # concurrent, not serialised (8 x ~0.07 s)
+    assert results == ["".join(words)] * 8
+    recs = fake_openai.chat_requests()
+    assert len(recs) == 8 and all(r["completed"] for r in recs)
+    # one instant at which every stream was open on the server
+    assert max(r["t"] for r in recs) < min(r["t_done"] for r in recs)
 
 
 # ---- FakeOpenAI: embeddings, models, errors ----------------------------------------------------
