@@ -285,16 +285,18 @@ def test_ttft_and_token_delay_are_honoured() -> None:
             if chunk.choices and chunk.choices[0].delta.content:
                 times.append(time.monotonic() - t0)
         assert len(times) == 4
-        assert times[0] >= 0.150
-        assert times[-1] - times[0] >= 3 * 0.020 * 0.9
+        assert times[0] >= 0.150  # nothing can arrive before the server sent it
+        # the gaps between tokens are the server's to keep: a client that was descheduled
+        # may read several at once, so they are checked on the server's own clock
         rec = fake.chat_requests()[-1]
         assert rec["t_first_token"] - rec["t"] >= 0.150
+        assert rec["t_done"] - rec["t_first_token"] >= 3 * 0.020
 
         # per-reply override, non-streaming sleeps the same total
         fake.queue_reply("one two", ttft_ms=0, token_ms=100)
         t0 = time.monotonic()
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
-        assert 0.1 <= time.monotonic() - t0 < 0.5
+        assert time.monotonic() - t0 >= 0.1  # a lower bound only: load can only add
 
 
 def test_nodelay_on_accepted_sockets_and_no_delayed_ack_stalls(fake_openai: FakeOpenAI) -> None:
