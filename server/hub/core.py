@@ -177,7 +177,10 @@ class SessionCore:
         """Send and wait until the event was written to the socket: True, or False when the
         connection closed first (for deliveries that must be acknowledged by the write)."""
         written = asyncio.get_running_loop().create_future()
-        await self._put((jsonout.dumps(event), written), False)
+        try:
+            await self._put((jsonout.dumps(event), written), False)
+        except SlowConsumer:  # the client stopped reading: it was never written
+            return False
         closed = asyncio.ensure_future(self._closed.wait())
         try:
             await asyncio.wait({written, closed}, return_when=asyncio.FIRST_COMPLETED)

@@ -9,8 +9,10 @@ import json
 import os
 import socket
 
+import httpx
+
 from tests.fakes.openai_server import FakeOpenAI
-from tests.server_harness import ServerThread
+from tests.server_harness import ServerThread, open_ws
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -71,3 +73,61 @@ async def test_a_client_that_stops_reading_is_dropped_not_buffered(server_factor
         assert 0 < len(reply.content) < len(token[0]) * 4000 // 2
     finally:
         sock.close()
+
+
+async def test_a_reminder_not_written_to_the_socket_is_retried_not_marked_delivered(
+    server_factory, llm: FakeOpenAI
+):
+    """Issue 11, item 11: the reminder falls due while its session's client has stopped
+    reading; the event never reaches the socket, so the attempt is recorded as failed with
+    its reason, and the next session of the user gets it after the back-off."""
+    server = server_factory(
+        llm,
+        ws_outbound_queue=8,
+        ws_send_timeout_s=8.0,
+        llm_max_tokens=8000,
+        memory_enabled=False,
+        reminder_retry_backoff_s=0.5,
+    )
+    llm.queue_reply(tokens=["x" * 3000 + " "] * 4000, token_ms=0)  # fills every buffer
+    sock = connect_and_stop_reading(server, "busy")
+    store = server.services.store
+    try:
+        sock.sendall(masked_text_frame(json.dumps({"type": "input_text", "text": "flood me"})))
+        # stuck: the queue and socket are full, so the server stopped reading the model
+        sent, stable_since = -1, 0.0
+        for _ in range(400):
+            await asyncio.sleep(0.05)
+            reqs = llm.chat_requests(mem0=False)
+            now = reqs[-1]["tokens_sent"] if reqs else -1
+            if now != sent:
+                sent, stable_since = now, asyncio.get_running_loop().time()
+            elif sent > 0 and asyncio.get_running_loop().time() - stable_since > 2.0:
+                break
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            r = await http.post(
+                "/v1/reminders",
+                json={"text": "stretch", "in_seconds": 0},
+                headers={"Authorization": "Bearer busy"},
+            )
+        assert r.status_code == 201
+        rid = r.json()["id"]
+        rec = None
+        for _ in range(200):
+            rec = await server.call(store.get_reminder("busy", rid))
+            if rec is not None and rec.attempts:
+                break
+            await asyncio.sleep(0.1)
+        assert rec is not None and rec.status == "pending" and rec.attempts == 1
+        assert "before the event was written" in (rec.last_error or "")
+    finally:
+        sock.close()
+    ws = await open_ws(server, persona="emma", token="busy")
+    got = await ws.wait_for("reminder", timeout=15)
+    assert got["id"] == rid and got["text"] == "stretch"
+    for _ in range(50):
+        rec = await server.call(store.get_reminder("busy", rid))
+        if rec is not None and rec.status == "delivered":
+            break
+        await asyncio.sleep(0.1)
+    assert rec is not None and rec.status == "delivered" and rec.attempts == 1
