@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from server.store.base import (
     MessageRecord,
@@ -33,7 +34,11 @@ __all__ = [
 
 
 def make_store(
-    *, data_dir: Path, mongodb_uri: str | None, mongodb_db: str = "desktopmate"
+    *,
+    data_dir: Path,
+    mongodb_uri: str | None,
+    mongodb_db: str = "desktopmate",
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL",
 ) -> Store:
     """MongoDB when a URI is configured (shared server deployments), else embedded SQLite.
 
@@ -42,4 +47,4 @@ def make_store(
     """
     if mongodb_uri:
         return MongoStore(mongodb_uri, mongodb_db)
-    return SQLiteStore(Path(data_dir))
+    return SQLiteStore(Path(data_dir), sqlite_synchronous)

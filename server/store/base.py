@@ -14,7 +14,9 @@ from typing import Any, Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-SessionStatus = Literal["active", "paused", "ended"]
+# "interrupted": the server stopped (crashed) while the session was live; see
+# recover_sessions and docs/protocol.md "Crash recovery". Resumable like "paused".
+SessionStatus = Literal["active", "paused", "interrupted", "ended"]
 Role = Literal["user", "assistant", "system"]
 ReminderStatus = Literal["pending", "delivered", "cancelled", "failed"]
 TaskStatus = Literal["running", "paused", "completed", "failed", "cancelled", "blocked_payment"]
@@ -191,7 +193,15 @@ class Store(ABC):
         *,
         timings: dict[str, Any] | None = None,
         interrupted: bool = False,
-    ) -> MessageRecord: ...
+        message_id: str | None = None,
+    ) -> MessageRecord:
+        """``message_id``: an id the caller minted (the agent's history uses the same id,
+        so the stored transcript and the model's history can be reconciled); else new."""
+
+    @abstractmethod
+    async def settle_message(self, user_id: str, message_id: str, content: str) -> bool:
+        """Replace a message's content (an interrupted reply settles to what the user
+        heard); empty ``content`` deletes it. False when it is not this user's."""
 
     @abstractmethod
     async def list_messages(
@@ -400,3 +410,24 @@ class Store(ABC):
     @abstractmethod
     async def set_consent(self, user_id: str, items: dict[str, bool]) -> dict[str, datetime]:
         """Agree (True: keeps the first time agreed) or withdraw (False) items; returns all."""
+
+    # -- live sessions: ownership and crash recovery ---------------------------------
+    # Unlike everything above, these are server-wide maintenance operations (not scoped by
+    # a user): they never return user data, only which sessions changed state.
+
+    @abstractmethod
+    async def claim_session(self, user_id: str, session_id: str, owner: str) -> bool:
+        """The process ``owner`` (its INSTANCE_ID) serves this session now: status active,
+        owner and heartbeat recorded. False when it is not this user's session."""
+
+    @abstractmethod
+    async def heartbeat_sessions(self, owner: str) -> int:
+        """Refresh the heartbeat of every active session ``owner`` serves; how many."""
+
+    @abstractmethod
+    async def recover_sessions(self, stale_before: datetime, owner: str | None = None) -> list[str]:
+        """Mark ``interrupted`` the active sessions whose serving process is gone: those
+        ``owner`` served (a restarted process recovering its own), and those of any owner
+        whose heartbeat is older than ``stale_before`` (a replica that never came back).
+        Sessions never claimed by a socket (REST chat threads) are left alone. Returns the
+        ids of the sessions it changed."""

@@ -5,6 +5,10 @@ Used when several server processes share one database (docker-compose). Ids we m
 has the user id and every secondary index starts with ``user_id``. BSON datetimes have
 millisecond precision, so times are truncated to the millisecond before they are stored
 *and* returned: a record returned by a write equals the record read back later.
+
+Durability: both clients use write concern ``w="majority", j=True``, whatever the URI says,
+so a write method returns only once the write is journaled (on a replica set, on a
+majority of members) and the caller may acknowledge it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from server.store.sqlite import check_close_status, check_counter_name
 from server.store.tasks_mongo import MongoTasksMixin, create_task_indexes
 
 PING_TIMEOUT_S = 3.0
+# Keyword options override the URI's: a "w=0" in MONGODB_URI cannot make writes unacknowledged.
+WRITE_CONCERN: dict[str, Any] = {"w": "majority", "journal": True}
 
 
 def _ms(dt: datetime) -> datetime:
@@ -116,12 +122,12 @@ class MongoStore(MongoTasksMixin, Store):
     async def open(self) -> None:
         if self._client is not None:
             return
-        client: AsyncMongoClient = AsyncMongoClient(self.uri, tz_aware=True)
+        client: AsyncMongoClient = AsyncMongoClient(self.uri, tz_aware=True, **WRITE_CONCERN)
         sync_client: MongoClient | None = None
         try:
             db = client[self.db_name]
             await self._create_indexes(db)
-            sync_client = MongoClient(self.uri, tz_aware=True)
+            sync_client = MongoClient(self.uri, tz_aware=True, **WRITE_CONCERN)
             # The saver's constructor does blocking I/O (list/create indexes): keep it
             # off the event loop.
             saver = await asyncio.to_thread(MongoDBSaver, sync_client, db_name=self.db_name)
@@ -165,6 +171,10 @@ class MongoStore(MongoTasksMixin, Store):
             name="user_status_due",
         )
         await create_task_indexes(db)
+        # server-wide crash recovery (recover_sessions), the one index not led by user_id
+        await db.sessions.create_index(
+            [("status", ASCENDING), ("owner", ASCENDING)], name="status_owner"
+        )
 
     async def close(self) -> None:
         client, sync_client = self._client, self._sync_client
@@ -279,6 +289,33 @@ class MongoStore(MongoTasksMixin, Store):
         result = await self._d.sessions.update_one(query, {"$set": fields})
         return result.matched_count > 0
 
+    # -- live sessions: ownership and crash recovery -------------------------------
+
+    async def claim_session(self, user_id: str, session_id: str, owner: str) -> bool:
+        result = await self._d.sessions.update_one(
+            {"user_id": user_id, "_id": session_id},
+            {"$set": {"status": "active", "owner": owner, "heartbeat_at": _ms(utcnow())}},
+        )
+        return result.matched_count > 0
+
+    async def heartbeat_sessions(self, owner: str) -> int:
+        result = await self._d.sessions.update_many(
+            {"status": "active", "owner": owner}, {"$set": {"heartbeat_at": _ms(utcnow())}}
+        )
+        return result.matched_count
+
+    async def recover_sessions(self, stale_before: datetime, owner: str | None = None) -> list[str]:
+        gone: list[dict[str, Any]] = [{"heartbeat_at": {"$lt": _ms(stale_before)}}]
+        if owner is not None:
+            gone.append({"owner": owner})
+        query = {"status": "active", "owner": {"$ne": None}, "$or": gone}
+        ids = [d["_id"] async for d in self._d.sessions.find(query, {"_id": 1})]
+        if ids:  # the status condition again: a session claimed meanwhile stays active
+            await self._d.sessions.update_many(
+                {"_id": {"$in": ids}, **query}, {"$set": {"status": "interrupted"}}
+            )
+        return ids
+
     # -- messages ------------------------------------------------------------------
 
     async def add_message(
@@ -291,9 +328,10 @@ class MongoStore(MongoTasksMixin, Store):
         *,
         timings: dict[str, Any] | None = None,
         interrupted: bool = False,
+        message_id: str | None = None,
     ) -> MessageRecord:
         record = MessageRecord(
-            id=new_id(),
+            id=message_id or new_id(),
             session_id=session_id,
             user_id=user_id,
             persona_id=persona_id,
@@ -317,6 +355,13 @@ class MongoStore(MongoTasksMixin, Store):
             }
         )
         return record
+
+    async def settle_message(self, user_id: str, message_id: str, content: str) -> bool:
+        query = {"user_id": user_id, "_id": message_id}
+        if not content:
+            return (await self._d.messages.delete_one(query)).deleted_count > 0
+        result = await self._d.messages.update_one(query, {"$set": {"content": content}})
+        return result.matched_count > 0
 
     async def list_messages(
         self, user_id: str, session_id: str, limit: int = 100, offset: int = 0

@@ -3,6 +3,14 @@
 The desktop sidecar runs without any database server, so this is the default adapter.
 LangGraph checkpoints live in a second file next to it, on their own connection, so a
 long checkpoint write never holds up a chat message insert (and vice versa).
+
+Durability: every write method returns after its transaction committed (aiosqlite awaits
+the commit in its thread), so a caller may acknowledge it. In WAL mode a committed
+transaction survives a killed process at any ``synchronous`` level; surviving a power
+loss or OS crash needs ``synchronous=FULL`` (an fsync of the WAL per commit, about
+0.25 ms here). The main file uses ``SQLITE_SYNCHRONOUS`` [FULL]: it holds what clients are
+told is stored. The checkpoint file stays at NORMAL: the model's history is rebuilt from
+the stored transcript when they disagree (server/agent/history_sync.py).
 """
 
 from __future__ import annotations
@@ -127,6 +135,13 @@ _REMINDER_ADDED = {
     "last_error": "TEXT",
     "not_before": "TEXT",
 }
+# Every column added after its table first shipped, added to older files on open; then
+# what needs them.
+_ADDED_COLUMNS = {
+    "reminders": _REMINDER_ADDED,
+    "sessions": {"owner": "TEXT", "heartbeat_at": "TEXT"},  # crash recovery
+}
+_AFTER_MIGRATION = "CREATE INDEX IF NOT EXISTS sessions_status_owner ON sessions (status, owner);"
 
 
 def _to_db_time(dt: datetime) -> str:
@@ -206,6 +221,14 @@ def _reminder(row: Iterable[Any]) -> ReminderRecord:
     )
 
 
+async def _add_missing_columns(db: aiosqlite.Connection) -> None:
+    for table, columns in _ADDED_COLUMNS.items():
+        have = {row[1] for row in await db.execute_fetchall(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in have:
+                await db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
 class SQLiteStore(SQLiteTasksMixin, Store):
     """Store in ``path/desktopmate.sqlite3``; checkpoints in ``path/checkpoints.sqlite3``.
 
@@ -217,7 +240,10 @@ class SQLiteStore(SQLiteTasksMixin, Store):
     _t = staticmethod(_from_db_time)
     _db_t = staticmethod(_to_db_time)
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+        self.synchronous = synchronous
         self.data_dir = Path(path)
         self.db_path = self.data_dir / DB_FILENAME
         self.checkpoint_path = self.data_dir / CHECKPOINT_FILENAME
@@ -236,14 +262,11 @@ class SQLiteStore(SQLiteTasksMixin, Store):
         db = await aiosqlite.connect(self.db_path)
         try:
             await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute(f"PRAGMA synchronous={self.synchronous}")
             await db.execute("PRAGMA busy_timeout=5000")
             await db.executescript(_SCHEMA + TASKS_SCHEMA)
-            cur = await db.execute("PRAGMA table_info(reminders)")
-            have = {row[1] for row in await cur.fetchall()}
-            for column, decl in _REMINDER_ADDED.items():
-                if column not in have:
-                    await db.execute(f"ALTER TABLE reminders ADD COLUMN {column} {decl}")
+            await _add_missing_columns(db)
+            await db.executescript(_AFTER_MIGRATION)
             await db.commit()
             ckpt = await aiosqlite.connect(self.checkpoint_path)
         except BaseException:
@@ -251,7 +274,8 @@ class SQLiteStore(SQLiteTasksMixin, Store):
             raise
         try:
             await ckpt.execute("PRAGMA busy_timeout=5000")
-            # WAL + NORMAL survives app crashes; FULL would fsync every checkpoint write.
+            # WAL + NORMAL survives app crashes (kill -9); a power loss may drop the last
+            # checkpoints, which history_sync rebuilds from the (FULL) store on resume.
             await ckpt.execute("PRAGMA journal_mode=WAL")
             await ckpt.execute("PRAGMA synchronous=NORMAL")
             saver = AsyncSqliteSaver(ckpt)
@@ -407,6 +431,37 @@ class SQLiteStore(SQLiteTasksMixin, Store):
             await cur.close()
         return changed > 0
 
+    # -- live sessions: ownership and crash recovery -------------------------------
+
+    async def claim_session(self, user_id: str, session_id: str, owner: str) -> bool:
+        async with self._write() as conn:
+            cur = await conn.execute(
+                "UPDATE sessions SET status = 'active', owner = ?, heartbeat_at = ? "
+                "WHERE user_id = ? AND id = ?",
+                (owner, _to_db_time(utcnow()), user_id, session_id),
+            )
+            changed = cur.rowcount
+            await cur.close()
+        return changed > 0
+
+    async def heartbeat_sessions(self, owner: str) -> int:
+        async with self._write() as conn:
+            cur = await conn.execute(
+                "UPDATE sessions SET heartbeat_at = ? WHERE status = 'active' AND owner = ?",
+                (_to_db_time(utcnow()), owner),
+            )
+            changed = cur.rowcount
+            await cur.close()
+        return changed
+
+    async def recover_sessions(self, stale_before: datetime, owner: str | None = None) -> list[str]:
+        where = "status = 'active' AND owner IS NOT NULL AND (owner = ? OR heartbeat_at < ?)"
+        params = (owner, _to_db_time(stale_before))
+        async with self._write() as conn:
+            rows = await conn.execute_fetchall(f"SELECT id FROM sessions WHERE {where}", params)
+            await conn.execute(f"UPDATE sessions SET status = 'interrupted' WHERE {where}", params)
+        return [r[0] for r in rows]
+
     # -- messages ------------------------------------------------------------------
 
     async def add_message(
@@ -419,9 +474,10 @@ class SQLiteStore(SQLiteTasksMixin, Store):
         *,
         timings: dict[str, Any] | None = None,
         interrupted: bool = False,
+        message_id: str | None = None,
     ) -> MessageRecord:
         record = MessageRecord(
-            id=new_id(),
+            id=message_id or new_id(),
             session_id=session_id,
             user_id=user_id,
             persona_id=persona_id,
@@ -447,6 +503,21 @@ class SQLiteStore(SQLiteTasksMixin, Store):
                 ),
             )
         return record
+
+    async def settle_message(self, user_id: str, message_id: str, content: str) -> bool:
+        async with self._write() as conn:
+            if content:
+                cur = await conn.execute(
+                    "UPDATE messages SET content = ? WHERE user_id = ? AND id = ?",
+                    (content, user_id, message_id),
+                )
+            else:
+                cur = await conn.execute(
+                    "DELETE FROM messages WHERE user_id = ? AND id = ?", (user_id, message_id)
+                )
+            changed = cur.rowcount
+            await cur.close()
+        return changed > 0
 
     async def list_messages(
         self, user_id: str, session_id: str, limit: int = 100, offset: int = 0
