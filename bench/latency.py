@@ -233,7 +233,7 @@ def turn_rows(turns: list[Turn], args: argparse.Namespace, one_session: bool) ->
     nominal_total = args.ttft_ms + (args.tokens - 1) * args.token_ms
     ttft_over, pre, post, to_embed, embed_to_llm, nominal_ttft = [], [], [], [], [], []
     tok_added, tok_nominal, gaps, turn_over, turn_nominal, client_ttft = [], [], [], [], [], []
-    fake_ttft, fake_gap, hub_in_out = [], [], []
+    fake_ttft, fake_gap, hub_in_out, done_after = [], [], [], []
     for t in ok:
         llm = t.llm
         assert llm is not None
@@ -259,6 +259,8 @@ def turn_rows(turns: list[Turn], args: argparse.Namespace, one_session: bool) ->
             tok_added.append(c_gap - f_gap)
             tok_nominal.append(c_gap - args.token_ms)
             gaps += [(b - a) * 1000 for a, b in zip(t.deltas, t.deltas[1:], strict=False)]
+        if t.t_done is not None and t.deltas:
+            done_after.append((t.t_done - t.deltas[-1]) * 1000)
         if t.t_done is not None and llm.get("t_done"):
             total = (t.t_done - t.t_send) * 1000
             turn_over.append(total - (llm["t_done"] - llm["t"]) * 1000)
@@ -301,6 +303,7 @@ def turn_rows(turns: list[Turn], args: argparse.Namespace, one_session: bool) ->
         Row("  single inter-delta gaps at the client", gaps),
         Row("whole-turn overhead (client total - fake stream)", turn_over),
         Row("  (vs nominal: total - (ttft + (n-1) x token))", turn_nominal),
+        Row("  last delta -> response.done (the turn's store writes)", done_after),
         Row("client TTFT (absolute)", client_ttft),
         Row("fake's own TTFT (request -> first token)", fake_ttft),
         Row("fake's own mean token gap", fake_gap, fmt="{:8.2f}"),

@@ -147,12 +147,17 @@ async def spawn_server(
         stderr=out,
         preexec_fn=die_with_parent,
     )
+    return proc, await listening_url(log_path, lambda: proc.returncode is not None, timeout_s)
+
+
+async def listening_url(log_path: Path, exited: Callable[[], bool], timeout_s: float) -> str:
+    """The URL a starting server prints to its log ("listening on http://...")."""
     deadline = time.monotonic() + timeout_s
     while True:
         text = await asyncio.to_thread(log_path.read_text, errors="replace")
         if m := re.search(r"listening on (http://\S+)", text):
-            return proc, m.group(1)
-        if proc.returncode is not None or time.monotonic() > deadline:
+            return m.group(1)
+        if exited() or time.monotonic() > deadline:
             raise RuntimeError(f"server did not start:\n{text[-3000:]}")
         await asyncio.sleep(0.05)
 
@@ -193,9 +198,19 @@ class ServerProcess:
         self.url = ""
 
     async def start(self) -> None:
+        await self.spawn()
+        await self.wait_ready()
+
+    async def spawn(self) -> None:
+        """Start the process and learn its URL (overridable: tests fork a preloaded one)."""
         self.proc, self.url = await spawn_server(
             self.env, self.workdir, self.log_path, self.timeout_s
         )
+
+    def exited(self) -> bool:
+        return self.proc is None or self.proc.returncode is not None
+
+    async def wait_ready(self) -> None:
         deadline = time.monotonic() + self.timeout_s
         async with httpx.AsyncClient(base_url=self.url, timeout=5) as http:
             while True:
@@ -206,7 +221,7 @@ class ServerProcess:
                     pass
                 except RuntimeError as e:
                     raise RuntimeError(f"{e}:\n{self.log_tail()}") from None
-                if self.proc.returncode is not None or time.monotonic() > deadline:
+                if self.exited() or time.monotonic() > deadline:
                     raise RuntimeError(f"server not ready:\n{self.log_tail()}")
                 await asyncio.sleep(0.1)
 

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     jwt_jwks_timeout_s: float = Field(default=5.0, gt=0.0)
     jwt_jwks_cache_s: float = Field(default=300.0, gt=0.0)  # keys are re-read after this
 
+    # --- durability and crash recovery (docs/protocol.md "Crash recovery") --------------
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    instance_id: str = ""  # who serves a live session; unset = this machine's host name
+    session_heartbeat_s: float = Field(default=30.0, ge=0.0)  # 0: no heartbeat, no sweep
+
     # --- logging ----------------------------------------------------------------------
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"

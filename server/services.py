@@ -12,6 +12,7 @@ from server.agent.graph import Agent
 from server.agent.memory import LongTermMemory
 from server.config import Settings, secret
 from server.hub.limits import UserLimits
+from server.hub.liveness import SessionLiveness, instance_id
 from server.hub.reminders import ReminderWatchers
 from server.logging import get_logger
 from server.loopmon import LoopLagMonitor
@@ -71,7 +72,10 @@ class Services:
             data_dir=settings.data_dir,
             mongodb_uri=secret(settings.mongodb_uri),
             mongodb_db=settings.mongodb_db,
+            sqlite_synchronous=settings.sqlite_synchronous,
         )
+        self.instance_id = instance_id(settings.instance_id)
+        self.liveness = SessionLiveness(self.store, self.instance_id, settings.session_heartbeat_s)
         self.memory = LongTermMemory(settings)
         self.agent: Agent
         self.vad: SileroVAD | None = None
@@ -117,6 +121,7 @@ class Services:
             self.set_status("store", "error", f"{type(e).__name__}: {e}")
             log.error("store_unavailable", error=self.details["store"])
             raise
+        await self.liveness.start()  # sessions a crash left "active" become "interrupted"
         await self.memory.start()
         self.set_status("memory", self.memory.status, self.memory.detail)  # type: ignore[arg-type]
         self.agent = Agent(
@@ -331,6 +336,7 @@ class Services:
 
     async def close(self) -> None:
         await self.loop_lag.stop()
+        await self.liveness.close()
         for t in list(self._background):
             t.cancel()
         if self.tts is not None:

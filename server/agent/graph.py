@@ -148,6 +148,8 @@ class Agent:
             kwargs["max_completion_tokens"] = ctx.max_tokens
         model = self.llm.bind(**kwargs) if kwargs else self.llm
         reply = await model.ainvoke([("system", system), *history])
+        if ctx.reply_id:
+            reply.id = ctx.reply_id
         return {"messages": [reply]}
 
     async def update_memory(self, state: GraphState) -> dict[str, Any]:
@@ -172,11 +174,17 @@ class Agent:
         return {"configurable": {"thread_id": thread_id}}
 
     async def stream_turn(
-        self, user_id: str, thread_id: str, text: str, ctx: TurnContext
+        self,
+        user_id: str,
+        thread_id: str,
+        text: str,
+        ctx: TurnContext,
+        message_id: str | None = None,
     ) -> AsyncIterator[TurnDelta | TurnFinished]:
-        """Yield text deltas of the reply as the LLM streams them, then TurnFinished."""
+        """Yield text deltas of the reply as the LLM streams them, then TurnFinished.
+        ``message_id``: the id the user's message has in the store."""
         inp: GraphState = {
-            "messages": [HumanMessage(text)],
+            "messages": [HumanMessage(text, id=message_id)],
             "user_id": user_id,
             "persona_id": ctx.persona.id,
             "visual_context": None,
@@ -217,20 +225,32 @@ class Agent:
                 silent = False
         yield TurnFinished("".join(parts), silent, usage, mem_ms)
 
-    async def record_interrupted(self, thread_id: str, user_text: str, heard_text: str) -> None:
-        """Make the graph's history hold the user's turn and only what the user actually
-        heard of the reply (a cancelled run may have stored nothing of this turn)."""
+    async def record_interrupted(
+        self, thread_id: str, user_text: str, heard_text: str, message_id: str, reply_id: str
+    ) -> None:
+        """Make the graph's history hold the user's turn (message ``message_id``) and only what
+        the user actually heard of the reply (``reply_id``): a cancelled run may have stored
+        nothing of this turn, or the whole reply (cancelled during playback). Idempotent:
+        a second call with the settled heard text replaces the first's."""
         snap = await self.graph.aget_state(self.config(thread_id))
-        history = snap.values.get("messages", [])
+        have = {m.id for m in snap.values.get("messages", [])}
         new: list[BaseMessage] = []
-        if not history or last_human_text(history[-1:]) != user_text:
-            new.append(HumanMessage(user_text))
-        if heard_text:
-            new.append(AIMessage(heard_text, additional_kwargs={"interrupted": True}))
+        if message_id not in have:
+            new.append(HumanMessage(user_text, id=message_id))
+        if heard_text:  # the same id replaces the reply in place
+            new.append(AIMessage(heard_text, id=reply_id, additional_kwargs={"interrupted": True}))
+        elif reply_id in have:
+            new.append(RemoveMessage(id=reply_id))
         if new:
-            await self.graph.aupdate_state(
-                self.config(thread_id), {"messages": new}, as_node="update_memory"
-            )
+            await self.replace_tail([], new, thread_id)
+
+    async def replace_tail(
+        self, remove: list[RemoveMessage], add: list[BaseMessage], thread_id: str
+    ) -> None:
+        """One history update outside a turn (recorded as if update_memory had run)."""
+        await self.graph.aupdate_state(
+            self.config(thread_id), {"messages": [*remove, *add]}, as_node="update_memory"
+        )
 
     async def history(self, thread_id: str) -> list[BaseMessage]:
         snap = await self.graph.aget_state(self.config(thread_id))

@@ -46,3 +46,6 @@ class TurnContext:
     perception: Perception | None = None
     vision_wait_s: float = 3.0
     on_memory_searched: Callable[[list[str]], Awaitable[None]] | None = None
+    # The id the reply gets in the graph's history; the store keeps it under the same id
+    # (server/agent/history_sync.py matches the two by id).
+    reply_id: str | None = None

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from server.agent.graph import TurnFinished
+from server.agent.history_sync import sync_history
 from server.agent.state import TurnContext
 from server.api.deps import ServicesDep
 from server.api.voice import reply_audio_b64
@@ -15,6 +16,7 @@ from server.auth import AuthError, AuthUnavailable, authenticator, credentials, 
 from server.logging import get_logger
 from server.providers.failures import llm_failure, paced
 from server.providers.llm import LLMNotConfigured
+from server.store.base import new_id
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -62,6 +64,7 @@ async def chat(body: ChatRequest, request: Request, services: ServicesDep) -> Ch
         if rec is None:
             raise HTTPException(404, "No such thread for this user.")
         persona = services.personas.get(rec.persona_id)
+        await sync_history(services.agent, store, user, rec.id, rec.thread_id)
     else:
         persona = services.personas.get(body.persona or services.settings.default_persona)
         if persona is None:
@@ -71,13 +74,13 @@ async def chat(body: ChatRequest, request: Request, services: ServicesDep) -> Ch
     if persona is None:
         raise HTTPException(500, "Error processing request: the thread's persona is gone.")
     turns = await store.count_messages(user, persona.id, "user")
-    await store.add_message(user, rec.id, persona.id, "user", body.message)
+    message_id, reply_id = new_id(), new_id()  # shared by the store and the model's history
+    await store.add_message(user, rec.id, persona.id, "user", body.message, message_id=message_id)
+    ctx = TurnContext(persona=persona, user_turns=turns, reply_id=reply_id)
     try:
         finished: TurnFinished | None = None
         s = services.settings
-        turn = services.agent.stream_turn(
-            user, rec.thread_id, body.message, TurnContext(persona=persona, user_turns=turns)
-        )
+        turn = services.agent.stream_turn(user, rec.thread_id, body.message, ctx, message_id)
         async for ev in paced(turn, s.llm_first_token_timeout_s, s.llm_stream_idle_timeout_s):
             if isinstance(ev, TurnFinished):
                 finished = ev
@@ -91,7 +94,7 @@ async def chat(body: ChatRequest, request: Request, services: ServicesDep) -> Ch
         raise HTTPException(500, f"Error processing request: {type(e).__name__}") from None
     text = finished.text if finished else ""
     if text:
-        await store.add_message(user, rec.id, persona.id, "assistant", text)
+        await store.add_message(user, rec.id, persona.id, "assistant", text, message_id=reply_id)
     usage = finished.usage if finished else {}
     await store.incr_usage(user, {"api_calls": 1, "llm_calls": 1, **usage})
     audio = await reply_audio_b64(services, text, persona.tts_voice, user)

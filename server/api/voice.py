@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, HTTPException, UploadFile
@@ -96,6 +98,23 @@ async def voices(services: ServicesDep) -> dict[str, Any]:
 _INVALID = {"detail": "Invalid audio file format."}
 
 
+def replace_durably(path: Path, data: bytes) -> None:
+    """Write ``path`` all or nothing, and on disk before the 200: a temp file, fsynced,
+    renamed over the old one, then the directory fsynced (the rename itself)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @router.post(
     "/voice",
     summary="Upload a WAV voice reference (3-60 s) for voice cloning",
@@ -111,10 +130,6 @@ async def upload_voice(
     except InvalidAudio as e:
         log.info("voice_rejected", reason=str(e))
         return JSONResponse(_INVALID, status_code=400)
-    path = services.voice_path(user)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    await asyncio.to_thread(tmp.write_bytes, data)
-    await asyncio.to_thread(tmp.replace, path)
+    await asyncio.to_thread(replace_durably, services.voice_path(user), data)
     log.info("voice_saved", seconds=round(info.duration_s, 2))
     return JSONResponse({"status": "success", "message": "Voice reference updated successfully."})

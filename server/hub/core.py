@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -358,7 +359,13 @@ class SessionCore:
             raise ProtocolError("session_paused", "The session is paused; resume it first.")
         await self.start_turn(text)
 
-    async def start_turn(self, text: str, t0: float | None = None, source: str = "text") -> None:
+    async def start_turn(
+        self,
+        text: str,
+        t0: float | None = None,
+        source: str = "text",
+        announce: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         """Implemented by the response lifecycle."""
         raise NotImplementedError
 

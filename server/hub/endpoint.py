@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
 
+from server.agent.history_sync import sync_history
 from server.auth import Principal, accept_websocket
 from server.hub.expiry import end_when_expired
 from server.hub.protocol import error_event
@@ -85,9 +87,13 @@ async def _open_session(
         record = await store.create_session(
             user_id, chosen.id, new_session_settings(defaults, chosen.id)
         )
-    elif record.status != "active":
-        await store.update_session(user_id, record.id, status="active")
-        record.status = "active"
+    else:  # a crash may have cut the last turn: the model's history follows the transcript
+        synced = await sync_history(services.agent, store, user_id, record.id, record.thread_id)
+        if synced.added or synced.removed:
+            log.info("history_synced", session_id=record.id, **asdict(synced))
+    # This process serves the session now (crash recovery: server/hub/liveness.py).
+    await store.claim_session(user_id, record.id, services.instance_id)
+    record.status = "active"
     turns = await store.count_messages(user_id, chosen.id, "user")
     session = Session(ws, services, user_id, record, chosen, turns, resumed, WsV1)
     if principal.expires_at is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from server.logging import redact
 from server.pipelines.speech_out import SpeechOut
 from server.providers.failures import llm_failure, paced
 from server.providers.llm import LLMNotConfigured
+from server.store.base import new_id
 
 
 @dataclass
@@ -26,6 +28,9 @@ class ActiveResponse:
     number: int
     user_text: str
     t0: float
+    saved_user: asyncio.Future[Any]  # the user's message being stored (id message_id)
+    message_id: str
+    reply_id: str = field(default_factory=new_id)  # the reply's id, in store and history
     task: asyncio.Task[None] | None = None
     sent: list[str] = field(default_factory=list)
     first_delta_at: float | None = None
@@ -56,18 +61,36 @@ class Responses(SessionCore):
     perception: Any
     tasks: Any  # the user's screen task runner (server/tasks), set by Session
 
-    async def start_turn(self, text: str, t0: float | None = None, source: str = "text") -> None:
+    async def start_turn(
+        self,
+        text: str,
+        t0: float | None = None,
+        source: str = "text",
+        announce: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         """Run one persona reply; a reply still streaming is cancelled first. A yes or no
-        also answers the screen task's pending preview."""
+        also answers the screen task's pending preview. The user's message is stored while
+        the reply starts; ``announce`` (transcript.done) goes out once it is stored, before
+        the reply starts."""
         self.tasks.hear(text)
         await self.cancel_response()
-        store = self.services.store
+        message_id = new_id()  # the same id in the store and in the model's history
+        saved = asyncio.ensure_future(
+            self.services.store.add_message(
+                self.user_id, self.record.id, self.persona.id, "user", text, message_id=message_id
+            )
+        )
+        if announce is not None:
+            await saved
+            await announce()
         if self.services.agent.llm is None:
-            await store.add_message(self.user_id, self.record.id, self.persona.id, "user", text)
+            await saved
             await self.error("llm_not_configured", str(LLMNotConfigured()))
             return
         self._response_counter += 1
-        resp = ActiveResponse(self._response_counter, text, t0 or time.monotonic())
+        resp = ActiveResponse(
+            self._response_counter, text, t0 or time.monotonic(), saved, message_id
+        )
         self.response = resp
         resp.task = asyncio.create_task(self._run_response(resp))
 
@@ -102,7 +125,7 @@ class Responses(SessionCore):
             if played_ms >= r.speech.duration_ms - 100:
                 r.playback_done.set()
 
-    def turn_context(self) -> TurnContext:
+    def turn_context(self, reply_id: str | None = None) -> TurnContext:
         return TurnContext(
             persona=self.persona,
             user_turns=self.user_turns,
@@ -112,6 +135,7 @@ class Responses(SessionCore):
             max_tokens=self.config["max_tokens"],
             perception=self.perception,
             vision_wait_s=getattr(self.settings, "vision_wait_s", 3.0),
+            reply_id=reply_id,
         )
 
     def new_speech(self, r: ActiveResponse, fmt: Any) -> SpeechOut:
@@ -128,7 +152,6 @@ class Responses(SessionCore):
         )
 
     async def _run_response(self, r: ActiveResponse) -> None:
-        store = self.services.store
         self.log.info(
             "response_started", response_id=r.id, text=redact(r.user_text, self.settings.log_pii)
         )
@@ -137,15 +160,12 @@ class Responses(SessionCore):
         if fmt != "none" and self.services.tts is not None:
             r.speech = self.new_speech(r, fmt)
             r.speech_task = asyncio.create_task(r.speech.run())
-        saved_user = asyncio.create_task(
-            store.add_message(self.user_id, self.record.id, self.persona.id, "user", r.user_text)
-        )
-        ctx = self.turn_context()
+        ctx = self.turn_context(r.reply_id)
         self.user_turns += 1
         finished: TurnFinished | None = None
         s = self.settings
         turn = self.services.agent.stream_turn(
-            self.user_id, self.record.thread_id, r.user_text, ctx
+            self.user_id, self.record.thread_id, r.user_text, ctx, r.message_id
         )
         try:
             async for ev in paced(turn, s.llm_first_token_timeout_s, s.llm_stream_idle_timeout_s):
@@ -160,15 +180,15 @@ class Responses(SessionCore):
             await self.on_reply_text_done(r)
         except asyncio.CancelledError:
             await self._stop_speech(r)
-            await self._finish(r, "cancelled", saved_user, None)
+            await self._finish(r, "cancelled", None)
             raise
         except SlowConsumer:
             await self._stop_speech(r)
-            await self._finish(r, "failed", saved_user, None)
+            await self._finish(r, "failed", None)
         except LLMNotConfigured as e:
             await self._stop_speech(r)
             await self.error("llm_not_configured", str(e))
-            await self._finish(r, "failed", saved_user, None)
+            await self._finish(r, "failed", None)
         except Exception as e:
             await self._stop_speech(r)
             failure = llm_failure(e, mid_reply=bool(r.sent), tries=s.llm_max_retries + 1)
@@ -178,9 +198,9 @@ class Responses(SessionCore):
             else:
                 self.log.exception("response_failed")
                 await self.error("internal_error", "The reply failed because of a server error.")
-            await self._finish(r, "failed", saved_user, None)
+            await self._finish(r, "failed", None)
         else:
-            await self._finish(r, "completed", saved_user, finished)
+            await self._finish(r, "completed", finished)
 
     async def on_reply_delta(self, r: ActiveResponse, delta: str) -> None:
         if r.speech is not None:
@@ -234,13 +254,11 @@ class Responses(SessionCore):
             return r.speech.heard_text(r.played_ms)
         return r.sent_text
 
-    async def _finish(
-        self,
-        r: ActiveResponse,
-        status: str,
-        saved_user: asyncio.Task[Any],
-        finished: TurnFinished | None,
-    ) -> None:
+    async def _finish(self, r: ActiveResponse, status: str, finished: TurnFinished | None) -> None:
+        """Commit first, then acknowledge: response.done goes out once the user's message,
+        the reply (cut short: all text sent, or what a played report already says was
+        heard) and the model's history are stored. A cancelled reply's stored text then
+        settles to what the client reports it played."""
         r.finished = True
         end = r.generated_at or time.monotonic()
         timings = {
@@ -250,6 +268,21 @@ class Responses(SessionCore):
         }
         usage = finished.usage if finished else {}
         text = r.sent_text
+        kept = self.heard_text(r) if status == "cancelled" else text
+        await r.saved_user
+        await self._store_reply(r, status, kept, timings)
+        # The usage counters are accounting, not part of what response.done acknowledges:
+        # written while the event goes out (one commit fewer before it).
+        counted = asyncio.ensure_future(
+            self.services.store.incr_usage(
+                self.user_id,
+                {
+                    "llm_calls": 1 if status != "failed" or usage else 0,
+                    "input_tokens": usage.get("input_tokens", 0),
+                    "output_tokens": usage.get("output_tokens", 0),
+                },
+            )
+        )
         await self.events.response_done(
             r,
             status,
@@ -261,14 +294,28 @@ class Responses(SessionCore):
             },
         )
         self.log.info("response_done", response_id=r.id, status=status, **timings)
-        store = self.services.store
-        await saved_user
-        if status in ("cancelled", "failed"):
-            if status == "cancelled":
-                text = await self.settle_heard_text(r)
-            await self.services.agent.record_interrupted(self.record.thread_id, r.user_text, text)
+        await counted
+        if status == "cancelled" and (heard := await self.settle_heard_text(r)) != kept:
+            await self.services.store.settle_message(self.user_id, r.reply_id, heard)
+            await self.services.agent.record_interrupted(
+                self.record.thread_id, r.user_text, heard, r.message_id, r.reply_id
+            )
+
+    async def _store_reply(
+        self,
+        r: ActiveResponse,
+        status: str,
+        text: str,
+        timings: dict[str, Any],
+    ) -> None:
+        """The turn, as response.done acknowledges it: the reply, and for a turn that did
+        not complete, the model's history (a completed run checkpointed it as it ended)."""
+        if status != "completed":
+            await self.services.agent.record_interrupted(
+                self.record.thread_id, r.user_text, text, r.message_id, r.reply_id
+            )
         if text:  # a silent plan stores no empty reply
-            await store.add_message(
+            await self.services.store.add_message(
                 self.user_id,
                 self.record.id,
                 self.persona.id,
@@ -276,15 +323,8 @@ class Responses(SessionCore):
                 text,
                 timings=timings,
                 interrupted=status != "completed",  # cut short: cancelled, or a failure
+                message_id=r.reply_id,
             )
-        await store.incr_usage(
-            self.user_id,
-            {
-                "llm_calls": 1 if status != "failed" or usage else 0,
-                "input_tokens": usage.get("input_tokens", 0),
-                "output_tokens": usage.get("output_tokens", 0),
-            },
-        )
 
     async def settle_heard_text(self, r: ActiveResponse) -> str:
         """After a cancel, give the client a moment to report how much it played."""

@@ -276,7 +276,10 @@ class VoiceInput:
                 await s.error("stt_failed", str(e))
                 return
             text = t.text.strip()
-            await s.events.transcript_done(utt.item_id, text)
+
+            async def announce() -> None:
+                await s.events.transcript_done(utt.item_id, text)
+
             log.info(
                 "transcribed",
                 item_id=utt.item_id,
@@ -284,11 +287,12 @@ class VoiceInput:
                 stt_ms=round(t.elapsed_s * 1000),
                 after_end_ms=round((time.monotonic() - utt.ended_at) * 1000),
             )
-            if not text:
-                return
-            if not s.paused:
-                await s.start_turn(text, source="voice")
-            s.spawn(self._after_reply_started(utt, t))
+            if text and not s.paused:  # transcript.done once start_turn stored the utterance
+                await s.start_turn(text, source="voice", announce=announce)
+            else:  # no turn (nothing said, or paused): nothing is stored
+                await announce()
+            if text:
+                s.spawn(self._after_reply_started(utt, t))
 
     async def _after_reply_started(self, utt: Utterance, t: Transcript) -> None:
         """Voice analysis holds the GIL for tens of ms: start it once the reply is under way
