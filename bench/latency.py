@@ -303,7 +303,7 @@ def turn_rows(turns: list[Turn], args: argparse.Namespace, one_session: bool) ->
         Row("  single inter-delta gaps at the client", gaps),
         Row("whole-turn overhead (client total - fake stream)", turn_over),
         Row("  (vs nominal: total - (ttft + (n-1) x token))", turn_nominal),
-        Row("  last delta -> response.done (the turn's store writes)", done_after),
+        Row("  last delta -> response.done (stored)", done_after),
         Row("client TTFT (absolute)", client_ttft),
         Row("fake's own TTFT (request -> first token)", fake_ttft),
         Row("fake's own mean token gap", fake_gap, fmt="{:8.2f}"),

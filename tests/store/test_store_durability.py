@@ -3,6 +3,7 @@ caller-minted message ids, settling an interrupted reply, and live-session owner
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
+from server.hub.liveness import SessionLiveness
 from server.store import MongoStore, SQLiteStore, Store, new_id, utcnow
 
 A, B = "user-a", "user-b"
@@ -143,3 +145,29 @@ async def test_mongo_writes_are_acknowledged_whatever_the_uri_says(mongo_uri: st
         assert doc is not None and doc["content"] == "stored"
     finally:
         await store.close()
+
+
+async def test_liveness_recovers_its_own_at_start_and_silent_replicas_later(store: Store) -> None:
+    """SessionLiveness on a real store: at start the sessions this owner served before are
+    recovered; while it runs, its own stay fresh and a silent replica's are recovered."""
+    before_crash = await store.create_session(A, "emma")
+    await store.claim_session(A, before_crash.id, "me")
+    other_replica = await store.create_session(B, "emma")
+    await store.claim_session(B, other_replica.id, "replica-2")
+
+    live = SessionLiveness(store, "me", heartbeat_s=0.1)
+    assert await live.start() == [before_crash.id]
+    try:
+        serving = await store.create_session(A, "emma")
+        await store.claim_session(A, serving.id, "me")
+        for _ in range(100):  # replica-2 never beats: recovered after 3 missed beats
+            rec = await store.get_session(B, other_replica.id)
+            assert rec is not None
+            if rec.status == "interrupted":
+                break
+            await asyncio.sleep(0.05)
+        assert rec.status == "interrupted"
+        mine = await store.get_session(A, serving.id)
+        assert mine is not None and mine.status == "active"  # our heartbeat kept it
+    finally:
+        await live.close()
