@@ -29,7 +29,7 @@ def _context() -> ForkServerContext:
         _CTX = multiprocessing.get_context("forkserver")
         # The server, and what its start-up imports lazily (VAD, STT, the LLM client's HTTP).
         _CTX.set_forkserver_preload(
-            ["server.cli", "onnxruntime", "faster_whisper", "httpcore", "h2", "jiter"]
+            ["server.cli", "server.app", "onnxruntime", "faster_whisper", "httpcore", "h2"]
         )
     return _CTX
 

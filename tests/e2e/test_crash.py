@@ -29,6 +29,8 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.forked_server import ForkedServer
 from tests.server_harness import WsClient
 
+# 20 restarts each: a few minutes on a busy 2-core machine, more than the default timeout
+pytestmark = pytest.mark.timeout(900)
 TRIALS = 20
 MAX_KILL_DELAY_S = 0.020
 
