@@ -76,7 +76,8 @@ USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 8000
 
-# /health answers 503 (urlopen raises) when a required module is not ready.
+# /health answers 503 (urlopen raises) when a required module is not ready or a configured
+# one is in error (docs/api.md).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4).status == 200 else 1)"]
 

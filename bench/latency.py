@@ -59,6 +59,8 @@ def make_server(
             "LLM_MODEL": "fake-model",
             "EMBED_DIMS": str(args.dims),
             "MEMORY_ENABLED": "true" if memory else "false",
+            "STT_ENABLED": "false",  # text turns only: no model download attempt
+            "FACE_ENABLED": "false",
             "LOG_LEVEL": args.log_level,
         }
     )

@@ -139,7 +139,7 @@ def make_server(workdir: Path, llm_url: str) -> ServerProcess:
             "VLM_ENABLED": "false",
             "DEFAULT_OUTPUT_AUDIO": "none",
             "TTS_PROVIDER": "espeak",
-            "STT_MODEL": str(workdir / "no-stt"),  # no voice input here; no download attempt
+            "STT_ENABLED": "false",  # no voice input here; no download attempt
             "FACE_MODEL_PATH": str(FACE_MODEL),
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "json",

@@ -122,6 +122,7 @@ async def run(args: argparse.Namespace) -> None:
                 "LLM_MODEL": "fake-model",
                 "MEMORY_ENABLED": "false",
                 "FACE_ENABLED": "false",
+                "STT_ENABLED": "false",
                 "LOG_LEVEL": "WARNING",
                 "TASK_KEEP_SCREENSHOTS": "true" if args.keep_screenshots else "false",
             }

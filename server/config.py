@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
     log_pii: bool = False
+    # the JSON-lines log file beside the console (server/logging.py), rotated by size
+    log_file_path: str = ""  # unset: DATA_DIR/logs/server.log; "off": console only
+    log_max_bytes: int = Field(default=10_485_760, ge=1024)
+    log_backup_count: int = Field(default=5, ge=0)
 
     # --- LLM --------------------------------------------------------------------------
     llm_base_url: str | None = None
@@ -102,6 +106,7 @@ class Settings(BaseSettings):
     worker_threads: int = 32
 
     # --- voice in (VAD + STT) ----------------------------------------------------------
+    stt_enabled: bool = True  # false: no speech recognition (utterances get stt_unavailable)
     stt_model: str = "base"
     stt_device: str = "cpu"
     stt_compute_type: str = "int8"
@@ -226,6 +231,16 @@ class Settings(BaseSettings):
     @property
     def embedder_configured(self) -> bool:
         return bool(self.embed_base_url or self.llm_base_url or self.embed_api_key)
+
+    @property
+    def log_file(self) -> Path | None:
+        if self.log_file_path.strip().lower() == "off":
+            return None
+        return (
+            Path(self.log_file_path).expanduser()
+            if self.log_file_path
+            else (self.data_dir / "logs" / "server.log")
+        )
 
     @property
     def jwt_configured(self) -> bool:

@@ -294,6 +294,9 @@ class Services:
             self.set_status("stt", "error", f"VAD: {e}")
             return
         s = self.settings
+        if not s.stt_enabled:
+            self.set_status("stt", "disabled", "STT_ENABLED=false: speech is not transcribed")
+            return
         if s.stt_provider == "openai":
             self._start_remote_stt()
             return
@@ -357,5 +360,9 @@ class Services:
         await self.store.close()
 
     def health(self) -> tuple[bool, dict[str, str]]:
-        ok = all(self.modules.get(m) == "ready" for m in REQUIRED_MODULES)
+        """Unhealthy when a required module is not ready, or when any module that is
+        configured is in error. `disabled` (not configured), `loading` and `degraded` (a
+        fallback serves) are healthy: the features that need them say so themselves."""
+        required = all(self.modules.get(m) == "ready" for m in REQUIRED_MODULES)
+        ok = required and "error" not in self.modules.values()
         return ok, dict(self.modules)

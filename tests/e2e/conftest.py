@@ -23,6 +23,8 @@ def make_settings(tmp: Path, fake: FakeOpenAI | None, **over: Any) -> Settings:
         "log_level": "WARNING",
         "default_output_audio": "none",
         "stt_model": str(tmp / "no-stt-model"),
+        # no speech recognition unless a test brings a model (a missing one fails /health)
+        "stt_enabled": "stt_model" in over or "stt_provider" in over,
         # no face model download attempt unless a test brings the model file
         "face_enabled": "face_model_path" in over,
     }

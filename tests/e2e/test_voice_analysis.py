@@ -113,7 +113,7 @@ async def test_rest_voice_analysis_wav_and_mp3(stt_server: ServerThread, speech:
 async def test_rest_voice_analysis_needs_stt(
     server_factory: Callable[..., ServerThread], llm: FakeOpenAI, speech: np.ndarray
 ):
-    srv = server_factory(llm)  # the harness points stt_model at a missing directory
+    srv = server_factory(llm)  # the harness turns speech recognition off (STT_ENABLED=false)
     wav = write_wav(float_to_pcm16(speech), 16_000)
     async with httpx.AsyncClient(base_url=srv.url, timeout=30) as http:
         for _ in range(100):
