@@ -108,6 +108,10 @@ class Authenticator:
         except jwt.ImmatureSignatureError:
             raise AuthError("The token is not valid yet (nbf).") from None
         except jwt.InvalidAudienceError:
+            if not s.jwt_audience:  # PyJWT refuses any aud when none is expected
+                raise AuthError(
+                    "The token names an audience (aud): set JWT_AUDIENCE to accept it."
+                ) from None
             raise AuthError("The token is for another audience (aud).") from None
         except jwt.InvalidIssuerError:
             raise AuthError("The token is from another issuer (iss).") from None

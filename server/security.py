@@ -28,6 +28,8 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 TAURI_ORIGINS = ("tauri://localhost", "http://tauri.localhost", "https://tauri.localhost")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WS_FORBIDDEN = 4403
+# Orchestrator probes name the container by IP; readiness tells a rebinding page nothing.
+HEALTH_PATHS = frozenset({"/health", "/health/details"})
 
 
 def split_list(value: str) -> list[str]:
@@ -113,7 +115,8 @@ class WebPolicy:
         """(code, message) when this request must be refused, else None."""
         headers = dict(_headers(scope["headers"]))
         host = headers.get("host")
-        if not self.host_allowed(host):
+        probe = scope["type"] == "http" and scope.get("path") in HEALTH_PATHS
+        if not probe and not self.host_allowed(host):
             return (
                 "forbidden_host",
                 f"Host {host!r} is not allowed. Use 127.0.0.1 or localhost, or add the name "

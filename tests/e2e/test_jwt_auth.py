@@ -290,6 +290,8 @@ async def test_a_token_expiring_while_idle_ends_the_session_at_once(
     server_factory: Callable[..., ServerThread], llm: FakeOpenAI
 ):
     srv = server_factory(llm, jwt_secret=SECRET, jwt_leeway_s=0)
+    r = await get(srv, "/v1/usage", hs256())  # has an aud, and no JWT_AUDIENCE is set here
+    assert r.status_code == 401 and "set JWT_AUDIENCE" in r.json()["detail"]
     exp = time.time() + 1.0
     ws = await ws_open(srv, token=jwt.encode({"sub": "alice", "exp": exp}, SECRET, "HS256"))
     await ws.wait_for("session.created")

@@ -151,6 +151,8 @@ async def test_dns_rebinding_cannot_read_sessions(server: ServerThread):
         assert r.status_code == 403
         for ok in (f"localhost:{server.port}", f"[::1]:{server.port}", "127.0.0.1"):
             assert (await http.get("/v1/sessions", headers={"Host": ok})).status_code == 200
+        # Health probes (Kubernetes names the pod by IP) are answered whatever the Host.
+        assert (await http.get("/health", headers={"Host": "10.1.2.3:8000"})).status_code == 200
 
 
 async def test_public_hosts_star_allows_any_host(
