@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ class ActiveResponse:
     speech_task: asyncio.Task[None] | None = None
     played: asyncio.Event = field(default_factory=asyncio.Event)
     playback_done: asyncio.Event = field(default_factory=asyncio.Event)
+    script: str | None = None  # a line the persona says on its own (no user turn, no LLM)
 
     @property
     def id(self) -> str:
@@ -50,6 +51,9 @@ class ActiveResponse:
     @property
     def sent_text(self) -> str:
         return "".join(self.sent)
+
+
+SAY_WAIT_S = 15.0  # a line of the persona's own waits this long for a reply to finish
 
 
 class Responses(SessionCore):
@@ -90,6 +94,25 @@ class Responses(SessionCore):
         self._response_counter += 1
         resp = ActiveResponse(
             self._response_counter, text, t0 or time.monotonic(), saved, message_id
+        )
+        self.response = resp
+        resp.task = asyncio.create_task(self._run_response(resp))
+
+    async def say(self, text: str) -> None:
+        """The persona speaks a line of its own (a task preview) as a response without a user
+        turn. A reply still running or playing is let finish first (up to SAY_WAIT_S);
+        barge-in stops the line like any reply."""
+        r = self.response
+        if r is not None and r.task is not None and not r.task.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SAY_WAIT_S):
+                    await asyncio.wait({r.task})
+        await self.cancel_response()
+        no_user_message = asyncio.get_running_loop().create_future()
+        no_user_message.set_result(None)
+        self._response_counter += 1
+        resp = ActiveResponse(
+            self._response_counter, "", time.monotonic(), no_user_message, new_id(), script=text
         )
         self.response = resp
         resp.task = asyncio.create_task(self._run_response(resp))
@@ -160,15 +183,19 @@ class Responses(SessionCore):
         if fmt != "none" and self.services.tts is not None:
             r.speech = self.new_speech(r, fmt)
             r.speech_task = asyncio.create_task(r.speech.run())
-        ctx = self.turn_context(r.reply_id)
-        self.user_turns += 1
         finished: TurnFinished | None = None
         s = self.settings
-        turn = self.services.agent.stream_turn(
-            self.user_id, self.record.thread_id, r.user_text, ctx, r.message_id
-        )
+        if r.script is None:
+            ctx = self.turn_context(r.reply_id)
+            self.user_turns += 1
+            turn = self.services.agent.stream_turn(
+                self.user_id, self.record.thread_id, r.user_text, ctx, r.message_id
+            )
+            stream = paced(turn, s.llm_first_token_timeout_s, s.llm_stream_idle_timeout_s)
+        else:
+            stream = said(r.script)
         try:
-            async for ev in paced(turn, s.llm_first_token_timeout_s, s.llm_stream_idle_timeout_s):
+            async for ev in stream:
                 if isinstance(ev, TurnDelta):
                     if r.first_delta_at is None:
                         r.first_delta_at = time.monotonic()
@@ -297,6 +324,8 @@ class Responses(SessionCore):
         await counted
         if status == "cancelled" and (heard := await self.settle_heard_text(r)) != kept:
             await self.services.store.settle_message(self.user_id, r.reply_id, heard)
+            if r.script is not None:  # not a turn of the model's history
+                return
             await self.services.agent.record_interrupted(
                 self.record.thread_id, r.user_text, heard, r.message_id, r.reply_id
             )
@@ -310,7 +339,7 @@ class Responses(SessionCore):
     ) -> None:
         """The turn, as response.done acknowledges it: the reply, and for a turn that did
         not complete, the model's history (a completed run checkpointed it as it ended)."""
-        if status != "completed":
+        if status != "completed" and r.script is None:
             await self.services.agent.record_interrupted(
                 self.record.thread_id, r.user_text, text, r.message_id, r.reply_id
             )
@@ -333,3 +362,9 @@ class Responses(SessionCore):
                 async with asyncio.timeout(self.settings.played_report_wait_ms / 1000):
                     await r.played.wait()
         return self.heard_text(r)
+
+
+async def said(text: str) -> AsyncIterator[TurnDelta | TurnFinished]:
+    """A scripted line as a turn's stream: one delta, then the end."""
+    yield TurnDelta(text)
+    yield TurnFinished(text, False)

@@ -51,13 +51,20 @@ class Session(Responses, Perception):
         self.init_perception()
         self.tasks = services.tasks.get(user_id)
         self._detach_tasks = self.tasks.attach(
-            task_live.listener(self._emit_task_event, persona.language)
+            task_live.listener(
+                self._emit_task_event, lambda: self.persona.language, self._say_preview
+            )
         )
         self.events = protocol(self)
 
     async def _emit_task_event(self, event: dict[str, Any]) -> None:
         """task.* events (screen task assistant), in /v1/ws shape."""
         await self.events.analysis(event)
+
+    def _say_preview(self, preview: dict[str, Any]) -> None:
+        """A screen task's next action: the persona asks for it in its own words."""
+        llm = self.services.agent.llm
+        self.spawn(task_live.speak_preview(self, llm, self.persona, self.user_turns, preview))
 
     async def on_closing(self) -> None:
         self._detach_tasks()

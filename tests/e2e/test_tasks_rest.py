@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from server.store.base import CONSENT_ITEMS
+from server.tasks.voice import PHRASE_MARKER
 from tests.fakes.openai_server import FakeOpenAI
 from tests.server_harness import ServerThread, open_ws
-from tests.tasks.screens import ScreenVLM, drawn_screen, step
+from tests.tasks.screens import PERSONA_LINE, ScreenVLM, drawn_screen, step
 
 MARKERS = {(255, 0, 0): "home", (0, 255, 0): "list", (0, 0, 255): "detail"}
 HOME = drawn_screen((255, 0, 0), "Home")
@@ -150,15 +151,24 @@ async def test_spoken_yes_and_no_answer_the_preview(
     srv: ServerThread, http: httpx.AsyncClient, llm: FakeOpenAI
 ) -> None:
     ws = await open_ws(srv, persona="haru", token="rest-user")
-    await ws.wait_for("session.created")
+    session_id = (await ws.wait_for("session.created"))["session"]["id"]
     t = await start(http)
     preview = t["next_action_preview"]
     ev = await ws.wait_for("task.action_preview", action_id=preview["action_id"])
     assert ev["say"] == "이제 'Menu' 버튼을 누를게요. (press Menu) 괜찮으면 '응'이라고 해 주세요."
+    # the persona asks in its own words: an LLM call with its own system prompt, spoken as
+    # a response of its own (stored as its message, no user message)
+    asked = await ws.wait_for("response.done")
+    assert asked["text"] == f"{PERSONA_LINE} Menu?" and asked["status"] == "completed"
+    phrase = [r for r in llm.chat_requests() if PHRASE_MARKER in str(r["body"]["messages"])]
+    assert "박하루" in phrase[0]["body"]["messages"][0]["content"]
+    said = (await http.get(f"/v1/sessions/{session_id}/messages")).json()["messages"]
+    assert [(m["role"], m["content"]) for m in said] == [("assistant", asked["text"])]
     await ws.send({"type": "input_text", "text": "응, 눌러 줘"})
     go = await ws.wait_for("task.action_execute", action_id=preview["action_id"])
     assert go["coordinates"] == {"x": 100, "y": 200}
-    await ws.wait_for("response.done")  # the turn itself still ran
+    reply = await ws.wait_for("response.done")  # the turn itself still ran
+    assert reply["text"] == "An ordering app."  # the fake's answer to any other chat call
     # the client executes and the screen arrives as a frame after task.executed
     await ws.send(
         {"type": "task.executed", "task_id": t["task_id"], "action_id": preview["action_id"]}

@@ -11,9 +11,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from server.tasks.voice import PHRASE_MARKER
 from tests.fakes.openai_server import FakeOpenAI, Reply
 
 Rgb = tuple[int, int, int]
+PERSONA_LINE = "(in my own words) shall I press"
 
 
 def step(
@@ -75,6 +77,10 @@ class ScreenVLM:
     def __call__(self, body: dict[str, Any]) -> str | Reply:
         fmt = (body.get("response_format") or {}).get("json_schema") or {}
         if fmt.get("name") != "task_step_analysis":
+            last = str(body["messages"][-1].get("content"))
+            if PHRASE_MARKER in last:  # the persona phrasing a preview in its own words
+                target = last.split("'")[1]
+                return f"{PERSONA_LINE} {target}?"
             return "An ordering app."
         screen = screen_of(FakeOpenAI.request_images(body)[0], self.markers)
         answers = self.answers.get(screen)

@@ -19,7 +19,7 @@ import pytest
 from tests.e2e.browser.conftest import CHROMIUM_ARGS
 from tests.fakes.openai_server import FakeOpenAI
 from tests.server_harness import ServerThread, WsClient, open_ws
-from tests.tasks.screens import ScreenVLM, screen_of, step
+from tests.tasks.screens import PERSONA_LINE, ScreenVLM, screen_of, step
 
 APP_DIR = Path(__file__).resolve().parents[1] / "order_app"
 MARKERS = {  # RGB of the marker square -> screen
@@ -192,7 +192,9 @@ async def test_order_reaches_checkout_and_stops_at_korean_payment_screen(
     assert preview["type"] == "click" and preview["target"] == "빅맥 세트"
     assert preview["coordinates"] == {"x": 220, "y": 150} and preview["final"] is False
     ev = await ws.wait_for("task.action_preview", action_id=preview["action_id"])
-    assert ev["say"].startswith("이제 '빅맥 세트'")  # the persona's line (Korean persona)
+    assert ev["say"].startswith("이제 '빅맥 세트'")  # the fixed line (Korean persona)
+    asked = await ws.wait_for("response.done")  # and the persona asks in its own words
+    assert asked["text"] == f"{PERSONA_LINE} 빅맥 세트?"
     # step 1: menu -> item
     res = await c.execute(task_id, ev)
     assert res["status"] == "success" and res["diff"]["changed"] is True
