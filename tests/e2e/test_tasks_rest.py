@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
+import structlog.testing
 
 from server.store.base import CONSENT_ITEMS
 from server.tasks.voice import PHRASE_MARKER
@@ -16,14 +18,22 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.server_harness import ServerThread, open_ws
 from tests.tasks.screens import PERSONA_LINE, ScreenVLM, drawn_screen, step
 
-MARKERS = {(255, 0, 0): "home", (0, 255, 0): "list", (0, 0, 255): "detail"}
+MARKERS = {
+    (255, 0, 0): "home",
+    (0, 255, 0): "list",
+    (0, 0, 255): "detail",
+    (255, 255, 0): "pay",
+}
 HOME = drawn_screen((255, 0, 0), "Home")
 LIST = drawn_screen((0, 255, 0), "List")
 DETAIL = drawn_screen((0, 0, 255), "Detail")
+PAY = drawn_screen((255, 255, 0), "Wallet")
 ANSWERS: dict[str, list[Any]] = {
     "home": [step("Home", "Menu", (100, 200), "List", ["Home"])],
     "list": [step("List", "Big Mac", (300, 200), "Detail", ["List"])],
     "detail": [step("Detail", "Add", (300, 300), "Cart", ["Detail"])],
+    # nothing in its text says payment: only the VLM's flag can catch it
+    "pay": [step("Wallet", "Confirm", (300, 300), "Done", ["Wallet"], payment=True)],
 }
 BODY = {"app_name": "Burger", "task": "order a Big Mac", "consent_confirmed": True}
 
@@ -307,3 +317,18 @@ async def test_no_vision_model(server_factory: Callable[..., ServerThread], llm:
     assert r.status_code == 503 and "vision model" in r.json()["detail"]
     assert (await http.get("/v1/tasks")).json() == {"tasks": []}  # nothing was created
     await http.aclose()
+
+
+async def test_vlm_flag_blocks_at_once_and_is_logged_critical(http: httpx.AsyncClient) -> None:
+    with structlog.testing.capture_logs() as logs:  # the server's loggers, same process
+        out = await start(http, PAY)
+    assert out["status"] == "blocked_payment" and out["next_action_preview"] is None
+    assert out["blocked"]["signals"] == ["vlm_flag"] and out["blocked"]["screen"] == "Wallet"
+    task = (await http.get(f"/v1/tasks/{out['task_id']}")).json()
+    assert task["actions"] == [] and task["ended_at"] is not None
+    assert task["metrics"]["overall_success"] is True  # the goal ends at the payment screen
+    r = await http.post(f"/v1/tasks/{out['task_id']}/actions", json={"screenshot": b64(HOME)})
+    assert r.status_code == 409  # a blocked task is over
+    blocked = [e for e in logs if e["event"] == "task_blocked_payment_screen"]
+    assert len(blocked) == 1 and blocked[0]["log_level"] == "critical"
+    assert blocked[0]["task_id"] == out["task_id"] and blocked[0]["signals"] == ["vlm_flag"]

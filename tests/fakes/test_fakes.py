@@ -25,7 +25,13 @@ import ormsgpack
 import pytest
 
 from tests.fakes.fish_server import FakeFish, sine_pcm16, wav_bytes
-from tests.fakes.openai_server import FakeOpenAI, classify_mem0, hashed_embedding, tokenize
+from tests.fakes.openai_server import (
+    FakeOpenAI,
+    Reply,
+    classify_mem0,
+    hashed_embedding,
+    tokenize,
+)
 
 # ---- helpers ---------------------------------------------------------------------------------
 
@@ -217,6 +223,34 @@ def test_image_parts_are_accepted_and_recorded(fake_openai: FakeOpenAI) -> None:
     )
     assert out.choices[0].message.content == "You said: What is on screen. I see 1 image."
     assert fake_openai.chat_requests()[-1]["images"] == [url]
+
+
+def test_default_fn_answers_per_image_and_may_fail(fake_openai: FakeOpenAI) -> None:
+    """A test can answer per screen: the default sees the request's decoded images and may
+    return a Reply (here a scripted failure for an unknown screen)."""
+    screens = {b"\xff\xd8menu": "the menu", b"\xff\xd8cart": "the cart"}
+
+    def by_image(body: dict[str, Any]) -> Any:
+        images = FakeOpenAI.request_images(body)
+        name = screens.get(images[0]) if images else None
+        return name or Reply(fail_status=422)
+
+    fake_openai.set_default(by_image)
+
+    def ask(image: bytes) -> Any:
+        url = "data:image/jpeg;base64," + base64.b64encode(image).decode()
+        return sync_client(fake_openai, max_retries=0).chat.completions.create(
+            model="vlm",
+            messages=[
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}
+            ],
+        )
+
+    assert ask(b"\xff\xd8cart").choices[0].message.content == "the cart"
+    assert ask(b"\xff\xd8menu").choices[0].message.content == "the menu"
+    with pytest.raises(openai.UnprocessableEntityError):
+        ask(b"\xff\xd8other")
+    assert [r["status"] for r in fake_openai.chat_requests()] == [200, 200, 422]
 
 
 def test_fail_status_once_then_sdk_retry_succeeds(fake_openai: FakeOpenAI) -> None:
