@@ -5,6 +5,7 @@ element reader; the user's consent. Live events for the same tasks go over the W
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import Coroutine
 from typing import Annotated, Any
 
@@ -207,6 +208,9 @@ async def delete_task(task_id: str, services: ServicesDep, user: UserDep) -> dic
     await _runner(services, user).forget(task_id)
     if not await services.store.delete_task(user, task_id):
         raise HTTPException(404, "No such task for this user.")
+    # its screenshots go too (task ids are ours: hex, no path tricks)
+    folder = services.settings.data_dir / "tasks" / task_id
+    await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
     return {"task_id": task_id, "deleted": True}
 
 

@@ -83,6 +83,7 @@ class TaskRunner:
         self._new_frame = asyncio.Event()
         self.live: Live | None = None
         self._lock = asyncio.Lock()
+        self._start_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
         self.log = log.bind(user_id=user_id)
 
@@ -93,8 +94,13 @@ class TaskRunner:
         return lambda: self.listeners.discard(listener)
 
     async def emit(self, event: dict[str, Any]) -> None:
+        """To every attached session; one that fails (e.g. a client too slow to read) does
+        not stop the task or the others."""
         for listener in list(self.listeners):
-            await listener(event)
+            try:
+                await listener(event)
+            except Exception as e:
+                self.log.warning("task_event_not_delivered", error=type(e).__name__)
 
     @property
     def seq(self) -> int:
@@ -166,15 +172,16 @@ class TaskRunner:
     ) -> tuple[TaskRecord, TaskActionRecord | None]:
         self._planner()
         thumb = await self._thumb(screenshot) if screenshot is not None else None
-        if self.live and self.live.task.status in LIVE:
-            t = self.live.task
-            raise TaskError(
-                409,
-                "task_in_progress",
-                f"Task {t.id} is still {t.status}: cancel it (or finish it) first.",
-            )
-        task = await self.store.create_task(self.user_id, app_name, description)
-        live = self.live = Live(task)
+        async with self._start_lock:  # two racing starts: one task, one 409
+            if self.live and self.live.task.status in LIVE:
+                t = self.live.task
+                raise TaskError(
+                    409,
+                    "task_in_progress",
+                    f"Task {t.id} is still {t.status}: cancel it (or finish it) first.",
+                )
+            task = await self.store.create_task(self.user_id, app_name, description)
+            live = self.live = Live(task)
         self.log.info(
             "task_started",
             task_id=task.id,

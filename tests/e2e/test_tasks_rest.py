@@ -3,6 +3,7 @@ fake VLM answering per screen, REST and the WebSocket as a client uses them."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -259,7 +260,10 @@ async def test_isolation_delete_and_bad_input(srv: ServerThread, http: httpx.Asy
     assert r.status_code == 413
     listed = (await http.get("/v1/tasks")).json()["tasks"]
     assert [x["task_id"] for x in listed] == [task_id]
+    kept = srv.settings.data_dir / "tasks" / task_id
+    assert [p.name for p in kept.iterdir()] == ["001-1.jpg"]  # the step's screen
     assert (await http.delete(f"/v1/tasks/{task_id}")).json()["deleted"] is True
+    assert not kept.exists()  # deleted with the task
     assert (await http.get(f"/v1/tasks/{task_id}")).status_code == 404
     assert (await http.get("/v1/tasks")).json() == {"tasks": []}
     assert (await start(http))["status"] == "running"  # deleting freed the live slot
@@ -332,3 +336,12 @@ async def test_vlm_flag_blocks_at_once_and_is_logged_critical(http: httpx.AsyncC
     blocked = [e for e in logs if e["event"] == "task_blocked_payment_screen"]
     assert len(blocked) == 1 and blocked[0]["log_level"] == "critical"
     assert blocked[0]["task_id"] == out["task_id"] and blocked[0]["signals"] == ["vlm_flag"]
+
+
+async def test_racing_starts_make_one_task(http: httpx.AsyncClient) -> None:
+
+    results = await asyncio.gather(
+        *(http.post("/v1/tasks", json=BODY | {"screenshot": b64(HOME)}) for _ in range(3))
+    )
+    assert sorted(r.status_code for r in results) == [201, 409, 409]
+    assert len((await http.get("/v1/tasks")).json()["tasks"]) == 1
