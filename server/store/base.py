@@ -22,6 +22,7 @@ ReminderStatus = Literal["pending", "delivered", "cancelled", "failed"]
 TaskStatus = Literal["running", "paused", "completed", "failed", "cancelled", "blocked_payment"]
 ActionStatus = Literal["pending", "success", "failed"]
 ActionType = Literal["click", "type", "scroll", "key", "wait"]
+ApprovalStatus = Literal["pending", "approved", "edited", "rejected", "expired"]
 
 
 def new_id() -> str:
@@ -80,6 +81,36 @@ class ReminderRecord:
     attempts: int = 0  # failed delivery attempts
     last_error: str | None = None  # why the last attempt failed
     not_before: datetime | None = None  # claimed by a session, or backing off, until then
+
+
+# --- approvals and proactive fires (server/store/initiative.py): records ----------------
+
+
+@dataclass
+class ApprovalRecord:
+    """A consequential tool call and the user's decision on it (issue 20)."""
+
+    id: str  # the tool call's id
+    user_id: str
+    session_id: str
+    name: str
+    arguments: dict[str, Any]
+    description: str
+    status: ApprovalStatus
+    created_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None = None
+    decided_arguments: dict[str, Any] | None = None  # an "edited" decision's arguments
+    message: str | None = None  # a rejection's reason
+
+
+@dataclass
+class ProactiveFireRecord:
+    user_id: str
+    key: str
+    trigger: str
+    session_id: str | None
+    fired_at: datetime
 
 
 # --- screen tasks (server/tasks): records ------------------------------------------------
@@ -319,6 +350,58 @@ class Store(ABC):
     ) -> bool:
         """Record a failed delivery attempt of a pending reminder: attempts + 1 and the
         reason; it is retried at ``retry_at``, or, when that is None, marked ``failed``."""
+
+    # --- approvals and proactive fires (server/store/initiative.py) ------------------------
+
+    @abstractmethod
+    async def add_approval(
+        self,
+        user_id: str,
+        session_id: str,
+        approval_id: str,
+        name: str,
+        arguments: dict[str, Any],
+        description: str,
+        expires_at: datetime,
+    ) -> ApprovalRecord:
+        """Store a pending approval (its id is the tool call's id)."""
+
+    @abstractmethod
+    async def get_approval(self, user_id: str, approval_id: str) -> ApprovalRecord | None: ...
+
+    @abstractmethod
+    async def decide_approval(
+        self,
+        user_id: str,
+        approval_id: str,
+        status: ApprovalStatus,
+        arguments: dict[str, Any] | None = None,
+        message: str | None = None,
+    ) -> ApprovalRecord | None:
+        """Settle a *pending* approval; None when it is not pending (or not the user's), so
+        of two racing answers exactly one wins."""
+
+    @abstractmethod
+    async def list_approvals(
+        self,
+        user_id: str,
+        status: ApprovalStatus | None = None,
+        session_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[ApprovalRecord]:
+        """Newest first."""
+
+    @abstractmethod
+    async def claim_proactive_fire(
+        self, user_id: str, key: str, trigger: str, session_id: str | None = None
+    ) -> bool:
+        """Insert-or-ignore on (user, key): True for the one caller that may speak."""
+
+    @abstractmethod
+    async def list_proactive_fires(
+        self, user_id: str, limit: int = 50
+    ) -> list[ProactiveFireRecord]: ...
 
     # --- screen tasks (server/store/tasks_sqlite.py, tasks_mongo.py) -----------------------
 

@@ -36,6 +36,7 @@ from server.store.base import (
     new_id,
     utcnow,
 )
+from server.store.initiative import MongoInitiative, create_initiative_indexes
 from server.store.sqlite import check_close_status, check_counter_name
 from server.store.tasks_mongo import MongoTasksMixin, create_task_indexes
 
@@ -98,7 +99,7 @@ def _reminder(doc: dict[str, Any]) -> ReminderRecord:
     )
 
 
-class MongoStore(MongoTasksMixin, Store):
+class MongoStore(MongoInitiative, MongoTasksMixin, Store):
     """Store in database ``db_name`` at ``uri``.
 
     The LangGraph checkpointer is ``MongoDBSaver`` on a separate *sync* MongoClient
@@ -171,6 +172,7 @@ class MongoStore(MongoTasksMixin, Store):
             name="user_status_due",
         )
         await create_task_indexes(db)
+        await create_initiative_indexes(db)
         # server-wide crash recovery (recover_sessions), the one index not led by user_id
         await db.sessions.create_index(
             [("status", ASCENDING), ("owner", ASCENDING)], name="status_owner"

@@ -1,0 +1,330 @@
+"""Approvals (a consequential tool call waiting for the user's word) and proactive fires
+(who spoke first, when, and why) for both adapters.
+
+Mixins kept here so the adapters' own files do not grow. A proactive fire's ``key`` is
+unique per user: a scheduled trigger's key names (schedule, fire time), so when several
+replicas or a restarted server race for it, the insert-or-ignore decides the one that speaks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from server.store.base import (
+    ApprovalRecord,
+    ApprovalStatus,
+    ProactiveFireRecord,
+    utcnow,
+)
+
+SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS approvals (
+    id           TEXT NOT NULL,
+    user_id      TEXT NOT NULL,
+    session_id   TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    arguments    TEXT NOT NULL,
+    description  TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    expires_at   TEXT NOT NULL,
+    decided_at   TEXT,
+    decided_arguments TEXT,
+    message      TEXT,
+    PRIMARY KEY (user_id, id)
+);
+CREATE INDEX IF NOT EXISTS approvals_user_created ON approvals (user_id, created_at);
+CREATE TABLE IF NOT EXISTS proactive_fires (
+    user_id     TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    trigger     TEXT NOT NULL,
+    session_id  TEXT,
+    fired_at    TEXT NOT NULL,
+    PRIMARY KEY (user_id, key)
+);
+CREATE INDEX IF NOT EXISTS proactive_fires_user_fired ON proactive_fires (user_id, fired_at);
+"""
+
+_DECIDED = ("approved", "edited", "rejected", "expired")
+
+
+def _t(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _approval_row(r: Iterable[Any]) -> ApprovalRecord:
+    (id_, user_id, session_id, name, args, desc, status, created, expires, decided, dargs, msg) = r
+    return ApprovalRecord(
+        id=id_,
+        user_id=user_id,
+        session_id=session_id,
+        name=name,
+        arguments=json.loads(args),
+        description=desc,
+        status=status,
+        created_at=_dt(created),  # type: ignore[arg-type]
+        expires_at=_dt(expires),  # type: ignore[arg-type]
+        decided_at=_dt(decided),
+        decided_arguments=None if dargs is None else json.loads(dargs),
+        message=msg,
+    )
+
+
+_APPROVAL_COLS = (
+    "id, user_id, session_id, name, arguments, description, status, created_at, expires_at, "
+    "decided_at, decided_arguments, message"
+)
+
+
+class SQLiteInitiative:
+    _write: Any  # SQLiteStore's serialised write transaction
+    _fetch: Any
+
+    async def add_approval(
+        self,
+        user_id: str,
+        session_id: str,
+        approval_id: str,
+        name: str,
+        arguments: dict[str, Any],
+        description: str,
+        expires_at: datetime,
+    ) -> ApprovalRecord:
+        now = utcnow()
+        async with self._write() as conn:
+            await conn.execute(
+                f"INSERT INTO approvals ({_APPROVAL_COLS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, NULL, NULL, NULL)",
+                (
+                    approval_id,
+                    user_id,
+                    session_id,
+                    name,
+                    json.dumps(arguments, ensure_ascii=False),
+                    description,
+                    _t(now),
+                    _t(expires_at),
+                ),
+            )
+        got = await self.get_approval(user_id, approval_id)
+        assert got is not None
+        return got
+
+    async def get_approval(self, user_id: str, approval_id: str) -> ApprovalRecord | None:
+        rows = await self._fetch(
+            f"SELECT {_APPROVAL_COLS} FROM approvals WHERE user_id = ? AND id = ?",
+            (user_id, approval_id),
+        )
+        return _approval_row(rows[0]) if rows else None
+
+    async def decide_approval(
+        self,
+        user_id: str,
+        approval_id: str,
+        status: ApprovalStatus,
+        arguments: dict[str, Any] | None = None,
+        message: str | None = None,
+    ) -> ApprovalRecord | None:
+        if status not in _DECIDED:
+            raise ValueError(f"not a decision: {status!r}")
+        async with self._write() as conn:
+            cur = await conn.execute(
+                "UPDATE approvals SET status = ?, decided_at = ?, decided_arguments = ?, "
+                "message = ? WHERE user_id = ? AND id = ? AND status = 'pending'",
+                (
+                    status,
+                    _t(utcnow()),
+                    None if arguments is None else json.dumps(arguments, ensure_ascii=False),
+                    message,
+                    user_id,
+                    approval_id,
+                ),
+            )
+            changed = cur.rowcount
+        return await self.get_approval(user_id, approval_id) if changed else None
+
+    async def list_approvals(
+        self,
+        user_id: str,
+        status: ApprovalStatus | None = None,
+        session_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[ApprovalRecord]:
+        sql = f"SELECT {_APPROVAL_COLS} FROM approvals WHERE user_id = ?"
+        params: list[Any] = [user_id]
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status)
+        if session_id is not None:
+            sql += " AND session_id = ?"
+            params.append(session_id)
+        sql += " ORDER BY created_at DESC LIMIT ? OFFSET ?"
+        params += [limit, offset]
+        return [_approval_row(r) for r in await self._fetch(sql, params)]
+
+    async def claim_proactive_fire(
+        self, user_id: str, key: str, trigger: str, session_id: str | None = None
+    ) -> bool:
+        async with self._write() as conn:
+            cur = await conn.execute(
+                "INSERT INTO proactive_fires (user_id, key, trigger, session_id, fired_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, key) DO NOTHING",
+                (user_id, key, trigger, session_id, _t(utcnow())),
+            )
+            return bool(cur.rowcount)
+
+    async def list_proactive_fires(
+        self, user_id: str, limit: int = 50
+    ) -> list[ProactiveFireRecord]:
+        rows = await self._fetch(
+            "SELECT user_id, key, trigger, session_id, fired_at FROM proactive_fires "
+            "WHERE user_id = ? ORDER BY fired_at DESC LIMIT ?",
+            (user_id, limit),
+        )
+        return [ProactiveFireRecord(r[0], r[1], r[2], r[3], _dt(r[4])) for r in rows]  # type: ignore[arg-type]
+
+
+def _approval_doc(d: dict[str, Any]) -> ApprovalRecord:
+    return ApprovalRecord(
+        id=d["approval_id"],
+        user_id=d["user_id"],
+        session_id=d["session_id"],
+        name=d["name"],
+        arguments=d["arguments"],
+        description=d["description"],
+        status=d["status"],
+        created_at=d["created_at"],
+        expires_at=d["expires_at"],
+        decided_at=d.get("decided_at"),
+        decided_arguments=d.get("decided_arguments"),
+        message=d.get("message"),
+    )
+
+
+async def create_initiative_indexes(db: AsyncDatabase) -> None:
+    await db.approvals.create_index(
+        [("user_id", ASCENDING), ("approval_id", ASCENDING)], unique=True, name="user_id_unique"
+    )
+    await db.approvals.create_index(
+        [("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_created"
+    )
+    await db.proactive_fires.create_index(
+        [("user_id", ASCENDING), ("key", ASCENDING)], unique=True, name="user_key_unique"
+    )
+
+
+class MongoInitiative:
+    _d: Any  # MongoStore's database
+
+    async def add_approval(
+        self,
+        user_id: str,
+        session_id: str,
+        approval_id: str,
+        name: str,
+        arguments: dict[str, Any],
+        description: str,
+        expires_at: datetime,
+    ) -> ApprovalRecord:
+        doc = {
+            "approval_id": approval_id,
+            "user_id": user_id,
+            "session_id": session_id,
+            "name": name,
+            "arguments": arguments,
+            "description": description,
+            "status": "pending",
+            "created_at": utcnow(),
+            "expires_at": expires_at.astimezone(UTC),
+        }
+        await self._d.approvals.insert_one(dict(doc))
+        return _approval_doc(doc)
+
+    async def get_approval(self, user_id: str, approval_id: str) -> ApprovalRecord | None:
+        d = await self._d.approvals.find_one({"user_id": user_id, "approval_id": approval_id})
+        return None if d is None else _approval_doc(d)
+
+    async def decide_approval(
+        self,
+        user_id: str,
+        approval_id: str,
+        status: ApprovalStatus,
+        arguments: dict[str, Any] | None = None,
+        message: str | None = None,
+    ) -> ApprovalRecord | None:
+        if status not in _DECIDED:
+            raise ValueError(f"not a decision: {status!r}")
+        res = await self._d.approvals.update_one(
+            {"user_id": user_id, "approval_id": approval_id, "status": "pending"},
+            {
+                "$set": {
+                    "status": status,
+                    "decided_at": utcnow(),
+                    "decided_arguments": arguments,
+                    "message": message,
+                }
+            },
+        )
+        return await self.get_approval(user_id, approval_id) if res.modified_count else None
+
+    async def list_approvals(
+        self,
+        user_id: str,
+        status: ApprovalStatus | None = None,
+        session_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[ApprovalRecord]:
+        query: dict[str, Any] = {"user_id": user_id}
+        if status is not None:
+            query["status"] = status
+        if session_id is not None:
+            query["session_id"] = session_id
+        cursor = (
+            self._d.approvals.find(query).sort("created_at", DESCENDING).skip(offset).limit(limit)
+        )
+        return [_approval_doc(d) async for d in cursor]
+
+    async def claim_proactive_fire(
+        self, user_id: str, key: str, trigger: str, session_id: str | None = None
+    ) -> bool:
+        try:
+            await self._d.proactive_fires.insert_one(
+                {
+                    "user_id": user_id,
+                    "key": key,
+                    "trigger": trigger,
+                    "session_id": session_id,
+                    "fired_at": utcnow(),
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def list_proactive_fires(
+        self, user_id: str, limit: int = 50
+    ) -> list[ProactiveFireRecord]:
+        cursor = (
+            self._d.proactive_fires.find({"user_id": user_id})
+            .sort("fired_at", DESCENDING)
+            .limit(limit)
+        )
+        return [
+            ProactiveFireRecord(
+                d["user_id"], d["key"], d["trigger"], d.get("session_id"), d["fired_at"]
+            )
+            async for d in cursor
+        ]
