@@ -95,6 +95,25 @@ class Settings(BaseSettings):
     task_max_chars: int = Field(default=500, ge=1)  # task description length
     task_keep_screenshots: bool = True  # keep each step's screen under DATA_DIR/tasks/
 
+    # --- MCP tools and approvals (server/agent/mcp.py, approvals.py; issue 20) ---------
+    mcp_config: Path | None = None  # {"mcpServers": {...}} JSON file; unset: no MCP tools
+    mcp_call_timeout_s: float = Field(default=15.0, gt=0.0)  # one MCP tool call
+    mcp_connect_timeout_s: float = Field(default=10.0, gt=0.0)  # connect + list tools
+    mcp_reconnect_s: float = Field(default=30.0, gt=0.0)  # retry a down server / ping a live one
+    approval_timeout_s: float = Field(default=120.0, gt=0.0)  # unanswered: rejected (expired)
+
+    # --- proactive speech (server/initiative; issue 20) --------------------------------
+    proactive_mode: Literal["off", "quiet", "normal", "chatty"] = "normal"  # default per user
+    proactive_idle_s: float = Field(default=300.0, gt=0.0)  # normal mode; quiet x2, chatty /2
+    proactive_cooldown_s: float = Field(default=600.0, ge=0.0)  # between two proactive turns
+    proactive_quiet_hours: str = ""  # "23:00-07:00" in PROACTIVE_TIMEZONE: never speak first
+    proactive_timezone: str = "UTC"  # IANA name; a user's settings may name their own
+    proactive_tick_s: float = Field(default=1.0, gt=0.0)  # how often triggers are checked
+    proactive_focus_s: float = Field(default=3000.0, gt=0.0)  # unbroken focus: suggest a break
+    proactive_away_s: float = Field(default=120.0, gt=0.0)  # away this long, then back: greet
+    proactive_error_screen_s: float = Field(default=30.0, gt=0.0)  # error dialog shown this long
+    proactive_negative_s: float = Field(default=20.0, gt=0.0)  # strong negative affect this long
+
     # --- long-term memory (mem0) ------------------------------------------------------
     memory_enabled: bool = True
     embed_base_url: str | None = None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from server.agent.graph import Agent
+from server.agent.mcp import McpConfigError, McpManager, load_config
 from server.agent.memory import LongTermMemory
 from server.config import Settings, secret
 from server.hub.limits import UserLimits
@@ -93,6 +94,35 @@ class Services:
         )
         self._init_vision()
         self.tasks = TaskRunners(self.store, self.vision, settings)
+        self.mcp: McpManager | None = None  # tools from MCP servers (MCP_CONFIG)
+
+    def _start_mcp(self) -> None:
+        """Connect to the MCP servers in the background: a slow or dead server never holds
+        start-up or a turn (its tools are offered once it answers)."""
+        s = self.settings
+        if s.mcp_config is None:
+            return
+        try:
+            servers = load_config(s.mcp_config)
+        except McpConfigError as e:
+            self.set_status("mcp", "error", str(e))
+            return
+        self.mcp = McpManager(
+            servers,
+            call_timeout_s=s.mcp_call_timeout_s,
+            connect_timeout_s=s.mcp_connect_timeout_s,
+            reconnect_s=s.mcp_reconnect_s,
+        )
+        self.mcp.start()
+        self._mcp_status()
+
+    def _mcp_status(self) -> None:
+        if self.mcp is None:
+            return
+        st = self.mcp.status()
+        down = sorted(n for n, v in st.items() if v["status"] != "connected")
+        detail = "; ".join(f"{n}: {v['status']} ({v['detail']})" for n, v in sorted(st.items()))
+        self.set_status("mcp", "degraded" if down else "ready", detail)
 
     def set_status(self, module: str, status: ModuleStatus, detail: str = "") -> None:
         self.modules[module] = status
@@ -131,6 +161,7 @@ class Services:
             history_messages=self.settings.history_messages,
         )
         self.set_status("agent", "ready")
+        self._start_mcp()
         await self._start_voice()
         self._start_face()
         await self._start_screen_capture()
@@ -339,6 +370,8 @@ class Services:
 
     async def close(self) -> None:
         await self.loop_lag.stop()
+        if self.mcp is not None:
+            await self.mcp.close()
         await self.liveness.close()
         for t in list(self._background):
             t.cancel()
@@ -363,6 +396,7 @@ class Services:
         """Unhealthy when a required module is not ready, or when any module that is
         configured is in error. `disabled` (not configured), `loading` and `degraded` (a
         fallback serves) are healthy: the features that need them say so themselves."""
+        self._mcp_status()
         required = all(self.modules.get(m) == "ready" for m in REQUIRED_MODULES)
         ok = required and "error" not in self.modules.values()
         return ok, dict(self.modules)
