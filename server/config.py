@@ -141,13 +141,23 @@ class Settings(BaseSettings):
     stt_remote_model: str = "whisper-1"
     stt_timeout_s: float = Field(default=30.0, gt=0.0)
     stt_max_concurrency: int = Field(default=4, ge=1)  # requests in flight per process
-    model_cache_dir: Path | None = None
     vad_threshold: float = 0.5
     vad_min_speech_ms: int = 250
     vad_silence_ms: int = 500
     vad_prefix_pad_ms: int = 300
     barge_in_min_ms: int = 300
     audio_queue_frames: int = 500
+
+    # --- model files (server/models: `desktopmate models download|list|import`) ----------
+    models_dir: Path | None = None  # unset: DATA_DIR/models
+    model_cache_dir: Path | None = None  # older name of MODELS_DIR, still honoured
+    models_auto_download: bool = True  # fetch a missing model on first use (else: say how)
+    models_mirror_url: str | None = None  # files from {url}/{stt/base|vad|face}/{file} instead
+    models_download_timeout_s: float = Field(default=30.0, gt=0.0)  # connect/read, per request
+
+    # --- sidecar (`desktopmate serve --sidecar`) ------------------------------------------
+    # Set per launch by --sidecar (random) and then required on every request.
+    sidecar_token: SecretStr | None = None
 
     # --- voice out (TTS) --------------------------------------------------------------
     tts_provider: Literal["edge", "espeak", "fish"] = "edge"
@@ -168,7 +178,7 @@ class Settings(BaseSettings):
     face_model_path: Path | None = None  # unset: cache dir, downloaded once from the URL
     face_model_url: str = (
         "https://storage.googleapis.com/mediapipe-models/face_landmarker/"
-        "face_landmarker/float16/latest/face_landmarker.task"
+        "face_landmarker/float16/1/face_landmarker.task"
     )
     face_events_per_s: float = Field(default=4.0, gt=0.0)  # analysis.face per session
     face_sample_interval_ms: int = Field(default=1000, ge=100)  # stored face timeline step
@@ -213,8 +223,9 @@ class Settings(BaseSettings):
 
     # --- derived ----------------------------------------------------------------------
     @property
-    def models_dir(self) -> Path:
-        return self.model_cache_dir or self.data_dir / "models"
+    def models_root(self) -> Path:
+        """MODELS_DIR, else the older MODEL_CACHE_DIR, else DATA_DIR/models."""
+        return (self.models_dir or self.model_cache_dir or self.data_dir / "models").expanduser()
 
     @property
     def ws_max_image_text_bytes(self) -> int:

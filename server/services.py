@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,8 @@ from server.hub.liveness import SessionLiveness, instance_id
 from server.hub.reminders import ReminderWatchers
 from server.logging import get_logger
 from server.loopmon import LoopLagMonitor
+from server.models.ensure import ensure_model
+from server.models.manager import locate
 from server.personas import PersonaLibrary
 from server.pipelines.vision import (
     CaptureUnavailable,
@@ -31,6 +34,7 @@ from server.providers.stt_remote import RemoteSTT
 from server.providers.tts.base import TTSProvider
 from server.providers.vad import SileroVAD, VADUnavailable
 from server.providers.vlm import VisionClient
+from server.status import StatusBoard
 from server.store import Store, make_store
 from server.tasks.runner import TaskRunners
 
@@ -66,6 +70,7 @@ class Services:
             "face": "loading" if settings.face_enabled else "disabled",
         }
         self.details: dict[str, str] = {}
+        self.status = StatusBoard()  # pushes changes to sessions (`server.status`)
         if not settings.llm_configured:
             self.details["llm"] = "not configured: set LLM_BASE_URL / LLM_API_KEY"
         self.personas = PersonaLibrary(settings.personas_dir).load()
@@ -130,6 +135,19 @@ class Services:
             self.details[module] = detail
         else:
             self.details.pop(module, None)
+        self.status.notify()
+
+    def _reporter(self, module: str) -> Callable[[str, str], None]:
+        return lambda status, detail: self.set_status(module, status, detail)  # type: ignore[arg-type]
+
+    def status_event(self) -> dict[str, Any]:
+        """The `server.status` event: every module's state, why, and download progress."""
+        return {
+            "type": "server.status",
+            "modules": dict(self.modules),
+            "details": dict(self.details),
+            "progress": dict(self.status.progress),
+        }
 
     def background(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -143,6 +161,7 @@ class Services:
             ThreadPoolExecutor(self.settings.worker_threads, thread_name_prefix="worker")
         )
         self.loop_lag.start()
+        self.status.bind()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             await self.store.open()
@@ -226,24 +245,28 @@ class Services:
 
     # --- face -----------------------------------------------------------------------------
     def _start_face(self) -> None:
-        """Server-side face model for camera frames, loaded (or downloaded) in the background."""
-        s = self.settings
-        if not s.face_enabled:
+        """Server-side face model for camera frames: found, or downloaded, in the background."""
+        if not self.settings.face_enabled:
             self.set_status("face", "disabled", "FACE_ENABLED=false: camera frames are refused")
             return
-        path = s.face_model_path.expanduser() if s.face_model_path else None
-        self.face = FaceLandmarkerProvider(path, s.models_dir / "face", s.face_model_url)
         self.set_status("face", "loading")
-        self.background(self._load_face(self.face))
+        self.background(self._load_face())
 
-    async def _load_face(self, provider: FaceLandmarkerProvider) -> None:
+    async def _load_face(self) -> None:
+        s = self.settings
+        path = await ensure_model(s, "face", "face", self.status, self._reporter("face"))
+        if path is None:
+            return
+        provider = FaceLandmarkerProvider(path, path.parent, s.face_model_url)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self.face_executor, provider.load)
-            self.set_status("face", "ready")
         except (FaceModelUnavailable, RuntimeError) as e:
             self.set_status("face", "error", str(e))
             log.warning("face_model_unavailable", error=str(e))
+            return
+        self.face = provider
+        self.set_status("face", "ready")
 
     def face_model_status(self, status: str, detail: str) -> None:
         """Pipelines report what a lazy (re)load on a real frame found."""
@@ -319,8 +342,11 @@ class Services:
             self.set_status("tts", "ready")
         except (ValueError, OSError) as e:
             self.set_status("tts", "error", str(e))
+        vad_path = await ensure_model(self.settings, "vad", "stt", self.status, lambda st, d: None)
         try:
-            self.vad = await asyncio.to_thread(SileroVAD)
+            if vad_path is None:
+                raise VADUnavailable(locate(self.settings, "vad").message())
+            self.vad = await asyncio.to_thread(SileroVAD, vad_path)
         except VADUnavailable as e:
             self.set_status("stt", "error", f"VAD: {e}")
             return
@@ -331,16 +357,18 @@ class Services:
         if s.stt_provider == "openai":
             self._start_remote_stt()
             return
+        self.set_status("stt", "loading")
+        state = locate(s, "stt")
+        # Built now (sessions opened while the model downloads hold it), loaded once the
+        # files are there: an explicit or installed folder, never a hub download by name.
         self.stt = WhisperSTT(
-            s.stt_model,
+            state.path,
             device=s.stt_device,
             compute_type=s.stt_compute_type,
             cpu_threads=s.stt_cpu_threads,
-            download_root=s.models_dir / "whisper",
             window_min_s=s.stt_window_min_s or None,
         )
-        self.set_status("stt", "loading")
-        self.background(self._load_stt())
+        self.background(self._load_stt(local=True))
 
     def _start_remote_stt(self) -> None:
         s = self.settings
@@ -359,8 +387,13 @@ class Services:
         self.set_status("stt", "loading")
         self.background(self._load_stt())
 
-    async def _load_stt(self) -> None:
+    async def _load_stt(self, *, local: bool = False) -> None:
+        """Load the STT model; a local one is first found or downloaded (with progress)."""
         assert self.stt is not None
+        if local:
+            report = self._reporter("stt")
+            if await ensure_model(self.settings, "stt", "stt", self.status, report) is None:
+                return
         try:
             await self.stt.aload()
             self.set_status("stt", "ready")

@@ -18,5 +18,10 @@ async def health(services: ServicesDep) -> JSONResponse:
 @router.get("/health/details", summary="Module readiness with reasons")
 async def health_details(services: ServicesDep, reset: bool = False) -> dict[str, object]:
     ok, modules = services.health()
-    body = {"status": "ok" if ok else "error", "modules": modules, "details": services.details}
+    body = {
+        "status": "ok" if ok else "error",
+        "modules": modules,
+        "details": services.details,
+        "progress": services.status.progress,  # downloads in flight: {module: {file, done, total}}
+    }
     return body | {"loop_lag_ms": services.loop_lag.stats(reset=reset)}

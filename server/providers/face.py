@@ -16,16 +16,16 @@ Choices:
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import numpy as np
+
+from server.models.download import DownloadError, download_file, is_task_file
+from server.models.registry import ModelFile
 
 DEFAULT_MODEL_URL = (
     "https://storage.googleapis.com/mediapipe-models/face_landmarker/"
@@ -51,15 +51,6 @@ class FaceDetection:
     blendshapes: dict[str, float]
     width: int
     height: int
-
-
-def _is_task_file(path: Path) -> bool:
-    """A .task file is a zip of tflite models; an HTML error page or a partial file is not."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            return any(n.endswith(".tflite") for n in z.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
 
 
 class FaceLandmarkerProvider:
@@ -94,39 +85,25 @@ class FaceLandmarkerProvider:
                 )
             return self._explicit
         cached = self._cache_dir / MODEL_FILENAME
-        if cached.is_file() and _is_task_file(cached):
+        if cached.is_file() and is_task_file(cached):
             return cached
         self._download(cached)
         return cached
 
     def _download(self, dest: Path) -> None:
-        import httpx
-
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".face_landmarker.", dir=dest.parent)
-        tmp = Path(tmp_name)
+        spec = ModelFile(MODEL_FILENAME, self._url)
         try:
-            with (
-                os.fdopen(fd, "wb") as out,
-                httpx.stream(
-                    "GET", self._url, timeout=self._timeout, follow_redirects=True
-                ) as resp,
-            ):
-                resp.raise_for_status()
-                for chunk in resp.iter_bytes(1 << 16):
-                    out.write(chunk)
-            if not _is_task_file(tmp):
-                raise FaceModelUnavailable(
-                    f"{self._url} did not return a MediaPipe .task model file"
-                )
-            os.replace(tmp, dest)
-        except httpx.HTTPError as exc:
+            download_file(spec, dest, timeout_s=self._timeout)
+        except DownloadError as exc:
+            why = "offline?" if exc.offline else str(exc)
             raise FaceModelUnavailable(
-                f"could not download the face landmarker model from {self._url} ({exc}). "
-                f"Offline? Put {MODEL_FILENAME} at {dest} or configure an explicit model path."
-            ) from exc
-        finally:
-            tmp.unlink(missing_ok=True)
+                f"could not download the face landmarker model from {self._url} ({why}). "
+                f"Fix: run `desktopmate models download face` (online) or `desktopmate models "
+                f"import PATH`, put {MODEL_FILENAME} at {dest}, or set FACE_MODEL_PATH"
+            ) from None
+        if not is_task_file(dest):
+            dest.unlink(missing_ok=True)
+            raise FaceModelUnavailable(f"{self._url} did not return a MediaPipe .task model file")
 
     def load(self) -> None:
         """Resolve the model and build the landmarker now (else on first detect)."""
@@ -149,7 +126,11 @@ class FaceLandmarkerProvider:
             try:
                 self._landmarker = vision.FaceLandmarker.create_from_options(opts)
             except (RuntimeError, ValueError) as exc:
-                raise FaceModelUnavailable(f"cannot load face model {path}: {exc}") from exc
+                raise FaceModelUnavailable(
+                    f"cannot load face model {path}: the file is damaged or not a face "
+                    "landmarker model. Fix: run `desktopmate models download face` or "
+                    "`desktopmate models import PATH`, or fix FACE_MODEL_PATH"
+                ) from exc
             self.model_path = path
         return self._landmarker
 

@@ -78,6 +78,22 @@ def _looks_like_path(model: str) -> bool:
     return model.count("/") > 1 or "\\" in model
 
 
+def _load_failure(model: str, is_dir: bool, exc: Exception) -> str:
+    """What went wrong loading ``model``, and the fix, in words (never the raw exception:
+    hub and DNS errors are pages of text that tell a user nothing)."""
+    fix = (
+        "Fix: run `desktopmate models download stt` (online) or `desktopmate models import "
+        "PATH` with an offline copy, or set STT_MODEL to a local faster-whisper model folder"
+    )
+    if is_dir:
+        why = "its files are damaged, incomplete or not a CTranslate2 Whisper model"
+    elif any(w in type(exc).__name__ for w in ("Connect", "Timeout", "Offline", "NotFound")):
+        why = "it is not downloaded yet and the model hub cannot be reached (offline?)"
+    else:
+        why = "it is not downloaded yet and the download failed"
+    return f"cannot load Whisper model {model!r}: {why}. {fix}"
+
+
 def _as_float32(audio: np.ndarray) -> np.ndarray:
     arr = np.asarray(audio)
     if arr.ndim != 1:
@@ -151,7 +167,11 @@ class WhisperSTT:
             if local.is_dir():
                 source = str(local)
             elif _looks_like_path(source):
-                raise STTUnavailable(f"Whisper model directory not found: {source}")
+                raise STTUnavailable(
+                    f"Whisper model directory not found: {source}. Fix: set STT_MODEL to a "
+                    "faster-whisper model folder, or to a name and run "
+                    "`desktopmate models download stt` / `desktopmate models import PATH`"
+                )
             elif self.download_root is not None:
                 self.download_root.mkdir(parents=True, exist_ok=True)
             try:
@@ -165,10 +185,7 @@ class WhisperSTT:
                     local_files_only=self.local_files_only,
                 )
             except Exception as exc:  # hub, CTranslate2 and OS errors all mean "unavailable"
-                hint = "" if local.is_dir() else " (a model name needs network on first use)"
-                raise STTUnavailable(
-                    f"cannot load Whisper model {self.model!r}{hint}: {exc}"
-                ) from exc
+                raise STTUnavailable(_load_failure(self.model, local.is_dir(), exc)) from exc
             self._languages = frozenset(model.supported_languages)
             if self.window_min_s:
                 full_encode = model.encode

@@ -49,7 +49,10 @@ class SileroVAD:
     def __init__(self, model_path: str | os.PathLike[str] | None = None) -> None:
         path = Path(model_path) if model_path is not None else silero_model_path()
         if not path.is_file():
-            raise VADUnavailable(f"Silero VAD model not found at {path}")
+            raise VADUnavailable(
+                f"Silero VAD model not found at {path}. Fix: run `desktopmate models download "
+                "vad` or `desktopmate models import PATH`"
+            )
         try:
             import onnxruntime
         except ImportError as exc:
@@ -66,7 +69,10 @@ class SileroVAD:
                 str(path), providers=["CPUExecutionProvider"], sess_options=opts
             )
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise VADUnavailable(f"cannot load Silero VAD from {path}: {exc}") from exc
+            raise VADUnavailable(
+                f"cannot load Silero VAD from {path}: the file is damaged or not an ONNX "
+                "model. Fix: run `desktopmate models download vad` or reinstall faster-whisper"
+            ) from exc
         self.path = path
 
     def window_prob(
