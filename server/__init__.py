@@ -1,0 +1,3 @@
+"""DesktopMate-Plus server."""
+
+__version__ = "0.1.0"

@@ -9,7 +9,9 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
+from server import __version__
 from server.api import chat, health, personas, reminders, sessions, setup, tasks, usage, voice
 from server.api.analyze_face_voice import router as analyze_face_voice_router
 from server.api.analyze_screen import router as analyze_screen_router
@@ -46,9 +48,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await services.close()
 
-    app = FastAPI(
+    # /docs and /redoc from the Swagger UI and ReDoc assets fastapi-offline ships (no CDN),
+    # under /static-offline-docs.
+    app: FastAPI = FastAPIOffline(
         title="DesktopMate-Plus",
-        version="0.1.0",
+        version=__version__,
         description="Real-time persona companion server. WebSocket protocol: docs/protocol.md.",
         lifespan=lifespan,
         default_response_class=SafeJSONResponse,

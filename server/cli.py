@@ -1,17 +1,27 @@
-"""`desktopmate serve`: start the server with settings from the environment / .env."""
+"""`desktopmate serve` (the server) and `desktopmate models ...` (model files)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import socket
 import sys
 from typing import Any
 
 import uvicorn
+from pydantic import SecretStr
 
 from server.config import Settings
+from server.models.cli import add_models_parser, run_models_command
 from server.security import host_name, is_loopback
+from server.sidecar.lock import AlreadyRunning, InstanceLock
+from server.sidecar.parent import ParentWatch
+from server.sidecar.ready import ReadyServer, announce, ready_info
+
+# Seconds uvicorn waits for open connections after SIGTERM before cancelling them; the
+# lifespan shutdown (store close) follows. Together well under the 5 s a parent allows.
+GRACEFUL_SHUTDOWN_S = 2.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,12 +31,27 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     serve.add_argument("--log-level", default=None)
+    serve.add_argument(
+        "--sidecar",
+        action="store_true",
+        help="run under a parent app: JSON ready line with a per-launch token required on "
+        "every request, exit when the parent exits (stdin closed or pid gone), one instance "
+        "per DATA_DIR",
+    )
+    serve.add_argument(
+        "--parent-pid", type=int, default=None, help="with --sidecar: the pid to watch"
+    )
+    add_models_parser(sub)
     args = parser.parse_args(argv)
 
     settings = Settings()
+    if args.command == "models":
+        return run_models_command(settings, args)
     if args.log_level:
         settings.log_level = args.log_level
-    return asyncio.run(serve_forever(settings, args.host, args.port))
+    if args.sidecar:
+        return run_sidecar(settings, args.host, args.port, args.parent_pid)
+    return asyncio.run(serve_forever(settings, args.host, args.port, machine=args.port == 0))
 
 
 def insecure_bind(settings: Settings, host: str) -> str | None:
@@ -44,23 +69,62 @@ def insecure_bind(settings: Settings, host: str) -> str | None:
     )
 
 
-async def serve_forever(settings: Settings, host: str, port: int) -> int:
-    if refusal := insecure_bind(settings, host):
-        print(refusal, file=sys.stderr, flush=True)
-        return 2
-    from server.app import create_app  # the heavy import, after the cheap refusal
+def run_sidecar(settings: Settings, host: str, port: int, parent_pid: int | None) -> int:
+    lock = InstanceLock(settings.data_dir)
+    try:
+        lock.acquire()
+    except AlreadyRunning as e:
+        print(f"desktopmate: {e}", file=sys.stderr, flush=True)
+        return 3
+    settings.sidecar_token = SecretStr(secrets.token_urlsafe(32))
+    try:
+        return asyncio.run(
+            serve_forever(settings, host, port, machine=True, parent_pid=parent_pid, sidecar=True)
+        )
+    finally:
+        lock.release()
 
+
+def bind(host: str, port: int) -> socket.socket:
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto
     # is TCP, and Nagle would hold small events back for up to one client round trip.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    bound = sock.getsockname()[1]
-    config = uvicorn_config(create_app(settings), settings, log_level=settings.log_level.lower())
-    server = uvicorn.Server(config)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"DesktopMate-Plus listening on http://{shown}:{bound}", flush=True)
+    return sock
+
+
+async def serve_forever(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    machine: bool = False,
+    parent_pid: int | None = None,
+    sidecar: bool = False,
+) -> int:
+    if refusal := insecure_bind(settings, host):
+        print(refusal, file=sys.stderr, flush=True)
+        return 2
+    from server.app import create_app  # the heavy import, after the cheap refusals
+
+    sock = bind(host, port)
+    config = uvicorn_config(
+        create_app(settings),
+        settings,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    token = settings.sidecar_token.get_secret_value() if settings.sidecar_token else None
+    info = ready_info(host, sock.getsockname()[1], token if sidecar else None)
+    server = ReadyServer(config, on_ready=lambda: announce(info, machine=machine))
+    if sidecar:
+
+        def parent_gone(_reason: str) -> None:
+            server.should_exit = True
+
+        ParentWatch(parent_gone, parent_pid).start()
     await server.serve(sockets=[sock])
     return 0
 
