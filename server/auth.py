@@ -18,8 +18,10 @@ import hmac
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from urllib.parse import parse_qs
 
 import jwt
 from fastapi import HTTPException, Request
@@ -52,6 +54,36 @@ class Principal:
     expires_at: float | None = None  # epoch seconds (JWT exp); None = does not expire
 
 
+# --- sidecar (`serve --sidecar`): one per-launch token on every request -------------------
+# WebSecurityMiddleware (server/security.py) refuses any request without it, so by the time a
+# route or a WebSocket endpoint authenticates, the caller is the desktop app's single user.
+SIDECAR_COOKIE = "desktopmate_sidecar"
+SIDECAR_USER = "local"
+SIDECAR_MESSAGE = (
+    "This server is a sidecar: send the token from its ready line (Authorization: Bearer, "
+    "or ?token= on a WebSocket)."
+)
+
+
+def sidecar_credential_ok(token: str, headers: Mapping[str, str], query: str) -> bool:
+    """Whether a request carries this launch's sidecar ``token``: ``Authorization: Bearer``, a
+    ``bearer.<token>`` WebSocket subprotocol, ``?token=``, or the cookie the studio page gets
+    when it is opened with ``?token=``."""
+    expected = token.encode()
+    offered: list[str] = parse_qs(query).get("token", [])
+    auth = headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        offered.append(auth[7:].strip())
+    for proto in headers.get("sec-websocket-protocol", "").split(","):
+        for prefix in TOKEN_SUBPROTOCOLS:
+            if proto.strip().startswith(prefix):
+                offered.append(proto.strip()[len(prefix) :])
+    cookie = SimpleCookie(headers.get("cookie", ""))
+    if SIDECAR_COOKIE in cookie:
+        offered.append(cookie[SIDECAR_COOKIE].value)
+    return any(hmac.compare_digest(o.encode(), expected) for o in offered)
+
+
 class Authenticator:
     """Built once per app (``app.state.auth``); holds the JWKS key cache."""
 
@@ -73,6 +105,8 @@ class Authenticator:
         self._last_refresh = 0.0
 
     async def authenticate(self, token: str | None) -> Principal:
+        if self.settings.sidecar_token is not None:
+            return Principal(SIDECAR_USER)  # the sidecar token was checked on the way in
         if self.local:
             return Principal(valid_user_id(token or "local", "In local mode the token"))
         if not token:

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from server.config import Settings
+from server.auth import SIDECAR_COOKIE, SIDECAR_MESSAGE, sidecar_credential_ok
+from server.config import Settings, secret
 from server.hub.protocol import error_event
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -30,6 +31,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WS_FORBIDDEN = 4403
 # Orchestrator probes name the container by IP; readiness tells a rebinding page nothing.
 HEALTH_PATHS = frozenset({"/health", "/health/details"})
+WS_UNAUTHORIZED = 4401
 
 
 def split_list(value: str) -> list[str]:
@@ -74,6 +76,7 @@ class WebPolicy:
     public_hosts: frozenset[str]
     any_host: bool
     origins: frozenset[str]
+    sidecar_token: str | None = None  # `serve --sidecar`: required on every request
 
     @classmethod
     def from_settings(cls, s: Settings) -> WebPolicy:
@@ -83,6 +86,7 @@ class WebPolicy:
             public_hosts=frozenset(host_name(h) for h in hosts if h != "*"),
             any_host="*" in hosts,
             origins=frozenset(normalise_origin(o) for o in origins),
+            sidecar_token=secret(s.sidecar_token),
         )
 
     @property
@@ -110,6 +114,16 @@ class WebPolicy:
             host.strip().lower(), {"ws": "http", "wss": "https"}.get(scheme, scheme)
         )
         return strip_default_port(parts.netloc, parts.scheme) == own
+
+    def sidecar_refusal(self, scope: Scope) -> tuple[str, str] | None:
+        """(unauthorized, message) when a sidecar request lacks this launch's token."""
+        if self.sidecar_token is None:
+            return None
+        headers = dict(_headers(scope["headers"]))
+        query = scope.get("query_string", b"").decode("latin-1")
+        if sidecar_credential_ok(self.sidecar_token, headers, query):
+            return None
+        return ("unauthorized", SIDECAR_MESSAGE)
 
     def refusal(self, scope: Scope) -> tuple[str, str] | None:
         """(code, message) when this request must be refused, else None."""
@@ -147,7 +161,9 @@ class WebSecurityMiddleware:
     """Refuse foreign Hosts and Origins: HTTP 403 ``{"detail": ...}``; a WebSocket is
     accepted and closed at once with 4403 (reason = the code) after one fatal ``error``
     event, so browsers (CloseEvent.code) and scripts both see why. A refused WebSocket
-    never reaches the app."""
+    never reaches the app. In sidecar mode a request without the launch's token is refused
+    the same way with 401 / 4401; the studio opened with ``?token=`` gets it as an HttpOnly,
+    SameSite=Strict cookie so the page's own requests carry it."""
 
     def __init__(self, app: ASGIApp, policy: WebPolicy) -> None:
         self.app = app
@@ -156,19 +172,42 @@ class WebSecurityMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
-        refused = self.policy.refusal(scope)
+        refused = self.policy.refusal(scope) or self.policy.sidecar_refusal(scope)
         if refused is None:
+            if self.policy.sidecar_token and scope["type"] == "http":
+                send = self._with_sidecar_cookie(scope, send)
             return await self.app(scope, receive, send)
         code, message = refused
+        unauthorized = code == "unauthorized"
         if scope["type"] == "http":
-            return await JSONResponse({"detail": message}, 403)(scope, receive, send)
-        await _ws_refuse(scope, receive, send, code, message)
+            status = 401 if unauthorized else 403
+            return await JSONResponse({"detail": message}, status)(scope, receive, send)
+        close = WS_UNAUTHORIZED if unauthorized else WS_FORBIDDEN
+        await _ws_refuse(scope, receive, send, code, message, close)
+
+    def _with_sidecar_cookie(self, scope: Scope, send: Send) -> Send:
+        """Set the cookie when the token came in the query (the studio page's first load)."""
+        query = scope.get("query_string", b"").decode("latin-1")
+        if "token=" not in query or SIDECAR_COOKIE in dict(_headers(scope["headers"])).get(
+            "cookie", ""
+        ):
+            return send
+        cookie = f"{SIDECAR_COOKIE}={self.policy.sidecar_token}; Path=/; HttpOnly; SameSite=Strict"
+
+        async def sender(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie.encode())]
+            await send(message)
+
+        return sender
 
 
-async def _ws_refuse(scope: Scope, receive: Receive, send: Send, code: str, message: str) -> None:
+async def _ws_refuse(
+    scope: Scope, receive: Receive, send: Send, code: str, message: str, close: int = WS_FORBIDDEN
+) -> None:
     ws = WebSocket(scope, receive, send)
     offered = scope.get("subprotocols") or []
     # A browser that offered subprotocols drops a handshake that selects none (1006, no code).
     await ws.accept(subprotocol=offered[0] if offered else None)
     await ws.send_json(error_event(code, message, fatal=True))
-    await ws.close(WS_FORBIDDEN, reason=code)
+    await ws.close(close, reason=code)

@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from server import jsonout
 from server.hub.limits import MessageLimiter
 from server.hub.protocol import ProtocolError
+from server.hub.status_feed import follow_status
 from server.logging import get_logger
 from server.personas import Persona
 from server.store.base import SessionRecord, utcnow
@@ -96,6 +97,7 @@ class SessionCore:
         closed = asyncio.create_task(self._closed.wait())
         try:
             await self.events.session_created()
+            self.spawn(follow_status(self.services, self.events.server_status))
             self.spawn(
                 deliver_reminders(
                     self.services.store,

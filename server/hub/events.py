@@ -80,6 +80,11 @@ class SessionEvents(ABC):
         """Send a due reminder; True once it was written to the socket, False when the
         connection closed first (the reminder is then retried, docs/protocol.md)."""
 
+    async def server_status(self, event: dict[str, Any]) -> None:
+        """The server's modules changed (``server.status`` in /v1/ws shape: modules, details,
+        download progress). A protocol without such an event ignores it."""
+        return None
+
     @abstractmethod
     async def warning(self, code: str, message: str) -> None: ...
 

@@ -47,12 +47,11 @@ async def ensure_model(
     try:
         path = await asyncio.to_thread(install, settings, kind, progress, on_file)
     except DownloadError as e:
-        why = "offline: " if e.offline else ""
         _fail(
             report,
             module,
             kind,
-            f"{title} model unavailable: not installed and the download failed ({why}{e}). "
+            f"{title} model unavailable: not installed and the download failed ({e}). "
             f"Fix: {state.fix}",
         )
         return None

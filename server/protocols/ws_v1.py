@@ -184,6 +184,9 @@ class WsV1(SessionEvents):
     async def reminder(self, r: ReminderRecord) -> bool:
         return await self.s.send_confirmed(reminder_event(r))
 
+    async def server_status(self, event: dict[str, Any]) -> None:
+        await self.s.send(event)
+
     async def warning(self, code: str, message: str) -> None:
         await self.s.send({"type": "warning", "code": code, "message": message})
 

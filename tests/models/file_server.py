@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from dataclasses import dataclass, field
 
 
@@ -14,6 +15,7 @@ class Served:
     body: bytes
     ranges: bool = True  # honour Range requests
     cut_after: list[int] = field(default_factory=list)  # per request, drop after N body bytes
+    chunk_delay_s: float = 0.0  # pause after each 64 KiB written (a slow link)
 
 
 class FileServer:
@@ -48,13 +50,18 @@ class FileServer:
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
+                self._write(payload if cut is None else payload[:cut], served.chunk_delay_s)
                 if cut is not None:
-                    self.wfile.write(payload[:cut])
-                    self.wfile.flush()
                     self.close_connection = True
                     self.connection.shutdown(2)  # mid-body: the client sees a short read
-                    return
-                self.wfile.write(payload)
+
+            def _write(self, data: bytes, delay_s: float) -> None:
+                step = 1 << 16 if delay_s else len(data) or 1
+                for i in range(0, len(data), step):
+                    self.wfile.write(data[i : i + step])
+                    self.wfile.flush()
+                    if delay_s:
+                        time.sleep(delay_s)
 
             def _send(self, code: int, body: bytes, headers: dict[str, str]) -> None:
                 self.send_response(code)
