@@ -76,7 +76,8 @@ const state = {
   sent: { micFrames: 0, cameraFrames: 0, screenFrames: 0, screenSkipped: 0, texts: 0, commits: 0 },
   eventCounts: {}, // server event type -> count
   log: [], // last events {dir: 'in'|'out', type, t}
-  health: null,
+  health: null, // last /health/details or server.status: {modules, details, progress}
+  healthProblems: [], // details of the modules not ready: which model, why, the fix
 };
 
 const settings = new Settings();
@@ -395,6 +396,9 @@ function handleEvent(msg) {
       break;
     case 'pong':
       state.lastPong = Date.now();
+      break;
+    case 'server.status':
+      renderHealth(msg);
       break;
     default:
       break;
@@ -933,16 +937,36 @@ function renderVoices() {
 async function checkHealth() {
   const el = $('health');
   try {
-    const h = await api.health();
-    state.health = h;
-    const bad = Object.entries((h && h.modules) || {}).filter(([, v]) => !['ready', 'ok', 'disabled'].includes(v));
-    el.dataset.state = bad.length ? 'degraded' : 'ok';
-    el.textContent = bad.length ? t('health.degraded', { modules: bad.map(([k, v]) => `${k} ${v}`).join(', ') }) : t('health.ok');
+    renderHealth(await api.healthDetails());
   } catch {
     state.health = null;
     el.dataset.state = 'down';
     el.textContent = t('health.down');
   }
+}
+
+/** The header's module line, from /health/details or a `server.status` event: each module not
+ * ready with its download progress; the reasons (which model, why, the fix) in the tooltip
+ * and in state.healthProblems. */
+function renderHealth(h) {
+  const el = $('health');
+  state.health = h;
+  const modules = (h && h.modules) || {};
+  const details = (h && h.details) || {};
+  const progress = (h && h.progress) || {};
+  const bad = Object.entries(modules).filter(([, v]) => !['ready', 'ok', 'disabled'].includes(v));
+  const label = ([k, v]) => {
+    const p = progress[k];
+    const pct = p && p.total ? ` ${Math.floor((100 * p.done) / p.total)}%` : '';
+    return `${k} ${v}${pct}`;
+  };
+  state.healthProblems = bad.map(([k]) => details[k]).filter(Boolean);
+  el.dataset.state = bad.length ? 'degraded' : 'ok';
+  el.textContent = bad.length ? t('health.degraded', { modules: bad.map(label).join(', ') }) : t('health.ok');
+  el.title = state.healthProblems.join('\n');
+  // Without a session no server.status events arrive: look again while something loads.
+  clearTimeout(renderHealth.timer);
+  if (bad.some(([, v]) => v === 'loading')) renderHealth.timer = setTimeout(checkHealth, 2000);
 }
 
 // ---------------------------------------------------------------------------------------------

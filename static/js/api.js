@@ -59,5 +59,7 @@ export function makeApi(getToken) {
         if (err.data && err.data.modules) return err.data;
         throw err;
       }),
+    /** Modules with the reason for each one not ready, and model downloads in flight. */
+    healthDetails: () => request('/health/details'),
   };
 }

@@ -13,8 +13,10 @@ from pathlib import Path
 import httpx
 from websockets.asyncio.client import connect
 
+from server.sidecar.lock import InstanceLock
+from tests.e2e.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAI
-from tests.server_harness import WsClient, text_turn
+from tests.server_harness import WsClient, running_server, text_turn
 from tests.sidecar.launch import Launched, clean_env, source_command
 
 SIDECAR = [*source_command(), "serve", "--sidecar", "--port", "0"]
@@ -50,11 +52,9 @@ def test_exits_when_its_stdin_closes_and_frees_the_folder(tmp_path: Path) -> Non
     srv.proc.stdin.close()  # what every OS does to the pipe when the parent dies
     exited_within(srv.proc, 10)
     srv.close()
-    again = Launched(SIDECAR, env, tmp_path)  # the lock went with it
-    try:
-        assert again.wait_ready()["event"] == "ready"
-    finally:
-        again.close()
+    lock = InstanceLock(tmp_path / "data")  # the folder is free again
+    lock.acquire()
+    lock.release()
 
 
 def test_exits_when_the_parent_pid_is_gone(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ async def test_sigterm_stops_within_5_s_keeping_acknowledged_turns(
     )
     srv = Launched(SIDECAR, env, tmp_path)
     ready = srv.wait_ready()
-    token = ready.get("token", "local")
+    token = ready["token"]
     ws_url = ready["url"].replace("http", "ws", 1) + f"/v1/ws?persona=emma&token={token}"
     fake_openai.queue_reply("Stored before you asked me to stop.")
     ws = WsClient(await connect(ws_url, open_timeout=10))
@@ -96,23 +96,19 @@ async def test_sigterm_stops_within_5_s_keeping_acknowledged_turns(
     srv.close()
     assert took < 5
     await ws.conn.close()
-    # A new launch on the same data folder has the acknowledged turn.
-    again = Launched(SIDECAR, env, tmp_path)
-    try:
-        ready = again.wait_ready()
+    # A server on the same data folder has the acknowledged turn (the sidecar's user is
+    # "local", which is also the local-mode user of a plain server).
+    with running_server(make_settings(tmp_path, None, data_dir=tmp_path / "data")) as again:
         sid = created["session"]["id"]
-        async with httpx.AsyncClient(base_url=ready["url"]) as http:
+        async with httpx.AsyncClient(base_url=again.url) as http:
             r = await http.get(
-                f"/v1/sessions/{sid}/messages",
-                headers={"Authorization": f"Bearer {ready.get('token', 'local')}"},
+                f"/v1/sessions/{sid}/messages", headers={"Authorization": "Bearer local"}
             )
-        assert r.status_code == 200, r.text
-        assert [(m["role"], m["content"]) for m in r.json()["messages"]] == [
-            ("user", "Remember this line."),
-            ("assistant", "Stored before you asked me to stop."),
-        ]
-    finally:
-        again.close()
+    assert r.status_code == 200, r.text
+    assert [(m["role"], m["content"]) for m in r.json()["messages"]] == [
+        ("user", "Remember this line."),
+        ("assistant", "Stored before you asked me to stop."),
+    ]
 
 
 async def test_the_token_is_required_on_every_request(tmp_path: Path) -> None:

@@ -369,7 +369,15 @@ async def test_page_loads_nothing_from_outside_the_server(
     local = f"http://{here}/"
     assert s.outside_requests() == []
     paths = {u.removeprefix(local).split("?")[0] for u in s.requests}
-    for expected in ("", "app.js", "style.css", "i18n.js", "js/mic.js", "v1/personas", "health"):
+    for expected in (
+        "",
+        "app.js",
+        "style.css",
+        "i18n.js",
+        "js/mic.js",
+        "v1/personas",
+        "health/details",
+    ):
         assert expected in paths, (expected, sorted(paths))
     assert [u.split("?")[0] for u in s.websockets] == [f"ws://{here}/v1/ws"]
     assert failed == [], failed
