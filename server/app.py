@@ -42,7 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services(settings)
         app.state.services = services
-        await services.start()
+        try:
+            await services.start()
+        except BaseException:
+            # Release what did start (threads, store): a failed start must exit, not hang
+            # a sidecar whose parent waits for its ready line.
+            await services.close()
+            raise
         try:
             yield
         finally:

@@ -52,7 +52,11 @@ class ParentWatch:
     """Calls ``on_gone(reason)`` once, from a daemon thread, when the parent goes away."""
 
     def __init__(
-        self, on_gone: Callable[[str], None], parent_pid: int | None = None, poll_s: float = 1.0
+        self,
+        on_gone: Callable[[str], None],
+        parent_pid: int | None = None,
+        poll_s: float = 1.0,
+        exit_after_s: float = 10.0,
     ) -> None:
         self._on_gone = on_gone
         self._parent_pid = parent_pid or os.getppid()
@@ -60,6 +64,7 @@ class ParentWatch:
         # orphan (to init or a subreaper): getppid changing is the earliest sign.
         self._reparent_check = parent_pid is None and sys.platform != "win32"
         self._poll_s = poll_s
+        self._exit_after_s = exit_after_s
         self._fired = threading.Event()
 
     def start(self) -> None:
@@ -72,6 +77,15 @@ class ParentWatch:
             self._fired.set()
             log.warning("parent_gone", reason=reason)
             self._on_gone(reason)
+            # The graceful path needs a running server; if it cannot finish (a failed
+            # start-up, a stuck thread), an orphan must still go.
+            timer = threading.Timer(self._exit_after_s, self._hard_exit)
+            timer.daemon = True  # a graceful exit before it does not wait for it
+            timer.start()
+
+    def _hard_exit(self) -> None:
+        log.error("parent_gone_forced_exit", after_s=self._exit_after_s)
+        os._exit(1)
 
     def _watch_stdin(self) -> None:
         fd = sys.stdin.fileno()

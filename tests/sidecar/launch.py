@@ -76,14 +76,15 @@ class Launched:
                 if line.startswith("{"):
                     self.ready = json.loads(line)
                     self.ready_after_s = time.monotonic() - self.started_at
-                    found.set()
-                    return
+                    break
+            found.set()  # ready, or stdout closed: the process is gone
 
         threading.Thread(target=read, daemon=True).start()
-        if not found.wait(timeout_s):
+        if not found.wait(timeout_s) or not self.ready:
             self.kill()
+            self._stderr_thread.join(5)
             raise RuntimeError(
-                f"no ready line in {timeout_s} s; stdout={self.lines} "
+                f"no ready line (exit code {self.proc.returncode}); stdout={self.lines} "
                 f"stderr={''.join(self.stderr)[-3000:]}"
             )
         return self.ready
