@@ -265,6 +265,9 @@ class Services:
             self.set_status("face", "error", str(e))
             log.warning("face_model_unavailable", error=str(e))
             return
+        except Exception as e:  # a broken install: a missing module, a bad native library
+            self._broken("face", e, "FACE_ENABLED=false")
+            return
         self.face = provider
         self.set_status("face", "ready")
 
@@ -400,6 +403,19 @@ class Services:
         except STTError as e:
             self.set_status("stt", "error", str(e))
             log.warning("stt_unavailable", error=str(e))
+        except Exception as e:  # a broken install: a missing module, a bad native library
+            self._broken("stt", e, "STT_PROVIDER=openai with STT_BASE_URL")
+
+    def _broken(self, module: str, exc: Exception, instead: str) -> None:
+        """A module whose code cannot run here: say so in words (the traceback goes to the
+        log) rather than stay `loading` forever."""
+        self.set_status(
+            module,
+            "error",
+            f"the {module} module cannot start on this installation ({type(exc).__name__}); "
+            f"reinstall DesktopMate-Plus, or use {instead}",
+        )
+        log.exception(f"{module}_module_failed")
 
     async def close(self) -> None:
         await self.loop_lag.stop()
