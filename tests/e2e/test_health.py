@@ -51,7 +51,7 @@ async def test_an_stt_model_that_fails_to_load_makes_health_503(
     status, body = await health_when_settled(srv, "stt")
     assert status == 503 and body["status"] == "error"
     assert body["modules"]["stt"] == "error"
-    assert "not found" in body["details"]["stt"]
+    assert "missing" in body["details"]["stt"] and "STT_MODEL" in body["details"]["stt"]
     assert body["modules"]["agent"] == "ready" and body["modules"]["store"] == "ready"
 
 

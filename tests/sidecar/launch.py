@@ -18,13 +18,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def clean_env(tmp: Path, **settings: str) -> dict[str, str]:
-    """This environment minus every server setting, plus a private DATA_DIR, no STT model,
-    no face model and ``settings``."""
+    """This environment minus every server setting, plus a private DATA_DIR, no speech
+    recognition, no face model and ``settings``."""
     ours = {name.upper() for name in Settings.model_fields}
     env = {k: v for k, v in os.environ.items() if k.upper() not in ours}
     base = {
         "DATA_DIR": str(tmp / "data"),
-        "STT_MODEL": str(tmp / "no-stt-model"),
+        "STT_ENABLED": "false",  # not configured: /health stays 200 (a broken one is 503)
         "FACE_ENABLED": "false",
         "MEMORY_ENABLED": "false",
         "DEFAULT_OUTPUT_AUDIO": "none",

@@ -51,6 +51,7 @@ async def test_the_binary_serves_a_turn_as_a_sidecar(
         LLM_API_KEY="test-key",
         LLM_MODEL="fake-model",
         MODELS_DIR=str(models),
+        STT_ENABLED="true",
         STT_MODEL="base",
         FACE_ENABLED="true",
         TTS_PROVIDER="espeak",
