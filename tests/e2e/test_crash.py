@@ -72,7 +72,7 @@ class Crashable:
                 "EMBED_DIMS": str(llm.dims),
                 "MEMORY_ENABLED": "false",
                 "FACE_ENABLED": "false",
-                "STT_MODEL": str(workdir / "no-stt-model"),
+                "STT_ENABLED": "false",  # a missing model would make /health (readiness) 503
                 "DEFAULT_OUTPUT_AUDIO": "none",
                 "LOG_LEVEL": "WARNING",
                 "INSTANCE_ID": "crash-test",

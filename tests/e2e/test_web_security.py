@@ -258,7 +258,7 @@ def serve(tmp_path: Path, host: str, **env: str) -> subprocess.Popen[str]:
         cwd=tmp_path,
         env=clean
         | {"PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data"), "FACE_ENABLED": "false"}
-        | {"STT_MODEL": str(tmp_path / "none"), "MEMORY_ENABLED": "false"}
+        | {"STT_ENABLED": "false", "MEMORY_ENABLED": "false"}
         | env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
