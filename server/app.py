@@ -16,6 +16,7 @@ from server.api import chat, health, personas, reminders, sessions, setup, tasks
 from server.api.analyze_face_voice import router as analyze_face_voice_router
 from server.api.analyze_screen import router as analyze_screen_router
 from server.api.jsonio import SafeJSONResponse, StrictJSONBody
+from server.api.proactive import router as proactive_router
 from server.api.reports import router as reports_router
 from server.api.settings import router as user_settings_router
 from server.auth import Authenticator
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         analyze_face_voice_router,
         reports_router,
         reminders.router,
+        proactive_router,
         tasks.router,
         tasks.extra_router,
         endpoint.router,

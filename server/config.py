@@ -113,6 +113,7 @@ class Settings(BaseSettings):
     proactive_away_s: float = Field(default=120.0, gt=0.0)  # away this long, then back: greet
     proactive_error_screen_s: float = Field(default=30.0, gt=0.0)  # error dialog shown this long
     proactive_negative_s: float = Field(default=20.0, gt=0.0)  # strong negative affect this long
+    proactive_dir: Path = ROOT / "personas" / "proactive"  # trigger prompts and schedules
 
     # --- long-term memory (mem0) ------------------------------------------------------
     memory_enabled: bool = True

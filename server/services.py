@@ -16,6 +16,8 @@ from server.config import Settings, secret
 from server.hub.limits import UserLimits
 from server.hub.liveness import SessionLiveness, instance_id
 from server.hub.reminders import ReminderWatchers
+from server.initiative.data import load as load_proactive
+from server.initiative.live import InitiativeHub
 from server.logging import get_logger
 from server.loopmon import LoopLagMonitor
 from server.models.ensure import ensure_model
@@ -100,6 +102,8 @@ class Services:
         self._init_vision()
         self.tasks = TaskRunners(self.store, self.vision, settings)
         self.mcp: McpManager | None = None  # tools from MCP servers (MCP_CONFIG)
+        # proactive speech: prompts and schedules from data files, live sessions per user
+        self.initiative = InitiativeHub(load_proactive(settings.proactive_dir))
 
     def _start_mcp(self) -> None:
         """Connect to the MCP servers in the background: a slow or dead server never holds

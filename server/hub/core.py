@@ -367,6 +367,7 @@ class SessionCore:
         t0: float | None = None,
         source: str = "text",
         announce: Callable[[], Awaitable[None]] | None = None,
+        trigger: str | None = None,
     ) -> None:
         """Implemented by the response lifecycle."""
         raise NotImplementedError

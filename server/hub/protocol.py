@@ -8,10 +8,11 @@ import struct
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic_core import from_json
 
 from analysis.face import BLENDSHAPE_NAMES
+from server.initiative.policy import check_zone, parse_quiet_hours
 
 PROTOCOL_VERSION = 1
 
@@ -112,6 +113,23 @@ class SessionConfig(_Event):
     max_tokens: Annotated[int, Field(ge=1, le=8192)] | None = None
     output_audio: Literal["mp3", "pcm16", "none"] | None = None
     turn_detection: TurnDetection | None = None
+    # proactive speech (server/initiative): the mode, quiet hours, the user's time zone and
+    # whether camera/screen triggers are allowed
+    proactive_mode: Literal["off", "quiet", "normal", "chatty"] | None = None
+    proactive_quiet_hours: Annotated[str, Field(max_length=11)] | None = None
+    proactive_vision: bool | None = None
+    timezone: Annotated[str, Field(max_length=64)] | None = None
+
+    @field_validator("proactive_quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, v: str | None) -> str | None:
+        parse_quiet_hours(v)
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        return None if v is None else check_zone(v)
 
 
 class SessionUpdate(_Event):

@@ -43,6 +43,7 @@ class ActiveResponse:
     played: asyncio.Event = field(default_factory=asyncio.Event)
     playback_done: asyncio.Event = field(default_factory=asyncio.Event)
     script: str | None = None  # a line the persona says on its own (no user turn, no LLM)
+    trigger: str | None = None  # a proactive turn: what made the persona speak first
 
     @property
     def id(self) -> str:
@@ -64,6 +65,7 @@ class Responses(SessionCore):
     _warned_tts: bool = False
     perception: Any
     tasks: Any  # the user's screen task runner (server/tasks), set by Session
+    initiative: Any  # proactive speech (server/initiative), set by Session
 
     async def start_turn(
         self,
@@ -71,17 +73,29 @@ class Responses(SessionCore):
         t0: float | None = None,
         source: str = "text",
         announce: Callable[[], Awaitable[None]] | None = None,
+        trigger: str | None = None,
     ) -> None:
         """Run one persona reply; a reply still streaming is cancelled first. A yes or no
         also answers the screen task's pending preview. The user's message is stored while
         the reply starts; ``announce`` (transcript.done) goes out once it is stored, before
         the reply starts."""
-        self.tasks.hear(text)
+        if trigger is None:
+            self.tasks.hear(text)
+            self.initiative.user_input()
         await self.cancel_response()
         message_id = new_id()  # the same id in the store and in the model's history
+        # a proactive turn's prompt is in the history as a system line, not as the user's
+        stored_role, stored = (
+            ("system", f"[proactive {trigger}] {text}") if trigger else ("user", text)
+        )
         saved = asyncio.ensure_future(
             self.services.store.add_message(
-                self.user_id, self.record.id, self.persona.id, "user", text, message_id=message_id
+                self.user_id,
+                self.record.id,
+                self.persona.id,
+                stored_role,  # type: ignore[arg-type]
+                stored,
+                message_id=message_id,
             )
         )
         if announce is not None:
@@ -93,10 +107,16 @@ class Responses(SessionCore):
             return
         self._response_counter += 1
         resp = ActiveResponse(
-            self._response_counter, text, t0 or time.monotonic(), saved, message_id
+            self._response_counter, text, t0 or time.monotonic(), saved, message_id, trigger=trigger
         )
         self.response = resp
         resp.task = asyncio.create_task(self._run_response(resp))
+
+    async def start_proactive(self, trigger: str, prompt: str) -> None:
+        """The persona speaks first (server/initiative): a turn on the trigger's prompt,
+        counted in usage like any turn and marked with its trigger on every protocol."""
+        await self.start_turn(prompt, source="proactive", trigger=trigger)
+        self.spawn(self.services.store.incr_usage(self.user_id, {"proactive_turns": 1}))
 
     async def say(self, text: str) -> None:
         """The persona speaks a line of its own (a task preview) as a response without a user
@@ -132,6 +152,7 @@ class Responses(SessionCore):
 
     def barge_in(self) -> None:
         """The user started talking over the reply: stop it now, without waiting."""
+        self.initiative.user_input()
         r = self.response
         if r is not None and r.task is not None and not r.task.done() and not r.finished:
             self.log.info("barge_in", response_id=r.id)

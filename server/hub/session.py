@@ -13,6 +13,7 @@ from server.hub.core import OUTPUT_RATE, SessionCore, SlowConsumer
 from server.hub.events import SessionEvents
 from server.hub.perception import Perception
 from server.hub.responses import ActiveResponse, Responses
+from server.initiative.live import Initiative
 from server.personas import Persona
 from server.store.base import SessionRecord
 from server.tasks import live as task_live
@@ -56,6 +57,13 @@ class Session(Responses, Perception):
             )
         )
         self.events = protocol(self)
+        self.initiative = Initiative(self, self.settings, services.store, services.initiative.data)
+        self._detach_initiative = services.initiative.attach(user_id, self.initiative)
+        self.spawn(self.initiative.run())
+
+    @property
+    def session_id(self) -> str:
+        return self.record.id
 
     async def _emit_task_event(self, event: dict[str, Any]) -> None:
         """task.* events (screen task assistant), in /v1/ws shape."""
@@ -68,5 +76,6 @@ class Session(Responses, Perception):
 
     async def on_closing(self) -> None:
         self._detach_tasks()
+        self._detach_initiative()
         await self.cancel_response()
         await self.close_perception()

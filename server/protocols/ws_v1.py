@@ -129,7 +129,10 @@ class WsV1(SessionEvents):
         )
 
     async def response_created(self, r: ActiveResponse) -> None:
-        await self.s.send({"type": "response.created", "response_id": r.id})
+        event: dict[str, Any] = {"type": "response.created", "response_id": r.id}
+        if r.trigger is not None:
+            event["trigger"] = r.trigger  # a proactive turn: the persona spoke first
+        await self.s.send(event)
 
     async def text_delta(self, r: ActiveResponse, delta: str) -> None:
         await self.s.send({"type": "response.text.delta", "response_id": r.id, "delta": delta})
@@ -155,16 +158,17 @@ class WsV1(SessionEvents):
         timings: dict[str, int | None],
         usage: dict[str, int],
     ) -> None:
-        await self.s.send(
-            {
-                "type": "response.done",
-                "response_id": r.id,
-                "status": status,
-                "text": text,
-                "timings": timings,
-                "usage": usage,
-            }
-        )
+        event: dict[str, Any] = {
+            "type": "response.done",
+            "response_id": r.id,
+            "status": status,
+            "text": text,
+            "timings": timings,
+            "usage": usage,
+        }
+        if r.trigger is not None:
+            event["trigger"] = r.trigger
+        await self.s.send(event)
 
     async def speech_started(self, item_id: str | None, t_ms: int) -> None:
         await self.s.send({"type": "input_audio.speech_started", "t_ms": t_ms, "item_id": item_id})
