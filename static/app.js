@@ -23,6 +23,9 @@ import { Conversation } from './js/conversation.js';
 import { HistoryPanel } from './js/history.js';
 import { RemindersPanel } from './js/reminders.js';
 import { Toasts } from './js/toast.js';
+import { LiveStatus } from './js/status.js';
+import { Dashboard } from './js/dashboard.js';
+import { Presence } from './js/presence.js';
 
 const $ = (id) => document.getElementById(id);
 const MAX_LIST = 500;
@@ -76,8 +79,12 @@ const state = {
   sent: { micFrames: 0, cameraFrames: 0, screenFrames: 0, screenSkipped: 0, texts: 0, commits: 0 },
   eventCounts: {}, // server event type -> count
   log: [], // last events {dir: 'in'|'out', type, t}
-  health: null, // last /health/details or server.status: {modules, details, progress}
+  health: null, // {online, modules, details, progress, needsSetup, test}: the live status
   healthProblems: [], // details of the modules not ready: which model, why, the fix
+  presence: { state: 'idle', mouth: 0, peak: 0 }, // the avatar: state and mouth opening 0..1
+  dashboard: { loaded: false }, // {loaded, range, days, totals, personas} after a load
+  view: 'studio', // 'studio' | 'dashboard'
+  savedDefaults: null, // the last PUT /v1/settings answer
 };
 
 const settings = new Settings();
@@ -89,6 +96,8 @@ const toasts = new Toasts({
 });
 
 let personas = [];
+let liveStatus = null; // set below, once its elements exist
+let serverDefaults = {}; // GET /v1/settings: the user's defaults for new sessions
 let personaForSession = null;
 
 function cap(list, item) {
@@ -122,7 +131,9 @@ const historyPanel = new HistoryPanel({
   moreBtn: $('history-more'),
   messagesEl: $('history-messages'),
   messagesHeading: $('history-messages-heading'),
+  searchEl: $('history-search'),
   api,
+  reportHref: (url) => reportHref(url),
   personaName: (id) => {
     const p = personas.find((x) => x.id === id);
     return p ? p.name : null;
@@ -138,6 +149,15 @@ const remindersPanel = new RemindersPanel({
   api,
   onError: (what, err) => restError(what, err),
 });
+
+/** A plain link cannot send the Authorization header: the HTML report with the token in the
+ * query (the server accepts either). */
+function reportHref(reportUrl) {
+  const url = new URL(`${reportUrl}.html`, location.href);
+  const token = settings.get('token');
+  if (token) url.searchParams.set('token', token);
+  return url.pathname + url.search;
+}
 
 function restError(what, err) {
   const text =
@@ -166,6 +186,7 @@ function replyEntry(responseId) {
 // Reply audio
 
 let blockedShown = false;
+let presence = null; // the avatar (needs the player)
 const player = new ReplyPlayer({
   audioEl: $('reply-audio'),
   onReport: (responseId, playedMs, reason) => {
@@ -175,6 +196,7 @@ const player = new ReplyPlayer({
     const r = replyEntry(responseId);
     r.playedMs = playedMs;
     r.playReason = reason;
+    if (r.status === 'cancelled') showHeard(r);
   },
   onChange: () => {
     state.playing = player.playing;
@@ -182,6 +204,10 @@ const player = new ReplyPlayer({
     state.playingResponseId = player.playing ? player.currentResponseId : null;
     state.playedMs = Math.round(player.playedMs);
     conversation.setPlaying(state.playingResponseId);
+    if (presence) {
+      if (state.playing) presence.set('speaking');
+      else if (state.presence.state === 'speaking') presence.set(state.sessionStatus === 'live' ? 'listening' : 'idle');
+    }
     syncStopButton();
     $('playing-indicator').hidden = !state.playing;
   },
@@ -205,6 +231,29 @@ const player = new ReplyPlayer({
   },
 });
 player.setEnabled(settings.get('audioOut'));
+presence = new Presence({ root: $('presence'), player, state: state.presence });
+
+const dashboard = new Dashboard({
+  root: $('dashboard'),
+  api,
+  state: state.dashboard,
+  onError: (what, err) => restError(what, err),
+});
+
+/** #dashboard shows the usage dashboard instead of the studio. */
+function route() {
+  const dash = location.hash === '#dashboard';
+  state.view = dash ? 'dashboard' : 'studio';
+  $('dashboard').hidden = !dash;
+  $('studio-view').hidden = dash;
+  $('tab-dashboard').toggleAttribute('aria-current', dash);
+  $('tab-studio').toggleAttribute('aria-current', !dash);
+  if (dash) {
+    $('tab-dashboard').setAttribute('aria-current', 'page');
+    dashboard.load();
+  } else $('tab-studio').setAttribute('aria-current', 'page');
+}
+window.addEventListener('hashchange', route);
 
 // ---------------------------------------------------------------------------------------------
 // WebSocket
@@ -238,6 +287,12 @@ function showConnection(kind, info = {}) {
     return;
   }
   connShown = { kind, until: 0, attempt: 0 };
+  // Server gone and no socket: say "offline" rather than a stale state.
+  if (kind !== 'open' && liveStatus && liveStatus.online === false) {
+    $('conn-dot').dataset.state = 'offline';
+    el.textContent = t('conn.offline');
+    return;
+  }
   el.textContent = kind === 'open' && state.sessionStatus === 'paused' ? t('conn.paused') : t(`conn.${kind}`);
 }
 
@@ -266,7 +321,8 @@ const ws = new WsClient({
       state.connected = false;
       state.connection = 'closed';
       if (!info.willRetry && !restartFresh) {
-        showConnection('closed');
+        // A normal End closes the socket on purpose: not a red "Disconnected".
+        showConnection(state.sessionStatus === 'ended' ? 'ended' : 'closed');
         if (state.sessionStatus !== 'ended' && state.sessionStatus !== 'connecting') setSessionStatus('idle');
       }
     } else if (status === 'gaveup' && restartFresh) {
@@ -274,7 +330,7 @@ const ws = new WsClient({
       ws.connect();
     } else if (status === 'gaveup') {
       state.connection = 'closed';
-      showConnection('closed');
+      showConnection(state.sessionStatus === 'ended' ? 'ended' : 'closed');
       if (state.sessionStatus !== 'ended') {
         setSessionStatus('idle');
         report('error', t('err.ws.gaveup'), { code: 'ws_unreachable' });
@@ -310,6 +366,7 @@ function handleEvent(msg) {
       break;
     case 'input_audio.speech_started':
       state.userSpeaking = true;
+      if (!player.busy) presence.set('listening');
       $('speaking').hidden = false;
       // Maybe a barge-in: the server decides (BARGE_IN_MIN_MS) and then cancels the reply,
       // which stops it here; until then it plays on quietly.
@@ -328,6 +385,7 @@ function handleEvent(msg) {
     }
     case 'transcript.done':
       upsertTranscript(msg.item_id, msg.text ?? '', true);
+      if (msg.text && !player.busy) presence.set('thinking');
       conversation.userFinal(msg.item_id, msg.text ?? '');
       break;
     case 'response.created': {
@@ -335,6 +393,7 @@ function handleEvent(msg) {
       r.status = 'in_progress';
       state.lastResponseId = msg.response_id;
       conversation.replyStart(msg.response_id);
+      if (!player.busy) presence.set('thinking');
       syncStopButton();
       break;
     }
@@ -360,6 +419,7 @@ function handleEvent(msg) {
       state.lastResponseId = msg.response_id;
       state.lastResponseStatus = msg.status;
       conversation.replyDone(msg.response_id, msg);
+      if (!player.busy && state.presence.state === 'thinking') presence.set('listening');
       if (msg.status === 'cancelled') {
         player.cancel(msg.response_id, state.userSpeaking ? 'barge_in' : 'cancelled');
       }
@@ -383,10 +443,13 @@ function handleEvent(msg) {
       perception.onVision(msg);
       break;
     case 'reminder':
+      // Shown once, in the conversation (no toast repeating it); the list drops it.
       cap(state.reminders, msg);
       if ($('reminders-details').open) remindersPanel.load(); // it is no longer pending
       conversation.system(t('conv.reminder', { text: msg.text }));
-      toasts.show('info', t('conv.reminder', { text: msg.text }));
+      break;
+    case 'server.status':
+      liveStatus.apply(msg);
       break;
     case 'error':
       onServerProblem('error', msg);
@@ -397,11 +460,29 @@ function handleEvent(msg) {
     case 'pong':
       state.lastPong = Date.now();
       break;
-    case 'server.status':
-      renderHealth(msg);
-      break;
     default:
       break;
+  }
+}
+
+/** After a barge-in the server stores only what was heard (settled by our played report):
+ * show that stored text instead of everything that was sent, as history will. */
+async function showHeard(r, tries = 3) {
+  const sessionId = state.sessionId;
+  for (let i = 0; i < tries && sessionId; i++) {
+    await new Promise((res) => setTimeout(res, 400 * (i + 1)));
+    let msgs;
+    try {
+      msgs = await api.messages(sessionId, 500);
+    } catch {
+      return;
+    }
+    const last = [...msgs].reverse().find((m) => m.role === 'assistant');
+    if (last && last.interrupted && last.content !== r.text) {
+      r.heard = last.content;
+      conversation.setReplyText(r.responseId, last.content);
+      return;
+    }
   }
 }
 
@@ -447,6 +528,7 @@ function onSessionCreated(s) {
   state.connected = true;
   ws.resetBackoff();
   if (s.persona && s.persona.name) conversation.setPersonaName(s.persona.name);
+  presence.set('listening');
   const paused = s.status === 'paused' || (resumed && state.sessionStatus === 'paused');
   setSessionStatus(paused ? 'paused' : 'live');
   if (resumed && paused && s.status !== 'paused') send('session.pause');
@@ -483,15 +565,12 @@ function onSessionEnded(msg) {
   setTimeout(() => ws.close(1000, 'session ended'), 200);
   stopDevices();
   player.stopAll('stopped');
+  perception.reset(); // no stale readings once the session is over
+  presence.set('idle');
+  showConnection('ended');
   conversation.system(t('session.ended'));
   if (state.reportUrl) {
-    // A plain link cannot send the Authorization header: open the HTML report with the
-    // token in the query (the server accepts either).
-    const a = $('report-link').querySelector('a');
-    const url = new URL(`${state.reportUrl}.html`, location.href);
-    const token = settings.get('token');
-    if (token) url.searchParams.set('token', token);
-    a.href = url.pathname + url.search;
+    $('report-link').querySelector('a').href = reportHref(state.reportUrl);
     $('report-link').hidden = false;
   }
   historyPanel.load();
@@ -546,6 +625,7 @@ function setSessionStatus(s) {
     : t('session.none');
   info.dataset.state = s;
   if (state.connection === 'open' && connShown.kind === 'open') showConnection('open');
+  syncMicUi();
   updateButtons();
 }
 
@@ -615,6 +695,7 @@ function sendText(text) {
   state.sent.texts += 1;
   cap(state.typed, s);
   conversation.typed(s);
+  presence.set('thinking');
   return true;
 }
 
@@ -705,7 +786,10 @@ function syncMicUi() {
   state.mic.ptt = !!settings.get('ptt');
   const b = $('btn-mic');
   b.setAttribute('aria-pressed', String(mic.active));
-  $('btn-mic-state').textContent = t(mic.active ? 'mic.on' : 'mic.off');
+  // Paused: the mic is open but nothing is sent, so it is not shown green.
+  const paused = mic.active && state.sessionStatus === 'paused';
+  b.dataset.paused = String(paused);
+  $('btn-mic-state').textContent = t(paused ? 'mic.paused' : mic.active ? 'mic.on' : 'mic.off');
   const m = $('btn-mute');
   m.setAttribute('aria-pressed', String(state.mic.muted));
   m.textContent = t(state.mic.muted ? 'mic.unmute' : 'mic.mute');
@@ -861,6 +945,7 @@ function renderPersonaCard() {
   const p = personas.find((x) => x.id === id);
   const card = $('persona-card');
   card.hidden = !p;
+  presence.setPersona(p || { name: id });
   if (!p) return;
   card.querySelector('[data-p="name"]').textContent = p.name || p.id;
   card.querySelector('[data-p="description"]').textContent = p.description || '';
@@ -878,8 +963,9 @@ async function loadPersonas() {
   const sel = $('persona-select');
   sel.replaceChildren(new Option(t('persona.loading'), ''));
   sel.disabled = true;
+  let serverDefault = null;
   try {
-    personas = await api.personas();
+    ({ personas, default: serverDefault } = await api.personaList());
   } catch (err) {
     personas = [];
     restError('personas', err);
@@ -894,8 +980,12 @@ async function loadPersonas() {
     const lang = p.language ? ` (${p.language})` : '';
     sel.append(new Option(`${p.name || p.id}${lang}`, p.id));
   }
-  const wanted = settings.get('persona');
-  if (wanted && [...sel.options].some((o) => o.value === wanted)) sel.value = wanted;
+  // A ?persona= link, else the user's saved default (GET /v1/settings), else this browser's
+  // last choice, else the server's DEFAULT_PERSONA; the first one only if none of those exist.
+  const has_ = (id) => id && [...sel.options].some((o) => o.value === id);
+  const order = [settings.overrides.persona, serverDefaults.persona, settings.stored.persona, serverDefault];
+  const pick = order.find(has_);
+  if (pick) sel.value = pick;
   else if (personas.length) sel.value = personas[0].id;
   sel.disabled = false;
   renderPersonaCard();
@@ -934,39 +1024,76 @@ function renderVoices() {
   sel.value = current || '';
 }
 
-async function checkHealth() {
-  const el = $('health');
+liveStatus = new LiveStatus({
+  api,
+  pillEl: $('health'),
+  setupEl: $('setup-card'),
+  onChange: (ls) => {
+    state.health = { online: ls.online, modules: ls.modules, details: ls.details, progress: ls.progress, needsSetup: ls.needsSetup, test: ls.lastTest };
+    state.healthProblems = ls.problemDetails;
+    if (ls.online === false && state.connection !== 'open') showConnection(connShown.kind);
+    else if (ls.online && $('conn-dot').dataset.state === 'offline') showConnection(connShown.kind);
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// The user's defaults for new sessions, kept on the server (GET/PUT /v1/settings)
+
+const DEFAULT_KEYS = { temperature: 'temperature', maxTokens: 'max_tokens', instructions: 'instructions', instructionsMode: 'instructions_mode', voice: 'voice' };
+let applyingDefaults = false;
+
+/** Saved defaults fill the form (a ?persona= or other URL override still wins for this load). */
+async function loadServerDefaults() {
   try {
-    renderHealth(await api.healthDetails());
+    serverDefaults = await api.userSettings();
   } catch {
-    state.health = null;
-    el.dataset.state = 'down';
-    el.textContent = t('health.down');
+    serverDefaults = {};
+    return;
+  }
+  applyingDefaults = true;
+  for (const [key, field] of Object.entries(DEFAULT_KEYS)) {
+    const v = serverDefaults[field];
+    if (v !== undefined && v !== null && !(key in settings.overrides)) settings.set(key, String(v));
+  }
+  applyingDefaults = false;
+  fillSettingsForm();
+}
+
+let saveTimer = null;
+/** Every choice is saved as the default for new sessions (debounced). */
+function scheduleSaveDefaults() {
+  if (applyingDefaults) return;
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(saveDefaults, 400);
+}
+
+async function saveDefaults() {
+  const v = settings.values;
+  const persona = $('persona-select').value;
+  const body = {};
+  if (persona && personas.some((p) => p.id === persona)) body.persona = persona;
+  if (v.voice) body.voice = v.voice;
+  if (v.instructions && v.instructions.trim()) body.instructions = v.instructions.trim();
+  body.instructions_mode = v.instructionsMode === 'replace' ? 'replace' : 'append';
+  const temp = parseFloat(v.temperature);
+  if (v.temperature !== '' && Number.isFinite(temp)) body.temperature = temp;
+  const mt = parseInt(v.maxTokens, 10);
+  if (v.maxTokens !== '' && Number.isFinite(mt)) body.max_tokens = mt;
+  const status = $('settings-saved');
+  try {
+    serverDefaults = await api.saveUserSettings(body);
+    state.savedDefaults = serverDefaults;
+    status.textContent = t('settings.saved');
+  } catch (err) {
+    status.textContent = '';
+    restError('settings', err);
   }
 }
 
-/** The header's module line, from /health/details or a `server.status` event: each module not
- * ready with its download progress; the reasons (which model, why, the fix) in the tooltip
- * and in state.healthProblems. */
-function renderHealth(h) {
-  const el = $('health');
-  state.health = h;
-  const modules = (h && h.modules) || {};
-  const details = (h && h.details) || {};
-  const progress = (h && h.progress) || {};
-  const bad = Object.entries(modules).filter(([, v]) => !['ready', 'ok', 'disabled'].includes(v));
-  const label = ([k, v]) => {
-    const p = progress[k];
-    const pct = p && p.total ? ` ${Math.floor((100 * p.done) / p.total)}%` : '';
-    return `${k} ${v}${pct}`;
-  };
-  state.healthProblems = bad.map(([k]) => details[k]).filter(Boolean);
-  el.dataset.state = bad.length ? 'degraded' : 'ok';
-  el.textContent = bad.length ? t('health.degraded', { modules: bad.map(label).join(', ') }) : t('health.ok');
-  el.title = state.healthProblems.join('\n');
-  // Without a session no server.status events arrive: look again while something loads.
-  clearTimeout(renderHealth.timer);
-  if (bad.some(([, v]) => v === 'loading')) renderHealth.timer = setTimeout(checkHealth, 2000);
+function syncInstructionsHint() {
+  const replace = settings.get('instructionsMode') === 'replace';
+  $('set-instructions-hint').textContent = t(replace ? 'settings.instructions.replace.hint' : 'settings.instructions.append.hint');
+  $('set-instructions-label').textContent = t(replace ? 'settings.instructions.replace' : 'settings.instructions.append');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -978,6 +1105,7 @@ const FIELDS = [
   ['set-temperature', 'temperature', 'text'],
   ['set-max-tokens', 'maxTokens', 'text'],
   ['set-instructions', 'instructions', 'text'],
+  ['set-instructions-mode', 'instructionsMode', 'text'],
   ['set-voice', 'voice', 'text'],
   ['set-audio-out', 'audioOut', 'check'],
   ['set-audio-format', 'audioFormat', 'text'],
@@ -998,6 +1126,7 @@ function fillSettingsForm() {
     else if (id !== 'set-voice') el.value = v === undefined || v === null ? '' : String(v);
   }
   $('set-lang').value = getLang();
+  syncInstructionsHint();
 }
 
 function bindSettingsForm() {
@@ -1028,7 +1157,11 @@ settings.onChange((key, value) => {
       sendSessionUpdate(p);
     }, 300);
   }
+  if (key in DEFAULT_KEYS) scheduleSaveDefaults();
   switch (key) {
+    case 'instructionsMode':
+      syncInstructionsHint();
+      break;
     case 'lang':
       setLang(value || 'en');
       break;
@@ -1075,6 +1208,7 @@ function wire() {
     const id = $('persona-select').value;
     settings.set('persona', id);
     renderPersonaCard();
+    scheduleSaveDefaults();
     if (state.connected && sendSessionUpdate({ persona: id })) personaForSession = id;
   });
 
@@ -1133,6 +1267,11 @@ function wire() {
 
   $('lang-toggle').addEventListener('click', () => settings.set('lang', getLang() === 'ko' ? 'en' : 'ko'));
   $('history-refresh').addEventListener('click', () => historyPanel.load());
+  $('tab-studio').addEventListener('click', (e) => {
+    e.preventDefault();
+    history.pushState(null, '', location.pathname + location.search);
+    route();
+  });
   $('history-details').addEventListener('toggle', (e) => {
     if (e.target.open) historyPanel.load();
   });
@@ -1153,7 +1292,9 @@ onLangChange(() => {
   perception.render();
   historyPanel.render();
   conversation.relabel();
-  checkHealth();
+  liveStatus.render();
+  dashboard.render();
+  presence.render();
   $('btn-ptt-label').textContent = t(pttHeld ? 'mic.ptt.talking' : 'mic.ptt.hold');
   $('set-lang').value = getLang();
   $('lang-toggle').lang = getLang() === 'ko' ? 'en' : 'ko';
@@ -1200,7 +1341,8 @@ syncMicUi();
 syncVisionUi();
 setSessionStatus('idle');
 showConnection('idle');
-Promise.allSettled([loadPersonas(), loadVoices(), checkHealth()]).then(() => {
+route();
+Promise.allSettled([loadServerDefaults().then(loadPersonas), loadVoices(), liveStatus.start()]).then(() => {
   window.studio.ready = true;
   document.documentElement.dataset.ready = '1';
 });

@@ -128,3 +128,80 @@ export function drawLineChart(canvas, o) {
     x += tw + 24;
   });
 }
+
+/**
+ * Grouped bars, one group per category (e.g. a day), one bar per series; a missing value
+ * (null) draws no bar. Used by the dashboard for daily buckets.
+ * @param {HTMLCanvasElement} canvas
+ * @param {object} o
+ * @param {string[]} o.labels category labels, left to right
+ * @param {{label: string, color?: string, values: Array<number|null>}[]} o.series
+ * @param {(v: number) => string} [o.formatY]
+ * @param {number} [o.yMax] fixed top (else the largest value)
+ * @param {string} [o.emptyText] shown when every value is missing or zero
+ */
+export function drawBarChart(canvas, o) {
+  const { g, w, h } = fitCanvas(canvas);
+  const css = getComputedStyle(canvas);
+  const text = css.getPropertyValue('--chart-text').trim() || '#555';
+  const grid = css.getPropertyValue('--chart-grid').trim() || '#ddd';
+  const fmt = o.formatY || ((v) => String(Math.round(v)));
+  const all = o.series.flatMap((s) => s.values).filter((v) => typeof v === 'number');
+  const top = o.yMax ?? Math.max(0, ...all);
+  const padL = 44;
+  const padR = 8;
+  const padT = 18;
+  const padB = 18;
+  const pw = w - padL - padR;
+  const ph = h - padT - padB;
+  g.clearRect(0, 0, w, h);
+  g.font = '11px system-ui, sans-serif';
+  g.fillStyle = text;
+  g.strokeStyle = grid;
+  g.lineWidth = 1;
+  if (!top) {
+    g.textAlign = 'center';
+    g.textBaseline = 'middle';
+    g.fillText(o.emptyText || '', w / 2, h / 2);
+    return;
+  }
+  g.textAlign = 'right';
+  g.textBaseline = 'middle';
+  for (const f of [0, 0.5, 1]) {
+    const y = padT + (1 - f) * ph;
+    g.beginPath();
+    g.moveTo(padL, y + 0.5);
+    g.lineTo(w - padR, y + 0.5);
+    g.stroke();
+    g.fillText(fmt(top * f), padL - 4, y);
+  }
+  const n = Math.max(1, o.labels.length);
+  const groupW = pw / n;
+  const barW = Math.max(1, (groupW * 0.8) / o.series.length);
+  o.series.forEach((s, si) => {
+    g.fillStyle = s.color || PALETTE[si % PALETTE.length];
+    s.values.forEach((v, i) => {
+      if (typeof v !== 'number' || v <= 0) return;
+      const bh = (Math.min(v, top) / top) * ph;
+      g.fillRect(padL + i * groupW + groupW * 0.1 + si * barW, padT + ph - bh, barW, bh);
+    });
+  });
+  // First and last labels only: a month of days does not fit under the bars.
+  g.fillStyle = text;
+  g.textBaseline = 'top';
+  g.textAlign = 'left';
+  if (o.labels.length) g.fillText(o.labels[0], padL, padT + ph + 3);
+  g.textAlign = 'right';
+  if (o.labels.length > 1) g.fillText(o.labels[o.labels.length - 1], w - padR, padT + ph + 3);
+  // Legend along the top.
+  let x = padL;
+  g.textAlign = 'left';
+  g.textBaseline = 'middle';
+  o.series.forEach((s, si) => {
+    g.fillStyle = s.color || PALETTE[si % PALETTE.length];
+    g.fillRect(x, 5, 10, 8);
+    g.fillStyle = text;
+    g.fillText(s.label, x + 14, 9);
+    x += 22 + g.measureText(s.label).width;
+  });
+}

@@ -11,7 +11,13 @@ router = APIRouter(prefix="/v1/personas", tags=["personas"])
 
 @router.get("", summary="All valid personas")
 async def list_personas(services: ServicesDep) -> dict[str, Any]:
-    return {"personas": [p.summary() for p in services.personas.list()]}
+    """`default` is DEFAULT_PERSONA (what a new session gets when neither the socket nor the
+    user's saved settings name one), so the studio can preselect it."""
+    default = services.settings.default_persona
+    return {
+        "personas": [p.summary() for p in services.personas.list()],
+        "default": default if services.personas.get(default) is not None else None,
+    }
 
 
 @router.get("/{persona_id}", summary="One persona, in full")

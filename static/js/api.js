@@ -46,9 +46,16 @@ export function makeApi(getToken) {
   return {
     request,
     personas: () => request('/v1/personas').then((d) => (d && d.personas) || []),
+    /** {personas, default}: `default` is the server's DEFAULT_PERSONA. */
+    personaList: () => request('/v1/personas').then((d) => ({ personas: (d && d.personas) || [], default: (d && d.default) || null })),
+    userSettings: () => request('/v1/settings').then((d) => (d && d.settings) || {}),
+    saveUserSettings: (body) => request('/v1/settings', { method: 'PUT', body }).then((d) => (d && d.settings) || {}),
+    setupTest: (targets = ['llm']) => request('/v1/setup/test', { method: 'POST', body: { targets } }),
+    usage: (from, to) => request(`/v1/usage?${qs({ from, to })}`),
+    deleteSession: (id) => request(`/v1/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' }),
     voices: () => request('/v1/tts/voices').then((d) => (d && d.voices) || []),
-    sessions: (limit = 20, offset = 0) =>
-      request(`/v1/sessions?${qs({ limit, offset })}`).then((d) => (d && d.sessions) || []),
+    sessions: (limit = 20, offset = 0, q = '') =>
+      request(`/v1/sessions?${qs({ limit, offset, q })}`).then((d) => (d && d.sessions) || []),
     messages: (id, limit = 200, offset = 0) =>
       request(`/v1/sessions/${encodeURIComponent(id)}/messages?${qs({ limit, offset })}`).then(
         (d) => (d && d.messages) || [],

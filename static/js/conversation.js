@@ -129,7 +129,8 @@ export class Conversation {
     const stick = this.nearBottom();
     const li = this.replyStart(responseId);
     const body = li.querySelector('.msg-text');
-    if (typeof text === 'string' && text && status === 'completed') body.textContent = text;
+    // A cancelled reply shows what was heard (the stored, truncated text), like history does.
+    if (typeof text === 'string' && (status === 'completed' || (status === 'cancelled' && text))) body.textContent = text;
     li.classList.remove('streaming');
     li.removeAttribute('aria-busy');
     li.dataset.status = status;
@@ -148,6 +149,12 @@ export class Conversation {
     if (status === 'failed') li.classList.add('failed');
     if (!body.textContent && status !== 'completed') body.textContent = '…';
     this.scrollIfNear(stick);
+  }
+
+  /** Replace a reply's text (what was heard of an interrupted one). */
+  setReplyText(responseId, text) {
+    const li = this.replyBubbles.get(responseId);
+    if (li) li.querySelector('.msg-text').textContent = text || '…';
   }
 
   setPlaying(responseId) {

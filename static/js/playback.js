@@ -452,6 +452,7 @@ class WebAudioStream extends StreamBase {
     this.gain = ctx.createGain();
     this.gain.gain.value = this.player.level;
     this.gain.connect(ctx.destination);
+    if (this.player.analyser) this.gain.connect(this.player.analyser); // the avatar's mouth
     this.pump();
   }
 

@@ -13,6 +13,7 @@ export const DEFAULTS = Object.freeze({
   temperature: '', // '' = persona default (not sent)
   maxTokens: '',
   instructions: '',
+  instructionsMode: 'append', // 'append' adds to the persona's prompt, 'replace' stands in for it
   voice: '',
   silenceMs: '',
   audioOut: true,
@@ -116,6 +117,7 @@ export class Settings {
     const mt = parseInt(v.maxTokens, 10);
     if (v.maxTokens !== '' && Number.isFinite(mt)) s.max_tokens = mt;
     if (v.instructions && v.instructions.trim()) s.instructions = v.instructions.trim();
+    s.instructions_mode = v.instructionsMode === 'replace' ? 'replace' : 'append';
     if (v.voice) s.voice = v.voice;
     s.output_audio = v.audioOut ? v.audioFormat || 'mp3' : 'none';
     s.turn_detection = v.ptt ? { type: 'none' } : { type: 'server_vad' };
@@ -130,7 +132,8 @@ export class Settings {
     const map = {
       temperature: ['temperature'],
       maxTokens: ['max_tokens'],
-      instructions: ['instructions'],
+      instructions: ['instructions', 'instructions_mode'],
+      instructionsMode: ['instructions', 'instructions_mode'],
       voice: ['voice'],
       audioOut: ['output_audio'],
       audioFormat: ['output_audio'],

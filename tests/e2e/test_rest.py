@@ -82,9 +82,11 @@ async def test_chat_errors(server_factory, llm: FakeOpenAI):
 
 async def test_personas(server: ServerThread):
     async with httpx.AsyncClient(base_url=server.url) as http:
-        listed = (await http.get("/v1/personas")).json()["personas"]
+        body = (await http.get("/v1/personas")).json()
+        listed = body["personas"]
         ids = {p["id"] for p in listed}
         assert {"이서아", "emma", "haru"} <= ids
+        assert body["default"] == server.services.settings.default_persona == "이서아"
         assert {p["language"] for p in listed} >= {"ko", "en"}
         seoa = (await http.get("/v1/personas/이서아")).json()
         assert seoa["mbti"] == "ENFP" and seoa["age"] == 28
