@@ -237,6 +237,7 @@ const dashboard = new Dashboard({
   root: $('dashboard'),
   api,
   state: state.dashboard,
+  personaName: (id) => (personas.find((x) => x.id === id) || {}).name,
   onError: (what, err) => restError(what, err),
 });
 
@@ -562,7 +563,8 @@ function onSessionEnded(msg) {
   setSessionStatus('ended');
   state.connected = false;
   ws.stopReconnect();
-  setTimeout(() => ws.close(1000, 'session ended'), 200);
+  clearTimeout(endCloseTimer);
+  endCloseTimer = setTimeout(() => ws.close(1000, 'session ended'), 200);
   stopDevices();
   player.stopAll('stopped');
   perception.reset(); // no stale readings once the session is over
@@ -578,6 +580,7 @@ function onSessionEnded(msg) {
 }
 
 let restartFresh = false;
+let endCloseTimer = null; // closes the ended session's socket (not a newer one)
 const unsupported = { mic: false, camera: false, screen: false }; // server said not_supported
 
 function onServerProblem(kind, msg) {
@@ -637,6 +640,12 @@ function start() {
   }
   if (['connecting', 'live', 'paused'].includes(state.sessionStatus)) return false;
   player.ensureContext(); // inside the click: lets audio play later
+  if (endCloseTimer) {
+    // Started again right after End: close the old socket now, not the new one later.
+    clearTimeout(endCloseTimer);
+    endCloseTimer = null;
+    ws.close(1000, 'session ended');
+  }
   personaForSession = persona;
   state.sessionId = null;
   state.reportUrl = null;

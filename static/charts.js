@@ -145,7 +145,7 @@ export function drawBarChart(canvas, o) {
   const css = getComputedStyle(canvas);
   const text = css.getPropertyValue('--chart-text').trim() || '#555';
   const grid = css.getPropertyValue('--chart-grid').trim() || '#ddd';
-  const fmt = o.formatY || ((v) => String(Math.round(v)));
+  const fmt = o.formatY || ((v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)));
   const all = o.series.flatMap((s) => s.values).filter((v) => typeof v === 'number');
   const top = o.yMax ?? Math.max(0, ...all);
   const padL = 44;

@@ -57,7 +57,8 @@ const CHARTS = [
 ];
 
 export class Dashboard {
-  constructor({ root, api, onError, state }) {
+  constructor({ root, api, onError, state, personaName }) {
+    this.personaName = personaName || ((id) => id);
     this.root = root;
     this.api = api;
     this.onError = onError;
@@ -164,7 +165,7 @@ export class Dashboard {
     const f = (x) => (x && typeof x.p50 === 'number' ? `${Math.round(x.p50)} / ${Math.round(x.p95)} ms` : '—');
     for (const [name, p] of Object.entries((this.data && this.data.personas) || {})) {
       const tr = document.createElement('tr');
-      for (const v of [name, String(p.replies ?? 0), f(p.latency && p.latency.ttft_ms), f(p.latency && p.latency.ttfa_ms)]) {
+      for (const v of [this.personaName(name) || name, String(p.replies ?? 0), f(p.latency && p.latency.ttft_ms), f(p.latency && p.latency.ttfa_ms)]) {
         const td = document.createElement('td');
         td.textContent = v;
         tr.append(td);

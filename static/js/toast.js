@@ -42,12 +42,9 @@ export class Toasts {
     const counter = document.createElement('span');
     counter.className = 'toast-count';
     el.append(label, msg, counter);
-    if (opts.detail) {
-      const d = document.createElement('small');
-      d.className = 'toast-detail';
-      d.textContent = opts.detail;
-      el.append(d);
-    }
+    // The server's own wording (English, for whoever runs it) only on hover: the toast
+    // itself speaks the interface language.
+    if (opts.detail) el.title = opts.detail;
     const close = document.createElement('button');
     close.type = 'button';
     close.className = 'toast-close';

@@ -362,6 +362,8 @@ async def test_page_loads_nothing_from_outside_the_server(
         assert href is not None and href.split("?")[0].endswith("/report.html"), href
         report = await s.page.request.get(f"http://{here}{href}")
         assert report.status == 200 and "<svg" in await report.text()
+        # The page polls the server's status: close it before its proxy goes away.
+        await s.page.close()
     finally:
         proxy.stop()
 
