@@ -159,12 +159,17 @@ function reportHref(reportUrl) {
   return url.pathname + url.search;
 }
 
+/** A failed REST call in the interface language: the server's `code` when it sent one and the
+ * page knows it, else what failed in plain words; the server's own message only on hover. */
 function restError(what, err) {
-  const text =
-    err && (err.status === 401 || err.status === 403)
-      ? t('code.unauthorized')
-      : t('err.rest', { what, message: err && err.message ? err.message : String(err) });
-  report('error', text, { code: err && err.status ? `http_${err.status}` : 'network', message: String(err && err.message) });
+  const code = err && err.data && typeof err.data.code === 'string' ? err.data.code : null;
+  const message = err && err.message ? err.message : String(err);
+  let text;
+  if (err && (err.status === 401 || err.status === 403) && !(code && has(`code.${code}`))) text = t('code.unauthorized');
+  else if (code && has(`code.${code}`)) text = t(`code.${code}`);
+  else if (err && err.status === 0) text = t('err.rest.offline', { what: t(has(`what.${what}`) ? `what.${what}` : what) });
+  else text = t('err.rest', { what: t(has(`what.${what}`) ? `what.${what}` : what), message: err && err.status ? `HTTP ${err.status}` : '' });
+  report('error', text, { code: code || (err && err.status ? `http_${err.status}` : 'network'), message, detail: message });
 }
 
 /** "Stop reply" works while a reply is being generated or its audio is playing. */
@@ -593,7 +598,13 @@ function onServerProblem(kind, msg) {
     restartFresh = true;
     return;
   }
-  const friendly = code && has(`code.${code}`) ? t(`code.${code}`) : msg.message || code || kind;
+  // The server's English message is shown as is only in English; in Korean an unknown code
+  // gets a Korean sentence and the message moves to the hover text (one language per line).
+  const friendly = code && has(`code.${code}`)
+    ? t(`code.${code}`)
+    : getLang() === 'en'
+      ? msg.message || code || kind
+      : t(kind === 'warning' ? 'err.server.warning' : 'err.server.error');
   const detail = friendly !== msg.message && msg.message ? msg.message : undefined;
   const fatal = kind === 'error' && !!msg.fatal;
   const text = fatal ? t('err.fatal', { message: friendly }) : friendly;
@@ -1008,7 +1019,7 @@ async function loadVoices() {
   } catch (err) {
     voices = [];
     // Not fatal: the persona default voice still works. Say so once, quietly.
-    report('warning', t('err.rest', { what: 'voices', message: err.message }), { code: 'voices_unavailable' });
+    report('warning', t('err.rest', { what: t('what.voices'), message: err.status ? `HTTP ${err.status}` : '—' }), { code: 'voices_unavailable', detail: err.message });
   }
   renderVoices();
 }
@@ -1072,6 +1083,7 @@ let saveTimer = null;
 /** Every choice is saved as the default for new sessions (debounced). */
 function scheduleSaveDefaults() {
   if (applyingDefaults) return;
+  $('settings-saved').textContent = ''; // until this change is stored
   clearTimeout(saveTimer);
   saveTimer = setTimeout(saveDefaults, 400);
 }

@@ -186,15 +186,16 @@ export class PerceptionPanel {
     const c = f ? unit(f.concentration ?? f.attention) : null;
     this.el('concentration').textContent = c === null ? none : `${Math.round(c * 100)} / 100`;
     const hp = f && f.head_pose;
-    this.el('head').textContent = hp
-      ? t('perc.head.value', { yaw: num(hp.yaw), pitch: num(hp.pitch), roll: num(hp.roll) })
-      : none;
+    this.el('head').textContent = hp ? headWords(hp) : none;
+    this.el('head').title = hp ? t('perc.head.value', { yaw: num(hp.yaw), pitch: num(hp.pitch), roll: num(hp.roll) }) : '';
     this.el('posture').textContent = (f && postureOf(f)) || none;
   }
 
   renderVoice() {
     const v = this.voice;
-    this.el('voice').textContent = v
+    // In words ("steady voice, a little fast"); the measurements (Hz, dB) only on hover.
+    this.el('voice').textContent = v ? voiceWords(v) : t('perc.none');
+    this.el('voice').title = v
       ? t('perc.voice.value', {
           pitch: num(v.pitch_hz),
           pvar: num(v.pitch_var),
@@ -289,4 +290,28 @@ export class PerceptionPanel {
     this.el('caption-emotion').textContent = t('perc.chart.emotion', { m });
     this.el('caption-attention').textContent = t('perc.chart.attention', { m });
   }
+}
+
+/** "Steady voice, a little fast": how the voice sounds, from its pitch variation (Hz) and
+ * speaking rate (words per second). */
+export function voiceWords(v) {
+  const parts = [];
+  if (typeof v.pitch_var === 'number') {
+    parts.push(t(v.pitch_var < 20 ? 'voice.steady' : v.pitch_var < 45 ? 'voice.lively' : 'voice.animated'));
+  }
+  if (typeof v.rate_wps === 'number' && v.rate_wps > 0) {
+    const r = v.rate_wps;
+    parts.push(t(r < 1.5 ? 'voice.slow' : r < 2.8 ? 'voice.easy' : r < 3.5 ? 'voice.aLittleFast' : 'voice.fast'));
+  }
+  if (typeof v.pause_ratio === 'number' && v.pause_ratio > 0.5) parts.push(t('voice.manyPauses'));
+  return parts.length ? parts.join(', ') : t('perc.none');
+}
+
+/** "Facing the screen" or which way the head is turned (degrees on hover). */
+function headWords(hp) {
+  const yaw = Number(hp.yaw) || 0;
+  const pitch = Number(hp.pitch) || 0;
+  if (Math.abs(yaw) < 15 && Math.abs(pitch) < 15) return t('head.facing');
+  if (Math.abs(yaw) >= Math.abs(pitch)) return t(yaw > 0 ? 'head.right' : 'head.left');
+  return t(pitch > 0 ? 'head.up' : 'head.down');
 }

@@ -234,7 +234,10 @@ async def test_camera_frames_reach_server_and_update_perception_panel(
         assert isinstance(face["head_pose"][k], int | float)
     # The panel shows it.
     assert await s.page.text_content('[data-perc="emotion"]') == "happy"
-    assert "yaw" in await s.page.text_content('[data-perc="head"]')
+    # The head pose in words, the angles on hover (no engineer units in the main view).
+    head = await s.page.text_content('[data-perc="head"]')
+    assert head in ("Facing the screen", "Turned to one side", "Looking up", "Looking down")
+    assert "yaw" in await s.page.get_attribute('[data-perc="head"]', "title")
     scores = await s.page.locator('[data-perc="scores"] li:not(.muted)').all_text_contents()
     assert len(scores) >= 3 and "happy" in scores[0]
     await s.wait(
@@ -263,6 +266,13 @@ async def test_camera_frames_reach_server_and_update_perception_panel(
     )
     assert float(preview.std()) > 20 and float(preview.mean()) > 30
     print(f"screenshot: {shot}")
+
+    # End: the readings do not stay behind, and "ended" is not an error.
+    await s.page.click("#btn-end")
+    await s.wait("s.sessionStatus === 'ended'", what="the session ended")
+    for k in ("emotion", "concentration", "gaze", "head", "voice"):
+        assert await s.page.text_content(f'[data-perc="{k}"]') == "—", k
+    assert await s.page.text_content("#conn-text") == "Session ended"
 
 
 async def test_speech_during_reply_playback_barges_in(
@@ -324,6 +334,13 @@ async def test_speech_during_reply_playback_barges_in(
     assert msgs and msgs[0]["interrupted"] is True
     heard = msgs[0]["content"]
     assert 0 < len(heard) < len(LONG_REPLY) / 2 and LONG_REPLY.startswith(heard.rstrip(".…")), heard
+    # The page shows the same heard part as history, not the whole story that was sent.
+    await s.wait(
+        f"(s.replies.find((r) => r.responseId === '{rid}') || {{}}).heard",
+        timeout_s=10,
+        what="the heard text shown",
+    )
+    assert await bubble.locator(".msg-text").text_content() == heard
 
 
 async def test_page_loads_nothing_from_outside_the_server(

@@ -162,8 +162,9 @@ async def test_default_persona_then_saved_choices_become_the_defaults(
     assert "replaces the persona" in await s.page.text_content("#set-instructions-label")
     await s.page.fill("#set-instructions", "You are Captain Kim, a cheerful ship's cook.")
     await s.page.locator("#set-instructions").blur()
-    await s.page.wait_for_function(
-        "() => document.querySelector('#settings-saved').textContent !== ''", timeout=10_000
+    await s.wait("s.savedDefaults && s.savedDefaults.instructions", what="the defaults saved")
+    assert await s.page.text_content("#settings-saved") == (
+        "Saved as your defaults for new sessions."
     )
     async with httpx.AsyncClient(base_url=ui_server.url) as http:
         saved = (
@@ -369,3 +370,34 @@ async def test_layout_nothing_overflows_and_toasts_leave_the_readings_visible(
     assert status is None or status["width"] <= w  # one line, never wider than the screen
     # The bad token's 401s are logged by the browser: expected here.
     s.console_errors[:] = [e for e in s.console_errors if "401 (Unauthorized)" not in e]
+
+
+# ---- language ------------------------------------------------------------------------------
+
+
+async def test_server_errors_are_translated_by_code_and_voice_is_described_in_words(
+    open_studio: OpenStudio, ui_server: ServerThread
+):
+    s = await open_studio(ui_server, "speaker-ko", mic="silence", audio="none", lang="ko")
+    await start(s)
+    await s.page.evaluate(
+        "() => window.studio.ws.sendJson({type: 'session.update', session: {persona: 'nobody'}})"
+    )
+    err = await s.wait("(s.errors.find((e) => e.code === 'unknown_persona') || false)")
+    assert err["text"] == "서버에 그런 페르소나가 없습니다."
+    toast = s.page.locator(".toast", has_text="서버에 그런 페르소나가 없습니다.")
+    await toast.wait_for(timeout=5000)
+    assert "persona" not in (await toast.inner_text()).lower()  # the English detail: hover only
+    assert await toast.get_attribute("title") == "No persona with that id."
+    # How a voice sounds, in words of the interface language; the numbers stay on hover.
+    words = await s.page.evaluate(
+        """() => import('./js/perception.js').then((m) => [
+            m.voiceWords({pitch_var: 12, rate_wps: 3.2, pause_ratio: 0.2}),
+            m.voiceWords({pitch_var: 60, rate_wps: 1.0, pause_ratio: 0.7})])"""
+    )
+    assert words == ["차분한 목소리, 조금 빠른 편", "아주 활기찬 목소리, 느린 편, 쉼이 많음"]
+    await s.page.click("#lang-toggle")
+    words = await s.page.evaluate(
+        "() => import('./js/perception.js').then((m) => m.voiceWords({pitch_var: 12, rate_wps: 3.2}))"
+    )
+    assert words == "Steady voice, a little fast"
