@@ -1091,7 +1091,10 @@ function scheduleSaveDefaults() {
 async function saveDefaults() {
   const v = settings.values;
   const persona = $('persona-select').value;
-  const body = {};
+  // PUT replaces the whole object: keep what other parts of the app saved (proactive speech,
+  // time zone, ...) and set only the fields this form owns.
+  const body = Object.fromEntries(Object.entries(serverDefaults || {}).filter(([, x]) => x !== null && x !== undefined));
+  for (const f of ['persona', 'voice', 'instructions', 'temperature', 'max_tokens']) delete body[f];
   if (persona && personas.some((p) => p.id === persona)) body.persona = persona;
   if (v.voice) body.voice = v.voice;
   if (v.instructions && v.instructions.trim()) body.instructions = v.instructions.trim();

@@ -154,6 +154,10 @@ async def test_a_server_that_goes_away_shows_offline_not_live(
 async def test_default_persona_then_saved_choices_become_the_defaults(
     open_studio: OpenStudio, ui_server: ServerThread, browser_llm: FakeOpenAI
 ):
+    auth = {"Authorization": "Bearer chooser"}
+    async with httpx.AsyncClient(base_url=ui_server.url) as http:  # saved elsewhere before
+        r = await http.put("/v1/settings", json={"proactive_mode": "quiet"}, headers=auth)
+        assert r.status_code == 200, r.text
     s = await open_studio(ui_server, "chooser", mic="silence", persona="")
     assert await s.page.input_value("#persona-select") == "haru"  # DEFAULT_PERSONA
     await s.page.select_option("#persona-select", "emma")
@@ -173,6 +177,7 @@ async def test_default_persona_then_saved_choices_become_the_defaults(
     assert saved["persona"] == "emma"
     assert saved["instructions_mode"] == "replace"
     assert saved["instructions"] == "You are Captain Kim, a cheerful ship's cook."
+    assert saved["proactive_mode"] == "quiet"  # the page's PUT kept what it does not own
     await s.page.locator("#settings-panel").screenshot(path=shot("ui-settings.png"))
 
     # A fresh browser (no local storage) of the same user gets the saved choices.
