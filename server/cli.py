@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from server.config import Settings
 from server.models.cli import add_models_parser, run_models_command
+from server.replicas import replica_refusal
 from server.security import host_name, is_loopback
 from server.sidecar.lock import AlreadyRunning, InstanceLock
 from server.sidecar.parent import ParentWatch
@@ -104,7 +105,7 @@ async def serve_forever(
     parent_pid: int | None = None,
     sidecar: bool = False,
 ) -> int:
-    if refusal := insecure_bind(settings, host):
+    if refusal := insecure_bind(settings, host) or replica_refusal(settings):
         print(refusal, file=sys.stderr, flush=True)
         return 2
     from server.app import create_app  # the heavy import, after the cheap refusals

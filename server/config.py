@@ -48,6 +48,15 @@ class Settings(BaseSettings):
     instance_id: str = ""  # who serves a live session; unset = this machine's host name
     session_heartbeat_s: float = Field(default=30.0, ge=0.0)  # 0: no heartbeat, no sweep
 
+    # --- many replicas (server/replicas.py; docs/deploy.md "Many replicas") -------------
+    replica_mode: Literal["single", "multi"] = "single"  # multi: shared stores required
+    # mem0's vector store: embedded Qdrant on disk (default), a Qdrant server, or pgvector
+    memory_vector_store: Literal["qdrant", "pgvector"] = "qdrant"
+    memory_qdrant_url: str = ""  # a Qdrant server (http://qdrant:6333); unset = embedded
+    memory_qdrant_api_key: SecretStr | None = None
+    memory_pgvector_url: SecretStr | None = None  # postgresql://user:pass@host:5432/db
+    memory_collection: str = "desktopmate_memories"
+
     # --- logging ----------------------------------------------------------------------
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"

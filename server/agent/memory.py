@@ -1,4 +1,5 @@
-"""Long-term memory with mem0 (AsyncMemory, embedded Qdrant on disk, telemetry off).
+"""Long-term memory with mem0 (AsyncMemory, telemetry off): embedded Qdrant on disk, a Qdrant
+server or pgvector.
 
 Search runs before every reply; adds run in the background and never delay a reply."""
 
@@ -37,17 +38,30 @@ def mem0_config(settings: Settings) -> dict[str, Any]:
                 "embedding_dims": settings.embed_dims,
             },
         },
-        "vector_store": {
-            "provider": "qdrant",
-            "config": {
-                "collection_name": "desktopmate_memories",
-                "path": str(data / "qdrant"),
-                "on_disk": True,
-                "embedding_model_dims": settings.embed_dims,
-            },
-        },
+        "vector_store": vector_store_config(settings),
         "history_db_path": str(data / "mem0_history.db"),
     }
+
+
+def vector_store_config(settings: Settings) -> dict[str, Any]:
+    """Embedded Qdrant on disk (one machine), a Qdrant server or pgvector (many replicas)."""
+    common = {
+        "collection_name": settings.memory_collection,
+        "embedding_model_dims": settings.embed_dims,
+    }
+    if settings.memory_vector_store == "pgvector":
+        url = secret(settings.memory_pgvector_url)
+        if not url:
+            raise ValueError("MEMORY_VECTOR_STORE=pgvector needs MEMORY_PGVECTOR_URL")
+        return {"provider": "pgvector", "config": {**common, "connection_string": url}}
+    path = str(settings.data_dir.resolve() / "qdrant")
+    if settings.memory_qdrant_url:
+        # mem0 accepts a bare url only with an api key; with a url the path is never opened
+        server = {"url": settings.memory_qdrant_url, "path": path}
+        if key := secret(settings.memory_qdrant_api_key):
+            server["api_key"] = key
+        return {"provider": "qdrant", "config": {**common, **server}}
+    return {"provider": "qdrant", "config": {**common, "path": path, "on_disk": True}}
 
 
 class LongTermMemory:

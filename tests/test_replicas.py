@@ -1,0 +1,133 @@
+"""Many replicas: REPLICA_MODE=multi refuses stores only one machine can own, and mem0's
+vector store can be a server (Qdrant URL) or pgvector instead of embedded Qdrant."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.agent.memory import LongTermMemory, mem0_config
+from server.config import Settings
+from server.replicas import replica_refusal, replica_refusals
+
+ROOT = Path(__file__).resolve().parent.parent
+MEMORY_ON = {"llm_base_url": "http://127.0.0.1:9/v1"}  # an embedder is configured
+
+
+def settings(**over: object) -> Settings:
+    return Settings(_env_file=None, **over)  # type: ignore[call-arg]
+
+
+def test_single_mode_accepts_the_embedded_stores():
+    assert replica_refusals(settings(**MEMORY_ON)) == []
+
+
+def test_multi_mode_refuses_embedded_sqlite_and_embedded_qdrant():
+    problems = replica_refusals(settings(replica_mode="multi", **MEMORY_ON))
+    assert len(problems) == 2
+    assert "embedded SQLite" in problems[0] and "MONGODB_URI" in problems[0]
+    assert "embedded Qdrant" in problems[1] and "MEMORY_QDRANT_URL" in problems[1]
+
+
+@pytest.mark.parametrize(
+    ("over", "refused"),
+    [
+        ({"mongodb_uri": "mongodb://m:27017", "memory_qdrant_url": "http://q:6333"}, False),
+        ({"mongodb_uri": "mongodb://m:27017", "memory_enabled": False}, False),
+        ({"mongodb_uri": "mongodb://m:27017"}, True),  # memory on, embedded Qdrant
+        ({"memory_qdrant_url": "http://q:6333"}, True),  # SQLite
+        ({"mongodb_uri": "mongodb://m", "memory_vector_store": "pgvector"}, True),  # no URL
+        (
+            {
+                "mongodb_uri": "mongodb://m",
+                "memory_vector_store": "pgvector",
+                "memory_pgvector_url": "postgresql://u:p@pg:5432/db",
+            },
+            False,
+        ),
+    ],
+)
+def test_which_multi_mode_stores_are_shared(over: dict[str, object], refused: bool):
+    s = settings(replica_mode="multi", **MEMORY_ON, **over)
+    assert (replica_refusal(s) is not None) is refused
+
+
+def test_serve_refuses_multi_mode_on_embedded_stores(tmp_path: Path):
+    """The real command line: exit 2 with the reasons, before anything listens."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB", "MEMORY_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=clean
+        | {"PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data"), "STT_ENABLED": "false"}
+        | {"REPLICA_MODE": "multi", "LLM_BASE_URL": "http://127.0.0.1:9/v1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Refusing to start with REPLICA_MODE=multi" in proc.stderr
+    assert "set MONGODB_URI" in proc.stderr and "set MEMORY_QDRANT_URL" in proc.stderr
+    assert not (tmp_path / "data").exists()  # nothing was created on the way out
+
+
+def test_mem0_accepts_each_vector_store_config(tmp_path: Path):
+    """mem0's own config model validates what we build for every store."""
+    from mem0.configs.base import MemoryConfig
+
+    base = {"data_dir": tmp_path, **MEMORY_ON}
+    embedded = MemoryConfig(**mem0_config(settings(**base))).vector_store
+    assert embedded.provider == "qdrant" and embedded.config.path == str(tmp_path / "qdrant")
+    assert embedded.config.url is None
+
+    server = MemoryConfig(
+        **mem0_config(settings(**base, memory_qdrant_url="http://qdrant:6333"))
+    ).vector_store
+    assert server.config.url == "http://qdrant:6333" and server.config.api_key is None
+    keyed = MemoryConfig(
+        **mem0_config(
+            settings(**base, memory_qdrant_url="https://q.example", memory_qdrant_api_key="k")
+        )
+    ).vector_store
+    assert keyed.config.api_key == "k"
+
+    pg = MemoryConfig(
+        **mem0_config(
+            settings(
+                **base,
+                memory_vector_store="pgvector",
+                memory_pgvector_url="postgresql://u:p@pg:5432/db",
+                memory_collection="mems",
+            )
+        )
+    ).vector_store
+    assert pg.provider == "pgvector"
+    assert pg.config.connection_string == "postgresql://u:p@pg:5432/db"
+    assert pg.config.collection_name == "mems"
+
+
+async def test_memory_with_a_qdrant_url_talks_to_that_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A Qdrant URL means the server, never the embedded store: with nothing listening
+    there memory reports the connection error and no local Qdrant folder appears."""
+    monkeypatch.setenv("MEM0_TELEMETRY", "False")
+    monkeypatch.setenv("MEM0_DIR", str(tmp_path / "mem0"))
+    with socket.socket() as s:  # a port that was free a moment ago: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    memory = LongTermMemory(
+        settings(data_dir=tmp_path, memory_qdrant_url=f"http://127.0.0.1:{port}", **MEMORY_ON)
+    )
+    await memory.start()
+    try:
+        assert memory.status == "error", memory.detail
+        assert "refused" in memory.detail.lower() or "connect" in memory.detail.lower()
+        assert not (tmp_path / "qdrant").exists()
+    finally:
+        await memory.close()
