@@ -15,6 +15,7 @@ from server import __version__
 from server.api import chat, health, personas, reminders, sessions, setup, tasks, usage, voice
 from server.api.analyze_face_voice import router as analyze_face_voice_router
 from server.api.analyze_screen import router as analyze_screen_router
+from server.api.approvals import router as approvals_router
 from server.api.jsonio import SafeJSONResponse, StrictJSONBody
 from server.api.proactive import router as proactive_router
 from server.api.reports import router as reports_router
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reports_router,
         reminders.router,
         proactive_router,
+        approvals_router,
         tasks.router,
         tasks.extra_router,
         endpoint.router,

@@ -97,6 +97,7 @@ class SessionCore:
         closed = asyncio.create_task(self._closed.wait())
         try:
             await self.events.session_created()
+            await self.on_started()
             self.spawn(follow_status(self.services, self.events.server_status))
             self.spawn(
                 deliver_reminders(
@@ -124,6 +125,9 @@ class SessionCore:
                     self.user_id, self.record.id, status="paused"
                 )
             self.log.info("session_closed", dropped_events=self.dropped_events)
+
+    async def on_started(self) -> None:
+        """Hook: session.created is out (pending approvals are asked again here)."""
 
     async def on_closing(self) -> None:
         """Hook: the connection is closing (the response and perception stop here)."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from server.hub.responses import ActiveResponse
-    from server.store.base import ReminderRecord
+    from server.store.base import ApprovalRecord, ReminderRecord
 
 
 class SessionEvents(ABC):
@@ -94,3 +94,9 @@ class SessionEvents(ABC):
     ) -> None:
         """A problem the client should know of; ``extra`` fields add detail (e.g. a
         rate_limited error's dropped count)."""
+
+    # --- approvals (server/agent/approvals.py) ----------------------------------------------
+    async def approval_request(self, rec: ApprovalRecord) -> None:  # noqa: B027
+        """A consequential tool call waits for the user's decision. ws_v1 sends
+        approval.request; a protocol without an approval event (default) sends nothing, and
+        the persona's spoken question plus a yes/no by voice or text still decide it."""

@@ -212,6 +212,16 @@ class TaskControl(_Event):
     command: Literal["pause", "resume", "cancel", "retry"]
 
 
+class ApprovalResponse(_Event):
+    """The user's decision on an approval.request (server/agent/approvals.py)."""
+
+    type: Literal["approval.response"]
+    call_id: Annotated[str, Field(min_length=1, max_length=128)]
+    decision: Literal["approve", "edit", "reject"]
+    arguments: dict[str, Any] | None = None  # edit: the new arguments
+    message: Annotated[str, Field(max_length=2000)] | None = None  # reject: why
+
+
 class Ping(_Event):
     type: Literal["ping"]
     id: Annotated[str, Field(max_length=256)] | SafeInt | None = None
@@ -231,6 +241,7 @@ ClientEvent = Annotated[
     | TaskConfirm
     | TaskExecuted
     | TaskControl
+    | ApprovalResponse
     | Ping,
     Field(discriminator="type"),
 ]
@@ -251,6 +262,7 @@ KNOWN_TYPES = frozenset(
         TaskConfirm,
         TaskExecuted,
         TaskControl,
+        ApprovalResponse,
         Ping,
     )
 )

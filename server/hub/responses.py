@@ -66,6 +66,7 @@ class Responses(SessionCore):
     perception: Any
     tasks: Any  # the user's screen task runner (server/tasks), set by Session
     initiative: Any  # proactive speech (server/initiative), set by Session
+    approvals: Any  # the approval gate (server/agent/approvals.py), set by Session
 
     async def start_turn(
         self,
@@ -80,8 +81,10 @@ class Responses(SessionCore):
         the reply starts; ``announce`` (transcript.done) goes out once it is stored, before
         the reply starts."""
         if trigger is None:
-            self.tasks.hear(text)
             self.initiative.user_input()
+            if await self.approvals.hear(text):  # "응, 해줘" answers the pending approval
+                return
+            self.tasks.hear(text)
         await self.cancel_response()
         message_id = new_id()  # the same id in the store and in the model's history
         # a proactive turn's prompt is in the history as a system line, not as the user's

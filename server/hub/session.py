@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket
 
+from server.agent.approvals import ApprovalError, ApprovalGate, Choice
 from server.hub.core import OUTPUT_RATE, SessionCore, SlowConsumer
 from server.hub.events import SessionEvents
 from server.hub.perception import Perception
+from server.hub.protocol import ProtocolError
 from server.hub.responses import ActiveResponse, Responses
 from server.initiative.live import Initiative
 from server.personas import Persona
@@ -57,13 +59,39 @@ class Session(Responses, Perception):
             )
         )
         self.events = protocol(self)
+        self.approvals = ApprovalGate(
+            services.store,
+            user_id,
+            record.id,
+            self.settings.approval_timeout_s,
+            lambda rec: self.events.approval_request(rec),
+        )
         self.initiative = Initiative(self, self.settings, services.store, services.initiative.data)
+        self.initiative.pending_approval = lambda: self.approvals.waiting
         self._detach_initiative = services.initiative.attach(user_id, self.initiative)
         self.spawn(self.initiative.run())
 
     @property
     def session_id(self) -> str:
         return self.record.id
+
+    async def answer_approval(
+        self,
+        call_id: str,
+        decision: Choice,
+        arguments: dict[str, Any] | None,
+        message: str | None,
+    ) -> None:
+        """approval.response (or a studio click): stored, then the waiting turn goes on."""
+        try:
+            await self.approvals.answer(call_id, decision, arguments, message)
+        except ApprovalError as e:
+            raise ProtocolError("approval_not_pending", str(e)) from None
+
+    async def on_started(self) -> None:
+        """After session.created: approvals still pending from an earlier socket are asked
+        again (they survive reconnects and resumes until they expire)."""
+        await self.approvals.resend_pending()
 
     async def _emit_task_event(self, event: dict[str, Any]) -> None:
         """task.* events (screen task assistant), in /v1/ws shape."""

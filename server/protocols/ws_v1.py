@@ -18,7 +18,7 @@ from server.tasks import live as task_live
 if TYPE_CHECKING:
     from server.hub.responses import ActiveResponse
     from server.hub.session import Session
-    from server.store.base import ReminderRecord
+    from server.store.base import ApprovalRecord, ReminderRecord
 
 
 class WsV1(SessionEvents):
@@ -116,7 +116,22 @@ class WsV1(SessionEvents):
     async def on_face_landmarks(self, ev: p.FaceLandmarks) -> None:
         self.s.submit_landmarks(ev.landmarks, ev.blendshapes, ev.t_ms)
 
+    async def on_approval_response(self, ev: p.ApprovalResponse) -> None:
+        await self.s.answer_approval(ev.call_id, ev.decision, ev.arguments, ev.message)
+
     # --- server events ------------------------------------------------------------------
+    async def approval_request(self, rec: ApprovalRecord) -> None:
+        await self.s.send(
+            {
+                "type": "approval.request",
+                "call_id": rec.id,
+                "name": rec.name,
+                "arguments": rec.arguments,
+                "description": rec.description,
+                "expires_at": rec.expires_at.isoformat(),
+            }
+        )
+
     async def session_created(self) -> None:
         await self.s.send({"type": "session.created", "session": self.s.describe()})
 

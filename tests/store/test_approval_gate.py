@@ -1,0 +1,139 @@
+"""The approval gate over a real store (both adapters): approve, edit, reject, expiry, a
+spoken yes/no, racing answers, and pending approvals asked again on a new socket."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from server.agent.approvals import ApprovalError, ApprovalGate, classify
+from server.store import Store
+from server.store.base import ApprovalRecord
+
+
+@pytest.mark.parametrize(
+    ("text", "choice"),
+    [
+        ("응, 해줘", "approve"),
+        ("네", "approve"),
+        ("그래 해줘!", "approve"),
+        ("Yes, do it.", "approve"),
+        ("ok", "approve"),
+        ("no, don't", "reject"),
+        ("아니, 하지 마", "reject"),
+        ("취소", "reject"),
+        ("응 그런데 내일 날씨는 어때? 그리고 알람은 몇 시로 했어?", None),
+        ("what time is it", None),
+    ],
+)
+def test_short_answers_are_decisions_and_anything_else_a_turn(text: str, choice: str) -> None:
+    assert classify(text) == choice
+
+
+ASKED: dict[int, asyncio.Event] = {}
+
+
+def gate(store: Store, sent: list[ApprovalRecord], timeout_s: float = 5.0) -> ApprovalGate:
+    """A gate whose `send` (the protocol's approval.request) records what went out."""
+    asked = asyncio.Event()
+
+    async def send(rec: ApprovalRecord) -> None:
+        sent.append(rec)
+        asked.set()
+
+    g = ApprovalGate(store, "u1", "s1", timeout_s, send)
+    ASKED[id(g)] = asked
+    return g
+
+
+async def asked(g: ApprovalGate) -> None:
+    """Until the gate sent its request (the turn now waits)."""
+    await ASKED[id(g)].wait()
+    ASKED[id(g)].clear()
+
+
+async def answered(g: ApprovalGate, call_id: str, *args: object) -> asyncio.Task:
+    task = asyncio.create_task(g.ask(call_id, "weather__set_alarm", {"time": "07:00"}, "Set"))
+    await asked(g)
+    await g.answer(call_id, *args)  # type: ignore[arg-type]
+    return task
+
+
+async def test_approve_edit_reject_are_stored_then_returned(store: Store) -> None:
+    sent: list[ApprovalRecord] = []
+    g = gate(store, sent)
+    d = await (await answered(g, "c1", "approve"))
+    assert d.go and d.status == "approved" and d.arguments is None
+    d = await (await answered(g, "c2", "edit", {"time": "08:00"}))
+    assert d.go and d.status == "edited" and d.arguments == {"time": "08:00"}
+    d = await (await answered(g, "c3", "reject", None, "not today"))
+    assert not d.go and d.message == "not today"
+    assert [r.id for r in sent] == ["c1", "c2", "c3"]
+    stored = {r.id: r.status for r in await store.list_approvals("u1")}
+    assert stored == {"c1": "approved", "c2": "edited", "c3": "rejected"}
+    with pytest.raises(ApprovalError):  # settled: a second answer is refused
+        await g.answer("c1", "reject")
+    with pytest.raises(ApprovalError):
+        await g.answer("unknown", "approve")
+    assert await store.list_approvals("u2") == []
+
+
+async def test_edit_without_arguments_is_refused(store: Store) -> None:
+    g = gate(store, [])
+    task = asyncio.create_task(g.ask("c1", "t", {}, "d"))
+    await asked(g)
+    with pytest.raises(ApprovalError, match="new arguments"):
+        await g.answer("c1", "edit")
+    await g.answer("c1", "approve")
+    assert (await task).status == "approved"
+
+
+async def test_expiry_rejects_and_says_so(store: Store) -> None:
+    g = gate(store, [], timeout_s=0.3)
+    d = await g.ask("c1", "t", {}, "d")
+    assert d.status == "expired" and not d.go and "did not answer within 0.3 s" in d.message
+    rec = await store.get_approval("u1", "c1")
+    assert rec is not None and rec.status == "expired"
+    assert not g.waiting
+
+
+async def test_a_spoken_yes_answers_the_one_pending_approval(store: Store) -> None:
+    g = gate(store, [])
+    assert await g.hear("응, 해줘") is False  # nothing pending: a normal turn
+    task = asyncio.create_task(g.ask("c1", "t", {}, "d"))
+    await asked(g)
+    assert await g.hear("what's the weather?") is False
+    assert await g.hear("no, don't") is True
+    d = await task
+    assert d.status == "rejected" and d.message == "no, don't"
+
+
+async def test_racing_answers_settle_once(store: Store) -> None:
+    g = gate(store, [])
+    task = asyncio.create_task(g.ask("c1", "t", {}, "d"))
+    await asked(g)
+    results = await asyncio.gather(
+        g.answer("c1", "approve"), g.answer("c1", "reject"), return_exceptions=True
+    )
+    assert sum(isinstance(r, ApprovalError) for r in results) == 1
+    winner = next(r for r in results if not isinstance(r, Exception))
+    assert (await task).status == winner.status
+
+
+async def test_pending_approvals_are_asked_again_on_a_new_socket(store: Store) -> None:
+    first: list[ApprovalRecord] = []
+    g1 = gate(store, first, timeout_s=30)
+    task = asyncio.create_task(g1.ask("c1", "t", {"a": 1}, "d"))
+    await asked(g1)
+    task.cancel()  # the socket closed: the turn is gone, the approval stays pending
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stale = gate(store, [], timeout_s=0.01)
+    await stale.ask("old", "t", {}, "d")  # expired already
+    again: list[ApprovalRecord] = []
+    g2 = gate(store, again)
+    resent = await g2.resend_pending()
+    assert [r.id for r in resent] == ["c1"] and [r.id for r in again] == ["c1"]
+    rec = await g2.answer("c1", "approve")
+    assert rec.status == "approved"
