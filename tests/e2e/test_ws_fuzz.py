@@ -52,6 +52,7 @@ VALID: dict[str, dict[str, Any]] = {
     "task.confirm": {"type": "task.confirm", "task_id": "t1", "action_id": "a1"},
     "task.executed": {"type": "task.executed", "task_id": "t1", "action_id": "a1"},
     "task.control": {"type": "task.control", "task_id": "t1", "command": "pause"},
+    "approval.response": {"type": "approval.response", "call_id": "c1", "decision": "approve"},
     "ping": {"type": "ping", "id": 1},
 }
 # Text no RFC 8259 parser accepts as a value (see test_ws_robust.NOT_JSON), and more.
