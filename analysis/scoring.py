@@ -771,6 +771,19 @@ def seed_feedback(report: SessionReport) -> dict[str, Any]:
     return out
 
 
+# The studio's live panel says these words too (static/i18n.js emotion.*): one vocabulary.
+EMOTION_EN: dict[str, str] = {
+    "happiness": "happy",
+    "sadness": "sad",
+    "anger": "angry",
+    "surprise": "surprised",
+    "fear": "afraid",
+    "disgust": "disgusted",
+    "neutral": "neutral",
+    "contempt": "contempt",
+}
+
+
 def emotion_label(name: str) -> str:
-    """'기쁨 happiness' for charts."""
-    return f"{EMOTION_KO.get(name, name)} {name}"
+    """'기쁨 happy' for charts: the words the studio's live panel uses."""
+    return f"{EMOTION_KO.get(name, name)} {EMOTION_EN.get(name, name)}"

@@ -67,6 +67,7 @@ export class PerceptionPanel {
     this.voice = null;
     this.vision = null;
     this.emotionPts = []; // {t, scores}
+    this.emotionCounts = new Map(); // dominant emotion -> face events this session (as the report counts)
     this.gazePts = []; // [t, 0..1]
     this.concPts = []; // [t, 0..1]
     this.colors = new Map(); // emotion label -> colour, stable across redraws
@@ -86,6 +87,7 @@ export class PerceptionPanel {
     this.voice = null;
     this.vision = null;
     this.emotionPts = [];
+    this.emotionCounts = new Map();
     this.gazePts = [];
     this.concPts = [];
     this.render();
@@ -99,6 +101,7 @@ export class PerceptionPanel {
     }
     this.noFace = false;
     this.face = m;
+    if (m.emotion) this.emotionCounts.set(m.emotion, (this.emotionCounts.get(m.emotion) || 0) + 1);
     const now = Date.now();
     if (m.emotion_scores && typeof m.emotion_scores === 'object') {
       this.emotionPts.push({ t: now, scores: { ...m.emotion_scores } });
@@ -143,14 +146,20 @@ export class PerceptionPanel {
     this.el('emotion').classList.toggle('muted', this.noFace);
     const list = this.el('scores');
     list.replaceChildren();
-    if (!f || !f.emotion_scores || Object.keys(f.emotion_scores).length === 0) {
+    // The same kind of number as the report's emotion chart: the share of the session's
+    // readings in which each emotion was the main one (this moment's scores on hover).
+    const total = [...this.emotionCounts.values()].reduce((a, b) => a + b, 0);
+    list.title = f && f.emotion_scores
+      ? Object.entries(f.emotion_scores).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${emotionName(k)} ${Math.round(v * 100)}%`).join(', ')
+      : '';
+    if (total === 0) {
       const li = document.createElement('li');
       li.className = 'muted';
       li.textContent = none;
       list.append(li);
     } else {
-      const entries = Object.entries(f.emotion_scores)
-        .filter(([, v]) => typeof v === 'number')
+      const entries = [...this.emotionCounts.entries()]
+        .map(([k, n]) => [k, n / total])
         .sort((a, b) => b[1] - a[1]);
       for (const [label, v] of entries) {
         const pct = Math.round(Math.max(0, Math.min(1, v)) * 100);

@@ -169,6 +169,8 @@ async def test_report_after_a_session_with_camera_and_voice(
     assert body.count('data-score="') == len(SCORE_KEYS)
     assert re.search(r'<text[^>]*data-score="blinking">데이터 없음 · no data</text>', body)
     assert "<script" not in body  # charts are drawn by the server
+    # The emotion chart says what the studio's live panel says: 기쁨 / happy.
+    assert ">기쁨</text>" in body and ">happy</text>" in body and ">happiness<" not in body
 
 
 async def test_other_users_and_unknown_sessions_get_404(server: ServerThread, llm: FakeOpenAI):

@@ -238,8 +238,13 @@ async def test_camera_frames_reach_server_and_update_perception_panel(
     head = await s.page.text_content('[data-perc="head"]')
     assert head in ("Facing the screen", "Turned to one side", "Looking up", "Looking down")
     assert "yaw" in await s.page.get_attribute('[data-perc="head"]', "title")
+    # Emotions as the report counts them: the share of the readings each was the main one
+    # (the astronaut always smiles), this moment's scores on hover.
     scores = await s.page.locator('[data-perc="scores"] li:not(.muted)').all_text_contents()
-    assert len(scores) >= 3 and "happy" in scores[0]
+    assert scores[0].startswith("happy") and scores[0].endswith("%"), scores
+    assert int(scores[0].removeprefix("happy").removesuffix("%")) >= 50, scores
+    hover = await s.page.get_attribute('[data-perc="scores"]', "title")
+    assert hover is not None and hover.startswith("happy ") and hover.count("%") >= 3
     await s.wait(
         "document.querySelector('[data-perc=\"summary-emotion\"]').textContent.includes('happy')",
         what="the emotion chart summary",
