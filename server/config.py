@@ -134,6 +134,16 @@ class Settings(BaseSettings):
     memory_max_concurrent_adds: int = 3
     worker_threads: int = 32
 
+    # --- the acting agent: tool calls and the memory it manages (server/agent/tools/) ---
+    llm_tools: Literal["auto", "on", "off"] = "auto"  # auto: fall back when tools are refused
+    agent_max_tool_rounds: int = Field(default=4, ge=1, le=20)  # model -> tools -> model loops
+    agent_tool_timeout_s: float = Field(default=15.0, gt=0.0)  # one tool call's time limit
+    memory_tiers: bool = True  # fresh/old memory tiers with sequential probing
+    memory_old_after_days: float = Field(default=30.0, gt=0.0)  # cleanup moves older to old
+    memory_cleanup_interval_s: float = Field(default=86_400.0, ge=0.0)  # 0: never in-server
+    memory_vocabulary_max: int = Field(default=200, ge=1)  # categories the vocabulary may hold
+    memory_list_max: int = Field(default=500, ge=1)  # GET /v1/memories returns at most this
+
     # --- voice in (VAD + STT) ----------------------------------------------------------
     stt_enabled: bool = True  # false: no speech recognition (utterances get stt_unavailable)
     stt_model: str = "base"

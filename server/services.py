@@ -15,7 +15,6 @@ from server.agent.memory import LongTermMemory
 from server.config import Settings, secret
 from server.hub.limits import UserLimits
 from server.hub.liveness import SessionLiveness, instance_id
-from server.hub.reminders import ReminderWatchers
 from server.initiative.data import load as load_proactive
 from server.initiative.live import InitiativeHub
 from server.logging import get_logger
@@ -36,6 +35,7 @@ from server.providers.stt_remote import RemoteSTT
 from server.providers.tts.base import TTSProvider
 from server.providers.vad import SileroVAD, VADUnavailable
 from server.providers.vlm import VisionClient
+from server.reminders import ReminderWatchers
 from server.status import StatusBoard
 from server.store import Store, make_store
 from server.tasks.runner import TaskRunners

@@ -26,50 +26,14 @@ from datetime import timedelta
 from typing import Any
 
 from server.logging import get_logger
+from server.reminders import ReminderWatchers
 from server.store.base import ReminderRecord, Store, utcnow
 
 log = get_logger(__name__)
 
 
-def reminder_json(r: ReminderRecord) -> dict[str, Any]:
-    """The REST shape of a reminder (datetimes as ISO 8601 UTC)."""
-    return {
-        "id": r.id,
-        "text": r.text,
-        "due_at": r.due_at.isoformat(),
-        "created_at": r.created_at.isoformat(),
-        "status": r.status,
-        "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
-        "attempts": r.attempts,
-        "last_error": r.last_error,
-    }
-
-
 def reminder_event(r: ReminderRecord) -> dict[str, Any]:
     return {"type": "reminder", "id": r.id, "text": r.text, "due_at": r.due_at.isoformat()}
-
-
-class ReminderWatchers:
-    """Which sessions of which user want to hear that reminders changed."""
-
-    def __init__(self) -> None:
-        self._by_user: dict[str, set[asyncio.Event]] = {}
-
-    def watch(self, user_id: str) -> asyncio.Event:
-        event = asyncio.Event()
-        self._by_user.setdefault(user_id, set()).add(event)
-        return event
-
-    def unwatch(self, user_id: str, event: asyncio.Event) -> None:
-        events = self._by_user.get(user_id)
-        if events is not None:
-            events.discard(event)
-            if not events:
-                del self._by_user[user_id]
-
-    def changed(self, user_id: str) -> None:
-        for event in self._by_user.get(user_id, ()):
-            event.set()
 
 
 # Sends the reminder to the client (in its protocol's shape) and returns once it was written
