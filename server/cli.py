@@ -1,4 +1,5 @@
-"""`desktopmate serve` (the server) and `desktopmate models ...` (model files)."""
+"""`desktopmate serve` (the server), `desktopmate models ...` (model files) and
+`desktopmate memory cleanup [--days N]` (move memories not updated for N days to the old tier)."""
 
 from __future__ import annotations
 
@@ -43,11 +44,19 @@ def main(argv: list[str] | None = None) -> int:
         "--parent-pid", type=int, default=None, help="with --sidecar: the pid to watch"
     )
     add_models_parser(sub)
+    memory = sub.add_parser("memory", help="long-term memory maintenance")
+    memory_sub = memory.add_subparsers(dest="memory_command", required=True)
+    cleanup = memory_sub.add_parser(
+        "cleanup", help="move memories not updated for --days days from fresh to old"
+    )
+    cleanup.add_argument("--days", type=float, default=None, help="MEMORY_OLD_AFTER_DAYS")
     args = parser.parse_args(argv)
 
     settings = Settings()
     if args.command == "models":
         return run_models_command(settings, args)
+    if args.command == "memory":
+        return memory_cleanup(settings, args.days)
     if args.log_level:
         settings.log_level = args.log_level
     if args.sidecar:
@@ -84,6 +93,23 @@ def run_sidecar(settings: Settings, host: str, port: int, parent_pid: int | None
         )
     finally:
         lock.release()
+
+
+def memory_cleanup(settings: Settings, days: float | None) -> int:
+    from server.agent.memory.cleanup import cleanup_once
+    from server.agent.memory.longterm import MemoryUnavailable
+
+    days = settings.memory_old_after_days if days is None else days
+    if days <= 0:
+        print("--days must be more than 0", file=sys.stderr)
+        return 2
+    try:
+        moved = asyncio.run(cleanup_once(settings, days))
+    except (MemoryUnavailable, RuntimeError) as e:
+        print(f"memory cleanup failed: {e}", file=sys.stderr)
+        return 1
+    print(f"moved {moved} memories not updated for {days:g} days to the old tier")
+    return 0
 
 
 def bind(host: str, port: int) -> socket.socket:

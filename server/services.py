@@ -12,8 +12,12 @@ from typing import Any, Literal
 from server.agent.graph import Agent
 from server.agent.mcp import McpConfigError, McpManager, load_config
 from server.agent.memory import LongTermMemory
+from server.agent.memory.cleanup import run_periodically
+from server.agent.state import Perception
+from server.agent.tools import ToolEnv, default_registry
 from server.config import Settings, secret
 from server.hub.limits import UserLimits
+from server.hub.live import DesktopGlance, LiveSessions
 from server.hub.liveness import SessionLiveness, instance_id
 from server.initiative.data import load as load_proactive
 from server.initiative.live import InitiativeHub
@@ -84,7 +88,7 @@ class Services:
         )
         self.instance_id = instance_id(settings.instance_id)
         self.liveness = SessionLiveness(self.store, self.instance_id, settings.session_heartbeat_s)
-        self.memory = LongTermMemory(settings)
+        self.memory = LongTermMemory(settings, self.store)
         self.agent: Agent
         self.vad: SileroVAD | None = None
         self.stt: WhisperSTT | RemoteSTT | None = None
@@ -99,6 +103,7 @@ class Services:
         self.user_limits = UserLimits(
             settings.ws_max_sessions_per_user, settings.ws_user_max_messages_per_s
         )
+        self.live_sessions = LiveSessions()  # user -> open sessions' perception (REST uses it)
         self._init_vision()
         self.tasks = TaskRunners(self.store, self.vision, settings)
         self.mcp: McpManager | None = None  # tools from MCP servers (MCP_CONFIG)
@@ -177,12 +182,8 @@ class Services:
         await self.liveness.start()  # sessions a crash left "active" become "interrupted"
         await self.memory.start()
         self.set_status("memory", self.memory.status, self.memory.detail)  # type: ignore[arg-type]
-        self.agent = Agent(
-            make_chat_model(self.settings),
-            self.memory,
-            self.store.checkpointer(),
-            history_messages=self.settings.history_messages,
-        )
+        self.agent = self._make_agent()
+        self._start_memory_cleanup()
         self.set_status("agent", "ready")
         self._start_mcp()
         await self._start_voice()
@@ -190,6 +191,41 @@ class Services:
         await self._start_screen_capture()
         freeze_heap()
         log.info("services_started", modules=self.modules)
+
+    def _make_agent(self) -> Agent:
+        s = self.settings
+
+        def tool_env(user_id: str, perception: Perception | None) -> ToolEnv:
+            return ToolEnv(user_id, s, self.store, self.memory, self.reminder_watchers, perception)
+
+        return Agent(
+            make_chat_model(s),
+            self.memory,
+            self.store.checkpointer(),
+            history_messages=s.history_messages,
+            tools=default_registry(),
+            make_env=tool_env,
+            tool_mode=s.llm_tools,
+            max_tool_rounds=s.agent_max_tool_rounds,
+            tool_timeout_s=s.agent_tool_timeout_s,
+        )
+
+    def _start_memory_cleanup(self) -> None:
+        s = self.settings
+        if self.memory.tiered and s.memory_cleanup_interval_s > 0:
+            self.background(
+                run_periodically(self.memory, s.memory_old_after_days, s.memory_cleanup_interval_s)
+            )
+
+    def perception_for(self, user_id: str) -> Perception | None:
+        """What REST turns perceive: the user's open session, else (desktop mode) this
+        machine's screen, else nothing."""
+        live = self.live_sessions.perception_for(user_id)
+        if live is not None:
+            return live
+        if self.screen_capture is not None and self.screen_describer is not None:
+            return DesktopGlance(self.screen_describer, user_id, self.settings.screen_monitor)
+        return None
 
     # --- screen vision ----------------------------------------------------------------------
     def _init_vision(self) -> None:

@@ -1,22 +1,32 @@
-"""The persona turn as a LangGraph graph:
-perceive -> query_memory -> reason_and_plan -(respond)-> generate_response -> update_memory
-                                          \\-(silent)-> END
+"""The persona turn as a LangGraph graph (seed 000's node names):
+
+perceive_environment -> query_memory -> reason_and_plan -(respond)-> generate_response
+                                                       \\-(silent)-> END
+generate_response -(tool calls)-> tools -> generate_response ... -(answer)-> update_memory
+                                       \\-(stay_silent)-> update_memory
+
+The tools are bound on the same streamed call that answers, so a turn without a tool call
+costs no extra LLM round-trip; when the streamed message carries tool calls, the tools node
+runs them and the model is called again (at most AGENT_MAX_TOOL_ROUNDS times).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+import openai
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
     BaseMessage,
     HumanMessage,
     RemoveMessage,
+    ToolMessage,
 )
 from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
@@ -26,14 +36,22 @@ from langgraph.runtime import Runtime
 
 from server.agent.memory import LongTermMemory
 from server.agent.prompts import build_system_prompt
-from server.agent.state import GraphState, TurnContext
+from server.agent.state import GraphState, Perception, ToolRecord, TurnContext
+from server.agent.tools import ToolEnv, ToolError, ToolOutcome, ToolRegistry, to_json
+from server.logging import get_logger
 from server.providers.llm import LLMNotConfigured
+from server.store.base import utcnow
 
+log = get_logger(__name__)
+
+PERCEIVE = "perceive_environment"
 GENERATE = "generate_response"
+TOOLS = "tools"
 _FILLER = re.compile(r"^[\s.,!?…~\-]*((um+|uh+|hmm+|음+|어+|아+|으+)[\s.,!?…~\-]*)*$", re.I)
-_SCREEN_Q = re.compile(
-    r"screen|monitor|see (this|that|it)|look at|화면|보여|보이|봐\s*줘|이거 뭐", re.I
-)
+_TOOLS_REFUSED = re.compile(r"tool|function", re.I)
+
+ToolMode = Literal["auto", "on", "off"]
+EnvFactory = Callable[[str, Perception | None], ToolEnv]
 
 
 def last_human_text(messages: list[BaseMessage]) -> str:
@@ -41,6 +59,29 @@ def last_human_text(messages: list[BaseMessage]) -> str:
         if isinstance(m, HumanMessage):
             return m.text if hasattr(m, "text") else str(m.content)
     return ""
+
+
+def refuses_tools(e: Exception) -> bool:
+    """An endpoint saying it cannot do tool calling (vLLM without a tool parser, Ollama
+    models without tools, ...): a 4xx whose message names tools or functions."""
+    if not isinstance(e, openai.APIStatusError) or e.status_code not in (400, 404, 422, 501):
+        return False
+    return bool(_TOOLS_REFUSED.search(str(e.message) + str(e.body or "")))
+
+
+def prompt_window(messages: list[BaseMessage], n: int) -> list[BaseMessage]:
+    """The last ``n`` messages, starting where the user speaks, and never cutting into the
+    current turn (whose tool exchanges must stay whole)."""
+    current = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=0)
+    start = min(max(0, len(messages) - n), current)
+    while start < current and not isinstance(messages[start], HumanMessage):
+        start += 1
+    return messages[start:]
+
+
+def tool_transcript(log: list[ToolRecord]) -> list[str]:
+    """The stored transcript's lines for the tools a turn ran (role "system")."""
+    return [f"[tool {r.name}{'' if r.ok else ' failed'}] {r.summary}" for r in log]
 
 
 @dataclass
@@ -54,6 +95,7 @@ class TurnFinished:
     silent: bool
     usage: dict[str, int] = field(default_factory=dict)
     memory_ms: float = 0.0
+    silent_reason: str | None = None
 
 
 class Agent:
@@ -63,39 +105,74 @@ class Agent:
         memory: LongTermMemory,
         checkpointer: BaseCheckpointSaver,
         history_messages: int = 24,
+        *,
+        tools: ToolRegistry | None = None,
+        make_env: EnvFactory | None = None,
+        tool_mode: ToolMode = "off",
+        max_tool_rounds: int = 4,
+        tool_timeout_s: float = 15.0,
     ) -> None:
         self.llm = llm
         self.memory = memory
         self.history_messages = history_messages
+        self.tools = tools if tools is not None and make_env is not None else ToolRegistry()
+        self.make_env = make_env
+        self.tool_mode: ToolMode = tool_mode if len(self.tools) else "off"
+        self.tools_refused = False  # auto mode: the endpoint said it cannot do tools
+        self.max_tool_rounds = max_tool_rounds
+        self.tool_timeout_s = tool_timeout_s
+        self._with_tools: Any = None
+        self._last_round: Any = None
+        if llm is not None and self.tool_mode != "off":
+            schemas = self.tools.schemas()
+            self._with_tools = llm.bind_tools(schemas)
+            # the last round may not call tools again: it must answer
+            self._last_round = llm.bind_tools(schemas, tool_choice="none")
         g = StateGraph(GraphState, context_schema=TurnContext)
-        g.add_node("perceive", self.perceive)
+        g.add_node(PERCEIVE, self.perceive_environment)
         g.add_node("query_memory", self.query_memory)
         g.add_node("reason_and_plan", self.reason_and_plan)
         g.add_node(GENERATE, self.generate_response)
+        g.add_node(TOOLS, self.run_tools)
         g.add_node("update_memory", self.update_memory)
-        g.add_edge(START, "perceive")
-        g.add_edge("perceive", "query_memory")
+        g.add_edge(START, PERCEIVE)
+        g.add_edge(PERCEIVE, "query_memory")
         g.add_edge("query_memory", "reason_and_plan")
         g.add_conditional_edges("reason_and_plan", self.route, {"respond": GENERATE, "silent": END})
-        g.add_edge(GENERATE, "update_memory")
+        g.add_conditional_edges(
+            GENERATE, self.after_generate, {TOOLS: TOOLS, "done": "update_memory"}
+        )
+        g.add_conditional_edges(TOOLS, self.route, {"respond": GENERATE, "silent": "update_memory"})
         g.add_edge("update_memory", END)
         self.graph = g.compile(checkpointer=checkpointer)
 
+    @property
+    def tools_active(self) -> bool:
+        return self.tool_mode == "on" or (self.tool_mode == "auto" and not self.tools_refused)
+
     # --- nodes ------------------------------------------------------------------------
-    async def perceive(self, state: GraphState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    async def perceive_environment(
+        self, state: GraphState, runtime: Runtime[TurnContext]
+    ) -> dict[str, Any]:
+        """What the session sees now, without waiting: a fresh look is the model's call
+        (get_screen_context)."""
         p = runtime.context.perception
         if p is None:
             return {}
-        visual = p.latest_visual()
-        if _SCREEN_Q.search(last_human_text(state["messages"])):
-            visual = await p.fresh_visual(runtime.context.vision_wait_s) or visual
-        return {"visual_context": visual, "affect": p.latest_affect()}
+        return {"visual_context": p.latest_visual(), "affect": p.latest_affect()}
 
     async def query_memory(
         self, state: GraphState, runtime: Runtime[TurnContext]
     ) -> dict[str, Any]:
         """Search-Before-Act: always look the user up before any reply is generated."""
-        found = await self.memory.search(state["user_id"], last_human_text(state["messages"]))
+        hits = await self.memory.search(state["user_id"], last_human_text(state["messages"]))
+        found = [
+            {"id": h.id, "memory": h.memory, "category": h.category, "updated_at": h.updated_at}
+            for h in hits
+        ]
+        env = runtime.context.tool_env
+        if env is not None:
+            env.read_ids.update(h.id for h in hits)
         if runtime.context.on_memory_searched:
             await runtime.context.on_memory_searched(found)
         return {"memory_context": found}
@@ -115,6 +192,7 @@ class Agent:
                 "style": style.name,
                 "use_visual": bool(state.get("visual_context")),
                 "use_memory": bool(state.get("memory_context")),
+                "tools": ctx.tool_env is not None,
             },
         }
 
@@ -123,12 +201,20 @@ class Agent:
         plan = state.get("action_plan") or {}
         return "silent" if plan.get("action") == "silent" else "respond"
 
+    @staticmethod
+    def after_generate(state: GraphState) -> str:
+        last = state["messages"][-1]
+        if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
+            return TOOLS
+        return "done"
+
     async def generate_response(
         self, state: GraphState, runtime: Runtime[TurnContext]
     ) -> dict[str, Any]:
         if self.llm is None:
             raise LLMNotConfigured()
         ctx = runtime.context
+        tools = ctx.tool_env is not None and self.tools_active
         system = build_system_prompt(
             ctx.persona,
             ctx.persona.style_for(ctx.user_turns),
@@ -137,29 +223,142 @@ class Agent:
             affect=state.get("affect"),
             instructions=ctx.instructions,
             instructions_mode=ctx.instructions_mode,
+            tools=tools,
+            now_iso=utcnow().isoformat(timespec="seconds") if tools else None,
         )
-        history = state["messages"][-self.history_messages :]
-        while history and not isinstance(history[0], HumanMessage):
-            history = history[1:]  # a window starts with the user speaking
+        messages = [("system", system), *prompt_window(state["messages"], self.history_messages)]
         kwargs: dict[str, Any] = {}
         if ctx.temperature is not None:
             kwargs["temperature"] = ctx.temperature
         if ctx.max_tokens is not None:
             kwargs["max_completion_tokens"] = ctx.max_tokens
-        model = self.llm.bind(**kwargs) if kwargs else self.llm
-        reply = await model.ainvoke([("system", system), *history])
-        if ctx.reply_id:
-            reply.id = ctx.reply_id
+        rounds = state.get("tool_rounds", 0)
+        last_round = rounds >= self.max_tool_rounds
+        if tools:
+            model = self._last_round if last_round else self._with_tools
+            try:
+                reply = await (model.bind(**kwargs) if kwargs else model).ainvoke(messages)
+            except openai.APIStatusError as e:
+                if self.tool_mode != "auto" or not refuses_tools(e):
+                    raise
+                # remembered for the life of the process: no turn pays this twice
+                self.tools_refused = True
+                log.warning("llm_tools_refused", status=e.status_code, fallback="no tools")
+                tools = False
+        if not tools:
+            plain = self.llm.bind(**kwargs) if kwargs else self.llm
+            reply = await plain.ainvoke(messages)
+        if isinstance(reply, AIMessage) and (reply.tool_calls or reply.invalid_tool_calls):
+            if not tools or last_round:  # calls we will not run must not enter the history
+                reply = AIMessage(reply.content, id=reply.id, usage_metadata=reply.usage_metadata)
+        if ctx.reply_id and not (isinstance(reply, AIMessage) and reply.tool_calls):
+            reply.id = ctx.reply_id  # the answer: the same id as in the store
         return {"messages": [reply]}
+
+    async def run_tools(self, state: GraphState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+        """Run the last message's tool calls in order. A call that started always finishes
+        and is recorded, even if the turn is cancelled meanwhile (barge-in); calls after
+        it never start. stay_silent ends the turn after its round."""
+        ctx = runtime.context
+        env = ctx.tool_env
+        assert env is not None
+        last = state["messages"][-1]
+        assert isinstance(last, AIMessage)
+        calls = [(c["id"] or "", c["name"], c["args"]) for c in last.tool_calls]
+        calls += [
+            (c.get("id") or "", c.get("name") or "", c.get("args") or "")
+            for c in last.invalid_tool_calls
+        ]
+        out: list[BaseMessage] = []
+        for call_id, name, args in calls:
+            if env.silence is not None:
+                content = to_json({"skipped": "the turn ended with stay_silent"})
+                out.append(ToolMessage(content, tool_call_id=call_id, name=name))
+                continue
+            rec = await self._call_tool(ctx, env, call_id, name, args)
+            out.append(ToolMessage(rec.content, tool_call_id=call_id, name=name))
+        update: dict[str, Any] = {"messages": out, "tool_rounds": state.get("tool_rounds", 0) + 1}
+        if env.silence is not None:
+            update["action_plan"] = {"action": "silent", "reason": env.silence}
+        return update
+
+    async def _call_tool(
+        self, ctx: TurnContext, env: ToolEnv, call_id: str, name: str, args: Any
+    ) -> ToolRecord:
+        shown = args if isinstance(args, dict) else {"raw": str(args)}
+        if ctx.on_tool_event:
+            await ctx.on_tool_event(
+                {"type": "response.tool_call", "call_id": call_id, "name": name, "arguments": shown}
+            )
+
+        async def run_and_record() -> ToolRecord:
+            ok, outcome = await self._execute(name, args, env)
+            return await self._record(ctx, call_id, name, shown, ok, outcome)
+
+        # Shielded: a barge-in during the call cancels the turn, not the tool, so its effect
+        # is whole, logged and reported (ctx.settle_tools waits for it); later calls of the
+        # round never start.
+        task = asyncio.ensure_future(run_and_record())
+        ctx.running_tools.add(task)
+        task.add_done_callback(ctx.running_tools.discard)
+        return await asyncio.shield(task)
+
+    async def _record(
+        self,
+        ctx: TurnContext,
+        call_id: str,
+        name: str,
+        args: dict[str, Any],
+        ok: bool,
+        outcome: ToolOutcome,
+    ) -> ToolRecord:
+        rec = ToolRecord(call_id, name, args, ok, outcome.summary, to_json(outcome.result))
+        ctx.tool_log.append(rec)
+        if ctx.on_tool_event:
+            await ctx.on_tool_event(
+                {
+                    "type": "response.tool_result",
+                    "call_id": call_id,
+                    "name": name,
+                    "ok": ok,
+                    "summary": outcome.summary,
+                    "data": outcome.data,
+                }
+            )
+        return rec
+
+    async def _execute(self, name: str, args: Any, env: ToolEnv) -> tuple[bool, ToolOutcome]:
+        """(ok, outcome); a refusal or failure becomes an error the model reads."""
+        tool = self.tools.get(name)
+        t0 = time.perf_counter()
+        try:
+            if tool is None:
+                raise ToolError(f"There is no tool named {name!r}.")
+            parsed = tool.parse(args)
+            async with asyncio.timeout(self.tool_timeout_s):
+                outcome = await tool.run(parsed, env)
+            ok = True
+        except ToolError as e:
+            ok, outcome = False, ToolOutcome({"error": str(e)}, f"{name} refused: {e}")
+        except TimeoutError:
+            msg = f"{name} took longer than {self.tool_timeout_s:g} s and was stopped."
+            ok, outcome = False, ToolOutcome({"error": msg}, msg)
+        except Exception as e:
+            log.exception("tool_failed", tool=name)
+            msg = f"{name} failed because of a server error ({type(e).__name__})."
+            ok, outcome = False, ToolOutcome({"error": msg}, msg)
+        log.info("tool_done", tool=name, ok=ok, ms=round((time.perf_counter() - t0) * 1000, 2))
+        return ok, outcome
 
     async def update_memory(self, state: GraphState) -> dict[str, Any]:
         msgs = state["messages"]
-        if len(msgs) >= 2 and isinstance(msgs[-1], AIMessage):
+        last = msgs[-1] if msgs else None
+        if isinstance(last, AIMessage) and not last.tool_calls and last.content:
             self.memory.add_background(
                 state["user_id"],
                 [
                     {"role": "user", "content": last_human_text(msgs)},
-                    {"role": "assistant", "content": str(msgs[-1].content)},
+                    {"role": "assistant", "content": str(last.content)},
                 ],
             )
         # The thread's state keeps only what a prompt can use, so loading and saving it costs
@@ -183,6 +382,8 @@ class Agent:
     ) -> AsyncIterator[TurnDelta | TurnFinished]:
         """Yield text deltas of the reply as the LLM streams them, then TurnFinished.
         ``message_id``: the id the user's message has in the store."""
+        if ctx.tool_env is None and self.make_env is not None and self.tools_active:
+            ctx.tool_env = self.make_env(user_id, ctx.perception)
         inp: GraphState = {
             "messages": [HumanMessage(text, id=message_id)],
             "user_id": user_id,
@@ -191,10 +392,11 @@ class Agent:
             "affect": None,
             "memory_context": [],
             "action_plan": None,
+            "tool_rounds": 0,
         }
         parts: list[str] = []
-        usage: dict[str, int] = {}
-        silent = True
+        usage = {"input_tokens": 0, "output_tokens": 0}
+        plan: dict[str, Any] = {}
         t_mem = time.perf_counter()
         mem_ms = 0.0
         # durability="exit": one checkpoint write per turn instead of one per node; a
@@ -211,32 +413,61 @@ class Agent:
                 if meta.get("langgraph_node") != GENERATE or not isinstance(msg, AIMessageChunk):
                     continue
                 if msg.usage_metadata:
-                    usage = {
-                        "input_tokens": msg.usage_metadata.get("input_tokens", 0),
-                        "output_tokens": msg.usage_metadata.get("output_tokens", 0),
-                    }
+                    usage["input_tokens"] += msg.usage_metadata.get("input_tokens", 0)
+                    usage["output_tokens"] += msg.usage_metadata.get("output_tokens", 0)
                 delta = msg.text if isinstance(msg.content, list) else msg.content
                 if delta:
                     parts.append(delta)
                     yield TurnDelta(delta)
             elif "query_memory" in chunk:
                 mem_ms = (time.perf_counter() - t_mem) * 1000
-            elif GENERATE in chunk:
-                silent = False
-        yield TurnFinished("".join(parts), silent, usage, mem_ms)
+            else:
+                for node in ("reason_and_plan", TOOLS):
+                    if (chunk.get(node) or {}).get("action_plan"):
+                        plan = chunk[node]["action_plan"]
+        silent = not parts and plan.get("action") == "silent"
+        reason = plan.get("reason") if silent else None
+        yield TurnFinished("".join(parts), silent, usage, mem_ms, reason)
 
     async def record_interrupted(
-        self, thread_id: str, user_text: str, heard_text: str, message_id: str, reply_id: str
+        self,
+        thread_id: str,
+        user_text: str,
+        heard_text: str,
+        message_id: str,
+        reply_id: str,
+        tool_log: list[ToolRecord] | None = None,
     ) -> None:
-        """Make the graph's history hold the user's turn (message ``message_id``) and only what
-        the user actually heard of the reply (``reply_id``): a cancelled run may have stored
-        nothing of this turn, or the whole reply (cancelled during playback). Idempotent:
-        a second call with the settled heard text replaces the first's."""
+        """Make the graph's history hold the user's turn (message ``message_id``), the tool
+        calls that ran (their effects stay) with their results, and only what the user
+        actually heard of the reply (``reply_id``). A cancelled run may have stored nothing
+        of this turn, the whole reply (cancelled during playback), or a model message whose
+        tool calls never ran: those calls are dropped, so the thread stays valid.
+        Idempotent: a second call with the settled heard text replaces the first's."""
         snap = await self.graph.aget_state(self.config(thread_id))
-        have = {m.id for m in snap.values.get("messages", [])}
+        history: list[BaseMessage] = snap.values.get("messages", [])
+        have = {m.id for m in history}
+        done = {r.call_id: r for r in tool_log or []}
         new: list[BaseMessage] = []
-        if message_id not in have:
+        start = next((i for i, m in enumerate(history) if m.id == message_id), None)
+        if start is None:
             new.append(HumanMessage(user_text, id=message_id))
+        turn = history[start + 1 :] if start is not None else []
+        answered = {m.tool_call_id for m in turn if isinstance(m, ToolMessage)}
+        for m in turn:
+            if not isinstance(m, AIMessage) or not m.tool_calls:
+                continue
+            kept = [c for c in m.tool_calls if c["id"] in answered or c["id"] in done]
+            if len(kept) != len(m.tool_calls):  # same id: replaces the stored message
+                new.append(AIMessage(m.content, id=m.id, tool_calls=kept))
+            for c in kept:
+                rec = done.pop(c["id"], None)
+                if rec is not None and c["id"] not in answered:
+                    new.append(ToolMessage(rec.content, tool_call_id=rec.call_id, name=rec.name))
+        for rec in done.values():  # ran, but the model's message was never stored
+            call = {"id": rec.call_id, "name": rec.name, "args": rec.arguments}
+            new.append(AIMessage("", tool_calls=[call]))
+            new.append(ToolMessage(rec.content, tool_call_id=rec.call_id, name=rec.name))
         if heard_text:  # the same id replaces the reply in place
             new.append(AIMessage(heard_text, id=reply_id, additional_kwargs={"interrupted": True}))
         elif reply_id in have:

@@ -6,6 +6,13 @@ from typing import Any
 
 from server.personas import Persona, SpeechStyle
 
+TOOL_GUIDE = (
+    "You can act with tools. Remember lasting facts the user tells you with add_memory. To "
+    "correct or forget a memory, use its id from the list above or from search_memory "
+    "first; forget only when the user asks. Set, list and cancel reminders with the "
+    "schedule tools. Call get_screen_context when you need to see the user's screen. Call "
+    "stay_silent alone when you should not answer. After a tool, answer the user briefly."
+)
 _LANG_NAMES = {"ko": "Korean (한국어)", "en": "English", "ja": "Japanese"}
 
 
@@ -13,11 +20,13 @@ def build_system_prompt(
     persona: Persona,
     style: SpeechStyle,
     *,
-    memories: list[str] | None = None,
+    memories: list[dict[str, Any]] | None = None,
     visual_context: str | None = None,
     affect: dict[str, Any] | None = None,
     instructions: str | None = None,
     instructions_mode: str = "append",
+    tools: bool = False,
+    now_iso: str | None = None,
 ) -> str:
     """The persona's prompt plus what the turn knows. Session instructions are added at the
     end ("append"), or stand in for the whole persona description ("replace": the user wrote
@@ -26,8 +35,11 @@ def build_system_prompt(
         lines = [instructions]
     else:
         lines = persona_lines(persona, style)
-    if memories:
-        lines.append("What you remember about the user:\n" + "\n".join(f"- {m}" for m in memories))
+    if memories:  # with tools, ids too: the model may update or delete these (Read-then-Write)
+        shown = (
+            (f"- [{m['id']}] {m['memory']}" if tools else f"- {m['memory']}") for m in memories
+        )
+        lines.append("What you remember about the user:\n" + "\n".join(shown))
     if visual_context:
         lines.append(f"What is on the user's screen right now: {visual_context}")
     if affect:
@@ -35,6 +47,8 @@ def build_system_prompt(
         att = affect.get("attention")
         parts = [f"they look {emo}" if emo else "", f"attention {att}" if att else ""]
         lines.append("How the user seems (from the camera): " + ", ".join(p for p in parts if p))
+    if tools:
+        lines.append(TOOL_GUIDE + (f" Now: {now_iso}." if now_iso else ""))
     if instructions and instructions_mode != "replace":
         lines.append(f"Extra instructions for this session: {instructions}")
     return "\n".join(lines)

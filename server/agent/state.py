@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, Protocol, TypedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypedDict
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 
 from server.personas import Persona
+
+if TYPE_CHECKING:
+    from server.agent.tools import ToolEnv
 
 
 class GraphState(TypedDict, total=False):
@@ -19,12 +23,13 @@ class GraphState(TypedDict, total=False):
     user_id: str
     persona_id: str
     intimacy: int
-    memory_context: list[str]
+    memory_context: list[dict[str, Any]]  # {id, memory, category, updated_at}
     affect: dict[str, Any] | None
+    tool_rounds: int  # model -> tools -> model rounds in this turn
 
 
 class Perception(Protocol):
-    """What the session currently perceives; the perceive node reads it."""
+    """What the session currently perceives; the perceive node and get_screen_context read it."""
 
     def latest_visual(self) -> str | None: ...
 
@@ -33,6 +38,21 @@ class Perception(Protocol):
     async def fresh_visual(self, timeout_s: float) -> str | None:
         """Wait (bounded) for a description newer than the turn start."""
         ...
+
+
+ToolEvent = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class ToolRecord:
+    """One tool call that ran in this turn (kept so an interrupted turn can report it)."""
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+    ok: bool
+    summary: str
+    content: str  # what the model was told, JSON
 
 
 @dataclass
@@ -45,7 +65,19 @@ class TurnContext:
     max_tokens: int | None = None
     perception: Perception | None = None
     vision_wait_s: float = 3.0
-    on_memory_searched: Callable[[list[str]], Awaitable[None]] | None = None
+    on_memory_searched: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None
     # The id the reply gets in the graph's history; the store keeps it under the same id
     # (server/agent/history_sync.py matches the two by id).
     reply_id: str | None = None
+    # response.tool_call / response.tool_result events, without the response_id (the
+    # caller adds it); None: nobody is listening
+    on_tool_event: ToolEvent | None = None
+    tool_env: ToolEnv | None = None  # set by Agent.stream_turn when tools are offered
+    tool_log: list[ToolRecord] = field(default_factory=list)
+    running_tools: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def settle_tools(self) -> None:
+        """After a cancel: wait for a tool call that had started (each is bounded by its
+        own timeout), so its effect is whole and in tool_log before the turn is recorded."""
+        if self.running_tools:
+            await asyncio.wait(set(self.running_tools))

@@ -514,3 +514,16 @@ class Store(ABC):
         whose heartbeat is older than ``stale_before`` (a replica that never came back).
         Sessions never claimed by a socket (REST chat threads) are left alone. Returns the
         ids of the sessions it changed."""
+
+    # -- controlled vocabulary (memory categories; one list for the whole server) ----------
+    # The table/collection `controlled_vocabulary` is created by open(). Terms are stored
+    # as given: server/agent/memory/vocabulary.py normalises them first.
+
+    @abstractmethod
+    async def vocabulary_terms(self) -> list[str]:
+        """Every term, sorted."""
+
+    @abstractmethod
+    async def add_vocabulary_terms(self, terms: list[str]) -> list[str]:
+        """Insert the terms not stored yet (insert-or-ignore / upsert, safe under races);
+        return those this call inserted."""

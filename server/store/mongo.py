@@ -39,6 +39,7 @@ from server.store.base import (
 from server.store.initiative import MongoInitiative, create_initiative_indexes
 from server.store.sqlite import check_close_status, check_counter_name
 from server.store.tasks_mongo import MongoTasksMixin, create_task_indexes
+from server.store.vocabulary import MongoVocabulary
 
 PING_TIMEOUT_S = 3.0
 # Keyword options override the URI's: a "w=0" in MONGODB_URI cannot make writes unacknowledged.
@@ -99,7 +100,7 @@ def _reminder(doc: dict[str, Any]) -> ReminderRecord:
     )
 
 
-class MongoStore(MongoInitiative, MongoTasksMixin, Store):
+class MongoStore(MongoVocabulary, MongoInitiative, MongoTasksMixin, Store):
     """Store in database ``db_name`` at ``uri``.
 
     The LangGraph checkpointer is ``MongoDBSaver`` on a separate *sync* MongoClient

@@ -42,6 +42,8 @@ from server.store.base import (
 from server.store.initiative import SQLITE_SCHEMA as INITIATIVE_SCHEMA
 from server.store.initiative import SQLiteInitiative
 from server.store.tasks_sqlite import TASKS_SCHEMA, SQLiteTasksMixin
+from server.store.vocabulary import SQLITE_SCHEMA as VOCABULARY_SCHEMA
+from server.store.vocabulary import SQLiteVocabulary
 
 DB_FILENAME = "desktopmate.sqlite3"
 CHECKPOINT_FILENAME = "checkpoints.sqlite3"
@@ -231,7 +233,7 @@ async def _add_missing_columns(db: aiosqlite.Connection) -> None:
                 await db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
-class SQLiteStore(SQLiteInitiative, SQLiteTasksMixin, Store):
+class SQLiteStore(SQLiteVocabulary, SQLiteInitiative, SQLiteTasksMixin, Store):
     """Store in ``path/desktopmate.sqlite3``; checkpoints in ``path/checkpoints.sqlite3``.
 
     ``path`` is the data directory (created on open). One connection serves all
@@ -266,7 +268,7 @@ class SQLiteStore(SQLiteInitiative, SQLiteTasksMixin, Store):
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute(f"PRAGMA synchronous={self.synchronous}")
             await db.execute("PRAGMA busy_timeout=5000")
-            await db.executescript(_SCHEMA + TASKS_SCHEMA + INITIATIVE_SCHEMA)
+            await db.executescript(_SCHEMA + TASKS_SCHEMA + INITIATIVE_SCHEMA + VOCABULARY_SCHEMA)
             await _add_missing_columns(db)
             await db.executescript(_AFTER_MIGRATION)
             await db.commit()

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.pipelines.test_vision_pipeline import (
     CORRUPT_JPEG,
     describe_by_image,
@@ -152,43 +152,89 @@ async def test_description_reaches_the_persona_on_the_next_turn(
     assert "What is on the user's screen right now: A spreadsheet titled Q3 budget" in prompt
 
 
-async def test_screen_question_waits_for_a_fresh_description(
+def look_then_answer(answer: str, vlm: Reply | None = None) -> Callable[[dict[str, Any]], Any]:
+    """The fake model as a screen-aware persona: on the user's turn it calls
+    get_screen_context, after the tool result it answers; image calls (the VLM) get ``vlm``,
+    or 'screen #n' per distinct image."""
+    seen: dict[str, str] = {}
+
+    def reply(body: dict[str, Any]) -> Any:
+        images = [u for m in body["messages"] for u in _image_urls(m)]
+        if images:
+            return vlm or seen.setdefault(images[0], f"screen #{len(seen) + 1}")
+        if body["messages"][-1]["role"] == "user" and body.get("tools"):
+            return Reply(tool_calls=[{"name": "get_screen_context", "arguments": {}}])
+        return answer
+
+    return reply
+
+
+def _image_urls(message: dict[str, Any]) -> list[str]:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return []
+    return [p["image_url"]["url"] for p in content if p.get("type") == "image_url"]
+
+
+def tool_result_of(request: dict[str, Any]) -> dict[str, Any]:
+    """The (last) tool result the model read in this request."""
+    tool = [m for m in request["body"]["messages"] if m["role"] == "tool"][-1]
+    return json.loads(tool["content"])
+
+
+async def test_screen_question_looks_at_a_fresh_description(
     server_factory: Factory, llm: FakeOpenAI
 ) -> None:
-    describe_by_image(llm, "I can see it.")
+    llm.set_default(look_then_answer("I can see it."))
     srv = vision_server(server_factory, llm, vlm_min_interval_s=60.0, vision_wait_s=10.0)
     ws, _ = await session(srv, "erin")
     await ws.send_raw(SCREEN + ui_jpeg(1))
     assert (await ws.wait_for("vision.description"))["text"] == "screen #1"
-    # a new screen would wait a minute for the VLM; the question describes it now
-    llm.queue_reply("A terminal running pytest with one failure.", ttft_ms=400)
+    # a new screen would wait a minute for the VLM; the model's look describes it now
     await ws.send_raw(SCREEN + ui_jpeg(2))
     done = (await text_turn(ws, "what's on my screen?"))[1]
-    assert done["status"] == "completed"
+    assert done["status"] == "completed" and done["text"] == "I can see it."
     vlm = vlm_requests(llm)
     assert len(vlm) == 2
-    chat = persona_requests(llm)[-1]
-    assert chat["t"] >= vlm[1]["t_done"]  # the reply was generated after the description
-    assert "A terminal running pytest with one failure." in system_prompt(chat)
+    first, chat = persona_requests(llm)[-2:]
+    assert chat["t"] >= vlm[1]["t_done"]  # the answer was generated after the description
+    assert tool_result_of(chat) == {"available": True, "screen": "screen #2"}
+    call = ws.of_type("response.tool_call")[0]
+    assert call["name"] == "get_screen_context" and call["response_id"] == done["response_id"]
+    result = ws.of_type("response.tool_result")[0]
+    assert result["ok"] is True and result["summary"] == "looked at the screen"
     kinds = [e["type"] for e in ws.events]
     fresh = ws.of_type("vision.description")[1]
-    assert fresh["text"] == "A terminal running pytest with one failure."
+    assert fresh["text"] == "screen #2"
     assert ws.events.index(fresh) < kinds.index("response.text.delta")
+    # without the question, no look: the tool was offered in the first call, not forced
+    assert "get_screen_context" in [t["function"]["name"] for t in first["body"]["tools"]]
 
 
-async def test_screen_question_wait_is_bounded(server_factory: Factory, llm: FakeOpenAI) -> None:
-    describe_by_image(llm, "Sorry, I can't see it yet.")
+async def test_screen_look_wait_is_bounded(server_factory: Factory, llm: FakeOpenAI) -> None:
+    slow = Reply("A very slowly described screen.", ttft_ms=3000)
+    llm.set_default(look_then_answer("Sorry, I can't see it yet.", vlm=slow))
     srv = vision_server(server_factory, llm, vision_wait_s=0.3)
     ws, _ = await session(srv, "fay")
-    llm.queue_reply("A very slowly described screen.", ttft_ms=3000)
     await ws.send_raw(SCREEN + ui_jpeg(1))
     done = (await text_turn(ws, "Can you look at my screen?"))[1]
     assert done["text"] == "Sorry, I can't see it yet."
     chat = persona_requests(llm)[-1]
-    assert "What is on the user's screen" not in system_prompt(chat)
+    assert tool_result_of(chat)["available"] is False
     desc = await ws.wait_for("vision.description")  # the description still lands, later
     assert desc["text"] == "A very slowly described screen."
     assert chat["t"] < vlm_requests(llm)[0]["t_done"]  # the reply did not wait for it
+
+
+async def test_no_screen_is_said_plainly(server_factory: Factory, llm: FakeOpenAI) -> None:
+    llm.set_default(look_then_answer("I can't see your screen."))
+    srv = vision_server(server_factory, llm)
+    ws, _ = await session(srv, "gus")
+    done = (await text_turn(ws, "지금 화면에 뭐가 보여?"))[1]
+    assert done["text"] == "I can't see your screen."
+    result = tool_result_of(persona_requests(llm)[-1])
+    assert result["available"] is False and "No screen is available" in result["note"]
+    assert ws.of_type("response.tool_result")[0]["summary"] == "no screen to look at"
 
 
 async def test_cache_serves_the_same_screen_in_another_session_of_the_user(

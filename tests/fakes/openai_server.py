@@ -46,6 +46,9 @@ MEM0_PROCEDURAL_MARKER = "You are a memory summarization system"
 MEM0_VISION_MARKER = "A user is providing an image. Provide a high level description"
 MEM0_RERANK_MARKER = "You are a relevance scoring assistant"
 
+VLLM_NO_TOOLS = (
+    '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
+)
 _WORDS = re.compile(r"\w+", re.UNICODE)
 _TOKEN = re.compile(r"\S+\s*")
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
@@ -345,6 +348,9 @@ class FakeOpenAI(LoopbackServer):
         self._replies: deque[Reply] = deque()
         self._memory_replies: deque[Reply] = deque()
         self._default: Callable[[dict[str, Any]], str | list[str] | Reply] | None = None
+        # Endpoints without tool calling (vLLM without a tool parser, Ollama models without
+        # tools) answer a request carrying `tools` with HTTP 400; this message is vLLM's.
+        self.reject_tools = False
         self._ids = itertools.count(1)
         # Clear it to make /v1/embeddings hang (a stuck embedding server); set it to answer.
         self.embeddings_answer = threading.Event()
@@ -389,7 +395,7 @@ class FakeOpenAI(LoopbackServer):
 
     def set_default(self, fn: Callable[[dict[str, Any]], str | list[str] | Reply] | None) -> None:
         """Decide unscripted chat replies: ``fn(request_body)`` returns text, a token list or
-        a Reply (e.g. a scripted failure). With ``request_images`` it can answer per screen:
+        a Reply (e.g. a scripted failure, or tool calls chosen from the request). With ``request_images`` it can answer per screen:
         by a marker in the image, or by counting the calls it has seen."""
         self._default = fn
 
@@ -567,6 +573,9 @@ class FakeOpenAI(LoopbackServer):
             "disconnected": False,
         }
         self.requests.append(record)
+        if self.reject_tools and body.get("tools"):
+            record.update(status=400, t_done=time.monotonic())
+            return _error(400, VLLM_NO_TOOLS)
 
         if mem0_kind in ("extract", "facts", "update"):
             reply = self._pop(self._memory_replies) or Reply(

@@ -714,3 +714,17 @@ async def test_mongo_indexes_created(mongo_uri: str) -> None:
     finally:
         await client.close()
         await s.close()
+
+
+# -- controlled vocabulary --------------------------------------------------------
+
+
+async def test_vocabulary_inserts_only_missing_terms_and_lists_them_sorted(store: Store) -> None:
+    assert await store.vocabulary_terms() == []
+    assert await store.add_vocabulary_terms(["work", "hobby", "work"]) == ["work", "hobby"]
+    assert await store.add_vocabulary_terms(["location", "hobby"]) == ["location"]
+    assert await store.vocabulary_terms() == ["hobby", "location", "work"]
+    # concurrent ensures of the same term insert it once (insert-or-ignore / upsert)
+    results = await asyncio.gather(*(store.add_vocabulary_terms(["health"]) for _ in range(5)))
+    assert sum(len(r) for r in results) == 1
+    assert await store.vocabulary_terms() == ["health", "hobby", "location", "work"]

@@ -1,0 +1,337 @@
+"""Long-term memory with mem0 (AsyncMemory, embedded Qdrant on disk, telemetry off).
+
+Search runs before every reply; the exchange is extracted in the background after it and
+never delays a reply. The agent's memory tools add, update and delete single memories.
+Every memory carries metadata `category` (the controlled vocabulary), `created_at`,
+`updated_at` (UTC ISO 8601, written by mem0) and `source` (`tool` or `auto`). With
+`MEMORY_TIERS` a second, "old" collection holds memories not updated for
+`MEMORY_OLD_AFTER_DAYS`; search probes fresh first and old only when fresh gave fewer than
+the limit; add and update always write to fresh."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from server.agent.memory import tiers
+from server.agent.memory.vocabulary import AUTO_CATEGORY, VocabularyManager, normalise
+from server.config import Settings, secret
+from server.logging import get_logger
+from server.store.base import Store, utcnow
+
+log = get_logger(__name__)
+
+Tier = Literal["fresh", "old"]
+SUFFIX: dict[Tier, str] = {"fresh": "", "old": "_old"}  # old: collection <name>_old
+
+
+class MemoryUnavailable(RuntimeError):
+    """Memory is disabled or failed to start."""
+
+
+class MemoryNotFound(LookupError):
+    """No memory with this id for this user (another user's id looks the same)."""
+
+
+@dataclass
+class MemoryHit:
+    id: str
+    memory: str
+    category: str | None
+    created_at: str | None
+    updated_at: str | None
+    source: str | None
+    tier: Tier
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def mem0_config(settings: Settings, tier: Tier = "fresh") -> dict[str, Any]:
+    data = settings.data_dir.resolve()
+    llm_key = secret(settings.llm_api_key) or "not-needed"
+    suffix = "" if tier == "fresh" else "_old"
+    return {
+        "llm": {
+            "provider": "openai",
+            "config": {
+                "model": settings.llm_model,
+                "openai_base_url": settings.llm_base_url,
+                "api_key": llm_key,
+                "temperature": 0.0,
+            },
+        },
+        "embedder": {
+            "provider": "openai",
+            "config": {
+                "model": settings.embed_model,
+                "openai_base_url": settings.embed_base_url or settings.llm_base_url,
+                "api_key": secret(settings.embed_api_key) or llm_key,
+                "embedding_dims": settings.embed_dims,
+            },
+        },
+        "vector_store": vector_store_config(settings, tier),
+        "history_db_path": str(data / f"mem0_history{suffix}.db"),
+    }
+
+
+def vector_store_config(settings: Settings, tier: Tier = "fresh") -> dict[str, Any]:
+    """Embedded Qdrant on disk (one machine; each tier in its own folder, since an embedded
+    folder admits one client), a Qdrant server or pgvector (many replicas)."""
+    common = {
+        "collection_name": settings.memory_collection + SUFFIX[tier],
+        "embedding_model_dims": settings.embed_dims,
+    }
+    if settings.memory_vector_store == "pgvector":
+        url = secret(settings.memory_pgvector_url)
+        if not url:
+            raise ValueError("MEMORY_VECTOR_STORE=pgvector needs MEMORY_PGVECTOR_URL")
+        return {"provider": "pgvector", "config": {**common, "connection_string": url}}
+    path = str(settings.data_dir.resolve() / ("qdrant" + SUFFIX[tier]))
+    if settings.memory_qdrant_url:
+        # mem0 accepts a bare url only with an api key; with a url the path is never opened
+        server = {"url": settings.memory_qdrant_url, "path": path}
+        if key := secret(settings.memory_qdrant_api_key):
+            server["api_key"] = key
+        return {"provider": "qdrant", "config": {**common, **server}}
+    return {"provider": "qdrant", "config": {**common, "path": path, "on_disk": True}}
+
+
+def _hit(item: dict[str, Any], tier: Tier) -> MemoryHit:
+    meta = item.get("metadata") or {}
+    return MemoryHit(
+        id=str(item["id"]),
+        memory=str(item.get("memory", "")),
+        category=meta.get("category") or item.get("category"),
+        created_at=item.get("created_at"),
+        updated_at=item.get("updated_at") or item.get("created_at"),
+        source=meta.get("source") or item.get("source"),
+        tier=tier,
+    )
+
+
+def _items(res: Any) -> list[dict[str, Any]]:
+    return list(res.get("results", []) if isinstance(res, dict) else res or [])
+
+
+class LongTermMemory:
+    """mem0 behind a small interface. ``status`` is ready, disabled, loading or error."""
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        """``store`` holds the controlled vocabulary; without one (tools, scripts that only
+        read) categories are only normalised."""
+        self.settings = settings
+        self.vocabulary = (
+            VocabularyManager(store, settings.memory_vocabulary_max) if store is not None else None
+        )
+        self._tiers: dict[Tier, Any] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+        # mem0's add holds a worker thread for a whole LLM call: cap them so searches (which
+        # come before every reply) never queue behind a pile of background saves.
+        self._adds = asyncio.Semaphore(settings.memory_max_concurrent_adds)
+        self._moves = asyncio.Lock()  # cleanup and tier-crossing updates, one at a time
+        if not settings.memory_enabled:
+            self.status, self.detail = "disabled", "MEMORY_ENABLED is false"
+        elif not settings.embedder_configured:
+            self.status, self.detail = "disabled", "no embedding endpoint configured"
+        else:
+            self.status, self.detail = "loading", ""
+
+    @property
+    def enabled(self) -> bool:
+        return "fresh" in self._tiers
+
+    @property
+    def tiered(self) -> bool:
+        return "old" in self._tiers
+
+    async def start(self) -> None:
+        if self.vocabulary is not None:
+            await self.vocabulary.start()
+        if self.status != "loading":
+            return
+        data: Path = self.settings.data_dir
+        os.environ["MEM0_TELEMETRY"] = "False"
+        os.environ.setdefault("MEM0_DIR", str((data / "mem0").resolve()))
+        try:
+            self._tiers["fresh"] = await asyncio.to_thread(self._build, "fresh")
+            # tier moves copy Qdrant points: with pgvector there is one tier
+            if self.settings.memory_tiers and self.settings.memory_vector_store == "qdrant":
+                self._tiers["old"] = await asyncio.to_thread(self._build, "old")
+            self.status = "ready"
+        except Exception as e:  # mem0 raises many kinds; memory is optional
+            self.status, self.detail = "error", f"{type(e).__name__}: {e}"
+            log.warning("memory_unavailable", error=self.detail)
+            await self._close_tiers()
+
+    def _build(self, tier: Tier) -> Any:
+        from mem0 import AsyncMemory
+        from mem0.configs.base import MemoryConfig
+
+        (self.settings.data_dir / "mem0").mkdir(parents=True, exist_ok=True)
+        return AsyncMemory(MemoryConfig(**mem0_config(self.settings, tier)))
+
+    def _need(self) -> Any:
+        if "fresh" not in self._tiers:
+            raise MemoryUnavailable(f"Long-term memory is not available ({self.detail}).")
+        return self._tiers["fresh"]
+
+    # --- reading ------------------------------------------------------------------------
+    async def search(
+        self, user_id: str, query: str, limit: int | None = None, category: str | None = None
+    ) -> list[MemoryHit]:
+        """Sequential probing: fresh first, old only when fresh gave fewer than ``limit``.
+        Errors are logged and give no memories (a reply never fails for memory)."""
+        if not self.enabled or not query.strip():
+            return []
+        limit = limit or self.settings.memory_search_limit
+        filters: dict[str, Any] = {"user_id": user_id}
+        if category:
+            filters["category"] = category
+        out: list[MemoryHit] = []
+        for tier in ("fresh", "old"):
+            mem = self._tiers.get(tier)
+            if mem is None or len(out) >= limit:
+                break
+            try:  # the embedding endpoint may hang: the reply goes on without memories
+                async with asyncio.timeout(self.settings.memory_search_timeout_s):
+                    res = await mem.search(query, filters=filters, top_k=limit - len(out))
+            except TimeoutError:
+                log.warning(
+                    "memory_search_timeout",
+                    tier=tier,
+                    timeout_s=self.settings.memory_search_timeout_s,
+                )
+                continue
+            except Exception as e:
+                log.warning("memory_search_failed", tier=tier, error=f"{type(e).__name__}: {e}")
+                continue
+            out += [_hit(i, tier) for i in _items(res) if i.get("memory")]
+        return out
+
+    async def find(self, user_id: str, memory_id: str) -> MemoryHit:
+        """This user's memory with this id, in whichever tier, else MemoryNotFound."""
+        self._need()
+        for tier, mem in self._tiers.items():
+            if not await asyncio.to_thread(tiers.has_point, mem, memory_id):
+                continue
+            item = await mem.get(memory_id)
+            if item and item.get("user_id") == user_id:
+                return _hit(item, tier)
+        raise MemoryNotFound(memory_id)
+
+    async def list(self, user_id: str, limit: int) -> list[MemoryHit]:
+        """The user's memories, most recently updated first, both tiers."""
+        self._need()
+        out: list[MemoryHit] = []
+        for tier, mem in self._tiers.items():
+            res = await mem.get_all(filters={"user_id": user_id}, top_k=limit)
+            out += [_hit(i, tier) for i in _items(res)]
+        out.sort(key=lambda h: h.updated_at or "", reverse=True)
+        return out[:limit]
+
+    # --- writing ------------------------------------------------------------------------
+    async def add(self, user_id: str, content: str, category: str, source: str = "tool") -> str:
+        """Store one memory as given (no LLM extraction) in fresh; return its id."""
+        mem = self._need()
+        cat = await self._category(category)
+        res = await mem.add(
+            [{"role": "user", "content": content}],
+            user_id=user_id,
+            metadata={"category": cat, "source": source},
+            infer=False,
+        )
+        items = _items(res)
+        if not items:
+            raise MemoryUnavailable("mem0 stored nothing.")
+        return str(items[0]["id"])
+
+    async def update(
+        self, user_id: str, memory_id: str, content: str, category: str | None = None
+    ) -> MemoryHit:
+        """Rewrite one memory in fresh (an old one moves back to fresh, keeping its id)."""
+        mem = self._need()
+        hit = await self.find(user_id, memory_id)
+        meta: dict[str, Any] = {"source": "tool"}
+        if category is not None:
+            meta["category"] = await self._category(category)
+        if hit.tier == "old":
+            async with self._moves:
+                await asyncio.to_thread(tiers.move_points, self._tiers["old"], mem, [memory_id])
+        await mem.update(memory_id, text=content, metadata=meta)
+        return await self.find(user_id, memory_id)
+
+    async def _category(self, term: str) -> str:
+        if self.vocabulary is None:
+            return normalise(term)
+        (cat,) = await self.vocabulary.ensure_categories([term])
+        return cat
+
+    async def delete(self, user_id: str, memory_id: str) -> MemoryHit:
+        hit = await self.find(user_id, memory_id)
+        await self._tiers[hit.tier].delete(memory_id)
+        return hit
+
+    async def delete_all(self, user_id: str) -> int:
+        """Erase every memory of this user in both tiers; return how many there were."""
+        self._need()
+        n = 0
+        for mem in self._tiers.values():
+            res = await mem.get_all(filters={"user_id": user_id}, top_k=100_000)
+            n += len(_items(res))
+            await mem.delete_all(user_id=user_id)
+        return n
+
+    async def move_older_than(self, days: float, now: datetime | None = None) -> int:
+        """The cleanup job: move memories not updated for ``days`` from fresh to old."""
+        if not self.tiered:
+            raise MemoryUnavailable("Memory tiers are off (MEMORY_TIERS=false).")
+        cutoff = (now or utcnow()) - timedelta(days=days)
+        fresh, old = self._tiers["fresh"], self._tiers["old"]
+        async with self._moves:
+            ids = await asyncio.to_thread(tiers.ids_updated_before, fresh, cutoff)
+            moved = await asyncio.to_thread(tiers.move_points, fresh, old, ids)
+        log.info("memory_cleanup", moved=moved, days=days)
+        return moved
+
+    # --- background extraction ----------------------------------------------------------
+    def add_background(self, user_id: str, messages: list[dict[str, str]]) -> None:
+        """Extract and store an exchange without making anyone wait for it."""
+        if not self.enabled:
+            return
+        task = asyncio.create_task(self._add(user_id, messages))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _add(self, user_id: str, messages: list[dict[str, str]]) -> None:
+        try:
+            async with self._adds, asyncio.timeout(self.settings.memory_add_timeout_s):
+                await self._tiers["fresh"].add(
+                    messages,
+                    user_id=user_id,
+                    metadata={"category": AUTO_CATEGORY, "source": "auto"},
+                )
+        except TimeoutError:
+            log.warning("memory_add_timeout", timeout_s=self.settings.memory_add_timeout_s)
+        except Exception as e:
+            log.warning("memory_add_failed", error=f"{type(e).__name__}: {e}")
+
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Wait for background adds (tests, shutdown)."""
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=timeout_s)
+
+    async def close(self) -> None:
+        await self.drain()
+        await self._close_tiers()
+
+    async def _close_tiers(self) -> None:
+        tiers_, self._tiers = self._tiers, {}
+        for mem in tiers_.values():
+            client = getattr(getattr(mem, "vector_store", None), "client", None)
+            if client is not None:
+                await asyncio.to_thread(client.close)
