@@ -5,6 +5,7 @@ reports them as events, stores them in the transcript, and streams the answer.""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -286,3 +287,94 @@ async def test_barge_in_during_a_tool_keeps_finished_effects_and_never_starts_th
     assert [m["role"] for m in prompt[1:]] == ["user", "assistant", "tool", "tool", "user"]
     assert [c["id"] for c in prompt[2]["tool_calls"]] == ["c1", "c2"]
     assert [m["tool_call_id"] for m in prompt[3:5]] == ["c1", "c2"]
+
+
+def memory_ids_in(request: dict[str, Any]) -> list[str]:
+    """The memory ids the model read in search_memory results."""
+    return [m["memory_id"] for r in tool_results(request) for m in r.get("memories", [])]
+
+
+async def test_moving_from_seoul_to_busan_updates_the_seoul_memory(
+    server: ServerThread, llm: FakeOpenAI
+) -> None:
+    memory = server.services.memory
+    seoul = await server.call(memory.add("jin", "Jin lives in Seoul", "location"))
+    await server.call(memory.add("jin", "Jin has a dog named Bori", "relationship"))
+    ws, sess = await connect(server, "jin")
+
+    def model(body: dict[str, Any]) -> Any:
+        """Search, then update the memory the search returned that mentions Seoul."""
+        last = body["messages"][-1]
+        if last["role"] == "user":
+            return Reply(tool_calls=[call("search_memory", "s1", query="where Jin lives Seoul")])
+        if last.get("tool_call_id") == "s1":
+            found = json.loads(last["content"])["memories"]
+            target = next(m["memory_id"] for m in found if "Seoul" in m["content"])
+            return Reply(
+                tool_calls=[
+                    call("update_memory", "u1", memory_id=target, content="Jin lives in Busan")
+                ]
+            )
+        return "Busan, nice!"
+
+    llm.set_default(model)
+    _, done = await text_turn(ws, "I moved from Seoul to Busan")
+    assert done["text"] == "Busan, nice!"
+    results = ws.of_type("response.tool_result")
+    assert [(r["call_id"], r["ok"]) for r in results] == [("s1", True), ("u1", True)]
+    assert results[1]["summary"] == "memory updated: Jin lives in Busan"
+    assert results[1]["data"]["memory_id"] == seoul
+    hits = await server.call(memory.search("jin", "where does Jin live"))
+    texts = [h.memory for h in hits]
+    assert "Jin lives in Busan" in texts and not any("Seoul" in t for t in texts)
+    assert (await server.call(memory.find("jin", seoul))).memory == "Jin lives in Busan"
+    lines = await stored(server, "jin", sess["id"])
+    assert ("system", "[tool update_memory] memory updated: Jin lives in Busan") in lines
+
+
+async def test_update_or_delete_of_an_id_not_read_in_the_turn_is_refused(
+    server_factory: Factory, llm: FakeOpenAI
+) -> None:
+    srv = server_factory(llm, memory_search_limit=1)
+    memory = srv.services.memory
+    keep = await srv.call(memory.add("kim", "Kim's favourite food is kimchi", "preference"))
+    other = await srv.call(memory.add("lee", "Lee's password hint is blue", "personal_info"))
+    ws, _ = await connect(srv, "kim")
+    # the id is real and Kim's, but nothing read it in this turn (the automatic search
+    # before the turn found another memory): refused; so is another user's id
+    await srv.call(memory.add("kim", "Kim walks every morning", "hobby"))
+    llm.queue_reply(
+        tool_calls=[
+            call("update_memory", "u1", memory_id=keep, content="Kim hates kimchi"),
+            call("delete_memory", "d1", memory_id=keep),
+            call("delete_memory", "d2", memory_id=other),
+        ]
+    )
+    llm.queue_reply("I should look first.")
+    _, done = await text_turn(ws, "Do I walk every morning?")
+    assert done["status"] == "completed"
+    first = llm.chat_requests(mem0=False)[-2]
+    listed = first["body"]["messages"][0]["content"]
+    assert keep not in listed  # the refused id was not among the memories shown
+    results = ws.of_type("response.tool_result")
+    assert [r["ok"] for r in results] == [False, False, False]
+    errors = [r["error"] for r in tool_results(llm.chat_requests(mem0=False)[-1])]
+    assert all("Call search_memory first" in e for e in errors)
+    assert (await srv.call(memory.find("kim", keep))).memory == "Kim's favourite food is kimchi"
+    assert (await srv.call(memory.find("lee", other))).memory == "Lee's password hint is blue"
+
+    # an id the automatic search listed in the prompt may be changed in the same turn
+    def model(body: dict[str, Any]) -> Any:
+        if body["messages"][-1]["role"] != "user":
+            return "Forgotten."
+        shown = re.findall(r"- \[(\w[\w-]*)\] (.*)", body["messages"][0]["content"])
+        target = next(i for i, text in shown if "walks" in text)
+        return Reply(tool_calls=[call("delete_memory", "d3", memory_id=target)])
+
+    llm.set_default(model)
+    _, done = await text_turn(ws, "Please forget that I walk every morning?")
+    result = ws.of_type("response.tool_result")[-1]
+    assert result["ok"] is True and result["summary"] == "forgot: Kim walks every morning"
+    assert [h.memory for h in await srv.call(memory.list("kim", 10))] == [
+        "Kim's favourite food is kimchi"
+    ]

@@ -235,15 +235,23 @@ class LongTermMemory:
         return out[:limit]
 
     # --- writing ------------------------------------------------------------------------
-    async def add(self, user_id: str, content: str, category: str, source: str = "tool") -> str:
-        """Store one memory as given (no LLM extraction) in fresh; return its id."""
+    async def add(
+        self,
+        user_id: str,
+        content: str,
+        category: str,
+        source: str = "tool",
+        created_at: datetime | None = None,
+    ) -> str:
+        """Store one memory as given (no LLM extraction) in fresh; return its id.
+        ``created_at`` keeps an imported memory's original time (it is also its updated_at)."""
         mem = self._need()
         cat = await self._category(category)
+        meta: dict[str, Any] = {"category": cat, "source": source}
+        if created_at is not None:
+            meta["created_at"] = created_at.isoformat()
         res = await mem.add(
-            [{"role": "user", "content": content}],
-            user_id=user_id,
-            metadata={"category": cat, "source": source},
-            infer=False,
+            [{"role": "user", "content": content}], user_id=user_id, metadata=meta, infer=False
         )
         items = _items(res)
         if not items:
