@@ -12,7 +12,18 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from server import __version__
-from server.api import chat, health, personas, reminders, sessions, setup, tasks, usage, voice
+from server.api import (
+    chat,
+    health,
+    memories,
+    personas,
+    reminders,
+    sessions,
+    setup,
+    tasks,
+    usage,
+    voice,
+)
 from server.api.analyze_face_voice import router as analyze_face_voice_router
 from server.api.analyze_screen import router as analyze_screen_router
 from server.api.approvals import router as approvals_router
@@ -106,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         approvals_router,
         tasks.router,
         tasks.extra_router,
+        memories.router,
         endpoint.router,
     ):
         app.include_router(r)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from server.agent.graph import TurnFinished
+from server.agent.graph import TurnFinished, tool_transcript
 from server.agent.history_sync import sync_history
 from server.agent.state import TurnContext
 from server.api.deps import ServicesDep
@@ -76,7 +76,15 @@ async def chat(body: ChatRequest, request: Request, services: ServicesDep) -> Ch
     turns = await store.count_messages(user, persona.id, "user")
     message_id, reply_id = new_id(), new_id()  # shared by the store and the model's history
     await store.add_message(user, rec.id, persona.id, "user", body.message, message_id=message_id)
-    ctx = TurnContext(persona=persona, user_turns=turns, reply_id=reply_id)
+    # the same agent, tools and perception as the user's live session (or, in desktop
+    # mode, this machine's screen)
+    ctx = TurnContext(
+        persona=persona,
+        user_turns=turns,
+        reply_id=reply_id,
+        perception=services.perception_for(user),
+        vision_wait_s=services.settings.vision_wait_s,
+    )
     try:
         finished: TurnFinished | None = None
         s = services.settings
@@ -92,6 +100,9 @@ async def chat(body: ChatRequest, request: Request, services: ServicesDep) -> Ch
             raise HTTPException(500, f"Error processing request: {failure.message}") from None
         log.exception("chat_failed")
         raise HTTPException(500, f"Error processing request: {type(e).__name__}") from None
+    finally:  # tools that ran keep their effect, so the transcript shows them either way
+        for line in tool_transcript(ctx.tool_log):
+            await store.add_message(user, rec.id, persona.id, "system", line)
     text = finished.text if finished else ""
     if text:
         await store.add_message(user, rec.id, persona.id, "assistant", text, message_id=reply_id)
