@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, Reply
+
+# Turns of the benchmark's tool phase (tag "[tool s00 t000]"): the model first calls
+# schedule_list (a store read, no external call), then answers with the usual tokens.
+TOOL_TURN = re.compile(r"\[tool s\d+ t\d+\]")
 
 
 def _last_user_text(body: dict[str, Any]) -> str:
@@ -44,6 +49,7 @@ def compact(record: dict[str, Any]) -> dict[str, Any]:
             "tokens_sent": record.get("tokens_sent"),
             "completed": record.get("completed"),
             "user": _last_user_text(body)[-300:],
+            "after_tool": ((body.get("messages") or [{}])[-1]).get("role") == "tool",
         }
     elif record.get("kind") == "embeddings":
         out["user"] = " | ".join(str(i)[:300] for i in record.get("inputs") or [])
@@ -59,7 +65,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     fake = FakeOpenAI(args.ttft_ms, args.token_ms, dims=args.dims)
     fixed = FakeOpenAI.default_tokens(args.tokens)
-    fake.set_default(lambda _body: fixed)
+
+    def reply(body: dict[str, Any]) -> list[str] | Reply:
+        last = (body.get("messages") or [{}])[-1]
+        if last.get("role") == "user" and body.get("tools"):
+            if TOOL_TURN.search(_last_user_text(body)):
+                return Reply(tool_calls=[{"name": "schedule_list", "arguments": {}}])
+        return fixed
+
+    fake.set_default(reply)
     with fake:
         print(fake.base_url, flush=True)
         for line in sys.stdin:

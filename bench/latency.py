@@ -206,6 +206,23 @@ def attach_fake_records(turns: list[Turn], records: list[dict[str, Any]]) -> Non
             t.embed = emb
 
 
+def tool_round_gaps(turns: list[Turn], records: list[dict[str, Any]]) -> list[float]:
+    """Per tool turn: the fake's end of the streamed tool-call reply -> its receipt of the
+    next chat call (the server parsed the call, ran the tool, built the next request)."""
+    calls: dict[str, list[dict[str, Any]]] = {}
+    tag_re = re.compile(r"\[tool s\d+ t\d+\]")
+    for r in sorted(records, key=lambda r: r["t"] or 0):
+        m = tag_re.search(r.get("user") or "")
+        if m and r["kind"] == "chat" and r.get("mem0") is None and r.get("stream"):
+            calls.setdefault(m.group(0), []).append(r)
+    out = []
+    for t in turns:
+        pair = calls.get(t.tag, [])
+        if t.status == "completed" and len(pair) >= 2 and pair[1].get("after_tool"):
+            out.append((pair[1]["t"] - pair[0]["t_done"]) * 1000)
+    return out
+
+
 # --- metrics and the table ------------------------------------------------------------------
 @dataclass
 class Row:
@@ -426,8 +443,16 @@ async def run_mode(args: argparse.Namespace, memory: bool, base: Path) -> str:
             args.think_ms / 1000,
             turn_timeout,
         )
+        tools: list[Turn] = []
+        if args.tool_turns:
+            await asyncio.sleep(args.settle_s)
+            print(f"[{mode}] 1 session x {args.tool_turns} tool turns ...", flush=True)
+            tools, _ = await run_sessions(
+                server, fake.pid, "tool", 1, args.tool_turns, 0, 0, turn_timeout
+            )
         records = await fake.dump()
         attach_fake_records(warm + one + many, records)
+        tool_rounds = tool_round_gaps(tools, records)
     finally:
         if server is not None:
             await server.stop()
@@ -480,6 +505,25 @@ async def run_mode(args: argparse.Namespace, memory: bool, base: Path) -> str:
                 f" last 10 turns {percentile(lasts, 50):.1f} ms (history grows per turn)"
             )
         blocks.append((name, rows, notes))
+    if args.tool_turns:
+        blocks.append(
+            (
+                f"1 session x {args.tool_turns} tool turns (schedule_list, then the answer)",
+                [
+                    Row(
+                        "tool call end -> next LLM request",
+                        tool_rounds,
+                        "p50<=10",
+                        lambda s: s["p50"] <= 10,
+                    )
+                ],
+                [
+                    f"  turns: {len(tool_rounds)} measured of {len(tools)}; from the fake's"
+                    " last byte of the streamed tool call to its receipt of the next call"
+                    " (includes the tool's own SQLite read, no external call)"
+                ],
+            )
+        )
     title = (
         f"DesktopMate-Plus hub latency - {mode}; fake LLM TTFT {args.ttft_ms:g} ms,"
         f" {args.token_ms:g} ms/token, {args.tokens} tokens; {os.cpu_count()} CPUs"
@@ -500,6 +544,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--memory", choices=("on", "off", "both"), default="on")
     ap.add_argument("--no-memory", dest="memory", action="store_const", const="off")
     ap.add_argument("--warmup", type=int, default=2, help="uncounted turns first")
+    ap.add_argument(
+        "--tool-turns", type=int, default=20, help="turns with one tool round (0: none)"
+    )
     ap.add_argument("--think-ms", type=float, default=0, help="pause between a session's turns")
     ap.add_argument("--burst", action="store_true", help="start all sessions at the same time")
     ap.add_argument("--settle-s", type=float, default=2.0, help="pause between phases")

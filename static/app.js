@@ -22,6 +22,7 @@ import { PerceptionPanel } from './js/perception.js';
 import { Conversation } from './js/conversation.js';
 import { HistoryPanel } from './js/history.js';
 import { RemindersPanel } from './js/reminders.js';
+import { MemoryPanel, toolResultText } from './js/memories.js';
 import { Toasts } from './js/toast.js';
 import { LiveStatus } from './js/status.js';
 import { Dashboard } from './js/dashboard.js';
@@ -72,6 +73,7 @@ const state = {
   },
   errors: [], // {kind: 'error'|'warning'|'client', code, message, fatal, text}
   reminders: [],
+  tools: [], // response.tool_call / response.tool_result events, newest last
 
   mic: { active: false, muted: false, ptt: false, talking: false, level: 0, contextRate: null, applied: null },
   camera: { active: false },
@@ -146,6 +148,13 @@ const remindersPanel = new RemindersPanel({
   textEl: $('reminder-text'),
   minutesEl: $('reminder-minutes'),
   listEl: $('reminder-list'),
+  api,
+  onError: (what, err) => restError(what, err),
+});
+
+const memoryPanel = new MemoryPanel({
+  listEl: $('memory-list'),
+  clearBtn: $('memory-clear'),
   api,
   onError: (what, err) => restError(what, err),
 });
@@ -448,6 +457,18 @@ function handleEvent(msg) {
       state.perception.visionCount += 1;
       perception.onVision(msg);
       break;
+    case 'response.tool_call':
+      cap(state.tools, msg);
+      break;
+    case 'response.tool_result': {
+      cap(state.tools, msg);
+      const words = toolResultText(msg);
+      msg.words = words;
+      conversation.system(words);
+      if (msg.name.startsWith('schedule_') && $('reminders-details').open) remindersPanel.load();
+      if (msg.name.endsWith('_memory') && $('memories-details').open) memoryPanel.load();
+      break;
+    }
     case 'reminder':
       // Shown once, in the conversation (no toast repeating it); the list drops it.
       cap(state.reminders, msg);
@@ -1298,6 +1319,9 @@ function wire() {
   });
   $('history-details').addEventListener('toggle', (e) => {
     if (e.target.open) historyPanel.load();
+  });
+  $('memories-details').addEventListener('toggle', (e) => {
+    if (e.target.open) memoryPanel.load();
   });
   $('reminders-details').addEventListener('toggle', (e) => {
     if (e.target.open) remindersPanel.load();

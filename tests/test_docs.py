@@ -33,6 +33,7 @@ NOT_EVENTS = {
     "json_schema",
     "server_vad",
     "none",
+    "function",  # an OpenAI tool schema's type (server/agent/tools/base.py)
 }
 EVENT_TYPE = re.compile(r'"type"\s*:\s*"([a-z_][a-z0-9_.]*)"')
 

@@ -92,7 +92,7 @@ async def add_memory(args: AddMemory, env: ToolEnv) -> ToolOutcome:
     return ToolOutcome(
         {"memory_id": memory_id},
         f"remembered: {_short(args.content)}",
-        {"memory_id": memory_id},
+        {"memory_id": memory_id, "content": args.content},
     )
 
 
@@ -112,7 +112,7 @@ async def update_memory(args: UpdateMemory, env: ToolEnv) -> ToolOutcome:
     return ToolOutcome(
         {"memory_id": hit.id, "updated_at": hit.updated_at},
         f"memory updated: {_short(hit.memory)}",
-        {"memory_id": hit.id},
+        {"memory_id": hit.id, "content": hit.memory},
     )
 
 
@@ -126,7 +126,9 @@ async def delete_memory(args: DeleteMemory, env: ToolEnv) -> ToolOutcome:
         raise ToolError(str(e)) from None
     env.read_ids.discard(args.memory_id)
     return ToolOutcome(
-        {"deleted": args.memory_id}, f"forgot: {_short(hit.memory)}", {"memory_id": hit.id}
+        {"deleted": args.memory_id},
+        f"forgot: {_short(hit.memory)}",
+        {"memory_id": hit.id, "content": hit.memory},
     )
 
 

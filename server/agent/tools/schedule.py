@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from server.agent.tools.base import Tool, ToolEnv, ToolError, ToolOutcome
-from server.reminders import ReminderRefused, cancel_reminder, create_reminder
+from server.reminders import MAX_IN_SECONDS, ReminderRefused, cancel_reminder, create_reminder
 from server.store.base import utcnow
 
 LIST_LIMIT = 50
@@ -18,9 +18,9 @@ LIST_LIMIT = 50
 class ScheduleCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     message: Annotated[str, Field(min_length=1, max_length=2000, description="What to say")]
-    in_minutes: Annotated[float, Field(gt=0)] | None = Field(
-        default=None, description="Remind this many minutes from now"
-    )
+    in_minutes: (
+        Annotated[float, Field(gt=0, le=MAX_IN_SECONDS / 60, allow_inf_nan=False)] | None
+    ) = Field(default=None, description="Remind this many minutes from now")
     trigger_at: AwareDatetime | None = Field(
         default=None, description="Or: when, ISO 8601 with a time zone"
     )

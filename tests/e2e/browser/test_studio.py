@@ -212,6 +212,58 @@ async def test_reminders_are_made_listed_cancelled_and_shown_when_due(
     }
 
 
+async def test_tool_activity_is_shown_in_words_and_the_memory_panel_controls_memories(
+    open_studio: OpenStudio, studio_server: ServerThread, browser_llm: FakeOpenAI
+):
+    memory = studio_server.services.memory
+    await studio_server.call(memory.add("rememberer", "Likes green tea", "preference"))
+    s = await open_studio(studio_server, "rememberer", mic="silence")
+    await start_session(s)
+    page = s.page
+    browser_llm.queue_reply(
+        tool_calls=[
+            {
+                "name": "add_memory",
+                "arguments": {"content": "Has a cat named Nabi", "category": "relationship"},
+            },
+            {"name": "schedule_create", "arguments": {"message": "Feed Nabi", "in_minutes": 30}},
+        ]
+    )
+    browser_llm.queue_reply("Noted, and I'll remind you.")
+    await type_message(s, "Can you remember my cat Nabi and remind me to feed her soon?")
+    line = page.locator("#conv-log .msg-system", has_text="Remembered: Has a cat named Nabi")
+    await line.wait_for(timeout=15000)
+    reminder = page.locator("#conv-log .msg-system", has_text="Reminder set for")
+    await reminder.wait_for(timeout=5000)
+    due = await s.wait(
+        "(s.tools.find((e) => e.name === 'schedule_create' && e.type === 'response.tool_result') || false)",
+        what="the schedule_create result",
+    )
+    local_time = await page.evaluate(
+        "(d) => new Date(d).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit', hour12: false})",
+        due["data"]["due_at"],
+    )
+    assert f"Reminder set for {local_time}: Feed Nabi" in (await reminder.text_content() or "")
+    # the memory panel lists both memories; forgetting one removes it for real
+    await page.click("#memories-details > summary")
+    items = page.locator("#memory-list .memory-item")
+    await page.locator("#memory-list .memory-item", has_text="Has a cat named Nabi").wait_for(
+        timeout=5000
+    )
+    assert await items.count() == 2
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.locator("#memory-panel").screenshot(path=str(ARTIFACTS / "memory.png"))
+    tea = page.locator("#memory-list .memory-item", has_text="Likes green tea")
+    await tea.get_by_role("button", name='Forget "Likes green tea"').click()
+    await tea.wait_for(state="detached", timeout=5000)
+    left = await studio_server.call(memory.list("rememberer", 10))
+    assert [m.memory for m in left] == ["Has a cat named Nabi"]
+    page.once("dialog", lambda d: d.accept())
+    await page.click("#memory-clear")
+    await page.locator("#memory-list li.muted").wait_for(timeout=5000)
+    assert await studio_server.call(memory.list("rememberer", 10)) == []
+
+
 async def test_camera_frames_reach_server_and_update_perception_panel(
     open_studio: OpenStudio, studio_server: ServerThread, browser_llm: FakeOpenAI
 ):
