@@ -215,18 +215,21 @@ class Agent:
             raise LLMNotConfigured()
         ctx = runtime.context
         tools = ctx.tool_env is not None and self.tools_active
-        system = build_system_prompt(
-            ctx.persona,
-            ctx.persona.style_for(ctx.user_turns),
-            memories=state.get("memory_context"),
-            visual_context=state.get("visual_context"),
-            affect=state.get("affect"),
-            instructions=ctx.instructions,
-            instructions_mode=ctx.instructions_mode,
-            tools=tools,
-            now_iso=utcnow().isoformat(timespec="seconds") if tools else None,
-        )
-        messages = [("system", system), *prompt_window(state["messages"], self.history_messages)]
+
+        def prompt(with_tools: bool) -> list[Any]:
+            system = build_system_prompt(
+                ctx.persona,
+                ctx.persona.style_for(ctx.user_turns),
+                memories=state.get("memory_context"),
+                visual_context=state.get("visual_context"),
+                affect=state.get("affect"),
+                instructions=ctx.instructions,
+                instructions_mode=ctx.instructions_mode,
+                tools=with_tools,
+                now_iso=utcnow().isoformat(timespec="minutes") if with_tools else None,
+            )
+            return [("system", system), *prompt_window(state["messages"], self.history_messages)]
+
         kwargs: dict[str, Any] = {}
         if ctx.temperature is not None:
             kwargs["temperature"] = ctx.temperature
@@ -237,7 +240,7 @@ class Agent:
         if tools:
             model = self._last_round if last_round else self._with_tools
             try:
-                reply = await (model.bind(**kwargs) if kwargs else model).ainvoke(messages)
+                reply = await (model.bind(**kwargs) if kwargs else model).ainvoke(prompt(True))
             except openai.APIStatusError as e:
                 if self.tool_mode != "auto" or not refuses_tools(e):
                     raise
@@ -247,7 +250,7 @@ class Agent:
                 tools = False
         if not tools:
             plain = self.llm.bind(**kwargs) if kwargs else self.llm
-            reply = await plain.ainvoke(messages)
+            reply = await plain.ainvoke(prompt(False))
         if isinstance(reply, AIMessage) and (reply.tool_calls or reply.invalid_tool_calls):
             if not tools or last_round:  # calls we will not run must not enter the history
                 reply = AIMessage(reply.content, id=reply.id, usage_metadata=reply.usage_metadata)
