@@ -57,6 +57,13 @@ class SessionEvents(ABC):
     ) -> None:
         """The reply ended (completed, cancelled or failed); its storage follows."""
 
+    async def tool_event(self, r: ActiveResponse, event: dict[str, Any]) -> None:
+        """The agent called a tool or got its result: ``event`` is the /v1/ws shape
+        without the response id (``type`` response.tool_call or response.tool_result).
+        A protocol without tool events leaves this as is (they are also in the stored
+        transcript)."""
+        return None
+
     # --- voice input ------------------------------------------------------------------
     @abstractmethod
     async def speech_started(self, item_id: str | None, t_ms: int) -> None: ...

@@ -10,10 +10,11 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from server.agent.graph import TurnDelta, TurnFinished
-from server.agent.state import TurnContext
+from server.agent.graph import TurnDelta, TurnFinished, tool_transcript
+from server.agent.state import ToolRecord, TurnContext
 from server.hub import protocol as p
 from server.hub.core import SessionCore, SlowConsumer, ms
 from server.logging import redact
@@ -44,6 +45,8 @@ class ActiveResponse:
     playback_done: asyncio.Event = field(default_factory=asyncio.Event)
     script: str | None = None  # a line the persona says on its own (no user turn, no LLM)
     trigger: str | None = None  # a proactive turn: what made the persona speak first
+    tool_log: list[ToolRecord] = field(default_factory=list)  # tools that ran (agent fills)
+    silent_reason: str | None = None  # set when the turn ended silent (response.done says so)
 
     @property
     def id(self) -> str:
@@ -209,8 +212,11 @@ class Responses(SessionCore):
             r.speech_task = asyncio.create_task(r.speech.run())
         finished: TurnFinished | None = None
         s = self.settings
+        ctx: TurnContext | None = None
         if r.script is None:
             ctx = self.turn_context(r.reply_id)
+            ctx.on_tool_event = partial(self.events.tool_event, r)
+            r.tool_log = ctx.tool_log
             self.user_turns += 1
             turn = self.services.agent.stream_turn(
                 self.user_id, self.record.thread_id, r.user_text, ctx, r.message_id
@@ -226,11 +232,13 @@ class Responses(SessionCore):
                     r.sent.append(ev.text)
                     await self.events.text_delta(r, ev.text)
                     await self.on_reply_delta(r, ev.text)
-                else:
+                elif isinstance(ev, TurnFinished):  # (ToolProgress only keeps the pace)
                     finished = ev
             await self.on_reply_text_done(r)
         except asyncio.CancelledError:
             await self._stop_speech(r)
+            if ctx is not None:
+                await ctx.settle_tools()  # a tool that started finishes and is recorded
             await self._finish(r, "cancelled", None)
             raise
         except SlowConsumer:
@@ -242,6 +250,8 @@ class Responses(SessionCore):
             await self._finish(r, "failed", None)
         except Exception as e:
             await self._stop_speech(r)
+            if ctx is not None:
+                await ctx.settle_tools()
             failure = llm_failure(e, mid_reply=bool(r.sent), tries=s.llm_max_retries + 1)
             if failure is not None:
                 self.log.warning("llm_failed", code=failure.code, error=type(e).__name__)
@@ -320,7 +330,13 @@ class Responses(SessionCore):
         usage = finished.usage if finished else {}
         text = r.sent_text
         kept = self.heard_text(r) if status == "cancelled" else text
+        if finished is not None and finished.silent:
+            r.silent_reason = finished.silent_reason or "silent"
         await r.saved_user
+        for line in tool_transcript(r.tool_log):  # what the tools did, before the reply
+            await self.services.store.add_message(
+                self.user_id, self.record.id, self.persona.id, "system", line
+            )
         await self._store_reply(r, status, kept, timings)
         # The usage counters are accounting, not part of what response.done acknowledges:
         # written while the event goes out (one commit fewer before it).
@@ -351,7 +367,7 @@ class Responses(SessionCore):
             if r.script is not None:  # not a turn of the model's history
                 return
             await self.services.agent.record_interrupted(
-                self.record.thread_id, r.user_text, heard, r.message_id, r.reply_id
+                self.record.thread_id, r.user_text, heard, r.message_id, r.reply_id, r.tool_log
             )
 
     async def _store_reply(
@@ -365,7 +381,7 @@ class Responses(SessionCore):
         not complete, the model's history (a completed run checkpointed it as it ended)."""
         if status != "completed" and r.script is None:
             await self.services.agent.record_interrupted(
-                self.record.thread_id, r.user_text, text, r.message_id, r.reply_id
+                self.record.thread_id, r.user_text, text, r.message_id, r.reply_id, r.tool_log
             )
         if text:  # a silent plan stores no empty reply
             await self.services.store.add_message(

@@ -66,6 +66,7 @@ class Session(Responses, Perception):
             self.settings.approval_timeout_s,
             lambda rec: self.events.approval_request(rec),
         )
+        services.live_sessions.add(user_id, self.perception)  # REST turns see what we see
         self.initiative = Initiative(self, self.settings, services.store, services.initiative.data)
         self.initiative.pending_approval = lambda: self.approvals.waiting
         self._detach_initiative = services.initiative.attach(user_id, self.initiative)
@@ -103,6 +104,7 @@ class Session(Responses, Perception):
         self.spawn(task_live.speak_preview(self, llm, self.persona, self.user_turns, preview))
 
     async def on_closing(self) -> None:
+        self.services.live_sessions.remove(self.user_id, self.perception)
         self._detach_tasks()
         self._detach_initiative()
         await self.cancel_response()

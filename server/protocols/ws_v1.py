@@ -183,7 +183,12 @@ class WsV1(SessionEvents):
         }
         if r.trigger is not None:
             event["trigger"] = r.trigger
+        if r.silent_reason is not None:
+            event |= {"silent": True, "silent_reason": r.silent_reason}
         await self.s.send(event)
+
+    async def tool_event(self, r: ActiveResponse, event: dict[str, Any]) -> None:
+        await self.s.send({"type": event["type"], "response_id": r.id, **event})
 
     async def speech_started(self, item_id: str | None, t_ms: int) -> None:
         await self.s.send({"type": "input_audio.speech_started", "t_ms": t_ms, "item_id": item_id})
