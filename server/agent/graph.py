@@ -31,6 +31,7 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
@@ -87,6 +88,14 @@ def tool_transcript(log: list[ToolRecord]) -> list[str]:
 @dataclass
 class TurnDelta:
     text: str
+
+
+@dataclass
+class ToolProgress:
+    """A tool call finished (its events went out through ctx.on_tool_event). Consumers
+    skip it; it is yielded so stream timeouts see the turn is alive between LLM calls."""
+
+    name: str
 
 
 @dataclass
@@ -280,6 +289,7 @@ class Agent:
                 continue
             rec = await self._call_tool(ctx, env, call_id, name, args)
             out.append(ToolMessage(rec.content, tool_call_id=call_id, name=name))
+            get_stream_writer()({"tool_done": name})
         update: dict[str, Any] = {"messages": out, "tool_rounds": state.get("tool_rounds", 0) + 1}
         if env.silence is not None:
             update["action_plan"] = {"action": "silent", "reason": env.silence}
@@ -382,7 +392,7 @@ class Agent:
         text: str,
         ctx: TurnContext,
         message_id: str | None = None,
-    ) -> AsyncIterator[TurnDelta | TurnFinished]:
+    ) -> AsyncIterator[TurnDelta | ToolProgress | TurnFinished]:
         """Yield text deltas of the reply as the LLM streams them, then TurnFinished.
         ``message_id``: the id the user's message has in the store."""
         if ctx.tool_env is None and self.make_env is not None and self.tools_active:
@@ -408,7 +418,7 @@ class Agent:
             inp,
             self.config(thread_id),
             context=ctx,
-            stream_mode=["messages", "updates"],
+            stream_mode=["messages", "updates", "custom"],
             durability="exit",
         ):
             if mode == "messages":
@@ -422,6 +432,9 @@ class Agent:
                 if delta:
                     parts.append(delta)
                     yield TurnDelta(delta)
+            elif mode == "custom":
+                if isinstance(chunk, dict) and "tool_done" in chunk:
+                    yield ToolProgress(chunk["tool_done"])
             elif "query_memory" in chunk:
                 mem_ms = (time.perf_counter() - t_mem) * 1000
             else:
