@@ -193,24 +193,23 @@ class LongTermMemory:
         if category:
             filters["category"] = category
         out: list[MemoryHit] = []
-        for tier in ("fresh", "old"):
-            mem = self._tiers.get(tier)
-            if mem is None or len(out) >= limit:
-                break
-            try:  # the embedding endpoint may hang: the reply goes on without memories
-                async with asyncio.timeout(self.settings.memory_search_timeout_s):
-                    res = await mem.search(query, filters=filters, top_k=limit - len(out))
-            except TimeoutError:
-                log.warning(
-                    "memory_search_timeout",
-                    tier=tier,
-                    timeout_s=self.settings.memory_search_timeout_s,
-                )
-                continue
-            except Exception as e:
-                log.warning("memory_search_failed", tier=tier, error=f"{type(e).__name__}: {e}")
-                continue
-            out += [_hit(i, tier) for i in _items(res) if i.get("memory")]
+        timeout_s = self.settings.memory_search_timeout_s
+        try:  # one budget for both tiers: a hanging embedding endpoint never holds a reply
+            async with asyncio.timeout(timeout_s):
+                for tier in ("fresh", "old"):
+                    mem = self._tiers.get(tier)
+                    if mem is None or len(out) >= limit:
+                        break
+                    try:
+                        res = await mem.search(query, filters=filters, top_k=limit - len(out))
+                    except Exception as e:
+                        log.warning(
+                            "memory_search_failed", tier=tier, error=f"{type(e).__name__}: {e}"
+                        )
+                        continue
+                    out += [_hit(i, tier) for i in _items(res) if i.get("memory")]
+        except TimeoutError:
+            log.warning("memory_search_timeout", timeout_s=timeout_s, found=len(out))
         return out
 
     async def find(self, user_id: str, memory_id: str) -> MemoryHit:
