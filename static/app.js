@@ -40,6 +40,7 @@ const state = {
   connection: 'idle', // 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed'
   sessionStatus: 'idle', // 'idle' | 'connecting' | 'live' | 'paused' | 'ending' | 'ended'
   sessionId: null,
+  sessionStartedAt: null, // ms, when this page's session was created (shown as a time)
   threadId: null,
   userId: null,
   persona: null, // {id, name} from session.created
@@ -541,6 +542,7 @@ function onSessionCreated(s) {
     state.transcripts.length = 0;
     state.replies.length = 0;
   }
+  if (!resumed) state.sessionStartedAt = Date.now();
   state.sessionId = s.id || null;
   state.threadId = s.thread_id || null;
   state.userId = s.user_id || null;
@@ -655,9 +657,15 @@ function setSessionStatus(s) {
   state.sessionStatus = s;
   const info = $('session-info');
   const label = has(`session.state.${s}`) ? t(`session.state.${s}`) : '';
+  // In words ("With Emma Clarke since 13:02 · Live"); the id only on hover, for support.
+  const who = (state.persona && (state.persona.name || state.persona.id)) || '';
+  const since = state.sessionStartedAt
+    ? new Date(state.sessionStartedAt).toLocaleTimeString(getLang() === 'ko' ? 'ko-KR' : 'en-US', { hour: '2-digit', minute: '2-digit' })
+    : '';
   info.textContent = state.sessionId
-    ? `${t('session.id', { id: state.sessionId })}${label ? ` · ${label}` : ''}`
+    ? `${t('session.with', { persona: who, time: since })}${label ? ` · ${label}` : ''}`
     : t('session.none');
+  info.title = state.sessionId ? t('session.id', { id: state.sessionId }) : '';
   info.dataset.state = s;
   if (state.connection === 'open' && connShown.kind === 'open') showConnection('open');
   syncMicUi();

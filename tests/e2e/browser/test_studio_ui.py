@@ -205,6 +205,9 @@ async def test_history_names_search_report_link_and_delete(
         await start(s)
         await typed_turn(s, words)
         await end(s)
+    info = await s.page.text_content("#session-info")
+    assert info.startswith("With Emma Clarke since ") and info.endswith(" · Ended"), info
+    assert (await s.state(".sessionId")) not in info  # the id only on hover
     # A normal End is not an error: no red "Disconnected".
     assert await s.page.text_content("#conn-text") == "Session ended"
     assert await s.page.get_attribute("#conn-dot", "data-state") == "ended"
