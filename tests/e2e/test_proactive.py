@@ -233,3 +233,47 @@ async def test_two_live_sessions_of_one_user_speak_a_schedule_once(
     assert sorted(results) == [False, True]
     for ws in (a, b):
         await ws.conn.close()
+
+
+async def test_an_error_dialog_that_stays_on_screen_is_offered_help(
+    tmp_path: Path, server_factory: Callable[..., ServerThread], llm: FakeOpenAI
+) -> None:
+    """A scripted VLM describes the screen as an error dialog; once it has stayed for
+    PROACTIVE_ERROR_SCREEN_S the persona offers help, and only with the vision switch on."""
+    from tests.pipelines.test_vision_pipeline import ui_jpeg
+
+    def reply(body: dict[str, Any]) -> str:
+        has_image = any(
+            isinstance(m.get("content"), list)
+            and any(p.get("type") == "image_url" for p in m["content"])
+            for m in body["messages"]
+        )
+        if has_image:
+            return "An error dialog: 'Build failed: exception in main.py' over the editor."
+        return "That build error looks annoying. Want me to read it with you?"
+
+    llm.set_default(reply)
+    srv = server_factory(
+        llm,
+        vlm_base_url=llm.base_url,
+        vlm_api_key="k",
+        vlm_model="fake-vlm",
+        vlm_min_interval_s=0.0,
+        proactive_idle_s=3600.0,
+        proactive_error_screen_s=0.5,
+        proactive_dir=proactive_dir(tmp_path),
+        **FAST,
+    )
+    ws = await connect(srv, "screen-user")
+    await ws.send_raw(b"\x02" + ui_jpeg(0))
+    await ws.wait_for("vision.description")
+    await no_event(ws, "response.created", 1.2)  # the vision switch is off
+    await ws.send({"type": "session.update", "session": {"proactive_vision": True}})
+    await ws.wait_for("session.updated")
+    created = await ws.wait_for("response.created", timeout=10)
+    assert created["trigger"] == "error_screen"
+    done = await ws.wait_for("response.done", response_id=created["response_id"])
+    assert done["text"] == "That build error looks annoying. Want me to read it with you?"
+    persona = [r for r in llm.chat_requests(mem0=False) if not r["images"]]
+    assert "Build failed: exception in main.py" in persona[-1]["body"]["messages"][-1]["content"]
+    await ws.conn.close()
