@@ -277,3 +277,48 @@ async def test_an_error_dialog_that_stays_on_screen_is_offered_help(
     persona = [r for r in llm.chat_requests(mem0=False) if not r["images"]]
     assert "Build failed: exception in main.py" in persona[-1]["body"]["messages"][-1]["content"]
     await ws.conn.close()
+
+
+async def test_the_user_coming_back_to_the_screen_is_greeted(
+    tmp_path: Path, server_factory: Callable[..., ServerThread], llm: FakeOpenAI
+) -> None:
+    """Landmark frames of a real face (tests/analysis/face_synth.py), then none for longer
+    than PROACTIVE_AWAY_S (the user is away), then frames again: the persona greets them."""
+    from tests.analysis.face_synth import astronaut_face, face_model_path, neutral_frame
+
+    srv = server_factory(
+        llm,
+        face_model_path=face_model_path(),
+        face_affect_max_age_s=0.3,
+        proactive_away_s=0.6,
+        proactive_idle_s=3600.0,
+        proactive_dir=proactive_dir(tmp_path),
+        **FAST,
+    )
+    frame = {
+        "type": "face.landmarks",
+        "landmarks": neutral_frame().round(5).tolist(),
+        "blendshapes": {k: round(v, 4) for k, v in astronaut_face().blendshapes.items()},
+    }
+    ws = await connect(srv, "face-user", proactive_vision=True)
+    t_ms = 0
+
+    async def present(seconds: float) -> None:
+        nonlocal t_ms
+        for _ in range(int(seconds / 0.1)):
+            t_ms += 100
+            await ws.send(frame | {"t_ms": t_ms})
+            await asyncio.sleep(0.1)
+
+    await present(0.6)
+    await ws.wait_for("analysis.face")
+    await no_event(ws, "response.created", 1.5)  # away: no face for 1.5 s, nothing said
+    llm.queue_reply("Welcome back!")
+    await present(0.6)
+    created = await ws.wait_for("response.created", timeout=10)
+    assert created["trigger"] == "return"
+    done = await ws.wait_for("response.done", response_id=created["response_id"])
+    assert done["text"] == "Welcome back!"
+    prompt = llm.chat_requests(mem0=False)[-1]["body"]["messages"][-1]["content"]
+    assert "just come back to the screen" in prompt
+    await ws.conn.close()
