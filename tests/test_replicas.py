@@ -14,6 +14,7 @@ import pytest
 from server.agent.memory import LongTermMemory, mem0_config
 from server.config import Settings
 from server.replicas import replica_refusal, replica_refusals
+from server.store import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMORY_ON = {"llm_base_url": "http://127.0.0.1:9/v1"}  # an embedder is configured
@@ -121,8 +122,11 @@ async def test_memory_with_a_qdrant_url_talks_to_that_server(
     with socket.socket() as s:  # a port that was free a moment ago: connection refused
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    store = SQLiteStore(tmp_path)
+    await store.open()
     memory = LongTermMemory(
-        settings(data_dir=tmp_path, memory_qdrant_url=f"http://127.0.0.1:{port}", **MEMORY_ON)
+        settings(data_dir=tmp_path, memory_qdrant_url=f"http://127.0.0.1:{port}", **MEMORY_ON),
+        store,
     )
     await memory.start()
     try:
@@ -131,3 +135,4 @@ async def test_memory_with_a_qdrant_url_talks_to_that_server(
         assert not (tmp_path / "qdrant").exists()
     finally:
         await memory.close()
+        await store.close()
