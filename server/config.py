@@ -50,6 +50,8 @@ class Settings(BaseSettings):
 
     # --- many replicas (server/replicas.py; docs/deploy.md "Many replicas") -------------
     replica_mode: Literal["single", "multi"] = "single"  # multi: shared stores required
+    # how often a replica asks the store which of its live sessions were resumed elsewhere
+    session_takeover_check_s: float = Field(default=1.0, ge=0.0)  # 0: never
     # mem0's vector store: embedded Qdrant on disk (default), a Qdrant server, or pgvector
     memory_vector_store: Literal["qdrant", "pgvector"] = "qdrant"
     memory_qdrant_url: str = ""  # a Qdrant server (http://qdrant:6333); unset = embedded

@@ -19,6 +19,7 @@ from server.config import Settings, secret
 from server.hub.limits import UserLimits
 from server.hub.live import DesktopGlance, LiveSessions
 from server.hub.liveness import SessionLiveness, instance_id
+from server.hub.takeover import Takeovers
 from server.initiative.data import load as load_proactive
 from server.initiative.live import InitiativeHub
 from server.logging import get_logger
@@ -88,6 +89,7 @@ class Services:
         )
         self.instance_id = instance_id(settings.instance_id)
         self.liveness = SessionLiveness(self.store, self.instance_id, settings.session_heartbeat_s)
+        self.takeovers = Takeovers(self.store, self.instance_id, settings.session_takeover_check_s)
         self.memory = LongTermMemory(settings, self.store)
         self.agent: Agent
         self.vad: SileroVAD | None = None
@@ -179,7 +181,8 @@ class Services:
             self.set_status("store", "error", f"{type(e).__name__}: {e}")
             log.error("store_unavailable", error=self.details["store"])
             raise
-        await self.liveness.start()  # sessions a crash left "active" become "interrupted"
+        await self.liveness.start()
+        self.takeovers.start()  # sessions a crash left "active" become "interrupted"
         await self.memory.start()
         self.set_status("memory", self.memory.status, self.memory.detail)  # type: ignore[arg-type]
         self.agent = self._make_agent()
@@ -462,6 +465,7 @@ class Services:
         if self.mcp is not None:
             await self.mcp.close()
         await self.liveness.close()
+        await self.takeovers.close()
         for t in list(self._background):
             t.cancel()
         if self.tts is not None:

@@ -180,6 +180,12 @@ class SessionCore:
         await self.error(code, message, fatal=True)
         self.close(close_code, code)
 
+    async def taken_over(self, code: str, message: str, close_code: int) -> None:
+        """Another connection serves this session now: end this one without touching the
+        stored status (it is the new connection's)."""
+        self.record.status = "taken_over"
+        await self.end_with_error(code, message, close_code)
+
     async def send_confirmed(self, event: dict[str, Any]) -> bool:
         """Send and wait until the event was written to the socket: True, or False when the
         connection closed first (for deliveries that must be acknowledged by the write)."""

@@ -101,4 +101,5 @@ async def _open_session(
             end_when_expired(session, principal.expires_at + services.settings.jwt_leeway_s)
         )
     log.info("session_open", session_id=record.id, persona=chosen.id, resumed=resumed)
-    await session.run()
+    async with services.takeovers.serving(session):
+        await session.run()

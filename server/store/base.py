@@ -508,6 +508,11 @@ class Store(ABC):
         """Refresh the heartbeat of every active session ``owner`` serves; how many."""
 
     @abstractmethod
+    async def sessions_owned_elsewhere(self, session_ids: list[str], owner: str) -> list[str]:
+        """Of ``session_ids`` (the sessions this process serves), those another process has
+        claimed since: they were resumed there (server/hub/takeover.py)."""
+
+    @abstractmethod
     async def recover_sessions(self, stale_before: datetime, owner: str | None = None) -> list[str]:
         """Mark ``interrupted`` the active sessions whose serving process is gone: those
         ``owner`` served (a restarted process recovering its own), and those of any owner

@@ -307,6 +307,12 @@ class MongoStore(MongoVocabulary, MongoInitiative, MongoTasksMixin, Store):
         )
         return result.matched_count
 
+    async def sessions_owned_elsewhere(self, session_ids: list[str], owner: str) -> list[str]:
+        if not session_ids:
+            return []
+        query = {"_id": {"$in": session_ids}, "owner": {"$nin": [owner, None]}}
+        return [d["_id"] async for d in self._d.sessions.find(query, {"_id": 1})]
+
     async def recover_sessions(self, stale_before: datetime, owner: str | None = None) -> list[str]:
         gone: list[dict[str, Any]] = [{"heartbeat_at": {"$lt": _ms(stale_before)}}]
         if owner is not None:

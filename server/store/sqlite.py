@@ -458,6 +458,16 @@ class SQLiteStore(SQLiteVocabulary, SQLiteInitiative, SQLiteTasksMixin, Store):
             await cur.close()
         return changed
 
+    async def sessions_owned_elsewhere(self, session_ids: list[str], owner: str) -> list[str]:
+        if not session_ids:
+            return []
+        marks = ",".join("?" * len(session_ids))
+        rows = await self._fetch(
+            f"SELECT id FROM sessions WHERE id IN ({marks}) AND owner IS NOT NULL AND owner != ?",
+            (*session_ids, owner),
+        )
+        return [r[0] for r in rows]
+
     async def recover_sessions(self, stale_before: datetime, owner: str | None = None) -> list[str]:
         where = "status = 'active' AND owner IS NOT NULL AND (owner = ? OR heartbeat_at < ?)"
         params = (owner, _to_db_time(stale_before))

@@ -83,6 +83,21 @@ async def test_claim_heartbeat_and_recover_sessions(store: Store) -> None:
     assert await store.recover_sessions(long_ago, owner="host-2") == []
 
 
+async def test_sessions_owned_elsewhere_are_those_another_process_claimed(store: Store) -> None:
+    s1 = await store.create_session(A, "emma")
+    s2 = await store.create_session(B, "emma")
+    rest = await store.create_session(A, "emma")  # never claimed (a REST chat thread)
+    assert await store.claim_session(A, s1.id, "host-1")
+    assert await store.claim_session(B, s2.id, "host-1")
+    mine = [s1.id, s2.id, rest.id]
+    assert await store.sessions_owned_elsewhere(mine, "host-1") == []
+    assert await store.sessions_owned_elsewhere([], "host-1") == []
+    assert await store.claim_session(B, s2.id, "host-2")  # resumed on another replica
+    assert await store.sessions_owned_elsewhere(mine, "host-1") == [s2.id]
+    assert await store.sessions_owned_elsewhere(mine, "host-2") == [s1.id]
+    assert await store.sessions_owned_elsewhere(["no-such-id"], "host-1") == []
+
+
 async def test_sqlite_adds_ownership_columns_to_an_old_file(tmp_path: Path) -> None:
     """A database created before sessions had an owner opens, and recovery works on it."""
     old = sqlite3.connect(tmp_path / "desktopmate.sqlite3")

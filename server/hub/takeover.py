@@ -1,0 +1,81 @@
+"""One live connection per session, across connections and replicas.
+
+Resuming a session claims it (owner = this process's INSTANCE_ID, server/hub/liveness.py).
+The connection that served it until then ends with a fatal ``session_taken_over`` error:
+at once when it is in this process, and within SESSION_TAKEOVER_CHECK_S when it is on
+another replica, which finds out with one store query per check for all its sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from server.logging import get_logger
+from server.store.base import Store
+
+log = get_logger(__name__)
+TAKEN_OVER_CLOSE = 4410
+MESSAGE = "This session was resumed on another connection; it continues there."
+
+
+class Served(Protocol):
+    """What the watcher needs of a live session (hub/core.py's SessionCore)."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    async def taken_over(self, code: str, message: str, close_code: int) -> None: ...
+
+
+class Takeovers:
+    def __init__(self, store: Store, owner: str, check_s: float) -> None:
+        self.store = store
+        self.owner = owner
+        self.check_s = check_s
+        self.live: dict[str, Served] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.check_s > 0:
+            self._task = asyncio.create_task(self._watch())
+
+    @contextlib.asynccontextmanager
+    async def serving(self, session: Served) -> AsyncIterator[None]:
+        """While the block runs this connection serves the session; an older connection to
+        it in this process is ended now."""
+        sid = session.session_id
+        if (older := self.live.get(sid)) is not None:
+            await older.taken_over("session_taken_over", MESSAGE, TAKEN_OVER_CLOSE)
+        self.live[sid] = session
+        try:
+            yield
+        finally:
+            if self.live.get(sid) is session:
+                del self.live[sid]
+
+    async def check(self) -> list[str]:
+        """End the sessions another replica claimed since; their ids."""
+        if not self.live:
+            return []
+        moved = await self.store.sessions_owned_elsewhere(list(self.live), self.owner)
+        for sid in moved:
+            if (session := self.live.pop(sid, None)) is not None:
+                log.info("session_taken_over", session_id=sid)
+                await session.taken_over("session_taken_over", MESSAGE, TAKEN_OVER_CLOSE)
+        return moved
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.check_s)
+            try:
+                await self.check()
+            except Exception as e:  # the store is down for a moment: look again next time
+                log.warning("takeover_check_failed", error=f"{type(e).__name__}: {e}")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
