@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from server.logging import get_logger
@@ -55,17 +56,30 @@ class SessionLiveness:
         return recovered
 
     async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_s)
-            try:
-                await self.store.heartbeat_sessions(self.owner)
-                if gone := await self.store.recover_sessions(self._stale()):
-                    log.warning("sessions_recovered", count=len(gone), reason="owner_silent")
-            except Exception as e:  # the store is down for a moment: try again next beat
-                log.warning("session_heartbeat_failed", error=f"{type(e).__name__}: {e}")
+        await every(self.heartbeat_s, self._beat_once, "session_heartbeat_failed")
+
+    async def _beat_once(self) -> None:
+        await self.store.heartbeat_sessions(self.owner)
+        if gone := await self.store.recover_sessions(self._stale()):
+            log.warning("sessions_recovered", count=len(gone), reason="owner_silent")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop(self._task)
+
+
+async def every(interval_s: float, step: Callable[[], Awaitable[object]], failed: str) -> None:
+    """Run ``step`` every ``interval_s`` until cancelled; a failing store is logged and
+    tried again next time."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await step()
+        except Exception as e:
+            log.warning(failed, error=f"{type(e).__name__}: {e}")
+
+
+async def stop(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

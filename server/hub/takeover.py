@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+from server.hub.liveness import every, stop
 from server.logging import get_logger
 from server.store.base import Store
 
@@ -39,7 +40,7 @@ class Takeovers:
 
     def start(self) -> None:
         if self.check_s > 0:
-            self._task = asyncio.create_task(self._watch())
+            self._task = asyncio.create_task(every(self.check_s, self.check, "takeover_failed"))
 
     @contextlib.asynccontextmanager
     async def serving(self, session: Served) -> AsyncIterator[None]:
@@ -66,16 +67,5 @@ class Takeovers:
                 await session.taken_over("session_taken_over", MESSAGE, TAKEN_OVER_CLOSE)
         return moved
 
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self.check_s)
-            try:
-                await self.check()
-            except Exception as e:  # the store is down for a moment: look again next time
-                log.warning("takeover_check_failed", error=f"{type(e).__name__}: {e}")
-
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop(self._task)
