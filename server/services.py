@@ -181,8 +181,8 @@ class Services:
             self.set_status("store", "error", f"{type(e).__name__}: {e}")
             log.error("store_unavailable", error=self.details["store"])
             raise
-        await self.liveness.start()
-        self.takeovers.start()  # sessions a crash left "active" become "interrupted"
+        await self.liveness.start()  # sessions a crash left "active" become "interrupted"
+        self.takeovers.start()
         await self.memory.start()
         self.set_status("memory", self.memory.status, self.memory.detail)  # type: ignore[arg-type]
         self.agent = self._make_agent()
