@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from server.agent.graph import Agent
-from server.agent.mcp import McpConfigError, McpManager, load_config
+from server.agent.mcp import McpConfigError, McpManager, agent_tools, load_config
 from server.agent.memory import LongTermMemory
 from server.agent.memory.cleanup import run_periodically
 from server.agent.state import Perception
-from server.agent.tools import ToolEnv, default_registry
+from server.agent.tools import ToolEnv, ToolRegistry, default_registry
 from server.config import Settings, secret
 from server.hub.limits import UserLimits
 from server.hub.live import DesktopGlance, LiveSessions
@@ -112,7 +112,7 @@ class Services:
         # proactive speech: prompts and schedules from data files, live sessions per user
         self.initiative = InitiativeHub(load_proactive(settings.proactive_dir))
 
-    def _start_mcp(self) -> None:
+    async def _start_mcp(self) -> None:
         """Connect to the MCP servers in the background: a slow or dead server never holds
         start-up or a turn (its tools are offered once it answers)."""
         s = self.settings
@@ -130,6 +130,10 @@ class Services:
             reconnect_s=s.mcp_reconnect_s,
         )
         self.mcp.start()
+        # The agent binds its tools once: give the servers one connection attempt (bounded
+        # by MCP_CONNECT_TIMEOUT_S) so their tools are offered; a server that is down then
+        # is skipped (reported in /health/details) and never holds a turn.
+        await self.mcp.first_attempts(s.mcp_connect_timeout_s)
         self._mcp_status()
 
     def _mcp_status(self) -> None:
@@ -185,10 +189,10 @@ class Services:
         self.takeovers.start()
         await self.memory.start()
         self.set_status("memory", self.memory.status, self.memory.detail)  # type: ignore[arg-type]
+        await self._start_mcp()
         self.agent = self._make_agent()
         self._start_memory_cleanup()
         self.set_status("agent", "ready")
-        self._start_mcp()
         await self._start_voice()
         self._start_face()
         await self._start_screen_capture()
@@ -206,12 +210,18 @@ class Services:
             self.memory,
             self.store.checkpointer(),
             history_messages=s.history_messages,
-            tools=default_registry(),
+            tools=self._tools(),
             make_env=tool_env,
             tool_mode=s.llm_tools,
             max_tool_rounds=s.agent_max_tool_rounds,
             tool_timeout_s=s.agent_tool_timeout_s,
         )
+
+    def _tools(self) -> ToolRegistry:
+        registry = default_registry()
+        for tool in agent_tools(self.mcp) if self.mcp is not None else []:
+            registry.register(tool)
+        return registry
 
     def _start_memory_cleanup(self) -> None:
         s = self.settings

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from server.store.base import ApprovalRecord, utcnow
+from server.store.base import ApprovalRecord, new_id, utcnow
 
 if TYPE_CHECKING:
     from server.store.base import Store
@@ -94,6 +94,9 @@ class ApprovalGate:
     ) -> Decision:
         """Store, send, and wait for the user's decision (or the expiry)."""
         expires = utcnow() + timedelta(seconds=self.timeout_s)
+        if await self.store.get_approval(self.user_id, call_id) is not None:
+            # some models number their calls call_0, call_1 ... in every turn
+            call_id = f"{call_id}-{new_id()[:8]}"
         rec = await self.store.add_approval(
             self.user_id, self.session_id, call_id, name, arguments, description, expires
         )

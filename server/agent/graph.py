@@ -304,6 +304,22 @@ class Agent:
                 {"type": "response.tool_call", "call_id": call_id, "name": name, "arguments": shown}
             )
 
+        tool = self.tools.get(name)
+        if tool is not None and tool.consequential and ctx.approve is None:
+            msg = f"{name} needs the user's approval, which cannot be asked here."
+            return await self._record(
+                ctx, call_id, name, shown, False, ToolOutcome({"error": msg}, msg)
+            )
+        if tool is not None and tool.consequential and ctx.approve is not None:
+            decision = await self._approval(ctx, call_id, name, shown, tool.description)
+            if not decision.go:
+                why = decision.message or decision.status
+                msg = f"The user did not approve {name} ({decision.status}): {why}"
+                outcome = ToolOutcome({"error": msg}, f"{name} {decision.status} by the user")
+                return await self._record(ctx, call_id, name, shown, False, outcome)
+            if decision.arguments is not None:  # edited by the user
+                args = shown = decision.arguments
+
         async def run_and_record() -> ToolRecord:
             ok, outcome = await self._execute(name, args, env)
             return await self._record(ctx, call_id, name, shown, ok, outcome)
@@ -315,6 +331,24 @@ class Agent:
         ctx.running_tools.add(task)
         task.add_done_callback(ctx.running_tools.discard)
         return await asyncio.shield(task)
+
+    async def _approval(
+        self, ctx: TurnContext, call_id: str, name: str, args: dict[str, Any], description: str
+    ) -> Any:
+        """Wait for the user's decision (server/agent/approvals.py), telling the stream the
+        turn is alive meanwhile so the LLM idle timeout does not fire. A cancel (barge-in,
+        disconnect) stops the wait; the approval stays pending and is asked again later."""
+        assert ctx.approve is not None
+        writer = get_stream_writer()
+        ask = asyncio.ensure_future(ctx.approve(call_id, name, args, description))
+        try:
+            while True:
+                done, _ = await asyncio.wait({ask}, timeout=1.0)
+                if done:
+                    return ask.result()
+                writer({"tool_waiting": name})
+        finally:
+            ask.cancel()
 
     async def _record(
         self,
@@ -433,8 +467,8 @@ class Agent:
                     parts.append(delta)
                     yield TurnDelta(delta)
             elif mode == "custom":
-                if isinstance(chunk, dict) and "tool_done" in chunk:
-                    yield ToolProgress(chunk["tool_done"])
+                if isinstance(chunk, dict) and ("tool_done" in chunk or "tool_waiting" in chunk):
+                    yield ToolProgress(chunk.get("tool_done") or chunk["tool_waiting"])
             elif "query_memory" in chunk:
                 mem_ms = (time.perf_counter() - t_mem) * 1000
             else:

@@ -147,6 +147,14 @@ class McpManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
 
+    async def first_attempts(self, timeout_s: float) -> None:
+        """Until every server connected or failed once (at most timeout_s)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while any(s.status == "connecting" for s in self._servers.values()):
+                    self.changed.clear()
+                    await self.changed.wait()
+
     async def wait_connected(self, name: str, timeout_s: float) -> None:
         """For tests and start-up checks: wait until ``name`` is connected."""
         async with asyncio.timeout(timeout_s):
@@ -282,3 +290,52 @@ def _describe(e: BaseException) -> str:
     if isinstance(e, TimeoutError):
         return "timed out connecting"
     return f"{type(e).__name__}: {e}"[:200]
+
+
+class _AnyArgs(BaseModel):
+    """MCP tools bring their own JSON schema; the server checks the arguments."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def agent_tools(manager: McpManager) -> list[Any]:
+    """The connected servers' tools as the agent's Tools (schema from the MCP server)."""
+    from server.agent.tools.base import Tool, ToolError, ToolOutcome
+
+    @dataclass(frozen=True)
+    class McpTool(Tool):
+        schema: dict[str, Any] = field(default_factory=dict)
+
+        def openai_schema(self) -> dict[str, Any]:
+            return {
+                "type": "function",
+                "function": {
+                    "name": self.name,
+                    "description": self.description,
+                    "parameters": self.schema,
+                },
+            }
+
+    def runner(info: McpToolInfo) -> Any:
+        async def run(args: BaseModel, env: Any) -> ToolOutcome:
+            r = await manager.call(info.name, args.model_dump())
+            if not r.ok:
+                raise ToolError(r.text or f"{info.name} failed")
+            result: dict[str, Any] = {"result": r.text}
+            if r.structured:
+                result["data"] = r.structured
+            return ToolOutcome(result, f"{info.name}: {r.text[:200]}")
+
+        return run
+
+    return [
+        McpTool(
+            i.name,
+            i.description,
+            _AnyArgs,
+            runner(i),
+            consequential=i.consequential,
+            schema=i.input_schema,
+        )
+        for i in manager.tools()
+    ]

@@ -73,6 +73,9 @@ class TurnContext:
     # caller adds it); None: nobody is listening
     on_tool_event: ToolEvent | None = None
     tool_env: ToolEnv | None = None  # set by Agent.stream_turn when tools are offered
+    # the user's decision on a consequential call (server/agent/approvals.py ApprovalGate.ask);
+    # None: consequential tools run without asking (no one to ask)
+    approve: Callable[[str, str, dict[str, Any], str], Awaitable[Any]] | None = None
     tool_log: list[ToolRecord] = field(default_factory=list)
     running_tools: set[asyncio.Task[Any]] = field(default_factory=set)
 

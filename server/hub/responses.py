@@ -186,6 +186,7 @@ class Responses(SessionCore):
             perception=self.perception,
             vision_wait_s=getattr(self.settings, "vision_wait_s", 3.0),
             reply_id=reply_id,
+            approve=self.approvals.ask,
         )
 
     def new_speech(self, r: ActiveResponse, fmt: Any) -> SpeechOut:
