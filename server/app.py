@@ -35,6 +35,7 @@ from server.auth import Authenticator
 from server.config import Settings
 from server.hub import endpoint
 from server.logging import configure_logging, get_logger
+from server.protocols import dmp, dmp_rest
 from server.security import WebPolicy, WebSecurityMiddleware
 from server.services import Services
 
@@ -119,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tasks.extra_router,
         memories.router,
         endpoint.router,
+        dmp.router,
+        dmp_rest.router,
     ):
         app.include_router(r)
 

@@ -226,6 +226,12 @@ class Settings(BaseSettings):
     memory_search_timeout_s: float = Field(default=5.0, gt=0.0)  # then reply without memories
     memory_add_timeout_s: float = Field(default=120.0, gt=0.0)  # a background save gives up
 
+    # --- other wire protocols (docs/protocol-dmp.md, docs/protocol-realtime.md) ---------
+    dmp_ping_interval_s: float = Field(default=30.0, gt=0.0)  # /v1/chat/stream heartbeat
+    dmp_pong_timeout_s: float = Field(default=10.0, gt=0.0)  # no pong by then: close 4000
+    # 'agent_or_persona_id=our persona id,...': DMP ids that name one of our personas.
+    persona_aliases: str = ""
+
     # --- per-user abuse limits (docs/protocol.md, "Rate and size limits") ---------------
     ws_user_max_messages_per_s: float = Field(default=400.0, gt=0.0)  # all sockets together
     ws_max_sessions_per_user: int = Field(default=8, ge=1)  # open at once, in this process
@@ -248,6 +254,12 @@ class Settings(BaseSettings):
     def models_root(self) -> Path:
         """MODELS_DIR, else the older MODEL_CACHE_DIR, else DATA_DIR/models."""
         return (self.models_dir or self.model_cache_dir or self.data_dir / "models").expanduser()
+
+    @property
+    def persona_alias_map(self) -> dict[str, str]:
+        """PERSONA_ALIASES as {alias: persona id}."""
+        pairs = (p.split("=", 1) for p in self.persona_aliases.split(",") if "=" in p)
+        return {a.strip(): pid.strip() for a, pid in pairs if a.strip() and pid.strip()}
 
     @property
     def ws_max_image_text_bytes(self) -> int:

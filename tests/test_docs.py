@@ -57,10 +57,17 @@ def server_files(*, skip: tuple[str, ...] = ()) -> list[Path]:
     return [f for f in files if not any(part in skip for part in f.relative_to(SERVER).parts)]
 
 
-def server_event_types() -> dict[str, str]:
-    """Event type -> a file that sends it. Providers talk to external APIs, not clients."""
+# Other wire protocols (server/protocols/) and the page that documents each one's events.
+OTHER_PROTOCOLS = {"dmp.py": "protocol-dmp.md"}
+
+
+def server_event_types(files: list[Path] | None = None) -> dict[str, str]:
+    """Event type -> a file that sends it. Providers talk to external APIs, not clients;
+    the other wire protocols have their own pages."""
     found: dict[str, str] = {}
-    for f in server_files(skip=("providers",)):
+    if files is None:
+        files = [f for f in server_files(skip=("providers",)) if f.name not in OTHER_PROTOCOLS]
+    for f in files:
         for name in EVENT_TYPE.findall(f.read_text(encoding="utf-8")):
             if name not in NOT_EVENTS:
                 found.setdefault(name, str(f.relative_to(ROOT)))
@@ -128,6 +135,15 @@ def test_client_event_is_documented(name: str):
 def test_server_events_are_documented():
     missing = {n: f for n, f in server_event_types().items() if f"`{n}`" not in PROTOCOL}
     assert not missing, f"server events missing from docs/protocol.md: {missing}"
+
+
+@pytest.mark.parametrize(("module", "page"), sorted(OTHER_PROTOCOLS.items()))
+def test_other_protocols_events_are_on_their_page(module: str, page: str):
+    doc = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    events = server_event_types([SERVER / "protocols" / module])
+    assert events, f"no events found in {module}: the scanner broke"
+    missing = sorted(n for n in events if f"`{n}`" not in doc)
+    assert not missing, f"events of {module} missing from docs/{page}: {missing}"
 
 
 def test_error_and_warning_codes_are_in_the_table():

@@ -62,20 +62,28 @@ class TTSRequest(BaseModel):
     responses={200: {"content": {"audio/mpeg": {}}}},
 )
 async def tts(body: TTSRequest, services: ServicesDep, user: UserDep) -> Response:
+    audio = await synthesize_request(services, body.text, body.voice, body.format, user)
+    return Response(audio, media_type=_MEDIA[body.format])
+
+
+async def synthesize_request(
+    services: Services, text: str, voice: str | None, fmt: str, user: str
+) -> bytes:
+    """A REST caller's text as audio, with the limits and errors of POST /v1/tts."""
     if services.tts is None:
         raise HTTPException(503, "Text-to-speech is not available on this server.")
-    if len(body.text) > services.settings.tts_max_chars:
+    if len(text) > services.settings.tts_max_chars:
         raise HTTPException(
             413, f"Text is limited to {services.settings.tts_max_chars} characters."
         )
-    if not any(c.isalnum() for c in body.text):
+    if not any(c.isalnum() for c in text):
         raise HTTPException(400, "The text has nothing to say (no letters or digits).")
     try:
-        audio = await synthesize_all(services.tts, body.text, body.voice, body.format, user)
+        audio = await synthesize_all(services.tts, text, voice, fmt, user)
     except TTSError as e:
         raise HTTPException(502, f"Speech synthesis failed: {e}") from None
-    await services.store.incr_usage(user, {"api_calls": 1, "tts_chars": len(body.text)})
-    return Response(audio, media_type=_MEDIA[body.format])
+    await services.store.incr_usage(user, {"api_calls": 1, "tts_chars": len(text)})
+    return audio
 
 
 @router.get("/tts/voices", summary="Voices per provider")

@@ -62,15 +62,7 @@ class SessionCore:
         self.persona = persona
         self.user_turns = user_turns
         self.resumed = resumed
-        self.config: dict[str, Any] = {
-            "voice": None,
-            "instructions": None,
-            "instructions_mode": "append",
-            "temperature": None,
-            "max_tokens": None,
-            "output_audio": services.settings.default_output_audio,
-            "turn_detection": {"type": "server_vad"},
-        } | {k: v for k, v in record.settings.items() if k != "persona"}
+        self.config = self._config_of(record)
         self.paused = record.status == "paused"
         self.outbound: asyncio.Queue[Outbound | None] = asyncio.Queue(
             maxsize=self.settings.ws_outbound_queue
@@ -320,9 +312,42 @@ class SessionCore:
                 )
         self.config.update(changes)
         self.on_config_changed(changes)
-        stored = {**self.config, "persona": self.persona.id}
-        await self.services.store.update_session(self.user_id, self.record.id, settings=stored)
+        store = self.services.store
+        # Keys the session does not own (a client's metadata, set over REST) stay as stored.
+        current = await store.get_session(self.user_id, self.record.id)
+        kept = current.settings if current is not None else {}
+        stored = {**kept, **self.config, "persona": self.persona.id}
+        await store.update_session(self.user_id, self.record.id, settings=stored)
         await self.events.session_updated()
+
+    def _config_of(self, record: SessionRecord) -> dict[str, Any]:
+        """Session settings: the defaults, then what the session stored."""
+        return {
+            "voice": None,
+            "instructions": None,
+            "instructions_mode": "append",
+            "temperature": None,
+            "max_tokens": None,
+            "output_audio": self.settings.default_output_audio,
+            "turn_detection": {"type": "server_vad"},
+        } | {k: v for k, v in record.settings.items() if k not in ("persona", "metadata")}
+
+    async def switch_session(
+        self, record: SessionRecord, persona: Persona, user_turns: int, resumed: bool
+    ) -> None:
+        """Go on in another session of the same user on the same connection (a client that
+        names the conversation per message switched it): the current one is left paused."""
+        await self.cancel_response()
+        await self.on_ending()
+        if self.record.status == "active":
+            self.record.status = "paused"
+            await self.services.store.update_session(self.user_id, self.record.id, status="paused")
+        self.record, self.persona, self.user_turns = record, persona, user_turns
+        self.resumed = resumed
+        self.paused = record.status == "paused"
+        self.config = self._config_of(record)
+        self.on_config_changed(dict(self.config))
+        self.log = log.bind(session_id=record.id)
 
     def on_config_changed(self, changes: dict[str, Any]) -> None:
         """Hook: pipelines that depend on session settings follow them."""

@@ -12,11 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from server.hub.responses import ActiveResponse
+    from server.pipelines.speech_out import SpokenChunk
     from server.store.base import ApprovalRecord, ReminderRecord
 
 
 class SessionEvents(ABC):
     """One protocol's side of a session: inbound frames in, happenings out."""
+
+    # The client reports playback (response.audio.played): a reply stays active, so speech
+    # over it is a barge-in, until its audio has been heard. Clients that cannot report it
+    # end the reply when its audio is sent.
+    awaits_playback: bool = True
 
     @abstractmethod
     async def read(self) -> None:
@@ -63,6 +69,15 @@ class SessionEvents(ABC):
         A protocol without tool events leaves this as is (they are also in the stored
         transcript)."""
         return None
+
+    @abstractmethod
+    async def speech_sentence(self, r: ActiveResponse, index: int, chunk: SpokenChunk) -> None:
+        """Sentence ``index`` of the reply has all its audio sent (audio_chunk before)."""
+
+    @abstractmethod
+    async def response_stored(self, r: ActiveResponse, status: str, text: str) -> None:
+        """The reply and the user's turn are stored; ``text`` is what was kept (for a
+        cancelled reply, what the user heard)."""
 
     # --- voice input ------------------------------------------------------------------
     @abstractmethod

@@ -119,6 +119,13 @@ class Perception(SessionCore):
             raise p.ProtocolError("invalid_image", "jpeg_b64 is not valid base64.") from None
         await self.image(source, data, t_ms)
 
+    async def show_screen(self, image: bytes) -> None:
+        """An image the user attached to a message: described before the turn starts
+        (waiting at most VISION_WAIT_S), so the reply can talk about it."""
+        await self._on_screen_frame(image, None)
+        if self.screen is not None and not self.paused:
+            await self.screen.fresh(self.settings.vision_wait_s)
+
     async def _on_screen_frame(self, jpeg: bytes, t_ms: int | None) -> None:
         """Screen frames go to the latest-wins screen pipeline; without a VLM they are
         dropped, and the client is told once per session (not once per frame). The user's

@@ -18,7 +18,7 @@ from server.agent.state import ToolRecord, TurnContext
 from server.hub import protocol as p
 from server.hub.core import SessionCore, SlowConsumer, ms
 from server.logging import redact
-from server.pipelines.speech_out import SpeechOut
+from server.pipelines.speech_out import SpeechOut, SpokenChunk
 from server.providers.failures import llm_failure, paced
 from server.providers.llm import LLMNotConfigured
 from server.store.base import new_id
@@ -193,6 +193,10 @@ class Responses(SessionCore):
         async def send_audio(seq: int, data: bytes) -> None:
             await self.events.audio_chunk(r, seq, data)
 
+        async def sentence_done(chunk: SpokenChunk) -> None:
+            assert r.speech is not None
+            await self.events.speech_sentence(r, len(r.speech.spoken) - 1, chunk)
+
         return SpeechOut(
             self.services.tts,
             self.config["voice"] or self.persona.tts_voice,
@@ -200,6 +204,7 @@ class Responses(SessionCore):
             r.number,
             send_audio,
             user_id=self.user_id,
+            on_sentence=sentence_done,
         )
 
     async def _run_response(self, r: ActiveResponse) -> None:
@@ -280,7 +285,7 @@ class Responses(SessionCore):
         r.first_audio_at = r.speech.first_audio_at
         await self._warn_tts(r.speech)
         await self.events.audio_done(r, r.speech.seq, round(r.speech.duration_ms))
-        if r.first_audio_at is None:
+        if r.first_audio_at is None or not self.events.awaits_playback:
             return
         left = r.speech.duration_ms / 1000 - (time.monotonic() - r.first_audio_at)
         if (r.played_ms or 0) >= r.speech.duration_ms - 100:
@@ -361,6 +366,7 @@ class Responses(SessionCore):
                 "output_tokens": usage.get("output_tokens", 0),
             },
         )
+        await self.events.response_stored(r, status, kept)
         self.log.info("response_done", response_id=r.id, status=status, **timings)
         await counted
         if status == "cancelled" and (heard := await self.settle_heard_text(r)) != kept:

@@ -127,6 +127,7 @@ class SpeechOut:
         *,
         user_id: str | None = None,
         chunker: SentenceChunker | None = None,
+        on_sentence: Callable[[SpokenChunk], Awaitable[None]] | None = None,
     ) -> None:
         self.tts = tts
         self.voice = voice
@@ -135,6 +136,7 @@ class SpeechOut:
         self._send_audio = send_audio  # (chunk seq, audio bytes): the protocol frames it
         self.user_id = user_id
         self.chunker = chunker or SentenceChunker()
+        self._on_sentence = on_sentence  # a sentence's audio is all sent (per-sentence clients)
         self._texts: asyncio.Queue[str | None] = asyncio.Queue()
         self.spoken: list[SpokenChunk] = []
         self.seq = 0
@@ -188,6 +190,8 @@ class SpeechOut:
                     self.duration_ms += ms
                     await self._send(data)
                 self.spoken.append(SpokenChunk(text, start, self.duration_ms - start))
+                if self._on_sentence is not None:
+                    await self._on_sentence(self.spoken[-1])
             await self._send(await asyncio.to_thread(converter.flush))
         finally:
             planner.cancel()

@@ -18,6 +18,7 @@ from server.tasks import live as task_live
 if TYPE_CHECKING:
     from server.hub.responses import ActiveResponse
     from server.hub.session import Session
+    from server.pipelines.speech_out import SpokenChunk
     from server.store.base import ApprovalRecord, ReminderRecord
 
 
@@ -189,6 +190,12 @@ class WsV1(SessionEvents):
 
     async def tool_event(self, r: ActiveResponse, event: dict[str, Any]) -> None:
         await self.s.send({"type": event["type"], "response_id": r.id, **event})
+
+    async def speech_sentence(self, r: ActiveResponse, index: int, chunk: SpokenChunk) -> None:
+        """Sentences are not marked on /v1/ws: 0x11 chunks stream across them."""
+
+    async def response_stored(self, r: ActiveResponse, status: str, text: str) -> None:
+        """response.done went out already (it carries the timings the store keeps)."""
 
     async def speech_started(self, item_id: str | None, t_ms: int) -> None:
         await self.s.send({"type": "input_audio.speech_started", "t_ms": t_ms, "item_id": item_id})
