@@ -35,7 +35,7 @@ from server.auth import Authenticator
 from server.config import Settings
 from server.hub import endpoint
 from server.logging import configure_logging, get_logger
-from server.protocols import dmp, dmp_rest
+from server.protocols import dmp, dmp_rest, realtime
 from server.security import WebPolicy, WebSecurityMiddleware
 from server.services import Services
 
@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         endpoint.router,
         dmp.router,
         dmp_rest.router,
+        realtime.router,
     ):
         app.include_router(r)
 

@@ -58,7 +58,7 @@ def server_files(*, skip: tuple[str, ...] = ()) -> list[Path]:
 
 
 # Other wire protocols (server/protocols/) and the page that documents each one's events.
-OTHER_PROTOCOLS = {"dmp.py": "protocol-dmp.md"}
+OTHER_PROTOCOLS = {"dmp.py": "protocol-dmp.md", "realtime.py": "protocol-realtime.md"}
 
 
 def server_event_types(files: list[Path] | None = None) -> dict[str, str]:
@@ -74,10 +74,12 @@ def server_event_types(files: list[Path] | None = None) -> dict[str, str]:
     return found
 
 
-def emitted_codes() -> dict[str, str]:
-    """Error/warning code -> a file that emits it."""
+def emitted_codes(files: list[Path] | None = None) -> dict[str, str]:
+    """Error/warning code -> a file that emits it (the other protocols: on their pages)."""
     found: dict[str, str] = {}
-    for f in server_files():
+    if files is None:
+        files = [f for f in server_files() if f.name not in OTHER_PROTOCOLS]
+    for f in files:
         text = f.read_text(encoding="utf-8")
         codes = [c for rx in CODE_CALLS for c in rx.findall(text)]
         codes += [code for recv, code in RECEIVER_CALL.findall(text) if not LOGGER.search(recv)]
@@ -137,13 +139,23 @@ def test_server_events_are_documented():
     assert not missing, f"server events missing from docs/protocol.md: {missing}"
 
 
+# Realtime event names are dotted literals (sent through a helper, or handled).
+REALTIME_EVENT = re.compile(r'"((?:session|conversation|input_audio_buffer|response)\.[a-z_.]+)"')
+
+
 @pytest.mark.parametrize(("module", "page"), sorted(OTHER_PROTOCOLS.items()))
 def test_other_protocols_events_are_on_their_page(module: str, page: str):
     doc = (ROOT / "docs" / page).read_text(encoding="utf-8")
-    events = server_event_types([SERVER / "protocols" / module])
+    path = SERVER / "protocols" / module
+    if module == "realtime.py":
+        events = dict.fromkeys(REALTIME_EVENT.findall(path.read_text(encoding="utf-8")), module)
+    else:
+        events = server_event_types([path])
     assert events, f"no events found in {module}: the scanner broke"
     missing = sorted(n for n in events if f"`{n}`" not in doc)
     assert not missing, f"events of {module} missing from docs/{page}: {missing}"
+    codes = sorted(c for c in emitted_codes([path]) if f"`{c}`" not in doc + PROTOCOL)
+    assert not codes, f"error codes of {module} missing from docs/{page}: {codes}"
 
 
 def test_error_and_warning_codes_are_in_the_table():

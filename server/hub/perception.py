@@ -91,11 +91,17 @@ class Perception(SessionCore):
         if problem := self.voice_in.feed(payload):
             await self.error("audio_overrun", problem)
 
-    async def commit_audio(self) -> None:
-        """End the user's spoken turn now (push-to-talk)."""
+    async def commit_audio(self) -> str | None:
+        """End the user's spoken turn now (push-to-talk): its item id, None if no audio."""
         if self.voice_in is None:
             raise p.ProtocolError("not_supported", "Audio input is not enabled on this server.")
-        await self.voice_in.commit()
+        return await self.voice_in.commit()
+
+    async def clear_audio(self) -> None:
+        """Forget the user's audio not yet committed."""
+        if self.voice_in is None:
+            raise p.ProtocolError("not_supported", "Audio input is not enabled on this server.")
+        await self.voice_in.clear()
 
     def stt_language(self) -> str | None:
         lang = self.settings.stt_language or self.persona.language

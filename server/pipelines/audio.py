@@ -121,20 +121,28 @@ class VoiceInput:
             self.stream.threshold = float(cfg["threshold"])
             self.stream.neg_threshold = max(self.stream.threshold - 0.15, 0.01)
 
-    async def commit(self) -> None:
-        """End the user turn now (push-to-talk), whatever the VAD thinks."""
+    async def commit(self) -> str | None:
+        """End the user turn now (push-to-talk), whatever the VAD thinks. Returns the item
+        id of the utterance, or None when there was no audio to commit."""
         if self._ptt:
             audio = np.frombuffer(b"".join(self._ptt), dtype="<i2").astype(np.float32) / 32768
             self._ptt, self._ptt_bytes = [], 0
         else:
             audio = await asyncio.to_thread(self.stream.pop_utterance, force=True)
         if audio.size == 0:
-            return
+            return None
         item = self._item_id or self._new_item()
         self._item_id = None
         end = self.stream_ms
         utt = Utterance(item, audio, end - len(audio) * 1000 // RATE, end, time.monotonic())
         self.session.spawn(self._final(utt))
+        return item
+
+    async def clear(self) -> None:
+        """Drop the audio not yet committed (push-to-talk buffer or speech in progress)."""
+        self._ptt, self._ptt_bytes = [], 0
+        await asyncio.to_thread(self.stream.pop_utterance, force=True)
+        self._item_id = None
 
     # --- worker -------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -287,9 +295,11 @@ class VoiceInput:
                 stt_ms=round(t.elapsed_s * 1000),
                 after_end_ms=round((time.monotonic() - utt.ended_at) * 1000),
             )
-            if text and not s.paused:  # transcript.done once start_turn stored the utterance
+            # transcript.done once start_turn stored the utterance; a protocol that replies
+            # on request (Realtime without create_response) stores it when it asks
+            if text and not s.paused and s.events.voice_starts_turns:
                 await s.start_turn(text, source="voice", announce=announce)
-            else:  # no turn (nothing said, or paused): nothing is stored
+            else:  # no turn (nothing said, paused, or not yet asked): nothing stored yet
                 await announce()
             if text:
                 s.spawn(self._after_reply_started(utt, t))
