@@ -231,6 +231,7 @@ class Settings(BaseSettings):
     dmp_pong_timeout_s: float = Field(default=10.0, gt=0.0)  # no pong by then: close 4000
     # 'agent_or_persona_id=our persona id,...': DMP ids that name one of our personas.
     persona_aliases: str = ""
+    avatar_visemes: bool = True  # mouth keyframes from the reply audio (docs/avatar.md)
 
     # --- per-user abuse limits (docs/protocol.md, "Rate and size limits") ---------------
     ws_user_max_messages_per_s: float = Field(default=400.0, gt=0.0)  # all sockets together

@@ -27,6 +27,10 @@ class SessionEvents(ABC):
     # create_response). False: the protocol decides when to reply (Realtime's response.create).
     voice_starts_turns: bool = True
 
+    def wants_visemes(self) -> bool:
+        """The client animates a mouth from our timelines (costs ~3% of a core per voice)."""
+        return False
+
     @abstractmethod
     async def read(self) -> None:
         """Read client frames until the client disconnects (or the session closes)."""
@@ -51,6 +55,13 @@ class SessionEvents(ABC):
     @abstractmethod
     async def audio_chunk(self, r: ActiveResponse, seq: int, data: bytes) -> None:
         """One chunk of reply audio in the session's output format, in order."""
+
+    @abstractmethod
+    async def audio_visemes(
+        self, r: ActiveResponse, seq: int, keyframes: list[dict[str, Any]]
+    ) -> None:
+        """The mouth timeline of audio chunk ``seq`` (sent just before): keyframes
+        ``{duration, targets: {aa|ih|ou|ee|oh: opening}}``, closed = no targets."""
 
     @abstractmethod
     async def audio_done(self, r: ActiveResponse, chunks: int, duration_ms: int) -> None: ...

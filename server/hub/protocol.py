@@ -113,6 +113,7 @@ class SessionConfig(_Event):
     max_tokens: Annotated[int, Field(ge=1, le=8192)] | None = None
     output_audio: Literal["mp3", "pcm16", "none"] | None = None
     turn_detection: TurnDetection | None = None
+    visemes: bool | None = None  # response.audio.visemes after each 0x11 chunk
     # proactive speech (server/initiative): the mode, quiet hours, the user's time zone and
     # whether camera/screen triggers are allowed
     proactive_mode: Literal["off", "quiet", "normal", "chatty"] | None = None

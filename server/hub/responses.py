@@ -15,6 +15,7 @@ from typing import Any
 
 from server.agent.graph import TurnDelta, TurnFinished, tool_transcript
 from server.agent.state import ToolRecord, TurnContext
+from server.avatar.visemes import Keyframe
 from server.hub import protocol as p
 from server.hub.core import SessionCore, SlowConsumer, ms
 from server.logging import redact
@@ -197,6 +198,9 @@ class Responses(SessionCore):
             assert r.speech is not None
             await self.events.speech_sentence(r, len(r.speech.spoken) - 1, chunk)
 
+        async def visemes(seq: int, keys: list[Keyframe]) -> None:
+            await self.events.audio_visemes(r, seq, [k.as_dict() for k in keys])
+
         return SpeechOut(
             self.services.tts,
             self.config["voice"] or self.persona.tts_voice,
@@ -205,6 +209,9 @@ class Responses(SessionCore):
             send_audio,
             user_id=self.user_id,
             on_sentence=sentence_done,
+            on_visemes=visemes
+            if self.settings.avatar_visemes and self.events.wants_visemes()
+            else None,
         )
 
     async def _run_response(self, r: ActiveResponse) -> None:

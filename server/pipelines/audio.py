@@ -124,6 +124,10 @@ class VoiceInput:
     async def commit(self) -> str | None:
         """End the user turn now (push-to-talk), whatever the VAD thinks. Returns the item
         id of the utterance, or None when there was no audio to commit."""
+        while self.push_to_talk and not self.frames.empty():  # frames sent before the commit
+            data = self.frames.get_nowait()
+            self.stream_ms += len(data) * 1000 // (RATE * 2)
+            self._buffer_ptt(data)
         if self._ptt:
             audio = np.frombuffer(b"".join(self._ptt), dtype="<i2").astype(np.float32) / 32768
             self._ptt, self._ptt_bytes = [], 0

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from server.avatar.visemes import Keyframe, viseme_keyframes
 from server.logging import get_logger
 from server.pipelines.chunker import SentenceChunker, speakable
 from server.providers.tts.base import AudioChunk, TTSError, TTSProvider
@@ -49,11 +50,16 @@ class AudioConverter:
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=OUT_RATE)
         self._encoder: Any = None
         self._pending_ms = 0.0
+        # The PCM16 mono audio of the last converted chunk and its rate (the mouth track
+        # is derived from it, whatever format is sent).
+        self.last_pcm = b""
+        self.last_rate = OUT_RATE
 
     def convert(self, chunk: AudioChunk) -> tuple[bytes, float]:
         if chunk.format == "mp3" and self.fmt == "mp3":
             return chunk.data, self._mp3_ms(chunk.data)
         pcm = self._to_pcm(chunk)
+        self.last_pcm, self.last_rate = pcm, OUT_RATE
         ms = len(pcm) / 2 / OUT_RATE * 1000
         if self.fmt == "pcm16":
             return pcm, ms
@@ -69,10 +75,16 @@ class AudioConverter:
         if self._decoder is None:
             self._decoder = self._av.CodecContext.create("mp3", "r")
         samples, rate = 0, OUT_RATE
+        decoded: list[np.ndarray] = []
         for packet in self._decoder.parse(data):
             for frame in self._decoder.decode(packet):
                 samples += frame.samples
                 rate = frame.sample_rate
+                decoded.append(frame.to_ndarray()[0])
+        mono = np.concatenate(decoded) if decoded else np.zeros(0, dtype=np.float32)
+        if mono.dtype.kind == "f":
+            mono = np.clip(mono * 32767, -32768, 32767)
+        self.last_pcm, self.last_rate = mono.astype("<i2").tobytes(), rate
         return samples / rate * 1000
 
     def _to_pcm(self, chunk: AudioChunk) -> bytes:
@@ -128,6 +140,7 @@ class SpeechOut:
         user_id: str | None = None,
         chunker: SentenceChunker | None = None,
         on_sentence: Callable[[SpokenChunk], Awaitable[None]] | None = None,
+        on_visemes: Callable[[int, list[Keyframe]], Awaitable[None]] | None = None,
     ) -> None:
         self.tts = tts
         self.voice = voice
@@ -137,6 +150,7 @@ class SpeechOut:
         self.user_id = user_id
         self.chunker = chunker or SentenceChunker()
         self._on_sentence = on_sentence  # a sentence's audio is all sent (per-sentence clients)
+        self._on_visemes = on_visemes  # each chunk's mouth timeline, right after the chunk
         self._texts: asyncio.Queue[str | None] = asyncio.Queue()
         self.spoken: list[SpokenChunk] = []
         self.seq = 0
@@ -178,27 +192,53 @@ class SpeechOut:
 
         planner = asyncio.create_task(plan())
         converter = await asyncio.to_thread(AudioConverter, self.fmt)
+        side: asyncio.Queue[tuple[Any, ...] | None] = asyncio.Queue()
+        follower = asyncio.create_task(self._follow(side))
         try:
-            while (item := await order.get()) is not None:
-                text, q = item
-                start = self.duration_ms
-                while (piece := await q.get()) is not None:
-                    if isinstance(piece, TTSError):
-                        self.error = str(piece)
-                        return
-                    data, ms = await asyncio.to_thread(converter.convert, piece)
-                    self.duration_ms += ms
-                    await self._send(data)
-                self.spoken.append(SpokenChunk(text, start, self.duration_ms - start))
-                if self._on_sentence is not None:
-                    await self._on_sentence(self.spoken[-1])
-            await self._send(await asyncio.to_thread(converter.flush))
+            await self._stream(order, converter, side)
+            side.put_nowait(None)
+            await follower  # every mouth timeline and sentence end is out when run() ends
         finally:
+            follower.cancel()
             planner.cancel()
             for t in synths:
                 t.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(planner, *synths, return_exceptions=True)
+                await asyncio.gather(planner, follower, *synths, return_exceptions=True)
+
+    async def _stream(
+        self,
+        order: asyncio.Queue[tuple[str, asyncio.Queue[Any]] | None],
+        converter: AudioConverter,
+        side: asyncio.Queue[tuple[Any, ...] | None],
+    ) -> None:
+        while (item := await order.get()) is not None:
+            text, q = item
+            start = self.duration_ms
+            while (piece := await q.get()) is not None:
+                if isinstance(piece, TTSError):
+                    self.error = str(piece)
+                    return
+                data, ms = await asyncio.to_thread(converter.convert, piece)
+                self.duration_ms += ms
+                seq = self.seq
+                await self._send(data)
+                if self._on_visemes is not None and data and converter.last_pcm:
+                    side.put_nowait(("chunk", seq, converter.last_pcm, converter.last_rate))
+            self.spoken.append(SpokenChunk(text, start, self.duration_ms - start))
+            side.put_nowait(("sentence", self.spoken[-1]))
+        await self._send(await asyncio.to_thread(converter.flush))
+
+    async def _follow(self, side: asyncio.Queue[tuple[Any, ...] | None]) -> None:
+        """Mouth timelines and sentence ends, in order, off the audio's path: the audio
+        never waits for the analysis."""
+        while (item := await side.get()) is not None:
+            if item[0] == "chunk" and self._on_visemes is not None:
+                _, seq, pcm, rate = item
+                keys = await asyncio.to_thread(viseme_keyframes, pcm, rate)
+                await self._on_visemes(seq, keys)
+            elif item[0] == "sentence" and self._on_sentence is not None:
+                await self._on_sentence(item[1])
 
     async def _synthesize(self, text: str, q: asyncio.Queue[Any], ahead: asyncio.Semaphore) -> None:
         try:

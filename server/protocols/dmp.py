@@ -308,12 +308,16 @@ class DmpEvents(SessionEvents):
 
     awaits_playback = False  # the client never reports playback; stream_end ends a turn
 
+    def wants_visemes(self) -> bool:
+        return True  # tts_chunk.keyframes drive the mascot's mouth
+
     def __init__(self, session: Session, conn: Connection, first: ChatMessage) -> None:
         self.s = session
         self.conn = conn
         self.first: ChatMessage | None = first
         self.turn_ids: dict[int, str] = {}
         self.audio = bytearray()  # the sentence being spoken, pcm16 24 kHz
+        self.mouth: list[dict[str, Any]] = []  # its mouth keyframes, chunk by chunk
         self.chunker: SentenceChunker | None = None  # sentences when audio is off
         self.sequence = 0
 
@@ -437,6 +441,7 @@ class DmpEvents(SessionEvents):
     async def response_created(self, r: ActiveResponse) -> None:
         self.turn_ids[r.number] = str(uuid.uuid4())
         self.audio.clear()
+        self.mouth.clear()
         self.sequence = 0
         self.chunker = SentenceChunker() if self.s.config["output_audio"] == "none" else None
         await self.s.send({"type": "stream_start", **self._ids(r), **self._tail()})
@@ -464,12 +469,29 @@ class DmpEvents(SessionEvents):
     async def audio_chunk(self, r: ActiveResponse, seq: int, data: bytes) -> None:
         self.audio += data
 
-    async def speech_sentence(self, r: ActiveResponse, index: int, chunk: SpokenChunk) -> None:
-        pcm, self.audio = bytes(self.audio), bytearray()
-        wav = base64.b64encode(write_wav(pcm, OUT_RATE)).decode() if pcm else None
-        await self._tts_chunk(chunk.text, wav, len(pcm) / 2 / OUT_RATE)
+    async def audio_visemes(
+        self, r: ActiveResponse, seq: int, keyframes: list[dict[str, Any]]
+    ) -> None:
+        self.mouth += keyframes
 
-    async def _tts_chunk(self, text: str, wav_b64: str | None, seconds: float) -> None:
+    async def speech_sentence(self, r: ActiveResponse, index: int, chunk: SpokenChunk) -> None:
+        # The audio runs ahead of the sentence ends: take this sentence's samples only.
+        size = 2 * round(chunk.duration_ms * OUT_RATE / 1000)
+        pcm, self.audio = bytes(self.audio[:size]), self.audio[size:]
+        mouth, self.mouth = self.mouth, []
+        wav = base64.b64encode(write_wav(pcm, OUT_RATE)).decode() if pcm else None
+        await self._tts_chunk(chunk.text, wav, len(pcm) / 2 / OUT_RATE, mouth)
+
+    async def _tts_chunk(
+        self,
+        text: str,
+        wav_b64: str | None,
+        seconds: float,
+        mouth: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """The sentence's keyframes: its mouth timeline (covering the audio) when there is
+        one, else one keyframe holding the expression."""
+        keyframes = mouth or [{"duration": round(seconds, 3), "targets": {}}]
         await self.s.send(
             {
                 "type": "tts_chunk",
@@ -477,13 +499,14 @@ class DmpEvents(SessionEvents):
                 "text": text,
                 "audio_base64": wav_b64,
                 "emotion": None,
-                "keyframes": [{"duration": round(seconds, 3), "targets": {"neutral": 1.0}}],
+                "keyframes": keyframes,
             }
         )
         self.sequence += 1
 
     async def audio_done(self, r: ActiveResponse, chunks: int, duration_ms: int) -> None:
         self.audio.clear()  # a sentence cut short by a TTS failure is not sent half
+        self.mouth.clear()
 
     async def response_done(
         self,

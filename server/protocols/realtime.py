@@ -387,6 +387,11 @@ class RealtimeEvents(SessionEvents):
             delta=base64.b64encode(data).decode(),
         )
 
+    async def audio_visemes(
+        self, r: ActiveResponse, seq: int, keyframes: list[dict[str, Any]]
+    ) -> None:
+        """Realtime has no mouth event; its clients animate from the audio themselves."""
+
     async def audio_done(self, r: ActiveResponse, chunks: int, duration_ms: int) -> None:
         await self._send("response.output_audio.done", **self._where(r), content_index=0)
 

@@ -26,6 +26,9 @@ class WsV1(SessionEvents):
     def __init__(self, session: Session) -> None:
         self.s = session
 
+    def wants_visemes(self) -> bool:
+        return bool(self.s.config.get("visemes"))  # session.update {"visemes": true}
+
     # --- inbound ----------------------------------------------------------------------
     async def read(self) -> None:
         s = self.s
@@ -155,6 +158,18 @@ class WsV1(SessionEvents):
 
     async def audio_chunk(self, r: ActiveResponse, seq: int, data: bytes) -> None:
         await self.s.send_bytes(p.audio_frame(r.number, seq, data))
+
+    async def audio_visemes(
+        self, r: ActiveResponse, seq: int, keyframes: list[dict[str, Any]]
+    ) -> None:
+        await self.s.send(
+            {
+                "type": "response.audio.visemes",
+                "response_id": r.id,
+                "seq": seq,
+                "keyframes": keyframes,
+            }
+        )
 
     async def audio_done(self, r: ActiveResponse, chunks: int, duration_ms: int) -> None:
         await self.s.send(
