@@ -554,6 +554,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-seconds", type=float, default=900, help="hard limit for the run")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
     ap.add_argument(
+        "--protocols",
+        action="store_true",
+        help="instead: a text turn and a voice turn through /v1/ws, DesktopMatePlus and"
+        " OpenAI Realtime (bench/protocol_latency.py); --turns sets the turns per row",
+    )
+    ap.add_argument(
         "--nice",
         type=int,
         default=None,
@@ -569,6 +575,11 @@ async def amain(args: argparse.Namespace) -> int:
     tables = []
     try:
         async with asyncio.timeout(args.max_seconds):
+            if args.protocols:
+                from bench.protocol_latency import table
+
+                modes = []
+                tables.append(await table(args, base))
             for memory in modes:
                 tables.append(await run_mode(args, memory, base))
     except TimeoutError:
