@@ -532,9 +532,9 @@ class DmpEvents(SessionEvents):
         self.turn_ids.pop(r.number, None)
 
     # --- outbound: the rest -----------------------------------------------------------
-    async def reminder(self, r: ReminderRecord) -> None:
+    async def reminder(self, r: ReminderRecord) -> bool:
         """A reminder falls due: a short proactive turn (their stream_start `proactive`),
-        sent between replies, never inside one."""
+        sent between replies, never inside one; True once its stream_end was written."""
         while (r0 := self.s.response) is not None and r0.task and self.s.response_active():
             await asyncio.wait({r0.task})
         turn = {"turn_id": str(uuid.uuid4()), "session_id": self.s.record.id}
@@ -544,7 +544,8 @@ class DmpEvents(SessionEvents):
         )
         self.sequence = 0
         await self._tts_chunk(r.text, None, 0.0)
-        await self.s.send({"type": "stream_end", **turn, "content": r.text, **self._tail()})
+        end = {"type": "stream_end", **turn, "content": r.text, **self._tail()}
+        return await self.s.send_confirmed(end)
 
     async def error(
         self, code: str, message: str, fatal: bool, extra: dict[str, Any] | None = None

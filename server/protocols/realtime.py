@@ -480,13 +480,15 @@ class RealtimeEvents(SessionEvents):
     async def analysis(self, event: dict[str, Any], *, droppable: bool = False) -> None:
         """No Realtime event for perception; the persona still perceives it."""
 
-    async def reminder(self, r: ReminderRecord) -> None:
-        """A due reminder: an assistant message item in the conversation."""
+    async def reminder(self, r: ReminderRecord) -> bool:
+        """A due reminder: an assistant message item in the conversation; True once its
+        conversation.item.done was written."""
         item_id = f"item_reminder_{r.id}"
         item = _assistant_item(item_id, [{"type": "output_text", "text": r.text}], "completed")
         await self._send("conversation.item.added", previous_item_id=self.last_item, item=item)
-        await self._send("conversation.item.done", previous_item_id=self.last_item, item=item)
-        self.last_item = item_id
+        previous, self.last_item = self.last_item, item_id
+        done = {"type": "conversation.item.done", "event_id": self._eid()}
+        return await self.s.send_confirmed(done | {"previous_item_id": previous, "item": item})
 
     async def warning(self, code: str, message: str) -> None:
         self.s.log.info("realtime_warning_not_sent", code=code)
