@@ -8,6 +8,8 @@ import pytest
 
 from tests.fakes.fish_server import FakeFish
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.transcription_server import TranscriptionServer
+from tests.speech import whisper_base_dir
 
 # ---- fakes: loopback model-service doubles (tests/fakes) -------------------------------------
 
@@ -24,6 +26,16 @@ def fake_fish() -> Iterator[FakeFish]:
     """A started FakeFish (44.1 kHz sine-tone WAVs, no delays); stopped after the test."""
     with FakeFish() as fake:
         yield fake
+
+
+@pytest.fixture(scope="module")
+def transcriber() -> Iterator[TranscriptionServer]:
+    """A real OpenAI-compatible transcription server (local Whisper base) on loopback."""
+    server = TranscriptionServer(whisper_base_dir()).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # ---- end fakes -------------------------------------------------------------------------------

@@ -3,30 +3,18 @@ transcript from a real transcription server on loopback (the GPU box of a deploy
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
 from tests.e2e.test_voice import stream_audio
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.transcription_server import TranscriptionServer
 from tests.server_harness import open_ws
-from tests.speech import speak, whisper_base_dir, with_silence
+from tests.speech import speak, with_silence
 
 LONG = (
     "I went to the market this morning to buy apples, oranges, bread and fresh milk for the "
     "whole family."
 )
-
-
-@pytest.fixture(scope="module")
-def transcriber() -> Iterator[TranscriptionServer]:
-    server = TranscriptionServer(whisper_base_dir()).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_spoken_turn_through_a_remote_transcription_server(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,6 @@ from server.providers.stt import STTError, STTUnavailable
 from server.providers.stt_remote import RemoteSTT
 from tests.fakes.transcription_server import TranscriptionServer
 from tests.speech import speak, whisper_base_dir, with_silence
-
-
-@pytest.fixture(scope="module")
-def transcriber() -> Iterator[TranscriptionServer]:
-    server = TranscriptionServer(whisper_base_dir()).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def closed_port() -> int:
