@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from server.api.deps import ServicesDep, UserDep
 from server.config import Settings, secret
+from server.providers.failures import invalid_response, never_connected
 
 router = APIRouter(prefix="/v1/setup", tags=["setup"])
 
@@ -47,7 +48,9 @@ def explain(e: Exception, base_url: str, model: str) -> tuple[str, str]:
     """(code, message) for a failed call, in the words a user can act on."""
     if isinstance(e, openai.APITimeoutError):
         return "timeout", f"{base_url} did not answer within {TEST_TIMEOUT_S:g} s."
-    if isinstance(e, openai.APIConnectionError):
+    if invalid_response(e):
+        return "invalid_response", "The endpoint sent a response that is not the OpenAI format."
+    if never_connected(e):
         return "unreachable", (
             f"Could not connect to {base_url}. Is the model server running, and is the URL "
             "right (it usually ends in /v1)?"
@@ -61,6 +64,8 @@ def explain(e: Exception, base_url: str, model: str) -> tuple[str, str]:
         )
     if isinstance(e, openai.APIStatusError):
         return "http_error", f"The endpoint answered HTTP {e.status_code}."
+    if isinstance(e, openai.APIConnectionError):
+        return "connection_lost", f"{base_url} closed the connection before it answered."
     return "invalid_response", "The endpoint sent a response that is not the OpenAI format."
 
 
