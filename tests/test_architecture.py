@@ -38,7 +38,7 @@ def test_the_code_keeps_its_contracts() -> None:
 def _fake_tree(tmp: Path, imports: dict[str, str]) -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
     layers = ("api", "hub", "protocols", "pipelines", "agent", "tasks", "initiative")
-    layers += ("avatar", "providers", "store")
+    layers += ("avatar", "turns", "providers", "store")
     packages = ["server", "analysis"] + [f"server/{m}" for m in layers]
     for pkg in packages:
         (tmp / pkg).mkdir(parents=True, exist_ok=True)

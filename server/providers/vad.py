@@ -23,6 +23,8 @@ from typing import Literal
 
 import numpy as np
 
+from server.providers.onnx import OnnxUnavailable, cpu_session
+
 SAMPLE_RATE = 16_000
 WINDOW_SAMPLES = 512  # 32 ms: the only window size the 16 kHz model accepts
 CONTEXT_SAMPLES = 64
@@ -53,25 +55,14 @@ class SileroVAD:
                 f"Silero VAD model not found at {path}. Fix: run `desktopmate models download "
                 "vad` or `desktopmate models import PATH`"
             )
-        try:
-            import onnxruntime
-        except ImportError as exc:
-            raise VADUnavailable("onnxruntime is not installed") from exc
-        opts = onnxruntime.SessionOptions()
         # One thread: a window is ~0.1 ms of work; thread hand-off would cost more, and
         # the cores are needed by Whisper.
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.enable_cpu_mem_arena = False
-        opts.log_severity_level = 4
         try:
-            self._session = onnxruntime.InferenceSession(
-                str(path), providers=["CPUExecutionProvider"], sess_options=opts
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
+            self._session = cpu_session(path)
+        except OnnxUnavailable as exc:
             raise VADUnavailable(
-                f"cannot load Silero VAD from {path}: the file is damaged or not an ONNX "
-                "model. Fix: run `desktopmate models download vad` or reinstall faster-whisper"
+                f"cannot load Silero VAD: {exc} (a damaged file or not an ONNX model). Fix: "
+                "run `desktopmate models download vad` or reinstall faster-whisper"
             ) from exc
         self.path = path
 
@@ -277,6 +268,16 @@ class VadStream:
         self._utt = []
         self._state = "idle"
         self._silence_start_ms = None
+
+    def end_now(self) -> list[VadEvent]:
+        """End the speech at the pause in progress (a turn detector decided the user is
+        done before ``min_silence_ms``); the "end" event and utterance are as if the VAD had
+        ended it there. Nothing happens outside a pause."""
+        if self._state != "speech" or self._silence_start_ms is None:
+            return []
+        events: list[VadEvent] = []
+        self._finish(self._silence_start_ms, self.t_ms, events)
+        return events
 
     def current_utterance(self) -> np.ndarray:
         """Audio of the speech in progress (pre-roll + speech so far) for partial STT.

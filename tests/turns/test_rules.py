@@ -1,0 +1,119 @@
+"""The language rules (server/turns/lang/*.json) and the end-of-turn policy, on text and
+numbers: what counts as a backchannel, a stop request, finished words; how long a pause
+waits, and how the camera's gaze changes it."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from server.turns.endpoint import CAPS_MS, Pause, TurnConfig, decide
+from server.turns.model import SmartTurnModel, smart_turn_model_path
+from server.turns.rules import classify, echo_overlap, text_completeness
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "kind"),
+    [
+        ("Mm-hmm.", "en", "backchannel"),
+        ("Yeah.", "en", "backchannel"),
+        ("Uh-huh, right.", "en", "backchannel"),
+        ("Oh, I see.", None, "backchannel"),
+        ("응", "ko", "backchannel"),
+        ("네.", "ko", "backchannel"),
+        ("아, 그렇구나.", "ko", "backchannel"),
+        ("[coughs]", "en", "none"),
+        ("", "en", "none"),
+        ("Wait, stop please.", "en", "stop"),
+        ("Hold on a second.", "en", "stop"),
+        ("잠깐만요", "ko", "stop"),
+        ("What about tomorrow morning?", "en", "turn"),
+        ("내일은 어때요?", "ko", "turn"),
+    ],
+)
+def test_classify(text: str, lang: str | None, kind: str):
+    assert classify(text, lang) == kind
+
+
+def test_a_lone_word_over_a_reply_is_not_a_turn():
+    assert classify("What", "en") == "backchannel"
+    assert classify("them", "en") == "backchannel"  # Whisper's "mm-hm", now and then
+    assert classify("What about", "en") == "turn"
+    assert classify("Stop", "en") == "stop"
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "expected"),
+    [
+        ("Could you call my sister?", "en", 1.0),
+        ("I went to the store.", "en", 1.0),
+        ("I would like to book a table for two at", "en", 0.0),
+        ("So what I was thinking is, um", "en", 0.0),
+        ("I went there and...", "en", 0.0),
+        ("어제 친구랑 영화를 봤는데", "ko", 0.0),
+        ("내일 만날까요?", "ko", 1.0),
+        ("seven in the evening please", "en", 0.6),
+        ("", "en", None),
+    ],
+)
+def test_text_completeness(text: str, lang: str, expected: float | None):
+    assert text_completeness(text, lang) == expected
+
+
+def test_echo_overlap():
+    spoken = "Sentence number one is here to be spoken aloud."
+    assert echo_overlap("sentence number one is here", spoken) == 1.0
+    assert echo_overlap("what time is it in Seoul", spoken) < 0.3
+
+
+def test_complete_turn_ends_after_short_silence_incomplete_waits_up_to_the_cap():
+    for eagerness, cap in (("low", 8000), ("medium", 4000), ("high", 2000), ("auto", 4000)):
+        cfg = TurnConfig(eagerness=eagerness)
+        assert CAPS_MS[eagerness] == cap
+        done = decide(0.9, 1.0, cfg)
+        assert done.complete and done.wait_ms == 200
+        unsure = decide(0.1, 0.0, cfg)
+        assert not unsure.complete and 200 < unsure.wait_ms <= cap
+        assert decide(0.0, 0.0, cfg).wait_ms == cap
+    # the words outweigh the audio model when they are clear
+    assert decide(0.05, 1.0, TurnConfig()).complete
+    assert not decide(0.95, 0.0, TurnConfig()).complete
+    # no words: the audio decides alone
+    assert decide(0.7, None, TurnConfig()).complete
+    assert not decide(0.3, None, TurnConfig()).complete
+
+
+def test_gaze_rule_and_switch():
+    cfg = TurnConfig(eagerness="medium", gaze_away_ms=1500)
+    away = decide(0.9, 1.0, cfg, gaze_on_screen=False)
+    assert away.gaze_away and away.wait_ms == 1500  # thinking: more time
+    assert decide(0.9, 1.0, TurnConfig(gaze=False), gaze_on_screen=False).wait_ms == 200
+    assert decide(0.9, 1.0, cfg, gaze_on_screen=True).wait_ms == 200
+    # looked away at an unfinished pause, then back at the screen: the turn ends at once
+    p = Pause(0)
+    p.audio_p, p.text_p, p.scored = 0.2, 0.0, True
+    d = p.decide(cfg, False, 100)
+    assert d.wait_ms > 1500
+    assert not p.should_end(400, cfg, False)
+    assert p.should_end(400, cfg, True) and p.looked_back
+    # the cap ends any pause
+    assert Pause(0).should_end(4000, cfg, None)
+
+
+def test_features_match_pipecats_reference():
+    """faster-whisper's extractor + waveform normalisation = Pipecat's vendored features."""
+    root = smart_turn_model_path().parents[1]
+    spec = importlib.util.spec_from_file_location("wf", root / "_whisper_features.py")
+    assert spec is not None and spec.loader is not None
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    model = SmartTurnModel()
+    audio = np.random.default_rng(1).normal(0, 0.1, 3 * 16000).astype(np.float32)
+    padded = np.pad(audio, (8 * 16000 - audio.size, 0))
+    np.testing.assert_allclose(
+        model.features(audio), ref.compute_whisper_log_mel_features(padded), atol=1e-4
+    )
+    p, cpu_ms = model.timed_score(audio)
+    assert 0.0 <= p <= 1.0 and cpu_ms > 0
