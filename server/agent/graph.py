@@ -50,6 +50,7 @@ GENERATE = "generate_response"
 TOOLS = "tools"
 _FILLER = re.compile(r"^[\s.,!?…~\-]*((um+|uh+|hmm+|음+|어+|아+|으+)[\s.,!?…~\-]*)*$", re.I)
 _TOOLS_REFUSED = re.compile(r"tool|function", re.I)
+SAID = "said"  # additional_kwargs flag of a line the persona said on its own (record_said)
 
 ToolMode = Literal["auto", "on", "off"]
 EnvFactory = Callable[[str, Perception | None], ToolEnv]
@@ -71,12 +72,16 @@ def refuses_tools(e: Exception) -> bool:
 
 
 def prompt_window(messages: list[BaseMessage], n: int) -> list[BaseMessage]:
-    """The last ``n`` messages, starting where the user speaks, and never cutting into the
-    current turn (whose tool exchanges must stay whole)."""
+    """The last ``n`` messages, starting where the user speaks (or at the persona's own
+    lines right before), and never cutting into the current turn (whose tool exchanges
+    must stay whole)."""
     current = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=0)
     start = min(max(0, len(messages) - n), current)
     while start < current and not isinstance(messages[start], HumanMessage):
         start += 1
+    # lines the persona said on its own just before (a task preview): the user answers them
+    while start > 0 and messages[start - 1].additional_kwargs.get(SAID):
+        start -= 1
     return messages[start:]
 
 
@@ -524,6 +529,21 @@ class Agent:
             new.append(RemoveMessage(id=reply_id))
         if new:
             await self.replace_tail([], new, thread_id)
+
+    async def record_said(
+        self, thread_id: str, text: str, reply_id: str, interrupted: bool = False
+    ) -> None:
+        """A line the persona said on its own (a screen task's preview) joins the model's
+        history like a reply, so the next turn knows what it asked ("응" answers it). The
+        same id replaces it in place once a cut line settles to what was heard; nothing
+        heard removes it."""
+        if text:
+            extra: dict[str, Any] = {SAID: True} | ({"interrupted": True} if interrupted else {})
+            await self.replace_tail(
+                [], [AIMessage(text, id=reply_id, additional_kwargs=extra)], thread_id
+            )
+        elif any(m.id == reply_id for m in await self.history(thread_id)):
+            await self.replace_tail([RemoveMessage(id=reply_id)], [], thread_id)
 
     async def replace_tail(
         self, remove: list[RemoveMessage], add: list[BaseMessage], thread_id: str

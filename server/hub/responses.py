@@ -378,7 +378,10 @@ class Responses(SessionCore):
         await counted
         if status == "cancelled" and (heard := await self.settle_heard_text(r)) != kept:
             await self.services.store.settle_message(self.user_id, r.reply_id, heard)
-            if r.script is not None:  # not a turn of the model's history
+            if r.script is not None:  # the line alone, as much of it as was heard
+                await self.services.agent.record_said(
+                    self.record.thread_id, heard, r.reply_id, interrupted=True
+                )
                 return
             await self.services.agent.record_interrupted(
                 self.record.thread_id, r.user_text, heard, r.message_id, r.reply_id, r.tool_log
@@ -392,8 +395,13 @@ class Responses(SessionCore):
         timings: dict[str, Any],
     ) -> None:
         """The turn, as response.done acknowledges it: the reply, and for a turn that did
-        not complete, the model's history (a completed run checkpointed it as it ended)."""
-        if status != "completed" and r.script is None:
+        not complete, the model's history (a completed run checkpointed it as it ended). A
+        line of the persona's own (no model run) is written into the history here."""
+        if r.script is not None:
+            await self.services.agent.record_said(
+                self.record.thread_id, text, r.reply_id, interrupted=status != "completed"
+            )
+        elif status != "completed":
             await self.services.agent.record_interrupted(
                 self.record.thread_id, r.user_text, text, r.message_id, r.reply_id, r.tool_log
             )

@@ -180,6 +180,16 @@ async def test_spoken_yes_and_no_answer_the_preview(
     assert go["coordinates"] == {"x": 100, "y": 200}
     reply = await ws.wait_for("response.done")  # the turn itself still ran
     assert reply["text"] == "An ordering app."  # the fake's answer to any other chat call
+    # the model saw what the persona asked and the user's yes to it (its history has both)
+    turn = [r["body"]["messages"] for r in llm.chat_requests() if "눌러 줘" in str(r["body"])]
+    sent = [(m["role"], m["content"]) for m in turn[0] if m["role"] != "system"]
+    assert sent[-2:] == [("assistant", asked["text"]), ("user", "응, 눌러 줘")]
+    said = (await http.get(f"/v1/sessions/{session_id}/messages")).json()["messages"]
+    assert [(m["role"], m["content"]) for m in said] == [
+        ("assistant", asked["text"]),
+        ("user", "응, 눌러 줘"),
+        ("assistant", "An ordering app."),
+    ]
     # the client executes and the screen arrives as a frame after task.executed
     await ws.send(
         {"type": "task.executed", "task_id": t["task_id"], "action_id": preview["action_id"]}
