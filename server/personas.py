@@ -40,6 +40,8 @@ class Persona:
     tts_voice: str
     greeting: str
     background: str = ""
+    # emotion -> the mark the persona writes for it (server/avatar/emotions.py)
+    emotion_marks: dict[str, str] = field(default_factory=dict, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def style_for(self, user_turns: int) -> SpeechStyle:
@@ -94,6 +96,7 @@ def _from_dict(d: dict[str, Any]) -> Persona:
         tts_voice=d["tts_voice"],
         greeting=d["greeting"],
         background=d.get("background", ""),
+        emotion_marks=dict(d.get("emotion_marks") or {}),
         raw=d,
     )
 

@@ -81,16 +81,24 @@ class DmpClient:
         await self.conn.send(json.dumps({k: v for k, v in payload.items() if v is not None}))
 
     async def send_message(
-        self, content: str, session_id: str | None = None, images: list[str] | None = None
+        self,
+        content: str,
+        session_id: str | None = None,
+        images: list[str] | None = None,
+        *,
+        agent_id: str | None = None,
+        tts_enabled: bool | None = None,
     ) -> None:
-        """The mod's sendMessage RPC; images are data URLs (as its capture tools make)."""
+        """The mod's sendMessage RPC; images are data URLs (as its capture tools make).
+        ``agent_id`` / ``tts_enabled``: what other DMP clients (Mate-EnginePlus) vary."""
         await self.send(
             {
                 "type": "chat_message",
                 "content": content,
                 "session_id": session_id,
                 "user_id": self.config.user_id,
-                "agent_id": self.config.agent_id,
+                "agent_id": agent_id or self.config.agent_id,
+                "tts_enabled": tts_enabled,
                 "reference_id": self.config.reference_id or None,
                 "images": [
                     {"type": "image_url", "image_url": {"url": url, "detail": "auto"}}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -146,3 +147,34 @@ async def text_turn(ws: WsClient, text: str) -> tuple[list[str], dict[str, Any]]
         if e["type"] == "response.text.delta" and e["response_id"] == created["response_id"]
     ]
     return deltas, done
+
+
+async def avatar_ws(server: ServerThread, token: str, persona: str = "emma") -> WsClient:
+    """A /v1/ws session that asked for mouth timelines (session.updated received)."""
+    ws = await open_ws(server, persona=persona, token=token)
+    await ws.wait_for("session.created")
+    await ws.send({"type": "session.update", "session": {"visemes": True}})
+    await ws.wait_for("session.updated")
+    return ws
+
+
+async def played_turn(ws: WsClient, text: str) -> dict[str, Any]:
+    """A typed turn whose reply audio the client reports as all played (as a player does
+    when it finishes); returns its response.done."""
+    await ws.send({"type": "input_text", "text": text})
+    created = await ws.wait_for("response.created")
+    rid = created["response_id"]
+    audio = await ws.wait_for("response.audio.done", timeout=30, response_id=rid)
+    played = {"response_id": rid, "played_ms": audio["duration_ms"]}
+    await ws.send({"type": "response.audio.played", **played})
+    return await ws.wait_for("response.done", timeout=30, response_id=rid)
+
+
+def audio_chunk_seconds(ws: WsClient) -> dict[int, float]:
+    """Seconds of pcm16 24 kHz audio in each 0x11 chunk received, by seq."""
+    out = {}
+    for frame in ws.binary:
+        kind, _, seq = struct.unpack(">BII", frame[:9])
+        if kind == 0x11 and frame[9:]:
+            out[seq] = len(frame[9:]) / 2 / 24_000
+    return out

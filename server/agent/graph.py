@@ -39,6 +39,7 @@ from server.agent.memory import LongTermMemory
 from server.agent.prompts import build_system_prompt
 from server.agent.state import GraphState, Perception, ToolRecord, TurnContext
 from server.agent.tools import ToolEnv, ToolError, ToolOutcome, ToolRegistry, to_json
+from server.avatar.emotions import Mark, MarkFilter, strip_marks
 from server.logging import get_logger
 from server.providers.llm import LLMNotConfigured
 from server.store.base import utcnow
@@ -93,6 +94,14 @@ def tool_transcript(log: list[ToolRecord]) -> list[str]:
 @dataclass
 class TurnDelta:
     text: str
+
+
+@dataclass
+class TurnEmotion:
+    """The persona marked an emotion here, between the deltas around it (the mark itself
+    never reaches the text: server/avatar/emotions.py)."""
+
+    emotion: str
 
 
 @dataclass
@@ -402,15 +411,18 @@ class Agent:
         log.info("tool_done", tool=name, ok=ok, ms=round((time.perf_counter() - t0) * 1000, 2))
         return ok, outcome
 
-    async def update_memory(self, state: GraphState) -> dict[str, Any]:
+    async def update_memory(
+        self, state: GraphState, runtime: Runtime[TurnContext]
+    ) -> dict[str, Any]:
         msgs = state["messages"]
         last = msgs[-1] if msgs else None
         if isinstance(last, AIMessage) and not last.tool_calls and last.content:
+            said = strip_marks(str(last.content), runtime.context.persona.emotion_marks or None)
             self.memory.add_background(
                 state["user_id"],
                 [
                     {"role": "user", "content": last_human_text(msgs)},
-                    {"role": "assistant", "content": str(last.content)},
+                    {"role": "assistant", "content": said},
                 ],
             )
         # The thread's state keeps only what a prompt can use, so loading and saving it costs
@@ -431,8 +443,9 @@ class Agent:
         text: str,
         ctx: TurnContext,
         message_id: str | None = None,
-    ) -> AsyncIterator[TurnDelta | ToolProgress | TurnFinished]:
-        """Yield text deltas of the reply as the LLM streams them, then TurnFinished.
+    ) -> AsyncIterator[TurnDelta | TurnEmotion | ToolProgress | TurnFinished]:
+        """Yield text deltas of the reply as the LLM streams them (emotion marks cut out
+        and yielded as TurnEmotion where they stood), then TurnFinished with the clean text.
         ``message_id``: the id the user's message has in the store."""
         if ctx.tool_env is None and self.make_env is not None and self.tools_active:
             ctx.tool_env = self.make_env(user_id, ctx.perception)
@@ -447,6 +460,7 @@ class Agent:
             "tool_rounds": 0,
         }
         parts: list[str] = []
+        marks = MarkFilter(ctx.persona.emotion_marks or None)
         usage = {"input_tokens": 0, "output_tokens": 0}
         plan: dict[str, Any] = {}
         t_mem = time.perf_counter()
@@ -469,8 +483,13 @@ class Agent:
                     usage["output_tokens"] += msg.usage_metadata.get("output_tokens", 0)
                 delta = msg.text if isinstance(msg.content, list) else msg.content
                 if delta:
-                    parts.append(delta)
-                    yield TurnDelta(delta)
+                    for piece in marks.push(delta):
+                        if isinstance(piece, Mark):
+                            if piece.emotion is not None:
+                                yield TurnEmotion(piece.emotion)
+                        elif piece:
+                            parts.append(piece)
+                            yield TurnDelta(piece)
             elif mode == "custom":
                 if isinstance(chunk, dict) and ("tool_done" in chunk or "tool_waiting" in chunk):
                     yield ToolProgress(chunk.get("tool_done") or chunk["tool_waiting"])
@@ -480,6 +499,10 @@ class Agent:
                 for node in ("reason_and_plan", TOOLS):
                     if (chunk.get(node) or {}).get("action_plan"):
                         plan = chunk[node]["action_plan"]
+        for piece in marks.flush():  # an unfinished "[..." at the very end is text
+            if isinstance(piece, str) and piece:
+                parts.append(piece)
+                yield TurnDelta(piece)
         silent = not parts and plan.get("action") == "silent"
         reason = plan.get("reason") if silent else None
         yield TurnFinished("".join(parts), silent, usage, mem_ms, reason)

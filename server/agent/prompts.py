@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.avatar.emotions import DEFAULT_MARKS, marks_prompt
 from server.personas import Persona, SpeechStyle
 
 TOOL_GUIDE = (
@@ -72,6 +73,7 @@ def persona_lines(persona: Persona, style: SpeechStyle) -> list[str]:
         lines.append("Examples of how you talk now: " + " / ".join(style.examples))
     lines.append(
         "This is a live spoken conversation: keep replies short (1-3 sentences), natural, "
-        "with no lists, markdown or emoji."
+        "with no lists or markdown."
     )
+    lines.append(marks_prompt(persona.emotion_marks or DEFAULT_MARKS))
     return lines

@@ -52,16 +52,24 @@ class SessionEvents(ABC):
     @abstractmethod
     async def text_delta(self, r: ActiveResponse, delta: str) -> None: ...
 
+    async def emotion(self, r: ActiveResponse, emotion: str) -> None:
+        """The persona marked ``emotion`` (happy, sad, angry, surprised, relaxed, neutral)
+        at this point of the reply text, between the deltas around it; the sentences it
+        marks carry it in ``SpokenChunk.emotion`` and their keyframes. A protocol without
+        an event for it leaves this as is."""
+        return None
+
     @abstractmethod
     async def audio_chunk(self, r: ActiveResponse, seq: int, data: bytes) -> None:
         """One chunk of reply audio in the session's output format, in order."""
 
     @abstractmethod
     async def audio_visemes(
-        self, r: ActiveResponse, seq: int, keyframes: list[dict[str, Any]]
+        self, r: ActiveResponse, seq: int, keyframes: list[dict[str, Any]], emotion: str | None
     ) -> None:
         """The mouth timeline of audio chunk ``seq`` (sent just before): keyframes
-        ``{duration, targets: {aa|ih|ou|ee|oh: opening}}``, closed = no targets."""
+        ``{duration, targets: {aa|ih|ou|ee|oh: opening}}`` (closed = no viseme target),
+        each also holding the expression of the sentence's ``emotion`` (``{happy: 1.0}``)."""
 
     @abstractmethod
     async def audio_done(self, r: ActiveResponse, chunks: int, duration_ms: int) -> None: ...

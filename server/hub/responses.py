@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from server.agent.graph import TurnDelta, TurnFinished, tool_transcript
+from server.agent.graph import TurnDelta, TurnEmotion, TurnFinished, tool_transcript
 from server.agent.state import ToolRecord, TurnContext
 from server.avatar.visemes import Keyframe
 from server.hub import protocol as p
@@ -48,6 +48,7 @@ class ActiveResponse:
     trigger: str | None = None  # a proactive turn: what made the persona speak first
     tool_log: list[ToolRecord] = field(default_factory=list)  # tools that ran (agent fills)
     silent_reason: str | None = None  # set when the turn ended silent (response.done says so)
+    emotions: list[str] = field(default_factory=list)  # the persona's marks, in text order
 
     @property
     def id(self) -> str:
@@ -198,8 +199,8 @@ class Responses(SessionCore):
             assert r.speech is not None
             await self.events.speech_sentence(r, len(r.speech.spoken) - 1, chunk)
 
-        async def visemes(seq: int, keys: list[Keyframe]) -> None:
-            await self.events.audio_visemes(r, seq, [k.as_dict() for k in keys])
+        async def visemes(seq: int, keys: list[Keyframe], emotion: str | None) -> None:
+            await self.events.audio_visemes(r, seq, [k.as_dict() for k in keys], emotion)
 
         return SpeechOut(
             self.services.tts,
@@ -245,6 +246,11 @@ class Responses(SessionCore):
                     r.sent.append(ev.text)
                     await self.events.text_delta(r, ev.text)
                     await self.on_reply_delta(r, ev.text)
+                elif isinstance(ev, TurnEmotion):
+                    r.emotions.append(ev.emotion)
+                    if r.speech is not None:
+                        r.speech.mark(ev.emotion)
+                    await self.events.emotion(r, ev.emotion)
                 elif isinstance(ev, TurnFinished):  # (ToolProgress only keeps the pace)
                     finished = ev
             await self.on_reply_text_done(r)

@@ -217,3 +217,35 @@ def _clause_kind(text: str, comma: int) -> str:
         return _CLAUSE
     word, _ = _token_before(text, comma)
     return _CLAUSE if word.endswith(KOREAN_CONNECTIVES) else _WEAK_CLAUSE
+
+
+class EmotionTrack:
+    """Which emotion each chunk of one reply carries. Marks (server/avatar/emotions.py) are
+    placed between the characters of the clean text; a chunk takes the first mark from the
+    end of the chunk before it to its own end (the persona marks a sentence at its start),
+    else keeps the emotion the reply had so far. None until the reply marks anything."""
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._marks: list[tuple[int, str]] = []  # (offset in the clean text, emotion)
+        self._cursor = 0  # the end of the last chunk
+        self.current: str | None = None
+
+    def feed(self, delta: str) -> None:
+        self._text += delta
+
+    def mark(self, emotion: str) -> None:
+        self._marks.append((len(self._text), emotion))
+
+    def chunk(self, text: str) -> str | None:
+        """The emotion of the next chunk (``text``, as the chunker cut it: a slice of the
+        fed text with its outer whitespace stripped)."""
+        start = self._text.find(text, self._cursor)
+        end = len(self._text) if start < 0 else start + len(text)
+        inside = [e for off, e in self._marks if off < end]
+        self._marks = [(off, e) for off, e in self._marks if off >= end]
+        self._cursor = end
+        if not inside:
+            return self.current
+        self.current = inside[-1]  # an unmarked sentence that follows keeps the last feeling
+        return inside[0]

@@ -16,9 +16,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from server.avatar.emotions import expression
 from server.avatar.visemes import Keyframe, viseme_keyframes
 from server.logging import get_logger
-from server.pipelines.chunker import SentenceChunker, speakable
+from server.pipelines.chunker import EmotionTrack, SentenceChunker, speakable
 from server.providers.tts.base import AudioChunk, TTSError, TTSProvider
 
 log = get_logger(__name__)
@@ -33,6 +34,7 @@ class SpokenChunk:
     text: str
     start_ms: float
     duration_ms: float
+    emotion: str | None = None  # the persona's mark for this sentence (avatar/emotions.py)
 
 
 class AudioConverter:
@@ -140,7 +142,7 @@ class SpeechOut:
         user_id: str | None = None,
         chunker: SentenceChunker | None = None,
         on_sentence: Callable[[SpokenChunk], Awaitable[None]] | None = None,
-        on_visemes: Callable[[int, list[Keyframe]], Awaitable[None]] | None = None,
+        on_visemes: Callable[[int, list[Keyframe], str | None], Awaitable[None]] | None = None,
     ) -> None:
         self.tts = tts
         self.voice = voice
@@ -151,7 +153,8 @@ class SpeechOut:
         self.chunker = chunker or SentenceChunker()
         self._on_sentence = on_sentence  # a sentence's audio is all sent (per-sentence clients)
         self._on_visemes = on_visemes  # each chunk's mouth timeline, right after the chunk
-        self._texts: asyncio.Queue[str | None] = asyncio.Queue()
+        self.emotions = EmotionTrack()
+        self._texts: asyncio.Queue[tuple[str, str | None] | None] = asyncio.Queue()
         self.spoken: list[SpokenChunk] = []
         self.seq = 0
         self.duration_ms = 0.0
@@ -161,33 +164,41 @@ class SpeechOut:
 
     # --- text in ----------------------------------------------------------------------
     def feed(self, delta: str) -> None:
-        for chunk in self.chunker.push(delta):
-            if speakable(chunk):
-                self._texts.put_nowait(chunk)
+        self.emotions.feed(delta)
+        self._queue(self.chunker.push(delta))
+
+    def mark(self, emotion: str) -> None:
+        """The persona marked an emotion here in the text (before the next delta)."""
+        self.emotions.mark(emotion)
 
     def finish(self) -> None:
         if self._finished:
             return
         self._finished = True
-        for chunk in self.chunker.flush():
-            if speakable(chunk):
-                self._texts.put_nowait(chunk)
+        self._queue(self.chunker.flush())
         self._texts.put_nowait(None)
+
+    def _queue(self, chunks: list[str]) -> None:
+        for chunk in chunks:
+            emotion = self.emotions.chunk(chunk)
+            if speakable(chunk):
+                self._texts.put_nowait((chunk, emotion))
 
     # --- audio out --------------------------------------------------------------------
     async def run(self) -> None:
         """Until finish(): synthesize ahead, send in order. TTS failure stops the audio
         (``error`` says why) but never the text reply."""
-        order: asyncio.Queue[tuple[str, asyncio.Queue[Any]] | None] = asyncio.Queue()
+        order: asyncio.Queue[tuple[str, str | None, asyncio.Queue[Any]] | None] = asyncio.Queue()
         ahead = asyncio.Semaphore(_MAX_AHEAD)
         synths: list[asyncio.Task[None]] = []
 
         async def plan() -> None:
-            while (text := await self._texts.get()) is not None:
+            while (item := await self._texts.get()) is not None:
+                text, emotion = item
                 await ahead.acquire()
                 q: asyncio.Queue[Any] = asyncio.Queue()
                 synths.append(asyncio.create_task(self._synthesize(text, q, ahead)))
-                await order.put((text, q))
+                await order.put((text, emotion, q))
             await order.put(None)
 
         planner = asyncio.create_task(plan())
@@ -208,12 +219,12 @@ class SpeechOut:
 
     async def _stream(
         self,
-        order: asyncio.Queue[tuple[str, asyncio.Queue[Any]] | None],
+        order: asyncio.Queue[tuple[str, str | None, asyncio.Queue[Any]] | None],
         converter: AudioConverter,
         side: asyncio.Queue[tuple[Any, ...] | None],
     ) -> None:
         while (item := await order.get()) is not None:
-            text, q = item
+            text, emotion, q = item
             start = self.duration_ms
             while (piece := await q.get()) is not None:
                 if isinstance(piece, TTSError):
@@ -224,8 +235,9 @@ class SpeechOut:
                 seq = self.seq
                 await self._send(data)
                 if self._on_visemes is not None and data and converter.last_pcm:
-                    side.put_nowait(("chunk", seq, converter.last_pcm, converter.last_rate))
-            self.spoken.append(SpokenChunk(text, start, self.duration_ms - start))
+                    pcm, rate = converter.last_pcm, converter.last_rate
+                    side.put_nowait(("chunk", seq, pcm, rate, emotion))
+            self.spoken.append(SpokenChunk(text, start, self.duration_ms - start, emotion))
             side.put_nowait(("sentence", self.spoken[-1]))
         await self._send(await asyncio.to_thread(converter.flush))
 
@@ -234,9 +246,12 @@ class SpeechOut:
         never waits for the analysis."""
         while (item := await side.get()) is not None:
             if item[0] == "chunk" and self._on_visemes is not None:
-                _, seq, pcm, rate = item
+                _, seq, pcm, rate, emotion = item
                 keys = await asyncio.to_thread(viseme_keyframes, pcm, rate)
-                await self._on_visemes(seq, keys)
+                face = expression(emotion)  # the sentence's expression, held on every keyframe
+                for k in keys:
+                    k.targets = face | k.targets
+                await self._on_visemes(seq, keys, emotion)
             elif item[0] == "sentence" and self._on_sentence is not None:
                 await self._on_sentence(item[1])
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from server.auth import AuthError, Principal, authenticator
+from server.avatar.emotions import expression
 from server.hub.core import SlowConsumer
 from server.hub.events import SessionEvents
 from server.hub.expiry import end_when_expired
@@ -30,7 +31,7 @@ from server.hub.opening import SessionRefused, open_session, user_slot
 from server.hub.protocol import ProtocolError
 from server.hub.session import Session
 from server.logging import get_logger
-from server.pipelines.chunker import SentenceChunker, speakable
+from server.pipelines.chunker import EmotionTrack, SentenceChunker, speakable
 from server.pipelines.speech_out import OUT_RATE
 from server.protocols.common import claimed_user, local_mode, persona_for
 from server.protocols.dmp_rest import remember_owner
@@ -319,6 +320,7 @@ class DmpEvents(SessionEvents):
         self.audio = bytearray()  # the sentence being spoken, pcm16 24 kHz
         self.mouth: list[dict[str, Any]] = []  # its mouth keyframes, chunk by chunk
         self.chunker: SentenceChunker | None = None  # sentences when audio is off
+        self.emotions = EmotionTrack()  # their emotions when audio is off
         self.sequence = 0
 
     # --- inbound ----------------------------------------------------------------------
@@ -444,6 +446,7 @@ class DmpEvents(SessionEvents):
         self.mouth.clear()
         self.sequence = 0
         self.chunker = SentenceChunker() if self.s.config["output_audio"] == "none" else None
+        self.emotions = EmotionTrack()
         await self.s.send({"type": "stream_start", **self._ids(r), **self._tail()})
 
     async def text_delta(self, r: ActiveResponse, delta: str) -> None:
@@ -457,22 +460,27 @@ class DmpEvents(SessionEvents):
             }
         )
         if self.chunker is not None:
+            self.emotions.feed(delta)
             for sentence in self.chunker.push(delta):
                 await self._silent_chunk(sentence)
 
+    async def emotion(self, r: ActiveResponse, emotion: str) -> None:
+        self.emotions.mark(emotion)  # with audio, SpeechOut tracks it for each sentence
+
     async def _silent_chunk(self, text: str) -> None:
         """tts_enabled false: each sentence still comes with its expression, no audio."""
+        emotion = self.emotions.chunk(text)
         if not speakable(text):
             return
-        await self._tts_chunk(text.strip(), None, 0.0)
+        await self._tts_chunk(text.strip(), None, 0.0, emotion)
 
     async def audio_chunk(self, r: ActiveResponse, seq: int, data: bytes) -> None:
         self.audio += data
 
     async def audio_visemes(
-        self, r: ActiveResponse, seq: int, keyframes: list[dict[str, Any]]
+        self, r: ActiveResponse, seq: int, keyframes: list[dict[str, Any]], emotion: str | None
     ) -> None:
-        self.mouth += keyframes
+        self.mouth += keyframes  # each holds the sentence's expression too
 
     async def speech_sentence(self, r: ActiveResponse, index: int, chunk: SpokenChunk) -> None:
         # The audio runs ahead of the sentence ends: take this sentence's samples only.
@@ -480,25 +488,27 @@ class DmpEvents(SessionEvents):
         pcm, self.audio = bytes(self.audio[:size]), self.audio[size:]
         mouth, self.mouth = self.mouth, []
         wav = base64.b64encode(write_wav(pcm, OUT_RATE)).decode() if pcm else None
-        await self._tts_chunk(chunk.text, wav, len(pcm) / 2 / OUT_RATE, mouth)
+        await self._tts_chunk(chunk.text, wav, len(pcm) / 2 / OUT_RATE, chunk.emotion, mouth)
 
     async def _tts_chunk(
         self,
         text: str,
         wav_b64: str | None,
         seconds: float,
+        emotion: str | None,
         mouth: list[dict[str, Any]] | None = None,
     ) -> None:
-        """The sentence's keyframes: its mouth timeline (covering the audio) when there is
-        one, else one keyframe holding the expression."""
-        keyframes = mouth or [{"duration": round(seconds, 3), "targets": {}}]
+        """The sentence's keyframes: its mouth timeline (covering the audio, each keyframe
+        holding the expression too) when there is one, else one keyframe holding the
+        expression. ``emotion``: the persona's mark for the sentence, null without one."""
+        keyframes = mouth or [{"duration": round(seconds, 3), "targets": expression(emotion)}]
         await self.s.send(
             {
                 "type": "tts_chunk",
                 "sequence": self.sequence,
                 "text": text,
                 "audio_base64": wav_b64,
-                "emotion": None,
+                "emotion": emotion,
                 "keyframes": keyframes,
             }
         )
@@ -543,7 +553,7 @@ class DmpEvents(SessionEvents):
             {"type": "stream_token", "chunk": r.text, "node": "reminder", **turn, **self._tail()}
         )
         self.sequence = 0
-        await self._tts_chunk(r.text, None, 0.0)
+        await self._tts_chunk(r.text, None, 0.0, None)
         end = {"type": "stream_end", **turn, "content": r.text, **self._tail()}
         return await self.s.send_confirmed(end)
 

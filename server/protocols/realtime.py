@@ -388,7 +388,7 @@ class RealtimeEvents(SessionEvents):
         )
 
     async def audio_visemes(
-        self, r: ActiveResponse, seq: int, keyframes: list[dict[str, Any]]
+        self, r: ActiveResponse, seq: int, keyframes: list[dict[str, Any]], emotion: str | None
     ) -> None:
         """Realtime has no mouth event; its clients animate from the audio themselves."""
 
@@ -434,6 +434,8 @@ class RealtimeEvents(SessionEvents):
                 "type": "failed",
                 "error": {"type": "server_error", "code": "llm_error"},
             }
+        if r.emotions:  # the persona's marks, in order (Realtime has no emotion event)
+            body["metadata"] = {"emotions": " ".join(r.emotions)}
         usage = getattr(self, "_usage", {}) or {}
         n_in, n_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
         body["usage"] = {"total_tokens": n_in + n_out, "input_tokens": n_in, "output_tokens": n_out}

@@ -159,14 +159,18 @@ class WsV1(SessionEvents):
     async def audio_chunk(self, r: ActiveResponse, seq: int, data: bytes) -> None:
         await self.s.send_bytes(p.audio_frame(r.number, seq, data))
 
+    async def emotion(self, r: ActiveResponse, emotion: str) -> None:
+        await self.s.send({"type": "response.emotion", "response_id": r.id, "emotion": emotion})
+
     async def audio_visemes(
-        self, r: ActiveResponse, seq: int, keyframes: list[dict[str, Any]]
+        self, r: ActiveResponse, seq: int, keyframes: list[dict[str, Any]], emotion: str | None
     ) -> None:
         await self.s.send(
             {
                 "type": "response.audio.visemes",
                 "response_id": r.id,
                 "seq": seq,
+                "emotion": emotion,
                 "keyframes": keyframes,
             }
         )

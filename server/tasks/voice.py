@@ -10,6 +10,7 @@ from typing import Any
 from langchain_openai import ChatOpenAI
 
 from server.agent.prompts import build_system_prompt
+from server.avatar.emotions import strip_marks
 from server.logging import get_logger
 from server.personas import Persona
 from server.tasks.views import preview_line
@@ -50,5 +51,6 @@ async def phrase_preview(
         log.warning("task_preview_phrase_failed", error=type(e).__name__)
         return fallback
     content = reply.content
-    text = " ".join((content if isinstance(content, str) else reply.text).split())
+    said = strip_marks(content if isinstance(content, str) else reply.text, persona.emotion_marks)
+    text = " ".join(said.split())
     return text if 0 < len(text) <= 300 else fallback

@@ -3,11 +3,16 @@ whose keyframes cover exactly that chunk's audio (espeak-ng speech, pcm16 output
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 
 from tests.fakes.openai_server import FakeOpenAI
-from tests.server_harness import ServerThread, open_ws
+from tests.server_harness import (
+    ServerThread,
+    audio_chunk_seconds,
+    avatar_ws,
+    open_ws,
+    played_turn,
+)
 
 
 async def test_each_audio_chunk_has_its_mouth_timeline(
@@ -16,27 +21,10 @@ async def test_each_audio_chunk_has_its_mouth_timeline(
     srv = server_factory(
         llm, tts_provider="espeak", tts_fallback=False, default_output_audio="pcm16"
     )
-    ws = await open_ws(srv, persona="emma", token="ava")
-    await ws.wait_for("session.created")
-    await ws.send({"type": "session.update", "session": {"visemes": True}})
-    await ws.wait_for("session.updated")
+    ws = await avatar_ws(srv, "ava")
     llm.queue_reply("Hello there. How are you doing on this fine day?")
-    await ws.send({"type": "input_text", "text": "Hi"})
-    created = await ws.wait_for("response.created")
-    done = await ws.wait_for("response.audio.done", timeout=30)
-    await ws.send(
-        {
-            "type": "response.audio.played",
-            "response_id": created["response_id"],
-            "played_ms": done["duration_ms"],
-        }
-    )
-    await ws.wait_for("response.done", timeout=30)
-    chunks = {}
-    for frame in ws.binary:
-        kind, _, seq = struct.unpack(">BII", frame[:9])
-        if kind == 0x11 and frame[9:]:
-            chunks[seq] = len(frame[9:]) / 2 / 24_000
+    await played_turn(ws, "Hi")
+    chunks = audio_chunk_seconds(ws)
     mouths = {e["seq"]: e["keyframes"] for e in ws.of_type("response.audio.visemes")}
     assert set(mouths) == set(chunks) and len(chunks) >= 2
     for seq, seconds in chunks.items():

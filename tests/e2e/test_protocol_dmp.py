@@ -299,15 +299,7 @@ async def test_tts_disabled_still_gives_chunks_with_keyframes(
     client = await connected(srv)
     llm.queue_reply(tokens=["One. ", "Two!"])
     start = len(client.events)
-    await client.send(
-        {
-            "type": "chat_message",
-            "content": "Count",
-            "user_id": "default",
-            "agent_id": "yuri",
-            "tts_enabled": False,
-        }
-    )
+    await client.send_message("Count", tts_enabled=False)
     end = await client.wait_for("stream_end", after=start)
     chunks = client.of_type("tts_chunk", after=start)
     assert [(c["text"], c["audio_base64"]) for c in chunks] == [("One.", None), ("Two!", None)]
