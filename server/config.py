@@ -170,6 +170,13 @@ class Settings(BaseSettings):
     barge_in_min_ms: int = 300
     audio_queue_frames: int = 500
 
+    # --- turn taking (server/turns/, issue 19) ------------------------------------------
+    turn_detection: Literal["semantic", "server_vad", "none"] = "semantic"
+    turn_eagerness: Literal["low", "medium", "high", "auto"] = "auto"
+    turn_complete_silence_ms: int = Field(default=200, ge=0, le=2000)
+    turn_gaze: bool = True  # the camera's gaze lengthens / shortens the wait at a pause
+    turn_gaze_away_ms: int = Field(default=1500, ge=0, le=8000)
+
     # --- model files (server/models: `desktopmate models download|list|import`) ----------
     models_dir: Path | None = None  # unset: DATA_DIR/models
     model_cache_dir: Path | None = None  # older name of MODELS_DIR, still honoured

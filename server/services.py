@@ -44,6 +44,7 @@ from server.reminders import ReminderWatchers
 from server.status import StatusBoard
 from server.store import Store, make_store
 from server.tasks.runner import TaskRunners
+from server.turns.model import SmartTurnModel, TurnModelUnavailable
 
 log = get_logger(__name__)
 
@@ -93,6 +94,8 @@ class Services:
         self.memory = LongTermMemory(settings, self.store)
         self.agent: Agent
         self.vad: SileroVAD | None = None
+        self.turn_model: SmartTurnModel | None = None
+        self._turn_model_loading = False
         self.stt: WhisperSTT | RemoteSTT | None = None
         self.tts: TTSProvider | None = None
         # One MediaPipe graph for all sessions; its single worker thread serialises frames
@@ -425,6 +428,22 @@ class Services:
             window_min_s=s.stt_window_min_s or None,
         )
         self.background(self._load_stt(local=True))
+
+    def turn_model_now(self) -> SmartTurnModel | None:
+        """The end-of-turn model, loaded in the background on first use (start-up never
+        waits for it); until then, or if it cannot load, semantic turns decide on the words
+        and the cap."""
+        if self.turn_model is None and not self._turn_model_loading:
+            self._turn_model_loading = True
+            self.background(self.load_turn_model())
+        return self.turn_model
+
+    async def load_turn_model(self) -> None:
+        self._turn_model_loading = True
+        try:
+            self.turn_model = await asyncio.to_thread(SmartTurnModel)
+        except TurnModelUnavailable as e:
+            log.warning("turn_model_unavailable", error=str(e))
 
     def _start_remote_stt(self) -> None:
         s = self.settings

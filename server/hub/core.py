@@ -329,7 +329,7 @@ class SessionCore:
             "temperature": None,
             "max_tokens": None,
             "output_audio": self.settings.default_output_audio,
-            "turn_detection": {"type": "server_vad"},
+            "turn_detection": {"type": self.settings.turn_detection},
         } | {k: v for k, v in record.settings.items() if k not in ("persona", "metadata")}
 
     async def switch_session(

@@ -99,7 +99,8 @@ class _Event(BaseModel):
 
 
 class TurnDetection(_Event):
-    type: Literal["server_vad", "none"] = "server_vad"
+    type: Literal["semantic", "server_vad", "none"] = "semantic"
+    eagerness: Literal["low", "medium", "high", "auto"] | None = None
     silence_ms: Annotated[int, Field(ge=100, le=5000)] | None = None
     threshold: Annotated[float, Field(ge=0.05, le=0.95)] | None = None
 

@@ -16,6 +16,8 @@ import numpy as np
 from server.logging import get_logger
 from server.providers.stt import STTError, Transcript, WhisperSTT
 from server.providers.vad import SileroVAD, VadEvent, VadStream
+from server.turns.endpoint import CAPS_MS, TurnConfig
+from server.turns.semantic import SemanticTurns
 
 if TYPE_CHECKING:
     from server.hub.session import Session
@@ -24,6 +26,8 @@ log = get_logger(__name__)
 
 RATE = 16_000
 SPECULATE_AFTER_MS = 128  # start the final decode this far into a pause (4 VAD windows)
+SEMANTIC_SPECULATE_AFTER_MS = 96  # semantic turns need the words to decide: start sooner
+GAZE_MAX_AGE_S = 1.5
 MIN_FRAME_BYTES = 2
 MAX_FRAME_MS = 100
 
@@ -88,6 +92,10 @@ class VoiceInput:
         self._warned_stt = False
         self._overrun_reported = 0.0
         self.stream_ms = 0
+        self.semantic: SemanticTurns | None = None
+        self._vad_silence_ms = s.vad_silence_ms
+        self._speculate_after_ms = SPECULATE_AFTER_MS
+        self._clock = (time.monotonic(), 0)  # (monotonic, stream ms) of the latest batch
         self._worker = session.spawn(self._run())
 
     # --- input --------------------------------------------------------------------------
@@ -114,9 +122,31 @@ class VoiceInput:
             return ""
 
     def set_turn_detection(self, cfg: dict[str, Any]) -> None:
-        self.push_to_talk = cfg.get("type") == "none"
+        s = self.session.settings
+        kind = cfg.get("type") or s.turn_detection
+        self.push_to_talk = kind == "none"
         if cfg.get("silence_ms"):
-            self.stream.min_silence_ms = int(cfg["silence_ms"])
+            self._vad_silence_ms = int(cfg["silence_ms"])
+        self.stream.min_silence_ms = self._vad_silence_ms
+        self.semantic = None
+        self._speculate_after_ms = SPECULATE_AFTER_MS
+        if kind == "semantic":
+            turn = TurnConfig(
+                eagerness=cfg.get("eagerness") or s.turn_eagerness,
+                complete_ms=s.turn_complete_silence_ms,
+                gaze=s.turn_gaze,
+                gaze_away_ms=s.turn_gaze_away_ms,
+            )
+            self.semantic = SemanticTurns(
+                self.session.services.turn_model_now,
+                turn,
+                self._gaze,
+                text_after_ms=SEMANTIC_SPECULATE_AFTER_MS,
+                log_pii=s.log_pii,
+            )
+            # the VAD's own silence rule only backs the cap up
+            self.stream.min_silence_ms = max(CAPS_MS.values()) + 1000
+            self._speculate_after_ms = SEMANTIC_SPECULATE_AFTER_MS
         if cfg.get("threshold"):
             self.stream.threshold = float(cfg["threshold"])
             self.stream.neg_threshold = max(self.stream.threshold - 0.15, 0.01)
@@ -148,10 +178,27 @@ class VoiceInput:
         await asyncio.to_thread(self.stream.pop_utterance, force=True)
         self._item_id = None
 
+    def _gaze(self) -> bool | None:
+        """Is the user looking at the screen (None: no recent face)?"""
+        face = self.session.face
+        r = face.latest
+        if r is None or time.monotonic() - face.latest_at > GAZE_MAX_AGE_S:
+            return None
+        return bool(r.gaze_on_screen)
+
     # --- worker -------------------------------------------------------------------------
     async def _run(self) -> None:
         while True:
-            batch = [await self.frames.get()]
+            try:  # in a pause, decide even if the client stops sending audio
+                first = await asyncio.wait_for(self.frames.get(), self._idle_timeout())
+            except TimeoutError:  # no audio for a while: a client that stopped sending
+                idle_ms = (time.monotonic() - self._clock[0]) * 1000
+                try:
+                    await self._semantic_step(idle_ms=idle_ms)
+                except Exception:
+                    log.exception("voice_step_failed")
+                continue
+            batch = [first]
             while not self.frames.empty():
                 batch.append(self.frames.get_nowait())
             data = b"".join(batch)
@@ -166,10 +213,33 @@ class VoiceInput:
                 continue
             if spec is not None:
                 self._speculate(*spec)
-            for ev in events:
-                await self._on_vad(ev, done)
-            if self.stream.in_speech:
-                await self._while_speaking()
+            self._clock = (time.monotonic(), self.stream.t_ms)
+            try:
+                await self._after_batch(events, done)
+            except Exception:  # one bad step must not stop listening for the session
+                log.exception("voice_step_failed")
+
+    async def _after_batch(self, events: list[VadEvent], done: list[np.ndarray]) -> None:
+        for ev in events:
+            await self._on_vad(ev, done)
+        await self._semantic_step()
+        if self.stream.in_speech:
+            await self._while_speaking()
+
+    def _idle_timeout(self) -> float | None:
+        if self.semantic is None or self.stream.silence_start_ms is None:
+            return None
+        return 0.05
+
+    async def _semantic_step(self, idle_ms: float = 0.0) -> None:
+        """Semantic turns: does the pause in progress end the user's turn? (A mic stream
+        that stopped counts its silence in wall-clock time.)"""
+        if self.semantic is None or not self.stream.in_speech:
+            return
+        lang = self.session.stt_language()
+        if self.semantic.step(self.stream, self._spec, lang, idle_ms=int(idle_ms)):
+            for ev in self.stream.end_now():
+                await self._on_vad(ev, [self.stream.pop_utterance()])
 
     def _buffer_ptt(self, data: bytes) -> None:
         limit = int(self.session.settings.stt_max_segment_s * RATE * 2)
@@ -188,7 +258,7 @@ class VoiceInput:
         pause = self.stream.silence_start_ms
         if (
             pause is not None
-            and self.stream.t_ms - pause >= SPECULATE_AFTER_MS
+            and self.stream.t_ms - pause >= self._speculate_after_ms
             and (self._spec is None or self._spec[0] != pause)
         ):
             spec = (pause, self.stream.utterance_until(pause))
@@ -197,11 +267,19 @@ class VoiceInput:
     def _speculate(self, pause_ms: int, audio: np.ndarray) -> None:
         """Decode the utterance as if it ended at this pause; most pauses this long do end
         it, and the final transcript is then ready sooner by the VAD's silence wait."""
-        if self.stt is None or not self.stt.loaded or audio.size == 0:
+        stt = self.stt
+        if stt is None or audio.size == 0:
+            return
+        if not stt.loaded and self.session.services.modules.get("stt") != "loading":
             return
         if self._partial_task is not None:
             self._partial_task.cancel()
-        task = asyncio.ensure_future(self.stt.atranscribe(audio, self.session.stt_language()))
+
+        async def decode() -> Transcript:
+            await stt.aload()  # at start-up the model may still be loading: wait for it
+            return await stt.atranscribe(audio, self.session.stt_language())
+
+        task = asyncio.ensure_future(decode())
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         self._spec = (pause_ms, task)
 

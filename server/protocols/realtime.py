@@ -43,6 +43,7 @@ FRAME_SAMPLES = 1_600  # 100 ms at 16 kHz: our largest mic frame
 PCM = {"type": "audio/pcm", "rate": IN_RATE}
 OPENAI_VOICES = {"alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse"}
 OPENAI_VOICES |= {"marin", "cedar"}
+EAGERNESS = ("low", "medium", "high", "auto")  # semantic_vad, as in the Realtime API
 SUPPORTED = (
     "session.update, input_audio_buffer.append/commit/clear, conversation.item.create "
     "(user input_text / input_image), response.create, response.cancel, "
@@ -81,6 +82,8 @@ class RealtimeEvents(SessionEvents):
         self.last_item: str | None = None
         if session.config["output_audio"] == "mp3":  # Realtime audio is PCM16 24 kHz
             session.config["output_audio"] = "pcm16"
+        if "turn_detection" not in session.record.settings:  # Realtime's default
+            session.config["turn_detection"] = {"type": "server_vad"}
         self._sync_turn_detection()
 
     # --- helpers ----------------------------------------------------------------------
@@ -95,7 +98,9 @@ class RealtimeEvents(SessionEvents):
 
     def _sync_turn_detection(self) -> None:
         td = self.s.config["turn_detection"]
-        self.voice_starts_turns = td.get("type") == "server_vad" and td.get("create_response", True)
+        self.voice_starts_turns = td.get("type") in ("server_vad", "semantic") and td.get(
+            "create_response", True
+        )
 
     def describe(self) -> dict[str, Any]:
         """Our session in Realtime's session shape."""
@@ -108,6 +113,13 @@ class RealtimeEvents(SessionEvents):
                 "threshold": td.get("threshold", s.settings.vad_threshold),
                 "silence_duration_ms": td.get("silence_ms", s.settings.vad_silence_ms),
                 "prefix_padding_ms": s.settings.vad_prefix_pad_ms,
+                "create_response": td.get("create_response", True),
+                "interrupt_response": True,
+            }
+        elif td.get("type") == "semantic":
+            detection = {
+                "type": "semantic_vad",
+                "eagerness": td.get("eagerness") or s.settings.turn_eagerness,
                 "create_response": td.get("create_response", True),
                 "interrupt_response": True,
             }
@@ -525,14 +537,19 @@ def _str_or_none(v: Any, name: str) -> str | None:
 def _turn_detection(td: Any) -> dict[str, Any]:
     if td is None:
         return {"type": "none", "create_response": False}
-    if not isinstance(td, dict) or td.get("type") != "server_vad":
+    if not isinstance(td, dict) or td.get("type") not in ("server_vad", "semantic_vad"):
         raise ProtocolError(
-            "unsupported_event", "turn_detection: server_vad or null (semantic_vad is not here)."
+            "unsupported_event", "turn_detection: server_vad, semantic_vad or null."
         )
-    out: dict[str, Any] = {
-        "type": "server_vad",
-        "create_response": td.get("create_response", True) is not False,
-    }
+    create = td.get("create_response", True) is not False
+    if td["type"] == "semantic_vad":  # our semantic end of turn (server/turns/)
+        eagerness = td.get("eagerness", "auto")
+        if eagerness not in EAGERNESS:
+            raise ProtocolError(
+                "invalid_request_error", "turn_detection.eagerness: low, medium, high or auto."
+            )
+        return {"type": "semantic", "eagerness": eagerness, "create_response": create}
+    out: dict[str, Any] = {"type": "server_vad", "create_response": create}
     if isinstance(td.get("silence_duration_ms"), int) and 100 <= td["silence_duration_ms"] <= 5000:
         out["silence_ms"] = td["silence_duration_ms"]
     if isinstance(td.get("threshold"), int | float) and 0 < td["threshold"] < 1:

@@ -193,9 +193,20 @@ async def test_unsupported_and_bad_events_get_realtime_errors(
             (
                 {
                     "type": "session.update",
-                    "session": {"audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}},
+                    "session": {"audio": {"input": {"turn_detection": {"type": "near_vad"}}}},
                 },
                 "unsupported_event",
+            ),
+            (
+                {
+                    "type": "session.update",
+                    "session": {
+                        "audio": {
+                            "input": {"turn_detection": {"type": "semantic_vad", "eagerness": "x"}}
+                        }
+                    },
+                },
+                "invalid_request_error",
             ),
             (
                 {"type": "conversation.item.create", "item": {"type": "function_call"}},
@@ -268,6 +279,40 @@ async def test_voice_turn_with_server_vad(
     assert done.response.status == "completed"
     assert done.response.output[0].content[0].transcript == "Foxes are quick."
     assert llm.chat_requests(mem0=False)[-1]["body"]["messages"][-1]["content"] == heard.transcript
+
+
+async def test_semantic_vad_keeps_a_thinking_pause_in_one_turn(
+    server_factory: Factory, llm: FakeOpenAI, whisper: Path
+) -> None:
+    """semantic_vad with eagerness maps to our semantic end of turn: "... a table for two
+    at" [900 ms] "seven in the evening" is one user turn (server_vad at 500 ms cuts it)."""
+    srv = server_factory(llm, **rt(stt_model=str(whisper), default_output_audio="none"))
+    first = speak("I would like to book a table for two at", rate=24_000)
+    second = speak("seven in the evening, please.", rate=24_000)
+    pause = np.zeros(24_000 * 9 // 10, dtype=np.float32)
+    audio = with_silence(np.concatenate((first, pause, second)), 300, 1500, rate=24_000)
+    pcm = (np.clip(audio, -1, 1) * 32767).round().astype("<i2").tobytes()
+    seen: list[Any] = []
+    async with client(srv, "sem").realtime.connect(model="emma") as conn:
+        created = await until(conn, "session.created", seen)
+        assert created.session.audio.input.turn_detection.type == "server_vad"  # as OpenAI's
+        detection = {"type": "semantic_vad", "eagerness": "low"}
+        await conn.session.update(
+            session={"type": "realtime", "audio": {"input": {"turn_detection": detection}}}
+        )
+        updated = await until(conn, "session.updated", seen)
+        td = updated.session.audio.input.turn_detection
+        assert (td.type, td.eagerness, td.create_response) == ("semantic_vad", "low", True)
+        llm.queue_reply("Booked.")
+        for i in range(0, len(pcm), 9600):
+            await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i : i + 9600]).decode())
+        heard = await until(
+            conn, "conversation.item.input_audio_transcription.completed", seen, timeout=60
+        )
+        done = await until(conn, "response.done", seen, timeout=60)
+    assert "table" in heard.transcript.lower() and "evening" in heard.transcript.lower()
+    assert len([e for e in seen if e.type == "input_audio_buffer.speech_stopped"]) == 1
+    assert done.response.status == "completed"
 
 
 async def test_push_to_talk_commit_then_response_create(

@@ -1,0 +1,106 @@
+"""Per-session semantic turn detection over a ``VadStream``: the VAD still finds speech and
+pauses; this decides, pause by pause, whether the pause ends the turn (``endpoint.py``).
+
+Called by ``VoiceInput`` after every batch of mic audio, on the event loop; the model runs in
+a worker thread. The speculative transcript ``VoiceInput`` starts at each pause supplies the
+words."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from server.logging import get_logger, redact
+from server.turns.endpoint import Pause, TurnConfig
+from server.turns.rules import text_completeness
+
+if TYPE_CHECKING:
+    from server.providers.stt import Transcript
+    from server.providers.vad import VadStream
+    from server.turns.model import SmartTurnModel
+
+log = get_logger(__name__)
+
+SCORE_AFTER_MS = 64  # two silent VAD windows: a gap between words rarely lasts this long
+TEXT_WAIT_MS = 1500  # decide on the audio alone when the transcript is this late
+
+
+class SemanticTurns:
+    def __init__(
+        self,
+        model: Callable[[], SmartTurnModel | None],
+        cfg: TurnConfig,
+        gaze: Callable[[], bool | None],
+        *,
+        text_after_ms: int = SCORE_AFTER_MS,
+        log_pii: bool = False,
+    ) -> None:
+        self.text_after_ms = text_after_ms  # when the words' decode starts at a pause
+        self.log_pii = log_pii
+        self._model = model  # read at each pause: it loads in the background at start-up
+        self.cfg = cfg
+        self.gaze = gaze
+        self.pause: Pause | None = None
+        self.decision_cpu_ms: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def step(
+        self,
+        stream: VadStream,
+        spec: tuple[int, asyncio.Task[Transcript]] | None,
+        language: str | None,
+        *,
+        idle_ms: int = 0,
+    ) -> bool:
+        """Advance with the stream's state; True when the pause in progress ends the turn.
+        A pause that speech interrupted is forgotten (the utterance goes on)."""
+        start = stream.silence_start_ms
+        if start is None:
+            self.pause = None
+            return False
+        if self.pause is None or self.pause.start_ms != start:
+            self.pause = Pause(start)
+        p = self.pause
+        silence = stream.t_ms - start + idle_ms
+        model = self._model()
+        if not p.scored and silence >= SCORE_AFTER_MS:
+            p.scored = True
+            p.modelled = model is not None
+            if model is not None:
+                self._task = asyncio.create_task(
+                    self._score(model, p, stream.utterance_until(start))
+                )
+        if p.text is None and spec is not None and spec[0] == start and spec[1].done():
+            t = None if spec[1].cancelled() or spec[1].exception() else spec[1].result()
+            p.text = t.text.strip() if t is not None else ""
+            p.text_p = text_completeness(p.text, (t.language if t else None) or language)
+        gaze = self.gaze() if self.cfg.gaze else None
+        model_done = not p.modelled or p.audio_p is not None
+        # words are coming when the speculative decode of this pause started (it does not
+        # when Whisper is still loading or failed to load: then the audio decides alone)
+        words_coming = p.text is None and spec is not None and spec[0] == start
+        if p.decision is None and p.scored and model_done and silence >= self.text_after_ms:
+            if not words_coming or silence >= TEXT_WAIT_MS:
+                d = p.decide(self.cfg, gaze, stream.t_ms)
+                log.info(
+                    "turn_decision",
+                    complete=d.complete,
+                    wait_ms=d.wait_ms,
+                    score=round(d.score, 3),
+                    audio_p=None if d.audio_p is None else round(d.audio_p, 3),
+                    text_p=d.text_p,
+                    gaze_away=d.gaze_away,
+                    silence_ms=silence,
+                    text=redact(p.text or "", self.log_pii),
+                )
+        return p.should_end(silence, self.cfg, gaze)
+
+    async def _score(self, model: SmartTurnModel, p: Pause, audio: object) -> None:
+        try:
+            p.audio_p, p.audio_cpu_ms = await asyncio.to_thread(model.timed_score, audio)
+        except Exception:  # a broken model must not stop turns: the words and cap decide
+            log.exception("turn_model_failed")
+            p.audio_p = 0.5
+            return
+        self.decision_cpu_ms.append(p.audio_cpu_ms)

@@ -1,0 +1,97 @@
+"""Semantic end of turn over the real WebSocket: espeak speech from a real-time mic, the
+real VAD, Smart Turn model and Whisper base deciding where the user's turn ends."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from tests.fakes.openai_server import FakeOpenAI
+from tests.mic import Mic
+from tests.server_harness import ServerThread, WsClient, open_ws
+from tests.speech import speak
+
+FIRST = "I would like to book a table for two at"
+SECOND = "seven in the evening, please."
+
+
+async def session(server: ServerThread, user: str, persona: str = "emma", **turn: Any) -> WsClient:
+    ws = await open_ws(server, persona=persona, token=user)
+    created = (await ws.wait_for("session.created"))["session"]
+    assert created["turn_detection"]["type"] == "semantic"  # the default
+    update: dict[str, Any] = {"output_audio": "none"}
+    if turn:
+        update["turn_detection"] = turn
+    await ws.send({"type": "session.update", "session": update})
+    upd = await ws.wait_for("session.updated")
+    if turn:
+        assert upd["session"]["turn_detection"] == turn
+    return ws
+
+
+async def settle(ws: WsClient, seconds: float) -> None:
+    """Keep reading events for a while (the mic keeps streaming room noise)."""
+    with contextlib.suppress(TimeoutError):
+        await ws.wait_for("never", timeout=seconds)
+
+
+async def test_complete_sentence_is_answered(stt_ready: ServerThread, turn_llm: FakeOpenAI):
+    turn_llm.queue_reply("Of course.")
+    ws = await session(stt_ready, "sem1")
+    async with Mic(ws) as mic:
+        mic.say(speak("Could you remind me to call my sister about the trip on Friday?"), 300)
+        done = await ws.wait_for("transcript.done", timeout=30)
+        assert "sister" in done["text"].lower()
+        created = await ws.wait_for("response.created", timeout=30)
+        resp = await ws.wait_for("response.done", response_id=created["response_id"], timeout=30)
+    assert resp["status"] == "completed"
+    assert len(ws.of_type("input_audio.speech_stopped")) == 1
+
+
+async def test_thinking_pause_does_not_split_the_sentence(stt_ready: ServerThread):
+    """The same audio is two turns with a 500 ms silence rule and one with semantic turns."""
+    first, second = speak(FIRST), speak(SECOND)
+    texts = {}
+    for mode in ("server_vad", "semantic"):
+        ws = await session(stt_ready, f"sem2{mode}", type=mode)
+        async with Mic(ws) as mic:
+            mic.say(first, 300)
+            _, end = mic.say(second, 900)  # a 900 ms thinking pause
+            await ws.wait_for("transcript.done", timeout=30)
+            await settle(ws, (end - mic.now_sample) / 16000 + 2.5)
+            if mode == "server_vad" and len(ws.of_type("transcript.done")) < 2:
+                await ws.wait_for("transcript.done", timeout=30)  # a slow machine
+        texts[mode] = [e["text"] for e in ws.of_type("transcript.done")]
+        await ws.conn.close()
+    assert len(texts["server_vad"]) == 2, texts
+    assert len(texts["semantic"]) == 1, texts
+    one = texts["semantic"][0].lower()
+    assert "table" in one and "evening" in one
+
+
+async def test_eagerness_caps_an_unfinished_pause(stt_ready: ServerThread):
+    """high eagerness waits at most 2 s, even for words that clearly go on."""
+    ws = await session(stt_ready, "sem3", type="semantic", eagerness="high")
+    async with Mic(ws) as mic:
+        mic.say(speak(FIRST), 300)
+        mic.say(speak(SECOND), 3000)
+        first = await ws.wait_for("transcript.done", timeout=30)
+        second = await ws.wait_for("transcript.done", timeout=30)
+    assert "table" in first["text"].lower() and "evening" in second["text"].lower()
+    stops = ws.of_type("input_audio.speech_stopped")
+    starts = ws.of_type("input_audio.speech_started")
+    # the first turn ended inside the 3 s pause: before the second part began
+    assert stops[0]["t_ms"] < starts[1]["t_ms"]
+
+
+async def test_korean_turn_ends_and_is_answered(stt_ready: ServerThread, turn_llm: FakeOpenAI):
+    turn_llm.queue_reply("네, 좋아요.")
+    ws = await session(stt_ready, "sem4", persona="이서아")
+    async with Mic(ws) as mic:
+        mic.say(speak("내일 아침에 같이 산책하러 갈까요?", "ko"), 300)
+        done = await ws.wait_for("transcript.done", timeout=30)
+        created = await ws.wait_for("response.created", timeout=30)
+        resp = await ws.wait_for("response.done", response_id=created["response_id"], timeout=30)
+    assert done["text"].strip()
+    assert resp["status"] == "completed"
+    assert len(ws.of_type("input_audio.speech_stopped")) == 1
