@@ -34,7 +34,7 @@ from server.pipelines.vision import (
     ScreenDescriber,
 )
 from server.providers.face import FaceLandmarkerProvider, FaceModelUnavailable
-from server.providers.llm import close_chat_model, make_chat_model
+from server.providers.llm import close_chat_model, make_chat_model, make_chat_stream
 from server.providers.stt import STTError, WhisperSTT
 from server.providers.stt_remote import RemoteSTT
 from server.providers.tts.base import TTSProvider
@@ -218,6 +218,7 @@ class Services:
             tool_mode=s.llm_tools,
             max_tool_rounds=s.agent_max_tool_rounds,
             tool_timeout_s=s.agent_tool_timeout_s,
+            chat=make_chat_stream(s),
         )
 
     def _tools(self) -> ToolRegistry:
@@ -512,6 +513,8 @@ class Services:
         await self.memory.close()
         if hasattr(self, "agent"):
             await close_chat_model(self.agent.llm)
+            if self.agent.chat is not None:
+                await self.agent.chat.aclose()
         await self.store.close()
 
     def health(self) -> tuple[bool, dict[str, str]]:

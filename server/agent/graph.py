@@ -22,7 +22,6 @@ from typing import Any, Literal
 import openai
 from langchain_core.messages import (
     AIMessage,
-    AIMessageChunk,
     BaseMessage,
     HumanMessage,
     RemoveMessage,
@@ -39,8 +38,10 @@ from server.agent.memory import LongTermMemory
 from server.agent.prompts import build_system_prompt
 from server.agent.state import GraphState, Perception, ToolRecord, TurnContext
 from server.agent.tools import ToolEnv, ToolError, ToolOutcome, ToolRegistry, to_json
+from server.agent.wire import to_ai_message, to_openai
 from server.avatar.emotions import Mark, MarkFilter, strip_marks
 from server.logging import get_logger
+from server.providers.chat_stream import ChatStream
 from server.providers.llm import LLMNotConfigured
 from server.store.base import utcnow
 
@@ -134,8 +135,10 @@ class Agent:
         tool_mode: ToolMode = "off",
         max_tool_rounds: int = 4,
         tool_timeout_s: float = 15.0,
+        chat: ChatStream | None = None,
     ) -> None:
-        self.llm = llm
+        self.llm = llm  # LangChain's model, for calls off the turn's hot path
+        self.chat = chat  # the turn's streamed calls (server/providers/chat_stream.py)
         self.memory = memory
         self.history_messages = history_messages
         self.tools = tools if tools is not None and make_env is not None else ToolRegistry()
@@ -144,13 +147,7 @@ class Agent:
         self.tools_refused = False  # auto mode: the endpoint said it cannot do tools
         self.max_tool_rounds = max_tool_rounds
         self.tool_timeout_s = tool_timeout_s
-        self._with_tools: Any = None
-        self._last_round: Any = None
-        if llm is not None and self.tool_mode != "off":
-            schemas = self.tools.schemas()
-            self._with_tools = llm.bind_tools(schemas)
-            # the last round may not call tools again: it must answer
-            self._last_round = llm.bind_tools(schemas, tool_choice="none")
+        self.tool_schemas = self.tools.schemas() if self.tool_mode != "off" else []
         g = StateGraph(GraphState, context_schema=TurnContext)
         g.add_node(PERCEIVE, self.perceive_environment)
         g.add_node("query_memory", self.query_memory)
@@ -234,12 +231,13 @@ class Agent:
     async def generate_response(
         self, state: GraphState, runtime: Runtime[TurnContext]
     ) -> dict[str, Any]:
-        if self.llm is None:
+        if self.chat is None:
             raise LLMNotConfigured()
+        chat = self.chat
         ctx = runtime.context
         tools = ctx.tool_env is not None and self.tools_active
 
-        def prompt(with_tools: bool) -> list[Any]:
+        def prompt(with_tools: bool) -> list[dict[str, Any]]:
             system = build_system_prompt(
                 ctx.persona,
                 ctx.persona.style_for(ctx.user_turns),
@@ -251,19 +249,25 @@ class Agent:
                 tools=with_tools,
                 now_iso=utcnow().isoformat(timespec="minutes") if with_tools else None,
             )
-            return [("system", system), *prompt_window(state["messages"], self.history_messages)]
+            history = prompt_window(state["messages"], self.history_messages)
+            return [{"role": "system", "content": system}, *map(to_openai, history)]
 
-        kwargs: dict[str, Any] = {}
-        if ctx.temperature is not None:
-            kwargs["temperature"] = ctx.temperature
-        if ctx.max_tokens is not None:
-            kwargs["max_completion_tokens"] = ctx.max_tokens
+        # each piece of text goes straight to stream_turn through the custom stream
+        write = get_stream_writer()
+
+        def on_delta(text: str) -> None:
+            write(TurnDelta(text))
+
+        opts: dict[str, Any] = {"temperature": ctx.temperature, "max_tokens": ctx.max_tokens}
         rounds = state.get("tool_rounds", 0)
         last_round = rounds >= self.max_tool_rounds
         if tools:
-            model = self._last_round if last_round else self._with_tools
+            # the last round may not call tools again: it must answer
+            choice = "none" if last_round else None
             try:
-                reply = await (model.bind(**kwargs) if kwargs else model).ainvoke(prompt(True))
+                result = await chat.stream(
+                    prompt(True), on_delta, tools=self.tool_schemas, tool_choice=choice, **opts
+                )
             except openai.APIStatusError as e:
                 if self.tool_mode != "auto" or not refuses_tools(e):
                     raise
@@ -272,8 +276,8 @@ class Agent:
                 log.warning("llm_tools_refused", status=e.status_code, fallback="no tools")
                 tools = False
         if not tools:
-            plain = self.llm.bind(**kwargs) if kwargs else self.llm
-            reply = await plain.ainvoke(prompt(False))
+            result = await chat.stream(prompt(False), on_delta, **opts)
+        reply = to_ai_message(result)
         if isinstance(reply, AIMessage) and (reply.tool_calls or reply.invalid_tool_calls):
             if not tools or last_round:  # calls we will not run must not enter the history
                 reply = AIMessage(reply.content, id=reply.id, usage_metadata=reply.usage_metadata)
@@ -471,30 +475,27 @@ class Agent:
             inp,
             self.config(thread_id),
             context=ctx,
-            stream_mode=["messages", "updates", "custom"],
+            stream_mode=["custom", "updates"],
             durability="exit",
         ):
-            if mode == "messages":
-                msg, meta = chunk
-                if meta.get("langgraph_node") != GENERATE or not isinstance(msg, AIMessageChunk):
-                    continue
-                if msg.usage_metadata:
-                    usage["input_tokens"] += msg.usage_metadata.get("input_tokens", 0)
-                    usage["output_tokens"] += msg.usage_metadata.get("output_tokens", 0)
-                delta = msg.text if isinstance(msg.content, list) else msg.content
-                if delta:
-                    for piece in marks.push(delta):
+            if mode == "custom":
+                if isinstance(chunk, TurnDelta):
+                    for piece in marks.push(chunk.text):
                         if isinstance(piece, Mark):
                             if piece.emotion is not None:
                                 yield TurnEmotion(piece.emotion)
                         elif piece:
                             parts.append(piece)
                             yield TurnDelta(piece)
-            elif mode == "custom":
-                if isinstance(chunk, dict) and ("tool_done" in chunk or "tool_waiting" in chunk):
+                elif isinstance(chunk, dict) and ("tool_done" in chunk or "tool_waiting" in chunk):
                     yield ToolProgress(chunk.get("tool_done") or chunk["tool_waiting"])
             elif "query_memory" in chunk:
                 mem_ms = (time.perf_counter() - t_mem) * 1000
+            elif GENERATE in chunk:
+                for m in (chunk[GENERATE] or {}).get("messages", []):
+                    if isinstance(m, AIMessage) and m.usage_metadata:
+                        usage["input_tokens"] += m.usage_metadata.get("input_tokens", 0)
+                        usage["output_tokens"] += m.usage_metadata.get("output_tokens", 0)
             else:
                 for node in ("reason_and_plan", TOOLS):
                     if (chunk.get(node) or {}).get("action_plan"):

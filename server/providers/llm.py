@@ -6,6 +6,7 @@ import httpx
 from langchain_openai import ChatOpenAI
 
 from server.config import Settings, secret
+from server.providers.chat_stream import ChatStream
 
 
 class LLMNotConfigured(RuntimeError):
@@ -42,6 +43,21 @@ def make_chat_model(settings: Settings) -> ChatOpenAI | None:
         max_retries=settings.llm_max_retries,
         streaming=True,
         stream_usage=True,
+    )
+
+
+def make_chat_stream(settings: Settings) -> ChatStream | None:
+    """The persona turn's lean streamed client (same endpoint, key, limits and retries)."""
+    if not settings.llm_configured:
+        return None
+    return ChatStream(
+        settings.llm_base_url,
+        secret(settings.llm_api_key) or "not-needed",
+        settings.llm_model,
+        temperature=settings.llm_temperature,
+        max_tokens=settings.llm_max_tokens,
+        timeout_s=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries,
     )
 
 

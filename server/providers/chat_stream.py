@@ -1,0 +1,304 @@
+"""Streamed chat completions over plain httpx + orjson: the persona turn's hot path.
+
+Why not the openai SDK + langchain-openai here: per streamed chunk they build pydantic
+objects, LangChain chunks and run callbacks, about 55% of the server's CPU under load
+(issue 16). This reads the SSE body, parses each event with orjson and hands the text on.
+Failures are raised as the openai SDK's own exception types and retried by the SDK's rules,
+so server/providers/failures.py classifies them exactly as it does for the SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import openai
+import orjson
+
+# the openai SDK's backoff (openai/_constants.py)
+INITIAL_RETRY_DELAY_S = 0.5
+MAX_RETRY_DELAY_S = 8.0
+_STATUS_ERRORS: dict[int, type[openai.APIStatusError]] = {
+    400: openai.BadRequestError,
+    401: openai.AuthenticationError,
+    403: openai.PermissionDeniedError,
+    404: openai.NotFoundError,
+    409: openai.ConflictError,
+    422: openai.UnprocessableEntityError,
+    429: openai.RateLimitError,
+}
+
+
+@dataclass
+class ToolCallOut:
+    """One streamed tool call, its arguments as the raw JSON text the model sent."""
+
+    id: str | None = None
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
+class ChatResult:
+    content: str
+    tool_calls: list[ToolCallOut] = field(default_factory=list)
+    usage: dict[str, int] | None = None  # prompt_tokens, completion_tokens, total_tokens
+    finish_reason: str | None = None
+    model: str | None = None
+
+
+def status_error(response: httpx.Response) -> openai.APIStatusError:
+    """The SDK's exception for an HTTP error answer (its message and body shape too)."""
+    text = response.text.strip()
+    body: Any = text
+    try:
+        body = orjson.loads(text)
+        message = f"Error code: {response.status_code} - {body}"
+    except orjson.JSONDecodeError:
+        message = text or f"Error code: {response.status_code}"
+    data = body.get("error", body) if isinstance(body, dict) else body
+    cls = _STATUS_ERRORS.get(response.status_code)
+    if cls is None:
+        cls = openai.InternalServerError if response.status_code >= 500 else openai.APIStatusError
+    return cls(message, response=response, body=data)
+
+
+def should_retry(response: httpx.Response) -> bool:
+    hint = response.headers.get("x-should-retry")
+    if hint in ("true", "false"):
+        return hint == "true"
+    code = response.status_code
+    return code in (408, 409, 429) or code >= 500
+
+
+def retry_delay(attempt: int, headers: httpx.Headers | None) -> float:
+    """The server's retry-after(-ms) when sane, else exponential backoff with jitter."""
+    after: float | None = None
+    if headers is not None:
+        try:
+            if (ms := headers.get("retry-after-ms")) is not None:
+                after = float(ms) / 1000
+            elif (s := headers.get("retry-after")) is not None:
+                try:
+                    after = float(s)
+                except ValueError:
+                    when = email.utils.parsedate_tz(s)
+                    after = email.utils.mktime_tz(when) - time.time() if when else None
+        except (TypeError, ValueError):
+            after = None
+    if after is not None and 0 < after <= 60:
+        return after
+    delay = min(INITIAL_RETRY_DELAY_S * 2**attempt, MAX_RETRY_DELAY_S)
+    return delay * (1 - 0.25 * random.random())
+
+
+def _data(line: bytes) -> bytes:
+    return line[6:] if line[5:6] == b" " else line[5:]
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str | None, bytes]]:
+    """(event name, data) per server-sent event; comments, ids and retry hints skipped."""
+    buf = b""
+    data: list[bytes] = []
+    event: str | None = None
+    async for block in response.aiter_bytes():
+        buf += block
+        if b"\n" not in block:
+            continue
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                if data:
+                    yield event, b"\n".join(data)
+                data, event = [], None
+            elif line.startswith(b"data:"):
+                data.append(_data(line))
+            elif line.startswith(b"event:"):
+                event = line[6:].strip().decode()
+    line = buf.rstrip(b"\r")
+    if line.startswith(b"data:"):
+        data.append(_data(line))
+    if data:
+        yield event, b"\n".join(data)
+
+
+def take(chunk: dict[str, Any], result: ChatResult, calls: dict[int, ToolCallOut]) -> str:
+    """Fold one chunk into the result; returns its text (the first choice's only)."""
+    if usage := chunk.get("usage"):
+        result.usage = usage
+    if result.model is None:
+        result.model = chunk.get("model")
+    text = ""
+    for choice in chunk.get("choices") or ():
+        if choice.get("index", 0) != 0:
+            continue
+        delta = choice.get("delta") or {}
+        text += delta.get("content") or ""
+        for tc in delta.get("tool_calls") or ():
+            call = calls.setdefault(tc.get("index", 0), ToolCallOut())
+            call.id = tc.get("id") or call.id
+            fn = tc.get("function") or {}
+            call.name += fn.get("name") or ""
+            call.arguments += fn.get("arguments") or ""
+        if reason := choice.get("finish_reason"):
+            result.finish_reason = reason
+    return text
+
+
+def stream_error(chunk: dict[str, Any], event: str | None, request: httpx.Request) -> None:
+    """An error sent inside the stream, raised as the SDK raises it."""
+    if not chunk.get("error") and event != "error":
+        return
+    error = chunk.get("error", chunk)
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(message, str) or not message:
+        message = "An error occurred during streaming"
+    raise openai.APIError(message, request, body=error)
+
+
+class ChatStream:
+    """One streamed chat call per ``stream()``; one HTTP client per process."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        model: str,
+        *,
+        temperature: float | None,
+        max_tokens: int | None,
+        timeout_s: float,
+        max_retries: int,
+    ) -> None:
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.max_retries = max_retries
+        self.headers = {
+            "authorization": f"Bearer {api_key}",
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+        }
+        self.client = httpx.AsyncClient(
+            timeout=timeout_s,
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    def body(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        tool_choice: str | None,
+        temperature: float | None,
+        max_tokens: int | None,
+    ) -> bytes:
+        """The request body, as langchain-openai's ChatOpenAI sends it for a streamed call."""
+        body: dict[str, Any] = {
+            "messages": messages,
+            "model": self.model,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        temperature = self.temperature if temperature is None else temperature
+        if temperature is not None:
+            body["temperature"] = temperature
+        max_tokens = self.max_tokens if max_tokens is None else max_tokens
+        if max_tokens is not None:
+            body["max_completion_tokens"] = max_tokens
+        if tools:
+            body["tools"] = tools
+            if tool_choice is not None:
+                body["tool_choice"] = tool_choice
+        return orjson.dumps(body)
+
+    async def _open(self, content: bytes) -> httpx.Response:
+        """Send the request; retry connection errors, 408/409/429 and 5xx like the SDK."""
+        attempt = 0
+        while True:
+            request = self.client.build_request(
+                "POST", self.url, content=content, headers=self.headers
+            )
+            headers: httpx.Headers | None = None
+            cause: BaseException | None = None
+            try:
+                response = await self.client.send(request, stream=True)
+            except httpx.TimeoutException as e:
+                error: openai.OpenAIError = openai.APITimeoutError(request=request)
+                cause = e
+            except httpx.HTTPError as e:
+                error, cause = openai.APIConnectionError(request=request), e
+            else:
+                if response.status_code < 400:
+                    return response
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+                error, headers = status_error(response), response.headers
+                if not should_retry(response):
+                    raise error
+            if attempt >= self.max_retries:
+                raise error from cause
+            await asyncio.sleep(retry_delay(attempt, headers))
+            attempt += 1
+
+    async def stream(
+        self,
+        messages: list[dict[str, Any]],
+        on_delta: Callable[[str], object],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> ChatResult:
+        """Stream one reply: ``on_delta`` gets each piece of text as it arrives; the whole
+        reply (text, tool calls, usage) is returned at the end."""
+        response = await self._open(
+            self.body(messages, tools, tool_choice, temperature, max_tokens)
+        )
+        parts: list[str] = []
+        calls: dict[int, ToolCallOut] = {}
+        result = ChatResult("")
+        try:
+            async for event, data in sse_events(response):
+                if data.startswith(b"[DONE]"):
+                    break
+                try:
+                    chunk = orjson.loads(data)
+                    stream_error(chunk, event, response.request)
+                    text = take(chunk, result, calls)
+                except (orjson.JSONDecodeError, AttributeError, TypeError) as e:
+                    raise openai.APIResponseValidationError(
+                        response,
+                        data.decode(errors="replace"),
+                        message=f"The stream sent an invalid chunk ({type(e).__name__}: {e}).",
+                    ) from e
+                if text:
+                    parts.append(text)
+                    on_delta(text)
+        except httpx.TimeoutException as e:
+            raise openai.APITimeoutError(request=response.request) from e
+        except httpx.DecodingError as e:
+            raise openai.APIResponseValidationError(
+                response, None, message=f"The stream could not be decoded ({e})."
+            ) from e
+        except httpx.HTTPError as e:
+            raise openai.APIConnectionError(request=response.request) from e
+        finally:
+            await response.aclose()
+        result.content = "".join(parts)
+        result.tool_calls = [calls[i] for i in sorted(calls)]
+        return result
