@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -246,6 +246,10 @@ class ServerProcess:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 80
 
     def ws_url(self, **params: str) -> str:
         return self.url.replace("http://", "ws://") + "/v1/ws?" + urlencode(params)

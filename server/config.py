@@ -252,6 +252,10 @@ class Settings(BaseSettings):
     reminder_max_attempts: int = Field(default=3, ge=1)  # then the reminder is marked failed
     reminder_retry_backoff_s: float = Field(default=5.0, gt=0.0)  # doubles per failed attempt
 
+    # --- reminders across replicas: a claim outlives its socket write (WS_SEND_TIMEOUT_S)
+    # by this much; when the claiming replica died, another delivers after that
+    reminder_lease_margin_s: float = Field(default=20.0, gt=0.0)
+
     @field_validator("data_dir", "personas_dir", "static_dir")
     @classmethod
     def _expand(cls, v: Path) -> Path:

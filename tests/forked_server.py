@@ -27,9 +27,13 @@ def _context() -> ForkServerContext:
     global _CTX
     if _CTX is None:
         _CTX = multiprocessing.get_context("forkserver")
-        # The server, and what its start-up imports lazily (VAD, STT, the LLM client's HTTP).
+        # The server, and what its start-up imports lazily (VAD, STT, the LLM client's HTTP,
+        # mem0 and its pgvector store for the replica fleet).
         _CTX.set_forkserver_preload(
-            ["server.cli", "server.app", "onnxruntime", "faster_whisper", "httpcore", "h2"]
+            [
+                *("server.cli", "server.app", "onnxruntime", "faster_whisper", "httpcore", "h2"),
+                *("mem0.memory.main", "mem0.vector_stores.pgvector"),
+            ]
         )
     return _CTX
 

@@ -54,7 +54,7 @@ class DeliveryPolicy:
             check_s=s.reminder_check_s,
             max_attempts=s.reminder_max_attempts,
             backoff_s=s.reminder_retry_backoff_s,
-            lease_s=s.ws_send_timeout_s + 20.0,
+            lease_s=s.ws_send_timeout_s + s.reminder_lease_margin_s,
         )
 
 

