@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
+from server.agent.approvals import ApprovalWaiters
 from server.agent.graph import Agent
 from server.agent.mcp import McpConfigError, McpManager, agent_tools, load_config
 from server.agent.memory import LongTermMemory
@@ -112,6 +113,7 @@ class Services:
         self._init_vision()
         self.tasks = TaskRunners(self.store, self.vision, settings)
         self.mcp: McpManager | None = None  # tools from MCP servers (MCP_CONFIG)
+        self.approval_waiters = ApprovalWaiters()  # turns waiting for the user's decision
         # proactive speech: prompts and schedules from data files, live sessions per user
         self.initiative = InitiativeHub(load_proactive(settings.proactive_dir))
 

@@ -5,7 +5,9 @@ A gate per live session: `ask` stores a pending approval, has the protocol send
 spoken yes/no heard by `hear`) until APPROVAL_TIMEOUT_S, when it is settled `expired` and the
 model is told. Decisions are stored before anything acts on them; the store's settle-once
 update makes two racing answers (voice and click) end with exactly one decision. A pending
-approval outlives its socket: the next session of the user gets it again (`resend_pending`).
+approval outlives its socket: the next session of the user gets it again (`resend_pending`),
+and a decision on it, when no turn of this process waits for it any more, is handed to
+`resume` (the session runs or skips the call and continues the turn, hub/continuation.py).
 """
 
 from __future__ import annotations
@@ -69,6 +71,28 @@ class ApprovalError(Exception):
     """An answer the gate cannot take (unknown or already settled call id, bad edit)."""
 
 
+Resume = Callable[[ApprovalRecord, Decision], Awaitable[None]]
+
+
+class ApprovalWaiters:
+    """The turns of this process waiting for a decision, by user and call id: an answer on
+    any of the user's sockets wakes the turn that asked, wherever it runs here."""
+
+    def __init__(self) -> None:
+        self._futures: dict[tuple[str, str], asyncio.Future[Decision]] = {}
+
+    def add(self, user_id: str, call_id: str) -> asyncio.Future[Decision]:
+        fut: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._futures[(user_id, call_id)] = fut
+        return fut
+
+    def remove(self, user_id: str, call_id: str) -> None:
+        self._futures.pop((user_id, call_id), None)
+
+    def get(self, user_id: str, call_id: str) -> asyncio.Future[Decision] | None:
+        return self._futures.get((user_id, call_id))
+
+
 class ApprovalGate:
     def __init__(
         self,
@@ -77,17 +101,26 @@ class ApprovalGate:
         session_id: str,
         timeout_s: float,
         send: Callable[[ApprovalRecord], Awaitable[None]],
+        waiters: ApprovalWaiters | None = None,
+        resume: Resume | None = None,
     ) -> None:
         self.store = store
         self.user_id = user_id
         self.session_id = session_id
         self.timeout_s = timeout_s
         self.send = send
-        self._waiting: dict[str, asyncio.Future[Decision]] = {}
+        self.waiters = waiters if waiters is not None else ApprovalWaiters()
+        self.resume = resume  # a decision no turn waits for: the session continues the turn
+        self._waiting: set[str] = set()  # asked by this session's turn
+        self._orphans: dict[str, ApprovalRecord] = {}  # asked again here; their turn is gone
 
     @property
     def waiting(self) -> bool:
-        return bool(self._waiting)
+        return bool(self._waiting or self._orphans)
+
+    def asked_by_turn(self, call_id: str) -> bool:
+        """The running turn of this session asks it (not a re-ask after a reconnect)."""
+        return call_id in self._waiting
 
     async def ask(
         self, call_id: str, name: str, arguments: dict[str, Any], description: str
@@ -100,8 +133,8 @@ class ApprovalGate:
         rec = await self.store.add_approval(
             self.user_id, self.session_id, call_id, name, arguments, description, expires
         )
-        fut: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
-        self._waiting[call_id] = fut
+        fut = self.waiters.add(self.user_id, call_id)
+        self._waiting.add(call_id)
         try:
             await self.send(rec)
             async with asyncio.timeout(self.timeout_s):
@@ -109,10 +142,14 @@ class ApprovalGate:
         except TimeoutError:
             return await self.expire(call_id)
         finally:
-            self._waiting.pop(call_id, None)
+            self._waiting.discard(call_id)
+            self.waiters.remove(self.user_id, call_id)
+
+    def _expiry_message(self) -> str:
+        return f"The user did not answer within {self.timeout_s:g} s, so it was not done."
 
     async def expire(self, call_id: str) -> Decision:
-        msg = f"The user did not answer within {self.timeout_s:g} s, so it was not done."
+        msg = self._expiry_message()
         rec = await self.store.decide_approval(self.user_id, call_id, "expired", message=msg)
         if rec is None:  # answered at the last moment: that answer stands
             got = await self.store.get_approval(self.user_id, call_id)
@@ -137,20 +174,24 @@ class ApprovalGate:
         )
         if rec is None:
             raise ApprovalError(f"No pending approval {call_id!r}.")
-        fut = self._waiting.get(call_id)
+        self._orphans.pop(call_id, None)
+        fut = self.waiters.get(self.user_id, call_id)
         if fut is not None and not fut.done():
             fut.set_result(decision_of(rec))
+        elif self.resume is not None:  # the turn that asked is gone: continue it now
+            await self.resume(rec, decision_of(rec))
         return rec
 
     async def hear(self, text: str) -> bool:
         """A short spoken or typed yes/no while exactly one approval waits is its answer
         (True: consumed, no new turn)."""
-        if len(self._waiting) != 1:
+        open_ids = self._waiting | set(self._orphans)
+        if len(open_ids) != 1:
             return False
         choice = classify(text)
         if choice is None:
             return False
-        call_id = next(iter(self._waiting))
+        call_id = next(iter(open_ids))
         try:
             await self.answer(call_id, choice, message=text if choice == "reject" else None)
         except ApprovalError:
@@ -159,15 +200,32 @@ class ApprovalGate:
 
     async def resend_pending(self) -> list[ApprovalRecord]:
         """On a new or resumed session: approvals still pending are asked again; those past
-        their expiry are settled `expired` first."""
-        sent = []
+        their expiry are settled `expired` first. Returns those no turn of this process
+        waits for (their expiry is `expire_later`'s)."""
+        orphans = []
         for rec in await self.store.list_approvals(self.user_id, status="pending"):
             if rec.expires_at <= utcnow():
-                await self.expire(rec.id)
+                if self.waiters.get(self.user_id, rec.id) is None:
+                    await self._expire_orphan(rec.id)
                 continue
+            if self.waiters.get(self.user_id, rec.id) is None:
+                self._orphans[rec.id] = rec
+                orphans.append(rec)
             await self.send(rec)
-            sent.append(rec)
-        return sent
+        return orphans
+
+    async def expire_later(self, rec: ApprovalRecord) -> None:
+        """An approval asked again whose turn is gone expires at its time like any other:
+        settled `expired`, and the session says the call was not done (``resume``)."""
+        await asyncio.sleep(max(0.0, (rec.expires_at - utcnow()).total_seconds()))
+        if self._orphans.pop(rec.id, None) is not None:
+            await self._expire_orphan(rec.id)
+
+    async def _expire_orphan(self, call_id: str) -> None:
+        msg = self._expiry_message()
+        got = await self.store.decide_approval(self.user_id, call_id, "expired", message=msg)
+        if got is not None and self.resume is not None:
+            await self.resume(got, decision_of(got))
 
 
 def approval_json(rec: ApprovalRecord) -> dict[str, Any]:

@@ -323,23 +323,48 @@ class Agent:
             )
 
         tool = self.tools.get(name)
-        if tool is not None and tool.consequential and ctx.approve is None:
+        if tool is None or not tool.consequential:
+            return await self._run_recorded(ctx, env, call_id, name, args, shown)
+        try:  # a call that would be refused anyway is refused before the user is asked
+            tool.check(tool.parse(args), env)
+        except ToolError as e:
+            outcome = ToolOutcome({"error": str(e)}, f"{name} refused: {e}")
+            return await self._record(ctx, call_id, name, shown, False, outcome)
+        if ctx.approve is None:
             msg = f"{name} needs the user's approval, which cannot be asked here."
             return await self._record(
                 ctx, call_id, name, shown, False, ToolOutcome({"error": msg}, msg)
             )
-        if tool is not None and tool.consequential and ctx.approve is not None:
-            decision = await self._approval(ctx, call_id, name, shown, tool.description)
-            if not decision.go:
-                why = decision.message or decision.status
-                msg = f"The user did not approve {name} ({decision.status}): {why}"
-                outcome = ToolOutcome({"error": msg}, f"{name} {decision.status} by the user")
-                return await self._record(ctx, call_id, name, shown, False, outcome)
-            if decision.arguments is not None:  # edited by the user
-                args = shown = decision.arguments
+        decision = await self._approval(ctx, call_id, name, shown, tool.description)
+        return await self.run_decided(ctx, env, call_id, name, args, decision)
 
+    async def run_decided(
+        self, ctx: TurnContext, env: ToolEnv, call_id: str, name: str, args: Any, decision: Any
+    ) -> ToolRecord:
+        """A consequential call the user decided on (approvals.Decision): run with the
+        approved or edited arguments (checked when it was asked), or record why not."""
+        shown = args if isinstance(args, dict) else {"raw": str(args)}
+        if not decision.go:
+            why = decision.message or decision.status
+            msg = f"The user did not approve {name} ({decision.status}): {why}"
+            outcome = ToolOutcome({"error": msg}, f"{name} {decision.status} by the user")
+            return await self._record(ctx, call_id, name, shown, False, outcome)
+        if decision.arguments is not None:  # edited by the user
+            args = shown = decision.arguments
+        return await self._run_recorded(ctx, env, call_id, name, args, shown, checked=True)
+
+    async def _run_recorded(
+        self,
+        ctx: TurnContext,
+        env: ToolEnv,
+        call_id: str,
+        name: str,
+        args: Any,
+        shown: dict[str, Any],
+        checked: bool = False,
+    ) -> ToolRecord:
         async def run_and_record() -> ToolRecord:
-            ok, outcome = await self._execute(name, args, env)
+            ok, outcome = await self._execute(name, args, env, checked)
             return await self._record(ctx, call_id, name, shown, ok, outcome)
 
         # Shielded: a barge-in during the call cancels the turn, not the tool, so its effect
@@ -392,14 +417,19 @@ class Agent:
             )
         return rec
 
-    async def _execute(self, name: str, args: Any, env: ToolEnv) -> tuple[bool, ToolOutcome]:
-        """(ok, outcome); a refusal or failure becomes an error the model reads."""
+    async def _execute(
+        self, name: str, args: Any, env: ToolEnv, checked: bool = False
+    ) -> tuple[bool, ToolOutcome]:
+        """(ok, outcome); a refusal or failure becomes an error the model reads.
+        ``checked``: the tool's own check passed when the user was asked."""
         tool = self.tools.get(name)
         t0 = time.perf_counter()
         try:
             if tool is None:
                 raise ToolError(f"There is no tool named {name!r}.")
             parsed = tool.parse(args)
+            if not checked:
+                tool.check(parsed, env)
             async with asyncio.timeout(self.tool_timeout_s):
                 outcome = await tool.run(parsed, env)
             ok = True
@@ -447,14 +477,16 @@ class Agent:
         text: str,
         ctx: TurnContext,
         message_id: str | None = None,
+        after: list[BaseMessage] | None = None,
     ) -> AsyncIterator[TurnDelta | TurnEmotion | ToolProgress | TurnFinished]:
         """Yield text deltas of the reply as the LLM streams them (emotion marks cut out
         and yielded as TurnEmotion where they stood), then TurnFinished with the clean text.
-        ``message_id``: the id the user's message has in the store."""
+        ``message_id``: the id the user's message has in the store. ``after``: messages
+        that follow it before the model answers (a decided call's exchange, resume_call)."""
         if ctx.tool_env is None and self.make_env is not None and self.tools_active:
             ctx.tool_env = self.make_env(user_id, ctx.perception)
         inp: GraphState = {
-            "messages": [HumanMessage(text, id=message_id)],
+            "messages": [HumanMessage(text, id=message_id), *(after or [])],
             "user_id": user_id,
             "persona_id": ctx.persona.id,
             "visual_context": None,
@@ -507,6 +539,26 @@ class Agent:
         silent = not parts and plan.get("action") == "silent"
         reason = plan.get("reason") if silent else None
         yield TurnFinished("".join(parts), silent, usage, mem_ms, reason)
+
+    async def resume_call(
+        self, user_id: str, ctx: TurnContext, call_id: str, name: str, args: Any, decision: Any
+    ) -> list[BaseMessage]:
+        """A call whose turn ended before the user decided (a reconnect): run it or record
+        why not, and return the exchange (the model's call and its result) that the
+        continuation turn puts before the model's answer (``stream_turn(after=...)``)."""
+        if ctx.tool_env is None and self.make_env is not None:
+            ctx.tool_env = self.make_env(user_id, ctx.perception)
+        assert ctx.tool_env is not None
+        if ctx.on_tool_event:
+            await ctx.on_tool_event(
+                {"type": "response.tool_call", "call_id": call_id, "name": name, "arguments": args}
+            )
+        rec = await self.run_decided(ctx, ctx.tool_env, call_id, name, args, decision)
+        call = {"id": call_id, "name": name, "args": rec.arguments}
+        return [
+            AIMessage("", tool_calls=[call]),
+            ToolMessage(rec.content, tool_call_id=call_id, name=name),
+        ]
 
     async def record_interrupted(
         self,

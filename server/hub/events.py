@@ -140,7 +140,8 @@ class SessionEvents(ABC):
         rate_limited error's dropped count)."""
 
     # --- approvals (server/agent/approvals.py) ----------------------------------------------
-    async def approval_request(self, rec: ApprovalRecord) -> None:  # noqa: B027
-        """A consequential tool call waits for the user's decision. ws_v1 sends
-        approval.request; a protocol without an approval event (default) sends nothing, and
-        the persona's spoken question plus a yes/no by voice or text still decide it."""
+    async def approval_request(self, rec: ApprovalRecord, question: str) -> None:  # noqa: B027
+        """A consequential tool call waits for the user's decision; ``question`` is what
+        the persona says to ask (hub/continuation.py speaks it). ws_v1 sends
+        approval.request, DMP hitl_request; a protocol without an approval event (default)
+        sends nothing, and the spoken question plus a yes/no by voice or text decide it."""

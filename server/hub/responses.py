@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from server.agent.graph import TurnDelta, TurnEmotion, TurnFinished, tool_transcript
+from server.agent.graph import (
+    ToolProgress,
+    TurnDelta,
+    TurnEmotion,
+    TurnFinished,
+    tool_transcript,
+)
 from server.agent.state import ToolRecord, TurnContext
 from server.avatar.visemes import Keyframe
 from server.hub import protocol as p
@@ -49,6 +55,9 @@ class ActiveResponse:
     tool_log: list[ToolRecord] = field(default_factory=list)  # tools that ran (agent fills)
     silent_reason: str | None = None  # set when the turn ended silent (response.done says so)
     emotions: list[str] = field(default_factory=list)  # the persona's marks, in text order
+    # a turn continued after the user decided on a call its ended turn asked about:
+    # (the approval record, the decision); hub/continuation.py
+    resumes: tuple[Any, Any] | None = None
 
     @property
     def id(self) -> str:
@@ -72,6 +81,8 @@ class Responses(SessionCore):
     tasks: Any  # the user's screen task runner (server/tasks), set by Session
     initiative: Any  # proactive speech (server/initiative), set by Session
     approvals: Any  # the approval gate (server/agent/approvals.py), set by Session
+    # lines the persona starts on its own (say, a continued turn) wait for each other
+    own_lines: asyncio.Lock
 
     async def start_turn(
         self,
@@ -80,22 +91,26 @@ class Responses(SessionCore):
         source: str = "text",
         announce: Callable[[], Awaitable[None]] | None = None,
         trigger: str | None = None,
+        resumes: tuple[Any, Any] | None = None,
     ) -> None:
         """Run one persona reply; a reply still streaming is cancelled first. A yes or no
         also answers the screen task's pending preview. The user's message is stored while
         the reply starts; ``announce`` (transcript.done) goes out once it is stored, before
-        the reply starts."""
-        if trigger is None:
+        the reply starts. ``resumes``: (approval, decision) of a call whose turn ended."""
+        if trigger is None and resumes is None:
             self.initiative.user_input()
             if await self.approvals.hear(text):  # "응, 해줘" answers the pending approval
                 return
             self.tasks.hear(text)
         await self.cancel_response()
         message_id = new_id()  # the same id in the store and in the model's history
-        # a proactive turn's prompt is in the history as a system line, not as the user's
-        stored_role, stored = (
-            ("system", f"[proactive {trigger}] {text}") if trigger else ("user", text)
-        )
+        # a proactive or continued turn's prompt is in the history as a system line, not as
+        # the user's
+        stored_role, stored = ("user", text)
+        if trigger:
+            stored_role, stored = ("system", f"[proactive {trigger}] {text}")
+        elif resumes is not None:
+            stored_role, stored = ("system", f"[approval {resumes[1].status}] {text}")
         saved = asyncio.ensure_future(
             self.services.store.add_message(
                 self.user_id,
@@ -115,7 +130,13 @@ class Responses(SessionCore):
             return
         self._response_counter += 1
         resp = ActiveResponse(
-            self._response_counter, text, t0 or time.monotonic(), saved, message_id, trigger=trigger
+            self._response_counter,
+            text,
+            t0 or time.monotonic(),
+            saved,
+            message_id,
+            trigger=trigger,
+            resumes=resumes,
         )
         self.response = resp
         resp.task = asyncio.create_task(self._run_response(resp))
@@ -130,20 +151,25 @@ class Responses(SessionCore):
         """The persona speaks a line of its own (a task preview) as a response without a user
         turn. A reply still running or playing is let finish first (up to SAY_WAIT_S);
         barge-in stops the line like any reply."""
+        async with self.own_lines:
+            await self.let_reply_finish()
+            await self.cancel_response()
+            no_user_message = asyncio.get_running_loop().create_future()
+            no_user_message.set_result(None)
+            self._response_counter += 1
+            resp = ActiveResponse(
+                self._response_counter, "", time.monotonic(), no_user_message, new_id(), script=text
+            )
+            self.response = resp
+            resp.task = asyncio.create_task(self._run_response(resp))
+
+    async def let_reply_finish(self) -> None:
+        """Wait (up to SAY_WAIT_S) for a reply still running or playing to end."""
         r = self.response
         if r is not None and r.task is not None and not r.task.done():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SAY_WAIT_S):
                     await asyncio.wait({r.task})
-        await self.cancel_response()
-        no_user_message = asyncio.get_running_loop().create_future()
-        no_user_message.set_result(None)
-        self._response_counter += 1
-        resp = ActiveResponse(
-            self._response_counter, "", time.monotonic(), no_user_message, new_id(), script=text
-        )
-        self.response = resp
-        resp.task = asyncio.create_task(self._run_response(resp))
 
     async def cancel_response(self) -> None:
         r = self.response
@@ -232,8 +258,12 @@ class Responses(SessionCore):
             ctx.on_tool_event = partial(self.events.tool_event, r)
             r.tool_log = ctx.tool_log
             self.user_turns += 1
-            turn = self.services.agent.stream_turn(
-                self.user_id, self.record.thread_id, r.user_text, ctx, r.message_id
+            turn = (
+                self.services.agent.stream_turn(
+                    self.user_id, self.record.thread_id, r.user_text, ctx, r.message_id
+                )
+                if r.resumes is None
+                else self._continued(r, ctx)
             )
             stream = paced(turn, s.llm_first_token_timeout_s, s.llm_stream_idle_timeout_s)
         else:
@@ -281,6 +311,22 @@ class Responses(SessionCore):
             await self._finish(r, "failed", None)
         else:
             await self._finish(r, "completed", finished)
+
+    async def _continued(
+        self, r: ActiveResponse, ctx: TurnContext
+    ) -> AsyncIterator[TurnDelta | ToolProgress | TurnFinished]:
+        """The decided call runs (or is skipped) first, then the model answers after it."""
+        assert r.resumes is not None
+        rec, decision = r.resumes
+        agent = self.services.agent
+        after = await agent.resume_call(
+            self.user_id, ctx, rec.id, rec.name, rec.arguments, decision
+        )
+        yield ToolProgress(rec.name)
+        async for ev in agent.stream_turn(
+            self.user_id, self.record.thread_id, r.user_text, ctx, r.message_id, after
+        ):
+            yield ev
 
     async def on_reply_delta(self, r: ActiveResponse, delta: str) -> None:
         if r.speech is not None:

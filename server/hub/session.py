@@ -4,12 +4,15 @@ protocol from server/protocols/ (ours at /v1/ws is protocols/ws_v1.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket
 
 from server.agent.approvals import ApprovalError, ApprovalGate, Choice
+from server.hub import continuation
 from server.hub.core import OUTPUT_RATE, SessionCore, SlowConsumer
 from server.hub.events import SessionEvents
 from server.hub.perception import Perception
@@ -51,6 +54,7 @@ class Session(Responses, Perception):
         self.response = None
         self._response_counter = 0
         self._warned_tts = False
+        self.own_lines = asyncio.Lock()
         self.init_perception()
         self.tasks = services.tasks.get(user_id)
         self._detach_tasks = self.tasks.attach(
@@ -64,7 +68,9 @@ class Session(Responses, Perception):
             user_id,
             record.id,
             self.settings.approval_timeout_s,
-            lambda rec: self.events.approval_request(rec),
+            partial(continuation.ask, self),
+            services.approval_waiters,
+            partial(continuation.resume, self),
         )
         services.live_sessions.add(user_id, self.perception)  # REST turns see what we see
         self.initiative = Initiative(self, self.settings, services.store, services.initiative.data)
@@ -92,7 +98,8 @@ class Session(Responses, Perception):
     async def on_started(self) -> None:
         """After session.created: approvals still pending from an earlier socket are asked
         again (they survive reconnects and resumes until they expire)."""
-        await self.approvals.resend_pending()
+        for rec in await self.approvals.resend_pending():
+            self.spawn(self.approvals.expire_later(rec))
 
     async def _emit_task_event(self, event: dict[str, Any]) -> None:
         """task.* events (screen task assistant), in /v1/ws shape."""

@@ -16,10 +16,10 @@ import contextlib
 import json
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, WebSocket
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.websockets import WebSocketDisconnect
 
 from server.auth import AuthError, Principal, authenticator
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from server.hub.responses import ActiveResponse
     from server.pipelines.speech_out import SpokenChunk
     from server.services import Services
-    from server.store.base import ReminderRecord
+    from server.store.base import ApprovalRecord, ReminderRecord
 
 log = get_logger(__name__)
 router = APIRouter()
@@ -61,6 +61,35 @@ def message(type_: str, **fields: Any) -> dict[str, Any]:
 
 def error(text: str, code: int | None = None) -> dict[str, Any]:
     return message("error", error=text, code=code)
+
+
+class EditedAction(BaseModel):
+    name: str
+    args: dict[str, Any]
+
+
+class HitlDecision(BaseModel):
+    """One decision of their hitl_response (approve | edit with edited_action | reject)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["approve", "edit", "reject"]
+    edited_action: EditedAction | None = None
+    message: Annotated[str, Field(max_length=2000)] | None = None
+
+    @model_validator(mode="after")
+    def _edit_has_action(self) -> HitlDecision:
+        if self.type == "edit" and self.edited_action is None:
+            raise ValueError("an edit decision needs edited_action")
+        return self
+
+
+class HitlResponse(BaseModel):
+    """Their hitl_response: one decision per action_request, oldest first."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    decisions: Annotated[list[HitlDecision], Field(min_length=1, max_length=20)]
 
 
 class ImageUrl(BaseModel):
@@ -322,6 +351,8 @@ class DmpEvents(SessionEvents):
         self.chunker: SentenceChunker | None = None  # sentences when audio is off
         self.emotions = EmotionTrack()  # their emotions when audio is off
         self.sequence = 0
+        self.proactive = False  # the turn being sent is proactive: its frames say so
+        self.hitl: list[str] = []  # call ids asked by hitl_request, oldest first
 
     # --- inbound ----------------------------------------------------------------------
     async def read(self) -> None:
@@ -369,8 +400,38 @@ class DmpEvents(SessionEvents):
             await self.interrupt(turn_id if isinstance(turn_id, str) else None)
         elif kind == "authorize":
             await self.conn.authorize(obj)
-        else:  # hitl_response too: there is no tool approval to answer yet
+        elif kind == "hitl_response":
+            await self.hitl_response(obj)
+        else:
             await self.s.send(error(f"Unsupported message type: {kind}"))
+
+    async def hitl_response(self, obj: dict[str, Any]) -> None:
+        """Decisions for the pending hitl_requests, in the order they were sent (theirs
+        carry no call id); settled meanwhile (by voice, another socket, expiry) ones are
+        skipped. Each decision is stored, then its turn goes on."""
+        try:
+            answer = HitlResponse.model_validate(obj)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            await self.s.send(error(f"Invalid hitl_response format: {where}: {first['msg']}"))
+            return
+        store = self.s.services.store
+        pending = []
+        for call_id in self.hitl:
+            rec = await store.get_approval(self.s.user_id, call_id)
+            if rec is not None and rec.status == "pending":
+                pending.append(call_id)
+        self.hitl = pending
+        if len(answer.decisions) > len(pending):
+            await self.s.send(
+                error(f"{len(answer.decisions)} decisions for {len(pending)} pending approvals")
+            )
+            return
+        for d, call_id in zip(answer.decisions, pending, strict=False):
+            self.hitl.remove(call_id)
+            args = d.edited_action.args if d.edited_action is not None else None
+            await self.s.answer_approval(call_id, d.type, args, d.message)
 
     async def start(self, chat: ChatMessage, opened: bool = False) -> None:
         """A typed turn; ``opened``: its session was opened for it already."""
@@ -447,7 +508,13 @@ class DmpEvents(SessionEvents):
         self.sequence = 0
         self.chunker = SentenceChunker() if self.s.config["output_audio"] == "none" else None
         self.emotions = EmotionTrack()
-        await self.s.send({"type": "stream_start", **self._ids(r), **self._tail()})
+        self.proactive = r.trigger is not None
+        await self.s.send({"type": "stream_start", **self._ids(r), **self._mark(), **self._tail()})
+
+    def _mark(self) -> dict[str, Any]:
+        """A proactive turn's frames carry `proactive: true`, as the original backend's
+        proactive service sets on every event of the turn."""
+        return {"proactive": True} if self.proactive else {}
 
     async def text_delta(self, r: ActiveResponse, delta: str) -> None:
         await self.s.send(
@@ -457,6 +524,7 @@ class DmpEvents(SessionEvents):
                 "node": "model",
                 "turn_id": self.turn_ids.get(r.number),
                 **self._tail(),
+                **self._mark(),
             }
         )
         if self.chunker is not None:
@@ -510,6 +578,7 @@ class DmpEvents(SessionEvents):
                 "audio_base64": wav_b64,
                 "emotion": emotion,
                 "keyframes": keyframes,
+                **self._mark(),
             }
         )
         self.sequence += 1
@@ -538,24 +607,55 @@ class DmpEvents(SessionEvents):
             end |= {"reason": "Client requested interruption", "status": "interrupted"}
         elif status == "failed":
             end |= {"status": "failed"}
-        await self.s.send(end | self._tail())
+        await self.s.send(end | self._tail() | self._mark())
         self.turn_ids.pop(r.number, None)
+        self.proactive = False
 
     # --- outbound: the rest -----------------------------------------------------------
+    async def approval_request(self, rec: ApprovalRecord, question: str) -> None:
+        """Their hitl_request, one action per request (the persona also says `question`);
+        `call_id` is ours, extra."""
+        if rec.id not in self.hitl:
+            self.hitl.append(rec.id)
+        await self.s.send(
+            message(
+                "hitl_request",
+                session_id=self.s.record.id,
+                action_requests=[
+                    {
+                        "name": rec.name,
+                        "args": rec.arguments,
+                        "description": rec.description,
+                        "call_id": rec.id,
+                    }
+                ],
+                review_configs=[
+                    {"action_name": rec.name, "allowed_decisions": ["approve", "edit", "reject"]}
+                ],
+            )
+        )
+
     async def reminder(self, r: ReminderRecord) -> bool:
         """A reminder falls due: a short proactive turn (their stream_start `proactive`),
         sent between replies, never inside one; True once its stream_end was written."""
         while (r0 := self.s.response) is not None and r0.task and self.s.response_active():
             await asyncio.wait({r0.task})
         turn = {"turn_id": str(uuid.uuid4()), "session_id": self.s.record.id}
-        await self.s.send({"type": "stream_start", **turn, "proactive": True, **self._tail()})
-        await self.s.send(
-            {"type": "stream_token", "chunk": r.text, "node": "reminder", **turn, **self._tail()}
-        )
-        self.sequence = 0
-        await self._tts_chunk(r.text, None, 0.0, None)
-        end = {"type": "stream_end", **turn, "content": r.text, **self._tail()}
-        return await self.s.send_confirmed(end)
+        self.proactive = True
+        try:
+            mark = self._mark()
+            await self.s.send({"type": "stream_start", **turn, **mark, **self._tail()})
+            await self.s.send(
+                {"type": "stream_token", "chunk": r.text, "node": "reminder", **turn}
+                | self._tail()
+                | mark
+            )
+            self.sequence = 0
+            await self._tts_chunk(r.text, None, 0.0, None)
+            end = {"type": "stream_end", **turn, "content": r.text, **self._tail(), **mark}
+            return await self.s.send_confirmed(end)
+        finally:
+            self.proactive = False
 
     async def error(
         self, code: str, message: str, fatal: bool, extra: dict[str, Any] | None = None

@@ -124,7 +124,7 @@ class WsV1(SessionEvents):
         await self.s.answer_approval(ev.call_id, ev.decision, ev.arguments, ev.message)
 
     # --- server events ------------------------------------------------------------------
-    async def approval_request(self, rec: ApprovalRecord) -> None:
+    async def approval_request(self, rec: ApprovalRecord, question: str) -> None:
         await self.s.send(
             {
                 "type": "approval.request",
@@ -132,6 +132,7 @@ class WsV1(SessionEvents):
                 "name": rec.name,
                 "arguments": rec.arguments,
                 "description": rec.description,
+                "question": question,
                 "expires_at": rec.expires_at.isoformat(),
             }
         )
@@ -151,6 +152,8 @@ class WsV1(SessionEvents):
         event: dict[str, Any] = {"type": "response.created", "response_id": r.id}
         if r.trigger is not None:
             event["trigger"] = r.trigger  # a proactive turn: the persona spoke first
+        if r.resumes is not None:  # goes on after the user's late decision on this call
+            event["continues"] = r.resumes[0].id
         await self.s.send(event)
 
     async def text_delta(self, r: ActiveResponse, delta: str) -> None:
@@ -203,6 +206,8 @@ class WsV1(SessionEvents):
         }
         if r.trigger is not None:
             event["trigger"] = r.trigger
+        if r.resumes is not None:
+            event["continues"] = r.resumes[0].id
         if r.silent_reason is not None:
             event |= {"silent": True, "silent_reason": r.silent_reason}
         await self.s.send(event)

@@ -363,21 +363,35 @@ async def test_update_or_delete_of_an_id_not_read_in_the_turn_is_refused(
     assert (await srv.call(memory.find("kim", keep))).memory == "Kim's favourite food is kimchi"
     assert (await srv.call(memory.find("lee", other))).memory == "Lee's password hint is blue"
 
-    # an id the automatic search listed in the prompt may be changed in the same turn
+    # an id the automatic search listed in the prompt may be forgotten in the same turn, and
+    # forgetting is consequential: the user is asked first (no request went out above, for
+    # calls refused anyway). Rejected: kept; approved: forgotten.
     def model(body: dict[str, Any]) -> Any:
         if body["messages"][-1]["role"] != "user":
-            return "Forgotten."
+            return "Okay."
         shown = re.findall(r"- \[(\w[\w-]*)\] (.*)", body["messages"][0]["content"])
         target = next(i for i, text in shown if "walks" in text)
         return Reply(tool_calls=[call("delete_memory", "d3", memory_id=target)])
 
+    assert ws.of_type("approval.request") == []
     llm.set_default(model)
-    _, done = await text_turn(ws, "Please forget that I walk every morning?")
-    result = ws.of_type("response.tool_result")[-1]
-    assert result["ok"] is True and result["summary"] == "forgot: Kim walks every morning"
-    assert [h.memory for h in await srv.call(memory.list("kim", 10))] == [
-        "Kim's favourite food is kimchi"
-    ]
+    for decision, kept in (
+        ("reject", ["Kim walks every morning", "Kim's favourite food is kimchi"]),
+        ("approve", ["Kim's favourite food is kimchi"]),
+    ):
+        await ws.send({"type": "input_text", "text": "Please forget that I walk every morning?"})
+        req = await ws.wait_for("approval.request", timeout=30)
+        assert req["name"] == "delete_memory" and req["description"].startswith("Forget a memory")
+        answer = {"type": "approval.response", "call_id": req["call_id"], "decision": decision}
+        await ws.send(answer | ({"message": "keep it"} if decision == "reject" else {}))
+        await ws.wait_for("response.done", timeout=30)
+        result = ws.of_type("response.tool_result")[-1]
+        if decision == "reject":
+            assert result["ok"] is False and "rejected" in result["summary"]
+            assert "keep it" in tool_results(llm.chat_requests(mem0=False)[-1])[-1]["error"]
+        else:
+            assert result["ok"] is True and result["summary"] == "forgot: Kim walks every morning"
+        assert sorted(h.memory for h in await srv.call(memory.list("kim", 10))) == kept
 
 
 async def test_a_tool_round_counts_as_progress_for_the_stream_timeouts(

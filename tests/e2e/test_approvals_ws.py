@@ -38,11 +38,18 @@ async def test_pending_approval_is_asked_again_and_answered_by_event(
     srv = server_factory(llm)
     await pending(srv, "ann", "call_a")
     await pending(srv, "ann", "call_old", minutes=-1)  # expired while away
+    llm.queue_reply("That alarm request timed out, so I did not set it.")
     ws = await open_ws(srv, persona="emma", token="ann")
     await ws.wait_for("session.created")
     req = await ws.wait_for("approval.request")
     assert req["call_id"] == "call_a" and req["name"] == "weather__set_alarm"
     assert req["arguments"] == {"time": "07:00"} and req["description"] == "Set an alarm for 07:00"
+    # the expired one is settled and the persona says so (a turn continued after it)
+    said = await ws.wait_for("response.created", continues="call_old")
+    done = await ws.wait_for("response.done", response_id=said["response_id"])
+    assert done["text"] == "That alarm request timed out, so I did not set it."
+    prompt = llm.chat_requests(mem0=False)[-1]["body"]["messages"]
+    assert "did not answer within" in prompt[-1]["content"]  # the skipped call's result
     # bad answers: an error each, the socket stays open
     for bad in (
         {"type": "approval.response", "call_id": "nope", "decision": "approve"},
@@ -61,8 +68,9 @@ async def test_pending_approval_is_asked_again_and_answered_by_event(
             "arguments": {"time": "08:00"},
         }
     )
-    await ws.send({"type": "ping", "id": 1})
-    await ws.wait_for("pong")
+    llm.queue_reply("I could not set it.")
+    went_on = await ws.wait_for("response.created", continues="call_a")
+    await ws.wait_for("response.done", response_id=went_on["response_id"])
     async with httpx.AsyncClient(base_url=srv.url) as http:
         got = (await http.get("/v1/approvals", headers=auth("ann"))).json()["approvals"]
         assert {a["call_id"]: a["status"] for a in got} == {

@@ -60,10 +60,17 @@ class Tool:
     args: type[BaseModel]
     run: Run
     consequential: bool = False  # changes the world beyond the conversation
+    # a refusal known before running (ToolError), e.g. Read-then-Write: a consequential
+    # call is checked before the user is asked, so nobody approves a call that would fail
+    precheck: Callable[[Any, ToolEnv], None] | None = None
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):
             raise ValueError(f"invalid tool name {self.name!r}")
+
+    def check(self, parsed: BaseModel, env: ToolEnv) -> None:
+        if self.precheck is not None:
+            self.precheck(parsed, env)
 
     def parse(self, arguments: dict[str, Any] | str) -> BaseModel:
         """Validate the model's arguments; a ToolError says what was wrong."""

@@ -116,8 +116,13 @@ async def update_memory(args: UpdateMemory, env: ToolEnv) -> ToolOutcome:
     )
 
 
-async def delete_memory(args: DeleteMemory, env: ToolEnv) -> ToolOutcome:
+def _delete_read_first(args: DeleteMemory, env: ToolEnv) -> None:
     _require_read("delete_memory", args.memory_id, env)
+
+
+async def delete_memory(args: DeleteMemory, env: ToolEnv) -> ToolOutcome:
+    """Forgetting is consequential: the user approves it (server/agent/approvals.py) after
+    the Read-then-Write check (`_delete_read_first`) passed."""
     try:
         hit = await env.memory.delete(env.user_id, args.memory_id)
     except MemoryNotFound:
@@ -160,5 +165,7 @@ TOOLS = [
         "from search_memory (or your listed memories) in this turn.",
         DeleteMemory,
         delete_memory,
+        consequential=True,
+        precheck=_delete_read_first,
     ),
 ]
