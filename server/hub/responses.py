@@ -314,7 +314,7 @@ class Responses(SessionCore):
 
     async def _continued(
         self, r: ActiveResponse, ctx: TurnContext
-    ) -> AsyncIterator[TurnDelta | ToolProgress | TurnFinished]:
+    ) -> AsyncIterator[TurnDelta | TurnEmotion | ToolProgress | TurnFinished]:
         """The decided call runs (or is skipped) first, then the model answers after it."""
         assert r.resumes is not None
         rec, decision = r.resumes
