@@ -114,6 +114,10 @@ class SessionEvents(ABC):
     @abstractmethod
     async def transcript_done(self, item_id: str, text: str) -> None: ...
 
+    async def backchannel(self, item_id: str, text: str) -> None:  # noqa: B027 - optional
+        """The user acknowledged the playing reply ("mm-hm"): no turn. Protocols without
+        such an event leave it out."""
+
     # --- perception, reminders, problems ---------------------------------------------------
     @abstractmethod
     async def analysis(self, event: dict[str, Any], *, droppable: bool = False) -> None:

@@ -50,6 +50,7 @@ class ActiveResponse:
     speech_task: asyncio.Task[None] | None = None
     played: asyncio.Event = field(default_factory=asyncio.Event)
     playback_done: asyncio.Event = field(default_factory=asyncio.Event)
+    done_sent: asyncio.Event = field(default_factory=asyncio.Event)  # response.done is out
     script: str | None = None  # a line the persona says on its own (no user turn, no LLM)
     trigger: str | None = None  # a proactive turn: what made the persona speak first
     tool_log: list[ToolRecord] = field(default_factory=list)  # tools that ran (agent fills)
@@ -425,6 +426,7 @@ class Responses(SessionCore):
                 "output_tokens": usage.get("output_tokens", 0),
             },
         )
+        r.done_sent.set()
         await self.events.response_stored(r, status, kept)
         self.log.info("response_done", response_id=r.id, status=status, **timings)
         await counted

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from server.logging import get_logger
+from server.pipelines.over_reply import OverReplyJudge
 from server.providers.stt import STTError, Transcript, WhisperSTT
 from server.providers.vad import SileroVAD, VadEvent, VadStream
 from server.turns.endpoint import CAPS_MS, TurnConfig
+from server.turns.interrupt import OverReply
 from server.turns.semantic import SemanticTurns
 
 if TYPE_CHECKING:
@@ -28,6 +30,8 @@ RATE = 16_000
 SPECULATE_AFTER_MS = 128  # start the final decode this far into a pause (4 VAD windows)
 SEMANTIC_SPECULATE_AFTER_MS = 96  # semantic turns need the words to decide: start sooner
 GAZE_MAX_AGE_S = 1.5
+OVER_REPLY_PARTIAL_MS = 250  # over a reply, partials this often: a "stop" must act fast
+OVER_REPLY_MIN_AUDIO = RATE * 3 // 10
 MIN_FRAME_BYTES = 2
 MAX_FRAME_MS = 100
 
@@ -96,6 +100,7 @@ class VoiceInput:
         self._vad_silence_ms = s.vad_silence_ms
         self._speculate_after_ms = SPECULATE_AFTER_MS
         self._clock = (time.monotonic(), 0)  # (monotonic, stream ms) of the latest batch
+        self.judge = OverReplyJudge(session)  # speech over a reply (BARGE_IN_MODE=words)
         self._worker = session.spawn(self._run())
 
     # --- input --------------------------------------------------------------------------
@@ -223,6 +228,7 @@ class VoiceInput:
         for ev in events:
             await self._on_vad(ev, done)
         await self._semantic_step()
+        await self.judge.judge_pause(self._spec)
         if self.stream.in_speech:
             await self._while_speaking()
 
@@ -294,9 +300,14 @@ class VoiceInput:
             self._stabilizer = PartialStabilizer()
             self._last_partial = time.monotonic()
             self._barged = False
+            if self.judge.hold(self._item_id, ev.t_ms):
+                self._last_partial = 0.0
+                return  # held until its words say it is an interruption
             await s.events.speech_started(self._item_id, ev.t_ms)
             return
-        await s.events.speech_stopped(self._item_id, ev.t_ms)
+        over = self.judge.release()
+        if over is None or over.confirmed:
+            await s.events.speech_stopped(self._item_id, ev.t_ms)
         audio = done.pop(0) if done else np.zeros(0, dtype=np.float32)
         item = self._item_id or self._new_item()
         self._item_id = None
@@ -306,19 +317,21 @@ class VoiceInput:
         self._spec = None
         if audio.size:
             utt = Utterance(item, audio, ev.onset_ms, ev.t_ms, time.monotonic())
-            s.spawn(self._final(utt, spec))
+            s.spawn(self._final(utt, spec, over))
 
     async def _while_speaking(self) -> None:
         s = self.session
         if (
             not self._barged
+            and s.settings.barge_in_mode == "duration"
             and self.stream.speech_ms >= s.settings.barge_in_min_ms
             and s.response_active()
         ):
             self._barged = True
             s.barge_in()
         now = time.monotonic()
-        interval = s.settings.stt_partial_interval_ms / 1000
+        judging = self.judge.judging
+        interval = (OVER_REPLY_PARTIAL_MS if judging else s.settings.stt_partial_interval_ms) / 1000
         if (
             self.stream.silence_start_ms is None  # in a pause the final decode has priority
             and self.stream.last_prob >= self.stream.threshold
@@ -329,7 +342,7 @@ class VoiceInput:
         ):
             self._last_partial = now
             audio = self.stream.current_utterance()
-            if audio.size >= RATE // 2:
+            if audio.size >= (OVER_REPLY_MIN_AUDIO if judging else RATE // 2):
                 self._partial_task = s.spawn(self._partial(self._item_id, audio))
 
     async def _partial(self, item_id: str | None, audio: np.ndarray) -> None:
@@ -340,10 +353,18 @@ class VoiceInput:
             return
         if t is None or not t.text.strip() or item_id != self._item_id:
             return
+        over = self.judge.over
+        if over is not None and not await self.judge.judge(over, t.text):
+            return  # not (yet) an interruption: nothing of it reaches the client
         text = self._stabilizer.update(t.text.strip())
         await self.session.events.transcript_delta(item_id, text)
 
-    async def _final(self, utt: Utterance, spec: asyncio.Task[Transcript] | None = None) -> None:
+    async def _final(
+        self,
+        utt: Utterance,
+        spec: asyncio.Task[Transcript] | None = None,
+        over: OverReply | None = None,
+    ) -> None:
         s = self.session
         if self.stt is not None and s.services.modules.get("stt") == "loading":
             try:  # the model is still loading at start-up: wait for it, don't drop the turn
@@ -366,6 +387,11 @@ class VoiceInput:
                 await s.error("stt_failed", str(e))
                 return
             text = t.text.strip()
+            if over is not None and not over.confirmed:
+                if not await self.judge.judge(over, text):
+                    await self.judge.ignored(over, utt.item_id, text)
+                    return
+                await s.events.speech_stopped(utt.item_id, utt.t_end_ms)
 
             async def announce() -> None:
                 await s.events.transcript_done(utt.item_id, text)

@@ -233,6 +233,9 @@ class WsV1(SessionEvents):
     async def transcript_done(self, item_id: str, text: str) -> None:
         await self.s.send({"type": "transcript.done", "item_id": item_id, "text": text})
 
+    async def backchannel(self, item_id: str, text: str) -> None:
+        await self.s.send({"type": "input_audio.backchannel", "item_id": item_id, "text": text})
+
     async def analysis(self, event: dict[str, Any], *, droppable: bool = False) -> None:
         await self.s.send(event, droppable=droppable)
 

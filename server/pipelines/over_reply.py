@@ -1,0 +1,94 @@
+"""Speech that starts while a reply is active (``BARGE_IN_MODE=words``): held, and judged by
+its words (``server/turns/interrupt.py``) before anything of it reaches the client.
+
+``VoiceInput`` asks this at the onset (hold it?), with each partial transcript, with the
+transcript of each pause and with the final one. An interruption sends the held
+``speech_started`` and cancels the reply; an acknowledgement becomes
+``input_audio.backchannel``; the reply's echo and wordless sounds leave no trace."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+from server.logging import get_logger, redact
+from server.turns.interrupt import OverReply
+
+if TYPE_CHECKING:
+    from server.hub.session import Session
+    from server.providers.stt import Transcript
+
+log = get_logger(__name__)
+
+DONE_WAIT_S = 5.0  # the cancelled reply's response.done goes out before the utterance's events
+
+
+class OverReplyJudge:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.over: OverReply | None = None  # the speech being judged, if any
+        self._judged_pause: int | None = None
+
+    def hold(self, item_id: str | None, t_ms: int) -> bool:
+        """Speech starts: hold it when a reply is active and words decide interruptions."""
+        s = self.session
+        self.over = None
+        if s.settings.barge_in_mode != "words" or not s.response_active():
+            return False
+        self.over = OverReply(item_id, t_ms, s.stt_language())
+        return True
+
+    @property
+    def judging(self) -> bool:
+        """Held speech, not (yet) an interruption."""
+        return self.over is not None and not self.over.confirmed
+
+    def release(self) -> OverReply | None:
+        """The utterance ended: its verdict goes with its final transcript."""
+        over, self.over = self.over, None
+        return over
+
+    async def judge(self, over: OverReply, text: str) -> bool:
+        """Judge words heard over the reply; True once they are an interruption (the held
+        speech_started is sent and the reply cancelled)."""
+        if over.confirmed:
+            return True
+        s = self.session
+        r = s.response
+        verdict = over.judge(text, r.sent_text if r is not None else "")
+        if not over.interrupts(verdict):
+            return False
+        over.confirmed = True
+        s.log.info(
+            "interruption",
+            verdict=verdict,
+            item_id=over.item_id,
+            text=redact(text, s.settings.log_pii),
+        )
+        await s.events.speech_started(over.item_id, over.t_ms)
+        s.barge_in()
+        if r is not None:  # its response.done comes before anything else of this utterance
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DONE_WAIT_S):
+                    await r.done_sent.wait()
+        return True
+
+    async def judge_pause(self, spec: tuple[int, asyncio.Task[Transcript]] | None) -> None:
+        """At a pause, the transcript decoded for it judges the held speech too."""
+        over = self.over
+        if over is None or over.confirmed or spec is None or not spec[1].done():
+            return
+        if spec[1].cancelled() or spec[1].exception() is not None:
+            return
+        if self._judged_pause != spec[0]:
+            self._judged_pause = spec[0]
+            await self.judge(over, spec[1].result().text)
+
+    async def ignored(self, over: OverReply, item_id: str, text: str) -> None:
+        """Held speech that was no interruption: an acknowledgement is told as such; the
+        reply's echo and wordless sounds leave no trace."""
+        s = self.session
+        s.log.info("speech_ignored", verdict=over.verdict, item_id=item_id)
+        if over.verdict == "backchannel":
+            await s.events.backchannel(item_id, text)

@@ -1,0 +1,50 @@
+"""Speech over a playing reply: an interruption, or not?
+
+With ``BARGE_IN_MODE=words`` (the default) speech that starts while a reply is active is
+held: no ``input_audio.speech_started`` yet, no partial transcript sent, the reply goes on.
+Its words decide, from each partial transcript, from the transcript at each pause and from
+the final one:
+
+- the companion's own words (most of them are words of the reply being spoken: its voice
+  coming back through the speakers past the echo canceller) -> ignored, never a transcript;
+- a stop phrase ("wait", "stop", "잠깐만") or a real new turn (two or more words that are not
+  acknowledgements; see ``rules.classify``) -> the held ``speech_started`` goes out and the
+  reply is cancelled;
+- acknowledgements ("mm-hm", "yeah", "응", "그렇구나") -> ``input_audio.backchannel``, no
+  cancel, no turn;
+- no words at all (a cough, a knock: a false start) -> nothing; the reply was never paused.
+
+``BARGE_IN_MODE=duration`` keeps the old rule: ``BARGE_IN_MIN_MS`` of speech cancels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from server.turns.rules import Kind, classify, echo_overlap, words
+
+ECHO_OVERLAP = 0.6  # this share of the heard words are the reply's own: it is its echo
+
+Verdict = Kind | Literal["echo"]
+
+
+@dataclass
+class OverReply:
+    item_id: str | None
+    t_ms: int  # the onset, for the held input_audio.speech_started
+    language: str | None
+    confirmed: bool = False  # an interruption: the start went out, the reply was cancelled
+    verdict: Verdict | None = None
+
+    def judge(self, text: str, spoken: str) -> Verdict:
+        """What these words are, given ``spoken``, the text of the reply being played."""
+        if words(text) and echo_overlap(text, spoken) >= ECHO_OVERLAP:
+            v: Verdict = "echo"
+        else:
+            v = classify(text, self.language)
+        self.verdict = v
+        return v
+
+    @staticmethod
+    def interrupts(v: Verdict) -> bool:
+        return v in ("stop", "turn")

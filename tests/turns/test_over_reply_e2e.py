@@ -1,0 +1,70 @@
+"""Speech over a playing reply, through the real WebSocket with real models: the client
+plays every reply chunk (``tests.mic.Mic``) and reports its playback.
+
+"mm-hm" / "yeah" do not cancel the reply (they come back as ``input_audio.backchannel``);
+"wait, stop" does, and becomes the next turn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from tests.fakes.openai_server import FakeOpenAI
+from tests.mic import Mic
+from tests.server_harness import ServerThread, WsClient, open_ws
+from tests.speech import speak
+
+REPLY = " ".join(f"Sentence number {i} is here to be spoken aloud." for i in range(1, 9))
+
+
+async def reply_playing(ws: WsClient, llm: FakeOpenAI, mic: Mic) -> str:
+    """Ask by text for a long reply; return its id once the client plays it."""
+    llm.queue_reply(REPLY, token_ms=5)
+    await ws.send({"type": "input_text", "text": "Please talk for a while."})
+    rid = (await ws.wait_for("response.created", timeout=20))["response_id"]
+    while rid not in mic.played:
+        await ws.next_event(timeout=20)
+    return rid
+
+
+async def first(ws: WsClient, kind: str, timeout: float = 30) -> dict[str, Any]:
+    """The first event of this kind, whether or not a wait_for already went past it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not ws.of_type(kind):
+        await ws.next_event(timeout=max(0.01, deadline - asyncio.get_running_loop().time()))
+    return ws.of_type(kind)[0]
+
+
+async def listen(ws: WsClient, mic: Mic, until_sample: int, extra_s: float) -> None:
+    """Read events until the mic passed ``until_sample`` plus ``extra_s`` seconds."""
+    while mic.now_sample < until_sample + int(extra_s * 16000):
+        with contextlib.suppress(TimeoutError):
+            await ws.next_event(timeout=0.2)
+
+
+async def test_backchannels_do_not_cancel_but_stop_does(
+    stt_ready: ServerThread, turn_llm: FakeOpenAI
+):
+    ws = await open_ws(stt_ready, persona="emma", token="bc1")
+    await ws.wait_for("session.created")
+    async with Mic(ws) as mic:
+        rid = await reply_playing(ws, turn_llm, mic)
+        mic.say(speak("Mm-hmm."), 600)
+        _, end = mic.say(speak("Yeah."), 900)
+        await listen(ws, mic, end, 2.0)
+        assert not [e for e in ws.of_type("response.done") if e["response_id"] == rid]
+        assert ws.of_type("input_audio.speech_started") == []
+        assert ws.of_type("transcript.done") == []
+        heard = ws.of_type("input_audio.backchannel")
+        assert heard and all(h["text"] for h in heard)
+        turn_llm.queue_reply("Sure, I will stop.")
+        mic.say(speak("Wait, stop please."), 300)
+        done = await ws.wait_for("response.done", response_id=rid, timeout=20)
+        assert done["status"] == "cancelled"
+        mic.stop_playback(rid)
+        started = ws.of_type("input_audio.speech_started")
+        assert len(started) == 1 and started[0]["_t"] <= done["_t"]
+        said = await first(ws, "transcript.done")
+        assert "stop" in said["text"].lower()
+        await ws.wait_for("response.created", timeout=30)  # the stop request is a turn
