@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     mcp_call_timeout_s: float = Field(default=15.0, gt=0.0)  # one MCP tool call
     mcp_connect_timeout_s: float = Field(default=10.0, gt=0.0)  # connect + list tools
     mcp_reconnect_s: float = Field(default=30.0, gt=0.0)  # retry a down server / ping a live one
+    mcp_reconnect_max_s: float = Field(default=300.0, gt=0.0)  # retries back off up to this
     approval_timeout_s: float = Field(default=120.0, gt=0.0)  # unanswered: rejected (expired)
 
     # --- proactive speech (server/initiative; issue 20) --------------------------------

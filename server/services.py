@@ -133,20 +133,39 @@ class Services:
             call_timeout_s=s.mcp_call_timeout_s,
             connect_timeout_s=s.mcp_connect_timeout_s,
             reconnect_s=s.mcp_reconnect_s,
+            reconnect_max_s=s.mcp_reconnect_max_s,
         )
+        self.mcp.listeners.append(self._mcp_changed)
         self.mcp.start()
-        # The agent binds its tools once: give the servers one connection attempt (bounded
-        # by MCP_CONNECT_TIMEOUT_S) so their tools are offered; a server that is down then
-        # is skipped (reported in /health/details) and never holds a turn.
+        # Give the servers one connection attempt (bounded by MCP_CONNECT_TIMEOUT_S) so the
+        # first turns have their tools; a server that is down then is skipped (reported in
+        # /health/details), retried in the background, and its tools join when it is up.
         await self.mcp.first_attempts(s.mcp_connect_timeout_s)
         self._mcp_status()
+
+    def _mcp_changed(self) -> None:
+        """An MCP server connected or went down: status now, and the agent offers exactly
+        the connected servers' tools from its next model call."""
+        self._mcp_status()
+        agent = getattr(self, "agent", None)
+        if agent is None or self.mcp is None:
+            return
+        offered = {t.name for t in agent.tools}
+        wanted = {t.name for t in self._tools()}
+        if offered != wanted:
+            agent.use_tools(self._tools())
+            log.info("mcp_tools_changed", tools=len(wanted))
 
     def _mcp_status(self) -> None:
         if self.mcp is None:
             return
         st = self.mcp.status()
         down = sorted(n for n, v in st.items() if v["status"] != "connected")
-        detail = "; ".join(f"{n}: {v['status']} ({v['detail']})" for n, v in sorted(st.items()))
+        detail = "; ".join(
+            f"{n}: {v['status']} ({v['detail']}"
+            + (f"; retry in {v['retry_in_s']:g} s)" if v["retry_in_s"] is not None else ")")
+            for n, v in sorted(st.items())
+        )
         self.set_status("mcp", "degraded" if down else "ready", detail)
 
     def set_status(self, module: str, status: ModuleStatus, detail: str = "") -> None:

@@ -148,6 +148,7 @@ class Agent:
         self.max_tool_rounds = max_tool_rounds
         self.tool_timeout_s = tool_timeout_s
         self.tool_schemas = self.tools.schemas() if self.tool_mode != "off" else []
+        self._wanted_mode: ToolMode = tool_mode
         g = StateGraph(GraphState, context_schema=TurnContext)
         g.add_node(PERCEIVE, self.perceive_environment)
         g.add_node("query_memory", self.query_memory)
@@ -165,6 +166,13 @@ class Agent:
         g.add_conditional_edges(TOOLS, self.route, {"respond": GENERATE, "silent": "update_memory"})
         g.add_edge("update_memory", END)
         self.graph = g.compile(checkpointer=checkpointer)
+
+    def use_tools(self, tools: ToolRegistry) -> None:
+        """Offer another set of tools from the next model call on (an MCP server came up
+        or went away); a turn in progress goes on with the schemas it read."""
+        self.tools = tools if self.make_env is not None else ToolRegistry()
+        self.tool_mode = self._wanted_mode if len(self.tools) else "off"
+        self.tool_schemas = self.tools.schemas() if self.tool_mode != "off" else []
 
     @property
     def tools_active(self) -> bool:

@@ -9,7 +9,9 @@ MCP_CONFIG names a JSON file in the common format::
 
 Each server is connected in its own background task (never on a turn's path); its tools are
 offered as ``<server>__<tool>`` while it is connected. A server that is down is reported in
-/health/details, its tools are withdrawn, and it is retried every MCP_RECONNECT_S. Calls run
+/health/details, its tools are withdrawn, and it is retried after MCP_RECONNECT_S, the wait
+doubling after each failed attempt up to MCP_RECONNECT_MAX_S; `listeners` hear every change,
+so the agent offers a server's tools as soon as it comes up (services.py). Calls run
 under MCP_CALL_TIMEOUT_S. Every MCP tool is consequential (the user approves each call)
 unless the server's entry lists it in ``safeTools`` or says ``"consequential": false``.
 """
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -114,6 +117,8 @@ class _Server:
     tools: dict[str, McpToolInfo] = field(default_factory=dict)
     lost: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    failures: int = 0  # failed attempts in a row (the backoff)
+    retry_in_s: float | None = None  # while down: the wait before the next attempt
 
 
 class McpManager:
@@ -126,13 +131,16 @@ class McpManager:
         call_timeout_s: float = 15.0,
         connect_timeout_s: float = 10.0,
         reconnect_s: float = 30.0,
+        reconnect_max_s: float = 300.0,
     ) -> None:
         self._servers = {n: _Server(n, e) for n, e in servers.items()}
         self.call_timeout_s = call_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.reconnect_s = reconnect_s
+        self.reconnect_max_s = max(reconnect_max_s, reconnect_s)
         self.version = 0  # bumped whenever the offered tools change
         self.changed = asyncio.Event()
+        self.listeners: list[Callable[[], None]] = []  # called on every change of status
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -168,9 +176,19 @@ class McpManager:
 
     def status(self) -> dict[str, dict[str, Any]]:
         return {
-            s.name: {"status": s.status, "detail": s.detail, "tools": sorted(s.tools)}
+            s.name: {
+                "status": s.status,
+                "detail": s.detail,
+                "tools": sorted(s.tools),
+                "retry_in_s": s.retry_in_s,
+            }
             for s in self._servers.values()
         }
+
+    def backoff(self, failures: int) -> float:
+        """The wait before the next attempt after ``failures`` failed ones in a row (a
+        connection that was lost: MCP_RECONNECT_S)."""
+        return min(self.reconnect_s * 2 ** max(0, failures - 1), self.reconnect_max_s)
 
     async def call(self, name: str, arguments: dict[str, Any]) -> CallResult:
         """Call a tool by its prefixed name; a down server or a timeout is a failed result
@@ -204,6 +222,11 @@ class McpManager:
             s.session, s.tools = None, {}
         self.version += 1
         self.changed.set()
+        for listener in list(self.listeners):
+            try:
+                listener()
+            except Exception:  # a listener's bug must not stop the connection loop
+                log.exception("mcp_listener_failed")
 
     def _lose(self, s: _Server, detail: str) -> None:
         if s.status == "connected":
@@ -220,6 +243,7 @@ class McpManager:
                         listed = await session.list_tools()
                     s.session = session
                     s.tools = self._infos(s, listed.tools)
+                    s.failures, s.retry_in_s = 0, None
                     self._set(s, "connected", f"{len(s.tools)} tools")
                     log.info("mcp_connected", server=s.name, tools=len(s.tools))
                     await self._watch(s, session)
@@ -229,10 +253,13 @@ class McpManager:
                 detail = _describe(e)
                 if s.status != "down" or s.detail != detail:  # once per new reason, no spam
                     log.warning("mcp_down", server=s.name, error=detail)
+                s.failures += 1
+                s.retry_in_s = self.backoff(s.failures)
                 self._set(s, "down", detail)
             else:
+                s.retry_in_s = self.backoff(0)
                 self._set(s, "down", s.detail or "connection lost")
-            await asyncio.sleep(self.reconnect_s)
+            await asyncio.sleep(s.retry_in_s)
 
     async def _open(self, s: _Server, stack: contextlib.AsyncExitStack) -> ClientSession:
         e = s.entry

@@ -172,3 +172,33 @@ def test_bad_config_is_refused_with_a_reason(tmp_path: Path, content: str) -> No
     p.write_text(content)
     with pytest.raises(McpConfigError, match="MCP_CONFIG"):
         load_config(p)
+
+
+async def test_retries_back_off_up_to_the_limit_and_reset_once_connected(tmp_path: Path) -> None:
+    port = free_port()
+    m = McpManager(
+        {"late": ServerEntry(url=f"http://127.0.0.1:{port}/mcp")},
+        connect_timeout_s=5,
+        reconnect_s=0.05,
+        reconnect_max_s=0.2,
+    )
+    waits: list[float | None] = []
+    m.listeners.append(lambda: waits.append(m.status()["late"]["retry_in_s"]))
+    m.start()
+    proc = None
+    try:
+        async with asyncio.timeout(20):
+            while len(waits) < 5:
+                m.changed.clear()
+                await m.changed.wait()
+        assert waits[:5] == [0.05, 0.1, 0.2, 0.2, 0.2]  # doubling, held at the limit
+        assert m.status()["late"]["status"] == "down" and m.tools() == []
+        proc = start_http(tmp_path / "late.jsonl", port)
+        await m.wait_connected("late", 30)
+        assert m.status()["late"]["retry_in_s"] is None
+        assert "late__get_forecast" in {t.name for t in m.tools()}
+    finally:
+        await m.close()
+        if proc is not None:
+            proc.kill()
+            proc.wait()
