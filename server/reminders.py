@@ -6,11 +6,13 @@ Delivery lives in server/hub/reminders.py."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
-from typing import Any
+import re
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server.config import Settings
-from server.store.base import ReminderRecord, Store, utcnow
+from server.store.base import ReminderRecord, Repeat, Store, utcnow
 
 PAST_GRACE = timedelta(seconds=60)  # clocks differ a little: "now" from a client is fine
 # Offsets must be finite and bounded (1e300 or Infinity overflow timedelta); the settings'
@@ -38,7 +40,69 @@ def reminder_json(r: ReminderRecord) -> dict[str, Any]:
         "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
         "attempts": r.attempts,
         "last_error": r.last_error,
+        "repeat": repeat_json(r.repeat),
+        "occurrences": r.occurrences,
     }
+
+
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[str, ...] = get_args(Weekday)
+_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+def repeat_json(rep: Repeat | None) -> dict[str, Any] | None:
+    """The REST shape of a repeat rule (weekday by name)."""
+    if rep is None:
+        return None
+    day = WEEKDAYS[rep.weekday] if rep.weekday is not None else None
+    return {"every": rep.every, "at": rep.at, "weekday": day, "time_zone": rep.time_zone}
+
+
+async def make_repeat(
+    store: Store,
+    user_id: str,
+    every: str,
+    at: str,
+    weekday: str | None,
+    time_zone: str | None,
+) -> Repeat:
+    """Check a repeat rule; the time zone defaults to the user's saved one (GET /v1/settings
+    ``timezone``), else UTC."""
+    if every not in ("daily", "weekly"):
+        raise ReminderRefused(422, "repeat must be 'daily' or 'weekly'.")
+    if not _CLOCK.match(at or ""):
+        raise ReminderRefused(422, "at must be a time of day as HH:MM (00:00 to 23:59).")
+    day: int | None = None
+    if every == "weekly":
+        if weekday is None or weekday.lower() not in WEEKDAYS:
+            raise ReminderRefused(422, "A weekly reminder needs a weekday (monday ... sunday).")
+        day = WEEKDAYS.index(weekday.lower())
+    elif weekday is not None:
+        raise ReminderRefused(422, "weekday is only for weekly reminders.")
+    if time_zone is None:
+        time_zone = (await store.get_user_settings(user_id)).get("timezone") or "UTC"
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ReminderRefused(
+            422, f"Unknown time zone {time_zone!r} (use an IANA name like Asia/Seoul)."
+        ) from None
+    return Repeat("weekly" if every == "weekly" else "daily", at, time_zone, day)
+
+
+def next_occurrence(rep: Repeat, after: datetime) -> datetime:
+    """The first occurrence strictly after ``after`` (UTC), at the rule's wall-clock time in
+    its time zone: 09:00 stays 09:00 across daylight-saving changes."""
+    tz = ZoneInfo(rep.time_zone)
+    hour, minute = (int(x) for x in rep.at.split(":"))
+    day = after.astimezone(tz).date()
+    for _ in range(9):  # a weekly rule matches within 8 days
+        if rep.weekday is None or day.weekday() == rep.weekday:
+            when = datetime.combine(day, time(hour, minute), tzinfo=tz).astimezone(UTC)
+            if when > after:
+                return when
+        day += timedelta(days=1)
+    raise AssertionError("unreachable: some day within 9 matches a daily or weekly rule")
 
 
 class ReminderWatchers:
@@ -83,9 +147,16 @@ async def create_reminder(
     settings: Settings,
     user_id: str,
     text: str,
-    due: datetime,
+    due: datetime | None,
+    repeat: Repeat | None = None,
 ) -> ReminderRecord:
-    """Check the limits, store the reminder, wake the user's sessions."""
+    """Check the limits, store the reminder, wake the user's sessions. A one-off is due at
+    ``due``; a recurring one (``repeat``, no ``due``) at its next occurrence."""
+    if (due is None) == (repeat is None):
+        raise ReminderRefused(422, "Give a due time or a repeat rule, not both.")
+    if repeat is not None:
+        due = next_occurrence(repeat, utcnow())
+    assert due is not None
     text = text.strip()
     if not text:
         raise ReminderRefused(422, "text must not be blank.")
@@ -109,7 +180,7 @@ async def create_reminder(
             "(REMINDERS_MAX_PENDING); cancel one first.",
         )
     await store.ensure_user(user_id)
-    rec = await store.add_reminder(user_id, text, due)
+    rec = await store.add_reminder(user_id, text, due, repeat)
     watchers.changed(user_id)
     return rec
 

@@ -1,6 +1,7 @@
-"""Reminders: the user (or their desktop app) asks to be reminded; connected sessions get a
-`reminder` event when it falls due (server/hub/reminders.py). The rules are shared with the
-agent's schedule tools (server/reminders.py)."""
+"""Reminders: the user (or their desktop app) asks to be reminded, once or every day / week at
+a time in their time zone; connected sessions get a `reminder` event when it falls due
+(server/hub/reminders.py). The rules are shared with the agent's schedule tools
+(server/reminders.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,25 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from server import reminders as rules
 from server.api.deps import ServicesDep, UserDep
-from server.reminders import MAX_IN_SECONDS, ReminderRefused, due_time, reminder_json
+from server.reminders import (
+    MAX_IN_SECONDS,
+    ReminderRefused,
+    Weekday,
+    due_time,
+    make_repeat,
+    reminder_json,
+)
 
 router = APIRouter(prefix="/v1/reminders", tags=["reminders"])
+
+
+class RepeatRule(BaseModel):
+    every: Literal["daily", "weekly"]
+    at: Annotated[str, Field(min_length=5, max_length=5, description="Time of day, HH:MM")]
+    weekday: Weekday | None = Field(default=None, description="For weekly: monday ... sunday")
+    time_zone: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="IANA name; default: the user's saved timezone, else UTC"
+    )
 
 
 class ReminderCreate(BaseModel):
@@ -26,11 +43,15 @@ class ReminderCreate(BaseModel):
     in_seconds: Annotated[float, Field(ge=0, le=MAX_IN_SECONDS, allow_inf_nan=False)] | None = (
         Field(default=None, description="Due this many seconds from now (instead of due_at)")
     )
+    repeat: RepeatRule | None = Field(
+        default=None, description="Recurring (instead of due_at / in_seconds)"
+    )
 
     @model_validator(mode="after")
     def _one_time(self) -> ReminderCreate:
-        if (self.due_at is None) == (self.in_seconds is None):
-            raise ValueError("give exactly one of due_at or in_seconds")
+        given = [x is not None for x in (self.due_at, self.in_seconds, self.repeat)]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of due_at or in_seconds (once) or repeat")
         return self
 
 
@@ -38,10 +59,16 @@ class ReminderCreate(BaseModel):
 async def create_reminder(
     body: ReminderCreate, services: ServicesDep, user: UserDep
 ) -> dict[str, Any]:
+    store = services.store
     try:
-        due = due_time(body.due_at, body.in_seconds)
+        due, repeat = None, None
+        if body.repeat is not None:
+            r = body.repeat
+            repeat = await make_repeat(store, user, r.every, r.at, r.weekday, r.time_zone)
+        else:
+            due = due_time(body.due_at, body.in_seconds)
         rec = await rules.create_reminder(
-            services.store, services.reminder_watchers, services.settings, user, body.text, due
+            store, services.reminder_watchers, services.settings, user, body.text, due, repeat
         )
     except ReminderRefused as e:
         raise HTTPException(e.status, e.message) from None

@@ -14,6 +14,12 @@ written to its socket; only then is the reminder marked delivered. A failed atte
 connection closed first, the write failed) is recorded with its reason and retried with
 back-off, by whichever session of the user is open then; after ``REMINDER_MAX_ATTEMPTS``
 failures the reminder is marked ``failed``.
+
+A recurring reminder (daily or weekly) is sent once per occurrence: instead of being closed
+it moves on to its next occurrence in the same conditional update that ends this one (the
+store's ``advance_reminder`` matches the occurrence's due time), so two replicas can never
+both finish it. Occurrences missed while the user was away are sent once, as one; an
+occurrence that keeps failing is skipped (its reason kept), not the whole series.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from datetime import timedelta
 from typing import Any
 
 from server.logging import get_logger
-from server.reminders import ReminderWatchers
+from server.reminders import ReminderWatchers, next_occurrence
 from server.store.base import ReminderRecord, Store, utcnow
 
 log = get_logger(__name__)
@@ -117,7 +123,10 @@ async def _attempt(
         raise
     except Exception as e:
         reason = f"{type(e).__name__}: {e}"
-    if reason is None:
+    if reason is None and r.repeat is not None:
+        await _advance(store, user_id, r, None)
+        log.info("reminder_delivered", reminder_id=r.id, attempt=r.attempts + 1, repeat=True)
+    elif reason is None:
         await store.close_reminder(user_id, r.id, "delivered")
         log.info("reminder_delivered", reminder_id=r.id, attempt=r.attempts + 1)
     else:
@@ -131,5 +140,16 @@ async def _failed(
     retry_at = None
     if attempt < policy.max_attempts:
         retry_at = utcnow() + timedelta(seconds=policy.backoff_s * 2 ** (attempt - 1))
-    await store.fail_reminder_attempt(user_id, r.id, reason, retry_at)
+    if retry_at is None and r.repeat is not None:
+        await _advance(store, user_id, r, reason)  # skip this occurrence, keep the series
+    else:
+        await store.fail_reminder_attempt(user_id, r.id, reason, retry_at)
     log.warning("reminder_attempt_failed", reminder_id=r.id, attempt=attempt, reason=reason)
+
+
+async def _advance(store: Store, user_id: str, r: ReminderRecord, error: str | None) -> None:
+    """End this occurrence of a recurring reminder and move it to the next one after now."""
+    assert r.repeat is not None
+    next_due = next_occurrence(r.repeat, max(utcnow(), r.due_at))
+    if not await store.advance_reminder(user_id, r.id, r.due_at, next_due, error):
+        log.warning("reminder_advance_lost", reminder_id=r.id)  # cancelled or done elsewhere

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -67,6 +67,26 @@ class Sample:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Repeat:
+    """A recurring reminder's rule: every day, or every week on ``weekday`` (0 = Monday),
+    at the wall-clock time ``at`` ("HH:MM") in the IANA ``time_zone``."""
+
+    every: Literal["daily", "weekly"]
+    at: str
+    time_zone: str
+    weekday: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Repeat | None:
+        if not d:
+            return None
+        return cls(d["every"], d["at"], d["time_zone"], d.get("weekday"))
+
+
 @dataclass
 class ReminderRecord:
     """Something the companion tells the user at ``due_at`` (the `reminder` event)."""
@@ -81,6 +101,8 @@ class ReminderRecord:
     attempts: int = 0  # failed delivery attempts
     last_error: str | None = None  # why the last attempt failed
     not_before: datetime | None = None  # claimed by a session, or backing off, until then
+    repeat: Repeat | None = None  # recurring: due_at is the next occurrence
+    occurrences: int = 0  # occurrences delivered (recurring reminders)
 
 
 # --- approvals and proactive fires (server/store/initiative.py): records ----------------
@@ -313,8 +335,10 @@ class Store(ABC):
     async def get_report(self, user_id: str, session_id: str) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    async def add_reminder(self, user_id: str, text: str, due_at: datetime) -> ReminderRecord:
-        """A new pending reminder."""
+    async def add_reminder(
+        self, user_id: str, text: str, due_at: datetime, repeat: Repeat | None = None
+    ) -> ReminderRecord:
+        """A new pending reminder (recurring with ``repeat``: first due at ``due_at``)."""
 
     @abstractmethod
     async def get_reminder(self, user_id: str, reminder_id: str) -> ReminderRecord | None: ...
@@ -350,6 +374,23 @@ class Store(ABC):
     ) -> bool:
         """Record a failed delivery attempt of a pending reminder: attempts + 1 and the
         reason; it is retried at ``retry_at``, or, when that is None, marked ``failed``."""
+
+    # --- recurring reminders (server/reminders.py, server/hub/reminders.py) ----------------
+
+    @abstractmethod
+    async def advance_reminder(
+        self,
+        user_id: str,
+        reminder_id: str,
+        due_at: datetime,
+        next_due: datetime,
+        error: str | None = None,
+    ) -> bool:
+        """A recurring reminder's occurrence at ``due_at`` is over: delivered (``error`` None:
+        occurrences + 1, delivered_at now) or given up (``error`` kept as last_error). It moves
+        to ``next_due``, still pending, unclaimed, attempts 0, in one atomic conditional
+        update: False when it is not pending, not this user's or no longer at ``due_at``, so
+        of two replicas finishing the same occurrence exactly one advances it."""
 
     # --- approvals and proactive fires (server/store/initiative.py) ------------------------
 

@@ -28,6 +28,7 @@ from server.store.base import (
     MessageRecord,
     ReminderRecord,
     ReminderStatus,
+    Repeat,
     Role,
     Sample,
     SessionRecord,
@@ -97,6 +98,8 @@ def _reminder(doc: dict[str, Any]) -> ReminderRecord:
         attempts=int(doc.get("attempts", 0)),
         last_error=doc.get("last_error"),
         not_before=_aware(doc.get("not_before")),
+        repeat=Repeat.from_dict(doc.get("repeat")),
+        occurrences=int(doc.get("occurrences", 0)),
     )
 
 
@@ -543,13 +546,16 @@ class MongoStore(MongoVocabulary, MongoInitiative, MongoTasksMixin, Store):
 
     # -- reminders -----------------------------------------------------------------
 
-    async def add_reminder(self, user_id: str, text: str, due_at: datetime) -> ReminderRecord:
+    async def add_reminder(
+        self, user_id: str, text: str, due_at: datetime, repeat: Repeat | None = None
+    ) -> ReminderRecord:
         record = ReminderRecord(
             id=new_id(),
             user_id=user_id,
             text=text,
             due_at=_ms(due_at),
             created_at=self._now(),
+            repeat=repeat,
         )
         await self._d.reminders.insert_one(
             {
@@ -563,6 +569,8 @@ class MongoStore(MongoVocabulary, MongoInitiative, MongoTasksMixin, Store):
                 "attempts": 0,
                 "last_error": None,
                 "not_before": None,
+                "repeat": repeat.as_dict() if repeat else None,
+                "occurrences": 0,
             }
         )
         return record
@@ -621,5 +629,33 @@ class MongoStore(MongoVocabulary, MongoInitiative, MongoTasksMixin, Store):
         result = await self._d.reminders.update_one(
             {"_id": reminder_id, "user_id": user_id, "status": "pending"},
             {"$set": update, "$inc": {"attempts": 1}},
+        )
+        return result.modified_count > 0
+
+    async def advance_reminder(
+        self,
+        user_id: str,
+        reminder_id: str,
+        due_at: datetime,
+        next_due: datetime,
+        error: str | None = None,
+    ) -> bool:
+        update: dict[str, Any] = {"due_at": _ms(next_due), "attempts": 0, "not_before": None}
+        inc: dict[str, Any] = {}
+        if error is None:
+            update |= {"delivered_at": _ms(utcnow()), "last_error": None}
+            inc["occurrences"] = 1
+        else:
+            update["last_error"] = error
+        # One conditional update: the occurrence at due_at advances once, whoever finishes it.
+        result = await self._d.reminders.update_one(
+            {
+                "_id": reminder_id,
+                "user_id": user_id,
+                "status": "pending",
+                "due_at": _ms(due_at),
+                "repeat": {"$ne": None},
+            },
+            {"$set": update} | ({"$inc": inc} if inc else {}),
         )
         return result.modified_count > 0

@@ -31,6 +31,7 @@ from server.store.base import (
     MessageRecord,
     ReminderRecord,
     ReminderStatus,
+    Repeat,
     Role,
     Sample,
     SessionRecord,
@@ -121,7 +122,9 @@ CREATE TABLE IF NOT EXISTS reminders (
     delivered_at TEXT,
     attempts     INTEGER NOT NULL DEFAULT 0,
     last_error   TEXT,
-    not_before   TEXT
+    not_before   TEXT,
+    repeat       TEXT,
+    occurrences  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS reminders_user_status_due ON reminders (user_id, status, due_at);
 """
@@ -131,13 +134,16 @@ _MESSAGE_COLS = (
     "id, session_id, user_id, persona_id, role, content, created_at, timings, interrupted"
 )
 _REMINDER_COLS = (
-    "id, user_id, text, due_at, created_at, status, delivered_at, attempts, last_error, not_before"
+    "id, user_id, text, due_at, created_at, status, delivered_at, attempts, last_error, "
+    "not_before, repeat, occurrences"
 )
 # Columns added after the reminders table first shipped: added to older databases at open.
 _REMINDER_ADDED = {
     "attempts": "INTEGER NOT NULL DEFAULT 0",
     "last_error": "TEXT",
     "not_before": "TEXT",
+    "repeat": "TEXT",  # recurring reminders: Repeat as JSON
+    "occurrences": "INTEGER NOT NULL DEFAULT 0",
 }
 # Every column added after its table first shipped, added to older files on open; then
 # what needs them.
@@ -210,7 +216,8 @@ def _message(row: Iterable[Any]) -> MessageRecord:
 
 
 def _reminder(row: Iterable[Any]) -> ReminderRecord:
-    rid, user_id, text, due, created, status, delivered, attempts, last_error, not_before = row
+    rid, user_id, text, due, created, status, delivered, attempts, last_error, not_before = row[:10]
+    repeat, occurrences = row[10:]
     return ReminderRecord(
         id=rid,
         user_id=user_id,
@@ -222,6 +229,8 @@ def _reminder(row: Iterable[Any]) -> ReminderRecord:
         attempts=attempts,
         last_error=last_error,
         not_before=_from_db_time(not_before) if not_before is not None else None,
+        repeat=Repeat.from_dict(json.loads(repeat)) if repeat else None,
+        occurrences=occurrences,
     )
 
 
@@ -705,7 +714,9 @@ class SQLiteStore(SQLiteVocabulary, SQLiteInitiative, SQLiteTasksMixin, Store):
 
     # -- reminders -----------------------------------------------------------------
 
-    async def add_reminder(self, user_id: str, text: str, due_at: datetime) -> ReminderRecord:
+    async def add_reminder(
+        self, user_id: str, text: str, due_at: datetime, repeat: Repeat | None = None
+    ) -> ReminderRecord:
         due = _to_db_time(due_at)
         record = ReminderRecord(
             id=new_id(),
@@ -713,11 +724,12 @@ class SQLiteStore(SQLiteVocabulary, SQLiteInitiative, SQLiteTasksMixin, Store):
             text=text,
             due_at=_from_db_time(due),  # aware UTC, as it reads back
             created_at=self._now(),
+            repeat=repeat,
         )
         async with self._write() as conn:
             await conn.execute(
                 f"INSERT INTO reminders ({_REMINDER_COLS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, NULL, 0, NULL, NULL)",
+                "VALUES (?, ?, ?, ?, ?, ?, NULL, 0, NULL, NULL, ?, 0)",
                 (
                     record.id,
                     user_id,
@@ -725,6 +737,7 @@ class SQLiteStore(SQLiteVocabulary, SQLiteInitiative, SQLiteTasksMixin, Store):
                     due,
                     _to_db_time(record.created_at),
                     record.status,
+                    _dumps(repeat.as_dict()) if repeat else None,
                 ),
             )
         return record
@@ -796,6 +809,30 @@ class SQLiteStore(SQLiteVocabulary, SQLiteInitiative, SQLiteTasksMixin, Store):
             cur = await conn.execute(
                 sql + "WHERE id = ? AND user_id = ? AND status = 'pending'",
                 (*params, reminder_id, user_id),
+            )
+            changed = cur.rowcount
+            await cur.close()
+        return changed > 0
+
+    async def advance_reminder(
+        self,
+        user_id: str,
+        reminder_id: str,
+        due_at: datetime,
+        next_due: datetime,
+        error: str | None = None,
+    ) -> bool:
+        if error is None:
+            done = "occurrences = occurrences + 1, delivered_at = ?, last_error = NULL"
+            params: list[Any] = [_to_db_time(utcnow())]
+        else:
+            done, params = "last_error = ?", [error]
+        async with self._write() as conn:
+            cur = await conn.execute(
+                f"UPDATE reminders SET {done}, due_at = ?, attempts = 0, not_before = NULL "
+                "WHERE id = ? AND user_id = ? AND status = 'pending' AND due_at = ? "
+                "AND repeat IS NOT NULL",
+                (*params, _to_db_time(next_due), reminder_id, user_id, _to_db_time(due_at)),
             )
             changed = cur.rowcount
             await cur.close()

@@ -14,7 +14,10 @@ EXPECTED = {
     "add_memory": ({"content", "category"}, set()),
     "update_memory": ({"memory_id", "content"}, {"category"}),
     "delete_memory": ({"memory_id"}, set()),
-    "schedule_create": ({"message"}, {"in_minutes", "trigger_at"}),
+    "schedule_create": (
+        {"message"},
+        {"in_minutes", "trigger_at", "repeat", "at", "weekday", "time_zone"},
+    ),
     "schedule_list": (set(), set()),
     "schedule_cancel": ({"schedule_id"}, set()),
     "get_screen_context": (set(), set()),
@@ -44,7 +47,9 @@ def test_schemas_are_openai_function_schemas_with_the_issues_arguments() -> None
 @pytest.mark.parametrize(
     ("name", "args", "problem"),
     [
-        ("schedule_create", {"message": "x"}, "exactly one of in_minutes or trigger_at"),
+        ("schedule_create", {"message": "x"}, "exactly one of in_minutes, trigger_at or repeat"),
+        ("schedule_create", {"message": "x", "repeat": "daily"}, "give at \\(HH:MM\\)"),
+        ("schedule_create", {"message": "x", "repeat": "hourly", "at": "09:00"}, "daily"),
         (
             "schedule_create",
             {"message": "x", "in_minutes": 5, "trigger_at": "2030-01-01T00:00:00Z"},

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -106,6 +107,42 @@ async def test_reminder_by_tool_is_listed_by_rest_and_delivered_when_due(
     assert got["status"] == "cancelled"
 
 
+async def test_recurring_reminder_by_tool_in_the_users_time_zone(
+    server_factory: Factory, llm: FakeOpenAI
+) -> None:
+    srv = server_factory(llm)
+    ws, _ = await connect(srv, "rita")
+    async with httpx.AsyncClient(base_url=srv.url, headers=auth("rita")) as http:
+        assert (await http.put("/v1/settings", json={"timezone": "Asia/Seoul"})).status_code == 200
+    weekly = call("schedule_create", message="Piano", repeat="weekly", at="18:00", weekday="friday")
+    bad = call("schedule_create", "call_2", message="Nope", repeat="daily", in_minutes=5)
+    llm.queue_reply(tool_calls=[weekly, bad])
+    llm.queue_reply("Every Friday at six.")
+    await text_turn(ws, "Remind me about piano every Friday at 6 pm")
+    ok, refused = ws.of_type("response.tool_result")[:2]
+    assert ok["ok"] is True and refused["ok"] is False
+    assert ok["summary"].startswith("reminder set every week on fridays at 18:00 (Asia/Seoul)")
+    async with httpx.AsyncClient(base_url=srv.url) as http:
+        listed = (await http.get("/v1/reminders", headers=auth("rita"))).json()["reminders"]
+    assert [(r["text"], r["repeat"]) for r in listed] == [
+        (
+            "Piano",
+            {"every": "weekly", "at": "18:00", "weekday": "friday", "time_zone": "Asia/Seoul"},
+        )
+    ]
+    local = datetime.fromisoformat(listed[0]["due_at"]).astimezone(ZoneInfo("Asia/Seoul"))
+    assert (local.weekday(), local.strftime("%H:%M")) == (4, "18:00")
+    # what the model read: the rule and the first occurrence; the refusal says why
+    read = tool_results(llm.chat_requests(mem0=False)[-1])
+    assert read[0] == {
+        "schedule_id": listed[0]["id"],
+        "message": "Piano",
+        "trigger_at": listed[0]["due_at"],
+        "repeat": listed[0]["repeat"],
+    }
+    assert "exactly one of in_minutes, trigger_at or repeat" in json.dumps(read[1])
+
+
 async def test_schedule_refusals_reach_the_model_and_the_turn_completes(
     server_factory: Factory, llm: FakeOpenAI
 ) -> None:
@@ -133,7 +170,7 @@ async def test_schedule_refusals_reach_the_model_and_the_turn_completes(
     oks = [r["ok"] for r in ws.of_type("response.tool_result")]
     assert oks == [False, False, True, False, False, False]
     errors = [r.get("error", "") for r in tool_results(llm.chat_requests(mem0=False)[-1])]
-    assert "exactly one of in_minutes or trigger_at" in errors[0]
+    assert "exactly one of in_minutes, trigger_at or repeat" in errors[0]
     assert "timezone" in errors[1].lower() or "time zone" in errors[1].lower()
     assert "REMINDERS_MAX_PENDING" in errors[3]
     assert "No such reminder" in errors[4]

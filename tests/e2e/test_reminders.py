@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -148,3 +149,66 @@ async def test_bad_reminders_get_clear_errors(srv: ServerThread):
         assert anonymous == {"reminders": []}
         listed = (await http.get("/v1/reminders", headers=auth(user))).json()["reminders"]
     assert [x["text"] for x in listed] == ["r0", "r1", "r2"]
+
+
+async def test_recurring_reminders_daily_weekly_in_the_users_time_zone(srv: ServerThread):
+    user = "rem6"
+    seoul = ZoneInfo("Asia/Seoul")
+    daily = await remind(
+        srv,
+        user,
+        text="Take the pills",
+        repeat={"every": "daily", "at": "07:30", "time_zone": "Asia/Seoul"},
+    )
+    assert daily.status_code == 201, daily.text
+    d = daily.json()
+    assert d["repeat"] == {
+        "every": "daily",
+        "at": "07:30",
+        "weekday": None,
+        "time_zone": "Asia/Seoul",
+    }
+    assert d["occurrences"] == 0 and d["status"] == "pending"
+    first = datetime.fromisoformat(d["due_at"])
+    assert first.astimezone(seoul).strftime("%H:%M") == "07:30"
+    assert timedelta(0) < first - datetime.now(UTC) <= timedelta(days=1)
+    async with httpx.AsyncClient(base_url=srv.url, headers=auth(user)) as http:
+        # no time zone given: the user's saved one (PUT /v1/settings timezone)
+        saved = await http.put("/v1/settings", json={"timezone": "Europe/Berlin"})
+        assert saved.status_code == 200, saved.text
+        weekly = await http.post(
+            "/v1/reminders",
+            json={
+                "text": "Bins out",
+                "repeat": {"every": "weekly", "at": "19:00", "weekday": "tuesday"},
+            },
+        )
+        assert weekly.status_code == 201, weekly.text
+        w = weekly.json()
+        assert w["repeat"]["time_zone"] == "Europe/Berlin" and w["repeat"]["weekday"] == "tuesday"
+        local = datetime.fromisoformat(w["due_at"]).astimezone(ZoneInfo("Europe/Berlin"))
+        assert (local.weekday(), local.strftime("%H:%M")) == (1, "19:00")
+        # listed with their rules; cancelled like any reminder
+        listed = (await http.get("/v1/reminders", params={"status": "pending"})).json()
+        assert {x["id"]: x["repeat"]["every"] for x in listed["reminders"]} == {
+            d["id"]: "daily",
+            w["id"]: "weekly",
+        }
+        gone = await http.delete(f"/v1/reminders/{w['id']}")
+        assert gone.status_code == 200 and gone.json()["status"] == "cancelled"
+        # clear errors for bad rules
+        bad = [
+            ({"every": "weekly", "at": "19:00"}, 422, "needs a weekday"),
+            ({"every": "daily", "at": "19:00", "weekday": "monday"}, 422, "only for weekly"),
+            ({"every": "daily", "at": "25:00"}, 422, "HH:MM"),
+            ({"every": "daily", "at": "07:30", "time_zone": "Mars/Olympus"}, 422, "IANA"),
+            ({"every": "hourly", "at": "07:30"}, 422, "daily"),
+        ]
+        for rule, code, says in bad:
+            r = await http.post("/v1/reminders", json={"text": "x", "repeat": rule})
+            assert r.status_code == code and says in r.text, (rule, r.text)
+        both = await http.post(
+            "/v1/reminders",
+            json={"text": "x", "in_seconds": 5, "repeat": {"every": "daily", "at": "07:30"}},
+        )
+        assert both.status_code == 422 and "exactly one" in both.text

@@ -16,7 +16,7 @@ from langgraph.graph.message import add_messages
 from pymongo import AsyncMongoClient
 
 from server.store import MongoStore, Sample, SQLiteStore, Store, make_store, new_id
-from server.store.base import ReminderRecord, utcnow
+from server.store.base import ReminderRecord, Repeat, utcnow
 
 A, B = "user-a", "user-b"
 
@@ -518,6 +518,45 @@ async def test_failed_attempts_back_off_then_fail_with_their_reason(store: Store
     assert await store.close_reminder(A, r.id, "delivered") is False
     assert [x.id for x in await store.list_reminders(A, status="failed")] == [r.id]
     assert await store.count_reminders(A, "failed") == 1
+
+
+async def test_recurring_reminder_round_trip_and_one_advance_per_occurrence(
+    store: Store,
+) -> None:
+    weekly = Repeat("weekly", "09:00", "Asia/Seoul", 0)
+    r = await store.add_reminder(A, "weekly review", DUE, weekly)
+    assert r.repeat == weekly and r.occurrences == 0
+    assert await store.get_reminder(A, r.id) == r
+    once = await store.add_reminder(A, "once", DUE)
+    assert once.repeat is None and (await store.get_reminder(A, once.id)) == once
+    nxt = DUE + timedelta(days=7)
+    # five replicas finishing the same occurrence: exactly one moves it on
+    assert await store.claim_reminder(A, r.id, utcnow() + timedelta(seconds=30))
+    wins = await asyncio.gather(*(store.advance_reminder(A, r.id, DUE, nxt) for _ in range(5)))
+    assert sorted(wins) == [False] * 4 + [True]
+    got = await store.get_reminder(A, r.id)
+    assert got is not None and got.status == "pending" and got.due_at == nxt
+    assert (got.occurrences, got.attempts, got.not_before) == (1, 0, None)
+    assert got.delivered_at is not None and got.repeat == weekly
+    # the next occurrence can be claimed at once (the old lease is gone)
+    assert await store.claim_reminder(A, r.id, utcnow() + timedelta(seconds=30))
+    # a stale finisher of the old occurrence, another user, a one-off: nothing changes
+    assert await store.advance_reminder(A, r.id, DUE, nxt + timedelta(days=7)) is False
+    assert await store.advance_reminder(B, r.id, nxt, nxt + timedelta(days=7)) is False
+    assert await store.advance_reminder(A, once.id, DUE, DUE + timedelta(days=1)) is False
+    # an occurrence given up: skipped with its reason, not counted as delivered
+    assert await store.fail_reminder_attempt(A, r.id, "socket closed", utcnow())
+    later = nxt + timedelta(days=7)
+    assert await store.advance_reminder(A, r.id, nxt, later, "write failed") is True
+    got = await store.get_reminder(A, r.id)
+    assert got is not None and got.due_at == later and got.status == "pending"
+    assert (got.occurrences, got.attempts, got.last_error) == (1, 0, "write failed")
+    # listed among the pending ones, and cancelled like any reminder
+    assert {x.id for x in await store.list_reminders(A, status="pending")} == {r.id, once.id}
+    assert await store.close_reminder(A, r.id, "cancelled") is True
+    assert await store.advance_reminder(A, r.id, later, later + timedelta(days=7)) is False
+    got = await store.get_reminder(A, r.id)
+    assert got is not None and got.status == "cancelled" and got.due_at == later
 
 
 # -- isolation --------------------------------------------------------------------
