@@ -57,8 +57,19 @@ def server_files(*, skip: tuple[str, ...] = ()) -> list[Path]:
     return [f for f in files if not any(part in skip for part in f.relative_to(SERVER).parts)]
 
 
-# Other wire protocols (server/protocols/) and the page that documents each one's events.
-OTHER_PROTOCOLS = {"dmp.py": "protocol-dmp.md", "realtime.py": "protocol-realtime.md"}
+# Other wire protocols (server/protocols/, each in modules named for it: dmp*.py) and the
+# page that documents each one's events.
+OTHER_PROTOCOLS = {"dmp": "protocol-dmp.md", "realtime": "protocol-realtime.md"}
+
+
+def protocol_of(f: Path) -> str | None:
+    if f.parent != SERVER / "protocols":
+        return None
+    return next((p for p in OTHER_PROTOCOLS if f.name.startswith(p)), None)
+
+
+def protocol_files(name: str) -> list[Path]:
+    return [f for f in sorted((SERVER / "protocols").glob("*.py")) if protocol_of(f) == name]
 
 
 def server_event_types(files: list[Path] | None = None) -> dict[str, str]:
@@ -66,7 +77,7 @@ def server_event_types(files: list[Path] | None = None) -> dict[str, str]:
     the other wire protocols have their own pages."""
     found: dict[str, str] = {}
     if files is None:
-        files = [f for f in server_files(skip=("providers",)) if f.name not in OTHER_PROTOCOLS]
+        files = [f for f in server_files(skip=("providers",)) if protocol_of(f) is None]
     for f in files:
         for name in EVENT_TYPE.findall(f.read_text(encoding="utf-8")):
             if name not in NOT_EVENTS:
@@ -78,7 +89,7 @@ def emitted_codes(files: list[Path] | None = None) -> dict[str, str]:
     """Error/warning code -> a file that emits it (the other protocols: on their pages)."""
     found: dict[str, str] = {}
     if files is None:
-        files = [f for f in server_files() if f.name not in OTHER_PROTOCOLS]
+        files = [f for f in server_files() if protocol_of(f) is None]
     for f in files:
         text = f.read_text(encoding="utf-8")
         codes = [c for rx in CODE_CALLS for c in rx.findall(text)]
@@ -143,19 +154,20 @@ def test_server_events_are_documented():
 REALTIME_EVENT = re.compile(r'"((?:session|conversation|input_audio_buffer|response)\.[a-z_.]+)"')
 
 
-@pytest.mark.parametrize(("module", "page"), sorted(OTHER_PROTOCOLS.items()))
-def test_other_protocols_events_are_on_their_page(module: str, page: str):
+@pytest.mark.parametrize(("name", "page"), sorted(OTHER_PROTOCOLS.items()))
+def test_other_protocols_events_are_on_their_page(name: str, page: str):
     doc = (ROOT / "docs" / page).read_text(encoding="utf-8")
-    path = SERVER / "protocols" / module
-    if module == "realtime.py":
-        events = dict.fromkeys(REALTIME_EVENT.findall(path.read_text(encoding="utf-8")), module)
+    paths = protocol_files(name)
+    if name == "realtime":
+        text = "".join(p.read_text(encoding="utf-8") for p in paths)
+        events = dict.fromkeys(REALTIME_EVENT.findall(text), name)
     else:
-        events = server_event_types([path])
-    assert events, f"no events found in {module}: the scanner broke"
+        events = server_event_types(paths)
+    assert events, f"no events found in {name}*.py: the scanner broke"
     missing = sorted(n for n in events if f"`{n}`" not in doc)
-    assert not missing, f"events of {module} missing from docs/{page}: {missing}"
-    codes = sorted(c for c in emitted_codes([path]) if f"`{c}`" not in doc + PROTOCOL)
-    assert not codes, f"error codes of {module} missing from docs/{page}: {codes}"
+    assert not missing, f"events of {name}*.py missing from docs/{page}: {missing}"
+    codes = sorted(c for c in emitted_codes(paths) if f"`{c}`" not in doc + PROTOCOL)
+    assert not codes, f"error codes of {name}*.py missing from docs/{page}: {codes}"
 
 
 def test_error_and_warning_codes_are_in_the_table():

@@ -7,11 +7,13 @@ protocol translates; turn logic, limits, auth and storage stay in the core."""
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from server.hub.responses import ActiveResponse
+    from server.hub.responses import ActiveResponse, Responses
     from server.pipelines.speech_out import SpokenChunk
     from server.store.base import ApprovalRecord, ReminderRecord
 
@@ -149,3 +151,24 @@ class SessionEvents(ABC):
         the persona says to ask (hub/continuation.py speaks it). ws_v1 sends
         approval.request, DMP hitl_request; a protocol without an approval event (default)
         sends nothing, and the spoken question plus a yes/no by voice or text decide it."""
+
+
+async def send_reminder(
+    session: Responses,
+    frames: Callable[[], list[dict[str, Any]]],
+    *,
+    between_replies: bool = False,
+) -> bool:
+    """A due reminder in a protocol's own frames (built by ``frames()`` when it is sent),
+    for ``SessionEvents.reminder``: True once the last frame was written to the socket (the
+    delivery is acknowledged by the write, server/hub/reminders.py), False when the
+    connection closed first. ``between_replies``: first wait until a reply that is still
+    generating has ended (protocols whose reminder is a turn or an item of its own)."""
+    while between_replies and (r := session.response) is not None and r.task is not None:
+        if not session.response_active():
+            break
+        await asyncio.wait({r.task})
+    *before, last = frames()
+    for frame in before:
+        await session.send(frame)
+    return await session.send_confirmed(last)

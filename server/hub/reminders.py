@@ -123,11 +123,13 @@ async def _attempt(
         raise
     except Exception as e:
         reason = f"{type(e).__name__}: {e}"
+    # Written: recorded even when the session closes this instant (a client that
+    # disconnects right after the event), or the reminder would be sent again.
     if reason is None and r.repeat is not None:
-        await _advance(store, user_id, r, None)
+        await asyncio.shield(_advance(store, user_id, r, None))
         log.info("reminder_delivered", reminder_id=r.id, attempt=r.attempts + 1, repeat=True)
     elif reason is None:
-        await store.close_reminder(user_id, r.id, "delivered")
+        await asyncio.shield(store.close_reminder(user_id, r.id, "delivered"))
         log.info("reminder_delivered", reminder_id=r.id, attempt=r.attempts + 1)
     else:
         await _failed(store, user_id, r, reason, policy)

@@ -12,22 +12,34 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
-import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from fastapi import APIRouter, WebSocket
 from pydantic_core import from_json
 
 from server.auth import AuthError, AuthUnavailable, authenticator, credentials
-from server.hub.events import SessionEvents
+from server.hub.events import SessionEvents, send_reminder
 from server.hub.expiry import end_when_expired
 from server.hub.opening import SessionRefused, open_session, user_slot
 from server.hub.protocol import ProtocolError
 from server.hub.session import Session
 from server.logging import get_logger
 from server.protocols.common import persona_for
+from server.protocols.realtime_wire import (
+    NO_TOOLS,
+    SUPPORTED,
+    Resampler,
+    assistant_item,
+    error_body,
+    error_frame,
+    event_id,
+    finished_response,
+    response_shape,
+    session_changes,
+    session_shape,
+    user_item,
+)
 
 if TYPE_CHECKING:
     from server.hub.responses import ActiveResponse
@@ -37,35 +49,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 router = APIRouter()
 
-IN_RATE = 24_000  # Realtime's audio/pcm
-STT_RATE = 16_000
 FRAME_SAMPLES = 1_600  # 100 ms at 16 kHz: our largest mic frame
-PCM = {"type": "audio/pcm", "rate": IN_RATE}
-OPENAI_VOICES = {"alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse"}
-OPENAI_VOICES |= {"marin", "cedar"}
-EAGERNESS = ("low", "medium", "high", "auto")  # semantic_vad, as in the Realtime API
-SUPPORTED = (
-    "session.update, input_audio_buffer.append/commit/clear, conversation.item.create "
-    "(user input_text / input_image), response.create, response.cancel, "
-    "conversation.item.truncate"
-)
-
-
-class Resampler:
-    """PCM16 24 kHz -> 16 kHz, continuous across chunks (libswresample through PyAV, with
-    its anti-alias filter: plain interpolation garbles speech for Whisper)."""
-
-    def __init__(self) -> None:
-        import av
-
-        self._av = av
-        self._r = av.AudioResampler(format="s16", layout="mono", rate=STT_RATE)
-
-    def __call__(self, pcm: bytes) -> bytes:
-        arr = np.frombuffer(pcm, dtype="<i2").reshape(1, -1)
-        frame = self._av.AudioFrame.from_ndarray(arr, format="s16", layout="mono")
-        frame.sample_rate = IN_RATE
-        return b"".join(f.to_ndarray().astype("<i2").tobytes() for f in self._r.resample(frame))
 
 
 class RealtimeEvents(SessionEvents):
@@ -87,11 +71,8 @@ class RealtimeEvents(SessionEvents):
         self._sync_turn_detection()
 
     # --- helpers ----------------------------------------------------------------------
-    def _eid(self) -> str:
-        return f"event_{uuid.uuid4().hex[:20]}"
-
     async def _send(self, type_: str, **fields: Any) -> None:
-        await self.s.send({"type": type_, "event_id": self._eid(), **fields})
+        await self.s.send({"type": type_, "event_id": event_id(), **fields})
 
     def _audio_on(self) -> bool:
         return self.s.config["output_audio"] != "none" and self.s.services.tts is not None
@@ -101,52 +82,6 @@ class RealtimeEvents(SessionEvents):
         self.voice_starts_turns = td.get("type") in ("server_vad", "semantic") and td.get(
             "create_response", True
         )
-
-    def describe(self) -> dict[str, Any]:
-        """Our session in Realtime's session shape."""
-        s, cfg = self.s, self.s.config
-        td = cfg["turn_detection"]
-        detection = None
-        if td.get("type") == "server_vad":
-            detection = {
-                "type": "server_vad",
-                "threshold": td.get("threshold", s.settings.vad_threshold),
-                "silence_duration_ms": td.get("silence_ms", s.settings.vad_silence_ms),
-                "prefix_padding_ms": s.settings.vad_prefix_pad_ms,
-                "create_response": td.get("create_response", True),
-                "interrupt_response": True,
-            }
-        elif td.get("type") == "semantic":
-            detection = {
-                "type": "semantic_vad",
-                "eagerness": td.get("eagerness") or s.settings.turn_eagerness,
-                "create_response": td.get("create_response", True),
-                "interrupt_response": True,
-            }
-        return {
-            "type": "realtime",
-            "object": "realtime.session",
-            "id": s.record.id,
-            "model": s.persona.id,
-            "output_modalities": ["audio"] if cfg["output_audio"] != "none" else ["text"],
-            "instructions": cfg["instructions"] or "",
-            "max_output_tokens": cfg["max_tokens"] or "inf",
-            "audio": {
-                "input": {
-                    "format": PCM,
-                    "transcription": None,
-                    "noise_reduction": None,
-                    "turn_detection": detection,
-                },
-                "output": {
-                    "format": PCM,
-                    "voice": cfg["voice"] or s.persona.tts_voice,
-                    "speed": 1.0,
-                },
-            },
-            "tools": [],
-            "tool_choice": "auto",
-        }
 
     # --- inbound ----------------------------------------------------------------------
     async def read(self) -> None:
@@ -193,54 +128,8 @@ class RealtimeEvents(SessionEvents):
         await handler(self, obj)
 
     async def on_session_update(self, obj: dict[str, Any]) -> None:
-        sess = obj.get("session")
-        if not isinstance(sess, dict):
-            raise ProtocolError("invalid_request_error", "session.update needs a session object.")
-        changes: dict[str, Any] = {}
-        if "instructions" in sess:
-            changes["instructions"] = _str_or_none(sess["instructions"], "instructions")
-        if "model" in sess:
-            pid = persona_for(self.s.services, _str_or_none(sess["model"], "model"))
-            if pid is None:
-                raise ProtocolError("unknown_persona", f"No persona {sess['model']!r}.")
-            changes["persona"] = pid
-        if "output_modalities" in sess:
-            mods = sess["output_modalities"]
-            if mods not in (["audio"], ["text"]):
-                raise ProtocolError(
-                    "invalid_request_error", 'output_modalities is ["audio"] or ["text"].'
-                )
-            changes["output_audio"] = "pcm16" if mods == ["audio"] else "none"
-        if "max_output_tokens" in sess:
-            n = sess["max_output_tokens"]
-            if n != "inf" and not (isinstance(n, int) and 1 <= n <= 4096):
-                raise ProtocolError("invalid_request_error", "max_output_tokens: 1-4096 or inf.")
-            changes["max_tokens"] = None if n == "inf" else n
-        if sess.get("tools"):
-            raise ProtocolError("unsupported_event", "Client-side tools are not supported.")
-        audio = sess.get("audio") or {}
-        if not isinstance(audio, dict):
-            raise ProtocolError("invalid_request_error", "audio must be an object.")
-        for side in ("input", "output"):
-            fmt = (audio.get(side) or {}).get("format")
-            if fmt is not None and (fmt.get("type"), fmt.get("rate", IN_RATE)) != (
-                "audio/pcm",
-                IN_RATE,
-            ):
-                raise ProtocolError(
-                    "unsupported_format", "Only audio/pcm at 24000 Hz is supported."
-                )
-        out = audio.get("output") or {}
-        if "voice" in out:
-            voice = out["voice"]
-            voice = voice.get("id") if isinstance(voice, dict) else voice
-            # OpenAI's own voice names mean nothing to our TTS: the persona's voice stays
-            changes["voice"] = None if voice in OPENAI_VOICES else _str_or_none(voice, "voice")
-        inp = audio.get("input") or {}
-        if "turn_detection" in inp:
-            changes["turn_detection"] = _turn_detection(inp["turn_detection"])
-        await self.s.update_settings(changes)  # sends session.updated
-        self._sync_turn_detection()
+        await self.s.update_settings(session_changes(self.s.services, obj.get("session")))
+        self._sync_turn_detection()  # session.updated went out
 
     async def on_append(self, obj: dict[str, Any]) -> None:
         try:
@@ -263,7 +152,7 @@ class RealtimeEvents(SessionEvents):
 
     async def _committed(self, item: str) -> None:
         await self._send("input_audio_buffer.committed", previous_item_id=None, item_id=item)
-        user = _user_item(item, [{"type": "input_audio", "transcript": None}], "in_progress")
+        user = user_item(item, [{"type": "input_audio", "transcript": None}], "in_progress")
         await self._send("conversation.item.added", previous_item_id=self.last_item, item=user)
         self.last_item = item
 
@@ -273,7 +162,10 @@ class RealtimeEvents(SessionEvents):
 
     async def on_item_create(self, obj: dict[str, Any]) -> None:
         item = obj.get("item")
-        if not isinstance(item, dict) or item.get("type") != "message":
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind in ("function_call", "function_call_output"):
+            raise ProtocolError("unsupported_event", NO_TOOLS)
+        if not isinstance(item, dict) or kind != "message":
             raise ProtocolError("unsupported_event", "Only message items can be created here.")
         if item.get("role") != "user":
             raise ProtocolError("unsupported_event", "Only user messages can be created here.")
@@ -300,7 +192,7 @@ class RealtimeEvents(SessionEvents):
         item_id = (
             item.get("id") if isinstance(item.get("id"), str) else f"item_{uuid.uuid4().hex[:16]}"
         )
-        done = _user_item(item_id, content, "completed")
+        done = user_item(item_id, content, "completed")
         await self._send("conversation.item.added", previous_item_id=self.last_item, item=done)
         await self._send("conversation.item.done", previous_item_id=self.last_item, item=done)
         self.last_item = item_id
@@ -335,33 +227,13 @@ class RealtimeEvents(SessionEvents):
 
     # --- outbound ---------------------------------------------------------------------
     async def session_created(self) -> None:
-        await self._send("session.created", session=self.describe())
+        await self._send("session.created", session=session_shape(self.s))
 
     async def session_updated(self) -> None:
-        await self._send("session.updated", session=self.describe())
+        await self._send("session.updated", session=session_shape(self.s))
 
     async def session_ended(self, report_url: str) -> None:
         """No such Realtime event: the socket closes."""
-
-    def _response(self, r: ActiveResponse, status: str, output: list[Any]) -> dict[str, Any]:
-        return {
-            "id": r.id,
-            "object": "realtime.response",
-            "status": status,
-            "status_details": None,
-            "output": output,
-            "conversation_id": self.s.record.id,
-            "output_modalities": ["audio"] if self._audio_on() else ["text"],
-            "max_output_tokens": self.s.config["max_tokens"] or "inf",
-            "audio": {
-                "output": {
-                    "format": PCM,
-                    "voice": self.s.config["voice"] or self.s.persona.tts_voice,
-                }
-            },
-            "usage": None,
-            "metadata": None,
-        }
 
     def _where(self, r: ActiveResponse) -> dict[str, Any]:
         return {"response_id": r.id, "item_id": self.items[r.number], "output_index": 0}
@@ -369,8 +241,11 @@ class RealtimeEvents(SessionEvents):
     async def response_created(self, r: ActiveResponse) -> None:
         item_id = f"item_{r.id}"
         self.items[r.number] = item_id
-        await self._send("response.created", response=self._response(r, "in_progress", []))
-        item = _assistant_item(item_id, [], "in_progress")
+        await self._send(
+            "response.created",
+            response=response_shape(self.s, r, "in_progress", [], self._audio_on()),
+        )
+        item = assistant_item(item_id, [], "in_progress")
         await self._send("response.output_item.added", response_id=r.id, output_index=0, item=item)
         await self._send("conversation.item.added", previous_item_id=self.last_item, item=item)
         self.last_item = item_id
@@ -435,22 +310,11 @@ class RealtimeEvents(SessionEvents):
         kind = "output_audio" if audio else "output_text"
         content = [{"type": kind, "transcript": text} if audio else {"type": kind, "text": text}]
         state = "completed" if status == "completed" else "incomplete"
-        item = _assistant_item(where["item_id"], content, state)
+        item = assistant_item(where["item_id"], content, state)
         await self._send("response.output_item.done", response_id=r.id, output_index=0, item=item)
         await self._send("conversation.item.done", previous_item_id=None, item=item)
-        body = self._response(r, status, [item])
-        if status == "cancelled":
-            body["status_details"] = {"type": "cancelled", "reason": "client_cancelled"}
-        elif status == "failed":
-            body["status_details"] = {
-                "type": "failed",
-                "error": {"type": "server_error", "code": "llm_error"},
-            }
-        if r.emotions:  # the persona's marks, in order (Realtime has no emotion event)
-            body["metadata"] = {"emotions": " ".join(r.emotions)}
         usage = getattr(self, "_usage", {}) or {}
-        n_in, n_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
-        body["usage"] = {"total_tokens": n_in + n_out, "input_tokens": n_in, "output_tokens": n_out}
+        body = finished_response(self.s, r, status, item, usage, audio)
         await self._send("response.done", response=body)
         self.items.pop(r.number, None)
 
@@ -486,7 +350,7 @@ class RealtimeEvents(SessionEvents):
             transcript=text,
             usage={"type": "duration", "seconds": 0},
         )
-        item = _user_item(item_id, [{"type": "input_audio", "transcript": text}], "completed")
+        item = user_item(item_id, [{"type": "input_audio", "transcript": text}], "completed")
         await self._send("conversation.item.done", previous_item_id=None, item=item)
         if text and not self.voice_starts_turns:
             self.pending.append(text)  # replied to on response.create
@@ -495,14 +359,19 @@ class RealtimeEvents(SessionEvents):
         """No Realtime event for perception; the persona still perceives it."""
 
     async def reminder(self, r: ReminderRecord) -> bool:
-        """A due reminder: an assistant message item in the conversation; True once its
-        conversation.item.done was written."""
+        """A due reminder: an assistant message item in the conversation, between replies;
+        True once its conversation.item.done was written."""
         item_id = f"item_reminder_{r.id}"
-        item = _assistant_item(item_id, [{"type": "output_text", "text": r.text}], "completed")
-        await self._send("conversation.item.added", previous_item_id=self.last_item, item=item)
-        previous, self.last_item = self.last_item, item_id
-        done = {"type": "conversation.item.done", "event_id": self._eid()}
-        return await self.s.send_confirmed(done | {"previous_item_id": previous, "item": item})
+        item = assistant_item(item_id, [{"type": "output_text", "text": r.text}], "completed")
+
+        def frames() -> list[dict[str, Any]]:
+            previous, self.last_item = self.last_item, item_id
+            return [
+                {"type": t, "event_id": event_id(), "previous_item_id": previous, "item": item}
+                for t in ("conversation.item.added", "conversation.item.done")
+            ]
+
+        return await send_reminder(self.s, frames, between_replies=True)
 
     async def warning(self, code: str, message: str) -> None:
         self.s.log.info("realtime_warning_not_sent", code=code)
@@ -510,66 +379,8 @@ class RealtimeEvents(SessionEvents):
     async def error(
         self, code: str, message: str, fatal: bool, extra: dict[str, Any] | None = None
     ) -> None:
-        kind = (
-            "server_error"
-            if code in ("server_error", "internal_error", "llm_error")
-            else "invalid_request_error"
-        )
-        await self._send(
-            "error",
-            error={
-                "type": kind,
-                "code": code,
-                "message": message,
-                "param": None,
-                "event_id": self.client_event_id,
-            }
-            | (extra or {}),
-        )
-
-
-def _str_or_none(v: Any, name: str) -> str | None:
-    if v is not None and not isinstance(v, str):
-        raise ProtocolError("invalid_request_error", f"{name} must be a string.")
-    return v or None
-
-
-def _turn_detection(td: Any) -> dict[str, Any]:
-    if td is None:
-        return {"type": "none", "create_response": False}
-    if not isinstance(td, dict) or td.get("type") not in ("server_vad", "semantic_vad"):
-        raise ProtocolError(
-            "unsupported_event", "turn_detection: server_vad, semantic_vad or null."
-        )
-    create = td.get("create_response", True) is not False
-    if td["type"] == "semantic_vad":  # our semantic end of turn (server/turns/)
-        eagerness = td.get("eagerness", "auto")
-        if eagerness not in EAGERNESS:
-            raise ProtocolError(
-                "invalid_request_error", "turn_detection.eagerness: low, medium, high or auto."
-            )
-        return {"type": "semantic", "eagerness": eagerness, "create_response": create}
-    out: dict[str, Any] = {"type": "server_vad", "create_response": create}
-    if isinstance(td.get("silence_duration_ms"), int) and 100 <= td["silence_duration_ms"] <= 5000:
-        out["silence_ms"] = td["silence_duration_ms"]
-    if isinstance(td.get("threshold"), int | float) and 0 < td["threshold"] < 1:
-        out["threshold"] = float(td["threshold"])
-    return out
-
-
-def _user_item(item_id: str, content: list[Any], status: str) -> dict[str, Any]:
-    return {
-        "id": item_id,
-        "object": "realtime.item",
-        "type": "message",
-        "role": "user",
-        "status": status,
-        "content": content,
-    }
-
-
-def _assistant_item(item_id: str, content: list[Any], status: str) -> dict[str, Any]:
-    return _user_item(item_id, content, status) | {"role": "assistant"}
+        body = error_body(code, message, self.client_event_id) | (extra or {})
+        await self._send("error", error=body)
 
 
 HANDLERS = {
@@ -582,15 +393,6 @@ HANDLERS = {
     "response.cancel": RealtimeEvents.on_response_cancel,
     "conversation.item.truncate": RealtimeEvents.on_truncate,
 }
-
-
-def _error_frame(code: str, message: str) -> str:
-    """A Realtime error before any session exists (refused connections)."""
-    error = {"type": "invalid_request_error", "code": code, "message": message}
-    error |= {"param": None, "event_id": None}
-    return json.dumps(
-        {"type": "error", "event_id": f"event_{uuid.uuid4().hex[:20]}", "error": error}
-    )
 
 
 @router.websocket("/v1/realtime")
@@ -609,7 +411,7 @@ async def realtime_endpoint(
         unavailable = isinstance(e, AuthUnavailable)
         await ws.accept(subprotocol=chosen)
         await ws.send_text(
-            _error_frame("auth_unavailable" if unavailable else "invalid_api_key", str(e))
+            error_frame("auth_unavailable" if unavailable else "invalid_api_key", str(e))
         )
         await ws.close(code=1013 if unavailable else 4401)
         return
@@ -628,5 +430,5 @@ async def realtime_endpoint(
             log.info("realtime_session_open", session_id=o.record.id, persona=o.persona.id)
             await session.run()
     except SessionRefused as e:
-        await ws.send_text(_error_frame(e.code, e.message))
+        await ws.send_text(error_frame(e.code, e.message))
         await ws.close(code=e.close_code, reason=e.code)

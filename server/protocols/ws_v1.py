@@ -11,7 +11,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from server.hub import protocol as p
 from server.hub.core import SlowConsumer
-from server.hub.events import SessionEvents
+from server.hub.events import SessionEvents, send_reminder
 from server.hub.reminders import reminder_event
 from server.tasks import live as task_live
 
@@ -240,7 +240,7 @@ class WsV1(SessionEvents):
         await self.s.send(event, droppable=droppable)
 
     async def reminder(self, r: ReminderRecord) -> bool:
-        return await self.s.send_confirmed(reminder_event(r))
+        return await send_reminder(self.s, lambda: [reminder_event(r)])
 
     async def server_status(self, event: dict[str, Any]) -> None:
         await self.s.send(event)

@@ -9,6 +9,9 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+from openai import AsyncOpenAI
+
 from tests.dmp_client import BridgeConfig, BridgeRest, DmpClient, wav_info
 from tests.fakes.openai_server import FakeOpenAI
 from tests.server_harness import ServerThread
@@ -340,3 +343,51 @@ async def test_rest_rename_delete_and_speak(server_factory: Factory, llm: FakeOp
     voices = (await rest.http.get("/v1/tts/voices")).json()
     assert voices["voices"]
     await rest.aclose()
+
+
+async def test_reminders_arrive_between_turns_on_both_foreign_protocols(
+    server_factory: Factory, llm: FakeOpenAI
+) -> None:
+    srv = server_factory(llm, **DMP, default_output_audio="none", reminder_check_s=60.0)
+    http = httpx.AsyncClient(base_url=srv.url, headers={"Authorization": "Bearer default"})
+    client = await connected(srv)
+    llm.queue_reply("Hello.")
+    await client.turn("Hi")  # the session is open from the first chat_message on
+    # a reminder that falls due while a slow reply streams waits for its stream_end
+    llm.queue_reply(tokens=["One, ", "two, ", "three, ", "four."], token_ms=250)
+    start = len(client.events)
+    await client.send_message("Count to four")
+    await client.wait_for("stream_token", after=start)
+    made = (await http.post("/v1/reminders", json={"text": "Stretch!", "in_seconds": 0.1})).json()
+    proactive = await client.wait_for("stream_start", after=start, proactive=True)
+    types = [e["type"] for e in client.events[start:]]
+    first_end = types.index("stream_end")
+    assert client.events[start:].index(proactive) > first_end  # never inside the reply
+    end = await client.wait_for("stream_end", after=start + first_end + 1)
+    assert end["content"] == "Stretch!" and end["turn_id"] == proactive["turn_id"]
+    chunk = client.of_type("tts_chunk", after=start + first_end + 1)[0]
+    assert (chunk["sequence"], chunk["text"]) == (0, "Stretch!")
+    await client.close()
+
+    # OpenAI Realtime (the SDK): an assistant message item
+    async with AsyncOpenAI(base_url=f"{srv.url}/v1", api_key="default").realtime.connect(
+        model="emma"
+    ) as conn:
+        async with asyncio.timeout(10):
+            while (await conn.recv()).type != "session.created":
+                pass
+            again = await http.post("/v1/reminders", json={"text": "Water!", "in_seconds": 0.1})
+            assert again.status_code == 201
+            while (ev := await conn.recv()).type != "conversation.item.done":
+                pass
+    assert ev.item.role == "assistant" and ev.item.content[0].text == "Water!"
+    # marked delivered once written, though both clients left right after (poll: the
+    # mark follows the write)
+    want = {made["id"], again.json()["id"]}
+    async with asyncio.timeout(10):
+        while True:
+            listed = (await http.get("/v1/reminders", params={"status": "delivered"})).json()
+            if {r["id"] for r in listed["reminders"]} >= want:
+                break
+            await asyncio.sleep(0.05)
+    await http.aclose()

@@ -228,6 +228,17 @@ async def test_unsupported_and_bad_events_get_realtime_errors(
             assert err.error.code == code, (event, err)
         first_error = next(e for e in seen if e.type == "error")
         assert first_error.error.event_id == "e1"
+        # function calling, as the SDK sends it: refused in words, never silently dropped
+        tool = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+        await conn.session.update(
+            session={"type": "realtime", "tools": [tool], "tool_choice": "auto"}
+        )
+        output = {"type": "function_call_output", "call_id": "call_1", "output": "{}"}
+        await conn.conversation.item.create(item=output)
+        for _ in range(2):
+            err = await until(conn, "error", seen, timeout=10)
+            assert err.error.code == "unsupported_event"
+            assert err.error.message.startswith("Function calling is not supported")
         await conn.send_raw("{not json")
         err = await until(conn, "error", seen, timeout=10)
         assert err.error.code == "invalid_json"
