@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     proactive_away_s: float = Field(default=120.0, gt=0.0)  # away this long, then back: greet
     proactive_error_screen_s: float = Field(default=30.0, gt=0.0)  # error dialog shown this long
     proactive_negative_s: float = Field(default=20.0, gt=0.0)  # strong negative affect this long
+    # "strong": the face analysis' confidence in the negative emotion (its share, 0..1)
+    proactive_negative_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
     proactive_dir: Path = ROOT / "personas" / "proactive"  # trigger prompts and schedules
 
     # --- long-term memory (mem0) ------------------------------------------------------

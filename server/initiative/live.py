@@ -38,7 +38,8 @@ log = get_logger(__name__)
 ERROR_SCREEN = re.compile(
     r"\b(error|exception|traceback|failed|crash(ed)?|not responding)\b|오류|에러|실패", re.I
 )
-NEGATIVE = frozenset({"angry", "sad", "fear", "disgust", "frustrated"})
+# the face analysis' negative emotions (analysis/face/expression.py EMOTIONS)
+NEGATIVE = frozenset({"anger", "sadness", "fear", "disgust"})
 # a schedule missed while no server ran is still said if it is at most this old
 SCHEDULE_GRACE = timedelta(minutes=5)
 
@@ -200,7 +201,8 @@ class Initiative:
                 self.focus_since = self.focus_since or now
             if self.focus_since is not None and now - self.focus_since >= st.proactive_focus_s:
                 out.append(Fired("focus", self._prompt("focus")))
-            if str(affect.get("emotion")) in NEGATIVE:
+            strong = affect.get("emotion_confidence", 0.0) >= st.proactive_negative_confidence
+            if str(affect.get("emotion")) in NEGATIVE and strong:
                 self.negative_since = self.negative_since or now
                 if now - self.negative_since >= st.proactive_negative_s:
                     out.append(Fired("negative", self._prompt("negative")))

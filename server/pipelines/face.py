@@ -458,12 +458,14 @@ class FacePipeline:
 
     # --- what the persona perceives --------------------------------------------------
     def latest_affect(self) -> dict[str, Any] | None:
-        """{"emotion", "attention", "concentration"} from a face seen in the last few s."""
+        """{"emotion", "emotion_confidence", "attention", "concentration"} from a face
+        seen in the last few s."""
         r = self.latest
         if r is None or time.monotonic() - self.latest_at > self.cfg.affect_max_age_s:
             return None
         return {
             "emotion": r.emotion,
+            "emotion_confidence": round(r.emotion_confidence, 3),
             "attention": attention_of(r),
             "concentration": round(r.concentration),
         }

@@ -212,6 +212,7 @@ async def test_latest_affect_is_fresh_or_none(astronaut: FaceDetection):
     await settle(pipe)
     affect = pipe.latest_affect()
     assert affect is not None and affect["emotion"] == "happiness"
+    assert 0.0 < affect["emotion_confidence"] <= 1.0  # how strong (proactive `negative`)
     assert affect["attention"] in {"focused", "distracted", "looking away"}
     assert 0 <= affect["concentration"] <= 100
     pipe.cfg.affect_max_age_s = 0.0  # the reading is now too old to show the persona
