@@ -11,18 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.analysis.test_face_expression import PROTOTYPES
 from tests.e2e.test_proactive import FAST, connect, no_event, proactive_dir
 from tests.fakes.openai_server import FakeOpenAI
 from tests.server_harness import ServerThread, WsClient
 
-ANGER = {  # EMFACS anger as blendshapes (tests/analysis/test_face_expression.py)
-    "browDownLeft": 0.8,
-    "browDownRight": 0.8,
-    "eyeSquintLeft": 0.6,
-    "eyeSquintRight": 0.6,
-    "mouthPressLeft": 0.6,
-    "mouthPressRight": 0.6,
-}
+ANGER = PROTOTYPES["anger"]  # EMFACS anger as blendshapes
 
 
 class Face:
