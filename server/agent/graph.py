@@ -224,13 +224,15 @@ class Agent:
             },
         }
 
+    # The branch functions are async on purpose: LangGraph runs a sync one in a thread pool
+    # (a thread hop, about 1 ms, twice per turn).
     @staticmethod
-    def route(state: GraphState) -> str:
+    async def route(state: GraphState) -> str:
         plan = state.get("action_plan") or {}
         return "silent" if plan.get("action") == "silent" else "respond"
 
     @staticmethod
-    def after_generate(state: GraphState) -> str:
+    async def after_generate(state: GraphState) -> str:
         last = state["messages"][-1]
         if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
             return TOOLS

@@ -67,6 +67,10 @@ class MarkFilter:
         persona = dict(marks or DEFAULT_MARKS)
         # persona marks (emoji or tags) by their text; the generic [tag] form always works
         self._marks = {m.replace(_VS16, ""): e for e, m in persona.items() if m}
+        # where a mark may start: the text between two of these goes out whole (the hot
+        # path, per streamed token, need not look at every character)
+        starts = "".join(sorted({m[0] for m in self._marks if m} | {"["}))
+        self._start = re.compile(f"[{re.escape(starts)}]")
         self._buf = ""
         self._last = ""  # the last character given out (a space after a mark is dropped)
         self._after_mark = False
@@ -85,6 +89,13 @@ class MarkFilter:
         text: list[str] = []
         buf, i, n = self._buf, 0, len(self._buf)
         while i < n:
+            if not self._after_mark and not self._start.match(buf, i):
+                nxt = self._start.search(buf, i)
+                j = n if nxt is None else nxt.start()
+                text.append(buf[i:j])
+                self._last = buf[j - 1]
+                i = j
+                continue
             found = self._mark_at(buf, i, final)
             if found is None:  # a mark may start here: wait for more text
                 break

@@ -10,6 +10,7 @@ so server/providers/failures.py classifies them exactly as it does for the SDK.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import random
 import time
@@ -24,6 +25,7 @@ import orjson
 # the openai SDK's backoff (openai/_constants.py)
 INITIAL_RETRY_DELAY_S = 0.5
 MAX_RETRY_DELAY_S = 8.0
+DRAIN_S = 1.0  # how long the end of a body may take after [DONE]
 _STATUS_ERRORS: dict[int, type[openai.APIStatusError]] = {
     400: openai.BadRequestError,
     401: openai.AuthenticationError,
@@ -128,6 +130,15 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str | None
         data.append(_data(line))
     if data:
         yield event, b"\n".join(data)
+
+
+async def drain(events: AsyncIterator[Any]) -> None:
+    """Read the body to its end after [DONE], so the connection goes back to the pool
+    (closing a response mid-body closes its connection: a new TCP connection per turn)."""
+    with contextlib.suppress(httpx.HTTPError, TimeoutError):
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in events:
+                pass
 
 
 def take(chunk: dict[str, Any], result: ChatResult, calls: dict[int, ToolCallOut]) -> str:
@@ -272,9 +283,11 @@ class ChatStream:
         parts: list[str] = []
         calls: dict[int, ToolCallOut] = {}
         result = ChatResult("")
+        events = sse_events(response)
         try:
-            async for event, data in sse_events(response):
+            async for event, data in events:
                 if data.startswith(b"[DONE]"):
+                    await drain(events)
                     break
                 try:
                     chunk = orjson.loads(data)
@@ -298,6 +311,7 @@ class ChatStream:
         except httpx.HTTPError as e:
             raise openai.APIConnectionError(request=response.request) from e
         finally:
+            await events.aclose()
             await response.aclose()
         result.content = "".join(parts)
         result.tool_calls = [calls[i] for i in sorted(calls)]

@@ -287,3 +287,15 @@ async def test_errors_inside_the_stream(pieces: list[bytes], code: str) -> None:
         failure, e = await failure_of(chat, f"{server.root_url}/v1")
         await chat.aclose()
     assert failure is not None and failure.code == code, e
+
+
+async def test_turns_reuse_one_connection(fake_openai: FakeOpenAI) -> None:
+    chat = lean(fake_openai)
+    try:
+        for n in range(3):
+            fake_openai.queue_reply(f"Reply {n}.")
+            result = await chat.stream([{"role": "user", "content": "hi"}], print)
+            assert result.content == f"Reply {n}."
+    finally:
+        await chat.aclose()
+    assert len(fake_openai.nodelay) == 1  # one TCP connection for all three calls
