@@ -12,8 +12,10 @@ as a real client would after clicking.
 
 Rows (target: p95 <= 50 ms per step):
 - in-server: each step's `server_ms` from the stored action (or the block): the time the
-  server spent on the step (decode, screen diff, payment rules, store writes, events) minus
-  the VLM call;
+  server spent on the step up to its preview (decode and screen diff in one worker-thread
+  trip, payment rules, the verdict with its route entry and step in one transaction, the new
+  action's insert alongside the screenshot file write) minus the VLM call; for the payment
+  stop, up to its status write;
 - REST round trip minus VLM: the client's time for `POST .../confirm` (a 1280x720 JPEG in
   base64 up, JSON down) minus the VLM call's time measured by the server;
 - VLM call: what the server waited for the fake (HTTP included; `--vlm-ms` of model time).
@@ -25,6 +27,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -182,9 +185,11 @@ async def run(args: argparse.Namespace) -> None:
         ("REST confirm round trip minus VLM", stats(round_trip)),
         (f"VLM call (fake, {args.vlm_ms:g} ms model time)", stats(vlm)),
     ]
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"\nscreen tasks: {args.tasks} tasks x {SCREENS - 1} steps = {len(in_server)} steps, "
         f"1280x720 JPEG screenshots, target p95 <= {TARGET_P95_MS:g} ms per step\n"
+        f"load average (1 / 5 / 15 min) at the end: {load} on {os.cpu_count()} CPUs\n"
     )
     print(f"{'':38} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8}  target")
     for name, (p50, p95, p99, mx) in rows:

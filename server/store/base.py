@@ -173,6 +173,17 @@ class TaskActionRecord:
 
 
 @dataclass
+class NewTaskAction:
+    """An action to add (pending) in the same write as the verdict on the one before it."""
+
+    step_number: int
+    action_type: str
+    target_element: dict[str, Any]
+    screenshot_ref: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class TaskRouteRecord:
     """The route a task planned (from its first analysis) and the one it actually took."""
 
@@ -512,6 +523,25 @@ class Store(ABC):
         only_if_status: tuple[ActionStatus, ...] | None = None,
     ) -> bool:
         """Like update_task: atomic, conditional on the current status when asked."""
+
+    @abstractmethod
+    async def settle_task_action(
+        self,
+        user_id: str,
+        task_id: str,
+        action_id: str,
+        *,
+        status: ActionStatus,
+        execution_time_ms: int | None,
+        details: dict[str, Any],
+        append_actual: dict[str, Any] | None = None,
+        current_step: int | None = None,
+        then_add: NewTaskAction | None = None,
+    ) -> tuple[bool, TaskActionRecord | None]:
+        """The verdict on a pending action, with (when it succeeded) its route entry, the
+        task's new step and the next pending action (``then_add``), in one write (one
+        transaction on SQLite: one commit per step). Returns (settled, the added action);
+        (False, None), and nothing written, when the action is no longer pending."""
 
     @abstractmethod
     async def get_task_route(self, user_id: str, task_id: str) -> TaskRouteRecord | None: ...

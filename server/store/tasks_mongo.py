@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from server.store.base import (
     ActionStatus,
+    NewTaskAction,
     TaskActionRecord,
     TaskRecord,
     TaskRouteRecord,
@@ -245,6 +246,44 @@ class MongoTasksMixin:
         fields = {"status": status, "execution_time_ms": execution_time_ms, "details": details}
         query = {"user_id": user_id, "task_id": task_id, "_id": action_id}
         return await self._update("task_actions", query, fields, only_if_status)
+
+    async def settle_task_action(
+        self,
+        user_id: str,
+        task_id: str,
+        action_id: str,
+        *,
+        status: ActionStatus,
+        execution_time_ms: int | None,
+        details: dict[str, Any],
+        append_actual: dict[str, Any] | None = None,
+        current_step: int | None = None,
+        then_add: NewTaskAction | None = None,
+    ) -> tuple[bool, TaskActionRecord | None]:
+        """Single-document writes (no multi-document transaction needed: the action's
+        conditional update decides, and only its winner writes the route, the step and the
+        next action)."""
+        fields = {"status": status, "execution_time_ms": execution_time_ms, "details": details}
+        query = {"user_id": user_id, "task_id": task_id, "_id": action_id}
+        if not await self._update("task_actions", query, fields, ("pending",)):
+            return False, None
+        if append_actual is not None:
+            await self.update_task_route(user_id, task_id, append_actual=append_actual)
+        if current_step is not None:
+            await self.update_task(user_id, task_id, current_step=current_step)
+        if then_add is None:
+            return True, None
+        n = then_add
+        added = await self.add_task_action(
+            user_id,
+            task_id,
+            n.step_number,
+            n.action_type,
+            n.target_element,
+            screenshot_ref=n.screenshot_ref,
+            details=n.details,
+        )
+        return True, added
 
     async def get_task_route(self, user_id: str, task_id: str) -> TaskRouteRecord | None:
         doc = await self._d.task_routes.find_one({"user_id": user_id, "_id": task_id})

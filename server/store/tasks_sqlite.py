@@ -13,6 +13,7 @@ from typing import Any
 from server.store.base import (
     CONSENT_ITEMS,
     ActionStatus,
+    NewTaskAction,
     TaskActionRecord,
     TaskRecord,
     TaskRouteRecord,
@@ -163,13 +164,13 @@ class SQLiteTasksMixin:
         )
         return [self._task(r) for r in rows]
 
-    async def _update(
+    def _update_sql(
         self,
         table: str,
         where: dict[str, Any],
         fields: dict[str, Any],
         only_if_status: tuple[str, ...] | None,
-    ) -> bool:
+    ) -> tuple[str, list[Any]]:
         fields = {k: v for k, v in fields.items() if v is not None}
         fields["updated_at"] = self._db_t(self._now())  # type: ignore[attr-defined]
         sql = f"UPDATE {table} SET " + ", ".join(f"{k} = ?" for k in fields)
@@ -178,6 +179,16 @@ class SQLiteTasksMixin:
         if only_if_status is not None:
             sql += f" AND status IN ({', '.join('?' * len(only_if_status))})"
             params += list(only_if_status)
+        return sql, params
+
+    async def _update(
+        self,
+        table: str,
+        where: dict[str, Any],
+        fields: dict[str, Any],
+        only_if_status: tuple[str, ...] | None,
+    ) -> bool:
+        sql, params = self._update_sql(table, where, fields, only_if_status)
         async with self._write() as conn:  # type: ignore[attr-defined]
             cur = await conn.execute(sql, params)
             changed = cur.rowcount
@@ -219,6 +230,42 @@ class SQLiteTasksMixin:
                     )
         return deleted > 0
 
+    def _new_action(self, user_id: str, task_id: str, new: NewTaskAction) -> TaskActionRecord:
+        now = self._now()  # type: ignore[attr-defined]
+        return TaskActionRecord(
+            id=new_id(),
+            task_id=task_id,
+            user_id=user_id,
+            step_number=new.step_number,
+            action_type=new.action_type,
+            target_element=dict(new.target_element),
+            status="pending",
+            created_at=now,
+            updated_at=now,
+            screenshot_ref=new.screenshot_ref,
+            details=dict(new.details),
+        )
+
+    async def _insert_action(self, conn: Any, rec: TaskActionRecord) -> None:
+        t = self._db_t(rec.created_at)
+        await conn.execute(
+            f"INSERT INTO task_actions ({_ACTION_COLS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+            (
+                rec.id,
+                rec.task_id,
+                rec.user_id,
+                rec.step_number,
+                rec.action_type,
+                self._j(rec.target_element),
+                rec.status,
+                t,
+                t,
+                rec.screenshot_ref,
+                self._j(rec.details),
+            ),
+        )
+
     async def add_task_action(
         self,
         user_id: str,
@@ -230,39 +277,11 @@ class SQLiteTasksMixin:
         screenshot_ref: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> TaskActionRecord:
-        now = self._now()  # type: ignore[attr-defined]
-        rec = TaskActionRecord(
-            id=new_id(),
-            task_id=task_id,
-            user_id=user_id,
-            step_number=step_number,
-            action_type=action_type,
-            target_element=dict(target_element),
-            status="pending",
-            created_at=now,
-            updated_at=now,
-            screenshot_ref=screenshot_ref,
-            details=dict(details or {}),
-        )
-        t = self._db_t(now)
+        new = NewTaskAction(step_number, action_type, target_element, screenshot_ref)
+        rec = self._new_action(user_id, task_id, new)
+        rec.details = dict(details or {})
         async with self._write() as conn:  # type: ignore[attr-defined]
-            await conn.execute(
-                f"INSERT INTO task_actions ({_ACTION_COLS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
-                (
-                    rec.id,
-                    task_id,
-                    user_id,
-                    step_number,
-                    action_type,
-                    self._j(rec.target_element),
-                    rec.status,
-                    t,
-                    t,
-                    screenshot_ref,
-                    self._j(rec.details),
-                ),
-            )
+            await self._insert_action(conn, rec)
         return rec
 
     async def get_task_action(
@@ -300,6 +319,47 @@ class SQLiteTasksMixin:
         }
         where = {"user_id": user_id, "task_id": task_id, "id": action_id}
         return await self._update("task_actions", where, fields, only_if_status)
+
+    async def settle_task_action(
+        self,
+        user_id: str,
+        task_id: str,
+        action_id: str,
+        *,
+        status: ActionStatus,
+        execution_time_ms: int | None,
+        details: dict[str, Any],
+        append_actual: dict[str, Any] | None = None,
+        current_step: int | None = None,
+        then_add: NewTaskAction | None = None,
+    ) -> tuple[bool, TaskActionRecord | None]:
+        fields = {"status": status, "execution_time_ms": execution_time_ms}
+        fields["details"] = self._j(details)
+        where = {"user_id": user_id, "task_id": task_id, "id": action_id}
+        sql, params = self._update_sql("task_actions", where, fields, ("pending",))
+        mine = (user_id, task_id)
+        async with self._write() as conn:  # type: ignore[attr-defined]
+            cur = await conn.execute(sql, params)
+            if cur.rowcount <= 0:
+                return False, None  # the commit of nothing is cheap
+            now = self._db_t(self._now())  # type: ignore[attr-defined]
+            if append_actual is not None:
+                await conn.execute(
+                    "UPDATE task_routes SET updated_at = ?, "
+                    "actual_route = json_insert(actual_route, '$[#]', json(?)) "
+                    "WHERE user_id = ? AND task_id = ?",
+                    (now, self._j(append_actual), *mine),
+                )
+            if current_step is not None:
+                await conn.execute(
+                    "UPDATE tasks SET current_step = ?, updated_at = ? "
+                    "WHERE user_id = ? AND id = ?",
+                    (current_step, now, *mine),
+                )
+            added = self._new_action(user_id, task_id, then_add) if then_add else None
+            if added is not None:
+                await self._insert_action(conn, added)
+        return True, added
 
     async def get_task_route(self, user_id: str, task_id: str) -> TaskRouteRecord | None:
         rows = await self._fetch(  # type: ignore[attr-defined]

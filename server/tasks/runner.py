@@ -20,7 +20,6 @@ from server.tasks.feed import TaskFeed
 from server.tasks.planner import Planner
 from server.tasks.state import LIVE, Listener, Live, TaskError
 from server.tasks.steps import TaskSteps
-from server.tasks.verifier import compare
 from server.tasks.views import NO, YES, home_route, preview_json
 
 __all__ = ["Listener", "TaskError", "TaskRunner", "TaskRunners"]
@@ -176,24 +175,25 @@ class TaskRunner(TaskSteps, TaskFeed):
         async with self._lock:
             if live.pending is None or live.pending.id != action_id:
                 raise TaskError(409, "not_pending", "That action was already settled.")
-            thumb = await self._thumb(after)
-            diff = None
-            if live.thumb is not None and live.thumb.shape == thumb.shape:
-                s = self.settings
-                diff = await asyncio.to_thread(
-                    compare, live.thumb, thumb, s.task_change_threshold, s.task_cell_threshold
+            # the VLM reads the new screen while a worker thread decodes and diffs it: the
+            # diff costs no time of its own, and a screen that did not change drops the reading
+            reading = self._read(live, after, verifying=action)
+            try:
+                thumb, diff = await self._check_screen(live.thumb, after)
+            except BaseException:
+                await self._drop(live, reading)
+                raise
+            if diff is not None and not diff.changed:
+                await self._drop(live, reading)
+                await self._settle(live, action, False, "no_change", diff, None)
+                await self._fail(
+                    live,
+                    "no_change",
+                    f"Nothing changed on the screen after '{action.target_element.get('target')}'.",
+                    action,
                 )
-                if not diff.changed:
-                    await self._settle(live, action, False, "no_change", diff, None)
-                    await self._fail(
-                        live,
-                        "no_change",
-                        f"Nothing changed on the screen after "
-                        f"'{action.target_element.get('target')}'.",
-                        action,
-                    )
-                    return action
-            plan = await self._analyze(live, after, verifying=action)
+                return action
+            plan = await self._analyze(live, after, verifying=action, reading=reading)
             if plan is None:  # the VLM failed (task failed) or the task was paused meanwhile
                 if live.pending is action and live.task.status == "failed":
                     await self._withdraw(live, live.task.details["failure"]["reason"])

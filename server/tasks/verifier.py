@@ -71,6 +71,17 @@ def compare(
     return ScreenDiff(mean, cell, dist, mean >= mean_threshold or cell >= cell_threshold)
 
 
+def check_screen(
+    before: np.ndarray | None, image: bytes, mean_threshold: float, cell_threshold: float
+) -> tuple[np.ndarray, ScreenDiff | None]:
+    """The screen's thumbnail and, when there is a comparable one before it, the difference:
+    one call, so a step pays one trip to a worker thread."""
+    thumb = screen_thumb(image)
+    if before is None or before.shape != thumb.shape:
+        return thumb, None
+    return thumb, compare(before, thumb, mean_threshold, cell_threshold)
+
+
 def image_size(image: bytes) -> tuple[int, int]:
     """(width, height) of an encoded image (raises InvalidImage)."""
     img = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_GRAYSCALE)

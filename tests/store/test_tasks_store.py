@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from server.store import Store
-from server.store.base import CONSENT_ITEMS
+from server.store.base import CONSENT_ITEMS, NewTaskAction
 
 A, B = "user-a", "user-b"
 
@@ -130,3 +130,62 @@ async def test_consent_items_with_first_time_kept(store: Store) -> None:
     assert await store.get_consent(B) == {}
     with pytest.raises(ValueError, match="unknown consent items"):
         await store.set_consent(A, {"pay_for_me": True})
+
+
+async def test_settle_action_with_its_route_step_and_next_action_once(store: Store) -> None:
+    t = await store.create_task(A, "app", "t")
+    a = await store.add_task_action(A, t.id, 1, "click", {"target": "Menu"}, details={"n": 1})
+    entry = {"step": 1, "screen": "Home", "action": "Menu", "screen_after": "List"}
+    nxt = NewTaskAction(2, "type", {"target": "Search", "text": "빅맥"}, "tasks/x/002-1.jpg")
+    nxt.details = {"attempt": 1}
+    # another user's settle changes nothing
+    assert await store.settle_task_action(
+        B, t.id, a.id, status="success", execution_time_ms=5, details={}, current_step=1
+    ) == (False, None)
+    ok, added = await store.settle_task_action(
+        A,
+        t.id,
+        a.id,
+        status="success",
+        execution_time_ms=120,
+        details={"n": 1, "diff": {"changed": True}},
+        append_actual=entry,
+        current_step=1,
+        then_add=nxt,
+    )
+    assert ok is True and added is not None
+    got = await store.get_task_action(A, t.id, a.id)
+    assert got is not None and got.status == "success" and got.execution_time_ms == 120
+    assert got.details == {"n": 1, "diff": {"changed": True}}
+    route = await store.get_task_route(A, t.id)
+    assert route is not None and route.actual_route == [entry]
+    assert (await store.get_task(A, t.id)).current_step == 1  # type: ignore[union-attr]
+    actions = await store.list_task_actions(A, t.id)
+    assert [x.id for x in actions] == [a.id, added.id]
+    assert actions[1] == added and added.status == "pending" and added.step_number == 2
+    assert added.target_element == {"target": "Search", "text": "빅맥"}
+    assert added.screenshot_ref == "tasks/x/002-1.jpg" and added.details == {"attempt": 1}
+    # settled once: a second verdict (e.g. after a cancel withdrew it) writes nothing
+    again = await store.settle_task_action(
+        A,
+        t.id,
+        a.id,
+        status="failed",
+        execution_time_ms=1,
+        details={},
+        append_actual=entry,
+        current_step=2,
+        then_add=nxt,
+    )
+    assert again == (False, None)
+    assert (await store.get_task_action(A, t.id, a.id)).status == "success"  # type: ignore[union-attr]
+    assert (await store.get_task_route(A, t.id)).actual_route == [entry]  # type: ignore[union-attr]
+    assert (await store.get_task(A, t.id)).current_step == 1  # type: ignore[union-attr]
+    assert len(await store.list_task_actions(A, t.id)) == 2
+    # a failed verdict moves neither the route nor the step
+    ok, none = await store.settle_task_action(
+        A, t.id, added.id, status="failed", execution_time_ms=None, details={"reason": "x"}
+    )
+    assert ok is True and none is None
+    assert (await store.get_task_route(A, t.id)).actual_route == [entry]  # type: ignore[union-attr]
+    assert (await store.get_task(A, t.id)).current_step == 1  # type: ignore[union-attr]
