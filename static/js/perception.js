@@ -207,7 +207,7 @@ export class PerceptionPanel {
     this.el('voice').title = v
       ? t('perc.voice.value', {
           pitch: num(v.pitch_hz),
-          pvar: num(v.pitch_var),
+          pvar: num(v.pitch_var, 1),
           rate: num(v.rate_wps, 1),
           vol: num(v.volume_db),
           pause: typeof v.pause_ratio === 'number' ? Math.round(v.pause_ratio * 100) : '—',
@@ -301,12 +301,13 @@ export class PerceptionPanel {
   }
 }
 
-/** "Steady voice, a little fast": how the voice sounds, from its pitch variation (Hz) and
- * speaking rate (words per second). */
+/** "Steady voice, a little fast": how the voice sounds, from its pitch spread (pitch_var, in
+ * semitones) and speaking rate (words per second). The report page says the same words at the
+ * same thresholds (server/api/report_page.py PITCH_BANDS, RATE_BANDS). */
 export function voiceWords(v) {
   const parts = [];
   if (typeof v.pitch_var === 'number') {
-    parts.push(t(v.pitch_var < 20 ? 'voice.steady' : v.pitch_var < 45 ? 'voice.lively' : 'voice.animated'));
+    parts.push(t(v.pitch_var < 2 ? 'voice.steady' : v.pitch_var < 4 ? 'voice.lively' : 'voice.animated'));
   }
   if (typeof v.rate_wps === 'number' && v.rate_wps > 0) {
     const r = v.rate_wps;

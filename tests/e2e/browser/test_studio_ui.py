@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from server.store import Sample
 from tests.e2e.browser.conftest import ARTIFACTS, OpenStudio, Studio
 from tests.e2e.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAI
@@ -400,12 +401,82 @@ async def test_server_errors_are_translated_by_code_and_voice_is_described_in_wo
     # How a voice sounds, in words of the interface language; the numbers stay on hover.
     words = await s.page.evaluate(
         """() => import('./js/perception.js').then((m) => [
-            m.voiceWords({pitch_var: 12, rate_wps: 3.2, pause_ratio: 0.2}),
-            m.voiceWords({pitch_var: 60, rate_wps: 1.0, pause_ratio: 0.7})])"""
+            m.voiceWords({pitch_var: 1.2, rate_wps: 3.2, pause_ratio: 0.2}),
+            m.voiceWords({pitch_var: 6.0, rate_wps: 1.0, pause_ratio: 0.7})])"""
     )
     assert words == ["차분한 목소리, 조금 빠른 편", "아주 활기찬 목소리, 느린 편, 쉼이 많음"]
     await s.page.click("#lang-toggle")
     words = await s.page.evaluate(
-        "() => import('./js/perception.js').then((m) => m.voiceWords({pitch_var: 12, rate_wps: 3.2}))"
+        "() => import('./js/perception.js').then((m) => m.voiceWords({pitch_var: 1.2, rate_wps: 3.2}))"
     )
     assert words == "Steady voice, a little fast"
+
+
+# ---- the report page ---------------------------------------------------------------------
+
+
+async def test_report_page_speaks_in_words_with_the_numbers_on_hover(
+    open_studio: OpenStudio, ui_server: ServerThread, browser_llm: FakeOpenAI
+):
+    """The report a user opens from End: how their voice sounded in words (the studio's),
+    no engineer units on the page, the measurements in hover texts, fits a phone."""
+    s = await open_studio(ui_server, "reportee", mic="silence", audio="none")
+    await start(s)
+    browser_llm.queue_reply("Nice to meet you.")
+    await typed_turn(s, "Hello there, how was your day?")
+    sid = await s.state(".sessionId")
+    voice = [
+        Sample("voice", 2500, {"pitch_hz": 182.4, "pitch_var": 1.2, "rate_wps": 3.2,
+                               "volume_db": -23.5, "pause_ratio": 0.2, "energy": 0.7,
+                               "warmth": 0.2}),
+        Sample("voice", 6100, {"pitch_hz": 176.0, "pitch_var": 4.6, "rate_wps": 1.1,
+                               "volume_db": -25.0, "pause_ratio": 0.6, "energy": 0.5,
+                               "warmth": 0.5}),
+    ]  # fmt: skip
+    await ui_server.call(ui_server.services.store.add_samples("reportee", sid, voice))
+    await end(s)
+    link = s.page.locator("#report-link a")
+    await link.wait_for(timeout=10_000)
+    page = await s.page.context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    await page.goto(ui_server.url + (await link.get_attribute("href") or ""))
+
+    shown = await page.evaluate("() => document.body.innerText")
+    for unit in ("Hz", "dB", "semitone", "words/s", "wps", "samples"):
+        assert unit not in shown, (unit, shown)
+    rows = page.locator("ol.utterances li")
+    assert await rows.all_inner_texts() == [
+        "#1 차분한 목소리, 조금 빠른 편 Steady voice, a little fast",
+        "#2 아주 활기찬 목소리, 느린 편, 쉼이 많음 Very animated voice, slow, many pauses",
+    ]
+    assert await rows.nth(0).get_attribute("title") == (
+        "#1: pitch 182 Hz, spread 1.2 semitones, 3.2 words/s, level -24 dBFS, pauses 20%"
+    )
+    # the chart points carry the same numbers on hover; the axes say words, not units
+    tips = await page.eval_on_selector_all(
+        "#chart-voice-rate circle title", "(ts) => ts.map((t) => t.textContent)"
+    )
+    assert tips[1].startswith("#2: pitch 176 Hz") and len(tips) == 2
+    axis = await page.eval_on_selector_all(
+        "#chart-voice-rate text.axis", "(ts) => ts.map((t) => t.textContent)"
+    )
+    assert "느림 slow" in axis and "빠름 fast" in axis
+    # the details table: the mean voice, energy and warmth in words, numbers on hover
+    cell = page.locator('td[data-metric="voice"]')
+    assert await cell.inner_text() == "생기 있는 목소리, 편안한 속도 · Lively voice, an easy pace"
+    assert "pitch 179 Hz" in (await cell.get_attribute("title") or "")
+    assert await page.locator('td[data-metric="mean_energy"]').inner_text() == "보통 · moderate"
+    assert await page.locator('td[data-metric="mean_energy"]').get_attribute("title") == (
+        "0.60 (0-1)"
+    )
+    meta = page.locator("div.meta")
+    assert "종료됨 · ended" in await meta.inner_text()
+    assert "voice readings 2" in (await meta.get_attribute("title") or "")
+    for w, h in ((1280, 800), (390, 844)):
+        await page.set_viewport_size({"width": w, "height": h})
+        found = await page.evaluate(OVERFLOWS)
+        assert found["out"] == [] and found["scroll"] <= found["w"], (w, found)
+        await page.screenshot(path=shot(f"ui-report-{w}x{h}.png"), full_page=True)
+    assert problems == []
