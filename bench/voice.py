@@ -66,6 +66,7 @@ import struct
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -372,8 +373,12 @@ class Mic:
     silence whenever no speech is queued. ``sent[i]`` is when frame i went out; frame i
     holds VAD stream time [20 i, 20 i + 20) ms."""
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(
+        self, ws: ClientConnection | None, send: Callable[[bytes], Awaitable[None]] | None = None
+    ) -> None:
+        """Frames go to /v1/ws as 0x01 binary frames, or to ``send`` (another protocol)."""
         self.ws = ws
+        self._send = send
         self.queue: list[bytes] = []
         self.sent: list[float] = []
         self.late_ms: list[float] = []
@@ -408,7 +413,11 @@ class Mic:
             if (wait := due - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
             frame = self.queue.pop(0) if self.queue else silence
-            await self.ws.send(b"\x01" + frame)
+            if self._send is not None:
+                await self._send(frame)
+            else:
+                assert self.ws is not None
+                await self.ws.send(b"\x01" + frame)
             now = time.monotonic()
             self.sent.append(now)
             self.late_ms.append((now - due) * 1000)
