@@ -336,7 +336,8 @@ class Agent:
         if tool is None or not tool.consequential:
             return await self._run_recorded(ctx, env, call_id, name, args, shown)
         try:  # a call that would be refused anyway is refused before the user is asked
-            tool.check(tool.parse(args), env)
+            parsed = tool.parse(args)
+            tool.check(parsed, env)
         except ToolError as e:
             outcome = ToolOutcome({"error": str(e)}, f"{name} refused: {e}")
             return await self._record(ctx, call_id, name, shown, False, outcome)
@@ -345,7 +346,8 @@ class Agent:
             return await self._record(
                 ctx, call_id, name, shown, False, ToolOutcome({"error": msg}, msg)
             )
-        decision = await self._approval(ctx, call_id, name, shown, tool.description)
+        described = await tool.explained(parsed, env)
+        decision = await self._approval(ctx, call_id, name, shown, described)
         return await self.run_decided(ctx, env, call_id, name, args, decision)
 
     async def run_decided(

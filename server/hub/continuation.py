@@ -22,14 +22,16 @@ if TYPE_CHECKING:
 
 
 def question(s: Session, rec: ApprovalRecord) -> str:
-    args = ", ".join(f"{k}: {_short(v)}" for k, v in rec.arguments.items())
+    """The line that asks; ids mean nothing to people, so they are left out of it."""
+    shown = {k: v for k, v in rec.arguments.items() if k != "id" and not k.endswith("_id")}
+    args = ", ".join(f"{k}: {_short(v)}" for k, v in shown.items())
     return s.services.initiative.data.line(
         s.persona.id,
         s.persona.language,
         "approval",
         name=rec.name,
         description=rec.description.strip().rstrip("."),
-        arguments=args,
+        details=f" ({args})" if args else "",
     )
 
 

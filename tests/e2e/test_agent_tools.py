@@ -418,7 +418,13 @@ async def test_update_or_delete_of_an_id_not_read_in_the_turn_is_refused(
     ):
         await ws.send({"type": "input_text", "text": "Please forget that I walk every morning?"})
         req = await ws.wait_for("approval.request", timeout=30)
-        assert req["name"] == "delete_memory" and req["description"].startswith("Forget a memory")
+        assert req["name"] == "delete_memory"
+        # the user is asked in their terms: the memory's text, not its id
+        assert req["description"] == 'Forget that "Kim walks every morning"'
+        assert req["question"] == (
+            'Before I do that, I need your okay: Forget that "Kim walks every morning". '
+            "Shall I go ahead? Say yes or no."
+        )
         answer = {"type": "approval.response", "call_id": req["call_id"], "decision": decision}
         await ws.send(answer | ({"message": "keep it"} if decision == "reject" else {}))
         await ws.wait_for("response.done", timeout=30)

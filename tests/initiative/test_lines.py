@@ -9,7 +9,7 @@ from pathlib import Path
 from server.initiative.data import load
 
 ROOT = Path(__file__).resolve().parents[2] / "personas" / "proactive"
-FILL = {"description": "Set an alarm", "arguments": "time: 07:00", "name": "weather__set_alarm"}
+FILL = {"description": "Set an alarm", "details": " (time: 07:00)", "name": "weather__set_alarm"}
 
 
 def test_approval_question_per_persona_and_language() -> None:

@@ -63,6 +63,8 @@ class Tool:
     # a refusal known before running (ToolError), e.g. Read-then-Write: a consequential
     # call is checked before the user is asked, so nobody approves a call that would fail
     precheck: Callable[[Any, ToolEnv], None] | None = None
+    # what the user is asked to approve, in their terms (default: the description)
+    explain: Callable[[Any, ToolEnv], Awaitable[str]] | None = None
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):
@@ -71,6 +73,15 @@ class Tool:
     def check(self, parsed: BaseModel, env: ToolEnv) -> None:
         if self.precheck is not None:
             self.precheck(parsed, env)
+
+    async def explained(self, parsed: BaseModel, env: ToolEnv) -> str:
+        """The call as the approval request describes it to the user."""
+        if self.explain is None:
+            return self.description
+        try:
+            return await self.explain(parsed, env)
+        except ToolError:
+            return self.description
 
     def parse(self, arguments: dict[str, Any] | str) -> BaseModel:
         """Validate the model's arguments; a ToolError says what was wrong."""

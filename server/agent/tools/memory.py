@@ -120,6 +120,14 @@ def _delete_read_first(args: DeleteMemory, env: ToolEnv) -> None:
     _require_read("delete_memory", args.memory_id, env)
 
 
+async def _what_is_forgotten(args: DeleteMemory, env: ToolEnv) -> str:
+    try:
+        hit = await env.memory.find(env.user_id, args.memory_id)
+    except (MemoryNotFound, MemoryUnavailable):
+        raise ToolError("No such memory.") from None
+    return f'Forget that "{_short(hit.memory)}"'
+
+
 async def delete_memory(args: DeleteMemory, env: ToolEnv) -> ToolOutcome:
     """Forgetting is consequential: the user approves it (server/agent/approvals.py) after
     the Read-then-Write check (`_delete_read_first`) passed."""
@@ -167,5 +175,6 @@ TOOLS = [
         delete_memory,
         consequential=True,
         precheck=_delete_read_first,
+        explain=_what_is_forgotten,
     ),
 ]
