@@ -1,46 +1,34 @@
 """The step state machine of a screen task: read the screen (one VLM call), guard against
 payment screens, store and preview the next action, settle an executed one (verified by
-the screen diff and the next reading), and the terminal states (failed with options,
-blocked at payment, completed). Every status is stored before the event that reports it.
-Mixed into TaskRunner (runner.py), which takes the user's and the client's commands."""
+the screen diff and the next reading). How steps and tasks end is in outcomes.py. Mixed
+into TaskRunner (runner.py), which takes the user's and the client's commands."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from analysis.screen import InvalidImage, image_hash
-from server.config import Settings
-from server.store.base import (
-    NewTaskAction,
-    Store,
-    TaskActionRecord,
-    TaskRecord,
-    TaskStatus,
-    utcnow,
-)
-from server.tasks.payment import PaymentVerdict, check_payment
+from server.store.base import NewTaskAction, TaskActionRecord, utcnow
+from server.tasks.outcomes import TaskOutcomes
+from server.tasks.payment import check_payment
 from server.tasks.planner import Plan, PlanFailed, Planner
-from server.tasks.state import LIVE, Live, TaskError
+from server.tasks.state import Live, TaskError
 from server.tasks.verifier import ScreenDiff, check_screen
-from server.tasks.views import FAILURE_OPTIONS, preview_json, task_json
+from server.tasks.views import preview_json
 
 
-class TaskSteps:
-    user_id: str
-    store: Store
+class TaskSteps(TaskOutcomes):
+    """Planning, previewing and verifying steps."""
+
     planner: Planner | None
-    settings: Settings
-    log: Any
     _lock: asyncio.Lock
-
-    emit: Callable[[dict[str, Any]], Awaitable[None]]  # TaskFeed's fan-out
 
     def _planner(self) -> Planner:
         if self.planner is None:
@@ -51,33 +39,6 @@ class TaskSteps:
                 "(or LLM_BASE_URL) and VLM_ENABLED=true.",
             )
         return self.planner
-
-    async def _set_status(
-        self, live: Live, status: TaskStatus, *, only_if: tuple[TaskStatus, ...], **details: Any
-    ) -> None:
-        """Stored first (conditionally: of two racing requests one wins), then in memory."""
-        new_details = {**live.task.details, **details}
-        ended = utcnow() if status not in LIVE else None
-        ok = await self.store.update_task(
-            self.user_id,
-            live.task.id,
-            status=status,
-            details=new_details,
-            ended_at=ended,
-            only_if_status=only_if,
-        )
-        if not ok:
-            fresh = await self.store.get_task(self.user_id, live.task.id)
-            now = fresh.status if fresh else "deleted"
-            raise TaskError(409, "invalid_state", f"The task is {now}; it cannot become {status}.")
-        live.task.status = status
-        live.task.details = new_details
-        live.task.ended_at = ended
-        live.task.updated_at = utcnow()
-
-    async def _updated(self, live: Live) -> None:
-        t = live.task
-        await self.emit({"type": "task.updated", "task_id": t.id, **_brief(t)})
 
     async def _plan_locked(self, live: Live, image: bytes, thumb: np.ndarray | None = None) -> None:
         async with self._lock:
@@ -345,107 +306,6 @@ class TaskSteps:
             }
         )
         return added
-
-    async def _fail(
-        self, live: Live, reason: str, message: str, action: TaskActionRecord | None = None
-    ) -> None:
-        step = action.step_number if action else live.task.current_step + 1
-        left = max(0, self.settings.task_max_retries - (live.tries.get(step, 1) - 1))
-        options = [o for o in FAILURE_OPTIONS if o != "retry" or left > 0]
-        failure = {
-            "reason": reason,
-            "message": message,
-            "action_id": action.id if action else None,
-            "step": step,
-            "options": options,
-            "retries_left": left,
-        }
-        await self._set_status(live, "failed", only_if=("running",), failure=failure)
-        self.log.warning("task_step_failed", task_id=live.task.id, reason=reason, step=step)
-        await self._updated(live)
-        await self.emit({"type": "task.failed", "task_id": live.task.id, **failure})
-
-    async def _block(
-        self, live: Live, screen: str, verdict: PaymentVerdict, vlm_ms: float, server_ms: float
-    ) -> None:
-        blocked = {
-            "reason": "payment_screen",
-            "screen": screen,
-            "signals": verdict.reasons,
-            "evidence": verdict.evidence,
-            "vlm_ms": round(vlm_ms, 1),
-            "server_ms": round(server_ms, 1),
-        }
-        live.pending = None
-        await self._set_status(live, "blocked_payment", only_if=("running",), blocked=blocked)
-        self.log.critical(
-            "task_blocked_payment_screen",
-            task_id=live.task.id,
-            step=live.task.current_step,
-            signals=verdict.reasons,
-        )
-        await self._updated(live)
-        await self.emit({"type": "task.blocked", "task_id": live.task.id, **blocked})
-
-    async def _complete(self, live: Live) -> None:
-        live.pending = None
-        await self._set_status(live, "completed", only_if=("running",))
-        self.log.info("task_completed", task_id=live.task.id, steps=live.task.current_step)
-        await self._updated(live)
-        await self.emit(
-            {"type": "task.done", "task_id": live.task.id, "status": "completed", "home": None}
-        )
-
-    async def _withdraw(self, live: Live, reason: str) -> None:
-        a = live.pending
-        live.pending, live.approved_at = None, None
-        if a is None:
-            return
-        a.status, a.details = "failed", {**a.details, "reason": reason}
-        await self.store.update_task_action(
-            self.user_id,
-            live.task.id,
-            a.id,
-            status="failed",
-            details=a.details,
-            only_if_status=("pending",),
-        )
-        await self.emit(
-            {
-                "type": "task.action_result",
-                "task_id": live.task.id,
-                "action_id": a.id,
-                "step": a.step_number,
-                "status": "failed",
-                "reason": reason,
-                "execution_time_ms": None,
-                "diff": None,
-            }
-        )
-
-    @staticmethod
-    def _require(live: Live, status: TaskStatus) -> None:
-        if live.task.status != status:
-            raise TaskError(
-                409, "invalid_state", f"The task is {live.task.status}; this needs it {status}."
-            )
-
-    @staticmethod
-    def _pending(live: Live, action_id: str) -> TaskActionRecord:
-        a = live.pending
-        if a is None or a.id != action_id:
-            raise TaskError(
-                409,
-                "not_pending",
-                "That action is not the one waiting for confirmation"
-                + (f" ({a.id})." if a else " (none is)."),
-            )
-        return a
-
-
-def _brief(t: TaskRecord) -> dict[str, Any]:
-    j = task_json(t)
-    return {"status": j["status"], "step": j["current_step"], "failure": j["failure"]}
 
 
 def _confidence(a: Any, target: str) -> float | None:
