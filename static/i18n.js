@@ -346,6 +346,12 @@ const STRINGS = {
     'settings.instructions.append.hint': "Added after the persona's own description; the persona stays who it is.",
     'settings.instructions.replace.hint': "Used instead of the persona's description: write the whole character. Memories and camera/screen context are still given.",
     'settings.saved': 'Saved as your defaults for new sessions.',
+    // Approvals before consequential actions (static/approvals.js)
+    'approval.title': 'Your companion asks before acting',
+    'approval.approve': 'Yes, do it',
+    'approval.reject': 'No',
+    'approval.what': 'Tool: {name}',
+    'approval.gone': 'That request was already answered or has expired.',
     // Screen task assistant (static/tasks.js)
     'task.heading': 'Screen task',
     'task.intro': 'Your companion reads your shared screen and guides a task step by step; it stops before any payment.',
@@ -753,6 +759,11 @@ const STRINGS = {
     'settings.instructions.replace.hint': '페르소나 설명 대신 쓰입니다. 캐릭터 전체를 적으세요. 기억과 카메라·화면 정보는 계속 주어집니다.',
     'settings.saved': '새 세션의 기본값으로 저장했습니다.',
     // 화면 작업 도우미 (static/tasks.js)
+    'approval.title': '행동하기 전에 물어봐요',
+    'approval.approve': '응, 해줘',
+    'approval.reject': '아니',
+    'approval.what': '도구: {name}',
+    'approval.gone': '이미 답했거나 시간이 지난 요청이에요.',
     'task.heading': '화면 작업',
     'task.intro': '공유한 화면을 보고 작업을 한 단계씩 안내해요. 결제 전에는 반드시 멈춰요.',
     'task.app': '앱',

@@ -14,7 +14,7 @@ import pytest
 from server.store import Sample
 from tests.e2e.browser.conftest import ARTIFACTS, OpenStudio, Studio
 from tests.e2e.conftest import make_settings
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.server_harness import ServerThread
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
@@ -480,3 +480,49 @@ async def test_report_page_speaks_in_words_with_the_numbers_on_hover(
         assert found["out"] == [] and found["scroll"] <= found["w"], (w, found)
         await page.screenshot(path=shot(f"ui-report-{w}x{h}.png"), full_page=True)
     assert problems == []
+
+
+# ---- approvals -------------------------------------------------------------------------------
+
+
+async def test_an_approval_is_asked_in_words_and_answered_with_a_click(
+    ui_server: ServerThread, open_studio: OpenStudio, fresh_llm: FakeOpenAI
+) -> None:
+    """Forgetting a memory waits for the user: the panel shows the persona's question (the
+    memory's text, not its id); No keeps it, Yes forgets it, and the panel goes away."""
+    memory = ui_server.services.memory
+    kite = await ui_server.call(memory.add("approver", "Approver keeps a red kite", "hobby"))
+
+    def model(body: dict) -> object:
+        if body["messages"][-1]["role"] == "user":
+            call = {"id": "d1", "name": "delete_memory", "arguments": {"memory_id": kite}}
+            return Reply(tool_calls=[call])
+        return "Okay."
+
+    fresh_llm.set_default(model)
+    s = await open_studio(ui_server, "approver", mic="silence", audio="none")
+    await start(s)
+    for button, kept in (("#approval-reject", 1), ("#approval-approve", 0)):
+        await s.page.fill("#composer-input", "Please forget my kite")
+        await s.page.press("#composer-input", "Enter")
+        await s.page.wait_for_selector("#approval-box", state="visible")
+        question = await s.page.inner_text("#approval-question")
+        assert question == (
+            'Before I do that, I need your okay: Forget that "Approver keeps a red kite". '
+            "Shall I go ahead? Say yes or no."
+        )
+        assert await s.page.inner_text("#approval-what") == "Tool: delete_memory"
+        if kept:
+            await s.page.screenshot(path=shot("studio-approval.png"))
+        await s.page.click(button)
+        await s.page.wait_for_selector("#approval-box", state="hidden")
+        await s.wait(
+            "s.replies.length && s.replies[s.replies.length - 1].status === 'completed'"
+            " && s.replies[s.replies.length - 1].text.endsWith('Okay.')",
+            what="the reply after the decision",
+        )
+        left = [m.memory for m in await ui_server.call(memory.list("approver", 20))]
+        assert left.count("Approver keeps a red kite") == kept
+    answered = await s.state(".approvals.answered")
+    assert [a["decision"] for a in answered] == ["reject", "approve"]
+    await end(s)
