@@ -8,7 +8,8 @@ pgvector store reaches it through psycopg). The fake LLM and embeddings run here
 - The replica that claimed a reminder is killed -9 while sending it: the user, resumed on
   another replica, gets it there once the claim's lease has run out.
 - A memory written through replica A is found through replica B (listed, and in the
-  persona's prompt), and never through another user.
+  persona's prompt), and never through another user; the session, resumed on B while
+  still open on A, ends on A and goes on on B with its history.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ async def test_a_reminder_is_delivered_once_when_the_user_is_on_two_replicas(
     await on_b.conn.close()
 
 
-async def test_a_memory_written_through_one_replica_is_found_through_another(
+async def test_a_memory_written_through_one_replica_is_found_through_another_which_resumes(
     fleet: Fleet,
     crash_llm: FakeOpenAI,  # noqa: F811
 ) -> None:
@@ -212,10 +213,10 @@ async def test_a_memory_written_through_one_replica_is_found_through_another(
     for server in (a, b):
         assert (await server.details())["modules"]["memory"] == "ready"
     on_a = await open_ws(a, "mila")
+    sid = on_a.events[0]["session"]["id"]
     crash_llm.queue_reply("Mochi is a lovely name.")
     await on_a.send({"type": "input_text", "text": "My cat is called Mochi."})
     assert (await on_a.wait_for("response.done"))["status"] == "completed"
-    await on_a.conn.close()
 
     found: list[str] = []
     for _ in range(150):  # mem0 writes after the reply, in the background on A
@@ -226,14 +227,24 @@ async def test_a_memory_written_through_one_replica_is_found_through_another(
     assert any("Mochi" in m for m in found), found
     assert (await rest(b, "GET", "/v1/memories", "otto"))["memories"] == []
 
-    # B's own search (an embedding of the question, a pgvector query) puts it in the prompt
-    on_b = await open_ws(b, "mila")
+    # the session moves to B while still open on A: A ends it, B goes on with its history
+    on_b = await open_ws(b, "mila", session_id=sid)
+    assert on_b.events[0]["session"]["resumed"] is True
+    taken = await on_a.wait_for("error", timeout=5)
+    assert taken["code"] == "session_taken_over" and taken["fatal"] is True
     crash_llm.queue_reply("Your cat is Mochi.")
     await on_b.send({"type": "input_text", "text": "What is my cat called?"})
     assert (await on_b.wait_for("response.done"))["text"] == "Your cat is Mochi."
-    system = crash_llm.chat_requests(mem0=False)[-1]["body"]["messages"][0]["content"]
-    assert "Mochi" in system.split("remember")[-1]
+    messages = crash_llm.chat_requests(mem0=False)[-1]["body"]["messages"]
+    # B's own search (an embedding of the question, a pgvector query) put it in the prompt
+    _, remembered = messages[0]["content"].split("What you remember about the user:")
+    assert "Mochi" in remembered
+    assert "My cat is called Mochi." in [m.get("content") for m in messages[1:]]
     await on_b.conn.close()
+    try:
+        await on_a.conn.close()
+    except ConnectionClosed:
+        pass
 
 
 async def test_a_reminder_claimed_by_a_replica_killed_mid_send_is_delivered_after_the_lease(
