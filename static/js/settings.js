@@ -120,6 +120,7 @@ export class Settings {
     s.instructions_mode = v.instructionsMode === 'replace' ? 'replace' : 'append';
     if (v.voice) s.voice = v.voice;
     s.output_audio = v.audioOut ? v.audioFormat || 'mp3' : 'none';
+    s.visemes = true; // the avatar's mouth follows the server's viseme timeline
     s.turn_detection = v.ptt ? { type: 'none' } : { type: 'semantic' };
     const sm = parseInt(v.silenceMs, 10);
     if (!v.ptt && v.silenceMs !== '' && Number.isFinite(sm)) s.turn_detection.silence_ms = sm;

@@ -76,6 +76,9 @@ export function handleEvent(msg) {
       conversation.replyDelta(msg.response_id, msg.delta || '');
       break;
     }
+    case 'response.audio.visemes':
+      presence.addVisemes(msg.response_id, msg.seq, msg.keyframes, msg.emotion);
+      break;
     case 'response.audio.done': {
       const r = replyEntry(msg.response_id);
       r.audioDone = true;

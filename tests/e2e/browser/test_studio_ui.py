@@ -321,6 +321,65 @@ async def test_avatar_listens_thinks_and_speaks_with_the_reply_audio(
     assert (await s.state(".presence"))["mouth"] < 0.05
 
 
+SHAPE_RX = {"aa": 7.0, "ih": 10.0, "ou": 3.5, "ee": 9.0, "oh": 5.0, None: 7.0}  # presence.js
+
+
+def viseme_at(chunks: list[list[list]], ms: float) -> str | bool | None:
+    """The viseme the timeline names at ``ms`` into the reply (False: not covered)."""
+    start = 0.0
+    for keys in chunks:
+        for dur, targets in keys:
+            if ms < start + dur:
+                return next((v for v in targets if v in SHAPE_RX), None)
+            start += dur
+    return False
+
+
+async def test_avatar_mouth_follows_the_viseme_timeline(
+    open_studio: OpenStudio, ui_server: ServerThread, browser_llm: FakeOpenAI
+):
+    s = await open_studio(ui_server, "lips", mic="silence", audio="mp3")
+    await start(s)
+    browser_llm.queue_reply(
+        tokens=[
+            "[hap",
+            "py] Oh, what a lovely idea, I adore it! ",
+            "[sad] But my old boat ",
+            "sank in the cold sea.",
+        ],
+        ttft_ms=300,
+    )
+    await s.page.fill("#composer-input", "Shall we go sailing?")
+    await s.page.press("#composer-input", "Enter")
+    await s.wait("s.presence.state === 'speaking'", what="speaking")
+    shapes = set()
+    while (await s.state(".presence.state")) == "speaking":  # the DOM's mouth, as drawn
+        shapes.add(await s.page.get_attribute("#presence [data-face='mouth']", "rx"))
+        await s.page.wait_for_timeout(40)
+    p = await s.state(".presence")
+    timeline = p["timeline"]["chunks"]
+    rid = p["timeline"]["responseId"]
+    trace = [x for x in p["trace"] if x["r"] == rid]
+    on_timeline = [x for x in trace if x["src"] == "visemes"]
+    # the timeline drives the mouth for nearly all of the reply (the level only fills gaps)
+    assert len(on_timeline) >= 0.8 * len(trace) and len(on_timeline) > 30, p["trace"][-5:]
+    # each frame shows the viseme the timeline names at that moment of the audio (within
+    # 40 ms: a frame straddles a keyframe boundary now and then)
+    ok = 0
+    for x in on_timeline:
+        near = {viseme_at(timeline, x["t"] + d) for d in (-40, 0, 40)}
+        ok += x["v"] in near and x["rx"] == SHAPE_RX[x["v"]]
+    assert ok >= 0.95 * len(on_timeline), (ok, len(on_timeline))
+    seen = {x["v"] for x in on_timeline}
+    assert None in seen and len(seen - {None}) >= 3, seen  # closed at pauses, vowels between
+    assert {float(r) for r in shapes} & {3.5, 5.0, 9.0, 10.0}  # the drawn mouth changed shape
+    # the persona's marks: happy first, then sad, from the timeline of the sentence playing
+    emotions = [x["e"] for x in on_timeline]
+    assert emotions[0] == "happy" and emotions[-1] == "sad"
+    reply = (await s.state(".replies"))[-1]
+    assert "[" not in reply["text"] and reply["text"].startswith("Oh, what a lovely idea")
+
+
 # ---- layout --------------------------------------------------------------------------------
 
 OVERFLOWS = """() => {
