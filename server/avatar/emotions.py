@@ -27,6 +27,11 @@ SYNONYMS = {
     "calm": "relaxed", "content": "relaxed", "gentle": "relaxed", "warm": "relaxed",
     "relieved": "relaxed", "soft": "relaxed",
     "normal": "neutral", "thinking": "neutral", "curious": "neutral", "thoughtful": "neutral",
+    # Korean personas' own words for the same tags
+    "기쁨": "happy", "행복": "happy", "신남": "happy", "웃음": "happy",
+    "슬픔": "sad", "우울": "sad", "화남": "angry", "분노": "angry", "짜증": "angry",
+    "놀람": "surprised", "편안": "relaxed", "평온": "relaxed", "차분": "relaxed",
+    "중립": "neutral", "보통": "neutral", "생각": "neutral",
 }  # fmt: skip
 # The marks a persona uses when its file names none.
 DEFAULT_MARKS = {e: f"[{e}]" for e in EMOTIONS}

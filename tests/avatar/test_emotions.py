@@ -62,6 +62,10 @@ def test_ordinary_brackets_and_unknown_tags() -> None:
     # a tag we do not know is never read out, and sets no emotion
     assert run(["[whispers] Come closer."]) == ("Come closer.", [(0, None)])
     assert run(["[excited] Yes! [annoyed] No."]) == ("Yes! No.", [(0, "happy"), (5, "angry")])
+    assert run(["[기", "쁨] 좋아요! [슬픔]아쉽네요."]) == (
+        "좋아요! 아쉽네요.",
+        [(0, "happy"), (5, "sad")],
+    )
 
 
 def test_strip_marks_and_expression_and_prompt() -> None:
