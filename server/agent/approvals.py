@@ -57,10 +57,13 @@ class Decision:
     status: Literal["approved", "edited", "rejected", "expired"]
     arguments: dict[str, Any] | None = None  # an edit's new arguments
     message: str | None = None  # a rejection's reason, or why it expired
+    # decided where this turn did not hear it (another server of the fleet), which then
+    # carried it out: this turn must not run it again
+    elsewhere: bool = False
 
     @property
     def go(self) -> bool:
-        return self.status in ("approved", "edited")
+        return self.status in ("approved", "edited") and not self.elsewhere
 
 
 def decision_of(rec: ApprovalRecord) -> Decision:
@@ -140,7 +143,10 @@ class ApprovalGate:
             async with asyncio.timeout(self.timeout_s):
                 return await asyncio.shield(fut)
         except TimeoutError:
-            return await self.expire(call_id)
+            decision = await self.expire(call_id)
+            # answered without waking this turn: on another server, which went on with it
+            decision.elsewhere = decision.status != "expired" and not fut.done()
+            return decision
         finally:
             self._waiting.discard(call_id)
             self.waiters.remove(self.user_id, call_id)

@@ -356,6 +356,11 @@ class Agent:
         """A consequential call the user decided on (approvals.Decision): run with the
         approved or edited arguments (checked when it was asked), or record why not."""
         shown = args if isinstance(args, dict) else {"raw": str(args)}
+        if decision.elsewhere:
+            msg = f"The user answered ({decision.status}) on another device, which handled {name}."
+            return await self._record(
+                ctx, call_id, name, shown, False, ToolOutcome({"note": msg}, msg)
+            )
         if not decision.go:
             why = decision.message or decision.status
             msg = f"The user did not approve {name} ({decision.status}): {why}"

@@ -7,7 +7,14 @@ import asyncio
 
 import pytest
 
-from server.agent.approvals import ApprovalError, ApprovalGate, classify
+from server.agent.approvals import (
+    ApprovalError,
+    ApprovalGate,
+    ApprovalWaiters,
+    Decision,
+    Resume,
+    classify,
+)
 from server.store import Store
 from server.store.base import ApprovalRecord
 
@@ -34,7 +41,13 @@ def test_short_answers_are_decisions_and_anything_else_a_turn(text: str, choice:
 ASKED: dict[int, asyncio.Event] = {}
 
 
-def gate(store: Store, sent: list[ApprovalRecord], timeout_s: float = 5.0) -> ApprovalGate:
+def gate(
+    store: Store,
+    sent: list[ApprovalRecord],
+    timeout_s: float = 5.0,
+    waiters: ApprovalWaiters | None = None,
+    resume: Resume | None = None,
+) -> ApprovalGate:
     """A gate whose `send` (the protocol's approval.request) records what went out."""
     asked = asyncio.Event()
 
@@ -42,7 +55,7 @@ def gate(store: Store, sent: list[ApprovalRecord], timeout_s: float = 5.0) -> Ap
         sent.append(rec)
         asked.set()
 
-    g = ApprovalGate(store, "u1", "s1", timeout_s, send)
+    g = ApprovalGate(store, "u1", "s1", timeout_s, send, waiters, resume)
     ASKED[id(g)] = asked
     return g
 
@@ -137,3 +150,42 @@ async def test_pending_approvals_are_asked_again_on_a_new_socket(store: Store) -
     assert [r.id for r in resent] == ["c1"] and [r.id for r in again] == ["c1"]
     rec = await g2.answer("c1", "approve")
     assert rec.status == "approved"
+
+
+async def test_an_answer_on_another_socket_reaches_the_turn_that_asked(store: Store) -> None:
+    """Two sessions of the user in one process share the waiters: the answer on the second
+    wakes the first's turn, and nothing is continued twice."""
+    waiters = ApprovalWaiters()
+    resumed: list[tuple[str, str]] = []
+
+    async def resume(rec: ApprovalRecord, d: Decision) -> None:
+        resumed.append((rec.id, d.status))
+
+    asking = gate(store, [], waiters=waiters)
+    other = gate(store, [], waiters=waiters, resume=resume)
+    task = asyncio.create_task(asking.ask("c1", "t", {}, "d"))
+    await asked(asking)
+    assert await other.resend_pending() == []  # asked again, but not an orphan here
+    await other.answer("c1", "approve")
+    d = await task
+    assert d.status == "approved" and d.go and not d.elsewhere
+    assert resumed == []
+
+
+async def test_an_answer_on_another_server_is_continued_there_only(store: Store) -> None:
+    """Two servers (their own waiters): the one that got the answer continues the turn; the
+    one whose turn asked never heard it, so at its timeout it must not run the call too."""
+    resumed: list[tuple[str, str]] = []
+
+    async def resume(rec: ApprovalRecord, d: Decision) -> None:
+        resumed.append((rec.id, d.status))
+
+    asking = gate(store, [], timeout_s=0.5, waiters=ApprovalWaiters())
+    other = gate(store, [], waiters=ApprovalWaiters(), resume=resume)
+    task = asyncio.create_task(asking.ask("c1", "t", {}, "d"))
+    await asked(asking)
+    assert [r.id for r in await other.resend_pending()] == ["c1"]
+    await other.answer("c1", "approve")
+    assert resumed == [("c1", "approved")]
+    d = await task
+    assert d.status == "approved" and d.elsewhere and not d.go
