@@ -182,6 +182,7 @@ class Settings(BaseSettings):
     # words: speech over a reply interrupts only when its words do (not "mm-hm", not the
     # reply's own echo); duration: any BARGE_IN_MIN_MS of speech does
     barge_in_mode: Literal["words", "duration"] = "words"
+    echo_cancel: bool = True  # remove the reply's own audio from the mic (WebRTC AEC3)
 
     # --- model files (server/models: `desktopmate models download|list|import`) ----------
     models_dir: Path | None = None  # unset: DATA_DIR/models

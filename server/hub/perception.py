@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from server.hub import protocol as p
@@ -102,6 +103,18 @@ class Perception(SessionCore):
         if self.voice_in is None:
             raise p.ProtocolError("not_supported", "Audio input is not enabled on this server.")
         await self.voice_in.clear()
+
+    # the reply's own audio, for the echo canceller (server/turns/echo.py)
+    def reply_audio_tap(self, number: int) -> Callable[[bytes, int], None] | None:
+        return self.voice_in.reply_audio_tap(number) if self.voice_in is not None else None
+
+    def reply_playing(self, number: int) -> None:
+        if self.voice_in is not None:
+            self.voice_in.playback_started(number)
+
+    def reply_cut(self, number: int) -> None:
+        if self.voice_in is not None:
+            self.voice_in.reply_stopped(number)
 
     def stt_language(self) -> str | None:
         lang = self.settings.stt_language or self.persona.language

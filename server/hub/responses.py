@@ -45,6 +45,7 @@ class ActiveResponse:
     first_audio_at: float | None = None
     generated_at: float | None = None
     played_ms: int | None = None
+    played_at: float | None = None  # monotonic, when the client started playing it
     finished: bool = False
     speech: SpeechOut | None = None
     speech_task: asyncio.Task[None] | None = None
@@ -192,6 +193,7 @@ class Responses(SessionCore):
         if r is not None and r.task is not None and not r.task.done() and not r.finished:
             self.log.info("barge_in", response_id=r.id)
             r.task.cancel()
+            self.perception.reply_cut(r.number)
 
     def audio_played(self, response_id: str, played_ms: int) -> None:
         """The client says how much of a reply it played: barge-in truncation uses it."""
@@ -200,6 +202,9 @@ class Responses(SessionCore):
             return
         r.played_ms = played_ms
         r.played.set()
+        if played_ms == 0 and r.played_at is None:  # playback starts (docs/protocol.md)
+            r.played_at = time.monotonic()
+            self.perception.reply_playing(r.number)
         if r.speech is not None and r.speech_task is not None and r.speech_task.done():
             if played_ms >= r.speech.duration_ms - 100:
                 r.playback_done.set()
@@ -240,6 +245,7 @@ class Responses(SessionCore):
             on_visemes=visemes
             if self.settings.avatar_visemes and self.events.wants_visemes()
             else None,
+            on_pcm=self.perception.reply_audio_tap(r.number),
         )
 
     async def _run_response(self, r: ActiveResponse) -> None:

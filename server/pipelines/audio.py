@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from server.logging import get_logger
 from server.pipelines.over_reply import OverReplyJudge
 from server.providers.stt import STTError, Transcript, WhisperSTT
 from server.providers.vad import SileroVAD, VadEvent, VadStream
+from server.turns.echo import EchoCanceller
 from server.turns.endpoint import CAPS_MS, TurnConfig
 from server.turns.interrupt import OverReply
 from server.turns.semantic import SemanticTurns
@@ -101,6 +103,9 @@ class VoiceInput:
         self._speculate_after_ms = SPECULATE_AFTER_MS
         self._clock = (time.monotonic(), 0)  # (monotonic, stream ms) of the latest batch
         self.judge = OverReplyJudge(session)  # speech over a reply (BARGE_IN_MODE=words)
+        self.received = 0  # mic samples received (the echo canceller's timeline)
+        self._analysed = 0  # mic samples handed to the VAD
+        self.echo: EchoCanceller | None = None  # made with the first reply audio (ECHO_CANCEL)
         self._worker = session.spawn(self._run())
 
     # --- input --------------------------------------------------------------------------
@@ -118,6 +123,7 @@ class VoiceInput:
         """Queue one frame; returns an error message when it had to be dropped."""
         try:
             self.frames.put_nowait(payload)
+            self.received += len(payload) // 2
             return None
         except asyncio.QueueFull:
             now = time.monotonic()
@@ -162,6 +168,7 @@ class VoiceInput:
         while self.push_to_talk and not self.frames.empty():  # frames sent before the commit
             data = self.frames.get_nowait()
             self.stream_ms += len(data) * 1000 // (RATE * 2)
+            self._analysed += len(data) // 2
             self._buffer_ptt(data)
         if self._ptt:
             audio = np.frombuffer(b"".join(self._ptt), dtype="<i2").astype(np.float32) / 32768
@@ -182,6 +189,24 @@ class VoiceInput:
         self._ptt, self._ptt_bytes = [], 0
         await asyncio.to_thread(self.stream.pop_utterance, force=True)
         self._item_id = None
+
+    # --- the reply's own audio (echo canceller) -------------------------------------------
+    def reply_audio_tap(self, number: int) -> Callable[[bytes, int], None] | None:
+        """For SpeechOut: each PCM chunk of reply ``number`` as it is sent."""
+        if not self.session.settings.echo_cancel or self.push_to_talk:
+            return None
+        if self.echo is None:
+            self.echo = EchoCanceller()
+        echo = self.echo
+        return lambda pcm, rate: echo.add(number, pcm, rate, self.received)
+
+    def playback_started(self, number: int) -> None:
+        if self.echo is not None:
+            self.echo.anchor(number, self.received)
+
+    def reply_stopped(self, number: int) -> None:
+        if self.echo is not None:
+            self.echo.cut(number, self.received)
 
     def _gaze(self) -> bool | None:
         """Is the user looking at the screen (None: no recent face)?"""
@@ -208,11 +233,12 @@ class VoiceInput:
                 batch.append(self.frames.get_nowait())
             data = b"".join(batch)
             self.stream_ms += len(data) * 1000 // (RATE * 2)
+            at, self._analysed = self._analysed, self._analysed + len(data) // 2
             if self.push_to_talk:
                 self._buffer_ptt(data)
                 continue
             try:
-                events, done, spec = await asyncio.to_thread(self._analyse, data)
+                events, done, spec = await asyncio.to_thread(self._analyse, data, at)
             except Exception:
                 log.exception("vad_failed")
                 continue
@@ -254,8 +280,10 @@ class VoiceInput:
             self._ptt_bytes += len(data)
 
     def _analyse(
-        self, data: bytes
+        self, data: bytes, at: int
     ) -> tuple[list[VadEvent], list[np.ndarray], tuple[int, np.ndarray] | None]:
+        if self.echo is not None:
+            data = self.echo.process(data, at)
         events = self.stream.feed(data)
         done = []
         while self.stream.pending_utterances:

@@ -143,6 +143,7 @@ class SpeechOut:
         chunker: SentenceChunker | None = None,
         on_sentence: Callable[[SpokenChunk], Awaitable[None]] | None = None,
         on_visemes: Callable[[int, list[Keyframe], str | None], Awaitable[None]] | None = None,
+        on_pcm: Callable[[bytes, int], None] | None = None,
     ) -> None:
         self.tts = tts
         self.voice = voice
@@ -153,6 +154,7 @@ class SpeechOut:
         self.chunker = chunker or SentenceChunker()
         self._on_sentence = on_sentence  # a sentence's audio is all sent (per-sentence clients)
         self._on_visemes = on_visemes  # each chunk's mouth timeline, right after the chunk
+        self._on_pcm = on_pcm  # each chunk's PCM16 and rate as it is sent (echo canceller)
         self.emotions = EmotionTrack()
         self._texts: asyncio.Queue[tuple[str, str | None] | None] = asyncio.Queue()
         self.spoken: list[SpokenChunk] = []
@@ -234,6 +236,8 @@ class SpeechOut:
                 self.duration_ms += ms
                 seq = self.seq
                 await self._send(data)
+                if self._on_pcm is not None and data and converter.last_pcm:
+                    self._on_pcm(converter.last_pcm, converter.last_rate)
                 if self._on_visemes is not None and data and converter.last_pcm:
                     pcm, rate = converter.last_pcm, converter.last_rate
                     side.put_nowait(("chunk", seq, pcm, rate, emotion))

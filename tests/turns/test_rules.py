@@ -18,6 +18,7 @@ from server.turns.rules import classify, echo_overlap, text_completeness
     ("text", "lang", "kind"),
     [
         ("Mm-hmm.", "en", "backchannel"),
+        ("M.M.", "en", "backchannel"),  # Whisper's spelling of "mm-hm", now and then
         ("Yeah.", "en", "backchannel"),
         ("Uh-huh, right.", "en", "backchannel"),
         ("Oh, I see.", None, "backchannel"),

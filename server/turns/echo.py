@@ -1,0 +1,170 @@
+"""The companion must not hear itself: its reply, played by the client's speakers, comes
+back in the mic delayed, quieter and mixed with room noise. WebRTC's AEC3 (``pywebrtc-audio``)
+removes it, given the far-end signal: the reply audio this server sent, placed on the mic
+timeline where the client played it.
+
+Placement: a reply's audio starts at the mic position where the server received its
+``response.audio.played`` with ``played_ms: 0`` (or, until that report comes, where its first
+chunk was sent); later chunks follow back to back. AEC3's own delay estimator absorbs the
+rest (the sound card's latency, the network). When the reply is cancelled the reference
+stops shortly after. Away from any reply the mic audio passes through untouched.
+
+Headphones: AEC3 assumes an echo path and, while the reply plays, attenuates the user's
+voice by about 12 dB when there is none. So the canceller measures the coupling: every
+0.4 s of reply, the peak normalised cross-correlation of the raw mic with the
+reference over 0-300 ms of lag. Below ``COUPLING_MIN`` with a loud enough reference means
+no echo reaches the mic, and the mic passes through untouched until a later measurement
+finds an echo again. Before the first measurement of a session (0.7 s into its first
+reply) it cancels when the client reported the reply's playback start (a client that plays
+audio), and passes through otherwise (a script that never plays it). AEC3 adapts from the
+first sample either way.
+
+One per session; ``process`` runs in the VAD worker thread, ``add``/``anchor``/``cut`` on
+the event loop, so the reference is guarded by a lock."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+RATE = 16_000
+TAIL_SAMPLES = RATE  # keep cancelling this long after the reference ends (room reverb)
+MEASURE_SAMPLES = RATE * 4 // 10  # coupling measured over each 0.4 s of reply
+MAX_LAG = RATE * 3 // 10  # speaker -> mic delays up to 300 ms
+COUPLING_MIN = 0.15
+FAR_MIN_RMS = 0.01  # a quieter reference (a pause in the reply) measures nothing
+
+
+@dataclass
+class _Reply:
+    start: int  # mic sample where its playback starts
+    chunks: list[np.ndarray] = field(default_factory=list)
+    samples: int = 0
+    anchored: bool = False  # placed by the client's played_ms: 0 report
+
+    @property
+    def end(self) -> int:
+        return self.start + self.samples
+
+
+class EchoCanceller:
+    def __init__(self) -> None:
+        from pywebrtc_audio import AudioProcessor
+
+        self._ap = AudioProcessor(sample_rate=RATE, echo_cancellation=True)
+        self._replies: dict[int, _Reply] = {}
+        self._resamplers: dict[int, object] = {}
+        self._lock = threading.Lock()
+        self.processed_samples = 0
+        self.coupled: bool | None = None  # None: not measured yet (pass through meanwhile)
+        self.coupling: float | None = None
+        self._near_hist: list[np.ndarray] = []
+        self._far_hist: list[np.ndarray] = []
+        self._hist = 0
+
+    # --- the far end (event loop) ---------------------------------------------------------
+    def add(self, number: int, pcm: bytes, rate: int, mic_sample: int) -> None:
+        """Reply ``number`` sent this PCM16 audio (at ``rate``) while the mic was at
+        ``mic_sample``."""
+        audio = self._to_16k(number, pcm, rate)
+        with self._lock:
+            r = self._replies.get(number)
+            if r is None:
+                r = self._replies[number] = _Reply(start=mic_sample)
+            r.chunks.append(audio)
+            r.samples += audio.size
+
+    def anchor(self, number: int, mic_sample: int) -> None:
+        """The client started playing reply ``number`` when the mic was at ``mic_sample``."""
+        with self._lock:
+            r = self._replies.get(number)
+            if r is not None and not r.anchored:
+                r.start, r.anchored = mic_sample, True
+
+    def cut(self, number: int, mic_sample: int) -> None:
+        """Reply ``number`` was cancelled: the client stops it about now."""
+        with self._lock:
+            r = self._replies.get(number)
+            if r is None or r.end <= mic_sample:
+                return
+            keep = max(0, mic_sample + RATE // 10 - r.start)
+            audio = np.concatenate(r.chunks)[:keep] if r.chunks else np.zeros(0, np.float32)
+            r.chunks, r.samples = [audio], audio.size
+
+    def active(self, mic_sample: int) -> bool:
+        """A reply plays (or just played) around this mic position."""
+        with self._lock:
+            return any(r.start <= mic_sample < r.end + TAIL_SAMPLES for r in self._replies.values())
+
+    # --- the near end (VAD worker thread) -------------------------------------------------
+    def process(self, pcm: bytes, mic_sample: int) -> bytes:
+        """Mic PCM16 starting at ``mic_sample`` -> the same with the reply's echo removed."""
+        n = len(pcm) // 2
+        far, played = self._far(mic_sample, n)
+        if far is None:
+            return pcm
+        near = np.frombuffer(pcm, dtype="<i2")
+        self._measure(near, far)
+        out = self._ap.process(near.copy(), (far * 32767).astype(np.int16))
+        self.processed_samples += n
+        if self.coupled is False or (self.coupled is None and not played):
+            return pcm  # the filter keeps adapting, but nothing is taken from the user
+        return np.asarray(out, dtype="<i2").tobytes()
+
+    def _measure(self, near: np.ndarray, far: np.ndarray) -> None:
+        self._near_hist.append(near.astype(np.float32) / 32768)
+        self._far_hist.append(far)
+        self._hist += near.size
+        if self._hist < MEASURE_SAMPLES + MAX_LAG:
+            return
+        x = np.concatenate(self._near_hist)
+        y = np.concatenate(self._far_hist)
+        self._near_hist, self._far_hist, self._hist = [x[-MAX_LAG:]], [y[-MAX_LAG:]], MAX_LAG
+        ref = y[: x.size - MAX_LAG]  # echo of ref[i] appears at x[i + lag]
+        if np.sqrt(np.mean(ref**2)) < FAR_MIN_RMS:
+            return
+        size = 1 << int(np.ceil(np.log2(x.size + ref.size)))
+        corr = np.fft.irfft(np.fft.rfft(x, size) * np.conj(np.fft.rfft(ref, size)), size)
+        peak = float(np.max(np.abs(corr[: MAX_LAG + 1])))
+        # normalise by the reference and the mic energy in the same (lagged) window
+        best = int(np.argmax(np.abs(corr[: MAX_LAG + 1])))
+        seg = x[best : best + ref.size]
+        norm = float(np.sqrt(np.sum(ref**2) * np.sum(seg**2))) or 1.0
+        self.coupling = peak / norm
+        self.coupled = self.coupling >= COUPLING_MIN
+
+    def _far(self, at: int, n: int) -> tuple[np.ndarray | None, bool]:
+        """The reference for mic samples [at, at + n), and whether a reply in it was
+        reported playing by the client."""
+        with self._lock:
+            live = {k: r for k, r in self._replies.items() if r.end + TAIL_SAMPLES > at}
+            self._replies = live
+            if not any(r.start < at + n for r in live.values()):
+                return None, False
+            played = any(r.anchored for r in live.values())
+            far = np.zeros(n, np.float32)
+            for r in live.values():
+                lo, hi = max(at, r.start), min(at + n, r.end)
+                if lo < hi:
+                    audio = np.concatenate(r.chunks)
+                    r.chunks = [audio]
+                    far[lo - at : hi - at] += audio[lo - r.start : hi - r.start]
+            return far, played
+
+    def _to_16k(self, number: int, pcm: bytes, rate: int) -> np.ndarray:
+        import av
+
+        rs = self._resamplers.get(number)
+        if rs is None:
+            rs = self._resamplers[number] = av.AudioResampler(
+                format="s16", layout="mono", rate=RATE
+            )
+        arr = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(arr, format="s16", layout="mono")
+        frame.sample_rate = rate
+        out = [f.to_ndarray().reshape(-1) for f in rs.resample(frame)]  # type: ignore[attr-defined]
+        if not out:
+            return np.zeros(0, np.float32)
+        return np.concatenate(out).astype(np.float32) / 32768
