@@ -161,9 +161,9 @@ async def run(args: argparse.Namespace, base: Path) -> str:
             await mongo.start()
         for i in range(args.replicas):  # one at a time: start-up is CPU-bound
             server = make_replica(args, base, i, fake.base_url, mongo.uri if mongo else "")
+            replicas.append(server)  # stopped in the end even if it never gets ready
             t = time.monotonic()
             await server.start()
-            replicas.append(server)
             print(f"replica-{i} up in {time.monotonic() - t:.1f} s at {server.url}", flush=True)
         await asyncio.sleep(args.settle_s)
         rss_idle = [proc_rss_mb(s.pid) for s in replicas]
