@@ -113,7 +113,9 @@ def response_shape(
         "max_output_tokens": s.config["max_tokens"] or "inf",
         "audio": {"output": {"format": PCM, "voice": s.config["voice"] or s.persona.tts_voice}},
         "usage": None,
-        "metadata": None,
+        # a proactive turn (the persona spoke first) says what made it (metadata is
+        # Realtime's free string map)
+        "metadata": {"trigger": r.trigger} if r.trigger else None,
     }
 
 
@@ -135,7 +137,7 @@ def finished_response(
             "error": {"type": "server_error", "code": "llm_error"},
         }
     if r.emotions:  # the persona's marks, in order (Realtime has no emotion event)
-        body["metadata"] = {"emotions": " ".join(r.emotions)}
+        body["metadata"] = (body["metadata"] or {}) | {"emotions": " ".join(r.emotions)}
     n_in, n_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
     body["usage"] = {"total_tokens": n_in + n_out, "input_tokens": n_in, "output_tokens": n_out}
     return body

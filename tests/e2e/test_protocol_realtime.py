@@ -354,3 +354,27 @@ async def test_push_to_talk_commit_then_response_create(
         assert done.response.output[0].content[0].text == "Opening it."
         await conn.input_audio_buffer.commit()  # nothing buffered now
         assert (await until(conn, "error", seen)).error.code == "input_audio_buffer_commit_empty"
+
+
+async def test_a_proactive_response_says_its_trigger_in_metadata(
+    server_factory: Factory, llm: FakeOpenAI
+) -> None:
+    """The persona speaks first (an app's webhook): the unsolicited response carries
+    metadata.trigger on response.created and response.done."""
+    srv = server_factory(llm, proactive_tick_s=0.05, proactive_cooldown_s=0.0, **RT)
+    seen: list[Any] = []
+    async with client(srv, "pia").realtime.connect(model="emma") as conn:
+        await until(conn, "session.created", seen)
+        llm.queue_reply("You have new mail from Mina.")
+        async with httpx.AsyncClient(base_url=srv.url) as http:
+            r = await http.post(
+                "/v1/proactive/trigger",
+                json={"reason": "new mail from Mina"},
+                headers={"Authorization": "Bearer pia"},
+            )
+        assert r.status_code == 200, r.text
+        created = await until(conn, "response.created", seen)
+        done = await until(conn, "response.done", seen)
+    assert created.response.metadata == {"trigger": "webhook"}
+    assert done.response.metadata == {"trigger": "webhook"}
+    assert done.response.status == "completed"
