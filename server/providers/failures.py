@@ -14,6 +14,7 @@ import traceback
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import aiohttp
 import httpx
 import openai
 
@@ -31,7 +32,14 @@ def causes(exc: BaseException) -> list[BaseException]:
 def never_connected(exc: BaseException) -> bool:
     """Connection refused, unknown host, or no TCP connection within the connect timeout."""
     return any(
-        isinstance(e, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError)
+        isinstance(
+            e,
+            httpx.ConnectError
+            | httpx.ConnectTimeout
+            | ConnectionRefusedError
+            | aiohttp.ClientConnectorError  # the lean stream path (chat_stream.py)
+            | aiohttp.ConnectionTimeoutError,
+        )
         for e in causes(exc)
     )
 

@@ -15,7 +15,7 @@ from langchain_openai.chat_models.base import _convert_message_to_dict
 
 from server.agent.graph import refuses_tools
 from server.agent.wire import to_ai_message, to_openai
-from server.providers.chat_stream import ChatStream
+from server.providers.chat_stream import ChatStream, SSEParser
 from server.providers.failures import llm_failure, paced
 from tests.fakes import HttpRequest, HttpResponse, LoopbackServer
 from tests.fakes.openai_server import FakeOpenAI
@@ -97,7 +97,7 @@ async def test_the_request_and_the_reply_match_chat_openai(fake_openai: FakeOpen
         await chat.aclose()
     sent_ref, sent = (r["body"] for r in fake_openai.chat_requests())
     assert sent == sent_ref
-    assert got == tokens
+    assert "".join(got) == "".join(tokens)  # what arrived together is one delta
     reply = to_ai_message(result)
     assert reply.content == ref.content == "Hi, I am 이서아."
     keys = ("input_tokens", "output_tokens", "total_tokens")
@@ -268,8 +268,34 @@ async def test_sse_framing_crlf_split_lines_comments_and_no_final_blank_line() -
             result = await chat.stream([{"role": "user", "content": "hi"}], got.append)
         finally:
             await chat.aclose()
-    assert got == ["Hel", "lo"] and result.content == "Hello"
+    assert "".join(got) == result.content == "Hello"
     assert result.usage == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+
+def test_sse_events_do_not_depend_on_where_the_body_splits() -> None:
+    body = (
+        b': comment\r\n\r\nevent: message\r\ndata: {"a":\r\ndata: 1}\r\n\r\n'
+        b"id: 7\ndata:[DONE]\n\ndata: tail"
+    )
+    want = [("message", b'{"a":\n1}'), (None, b"[DONE]"), (None, b"tail")]
+    for cut in range(len(body) + 1):
+        p = SSEParser()
+        got = p.feed(body[:cut]) + p.feed(body[cut:]) + p.end()
+        assert got == want, cut
+    p = SSEParser()
+    assert [e for b in body for e in p.feed(bytes([b]))] + p.end() == want
+
+
+async def test_paced_tokens_arrive_as_separate_deltas() -> None:
+    with FakeOpenAI(ttft_ms=0, token_ms=40) as fake:
+        fake.queue_reply(tokens=["One ", "two ", "three."])
+        chat = lean(fake)
+        got: list[str] = []
+        try:
+            await chat.stream([{"role": "user", "content": "hi"}], got.append)
+        finally:
+            await chat.aclose()
+    assert got == ["One ", "two ", "three."]  # nothing is held back to batch
 
 
 @pytest.mark.parametrize(
