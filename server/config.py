@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     task_max_chars: int = Field(default=500, ge=1)  # task description length
     task_keep_screenshots: bool = True  # keep each step's screen under DATA_DIR/tasks/
 
+    # --- screen tasks, desktop mode (server/tasks/desktop.py) ------------------------------
+    task_desktop_execute: bool = False  # the server clicks and types approved actions itself
+    task_desktop_settle_ms: int = Field(default=700, ge=0, le=10_000)  # then grabs the screen
+
     # --- MCP tools and approvals (server/agent/mcp.py, approvals.py; issue 20) ---------
     mcp_config: Path | None = None  # {"mcpServers": {...}} JSON file; unset: no MCP tools
     mcp_call_timeout_s: float = Field(default=15.0, gt=0.0)  # one MCP tool call

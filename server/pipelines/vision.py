@@ -40,6 +40,11 @@ from analysis.screen import (
     thumbnail,
 )
 from server.logging import get_logger
+from server.providers.screen_capture import (  # desktop capture (re-exported here)
+    CaptureUnavailable,
+    grab_jpeg,
+    probe_capture,
+)
 from server.providers.vlm import VisionClient, VisionError
 
 log = get_logger(__name__)
@@ -50,8 +55,6 @@ CELL_THRESHOLD = 0.15  # same as ChangeDetector's default: a 1/16 cell changing 
 NEAR_HASH_BITS = 6  # cache lookups also try hashes this close (then check the thumbnail)
 MAX_FRAME_RETRIES = 2  # a frame the VLM failed on is retried this often, then dropped
 MAX_BACKOFF_S = 60.0
-CAPTURE_MAX_WIDTH = 1920  # larger desktops are scaled down before JPEG encoding
-CAPTURE_JPEG_QUALITY = 80
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 OnError = Callable[[str, str], Awaitable[None]]
@@ -592,53 +595,6 @@ class ScreenPipeline:
 
 
 # --------------------------------------------------------------------------- desktop mode
-
-
-class CaptureUnavailable(RuntimeError):
-    """This machine's screen cannot be captured (no display, bad monitor index...)."""
-
-
-def _mss() -> Any:
-    import mss
-
-    factory = getattr(mss, "MSS", None) or mss.mss
-    return factory()
-
-
-def probe_capture(monitor: int) -> str:
-    """Check that the monitor can be grabbed; returns a short description of it."""
-    try:
-        with _mss() as sct:
-            monitors = sct.monitors
-            if monitor >= len(monitors):
-                raise CaptureUnavailable(
-                    f"SCREEN_MONITOR={monitor} does not exist "
-                    f"(this display has monitors 1..{len(monitors) - 1}; 0 = all)"
-                )
-            m = monitors[monitor]
-            return f"monitor {monitor}: {m['width']}x{m['height']}"
-    except CaptureUnavailable:
-        raise
-    except Exception as e:
-        raise CaptureUnavailable(f"no display to capture: {e}") from None
-
-
-def grab_jpeg(monitor: int) -> bytes:
-    """One screenshot of a monitor as JPEG (CPU and X I/O: run it in a worker thread)."""
-    try:
-        with _mss() as sct:
-            shot = sct.grab(sct.monitors[monitor])
-            bgr = np.ascontiguousarray(np.asarray(shot)[:, :, :3])
-    except Exception as e:
-        raise CaptureUnavailable(f"screen capture failed: {e}") from None
-    h, w = bgr.shape[:2]
-    if w > CAPTURE_MAX_WIDTH:
-        size = (CAPTURE_MAX_WIDTH, max(1, round(h * CAPTURE_MAX_WIDTH / w)))
-        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, CAPTURE_JPEG_QUALITY])
-    if not ok:
-        raise CaptureUnavailable("could not encode the screenshot as JPEG")
-    return buf.tobytes()
 
 
 @dataclass

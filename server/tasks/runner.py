@@ -14,8 +14,10 @@ import time
 
 from server.config import Settings
 from server.logging import redact
+from server.providers.screen_capture import CaptureUnavailable, grab_jpeg, monitor_at
 from server.providers.vlm import VisionClient
 from server.store.base import Store, TaskActionRecord, TaskRecord
+from server.tasks.desktop import DesktopUnavailable, perform
 from server.tasks.feed import TaskFeed
 from server.tasks.planner import Planner
 from server.tasks.state import LIVE, Listener, Live, TaskError
@@ -71,6 +73,8 @@ class TaskRunner(TaskSteps, TaskFeed):
         self, app_name: str, description: str, screenshot: bytes | None
     ) -> tuple[TaskRecord, TaskActionRecord | None]:
         self._planner()
+        if screenshot is None and self.frame is None and self.settings.task_desktop_execute:
+            screenshot = await self._grab_here()  # desktop mode: this machine's screen
         thumb = await self._thumb(screenshot) if screenshot is not None else None
         async with self._start_lock:  # two racing starts: one task, one 409
             if self.live and self.live.task.status in LIVE:
@@ -148,6 +152,28 @@ class TaskRunner(TaskSteps, TaskFeed):
             return
         live.approved_at = time.monotonic()
         await self.emit({"type": "task.action_execute", "task_id": task_id} | preview_json(action))
+        if self.settings.task_desktop_execute:
+            self.spawn(self.quiet(self._perform_here(task_id, action)))
+
+    async def _perform_here(self, task_id: str, action: TaskActionRecord) -> None:
+        """Desktop mode: perform the action on this machine's display, then confirm it with a
+        grab of the screen after it (the same verification as a client's report)."""
+        s = self.settings
+        try:
+            monitor = await asyncio.to_thread(monitor_at, s.screen_monitor)
+            await asyncio.to_thread(perform, preview_json(action), monitor)
+        except (CaptureUnavailable, DesktopUnavailable) as e:
+            raise TaskError(
+                503, "desktop_unavailable", f"The action was not performed: {e}."
+            ) from None
+        await asyncio.sleep(s.task_desktop_settle_ms / 1000)
+        await self.confirm(task_id, action.id, True, await self._grab_here())
+
+    async def _grab_here(self) -> bytes:
+        try:
+            return await asyncio.to_thread(grab_jpeg, self.settings.screen_monitor)
+        except CaptureUnavailable as e:
+            raise TaskError(503, "desktop_unavailable", f"No screen to read: {e}.") from None
 
     async def confirm(
         self,
