@@ -13,6 +13,7 @@ runs them and the model is called again (at most AGENT_MAX_TOOL_ROUNDS times).
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -103,6 +104,16 @@ class TurnEmotion:
     never reaches the text: server/avatar/emotions.py)."""
 
     emotion: str
+
+
+@dataclass
+class ClientCall:
+    """The model called a function the client runs (ctx.client_tools): the turn ends here;
+    the client answers with the result, which continues it (Agent.client_exchange)."""
+
+    call_id: str
+    name: str
+    arguments: str  # JSON text, as the model wrote it
 
 
 @dataclass
@@ -246,6 +257,7 @@ class Agent:
         chat = self.chat
         ctx = runtime.context
         tools = ctx.tool_env is not None and self.tools_active
+        client = {t["function"]["name"] for t in ctx.client_tools}
 
         def prompt(with_tools: bool) -> list[dict[str, Any]]:
             system = build_system_prompt(
@@ -275,8 +287,9 @@ class Agent:
             # the last round may not call tools again: it must answer
             choice = "none" if last_round else None
             try:
+                offered = [*self.tool_schemas, *ctx.client_tools]
                 result = await chat.stream(
-                    prompt(True), on_delta, tools=self.tool_schemas, tool_choice=choice, **opts
+                    prompt(True), on_delta, tools=offered, tool_choice=choice, **opts
                 )
             except openai.APIStatusError as e:
                 if self.tool_mode != "auto" or not refuses_tools(e):
@@ -288,6 +301,14 @@ class Agent:
         if not tools:
             result = await chat.stream(prompt(False), on_delta, **opts)
         reply = to_ai_message(result)
+        calls = reply.tool_calls if isinstance(reply, AIMessage) else []
+        if tools and not last_round and any(c["name"] in client for c in calls):
+            # the client runs these: the turn ends with them (its answer continues it)
+            for c in calls:
+                if c["name"] in client:
+                    args = json.dumps(c["args"], ensure_ascii=False)
+                    write(ClientCall(c["id"] or "", c["name"], args))
+            reply = AIMessage(reply.content, id=reply.id, usage_metadata=reply.usage_metadata)
         if isinstance(reply, AIMessage) and (reply.tool_calls or reply.invalid_tool_calls):
             if not tools or last_round:  # calls we will not run must not enter the history
                 reply = AIMessage(reply.content, id=reply.id, usage_metadata=reply.usage_metadata)
@@ -495,7 +516,7 @@ class Agent:
         ctx: TurnContext,
         message_id: str | None = None,
         after: list[BaseMessage] | None = None,
-    ) -> AsyncIterator[TurnDelta | TurnEmotion | ToolProgress | TurnFinished]:
+    ) -> AsyncIterator[TurnDelta | TurnEmotion | ClientCall | ToolProgress | TurnFinished]:
         """Yield text deltas of the reply as the LLM streams them (emotion marks cut out
         and yielded as TurnEmotion where they stood), then TurnFinished with the clean text.
         ``message_id``: the id the user's message has in the store. ``after``: messages
@@ -536,6 +557,8 @@ class Agent:
                         elif piece:
                             parts.append(piece)
                             yield TurnDelta(piece)
+                elif isinstance(chunk, ClientCall):
+                    yield chunk
                 elif isinstance(chunk, dict) and ("tool_done" in chunk or "tool_waiting" in chunk):
                     yield ToolProgress(chunk.get("tool_done") or chunk["tool_waiting"])
             elif "query_memory" in chunk:
@@ -556,6 +579,16 @@ class Agent:
         silent = not parts and plan.get("action") == "silent"
         reason = plan.get("reason") if silent else None
         yield TurnFinished("".join(parts), silent, usage, mem_ms, reason)
+
+    @staticmethod
+    def client_exchange(results: list[tuple[ClientCall, str]]) -> list[BaseMessage]:
+        """The model's calls to client functions and what the client answered, as the
+        continuation turn puts them before the model's answer (``stream_turn(after=...)``)."""
+        calls = [
+            {"id": c.call_id, "name": c.name, "args": _json_args(c.arguments)} for c, _ in results
+        ]
+        answers = [ToolMessage(out, tool_call_id=c.call_id, name=c.name) for c, out in results]
+        return [AIMessage("", tool_calls=calls), *answers]
 
     async def resume_call(
         self, user_id: str, ctx: TurnContext, call_id: str, name: str, args: Any, decision: Any
@@ -649,3 +682,11 @@ class Agent:
     async def history(self, thread_id: str) -> list[BaseMessage]:
         snap = await self.graph.aget_state(self.config(thread_id))
         return list(snap.values.get("messages", []))
+
+
+def _json_args(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"raw": text}
+    return value if isinstance(value, dict) else {"value": value}

@@ -78,6 +78,9 @@ class TurnContext:
     approve: Callable[[str, str, dict[str, Any], str], Awaitable[Any]] | None = None
     tool_log: list[ToolRecord] = field(default_factory=list)
     running_tools: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Functions the client runs itself (OpenAI Realtime session tools), as chat-completions
+    # tool schemas: offered beside ours; a call to one ends the turn and goes to the client.
+    client_tools: list[dict[str, Any]] = field(default_factory=list)
 
     async def settle_tools(self) -> None:
         """After a cancel: wait for a tool call that had started (each is bounded by its

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from server.agent.graph import ClientCall
     from server.hub.responses import ActiveResponse, Responses
     from server.pipelines.speech_out import SpokenChunk
     from server.store.base import ApprovalRecord, ReminderRecord
@@ -53,6 +54,15 @@ class SessionEvents(ABC):
 
     @abstractmethod
     async def text_delta(self, r: ActiveResponse, delta: str) -> None: ...
+
+    def client_tools(self) -> list[dict[str, Any]]:
+        """Functions the client runs itself, offered to the model beside ours (chat
+        completions tool schemas); a call to one ends the turn (``client_call``)."""
+        return []
+
+    async def client_call(self, r: ActiveResponse, call: ClientCall) -> None:
+        """The model called one of ``client_tools``: the client runs it and answers."""
+        return None
 
     async def emotion(self, r: ActiveResponse, emotion: str) -> None:
         """The persona marked ``emotion`` (happy, sad, angry, surprised, relaxed, neutral)

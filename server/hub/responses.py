@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 from server.agent.graph import (
+    ClientCall,
     ToolProgress,
     TurnDelta,
     TurnEmotion,
@@ -60,6 +61,10 @@ class ActiveResponse:
     # a turn continued after the user decided on a call its ended turn asked about:
     # (the approval record, the decision); hub/continuation.py
     resumes: tuple[Any, Any] | None = None
+    # the client's results for the functions it ran (OpenAI Realtime), continuing the turn
+    # that called them; the calls this reply makes to client functions
+    answers: list[tuple[ClientCall, str]] | None = None
+    client_calls: list[ClientCall] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -94,12 +99,14 @@ class Responses(SessionCore):
         announce: Callable[[], Awaitable[None]] | None = None,
         trigger: str | None = None,
         resumes: tuple[Any, Any] | None = None,
+        answers: list[tuple[ClientCall, str]] | None = None,
     ) -> None:
         """Run one persona reply; a reply still streaming is cancelled first. A yes or no
         also answers the screen task's pending preview. The user's message is stored while
         the reply starts; ``announce`` (transcript.done) goes out once it is stored, before
-        the reply starts. ``resumes``: (approval, decision) of a call whose turn ended."""
-        if trigger is None and resumes is None:
+        the reply starts. ``resumes``: (approval, decision) of a call whose turn ended.
+        ``answers``: the client's results of the functions it ran (the turn goes on)."""
+        if trigger is None and resumes is None and answers is None:
             self.initiative.user_input()
             if await self.approvals.hear(text):  # "응, 해줘" answers the pending approval
                 return
@@ -113,6 +120,8 @@ class Responses(SessionCore):
             stored_role, stored = ("system", f"[proactive {trigger}] {text}")
         elif resumes is not None:
             stored_role, stored = ("system", f"[approval {resumes[1].status}] {text}")
+        elif answers is not None:
+            stored_role, stored = ("system", f"[functions {', '.join(c.name for c, _ in answers)}]")
         saved = asyncio.ensure_future(
             self.services.store.add_message(
                 self.user_id,
@@ -139,9 +148,19 @@ class Responses(SessionCore):
             message_id,
             trigger=trigger,
             resumes=resumes,
+            answers=answers,
         )
         self.response = resp
         resp.task = asyncio.create_task(self._run_response(resp))
+
+    async def submit_function_results(self, answers: list[tuple[ClientCall, str]]) -> None:
+        """The client's results for the functions the model called (OpenAI Realtime
+        function calling): the turn that called them goes on with them."""
+        if self.paused:
+            raise p.ProtocolError("session_paused", "The session is paused; resume it first.")
+        names = ", ".join(c.name for c, _ in answers)
+        prompt = f"(The app ran {names} as you asked; the result follows. Answer the user.)"
+        await self.start_turn(prompt, source="functions", answers=answers)
 
     async def start_proactive(self, trigger: str, prompt: str) -> None:
         """The persona speaks first (server/initiative): a turn on the trigger's prompt,
@@ -221,6 +240,7 @@ class Responses(SessionCore):
             vision_wait_s=getattr(self.settings, "vision_wait_s", 3.0),
             reply_id=reply_id,
             approve=self.approvals.ask,
+            client_tools=self.events.client_tools(),
         )
 
     def new_speech(self, r: ActiveResponse, fmt: Any) -> SpeechOut:
@@ -265,9 +285,10 @@ class Responses(SessionCore):
             ctx.on_tool_event = partial(self.events.tool_event, r)
             r.tool_log = ctx.tool_log
             self.user_turns += 1
+            after = self.services.agent.client_exchange(r.answers) if r.answers else None
             turn = (
                 self.services.agent.stream_turn(
-                    self.user_id, self.record.thread_id, r.user_text, ctx, r.message_id
+                    self.user_id, self.record.thread_id, r.user_text, ctx, r.message_id, after
                 )
                 if r.resumes is None
                 else self._continued(r, ctx)
@@ -283,6 +304,9 @@ class Responses(SessionCore):
                     r.sent.append(ev.text)
                     await self.events.text_delta(r, ev.text)
                     await self.on_reply_delta(r, ev.text)
+                elif isinstance(ev, ClientCall):
+                    r.client_calls.append(ev)
+                    await self.events.client_call(r, ev)
                 elif isinstance(ev, TurnEmotion):
                     r.emotions.append(ev.emotion)
                     if r.speech is not None:

@@ -27,21 +27,25 @@ from server.hub.session import Session
 from server.logging import get_logger
 from server.protocols.common import persona_for
 from server.protocols.realtime_wire import (
-    NO_TOOLS,
     SUPPORTED,
     Resampler,
     assistant_item,
+    chat_schema,
+    client_tools,
     error_body,
     error_frame,
     event_id,
     finished_response,
+    function_call_item,
     response_shape,
     session_changes,
     session_shape,
+    tool_choice,
     user_item,
 )
 
 if TYPE_CHECKING:
+    from server.agent.graph import ClientCall
     from server.hub.responses import ActiveResponse
     from server.pipelines.speech_out import SpokenChunk
     from server.store.base import ReminderRecord
@@ -64,6 +68,13 @@ class RealtimeEvents(SessionEvents):
         self.partials: dict[str, str] = {}
         self.items: dict[int, str] = {}  # response number -> assistant item id
         self.last_item: str | None = None
+        # function calling: the client's functions, the calls waiting for their output,
+        # the outputs waiting for response.create, each response's function_call items
+        self.tools: list[dict[str, Any]] = []
+        self.tool_choice = "auto"
+        self.open_calls: dict[str, ClientCall] = {}
+        self.answers: list[tuple[ClientCall, str]] = []
+        self.calls: dict[int, list[dict[str, Any]]] = {}
         if session.config["output_audio"] == "mp3":  # Realtime audio is PCM16 24 kHz
             session.config["output_audio"] = "pcm16"
         if "turn_detection" not in session.record.settings:  # Realtime's default
@@ -128,8 +139,19 @@ class RealtimeEvents(SessionEvents):
         await handler(self, obj)
 
     async def on_session_update(self, obj: dict[str, Any]) -> None:
-        await self.s.update_settings(session_changes(self.s.services, obj.get("session")))
+        sess = obj.get("session")
+        changes = session_changes(self.s.services, sess)  # checks that it is an object
+        ours = {t["function"]["name"] for t in self.s.services.agent.tool_schemas}
+        tools, choice = client_tools(sess, ours), tool_choice(sess)
+        if tools is not None:
+            self.tools = tools
+        if choice is not None:
+            self.tool_choice = choice
+        await self.s.update_settings(changes)
         self._sync_turn_detection()  # session.updated went out
+
+    def client_tools(self) -> list[dict[str, Any]]:
+        return [chat_schema(t) for t in self.tools] if self.tool_choice != "none" else []
 
     async def on_append(self, obj: dict[str, Any]) -> None:
         try:
@@ -163,8 +185,10 @@ class RealtimeEvents(SessionEvents):
     async def on_item_create(self, obj: dict[str, Any]) -> None:
         item = obj.get("item")
         kind = item.get("type") if isinstance(item, dict) else None
-        if kind in ("function_call", "function_call_output"):
-            raise ProtocolError("unsupported_event", NO_TOOLS)
+        if kind == "function_call_output":
+            return await self._function_output(item)  # type: ignore[arg-type]
+        if kind == "function_call":
+            raise ProtocolError("unsupported_event", "Function calls come from the model here.")
         if not isinstance(item, dict) or kind != "message":
             raise ProtocolError("unsupported_event", "Only message items can be created here.")
         if item.get("role") != "user":
@@ -197,7 +221,36 @@ class RealtimeEvents(SessionEvents):
         await self._send("conversation.item.done", previous_item_id=self.last_item, item=done)
         self.last_item = item_id
 
+    async def _function_output(self, item: dict[str, Any]) -> None:
+        """The client ran a function the model called: its output waits for
+        response.create, which continues the turn with it."""
+        call = self.open_calls.get(item.get("call_id"))  # type: ignore[arg-type]
+        if call is None:
+            raise ProtocolError(
+                "item_not_found", f"No function call {item.get('call_id')!r} waits for output."
+            )
+        output = item.get("output")
+        if not isinstance(output, str):
+            raise ProtocolError("invalid_request_error", "A function_call_output needs output.")
+        if len(output) > self.s.settings.max_input_chars:
+            limit = self.s.settings.max_input_chars
+            raise ProtocolError("message_too_large", f"output is limited to {limit} characters.")
+        del self.open_calls[call.call_id]
+        self.answers.append((call, output))
+        item_id = (
+            item.get("id") if isinstance(item.get("id"), str) else f"item_{uuid.uuid4().hex[:16]}"
+        )
+        done = {"id": item_id, "object": "realtime.item", "type": "function_call_output"}
+        done |= {"status": "completed", "call_id": call.call_id, "output": output}
+        await self._send("conversation.item.added", previous_item_id=self.last_item, item=done)
+        await self._send("conversation.item.done", previous_item_id=self.last_item, item=done)
+        self.last_item = item_id
+
     async def on_response_create(self, obj: dict[str, Any]) -> None:
+        if self.answers:  # the turn that called the client's functions goes on
+            answers, self.answers = self.answers, []
+            await self.s.submit_function_results(answers)
+            return
         if not self.pending:
             raise ProtocolError(
                 "invalid_request_error",
@@ -227,10 +280,14 @@ class RealtimeEvents(SessionEvents):
 
     # --- outbound ---------------------------------------------------------------------
     async def session_created(self) -> None:
-        await self._send("session.created", session=session_shape(self.s))
+        await self._send(
+            "session.created", session=session_shape(self.s, self.tools, self.tool_choice)
+        )
 
     async def session_updated(self) -> None:
-        await self._send("session.updated", session=session_shape(self.s))
+        await self._send(
+            "session.updated", session=session_shape(self.s, self.tools, self.tool_choice)
+        )
 
     async def session_ended(self, report_url: str) -> None:
         """No such Realtime event: the socket closes."""
@@ -265,6 +322,33 @@ class RealtimeEvents(SessionEvents):
             else "response.output_text.delta"
         )
         await self._send(kind, **self._where(r), content_index=0, delta=delta)
+
+    async def client_call(self, r: ActiveResponse, call: ClientCall) -> None:
+        """A function_call output item after the message (output_index 1, 2, ...), its
+        arguments in one delta; the client runs it and answers with function_call_output."""
+        done = self.calls.setdefault(r.number, [])
+        where = {"response_id": r.id, "output_index": 1 + len(done)}
+        item_id = f"item_{uuid.uuid4().hex[:16]}"
+        item = function_call_item(item_id, call.name, call.call_id, "", "in_progress")
+        await self._send("response.output_item.added", **where, item=item)
+        await self._send("conversation.item.added", previous_item_id=self.last_item, item=item)
+        self.last_item = item_id
+        ids = {"item_id": item_id, "call_id": call.call_id}
+        await self._send(
+            "response.function_call_arguments.delta", **where, **ids, delta=call.arguments
+        )
+        await self._send(
+            "response.function_call_arguments.done",
+            **where,
+            **ids,
+            name=call.name,
+            arguments=call.arguments,
+        )
+        item = item | {"status": "completed", "arguments": call.arguments}
+        await self._send("response.output_item.done", **where, item=item)
+        await self._send("conversation.item.done", previous_item_id=None, item=item)
+        done.append(item)
+        self.open_calls[call.call_id] = call
 
     async def audio_chunk(self, r: ActiveResponse, seq: int, data: bytes) -> None:
         await self._send(
@@ -314,7 +398,8 @@ class RealtimeEvents(SessionEvents):
         await self._send("response.output_item.done", response_id=r.id, output_index=0, item=item)
         await self._send("conversation.item.done", previous_item_id=None, item=item)
         usage = getattr(self, "_usage", {}) or {}
-        body = finished_response(self.s, r, status, item, usage, audio)
+        output = [item, *self.calls.pop(r.number, [])]
+        body = finished_response(self.s, r, status, output, usage, audio)
         await self._send("response.done", response=body)
         self.items.pop(r.number, None)
 

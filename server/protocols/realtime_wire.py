@@ -5,6 +5,7 @@ rate. Pure translation; the dispatch is server/protocols/realtime.py."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +30,8 @@ SUPPORTED = (
     "(user input_text / input_image), response.create, response.cancel, "
     "conversation.item.truncate"
 )
-NO_TOOLS = (
-    "Function calling is not supported by this server: the persona's own tools (memory, "
-    "reminders, screen) run on the server, and client-side functions cannot be added."
-)
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_TOOLS = 32
 
 
 class Resampler:
@@ -56,8 +55,8 @@ def event_id() -> str:
     return f"event_{uuid.uuid4().hex[:20]}"
 
 
-def session_shape(s: Session) -> dict[str, Any]:
-    """Our session in Realtime's session shape."""
+def session_shape(s: Session, tools: list[dict[str, Any]], tool_choice: str) -> dict[str, Any]:
+    """Our session in Realtime's session shape (``tools``: the client's functions)."""
     cfg = s.config
     td = cfg["turn_detection"]
     detection = None
@@ -94,8 +93,8 @@ def session_shape(s: Session) -> dict[str, Any]:
             },
             "output": {"format": PCM, "voice": cfg["voice"] or s.persona.tts_voice, "speed": 1.0},
         },
-        "tools": [],
-        "tool_choice": "none",
+        "tools": tools,
+        "tool_choice": tool_choice,
     }
 
 
@@ -123,12 +122,12 @@ def finished_response(
     s: Session,
     r: ActiveResponse,
     status: str,
-    item: dict[str, Any],
+    output: list[dict[str, Any]],
     usage: dict[str, int],
     audio: bool,
 ) -> dict[str, Any]:
     """response.done's response: status details, usage and the persona's emotions."""
-    body = response_shape(s, r, status, [item], audio)
+    body = response_shape(s, r, status, output, audio)
     if status == "cancelled":
         body["status_details"] = {"type": "cancelled", "reason": "client_cancelled"}
     elif status == "failed":
@@ -200,8 +199,6 @@ def session_changes(services: Services, sess: Any) -> dict[str, Any]:
         if n != "inf" and not (isinstance(n, int) and 1 <= n <= 4096):
             raise ProtocolError("invalid_request_error", "max_output_tokens: 1-4096 or inf.")
         changes["max_tokens"] = None if n == "inf" else n
-    if sess.get("tools") or sess.get("tool_choice") not in (None, "none", "auto"):
-        raise ProtocolError("unsupported_event", NO_TOOLS)
     audio = sess.get("audio") or {}
     if not isinstance(audio, dict):
         raise ProtocolError("invalid_request_error", "audio must be an object.")
@@ -222,6 +219,72 @@ def session_changes(services: Services, sess: Any) -> dict[str, Any]:
     if "turn_detection" in inp:
         changes["turn_detection"] = _turn_detection(inp["turn_detection"])
     return changes
+
+
+def client_tools(sess: dict[str, Any], names_taken: set[str]) -> list[dict[str, Any]] | None:
+    """The functions a `session.update` gives (Realtime's {type: function, name,
+    description, parameters}), checked; None when it does not set them."""
+    if "tools" not in sess:
+        return None
+    tools = sess["tools"]
+    if not isinstance(tools, list) or len(tools) > MAX_TOOLS:
+        raise ProtocolError("invalid_request_error", f"tools is a list of up to {MAX_TOOLS}.")
+    out: list[dict[str, Any]] = []
+    for t in tools:
+        if not isinstance(t, dict) or t.get("type", "function") != "function":
+            raise ProtocolError("unsupported_event", "Only function tools are supported.")
+        name = t.get("name")
+        if not isinstance(name, str) or not TOOL_NAME.match(name):
+            raise ProtocolError(
+                "invalid_request_error", "A function name is 1-64 of a-z A-Z 0-9 _ -."
+            )
+        if name in names_taken or any(o["name"] == name for o in out):
+            raise ProtocolError(
+                "invalid_request_error",
+                f"The function name {name!r} is taken (the persona's own tools).",
+            )
+        params = t.get("parameters") or {"type": "object", "properties": {}}
+        desc = t.get("description") or ""
+        if not isinstance(params, dict) or not isinstance(desc, str):
+            raise ProtocolError(
+                "invalid_request_error", "parameters is an object, description a string."
+            )
+        out.append({"type": "function", "name": name, "description": desc, "parameters": params})
+    return out
+
+
+def tool_choice(sess: dict[str, Any]) -> str | None:
+    """`auto` (the model decides) or `none`; forcing a call is not supported."""
+    choice = sess.get("tool_choice")
+    if choice is None or choice in ("auto", "none"):
+        return choice
+    raise ProtocolError(
+        "unsupported_event", 'tool_choice: "auto" or "none" (forcing a call is not supported).'
+    )
+
+
+def chat_schema(tool: dict[str, Any]) -> dict[str, Any]:
+    """A Realtime function as a chat-completions tool schema (what our model takes)."""
+    fn = {
+        "name": tool["name"],
+        "description": tool["description"],
+        "parameters": tool["parameters"],
+    }
+    return {"type": "function", "function": fn}
+
+
+def function_call_item(
+    item_id: str, name: str, call_id: str, arguments: str, status: str
+) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "function_call",
+        "status": status,
+        "name": name,
+        "call_id": call_id,
+        "arguments": arguments,
+    }
 
 
 def _str_or_none(v: Any, name: str) -> str | None:

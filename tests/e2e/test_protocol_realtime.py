@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -228,17 +229,14 @@ async def test_unsupported_and_bad_events_get_realtime_errors(
             assert err.error.code == code, (event, err)
         first_error = next(e for e in seen if e.type == "error")
         assert first_error.error.event_id == "e1"
-        # function calling, as the SDK sends it: refused in words, never silently dropped
-        tool = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
-        await conn.session.update(
-            session={"type": "realtime", "tools": [tool], "tool_choice": "auto"}
-        )
-        output = {"type": "function_call_output", "call_id": "call_1", "output": "{}"}
+        # function calling: forcing a call, and output for a call that was never made
+        await conn.session.update(session={"type": "realtime", "tool_choice": "required"})
+        err = await until(conn, "error", seen, timeout=10)
+        assert err.error.code == "unsupported_event"
+        output = {"type": "function_call_output", "call_id": "call_nope", "output": "{}"}
         await conn.conversation.item.create(item=output)
-        for _ in range(2):
-            err = await until(conn, "error", seen, timeout=10)
-            assert err.error.code == "unsupported_event"
-            assert err.error.message.startswith("Function calling is not supported")
+        err = await until(conn, "error", seen, timeout=10)
+        assert err.error.code == "item_not_found"
         await conn.send_raw("{not json")
         err = await until(conn, "error", seen, timeout=10)
         assert err.error.code == "invalid_json"
@@ -246,6 +244,68 @@ async def test_unsupported_and_bad_events_get_realtime_errors(
         await say(conn, "Are you there?")
         done = await until(conn, "response.done", seen)
         assert done.response.output[0].content[0].text == "Still fine."
+
+
+async def test_function_calling_with_the_sdk(server_factory: Factory, llm: FakeOpenAI) -> None:
+    """The client's own functions, as the SDK declares and answers them: the model calls
+    one, the client runs it and sends function_call_output, response.create continues the
+    turn with the result; the persona's own tools stay available beside them."""
+    srv = server_factory(llm, **rt(default_output_audio="none"))
+    seen: list[Any] = []
+    weather = {
+        "type": "function",
+        "name": "get_weather",
+        "description": "The weather in a city now.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
+    async with client(srv, "fay").realtime.connect(model="emma") as conn:
+        await until(conn, "session.created", seen)
+        await conn.session.update(
+            session={"type": "realtime", "tools": [weather], "tool_choice": "auto"}
+        )
+        updated = await until(conn, "session.updated", seen)
+        assert [t.name for t in updated.session.tools] == ["get_weather"]
+        llm.queue_reply(
+            "Let me look.", tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}]
+        )
+        await say(conn, "What is the weather in Paris?")
+        args = await until(conn, "response.function_call_arguments.done", seen)
+        first = await until(conn, "response.done", seen)
+        assert (args.name, json.loads(args.arguments)) == ("get_weather", {"city": "Paris"})
+        call = first.response.output[1]
+        assert (call.type, call.call_id, call.status) == (
+            "function_call",
+            args.call_id,
+            "completed",
+        )
+        assert first.response.output[0].content[0].text == "Let me look."
+        offered = llm.chat_requests(mem0=False)[-1]["body"]["tools"]
+        names = {t["function"]["name"] for t in offered}
+        assert "get_weather" in names and len(names) > 1  # ours are still there
+        # the client runs it and answers; the turn goes on with the result
+        llm.queue_reply("It is sunny and 21 degrees in Paris.")
+        out = {"type": "function_call_output", "call_id": args.call_id, "output": '{"c": 21}'}
+        await conn.conversation.item.create(item=out)
+        await until(conn, "conversation.item.done", seen)
+        await conn.response.create()
+        second = await until(conn, "response.done", seen)
+    assert second.response.output[0].content[0].text == "It is sunny and 21 degrees in Paris."
+    msgs = llm.chat_requests(mem0=False)[-1]["body"]["messages"]
+    tool_msgs = [m for m in msgs if m["role"] == "tool"]
+    assert tool_msgs[-1]["content"] == '{"c": 21}'
+    assert tool_msgs[-1]["tool_call_id"] == args.call_id
+    called = [m for m in msgs if m["role"] == "assistant" and m.get("tool_calls")]
+    assert called[-1]["tool_calls"][0]["function"]["name"] == "get_weather"
+    # stored as an ordinary conversation: the question, both replies, the function line
+    async with httpx.AsyncClient(base_url=srv.url, headers={"Authorization": "Bearer fay"}) as h:
+        sid = (await h.get("/v1/sessions")).json()["sessions"][0]["id"]
+        stored = (await h.get(f"/v1/sessions/{sid}/messages")).json()["messages"]
+    assert [(m["role"], m["content"]) for m in stored] == [
+        ("user", "What is the weather in Paris?"),
+        ("assistant", "Let me look."),
+        ("system", "[functions get_weather]"),
+        ("assistant", "It is sunny and 21 degrees in Paris."),
+    ]
 
 
 async def test_wrong_token_is_refused(server_factory: Factory, llm: FakeOpenAI) -> None:
