@@ -6,6 +6,7 @@ the layout at a desktop and a phone size. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
@@ -584,4 +585,38 @@ async def test_an_approval_is_asked_in_words_and_answered_with_a_click(
         assert left.count("Approver keeps a red kite") == kept
     answered = await s.state(".approvals.answered")
     assert [a["decision"] for a in answered] == ["reject", "approve"]
+    await end(s)
+
+
+async def test_speaking_first_choices_are_saved_and_follow_the_live_session(
+    ui_server: ServerThread, open_studio: OpenStudio
+) -> None:
+    """The studio's 'Speaking first' fields: a bad quiet-hours value is refused in words; the
+    mode, quiet hours and the camera/screen switch are saved as the user's defaults (with the
+    browser's time zone) and the live session follows at once (mode off: an app's request to
+    speak first is refused)."""
+    s = await open_studio(ui_server, "shy", mic="silence", audio="none")
+    await start(s)
+    await s.page.click("#settings-details > summary")
+    await s.page.fill("#set-proactive-quiet", "late night")
+    await s.page.dispatch_event("#set-proactive-quiet", "change")
+    problem = await s.page.wait_for_selector("#proactive-problem", state="visible")
+    assert await problem.inner_text() == "Quiet hours look like 23:00-07:00 (or leave it empty)."
+    await s.page.fill("#set-proactive-quiet", "23:00-07:00")
+    await s.page.dispatch_event("#set-proactive-quiet", "change")
+    await s.page.check("#set-proactive-vision")
+    await s.page.select_option("#set-proactive-mode", "off")
+    await s.wait("s.proactive.mode === 'off' && !s.proactive.problem", what="the choices")
+    async with httpx.AsyncClient(
+        base_url=ui_server.url, headers={"Authorization": "Bearer shy"}
+    ) as h:
+        for _ in range(100):  # each change is saved as it is made
+            saved = (await h.get("/v1/settings")).json()["settings"]
+            if saved.get("proactive_mode") == "off":
+                break
+            await asyncio.sleep(0.05)
+        r = await h.post("/v1/proactive/trigger", json={"reason": "new mail"})
+    assert saved["proactive_mode"] == "off" and saved["proactive_quiet_hours"] == "23:00-07:00"
+    assert saved["proactive_vision"] is True and saved["timezone"]
+    assert r.status_code == 409 and "mode off" in r.json()["detail"]
     await end(s)
