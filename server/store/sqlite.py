@@ -1,7 +1,8 @@
 """Embedded store: one SQLite file (WAL) in the data dir, via aiosqlite.
 
 The desktop sidecar runs without any database server, so this is the default adapter.
-LangGraph checkpoints live in a second file next to it, on their own connection, so a
+LangGraph checkpoints live in a second file next to it, on their own connection and thread
+(server/store/checkpoints_sqlite.py: one hop per operation), so a
 long checkpoint write never holds up a chat message insert (and vice versa).
 
 Durability: every write method returns after its transaction committed (aiosqlite awaits
@@ -25,7 +26,6 @@ from typing import Any, Literal
 
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from server.store.base import (
     MessageRecord,
@@ -40,6 +40,7 @@ from server.store.base import (
     new_id,
     utcnow,
 )
+from server.store.checkpoints_sqlite import OneHopSqliteSaver
 from server.store.initiative import SQLITE_SCHEMA as INITIATIVE_SCHEMA
 from server.store.initiative import SQLiteInitiative
 from server.store.tasks_sqlite import TASKS_SCHEMA, SQLiteTasksMixin
@@ -261,8 +262,7 @@ class SQLiteStore(SQLiteVocabulary, SQLiteInitiative, SQLiteTasksMixin, Store):
         self.db_path = self.data_dir / DB_FILENAME
         self.checkpoint_path = self.data_dir / CHECKPOINT_FILENAME
         self._db: aiosqlite.Connection | None = None
-        self._ckpt_db: aiosqlite.Connection | None = None
-        self._saver: AsyncSqliteSaver | None = None
+        self._saver: OneHopSqliteSaver | None = None
         self._write_lock = asyncio.Lock()
         self._last_time: datetime | None = None
 
@@ -281,30 +281,19 @@ class SQLiteStore(SQLiteVocabulary, SQLiteInitiative, SQLiteTasksMixin, Store):
             await _add_missing_columns(db)
             await db.executescript(_AFTER_MIGRATION)
             await db.commit()
-            ckpt = await aiosqlite.connect(self.checkpoint_path)
+            # the connection is opened, and lives, on the saver's own thread
+            saver = await asyncio.to_thread(OneHopSqliteSaver, self.checkpoint_path)
         except BaseException:
             await db.close()
             raise
-        try:
-            await ckpt.execute("PRAGMA busy_timeout=5000")
-            # WAL + NORMAL survives app crashes (kill -9); a power loss may drop the last
-            # checkpoints, which history_sync rebuilds from the (FULL) store on resume.
-            await ckpt.execute("PRAGMA journal_mode=WAL")
-            await ckpt.execute("PRAGMA synchronous=NORMAL")
-            saver = AsyncSqliteSaver(ckpt)
-            await saver.setup()
-        except BaseException:
-            await ckpt.close()
-            await db.close()
-            raise
-        self._db, self._ckpt_db, self._saver = db, ckpt, saver
+        self._db, self._saver = db, saver
 
     async def close(self) -> None:
-        db, ckpt = self._db, self._ckpt_db
-        self._db = self._ckpt_db = self._saver = None
+        db, saver = self._db, self._saver
+        self._db = self._saver = None
         try:
-            if ckpt is not None:
-                await ckpt.close()
+            if saver is not None:
+                await saver.aclose()
         finally:
             if db is not None:
                 await db.close()
