@@ -1,0 +1,195 @@
+"""OpenAI Realtime client events as session-core calls (the input half of
+server/protocols/realtime.py): session.update, input audio, conversation items (user
+messages, function outputs), response.create / cancel, truncate."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from server.hub.protocol import ProtocolError
+from server.protocols.realtime_wire import (
+    Resampler,
+    chat_schema,
+    client_tools,
+    session_changes,
+    tool_choice,
+    user_item,
+)
+
+if TYPE_CHECKING:
+    from server.agent.graph import ClientCall
+    from server.hub.session import Session
+
+FRAME_SAMPLES = 1_600  # 100 ms at 16 kHz: our largest mic frame
+
+
+class RealtimeInput:
+    """Mixed into RealtimeEvents, which sets these up."""
+
+    s: Session
+    _send: Callable[..., Awaitable[None]]
+    pending: list[str]  # user text items waiting for response.create
+    resample: Resampler
+    last_item: str | None
+    items: dict[int, str]
+    tools: list[dict[str, Any]]
+    tool_choice: str
+    open_calls: dict[str, ClientCall]
+    answers: list[tuple[ClientCall, str]]
+    _sync_turn_detection: Callable[[], None]
+
+    async def on_session_update(self, obj: dict[str, Any]) -> None:
+        sess = obj.get("session")
+        changes = session_changes(self.s.services, sess)  # checks that it is an object
+        ours = {t["function"]["name"] for t in self.s.services.agent.tool_schemas}
+        tools, choice = client_tools(sess, ours), tool_choice(sess)
+        if tools is not None:
+            self.tools = tools
+        if choice is not None:
+            self.tool_choice = choice
+        await self.s.update_settings(changes)
+        self._sync_turn_detection()  # session.updated went out
+
+    def client_tools(self) -> list[dict[str, Any]]:
+        return [chat_schema(t) for t in self.tools] if self.tool_choice != "none" else []
+
+    async def on_append(self, obj: dict[str, Any]) -> None:
+        try:
+            pcm = base64.b64decode(obj.get("audio") or "", validate=True)
+        except (binascii.Error, ValueError):
+            raise ProtocolError("invalid_audio", "audio is not valid base64.") from None
+        if not pcm or len(pcm) % 2:
+            raise ProtocolError("invalid_audio", "audio is PCM16: a non-empty, even byte count.")
+        data = self.resample(pcm)
+        for i in range(0, len(data), FRAME_SAMPLES * 2):
+            await self.s.mic_audio(data[i : i + FRAME_SAMPLES * 2])
+
+    async def on_commit(self, obj: dict[str, Any]) -> None:
+        item = await self.s.commit_audio()
+        if item is None:
+            raise ProtocolError(
+                "input_audio_buffer_commit_empty", "The input audio buffer holds no audio."
+            )
+        await self._committed(item)
+
+    async def _committed(self, item: str) -> None:
+        await self._send("input_audio_buffer.committed", previous_item_id=None, item_id=item)
+        user = user_item(item, [{"type": "input_audio", "transcript": None}], "in_progress")
+        await self._send("conversation.item.added", previous_item_id=self.last_item, item=user)
+        self.last_item = item
+
+    async def on_clear(self, obj: dict[str, Any]) -> None:
+        await self.s.clear_audio()
+        await self._send("input_audio_buffer.cleared")
+
+    async def on_item_create(self, obj: dict[str, Any]) -> None:
+        item = obj.get("item")
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind == "function_call_output":
+            return await self._function_output(item)  # type: ignore[arg-type]
+        if kind == "function_call":
+            raise ProtocolError("unsupported_event", "Function calls come from the model here.")
+        if not isinstance(item, dict) or kind != "message":
+            raise ProtocolError("unsupported_event", "Only message items can be created here.")
+        if item.get("role") != "user":
+            raise ProtocolError("unsupported_event", "Only user messages can be created here.")
+        content = item.get("content")
+        if not isinstance(content, list) or not content:
+            raise ProtocolError("invalid_request_error", "A message needs content parts.")
+        texts: list[str] = []
+        for part in content:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "input_text" and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif kind == "input_image" and isinstance(part.get("image_url"), str):
+                url = part["image_url"]
+                if not url.startswith("data:") or "," not in url:
+                    raise ProtocolError("invalid_image", "image_url must be a data: URL.")
+                await self.s.image_b64("screen", url.split(",", 1)[1], None)
+            else:
+                raise ProtocolError(
+                    "unsupported_event", "Content parts: input_text and input_image only."
+                )
+        text = "\n".join(t for t in texts if t.strip())
+        if text:
+            self.pending.append(text)
+        item_id = (
+            item.get("id") if isinstance(item.get("id"), str) else f"item_{uuid.uuid4().hex[:16]}"
+        )
+        done = user_item(item_id, content, "completed")
+        await self._send("conversation.item.added", previous_item_id=self.last_item, item=done)
+        await self._send("conversation.item.done", previous_item_id=self.last_item, item=done)
+        self.last_item = item_id
+
+    async def _function_output(self, item: dict[str, Any]) -> None:
+        """The client ran a function the model called: its output waits for
+        response.create, which continues the turn with it."""
+        call = self.open_calls.get(item.get("call_id"))  # type: ignore[arg-type]
+        if call is None:
+            raise ProtocolError(
+                "item_not_found", f"No function call {item.get('call_id')!r} waits for output."
+            )
+        output = item.get("output")
+        if not isinstance(output, str):
+            raise ProtocolError("invalid_request_error", "A function_call_output needs output.")
+        if len(output) > self.s.settings.max_input_chars:
+            limit = self.s.settings.max_input_chars
+            raise ProtocolError("message_too_large", f"output is limited to {limit} characters.")
+        del self.open_calls[call.call_id]
+        self.answers.append((call, output))
+        item_id = (
+            item.get("id") if isinstance(item.get("id"), str) else f"item_{uuid.uuid4().hex[:16]}"
+        )
+        done = {"id": item_id, "object": "realtime.item", "type": "function_call_output"}
+        done |= {"status": "completed", "call_id": call.call_id, "output": output}
+        await self._send("conversation.item.added", previous_item_id=self.last_item, item=done)
+        await self._send("conversation.item.done", previous_item_id=self.last_item, item=done)
+        self.last_item = item_id
+
+    async def on_response_create(self, obj: dict[str, Any]) -> None:
+        if self.answers:  # the turn that called the client's functions goes on
+            answers, self.answers = self.answers, []
+            await self.s.submit_function_results(answers)
+            return
+        if not self.pending:
+            raise ProtocolError(
+                "invalid_request_error",
+                "There is no user input to respond to: create a user message or commit audio.",
+            )
+        text, self.pending = "\n".join(self.pending), []
+        await self.s.submit_text(text)
+
+    async def on_response_cancel(self, obj: dict[str, Any]) -> None:
+        if not self.s.response_active():
+            raise ProtocolError(
+                "response_cancel_not_active", "There is no active response to cancel."
+            )
+        await self.s.cancel_response()
+
+    async def on_truncate(self, obj: dict[str, Any]) -> None:
+        item_id, end = obj.get("item_id"), obj.get("audio_end_ms")
+        r = self.s.response
+        if r is None or self.items.get(r.number) != item_id:
+            raise ProtocolError("item_not_found", f"No playing assistant item {item_id!r}.")
+        if not isinstance(end, int) or end < 0:
+            raise ProtocolError("invalid_request_error", "audio_end_ms is a non-negative integer.")
+        self.s.audio_played(r.id, end)
+        await self._send(
+            "conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=end
+        )
+
+
+HANDLERS = {
+    "session.update": RealtimeInput.on_session_update,
+    "input_audio_buffer.append": RealtimeInput.on_append,
+    "input_audio_buffer.commit": RealtimeInput.on_commit,
+    "input_audio_buffer.clear": RealtimeInput.on_clear,
+    "conversation.item.create": RealtimeInput.on_item_create,
+    "response.create": RealtimeInput.on_response_create,
+    "response.cancel": RealtimeInput.on_response_cancel,
+    "conversation.item.truncate": RealtimeInput.on_truncate,
+}
