@@ -189,3 +189,37 @@ async def test_an_answer_on_another_server_is_continued_there_only(store: Store)
     assert resumed == [("c1", "approved")]
     d = await task
     assert d.status == "approved" and d.elsewhere and not d.go
+
+
+async def test_an_approval_asked_again_is_answered_by_voice_or_expires_and_is_continued(
+    store: Store,
+) -> None:
+    """Approvals whose turn is gone (asked again on a new socket): a spoken yes decides the
+    one that waits and the session continues it; one left unanswered expires at its time
+    and is continued too (the persona says it was not done)."""
+    resumed: list[tuple[str, str]] = []
+
+    async def resume(rec: ApprovalRecord, d: Decision) -> None:
+        resumed.append((rec.id, d.status))
+
+    async def orphaned(call_id: str) -> None:
+        g = gate(store, [], timeout_s=0.4)
+        task = asyncio.create_task(g.ask(call_id, "t", {}, "d"))
+        await asked(g)
+        task.cancel()  # the socket closed: the turn is gone
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    await orphaned("c1")
+    g = gate(store, [], resume=resume)
+    assert [r.id for r in await g.resend_pending()] == ["c1"] and g.waiting
+    assert await g.hear("응, 해줘") is True
+    assert resumed == [("c1", "approved")] and not g.waiting
+
+    await orphaned("c2")
+    g = gate(store, [], resume=resume)
+    (rec,) = await g.resend_pending()
+    await g.expire_later(rec)  # sleeps until its expiry (0.4 s after it was asked)
+    assert resumed == [("c1", "approved"), ("c2", "expired")] and not g.waiting
+    got = await store.get_approval("u1", "c2")
+    assert got is not None and got.status == "expired"
