@@ -92,7 +92,7 @@ class Services:
         self.instance_id = instance_id(settings.instance_id)
         self.liveness = SessionLiveness(self.store, self.instance_id, settings.session_heartbeat_s)
         self.takeovers = Takeovers(self.store, self.instance_id, settings.session_takeover_check_s)
-        self.memory = LongTermMemory(settings, self.store)
+        self.memory = LongTermMemory(settings, self.store, count_usage=self.store.incr_usage)
         self.agent: Agent
         self.vad: SileroVAD | None = None
         self.turn_model: SmartTurnModel | None = None

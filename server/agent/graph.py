@@ -44,6 +44,7 @@ from server.avatar.emotions import Mark, MarkFilter, strip_marks
 from server.logging import get_logger
 from server.providers.chat_stream import ChatStream
 from server.providers.llm import LLMNotConfigured
+from server.providers.usage_meter import TurnMeter
 from server.store.base import utcnow
 
 log = get_logger(__name__)
@@ -249,6 +250,10 @@ class Agent:
             return TOOLS
         return "done"
 
+    def new_meter(self) -> TurnMeter | None:
+        """A meter for one turn's LLM calls (TurnContext.meter); None without a model."""
+        return self.chat.new_meter() if self.chat is not None else None
+
     async def generate_response(
         self, state: GraphState, runtime: Runtime[TurnContext]
     ) -> dict[str, Any]:
@@ -280,7 +285,11 @@ class Agent:
         def on_delta(text: str) -> None:
             write(TurnDelta(text))
 
-        opts: dict[str, Any] = {"temperature": ctx.temperature, "max_tokens": ctx.max_tokens}
+        opts: dict[str, Any] = {
+            "temperature": ctx.temperature,
+            "max_tokens": ctx.max_tokens,
+            "meter": ctx.meter,
+        }
         rounds = state.get("tool_rounds", 0)
         last_round = rounds >= self.max_tool_rounds
         if tools:

@@ -11,6 +11,7 @@ from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 
 from server.personas import Persona
+from server.providers.usage_meter import TurnMeter
 
 if TYPE_CHECKING:
     from server.agent.tools import ToolEnv
@@ -81,6 +82,9 @@ class TurnContext:
     # Functions the client runs itself (OpenAI Realtime session tools), as chat-completions
     # tool schemas: offered beside ours; a call to one ends the turn and goes to the client.
     client_tools: list[dict[str, Any]] = field(default_factory=list)
+    # the turn's LLM calls as they happen (a reply cut short keeps its tokens); None: the
+    # caller does not count them this way
+    meter: TurnMeter | None = None
 
     async def settle_tools(self) -> None:
         """After a cancel: wait for a tool call that had started (each is bounded by its

@@ -29,6 +29,7 @@ from server.logging import redact
 from server.pipelines.speech_out import SpeechOut, SpokenChunk
 from server.providers.failures import llm_failure, paced
 from server.providers.llm import LLMNotConfigured
+from server.providers.usage_meter import TurnMeter
 from server.store.base import new_id
 
 
@@ -58,6 +59,7 @@ class ActiveResponse:
     tool_log: list[ToolRecord] = field(default_factory=list)  # tools that ran (agent fills)
     silent_reason: str | None = None  # set when the turn ended silent (response.done says so)
     emotions: list[str] = field(default_factory=list)  # the persona's marks, in text order
+    meter: TurnMeter | None = None  # the turn's LLM calls, also when cut short (usage)
     # a turn continued after the user decided on a call its ended turn asked about:
     # (the approval record, the decision); hub/continuation.py
     resumes: tuple[Any, Any] | None = None
@@ -241,6 +243,7 @@ class Responses(SessionCore):
             reply_id=reply_id,
             approve=self.approvals.ask,
             client_tools=self.events.client_tools(),
+            meter=self.services.agent.new_meter(),
         )
 
     def new_speech(self, r: ActiveResponse, fmt: Any) -> SpeechOut:
@@ -284,6 +287,7 @@ class Responses(SessionCore):
             ctx = self.turn_context(r.reply_id)
             ctx.on_tool_event = partial(self.events.tool_event, r)
             r.tool_log = ctx.tool_log
+            r.meter = ctx.meter
             self.user_turns += 1
             after = self.services.agent.client_exchange(r.answers) if r.answers else None
             turn = (
@@ -423,7 +427,8 @@ class Responses(SessionCore):
             "ttfa_ms": ms(r.first_audio_at, r.t0),
             "total_ms": ms(end, r.t0),
         }
-        usage = finished.usage if finished else {}
+        # the meter also has a reply cut short (its usage chunk never came: estimated)
+        usage = r.meter.totals() if r.meter is not None else finished.usage if finished else {}
         text = r.sent_text
         kept = self.heard_text(r) if status == "cancelled" else text
         if finished is not None and finished.silent:
@@ -440,10 +445,12 @@ class Responses(SessionCore):
             self.services.store.incr_usage(
                 self.user_id,
                 {
-                    "llm_calls": 1 if status != "failed" or usage else 0,
+                    "llm_calls": usage.get("llm_calls", 1 if status != "failed" or usage else 0),
                     "input_tokens": usage.get("input_tokens", 0),
                     "output_tokens": usage.get("output_tokens", 0),
-                },
+                }
+                | ({"estimated_tokens": n} if (n := usage.get("estimated_tokens", 0)) else {})
+                | ({"interrupted_replies": 1} if status == "cancelled" else {}),
             )
         )
         await self.events.response_done(

@@ -23,6 +23,8 @@ import httpx
 import openai
 import orjson
 
+from server.providers.usage_meter import TokenRatio, TurnMeter
+
 # the openai SDK's backoff (openai/_constants.py)
 INITIAL_RETRY_DELAY_S = 0.5
 MAX_RETRY_DELAY_S = 8.0
@@ -205,6 +207,7 @@ class ChatStream:
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
+        self.ratio = TokenRatio()  # this model's prompt tokens per character, as reported
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.max_retries = max_retries
@@ -308,10 +311,14 @@ class ChatStream:
         tool_choice: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        meter: TurnMeter | None = None,
     ) -> ChatResult:
         """Stream one reply: ``on_delta`` gets the text as it arrives (what arrived together
-        in one piece); the whole reply (text, tool calls, usage) is returned at the end."""
+        in one piece); the whole reply (text, tool calls, usage) is returned at the end.
+        ``meter`` counts the call as it goes, so a call cut short still has its tokens
+        (estimated)."""
         resp = await self._open(self.body(messages, tools, tool_choice, temperature, max_tokens))
+        call = meter.start(messages) if meter is not None else None  # the model is reading it
         parts: list[str] = []
         calls: dict[int, ToolCallOut] = {}
         result = ChatResult("")
@@ -331,6 +338,8 @@ class ChatStream:
                         stream_error(chunk, event, self.url)
                         if text := take(chunk, result, calls):
                             pending.append(text)
+                            if call is not None:
+                                call.output_tokens += 1  # about one token per streamed chunk
                     except (orjson.JSONDecodeError, AttributeError, TypeError) as e:
                         raise openai.APIResponseValidationError(
                             self._response(resp),
@@ -365,4 +374,10 @@ class ChatStream:
                 resp.close()
         result.content = "".join(parts)
         result.tool_calls = [calls[i] for i in sorted(calls)]
+        if meter is not None and call is not None and result.usage:
+            meter.reported(call, result.usage)
         return result
+
+    def new_meter(self) -> TurnMeter:
+        """A meter for one turn's calls, estimating at this model's learned ratio."""
+        return TurnMeter(self.ratio)

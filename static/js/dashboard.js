@@ -6,6 +6,8 @@ import { drawBarChart, PALETTE } from '../charts.js';
 
 const DAY_MS = 86_400_000;
 const isoDay = (d) => new Date(d).toISOString().slice(0, 10);
+/** The sum of some counters of a bucket (undefined when none was used). */
+const sum = (counters, ...keys) => (keys.some((k) => k in counters) ? keys.reduce((n, k) => n + (counters[k] || 0), 0) : undefined);
 
 /** The charts: a title key and the series taken from each day's bucket. */
 const CHARTS = [
@@ -16,6 +18,7 @@ const CHARTS = [
     series: [
       ['dash.s.llm', (d) => d.counters.llm_calls],
       ['dash.s.vlm', (d) => d.counters.vlm_calls],
+      ['dash.s.memory', (d) => d.counters.memory_llm_calls],
     ],
   },
   {
@@ -24,6 +27,7 @@ const CHARTS = [
     series: [
       ['dash.s.in', (d) => d.counters.input_tokens],
       ['dash.s.out', (d) => d.counters.output_tokens],
+      ['dash.s.memoryTokens', (d) => sum(d.counters, 'memory_input_tokens', 'memory_output_tokens', 'embedding_tokens')],
     ],
   },
   { id: 'tts', title: 'dash.tts', series: [['dash.s.chars', (d) => d.counters.tts_chars]] },
@@ -155,6 +159,9 @@ export class Dashboard {
           tin: n('input_tokens'),
           tout: n('output_tokens'),
           tts: n('tts_chars'),
+          mem: n('memory_llm_calls'),
+          memTokens: (sum(tot, 'memory_input_tokens', 'memory_output_tokens', 'embedding_tokens') || 0).toLocaleString(),
+          cut: n('interrupted_replies'),
         })
       : '';
   }

@@ -71,7 +71,11 @@ async def test_idle_speaks_once_per_silence_and_is_counted_and_stored(
     assert again["trigger"] == "idle"
     await ws.wait_for("response.done", response_id=again["response_id"])
     async with httpx.AsyncClient(base_url=srv.url, headers=auth("idle-user")) as http:
-        usage = (await http.get("/v1/usage")).json()
+        for _ in range(40):  # usage is accounting, written as response.done goes out
+            usage = (await http.get("/v1/usage")).json()
+            if usage["usage"].get("llm_calls") == 3:
+                break
+            await asyncio.sleep(0.05)
         sid = (await http.get("/v1/sessions")).json()["sessions"][0]["id"]
         msgs = (await http.get(f"/v1/sessions/{sid}/messages")).json()["messages"]
     assert usage["usage"]["proactive_turns"] == 2

@@ -619,6 +619,7 @@ class FakeOpenAI(LoopbackServer):
             "completion_tokens": len(tokens) + len(tool_calls),
             "total_tokens": prompt_tokens + len(tokens) + len(tool_calls),
         }
+        record["usage"] = usage  # what this call costs (sent only if it runs to the end)
         meta = {
             "id": f"chatcmpl-fake{next(self._ids)}",
             "created": int(time.time()),

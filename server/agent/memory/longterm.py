@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from server.agent.memory import tiers
+from server.agent.memory.metering import CountUsage, MemoryMeter, for_user
 from server.agent.memory.vocabulary import AUTO_CATEGORY, VocabularyManager, normalise
 from server.config import Settings, secret
 from server.logging import get_logger
@@ -121,10 +122,14 @@ def _items(res: Any) -> list[dict[str, Any]]:
 class LongTermMemory:
     """mem0 behind a small interface. ``status`` is ready, disabled, loading or error."""
 
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store | None = None, count_usage: CountUsage | None = None
+    ) -> None:
         """``store`` holds the controlled vocabulary; without one (tools, scripts that only
-        read) categories are only normalised."""
+        read) categories are only normalised. ``count_usage`` gets mem0's own model calls
+        (extraction, embeddings) as usage counters of the user they were for."""
         self.settings = settings
+        self.meter = MemoryMeter(count_usage) if count_usage is not None else None
         self.vocabulary = (
             VocabularyManager(store, settings.memory_vocabulary_max) if store is not None else None
         )
@@ -162,6 +167,9 @@ class LongTermMemory:
             # tier moves copy Qdrant points: with pgvector there is one tier
             if self.settings.memory_tiers and self.settings.memory_vector_store == "qdrant":
                 self._tiers["old"] = await asyncio.to_thread(self._build, "old")
+            if self.meter is not None:
+                for mem in self._tiers.values():
+                    self.meter.attach(mem)
             self.status = "ready"
         except Exception as e:  # mem0 raises many kinds; memory is optional
             self.status, self.detail = "error", f"{type(e).__name__}: {e}"
@@ -201,7 +209,8 @@ class LongTermMemory:
                     if mem is None or len(out) >= limit:
                         break
                     try:
-                        res = await mem.search(query, filters=filters, top_k=limit - len(out))
+                        with for_user(user_id):
+                            res = await mem.search(query, filters=filters, top_k=limit - len(out))
                     except Exception as e:
                         log.warning(
                             "memory_search_failed", tier=tier, error=f"{type(e).__name__}: {e}"
@@ -249,9 +258,10 @@ class LongTermMemory:
         meta: dict[str, Any] = {"category": cat, "source": source}
         if created_at is not None:
             meta["created_at"] = created_at.isoformat()
-        res = await mem.add(
-            [{"role": "user", "content": content}], user_id=user_id, metadata=meta, infer=False
-        )
+        with for_user(user_id):
+            res = await mem.add(
+                [{"role": "user", "content": content}], user_id=user_id, metadata=meta, infer=False
+            )
         items = _items(res)
         if not items:
             raise MemoryUnavailable("mem0 stored nothing.")
@@ -269,7 +279,8 @@ class LongTermMemory:
         if hit.tier == "old":
             async with self._moves:
                 await asyncio.to_thread(tiers.move_points, self._tiers["old"], mem, [memory_id])
-        await mem.update(memory_id, text=content, metadata=meta)
+        with for_user(user_id):
+            await mem.update(memory_id, text=content, metadata=meta)
         return await self.find(user_id, memory_id)
 
     async def _category(self, term: str) -> str:
@@ -317,11 +328,12 @@ class LongTermMemory:
     async def _add(self, user_id: str, messages: list[dict[str, str]]) -> None:
         try:
             async with self._adds, asyncio.timeout(self.settings.memory_add_timeout_s):
-                await self._tiers["fresh"].add(
-                    messages,
-                    user_id=user_id,
-                    metadata={"category": AUTO_CATEGORY, "source": "auto"},
-                )
+                with for_user(user_id):
+                    await self._tiers["fresh"].add(
+                        messages,
+                        user_id=user_id,
+                        metadata={"category": AUTO_CATEGORY, "source": "auto"},
+                    )
         except TimeoutError:
             log.warning("memory_add_timeout", timeout_s=self.settings.memory_add_timeout_s)
         except Exception as e:
