@@ -28,7 +28,7 @@
 // suppression and AGC off).
 
 import { setLang, getLang, t, onLangChange } from './i18n.js';
-import { $, state, settings, api } from './js/app/context.js';
+import { $, state, settings, api, toasts } from './js/app/context.js';
 import { ws, send, showConnection, connShown } from './js/app/socket.js';
 import { onServerEvent } from './js/app/events.js';
 import { start, pause, resume, end, sendText, cancelReply, setSessionStatus, wireSession } from './js/app/session.js';
@@ -65,6 +65,7 @@ onLangChange(() => {
   dashboard.render();
   presence.render();
   relabelPtt();
+  toasts.relabel();
   $('set-lang').value = getLang();
   $('lang-toggle').lang = getLang() === 'ko' ? 'en' : 'ko';
   document.title = t('app.title');

@@ -2,6 +2,8 @@
 // warnings and notes to a role=status region. Nothing is shown only in the console.
 // The same message repeated while its toast is on screen bumps a counter instead of stacking
 // (the server answers every bad frame, so a fault can repeat 50 times a second).
+// A toast's text may be a function of the interface language: relabel() redraws the toasts
+// on screen in the new language when it changes.
 
 import { t } from '../i18n.js';
 
@@ -10,15 +12,22 @@ export class Toasts {
     this.polite = politeRegion;
     this.alert = alertRegion;
     this.statusLine = statusLine;
-    this.live = new Map(); // key -> {el, count, timer}
+    this.live = new Map(); // key -> {el, count, timer, kind, words, text}
+  }
+
+  static labelOf(kind) {
+    return `${t(kind === 'error' ? 'toast.error' : kind === 'warning' ? 'toast.warning' : 'toast.info')}: `;
   }
 
   /**
    * @param {'error'|'warning'|'info'} kind
-   * @param {string} text plain words for the user
+   * @param {string | (() => string)} message plain words for the user, or a function giving
+   *   them in the current interface language (redrawn by relabel())
    * @param {{sticky?: boolean, detail?: string}} [opts]
    */
-  show(kind, text, opts = {}) {
+  show(kind, message, opts = {}) {
+    const words = typeof message === 'function' ? message : () => message;
+    const text = words();
     const key = `${kind}|${text}|${opts.detail || ''}`;
     const ttl = kind === 'error' ? 12000 : 8000;
     const existing = this.live.get(key);
@@ -35,7 +44,7 @@ export class Toasts {
     const el = document.createElement('div');
     el.className = `toast toast-${kind}`;
     const label = document.createElement('strong');
-    label.textContent = `${t(kind === 'error' ? 'toast.error' : kind === 'warning' ? 'toast.warning' : 'toast.info')}: `;
+    label.textContent = Toasts.labelOf(kind);
     const msg = document.createElement('span');
     msg.className = 'toast-text';
     msg.textContent = text;
@@ -52,13 +61,13 @@ export class Toasts {
     close.textContent = '×';
     el.append(close);
 
-    const entry = { el, counter, count: 1, timer: null };
+    const entry = { el, label, msg, counter, close, count: 1, timer: null, kind, words, text, key };
     entry.remove = () => {
       clearTimeout(entry.timer);
       el.remove();
-      this.live.delete(key);
+      this.live.delete(entry.key);
       // The status line mirrors the newest toast still on screen.
-      if (this.statusLine && this.statusLine.textContent === text) {
+      if (this.statusLine && this.statusLine.textContent === entry.text) {
         const last = [...document.querySelectorAll('.toast .toast-text')].pop();
         this.statusLine.textContent = last ? last.textContent : '';
       }
@@ -79,5 +88,23 @@ export class Toasts {
       this.statusLine.dataset.kind = kind;
     }
     return el;
+  }
+
+  /** The interface language changed: the toasts on screen (and the status line) say the same
+   * things in the new language. */
+  relabel() {
+    const entries = [...this.live.values()];
+    this.live.clear();
+    for (const e of entries) {
+      const before = e.text;
+      e.text = e.words();
+      e.key = `${e.kind}|${e.text}|${e.el.title || ''}`;
+      e.label.textContent = Toasts.labelOf(e.kind);
+      e.msg.textContent = e.text;
+      if (e.count > 1) e.counter.textContent = ` ${t('toast.repeat', { n: e.count })}`;
+      e.close.setAttribute('aria-label', t('toast.close'));
+      if (this.statusLine && this.statusLine.textContent === before) this.statusLine.textContent = e.text;
+      this.live.set(e.key, e);
+    }
   }
 }

@@ -77,7 +77,7 @@ export const player = new ReplyPlayer({
     if (kind === 'blocked') {
       if (!blockedShown) {
         blockedShown = true;
-        report('warning', t('err.audio.blocked'), { code: 'autoplay_blocked' });
+        report('warning', () => t('err.audio.blocked'), { code: 'autoplay_blocked' });
       }
       document.addEventListener(
         'pointerdown',
@@ -88,7 +88,7 @@ export const player = new ReplyPlayer({
         { once: true },
       );
     } else {
-      report('warning', t('err.audio.decode'), { code: 'audio_decode' });
+      report('warning', () => t('err.audio.decode'), { code: 'audio_decode' });
     }
   },
 });

@@ -98,10 +98,12 @@ export function recordProblem(entry) {
   cap(state.errors, { ...entry, count: 1, at: Date.now() });
 }
 
-/** A problem noticed by the page itself (mic denied, server unreachable, ...). */
-export function report(kind, text, extra = {}) {
+/** A problem noticed by the page itself (mic denied, server unreachable, ...). ``words`` is
+ * a function giving the message in the current interface language (or a fixed string). */
+export function report(kind, words, extra = {}) {
+  const text = typeof words === 'function' ? words() : words;
   recordProblem({ kind: kind === 'client' ? 'client' : kind, code: extra.code || null, message: extra.message || text, fatal: !!extra.fatal, text });
-  toasts.show(kind === 'client' ? 'error' : kind, text, { sticky: !!extra.fatal, detail: extra.detail });
+  toasts.show(kind === 'client' ? 'error' : kind, words, { sticky: !!extra.fatal, detail: extra.detail });
 }
 
 /** A failed REST call in the interface language: the server's `code` when it sent one and the
@@ -109,12 +111,14 @@ export function report(kind, text, extra = {}) {
 export function restError(what, err) {
   const code = err && err.data && typeof err.data.code === 'string' ? err.data.code : null;
   const message = err && err.message ? err.message : String(err);
-  let text;
-  if (err && (err.status === 401 || err.status === 403) && !(code && has(`code.${code}`))) text = t('code.unauthorized');
-  else if (code && has(`code.${code}`)) text = t(`code.${code}`);
-  else if (err && err.status === 0) text = t('err.rest.offline', { what: t(has(`what.${what}`) ? `what.${what}` : what) });
-  else text = t('err.rest', { what: t(has(`what.${what}`) ? `what.${what}` : what), message: err && err.status ? `HTTP ${err.status}` : '' });
-  report('error', text, { code: code || (err && err.status ? `http_${err.status}` : 'network'), message, detail: message });
+  const thing = () => t(has(`what.${what}`) ? `what.${what}` : what);
+  const words = () => {
+    if (err && (err.status === 401 || err.status === 403) && !(code && has(`code.${code}`))) return t('code.unauthorized');
+    if (code && has(`code.${code}`)) return t(`code.${code}`);
+    if (err && err.status === 0) return t('err.rest.offline', { what: thing() });
+    return t('err.rest', { what: thing(), message: err && err.status ? `HTTP ${err.status}` : '' });
+  };
+  report('error', words, { code: code || (err && err.status ? `http_${err.status}` : 'network'), message, detail: message });
 }
 
 /** A plain link cannot send the Authorization header: the HTML report with the token in the

@@ -53,7 +53,7 @@ export async function startMic() {
   } catch (err) {
     const msg = err && err.name === 'AbortError' ? String(err.message) : `${err && err.name ? err.name : ''} ${err && err.message ? err.message : ''}`.trim();
     const key = err instanceof DOMException && /worklet|AudioWorklet/i.test(String(err.message)) ? 'err.worklet' : 'err.mic.denied';
-    report('client', t(key, { message: msg }), { code: 'mic_failed', message: msg });
+    report('client', () => t(key, { message: msg }), { code: 'mic_failed', message: msg });
     syncMicUi();
     return false;
   }

@@ -68,7 +68,7 @@ export async function loadVoices() {
   } catch (err) {
     voices = [];
     // Not fatal: the persona default voice still works. Say so once, quietly.
-    report('warning', t('err.rest', { what: t('what.voices'), message: err.status ? `HTTP ${err.status}` : '—' }), { code: 'voices_unavailable', detail: err.message });
+    report('warning', () => t('err.rest', { what: t('what.voices'), message: err.status ? `HTTP ${err.status}` : '—' }), { code: 'voices_unavailable', detail: err.message });
   }
   renderVoices();
 }

@@ -93,23 +93,24 @@ export function onServerProblem(kind, msg) {
   if (kind === 'error' && msg.fatal && code === 'session_not_found' && state.sessionId) {
     // The old session cannot be resumed: when the socket closes, start a fresh one.
     recordProblem({ kind, code, message: msg.message || '', fatal: true, text: t('code.session_not_found') });
-    toasts.show('warning', t('code.session_not_found'), { detail: msg.message });
+    toasts.show('warning', () => t('code.session_not_found'), { detail: msg.message });
     state.sessionId = null;
     restart.fresh = true;
     return;
   }
   // The server's English message is shown as is only in English; in Korean an unknown code
   // gets a Korean sentence and the message moves to the hover text (one language per line).
-  const friendly = code && has(`code.${code}`)
+  const friendly = () => code && has(`code.${code}`)
     ? t(`code.${code}`)
     : getLang() === 'en'
       ? msg.message || code || kind
       : t(kind === 'warning' ? 'err.server.warning' : 'err.server.error');
-  const detail = friendly !== msg.message && msg.message ? msg.message : undefined;
   const fatal = kind === 'error' && !!msg.fatal;
-  const text = fatal ? t('err.fatal', { message: friendly }) : friendly;
-  recordProblem({ kind, code: code || null, message: msg.message || '', fatal, text });
-  toasts.show(kind, text, { sticky: fatal, detail });
+  const words = () => (fatal ? t('err.fatal', { message: friendly() }) : friendly());
+  // the server's own message on hover (in any language the toast is later redrawn in)
+  const detail = msg.message || undefined;
+  recordProblem({ kind, code: code || null, message: msg.message || '', fatal, text: words() });
+  toasts.show(kind, words, { sticky: fatal, detail });
   if (code === 'not_supported') {
     // Stop sending what the server cannot take (it answers every frame with this error).
     const m = String(msg.message || '');
@@ -149,7 +150,7 @@ export function setSessionStatus(s) {
 export function start() {
   const persona = $('persona-select').value || settings.get('persona');
   if (!persona) {
-    report('error', t('err.noPersona'), { code: 'no_persona' });
+    report('error', () => t('err.noPersona'), { code: 'no_persona' });
     return false;
   }
   if (['connecting', 'live', 'paused'].includes(state.sessionStatus)) return false;
@@ -204,11 +205,11 @@ export function sendText(text) {
   const s = String(text || '').trim();
   if (!s) return false;
   if (!state.connected) {
-    report('error', t('err.notConnected'), { code: 'not_connected' });
+    report('error', () => t('err.notConnected'), { code: 'not_connected' });
     return false;
   }
   if (state.sessionStatus === 'paused') {
-    report('warning', t('code.session_paused'), { code: 'session_paused' });
+    report('warning', () => t('code.session_paused'), { code: 'session_paused' });
     return false;
   }
   send('input_text', { text: s });

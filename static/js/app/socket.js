@@ -88,7 +88,7 @@ export const ws = new WsClient({
       showConnection(state.sessionStatus === 'ended' ? 'ended' : 'closed');
       if (state.sessionStatus !== 'ended') {
         setSessionStatus('idle');
-        report('error', t('err.ws.gaveup'), { code: 'ws_unreachable' });
+        report('error', () => t('err.ws.gaveup'), { code: 'ws_unreachable' });
       }
     }
     updateButtons();

@@ -33,7 +33,7 @@ async function startCapture(capture, fpsKey, fallbackFps, errKey, code) {
   try {
     await capture.start(Number(settings.get(fpsKey)) || fallbackFps);
   } catch (err) {
-    report('client', t(errKey, { message: err && err.message ? err.message : String(err) }), { code });
+    report('client', () => t(errKey, { message: err && err.message ? err.message : String(err) }), { code });
   }
   syncVisionUi();
 }

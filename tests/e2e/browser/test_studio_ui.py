@@ -274,7 +274,8 @@ async def test_dashboard_draws_the_usage_of_a_date_range(
     assert dash["personas"] == ["emma"]  # by id; the table shows the name
     assert await s.page.is_hidden("#studio-view")
     totals = await s.page.text_content("#dash-totals")
-    assert "language model calls" in totals
+    assert "language model calls" in totals and "memory calls" in totals
+    assert "(0 replies cut short, counted too)" in totals
     # The charts with data have bars (pixels of the first series' colour), the rest say so.
     coloured = await s.page.evaluate(
         """() => Object.fromEntries([...document.querySelectorAll('#dash-charts figure')].map((f) => {
@@ -620,3 +621,49 @@ async def test_speaking_first_choices_are_saved_and_follow_the_live_session(
     assert saved["proactive_vision"] is True and saved["timezone"]
     assert r.status_code == 409 and "mode off" in r.json()["detail"]
     await end(s)
+
+
+async def test_toasts_on_screen_switch_language_with_the_page(
+    open_studio: OpenStudio, ui_server: ServerThread
+):
+    """Toasts already shown say the same thing in the new language after a switch: the
+    page's own problems, a server error by its code, their labels, repeat counts, the close
+    button and the status line; the server's wording stays on hover."""
+    s = await open_studio(ui_server, "polyglot", mic="silence", audio="none")
+    for _ in range(2):  # the same problem twice: one toast, counted
+        await s.page.evaluate("() => window.studio.sendText('hello')")
+    await start(s)
+    await s.page.evaluate(
+        "() => window.studio.ws.sendJson({type: 'session.update', session: {persona: 'nobody'}})"
+    )
+    alerts = s.page.locator("#toasts-alert .toast")
+    await alerts.nth(1).wait_for(timeout=10_000)
+    texts = "() => [...document.querySelectorAll('#toasts-alert .toast')].map((t) => t.innerText)"
+
+    def shown(label: str, text: str, count: str = "") -> str:
+        return f"{label}: {text}{count}\n×"
+
+    assert await s.page.evaluate(texts) == [
+        shown("Error", "Not connected: start a session first.", " (×2)"),
+        shown("Error", "That persona does not exist on the server."),
+    ]
+    await s.page.click("#lang-toggle")
+    await s.page.wait_for_function("() => document.documentElement.lang === 'ko'")
+    assert await s.page.evaluate(texts) == [
+        shown("오류", "연결되어 있지 않습니다. 먼저 세션을 시작하세요.", " (×2)"),
+        shown("오류", "서버에 그런 페르소나가 없습니다."),
+    ]
+    assert await alerts.nth(0).locator(".toast-close").get_attribute("aria-label") == "닫기"
+    assert await alerts.nth(1).get_attribute("title") == "No persona with that id."
+    assert await s.page.text_content("#status-line") == "서버에 그런 페르소나가 없습니다."
+    # the same problem again, now in Korean: still one toast, counted on
+    await s.page.evaluate("() => window.studio.end()")
+    await s.wait("s.sessionStatus === 'ended'", what="the session to end")
+    await s.page.evaluate("() => window.studio.sendText('hello')")
+    assert (await s.page.evaluate(texts))[0] == shown(
+        "오류", "연결되어 있지 않습니다. 먼저 세션을 시작하세요.", " (×3)"
+    )
+    await s.page.click("#lang-toggle")  # and back
+    assert (await s.page.evaluate(texts))[1] == shown(
+        "Error", "That persona does not exist on the server."
+    )
