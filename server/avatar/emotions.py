@@ -38,6 +38,8 @@ DEFAULT_MARKS = {e: f"[{e}]" for e in EMOTIONS}
 MAX_TAG = 24  # "[...]" longer than this is ordinary text
 _TAG = re.compile(r"\[([A-Za-z가-힣][A-Za-z가-힣_-]{0,20})\]")
 _TAG_PREFIX = re.compile(r"\[[A-Za-z가-힣][A-Za-z가-힣_-]{0,20}\Z|\[\Z")
+_BLANK = " \t\r\f\v"
+_ENDS = frozenset(".!?…~。！？\n")  # what a sentence start follows
 _VS16 = "\ufe0f"  # the emoji presentation selector: "☺️" and "☺" are one mark
 
 
@@ -78,6 +80,7 @@ class MarkFilter:
         self._start = re.compile(f"[{re.escape(starts)}]")
         self._buf = ""
         self._last = ""  # the last character given out (a space after a mark is dropped)
+        self._seen = ""  # the last one that is not a space or tab (newlines count)
         self._after_mark = False
 
     def push(self, delta: str) -> list[str | Mark]:
@@ -86,7 +89,7 @@ class MarkFilter:
 
     def flush(self) -> list[str | Mark]:
         out = self._drain(final=True)
-        self._buf, self._last, self._after_mark = "", "", False
+        self._buf, self._last, self._seen, self._after_mark = "", "", "", False
         return out
 
     def _drain(self, final: bool) -> list[str | Mark]:
@@ -99,6 +102,7 @@ class MarkFilter:
                 j = n if nxt is None else nxt.start()
                 text.append(buf[i:j])
                 self._last = buf[j - 1]
+                self._seen = buf[i:j].rstrip(_BLANK)[-1:] or self._seen
                 i = j
                 continue
             found = self._mark_at(buf, i, final)
@@ -123,6 +127,8 @@ class MarkFilter:
                 self._after_mark = False
             text.append(ch)
             self._last = ch
+            if ch not in _BLANK:
+                self._seen = ch
         self._buf = buf[i:]
         if text:
             out.append("".join(text))
@@ -139,7 +145,12 @@ class MarkFilter:
                 return None
         if rest[0] == "[":
             if (tag := _TAG.match(rest)) is not None:
-                return tag.end(), Mark(emotion_of_tag(tag.group(1)))
+                emotion = emotion_of_tag(tag.group(1))
+                # a tag we do not know is a mark only where marks go, at a sentence start
+                # ("[whispers] Come here."); inside one it is text ("press [Enter] now")
+                if emotion is not None or not self._seen or self._seen in _ENDS:
+                    return tag.end(), Mark(emotion)
+                return 1, None
             if not final and len(rest) < MAX_TAG and _TAG_PREFIX.match(rest):
                 return None
         return 1, None

@@ -59,8 +59,14 @@ def test_ordinary_brackets_and_unknown_tags() -> None:
     for s in ("Item [1] costs 3.", "See [a b].", "An open [bracket", "[", "x [hap"):
         for pieces in every_split(s):
             assert run(pieces) == (s, []), pieces
-    # a tag we do not know is never read out, and sets no emotion
+    # a tag we do not know, where marks go (a sentence start), is never read out and sets
+    # no emotion; inside a sentence it is text
     assert run(["[whispers] Come closer."]) == ("Come closer.", [(0, None)])
+    assert run(["Done.\n[sighs] Bye."]) == ("Done.\nBye.", [(6, None)])
+    for s in ("Press [Enter] to go on.", "Click [OK], then [Save]."):
+        for pieces in every_split(s):
+            assert run(pieces) == (s, []), pieces
+    assert run(["Press [Enter]. [Sad] Oh."]) == ("Press [Enter]. Oh.", [(15, "sad")])
     assert run(["[excited] Yes! [annoyed] No."]) == ("Yes! No.", [(0, "happy"), (5, "angry")])
     assert run(["[기", "쁨] 좋아요! [슬픔]아쉽네요."]) == (
         "좋아요! 아쉽네요.",
