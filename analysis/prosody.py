@@ -15,7 +15,6 @@ import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
-import parselmouth
 
 FRAME_S = 0.025  # energy analysis window
 HOP_S = 0.010  # energy and pitch frame step
@@ -323,6 +322,8 @@ def _pitch(
     """Praat autocorrelation pitch; empty arrays when the clip is too short to track."""
     if x.size < 3.0 / floor * sr + 1:
         return np.zeros(0), np.zeros(0)
+    import parselmouth  # on first use (about 67 MB): a server nobody speaks to never loads it
+
     try:
         pitch = parselmouth.Sound(x, sampling_frequency=sr).to_pitch(
             time_step=step, pitch_floor=floor, pitch_ceiling=ceiling

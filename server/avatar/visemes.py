@@ -10,9 +10,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import parselmouth  # imported with the server: its first import takes ~1 s
+
+_praat: Any = None
+
+
+def praat() -> Any:
+    """parselmouth, imported on first use: about 67 MB, and ~1 s the first time, so a
+    server whose sessions speak no audio never loads it (SpeechOut warms it in a thread as
+    a reply with visemes starts)."""
+    global _praat
+    if _praat is None:
+        import parselmouth
+
+        _praat = parselmouth
+    return _praat
+
 
 VISEMES = ("aa", "ih", "ou", "ee", "oh")
 FRAME_S = 0.02  # one mouth shape per 20 ms: within half a frame (10 ms) of the audio
@@ -66,7 +81,7 @@ def frame_visemes(pcm16: bytes, rate: int) -> list[tuple[str | None, float]]:
     out: list[tuple[str | None, float]] = [(None, 0.0)] * n
     if not loud.any() or x.size < 2 * hop:
         return out
-    snd = parselmouth.Sound(x, sampling_frequency=rate)
+    snd = praat().Sound(x, sampling_frequency=rate)
     formants = snd.to_formant_burg(
         time_step=FRAME_S, max_number_of_formants=5, maximum_formant=MAX_FORMANT_HZ
     )

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from server.avatar.emotions import expression
-from server.avatar.visemes import Keyframe, viseme_keyframes
+from server.avatar.visemes import Keyframe, praat, viseme_keyframes
 from server.logging import get_logger
 from server.pipelines.chunker import EmotionTrack, SentenceChunker, speakable
 from server.providers.tts.base import AudioChunk, TTSError, TTSProvider
@@ -190,6 +190,8 @@ class SpeechOut:
     async def run(self) -> None:
         """Until finish(): synthesize ahead, send in order. TTS failure stops the audio
         (``error`` says why) but never the text reply."""
+        if self._on_visemes is not None:  # loaded while the first sentence is synthesized
+            self._warm = asyncio.ensure_future(asyncio.to_thread(praat))
         order: asyncio.Queue[tuple[str, str | None, asyncio.Queue[Any]] | None] = asyncio.Queue()
         ahead = asyncio.Semaphore(_MAX_AHEAD)
         synths: list[asyncio.Task[None]] = []

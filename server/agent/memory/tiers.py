@@ -9,8 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from qdrant_client import models
-
 BATCH = 256
 
 
@@ -31,6 +29,8 @@ def move_points(src: Any, dst: Any, ids: list[str]) -> int:
     points = _points(src, ids)
     if not points:
         return 0
+    from qdrant_client import models  # only with memory on: not loaded with the server
+
     dst_client, dst_name = _collection(dst)
     dst_client.upsert(
         dst_name,
