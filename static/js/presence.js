@@ -40,6 +40,7 @@ export class Presence {
     this.buf = null;
     this.level = 0;
     this.timelines = new Map(); // responseId -> [{keys, emotion, ms}] by 0x11 seq
+    this.typed = null; // the last emotion marked in a reply's text
     this.rx = CLOSED[0];
     this.ry = CLOSED[1];
     Object.assign(this.state, { viseme: null, emotion: null, source: 'level', trace: [], timeline: null });
@@ -72,6 +73,12 @@ export class Presence {
 
   render() {
     this.label.textContent = t(`presence.${this.state.state}`);
+  }
+
+  /** The emotion the persona marked in a reply's text (response.emotion): shown while
+   * no audio is played (a text-only session); with audio, the timelines carry it. */
+  markEmotion(emotion) {
+    this.typed = emotion || null;
   }
 
   /** The mouth timeline of 0x11 chunk `seq` of a reply (response.audio.visemes). */
@@ -171,7 +178,8 @@ export class Presence {
     const st = this.state;
     st.source = shape ? 'visemes' : 'level';
     st.viseme = shape ? shape.viseme : null;
-    const emotion = shape ? shape.emotion : playing ? st.emotion : null;
+    const silent = !this.player.enabled || this.player.format.format === 'none';
+    const emotion = shape ? shape.emotion : playing ? st.emotion : silent ? this.typed || null : null;
     if (emotion !== st.emotion) {
       st.emotion = emotion;
       if (emotion) this.root.dataset.emotion = emotion;

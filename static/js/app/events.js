@@ -66,6 +66,7 @@ export function handleEvent(msg) {
       r.status = 'in_progress';
       state.lastResponseId = msg.response_id;
       conversation.replyStart(msg.response_id);
+      presence.markEmotion(null); // a new reply: its own marks decide
       if (!player.busy) presence.set('thinking');
       syncStopButton();
       break;
@@ -76,6 +77,9 @@ export function handleEvent(msg) {
       conversation.replyDelta(msg.response_id, msg.delta || '');
       break;
     }
+    case 'response.emotion':
+      presence.markEmotion(msg.emotion);
+      break;
     case 'response.audio.visemes':
       presence.addVisemes(msg.response_id, msg.seq, msg.keyframes, msg.emotion);
       break;

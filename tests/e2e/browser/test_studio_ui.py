@@ -203,9 +203,13 @@ async def test_history_names_search_report_link_and_delete(
 ):
     s = await open_studio(ui_server, "historian", mic="silence", audio="none")
     for words in ("Let us plan a trip to Busan", "What should I cook tonight"):
-        browser_llm.queue_reply("Sounds good.")
+        browser_llm.queue_reply(tokens=["[hap", "py] Sounds ", "good."])  # a mark, split
         await start(s)
-        await typed_turn(s, words)
+        reply = await typed_turn(s, words)
+        # the mark is the face's emotion (no audio here), never text on the page
+        assert reply["text"] == "Sounds good."
+        assert await s.page.get_attribute("#presence", "data-emotion") == "happy"
+        assert "[" not in await s.page.text_content("#conversation-panel")
         await end(s)
     info = await s.page.text_content("#session-info")
     assert info.startswith("With Emma Clarke since ") and info.endswith(" · Ended"), info
