@@ -35,7 +35,7 @@ import { start, pause, resume, end, sendText, cancelReply, setSessionStatus, wir
 import { player, presence } from './js/app/audio-out.js';
 import { startMic, stopMic, setMuted, pttDown, pttUp, syncMicUi, relabelPtt, wireMic } from './js/app/mic-ui.js';
 import { startCamera, stopCamera, startScreen, stopScreen, syncVisionUi, wireVision } from './js/app/vision-ui.js';
-import { perception, historyPanel, conversation, wirePanels } from './js/app/panels.js';
+import { perception, historyPanel, conversation, remindersPanel, wirePanels } from './js/app/panels.js';
 import { loadPersonas, loadVoices, renderPersonaCard, renderVoices, wirePersonas } from './js/app/personas.js';
 import { loadServerDefaults, fillSettingsForm, wireSettingsForm } from './js/app/settings-panel.js';
 import { liveStatus } from './js/app/health.js';
@@ -60,6 +60,7 @@ onLangChange(() => {
   renderVoices();
   perception.render();
   historyPanel.render();
+  remindersPanel.relabel();
   conversation.relabel();
   liveStatus.render();
   dashboard.render();

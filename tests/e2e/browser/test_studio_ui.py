@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -671,3 +672,58 @@ async def test_toasts_on_screen_switch_language_with_the_page(
     assert (await s.page.evaluate(texts))[1] == shown(
         "Error", "That persona does not exist on the server."
     )
+
+
+async def test_recurring_reminders_are_made_listed_and_cancelled_in_the_studio(
+    open_studio: OpenStudio, ui_server: ServerThread
+):
+    """Every day / every week at a time, in the browser's time zone: listed in words in the
+    interface language, cancelled from the list; the form fits a phone."""
+    s = await open_studio(ui_server, "planner", mic="silence", audio="none")
+    page = s.page
+    await page.click("#reminders-details > summary")
+    await page.locator("#reminder-list li.muted").wait_for(timeout=5000)
+    assert await page.is_hidden("#reminder-at") and await page.is_visible("#reminder-minutes")
+    await page.select_option("#reminder-repeat", "weekly")
+    assert await page.is_visible("#reminder-at") and await page.is_visible("#reminder-weekday")
+    assert await page.is_hidden("#reminder-minutes")
+    await page.select_option("#reminder-weekday", "tuesday")
+
+    async def add(text: str, at: str, listed: str) -> Any:
+        await page.fill("#reminder-text", text)
+        await page.fill("#reminder-at", at)
+        await page.click("#reminder-add")
+        item = page.locator("#reminder-list .reminder-item", has_text=text)
+        await item.wait_for(timeout=5000)
+        assert (await item.locator(".reminder-due").inner_text()).startswith(listed)
+        return item
+
+    bins = await add("Bins out", "19:00", "Every Tuesday at 19:00 · next: ")
+    await page.select_option("#reminder-repeat", "daily")
+    assert await page.is_hidden("#reminder-weekday")
+    await add("Stretch", "07:30", "Every day at 07:30 · next: ")
+    zone = await page.evaluate("() => Intl.DateTimeFormat().resolvedOptions().timeZone")
+    async with httpx.AsyncClient(
+        base_url=ui_server.url, headers={"Authorization": "Bearer planner"}
+    ) as h:
+        stored = (await h.get("/v1/reminders")).json()["reminders"]
+    assert {r["text"]: r["repeat"] for r in stored} == {
+        "Bins out": {"every": "weekly", "at": "19:00", "weekday": "tuesday", "time_zone": zone},
+        "Stretch": {"every": "daily", "at": "07:30", "weekday": None, "time_zone": zone},
+    }
+    await page.click("#lang-toggle")
+    await page.wait_for_function("() => document.documentElement.lang === 'ko'")
+    assert (await bins.locator(".reminder-due").inner_text()).startswith(
+        "매주 화요일 19:00 · 다음: "
+    )
+    await page.set_viewport_size({"width": 390, "height": 844})
+    found = await page.evaluate(OVERFLOWS)
+    assert found["out"] == [] and found["scroll"] <= found["w"], found
+    await page.locator("#reminders-panel").screenshot(path=shot("ui-reminders-recurring.png"))
+    await bins.get_by_role("button", name='알림 "Bins out" 취소').click()
+    await bins.wait_for(state="detached", timeout=5000)
+    async with httpx.AsyncClient(
+        base_url=ui_server.url, headers={"Authorization": "Bearer planner"}
+    ) as h:
+        left = (await h.get("/v1/reminders", params={"status": "pending"})).json()["reminders"]
+    assert [r["text"] for r in left] == ["Stretch"]
