@@ -260,12 +260,12 @@ async def test_token_mode_the_token_decides(server_factory: Factory, llm: FakeOp
 async def test_heartbeat_closes_a_silent_client_with_4000(
     server_factory: Factory, llm: FakeOpenAI
 ) -> None:
-    srv = server_factory(llm, **DMP, dmp_ping_interval_s=0.3, dmp_pong_timeout_s=0.3)
+    srv = server_factory(llm, **DMP, dmp_ping_interval_s=0.3, dmp_pong_timeout_s=1.0)
     silent = await DmpClient.open(config(srv), answer_pings=False)
     alive = await DmpClient.open(config(srv))
     ping = await silent.wait_for("ping")
     assert list(ping) == ["type", "id", "timestamp", "_t"]
-    code, _ = await asyncio.wait_for(silent.closed, 5)
+    code, _ = await asyncio.wait_for(silent.closed, 10)
     assert code == 4000
     await asyncio.sleep(1.0)
     assert len(alive.of_type("ping")) >= 2 and not alive.closed.done()
