@@ -186,3 +186,38 @@ async def test_liveness_recovers_its_own_at_start_and_silent_replicas_later(stor
         assert mine is not None and mine.status == "active"  # our heartbeat kept it
     finally:
         await live.close()
+
+
+async def test_sqlite_concurrent_writes_share_commits_and_each_is_stored_when_it_returns(
+    tmp_path: Path,
+) -> None:
+    """Group commit (SQLiteStore._write): many writers at once, one failing among them.
+    Each write that returned is visible to another connection at that moment (committed,
+    not just written); the failing one is undone alone, the others are all stored."""
+    store = SQLiteStore(tmp_path)
+    await store.open()
+    try:
+        s = await store.create_session(A, "emma")
+        seen = sqlite3.connect(tmp_path / "desktopmate.sqlite3")
+
+        def committed(mid: str) -> bool:
+            row = seen.execute("SELECT 1 FROM messages WHERE id = ?", (mid,)).fetchone()
+            return row is not None
+
+        first = await store.add_message(A, s.id, "emma", "user", "first")
+
+        async def write(n: int) -> str:
+            mid = first.id if n == 7 else new_id()  # 7: a duplicate id fails in the INSERT
+            await store.add_message(A, s.id, "emma", "user", f"line {n}", message_id=mid)
+            assert committed(mid)  # acknowledged means stored
+            return mid
+
+        results = await asyncio.gather(*(write(n) for n in range(40)), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        assert len(failed) == 1 and isinstance(failed[0], sqlite3.IntegrityError)
+        stored = await store.list_messages(A, s.id)
+        assert {m.id for m in stored} == {first.id} | {r for r in results if isinstance(r, str)}
+        assert len(stored) == 40 and stored[0].content == "first"  # 39 new, the first intact
+        seen.close()
+    finally:
+        await store.close()
