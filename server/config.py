@@ -108,7 +108,7 @@ class Settings(BaseSettings):
 
     # --- screen tasks, desktop mode (server/tasks/desktop.py) ------------------------------
     task_desktop_execute: bool = False  # the server clicks and types approved actions itself
-    task_desktop_settle_ms: int = Field(default=700, ge=0, le=10_000)  # then grabs the screen
+    task_desktop_settle_ms: int = Field(default=2000, ge=0, le=10_000)  # wait for a change
 
     # --- MCP tools and approvals (server/agent/mcp.py, approvals.py; issue 20) ---------
     mcp_config: Path | None = None  # {"mcpServers": {...}} JSON file; unset: no MCP tools

@@ -166,8 +166,22 @@ class TaskRunner(TaskSteps, TaskFeed):
             raise TaskError(
                 503, "desktop_unavailable", f"The action was not performed: {e}."
             ) from None
-        await asyncio.sleep(s.task_desktop_settle_ms / 1000)
-        await self.confirm(task_id, action.id, True, await self._grab_here())
+        await self.confirm(task_id, action.id, True, await self._screen_after(action))
+
+    async def _screen_after(self, action: TaskActionRecord) -> bytes:
+        """This machine's screen once it changed after the action (grabbed every 100 ms), or
+        as it is after TASK_DESKTOP_SETTLE_MS (the verification then says nothing changed)."""
+        live = self.live
+        before = live.thumb if live is not None and live.pending is action else None
+        deadline = time.monotonic() + self.settings.task_desktop_settle_ms / 1000
+        while True:
+            await asyncio.sleep(0.1)
+            after = await self._grab_here()
+            if before is None or time.monotonic() >= deadline:
+                return after
+            _, diff = await self._check_screen(before, after)
+            if diff is None or diff.changed:
+                return after
 
     async def _grab_here(self) -> bytes:
         try:

@@ -89,7 +89,7 @@ async def test_the_server_clicks_the_approved_action_on_its_own_display(
             ]
         )
         llm.set_default(vlm)
-        srv = server_factory(llm, task_desktop_execute=True, task_desktop_settle_ms=300)
+        srv = server_factory(llm, task_desktop_execute=True, task_desktop_settle_ms=5000)
         http = httpx.AsyncClient(base_url=srv.url, headers={"Authorization": "Bearer desk"})
         items = dict.fromkeys(CONSENT_ITEMS, True)
         assert (await http.post("/v1/users/consent", json={"items": items})).status_code == 200
