@@ -29,7 +29,6 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.runnables import RunnableConfig
-from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
@@ -43,7 +42,7 @@ from server.agent.wire import to_ai_message, to_openai
 from server.avatar.emotions import Mark, MarkFilter, strip_marks
 from server.logging import get_logger
 from server.providers.chat_stream import ChatStream
-from server.providers.llm import LLMNotConfigured
+from server.providers.llm import LazyChatModel, LLMNotConfigured
 from server.providers.usage_meter import TurnMeter
 from server.store.base import utcnow
 
@@ -137,7 +136,7 @@ class TurnFinished:
 class Agent:
     def __init__(
         self,
-        llm: ChatOpenAI | None,
+        llm: LazyChatModel | None,
         memory: LongTermMemory,
         checkpointer: BaseCheckpointSaver,
         history_messages: int = 24,

@@ -1,12 +1,18 @@
-"""Chat model at any OpenAI-compatible endpoint, through langchain-openai."""
+"""Chat model at any OpenAI-compatible endpoint: the turn's lean stream (chat_stream.py),
+and langchain-openai's ChatOpenAI for the calls off the turn's path."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import TYPE_CHECKING, Any
+
 import httpx
-from langchain_openai import ChatOpenAI
 
 from server.config import Settings, secret
 from server.providers.chat_stream import ChatStream
+
+if TYPE_CHECKING:
+    from langchain_openai import ChatOpenAI
 
 
 class LLMNotConfigured(RuntimeError):
@@ -20,30 +26,52 @@ class LLMNotConfigured(RuntimeError):
         )
 
 
-def make_chat_model(settings: Settings) -> ChatOpenAI | None:
-    """One shared client per process; per-turn temperature/max_tokens are bound per call.
+class LazyChatModel:
+    """ChatOpenAI, built on its first call: langchain-openai (about 26 MB) is loaded only
+    when a call off the turn's path needs it (a screen task's spoken preview), and then in
+    a thread, not on the event loop."""
 
-    The openai SDK retries connection errors, 429 and 5xx with exponential backoff
-    (``max_retries`` retries after the first try)."""
-    if not settings.llm_configured:
-        return None
-    # Our own HTTP client: langchain-openai otherwise shares one per base_url across the
-    # process, bound to the first event loop that used it.
-    return ChatOpenAI(
-        http_async_client=httpx.AsyncClient(
-            timeout=settings.llm_timeout_s,
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        ),
-        model=settings.llm_model,
-        base_url=settings.llm_base_url,
-        api_key=secret(settings.llm_api_key) or "not-needed",
-        temperature=settings.llm_temperature,
-        max_completion_tokens=settings.llm_max_tokens,
-        timeout=settings.llm_timeout_s,
-        max_retries=settings.llm_max_retries,
-        streaming=True,
-        stream_usage=True,
-    )
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.model: ChatOpenAI | None = None
+
+    def _build(self) -> ChatOpenAI:
+        """One shared client per process; the openai SDK retries connection errors, 429
+        and 5xx with exponential backoff (``max_retries`` retries after the first try)."""
+        from langchain_openai import ChatOpenAI
+
+        s = self.settings
+        # Our own HTTP client: langchain-openai otherwise shares one per base_url across
+        # the process, bound to the first event loop that used it.
+        return ChatOpenAI(
+            http_async_client=httpx.AsyncClient(
+                timeout=s.llm_timeout_s,
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            ),
+            model=s.llm_model,
+            base_url=s.llm_base_url,
+            api_key=secret(s.llm_api_key) or "not-needed",
+            temperature=s.llm_temperature,
+            max_completion_tokens=s.llm_max_tokens,
+            timeout=s.llm_timeout_s,
+            max_retries=s.llm_max_retries,
+            streaming=True,
+            stream_usage=True,
+        )
+
+    async def ainvoke(self, *args: Any, **kwargs: Any) -> Any:
+        if self.model is None:
+            self.model = await asyncio.to_thread(self._build)
+        return await self.model.ainvoke(*args, **kwargs)
+
+    async def aclose(self) -> None:
+        client = getattr(self.model, "http_async_client", None)
+        if isinstance(client, httpx.AsyncClient):
+            await client.aclose()
+
+
+def make_chat_model(settings: Settings) -> LazyChatModel | None:
+    return LazyChatModel(settings) if settings.llm_configured else None
 
 
 def make_chat_stream(settings: Settings) -> ChatStream | None:
@@ -61,7 +89,6 @@ def make_chat_stream(settings: Settings) -> ChatStream | None:
     )
 
 
-async def close_chat_model(model: ChatOpenAI | None) -> None:
-    client = getattr(model, "http_async_client", None) if model is not None else None
-    if isinstance(client, httpx.AsyncClient):
-        await client.aclose()
+async def close_chat_model(model: LazyChatModel | None) -> None:
+    if model is not None:
+        await model.aclose()

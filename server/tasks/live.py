@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from langchain_openai import ChatOpenAI
-
 from server.personas import Persona
+from server.providers.llm import LazyChatModel
 from server.tasks.runner import Listener, TaskError, TaskRunner
 from server.tasks.views import preview_line
 from server.tasks.voice import phrase_preview
@@ -41,7 +40,7 @@ class Speaker(Protocol):
 
 async def speak_preview(
     speaker: Speaker,
-    llm: ChatOpenAI | None,
+    llm: LazyChatModel | None,
     persona: Persona,
     user_turns: int,
     preview: dict[str, Any],

@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from langchain_openai import ChatOpenAI
-
 from server.agent.prompts import build_system_prompt
 from server.avatar.emotions import strip_marks
 from server.logging import get_logger
 from server.personas import Persona
+from server.providers.llm import LazyChatModel
 from server.tasks.views import preview_line
 
 log = get_logger(__name__)
@@ -34,7 +33,7 @@ def phrase_request(preview: dict[str, Any]) -> str:
 
 
 async def phrase_preview(
-    llm: ChatOpenAI | None,
+    llm: LazyChatModel | None,
     persona: Persona,
     user_turns: int,
     preview: dict[str, Any],
