@@ -166,6 +166,10 @@ def make_server(
             "TTS_PROVIDER": "espeak",
             "DEFAULT_OUTPUT_AUDIO": args.format,
             "VAD_SILENCE_MS": str(args.silence_ms),
+            # this part measures the fixed-silence loop and duration barge-in it defines;
+            # semantic turns, backchannels and echo are bench/voice_turns.py (--turns)
+            "TURN_DETECTION": "server_vad",
+            "BARGE_IN_MODE": "duration",
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "json",
         }
@@ -961,6 +965,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--token-ms", type=float, default=20)
     ap.add_argument("--tokens", type=int, default=40, help="reply length (long: barge-in)")
     ap.add_argument("--quick", action="store_true", help="2 reps, 3 s only, no text turns")
+    ap.add_argument(
+        "--turns",
+        action="store_true",
+        help="the turn-taking targets instead (bench/voice_turns.py: semantic turns, "
+        "backchannels, stop phrases, echo, latency to first audio)",
+    )
+    ap.add_argument("--turns-n", type=int, default=20, help="trials per turn-taking row")
     ap.add_argument("--max-seconds", type=float, default=600, help="hard limit for the run")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (server log)")
     ap.add_argument("--raw", type=Path, help="also write every measurement to this JSON file")
@@ -1036,7 +1047,12 @@ async def amain(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return asyncio.run(amain(parse_args(argv)))
+    args = parse_args(argv)
+    if args.turns:
+        from bench import voice_turns
+
+        return voice_turns.main([f"--n={args.turns_n}", *(["--keep"] if args.keep else [])])
+    return asyncio.run(amain(args))
 
 
 if __name__ == "__main__":

@@ -19,8 +19,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from analysis.scoring import REPORT_VERSION, score_session, seed_feedback
 from server.api.deps import ServicesDep, UserDep
 from server.api.report_page import render_report_html
+from server.api.usage import percentiles
 from server.services import Services
 from server.store.base import MessageRecord, SessionRecord, utcnow
+from server.turns.latency import STEPS
 
 router = APIRouter(prefix="/v1/sessions", tags=["reports"])
 
@@ -74,7 +76,23 @@ async def compute_report(services: Services, user: str, rec: SessionRecord) -> d
         "created_at": now.timestamp(),  # seed 003: epoch seconds
         "html_url": f"/v1/sessions/{rec.id}/report.html",
         **report.to_dict(),
+        # what the user heard: end of speech -> each step of the reply, p50/p95 per step
+        "voice_latency": voice_latency(msgs),
         "feedback": seed_feedback(report),
+    }
+
+
+def voice_latency(msgs: list[MessageRecord]) -> dict[str, dict[str, float | int | None]]:
+    """p50/p95 of each step of the session's voice turns (end of speech -> first audio
+    played)."""
+    rows = [
+        m.timings
+        for m in msgs
+        if m.role == "assistant" and m.timings and m.timings.get("eos_to_transcript_ms") is not None
+    ]
+    return {
+        key: percentiles([float(t[key]) for t in rows if isinstance(t.get(key), int | float)])
+        for key in (*STEPS, "turn_cpu_ms")
     }
 
 

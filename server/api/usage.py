@@ -16,7 +16,8 @@ router = APIRouter(prefix="/v1/usage", tags=["usage"])
 
 MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 30
-LATENCIES = ("ttft_ms", "ttfa_ms")
+# voice turns add the latency the user hears (server/turns/latency.py)
+LATENCIES = ("ttft_ms", "ttfa_ms", "eos_to_first_audio_ms", "eos_to_played_ms")
 # hit / (hit + miss) pairs reported as rates
 HIT_RATES = {"vlm": ("vlm_cache_hits", "vlm_calls"), "tts": ("tts_cache_hits", "tts_cache_misses")}
 

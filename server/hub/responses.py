@@ -31,6 +31,7 @@ from server.providers.failures import llm_failure, paced
 from server.providers.llm import LLMNotConfigured
 from server.providers.usage_meter import TurnMeter
 from server.store.base import new_id
+from server.turns.latency import VoiceMarks, voice_timings, voice_usage
 
 
 @dataclass
@@ -54,6 +55,8 @@ class ActiveResponse:
     played: asyncio.Event = field(default_factory=asyncio.Event)
     playback_done: asyncio.Event = field(default_factory=asyncio.Event)
     done_sent: asyncio.Event = field(default_factory=asyncio.Event)  # response.done is out
+    voice: VoiceMarks | None = None  # a spoken turn: when the user stopped talking, etc.
+    llm_at: float | None = None  # monotonic, when the LLM turn was requested
     script: str | None = None  # a line the persona says on its own (no user turn, no LLM)
     trigger: str | None = None  # a proactive turn: what made the persona speak first
     tool_log: list[ToolRecord] = field(default_factory=list)  # tools that ran (agent fills)
@@ -102,6 +105,7 @@ class Responses(SessionCore):
         trigger: str | None = None,
         resumes: tuple[Any, Any] | None = None,
         answers: list[tuple[ClientCall, str]] | None = None,
+        voice: VoiceMarks | None = None,
     ) -> None:
         """Run one persona reply; a reply still streaming is cancelled first. A yes or no
         also answers the screen task's pending preview. The user's message is stored while
@@ -151,6 +155,7 @@ class Responses(SessionCore):
             trigger=trigger,
             resumes=resumes,
             answers=answers,
+            voice=voice,
         )
         self.response = resp
         resp.task = asyncio.create_task(self._run_response(resp))
@@ -290,6 +295,7 @@ class Responses(SessionCore):
             r.meter = ctx.meter
             self.user_turns += 1
             after = self.services.agent.client_exchange(r.answers) if r.answers else None
+            r.llm_at = time.monotonic()
             turn = (
                 self.services.agent.stream_turn(
                     self.user_id, self.record.thread_id, r.user_text, ctx, r.message_id, after
@@ -427,6 +433,10 @@ class Responses(SessionCore):
             "ttfa_ms": ms(r.first_audio_at, r.t0),
             "total_ms": ms(end, r.t0),
         }
+        if r.voice is not None:  # the latency the user hears (server/turns/latency.py)
+            timings |= voice_timings(
+                r.voice, r.llm_at, r.first_delta_at, r.first_audio_at, r.played_at
+            )
         # the meter also has a reply cut short (its usage chunk never came: estimated)
         usage = r.meter.totals() if r.meter is not None else finished.usage if finished else {}
         text = r.sent_text
@@ -450,7 +460,8 @@ class Responses(SessionCore):
                     "output_tokens": usage.get("output_tokens", 0),
                 }
                 | ({"estimated_tokens": n} if (n := usage.get("estimated_tokens", 0)) else {})
-                | ({"interrupted_replies": 1} if status == "cancelled" else {}),
+                | ({"interrupted_replies": 1} if status == "cancelled" else {})
+                | voice_usage(timings),
             )
         )
         await self.events.response_done(

@@ -21,6 +21,7 @@ from server.providers.vad import SileroVAD, VadEvent, VadStream
 from server.turns.echo import EchoCanceller
 from server.turns.endpoint import CAPS_MS, TurnConfig
 from server.turns.interrupt import OverReply
+from server.turns.latency import VoiceMarks
 from server.turns.semantic import SemanticTurns
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ class Utterance:
     t_start_ms: int
     t_end_ms: int
     ended_at: float  # monotonic, when end of speech was decided
+    speech_end_at: float | None = None  # monotonic, when the last speech audio arrived
+    turn_cpu_ms: float | None = None  # the end-of-turn model's CPU time at the final pause
 
 
 class PartialStabilizer:
@@ -344,7 +347,12 @@ class VoiceInput:
         spec = self._spec[1] if self._spec and self._spec[0] == ev.t_ms else None
         self._spec = None
         if audio.size:
-            utt = Utterance(item, audio, ev.onset_ms, ev.t_ms, time.monotonic())
+            now, t_ms = self._clock
+            speech_end_at = now - (t_ms - ev.t_ms) / 1000
+            utt = Utterance(item, audio, ev.onset_ms, ev.t_ms, time.monotonic(), speech_end_at)
+            pause = self.semantic.pause if self.semantic is not None else None
+            if pause is not None and pause.start_ms == ev.t_ms:
+                utt.turn_cpu_ms = pause.audio_cpu_ms
             s.spawn(self._final(utt, spec, over))
 
     async def _while_speaking(self) -> None:
@@ -415,6 +423,7 @@ class VoiceInput:
                 await s.error("stt_failed", str(e))
                 return
             text = t.text.strip()
+            done_at = time.monotonic()  # the final transcript is known
             if over is not None and not over.confirmed:
                 if not await self.judge.judge(over, text):
                     await self.judge.ignored(over, utt.item_id, text)
@@ -434,7 +443,10 @@ class VoiceInput:
             # transcript.done once start_turn stored the utterance; a protocol that replies
             # on request (Realtime without create_response) stores it when it asks
             if text and not s.paused and s.events.voice_starts_turns:
-                await s.start_turn(text, source="voice", announce=announce)
+                marks = VoiceMarks(
+                    utt.speech_end_at or utt.ended_at, utt.ended_at, done_at, utt.turn_cpu_ms
+                )
+                await s.start_turn(text, source="voice", announce=announce, voice=marks)
             else:  # no turn (nothing said, paused, or not yet asked): nothing stored yet
                 await announce()
             if text:

@@ -80,8 +80,12 @@ class SemanticTurns:
         # words are coming when the speculative decode of this pause started (it does not
         # when Whisper is still loading or failed to load: then the audio decides alone)
         words_coming = p.text is None and spec is not None and spec[0] == start
-        if p.decision is None and p.scored and model_done and silence >= self.text_after_ms:
-            if not words_coming or silence >= TEXT_WAIT_MS:
+        # words that come after a decision made without them decide again (a slow decode)
+        late_words = p.decision is not None and p.decision.text_p is None and p.text_p is not None
+        if late_words or (
+            p.decision is None and p.scored and model_done and silence >= self.text_after_ms
+        ):
+            if late_words or not words_coming or silence >= TEXT_WAIT_MS:
                 d = p.decide(self.cfg, gaze, stream.t_ms)
                 log.info(
                     "turn_decision",

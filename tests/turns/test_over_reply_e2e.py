@@ -52,7 +52,8 @@ async def test_backchannels_do_not_cancel_but_stop_does(
         # --turns counts those); words Whisper hears reliably keep this test deterministic
         mic.say(speak("Yeah."), 600)
         _, end = mic.say(speak("Okay, sure."), 900)
-        await listen(ws, mic, end, 2.0)
+        await ws.wait_for("input_audio.backchannel", timeout=30)
+        await listen(ws, mic, end, 1.0)
         assert not [e for e in ws.of_type("response.done") if e["response_id"] == rid]
         assert ws.of_type("input_audio.speech_started") == []
         assert ws.of_type("transcript.done") == []

@@ -6,6 +6,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import httpx
+
+from server.turns.latency import STEPS
 from tests.fakes.openai_server import FakeOpenAI
 from tests.mic import Mic
 from tests.server_harness import ServerThread, WsClient, open_ws
@@ -15,11 +18,13 @@ FIRST = "I would like to book a table for two at"
 SECOND = "seven in the evening, please."
 
 
-async def session(server: ServerThread, user: str, persona: str = "emma", **turn: Any) -> WsClient:
+async def session(
+    server: ServerThread, user: str, persona: str = "emma", audio: str = "none", **turn: Any
+) -> WsClient:
     ws = await open_ws(server, persona=persona, token=user)
     created = (await ws.wait_for("session.created"))["session"]
     assert created["turn_detection"]["type"] == "semantic"  # the default
-    update: dict[str, Any] = {"output_audio": "none"}
+    update: dict[str, Any] = {"output_audio": audio}
     if turn:
         update["turn_detection"] = turn
     await ws.send({"type": "session.update", "session": update})
@@ -37,7 +42,7 @@ async def settle(ws: WsClient, seconds: float) -> None:
 
 async def test_complete_sentence_is_answered(stt_ready: ServerThread, turn_llm: FakeOpenAI):
     turn_llm.queue_reply("Of course.")
-    ws = await session(stt_ready, "sem1")
+    ws = await session(stt_ready, "sem1", audio="pcm16")  # the mic plays it, reports it
     async with Mic(ws) as mic:
         mic.say(speak("Could you remind me to call my sister about the trip on Friday?"), 300)
         done = await ws.wait_for("transcript.done", timeout=30)
@@ -46,6 +51,25 @@ async def test_complete_sentence_is_answered(stt_ready: ServerThread, turn_llm: 
         resp = await ws.wait_for("response.done", response_id=created["response_id"], timeout=30)
     assert resp["status"] == "completed"
     assert len(ws.of_type("input_audio.speech_stopped")) == 1
+    # the latency the user hears: every step, in the order they happen
+    t = resp["timings"]
+    steps = [t[k] for k in STEPS]
+    assert all(v is not None for v in steps), t
+    assert steps == sorted(steps) and steps[0] >= 0, t
+    assert t["turn_cpu_ms"] is not None and t["turn_cpu_ms"] > 0
+    # ... stored with the reply, counted in usage, summarised in the report
+    sid = ws.of_type("session.created")[0]["session"]["id"]
+    async with httpx.AsyncClient(base_url=stt_ready.url) as http:
+        msgs = (await http.get(f"/v1/sessions/{sid}/messages?token=sem1")).json()["messages"]
+        usage = (await http.get("/v1/usage?token=sem1")).json()
+        report = (await http.get(f"/v1/sessions/{sid}/report?token=sem1")).json()
+    reply = next(m for m in msgs if m["role"] == "assistant")
+    assert reply["timings"]["eos_to_played_ms"] == t["eos_to_played_ms"]
+    assert usage["usage"]["voice_turns"] == 1
+    assert usage["usage"]["voice_eos_to_played_n"] == 1
+    assert usage["personas"]["emma"]["latency"]["eos_to_played_ms"]["n"] == 1
+    played = t["eos_to_played_ms"]
+    assert report["voice_latency"]["eos_to_played_ms"] == {"n": 1, "p50": played, "p95": played}
 
 
 async def test_thinking_pause_does_not_split_the_sentence(stt_ready: ServerThread):
