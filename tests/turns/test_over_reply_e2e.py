@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+from server.turns.rules import words
 from tests.fakes.openai_server import FakeOpenAI
 from tests.mic import Mic
 from tests.server_harness import ServerThread, WsClient, open_ws
@@ -93,9 +94,10 @@ async def test_own_echo_is_never_heard_but_the_user_over_it_is(
         cancelled = await ws.wait_for("response.done", response_id=rid2, timeout=30)
         assert cancelled["status"] == "cancelled"
         mic.stop_playback(rid2)
-        said = set((await first(ws, "transcript.done"))["text"].lower().split())
-        # the user's words (Whisper base on espeak through an echo canceller: not all of
-        # them; bench/voice.py reports the WER), none of the reply's
-        assert len(said & {"what", "time", "is", "it", "in", "seoul", "right", "now"}) >= 3
+        said = set(words((await first(ws, "transcript.done"))["text"]))
+        # some of the user's words (Whisper base on espeak through an echo canceller's
+        # double-talk suppression: not all of them; bench/voice.py --turns reports the WER),
+        # none of the reply's
+        assert len(said & {"what", "time", "is", "it", "in", "seoul", "right", "now"}) >= 2
         assert not said & {"sentence", "number", "spoken", "aloud"}
     assert len(ws.of_type("input_audio.speech_started")) == 1
