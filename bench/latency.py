@@ -247,7 +247,11 @@ class Row:
         }
 
 
-def turn_rows(turns: list[Turn], args: argparse.Namespace, one_session: bool) -> list[Row]:
+def turn_rows(
+    turns: list[Turn], args: argparse.Namespace, one_session: bool, ttft_p50: float = 15
+) -> list[Row]:
+    """``ttft_p50``: the one-session target (issue 16: 10 ms memory off, 15 ms on); many
+    sessions: p50 <= 30, p95 <= 100."""
     ok = [t for t in turns if t.ok]
     nominal_total = args.ttft_ms + (args.tokens - 1) * args.token_ms
     ttft_over, pre, post, to_embed, embed_to_llm, nominal_ttft = [], [], [], [], [], []
@@ -297,8 +301,8 @@ def turn_rows(turns: list[Turn], args: argparse.Namespace, one_session: bool) ->
         Row(
             "TTFT overhead (client TTFT - fake's own TTFT)",
             ttft_over,
-            "p50<=15 p95<=30" if one_session else "",
-            le(15, 30) if one_session else None,
+            f"p50<={ttft_p50:g} p95<=30" if one_session else "p50<=30 p95<=100",
+            le(ttft_p50, 30) if one_session else le(30, 100),
         ),
         Row("  send -> generation request reaches fake", pre),
     ]
@@ -363,6 +367,8 @@ def stat_rows(stats: dict[str, Any], many: bool, turns: int) -> list[Row]:
         Row(
             "  server CPU per turn (incl. idle work), ms",
             [cpu["server"] * wall / 100 / max(turns, 1) * 1000],
+            "<=8" if many else "",
+            (lambda s: s["max"] <= 8) if many else None,
             fmt="{:8.1f}",
         ),
         Row("  fake LLM process CPU, % of one core", [cpu["fake"]], fmt="{:8.0f}"),
@@ -476,7 +482,8 @@ async def run_mode(args: argparse.Namespace, memory: bool, base: Path) -> str:
         ok = [t for t in turns if t.ok]
         bad = len(turns) - len(ok)
         short = sum(1 for t in ok if len(t.deltas) != args.tokens)
-        rows = turn_rows(turns, args, one_session=not multi) + stat_rows(stats, multi, len(turns))
+        rows = turn_rows(turns, args, not multi, 15 if memory else 10)
+        rows += stat_rows(stats, multi, len(turns))
         notes = [
             f"  turns: {len(ok)} measured, {bad} failed/unmatched"
             + (f" [{', '.join(sorted({t.status for t in turns if not t.ok}))}]" if bad else "")
