@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 import httpx
@@ -220,6 +222,11 @@ class ChatStream:
             "accept": "text/event-stream",
         }
         self._session: aiohttp.ClientSession | None = None
+        # HTTP(S)_PROXY / NO_PROXY read once here: aiohttp's trust_env would look them up
+        # (and read ~/.netrc) in a thread on every request
+        parts = urlsplit(self.url)
+        bypass = parts.hostname is not None and proxy_bypass(parts.hostname)
+        self.proxy: str | None = None if bypass else getproxies().get(parts.scheme)
 
     def session(self) -> aiohttp.ClientSession:
         """Made on first use, on the loop that serves the turns."""
@@ -227,7 +234,6 @@ class ChatStream:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=256),
                 timeout=self.timeout,
-                trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as httpx and the SDK honour them
             )
         return self._session
 
@@ -278,7 +284,9 @@ class ChatStream:
             headers: Any = None
             cause: BaseException | None = None
             try:
-                resp = await session.post(self.url, data=content, headers=self.headers)
+                resp = await session.post(
+                    self.url, data=content, headers=self.headers, proxy=self.proxy
+                )
             except (aiohttp.ServerTimeoutError, TimeoutError) as e:
                 error: openai.OpenAIError = openai.APITimeoutError(request=self._request())
                 cause = e

@@ -325,3 +325,14 @@ async def test_turns_reuse_one_connection(fake_openai: FakeOpenAI) -> None:
     finally:
         await chat.aclose()
     assert len(fake_openai.nodelay) == 1  # one TCP connection for all three calls
+
+
+def test_proxy_settings_are_read_once_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "llm.local")
+    assert lean("http://api.example.com/v1").proxy == "http://proxy.internal:3128"
+    assert lean("http://llm.local:8000/v1").proxy is None
+    monkeypatch.delenv("HTTP_PROXY")
+    assert lean("http://api.example.com/v1").proxy is None
