@@ -35,6 +35,9 @@ SEMANTIC_SPECULATE_AFTER_MS = 96  # semantic turns need the words to decide: sta
 GAZE_MAX_AGE_S = 1.5
 OVER_REPLY_PARTIAL_MS = 250  # over a reply, partials this often: a "stop" must act fast
 OVER_REPLY_MIN_AUDIO = RATE * 3 // 10
+# held speech over a reply ends only after this much silence: its words are judged at every
+# pause anyway, and "Wait, [comma] stop" must stay one utterance
+OVER_REPLY_MIN_SILENCE_MS = 600
 MIN_FRAME_BYTES = 2
 MAX_FRAME_MS = 100
 
@@ -272,7 +275,10 @@ class VoiceInput:
         if self.semantic is None or not self.stream.in_speech:
             return
         lang = self.session.stt_language()
-        if self.semantic.step(self.stream, self._spec, lang, idle_ms=int(idle_ms)):
+        held = OVER_REPLY_MIN_SILENCE_MS if self.judge.judging else 0
+        if self.semantic.step(
+            self.stream, self._spec, lang, idle_ms=int(idle_ms), at_least_ms=held
+        ):
             for ev in self.stream.end_now():
                 await self._on_vad(ev, [self.stream.pop_utterance()])
 

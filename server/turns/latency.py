@@ -42,7 +42,7 @@ def voice_timings(
         k: None if t is None else round((t - m.speech_end) * 1000)
         for k, t in zip(STEPS, marks, strict=True)
     }
-    out["turn_cpu_ms"] = None if m.turn_cpu_ms is None else round(m.turn_cpu_ms)
+    out["turn_cpu_ms"] = None if m.turn_cpu_ms is None else round(m.turn_cpu_ms, 1)
     return out
 
 

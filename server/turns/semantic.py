@@ -52,34 +52,31 @@ class SemanticTurns:
         language: str | None,
         *,
         idle_ms: int = 0,
+        at_least_ms: int = 0,
     ) -> bool:
-        """Advance with the stream's state; True when the pause in progress ends the turn.
-        A pause that speech interrupted is forgotten (the utterance goes on)."""
+        """Advance with the stream's state; True when the pause in progress ends the turn
+        (never before ``at_least_ms`` of silence). A pause that speech interrupted is
+        forgotten (the utterance goes on)."""
         start = stream.silence_start_ms
         if start is None:
             self.pause = None
             return False
         if self.pause is None or self.pause.start_ms != start:
             self.pause = Pause(start)
+            self._model()  # loads it in the background on the first pause
         p = self.pause
         silence = stream.t_ms - start + idle_ms
-        model = self._model()
-        if not p.scored and silence >= SCORE_AFTER_MS:
-            p.scored = True
-            p.modelled = model is not None
-            if model is not None:
-                self._task = asyncio.create_task(
-                    self._score(model, p, stream.utterance_until(start))
-                )
         if p.text is None and spec is not None and spec[0] == start and spec[1].done():
             t = None if spec[1].cancelled() or spec[1].exception() else spec[1].result()
             p.text = t.text.strip() if t is not None else ""
             p.text_p = text_completeness(p.text, (t.language if t else None) or language)
-        gaze = self.gaze() if self.cfg.gaze else None
-        model_done = not p.modelled or p.audio_p is not None
         # words are coming when the speculative decode of this pause started (it does not
         # when Whisper is still loading or failed to load: then the audio decides alone)
         words_coming = p.text is None and spec is not None and spec[0] == start
+        if not p.scored and silence >= SCORE_AFTER_MS:
+            self._score_once(p, stream, start, words_coming and silence < TEXT_WAIT_MS)
+        gaze = self.gaze() if self.cfg.gaze else None
+        model_done = not p.modelled or p.audio_p is not None
         # words that come after a decision made without them decide again (a slow decode)
         late_words = p.decision is not None and p.decision.text_p is None and p.text_p is not None
         if late_words or (
@@ -98,7 +95,23 @@ class SemanticTurns:
                     silence_ms=silence,
                     text=redact(p.text or "", self.log_pii),
                 )
-        return p.should_end(silence, self.cfg, gaze)
+        return silence >= at_least_ms and p.should_end(silence, self.cfg, gaze)
+
+    def _score_once(self, p: Pause, stream: VadStream, start: int, words_wait: bool) -> None:
+        """Run the end-of-turn model once per pause, and only when it can change the
+        decision: words that sound finished ("?", a full stop) end the turn whatever the
+        audio says (they weigh double), so then the model is skipped. Waits for the words
+        of the pause's speculative decode (at most ``TEXT_WAIT_MS``)."""
+        if words_wait:
+            return
+        p.scored = True
+        if p.text_p is not None and p.text_p >= 1.0:
+            p.audio_cpu_ms = 0.0  # settled by the words: no model work at all
+            return
+        model = self._model()
+        p.modelled = model is not None
+        if model is not None:
+            self._task = asyncio.create_task(self._score(model, p, stream.utterance_until(start)))
 
     async def _score(self, model: SmartTurnModel, p: Pause, audio: object) -> None:
         try:

@@ -56,7 +56,8 @@ async def test_complete_sentence_is_answered(stt_ready: ServerThread, turn_llm: 
     steps = [t[k] for k in STEPS]
     assert all(v is not None for v in steps), t
     assert steps == sorted(steps) and steps[0] >= 0, t
-    assert t["turn_cpu_ms"] is not None and t["turn_cpu_ms"] > 0
+    # 0 when the words settled it (a question mark: the model is skipped)
+    assert t["turn_cpu_ms"] is not None and t["turn_cpu_ms"] >= 0
     # ... stored with the reply, counted in usage, summarised in the report
     sid = ws.of_type("session.created")[0]["session"]["id"]
     async with httpx.AsyncClient(base_url=stt_ready.url) as http:
