@@ -217,3 +217,49 @@ def test_every_rest_route_is_documented(openapi_paths: dict[str, set[str]]):
 def test_documented_routes_exist(openapi_paths: dict[str, set[str]]):
     stale = [f"{m} {p}" for m, p in api_table_rows() if m not in openapi_paths.get(p, set())]
     assert not stale, f"docs/api.md lists routes the app does not have: {stale}"
+
+
+# --- docs/protocol.md: the fields and values clients build on ------------------------------
+
+
+def section(doc: str, heading: str) -> str:
+    """The text under a `### heading` line, up to the next heading."""
+    start = doc.index(f"### {heading}\n")
+    end = doc.find("\n#", start + 4)
+    return doc[start : end if end != -1 else None]
+
+
+def test_known_types_sentence_lists_every_client_event():
+    head = PROTOCOL[PROTOCOL.index("## Client -> server events") :]
+    head = head[: head.index("Any other `type`")]
+    listed = set(re.findall(r"`([a-z_.]+)`", head)) - {"server.hub.protocol.KNOWN_TYPES"}
+    assert listed == set(KNOWN_TYPES), (
+        f"the 'Known types' sentence in docs/protocol.md differs from KNOWN_TYPES: "
+        f"missing {sorted(set(KNOWN_TYPES) - listed)}, stale {sorted(listed - set(KNOWN_TYPES))}"
+    )
+
+
+def test_session_update_fields_are_in_its_table():
+    from server.hub.protocol import SessionConfig, TurnDetection
+
+    table = section(PROTOCOL, "`session.update`")
+    rows = set(re.findall(r"^\| `([a-z_.]+)\??` \|", table, re.M))
+    fields = set(SessionConfig.model_fields) | {
+        f"turn_detection.{n}" for n in TurnDetection.model_fields
+    }
+    assert fields <= rows, f"session.update fields missing from its table: {fields - rows}"
+    assert rows <= fields, f"session.update table rows the server rejects: {rows - fields}"
+
+
+def test_proactive_triggers_and_emotions_are_named():
+    from typing import get_args
+
+    from server.avatar.emotions import EMOTIONS
+    from server.initiative.policy import Trigger
+
+    created = section(PROTOCOL, "`response.created`")
+    missing = [t for t in get_args(Trigger) if f"`{t}`" not in created]
+    assert not missing, f"proactive triggers missing from response.created: {missing}"
+    emotion = section(PROTOCOL, "`response.emotion`")
+    missing = [e for e in EMOTIONS if f"`{e}`" not in emotion]
+    assert not missing, f"emotions missing from response.emotion: {missing}"
