@@ -263,3 +263,42 @@ def test_proactive_triggers_and_emotions_are_named():
     emotion = section(PROTOCOL, "`response.emotion`")
     missing = [e for e in EMOTIONS if f"`{e}`" not in emotion]
     assert not missing, f"emotions missing from response.emotion: {missing}"
+
+
+# --- settings named in the docs ------------------------------------------------------------
+
+DOC_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# Upper-case names in backticks that are not settings (code constants, HTTP methods...).
+NOT_SETTINGS = {"BLENDSHAPE_NAMES", "NORMAL", "DELETE", "GET", "PATCH", "POST", "PUT"}
+NOT_SETTINGS |= {"EMOTION_KO", "MIN_FACE_SPAN_S", "MIN_USER_TURNS", "MIN_USER_WORDS"}
+NOT_SETTINGS |= {"SOLVEPNP_ITERATIVE"}  # docs/analysis.md: module constants, OpenCV
+
+
+@pytest.mark.parametrize("page", DOC_PAGES, ids=lambda p: p.name)
+def test_settings_named_in_the_docs_exist(page: Path):
+    fields = {n.upper() for n in Settings.model_fields}
+    names = set(re.findall(r"`([A-Z][A-Z0-9_]{2,})(?:=[^`]*)?`", page.read_text("utf-8")))
+    stale = sorted(names - fields - NOT_SETTINGS)
+    assert not stale, f"{page.name} names settings that do not exist: {stale}"
+
+
+def doc_default_matches(value: str, default: object) -> bool:
+    value = value.strip("` ")
+    if isinstance(default, bool):
+        return value.lower() == str(default).lower()
+    if isinstance(default, int | float):
+        return float(value) == float(default)
+    return value == str(default)
+
+
+@pytest.mark.parametrize("page", DOC_PAGES, ids=lambda p: p.name)
+def test_defaults_given_in_the_docs_are_the_code_defaults(page: Path):
+    """`NAME` [value] is how the docs give a setting's default."""
+    fields = {n.upper(): f.default for n, f in Settings.model_fields.items()}
+    wrong = []
+    for name, value in re.findall(
+        r"`([A-Z][A-Z0-9_]{2,})`\s*\[([^\]+;]+)[\];]", page.read_text("utf-8")
+    ):
+        if name in fields and not doc_default_matches(value, fields[name]):
+            wrong.append(f"{name}: docs say {value!r}, the code {fields[name]!r}")
+    assert not wrong, f"{page.name}: {wrong}"
