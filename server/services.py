@@ -28,14 +28,11 @@ from server.loopmon import LoopLagMonitor
 from server.models.ensure import ensure_model
 from server.models.manager import locate
 from server.personas import PersonaLibrary
-from server.pipelines.vision import (
-    CaptureUnavailable,
-    DescriptionCache,
-    ScreenCapture,
-    ScreenDescriber,
-)
+from server.pipelines.desktop_capture import ScreenCapture
+from server.pipelines.screen_describer import DescriptionCache, ScreenDescriber
 from server.providers.face import FaceLandmarkerProvider, FaceModelUnavailable
 from server.providers.llm import close_chat_model, make_chat_model, make_chat_stream
+from server.providers.screen_capture import CaptureUnavailable
 from server.providers.stt import STTError, WhisperSTT
 from server.providers.stt_remote import RemoteSTT
 from server.providers.tts.base import TTSProvider

@@ -20,7 +20,7 @@ from analysis.face import FaceTracker
 from server.api.deps import ServicesDep, UserDep
 from server.logging import get_logger
 from server.pipelines.face import MAX_CAMERA_PIXELS
-from server.pipelines.vision import check_image
+from server.pipelines.screen_image import check_image
 from server.pipelines.voice_analysis import analyse_voice, prosody_dict, words_dict
 from server.providers.audio_io import InvalidAudio, decode_audio
 from server.providers.face import FaceLandmarkerProvider, FaceModelUnavailable, InvalidImage

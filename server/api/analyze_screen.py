@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from analysis.screen import InvalidImage
 from server.api.deps import ServicesDep, UserDep
 from server.logging import get_logger
-from server.pipelines.vision import check_image, prepare
+from server.pipelines.screen_image import check_image, prepare
 from server.providers.vlm import ScreenAnalysis, VisionError
 
 log = get_logger(__name__)

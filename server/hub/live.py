@@ -9,7 +9,9 @@ from typing import Any
 
 from analysis.screen import InvalidImage
 from server.agent.state import Perception
-from server.pipelines.vision import PreparedFrame, ScreenDescriber, grab_jpeg, prepare
+from server.pipelines.screen_describer import PreparedFrame, ScreenDescriber
+from server.pipelines.screen_image import prepare
+from server.providers.screen_capture import grab_jpeg
 from server.providers.vlm import VisionError
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from analysis.face import FaceFrameResult, FaceTracker
 from analysis.face import landmarks as L
 from server.logging import get_logger
-from server.pipelines.vision import check_image
+from server.pipelines.screen_image import check_image
 from server.providers.face import FaceLandmarkerProvider, FaceModelUnavailable, InvalidImage
 from server.store.base import Sample
 

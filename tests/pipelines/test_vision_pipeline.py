@@ -21,20 +21,11 @@ import cv2
 import numpy as np
 import pytest
 
-from server.pipelines.vision import (
-    MAX_PIXELS,
-    CaptureUnavailable,
-    DescriptionCache,
-    PreparedFrame,
-    ScreenCapture,
-    ScreenDescriber,
-    ScreenPipeline,
-    check_image,
-    grab_jpeg,
-    image_size,
-    prepare,
-    probe_capture,
-)
+from server.pipelines.desktop_capture import ScreenCapture
+from server.pipelines.screen_describer import DescriptionCache, PreparedFrame, ScreenDescriber
+from server.pipelines.screen_image import MAX_PIXELS, check_image, image_size, prepare
+from server.pipelines.vision import ScreenPipeline
+from server.providers.screen_capture import CaptureUnavailable, grab_jpeg, probe_capture
 from server.providers.vlm import VisionClient
 from tests.fakes.openai_server import FakeOpenAI
 
