@@ -302,3 +302,35 @@ def test_defaults_given_in_the_docs_are_the_code_defaults(page: Path):
         if name in fields and not doc_default_matches(value, fields[name]):
             wrong.append(f"{name}: docs say {value!r}, the code {fields[name]!r}")
     assert not wrong, f"{page.name}: {wrong}"
+
+
+# --- the other protocols: the client events they accept -----------------------------------
+
+
+def first_column(doc: str, heading: str) -> set[str]:
+    """The backticked names in the first column of the table under `## heading`."""
+    part = doc[doc.index(f"{heading}\n") :]
+    rows = re.findall(r"^\| `([a-z_.]+)` \|", part[: part.find("\n\n", part.find("\n|"))], re.M)
+    return set(rows)
+
+
+def test_realtime_supported_events_are_its_handlers():
+    from server.protocols.realtime_input import HANDLERS
+
+    doc = (ROOT / "docs" / "protocol-realtime.md").read_text(encoding="utf-8")
+    table = first_column(doc, "## Supported client events")
+    assert table == set(HANDLERS), (
+        f"protocol-realtime.md's client event table: missing {set(HANDLERS) - table}, "
+        f"not handled {table - set(HANDLERS)}"
+    )
+
+
+def test_dmp_client_frames_are_the_ones_read():
+    text = "".join(p.read_text(encoding="utf-8") for p in protocol_files("dmp"))
+    read = set(re.findall(r'\bkind == "([a-z_]+)"', text))
+    assert {"authorize", "chat_message"} <= read, "the scanner broke"
+    doc = (ROOT / "docs" / "protocol-dmp.md").read_text(encoding="utf-8")
+    table = first_column(doc, "Client -> server:")
+    assert table == read, (
+        f"protocol-dmp.md's client table: missing {read - table}, stale {table - read}"
+    )
