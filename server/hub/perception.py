@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from server.hub import protocol as p
 from server.hub.core import SessionCore, aware
 from server.pipelines.audio import Utterance, VoiceInput
-from server.pipelines.face import FaceConfig, FacePipeline, InvalidFaceInput
+from server.pipelines.face import FaceConfig, FacePipeline
+from server.pipelines.face_input import InvalidFaceInput
 from server.pipelines.vision import ScreenPipeline
 from server.pipelines.voice_analysis import VoiceAnalysis
 from server.providers.stt import Transcript

@@ -23,9 +23,8 @@ from server.pipelines.face import (
     SAMPLE_KEYS,
     FaceConfig,
     FacePipeline,
-    InvalidFaceInput,
-    landmarks_array,
 )
+from server.pipelines.face_input import InvalidFaceInput, landmarks_array
 from server.providers.face import FaceDetection, FaceLandmarkerProvider
 from server.store.base import Sample
 
