@@ -334,3 +334,53 @@ def test_dmp_client_frames_are_the_ones_read():
     assert table == read, (
         f"protocol-dmp.md's client table: missing {read - table}, stale {table - read}"
     )
+
+
+# --- docs/protocol.md: the fields of each server event -------------------------------------
+
+
+def protocol_section(event: str) -> str | None:
+    """The `### ...` section whose heading names `event`."""
+    for m in re.finditer(r"^### (.*)$", PROTOCOL, re.M):
+        if f"`{event}`" in m.group(1):
+            end = PROTOCOL.find("\n#", m.end())
+            return PROTOCOL[m.start() : end if end != -1 else None]
+    return None
+
+
+def sent_event_fields() -> list[tuple[str, str, set[str]]]:
+    """(file, event type, literal keys) of each `{"type": "<event>", ...}` dict the server
+    builds for /v1/ws clients."""
+    import ast
+
+    server_types = set(server_event_types())
+    found = []
+    for f in server_files(skip=("providers",)):
+        if protocol_of(f) is not None:
+            continue
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Dict):
+                continue
+            pairs = zip(node.keys, node.values, strict=True)
+            keys = {k.value: v for k, v in pairs if isinstance(k, ast.Constant)}
+            kind = keys.get("type")
+            if isinstance(kind, ast.Constant) and kind.value in server_types:
+                found.append((f.name, kind.value, set(keys) - {"type"}))
+    return found
+
+
+def test_server_event_fields_are_documented():
+    events = sent_event_fields()
+    assert len(events) > 20, "the scanner broke"
+    missing = []
+    for file, event, keys in events:
+        text = protocol_section(event)
+        if text is None:
+            missing.append(f"{event} ({file}): no ### section names it")
+            continue
+        gone = sorted(k for k in keys if f"`{k}`" not in text and f'"{k}"' not in text)
+        if gone:
+            missing.append(f"{event} ({file}): {gone}")
+    assert not missing, (
+        f"server event fields missing from their docs/protocol.md section: {missing}"
+    )
