@@ -384,3 +384,21 @@ def test_server_event_fields_are_documented():
     assert not missing, (
         f"server event fields missing from their docs/protocol.md section: {missing}"
     )
+
+
+# --- files the docs point to ---------------------------------------------------------------
+
+REPO_PATH = re.compile(
+    r"\b((?:server|tests|bench|static|analysis|packaging|personas|deploy)/[\w./-]*[\w/])(?![\w<*])"
+)
+
+
+@pytest.mark.parametrize(
+    "page", [*DOC_PAGES, ROOT / ".env.example", ROOT / "bench" / "README.md"], ids=lambda p: p.name
+)
+def test_paths_named_in_the_docs_exist(page: Path):
+    """A module or file the docs send a reader to was not renamed or split away."""
+    gone = sorted(
+        {p for p in REPO_PATH.findall(page.read_text("utf-8")) if not (ROOT / p).exists()}
+    )
+    assert not gone, f"{page.name} names paths that do not exist: {gone}"
