@@ -402,3 +402,16 @@ def test_paths_named_in_the_docs_exist(page: Path):
         {p for p in REPO_PATH.findall(page.read_text("utf-8")) if not (ROOT / p).exists()}
     )
     assert not gone, f"{page.name} names paths that do not exist: {gone}"
+
+
+def test_env_example_shows_the_code_defaults():
+    """`# NAME=value` shows the default; only a setting without one shows an example."""
+    fields = {n.upper(): f.default for n, f in Settings.model_fields.items()}
+    wrong = []
+    for name, value in re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$", ENV_EXAMPLE, re.M):
+        default = fields.get(name)
+        if default in (None, "") or (isinstance(default, Path) and default.is_absolute()):
+            continue  # an example; or a path inside this checkout, shown relative
+        if value.strip() and not doc_default_matches(value.strip(), default):
+            wrong.append(f"{name}={value.strip()} (the code: {default!r})")
+    assert not wrong, f".env.example values that are not the defaults: {wrong}"
