@@ -17,6 +17,7 @@ SERVER = ROOT / "server"
 PROTOCOL = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
 API = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
 ENV_EXAMPLE = (ROOT / ".env.example").read_text(encoding="utf-8")
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 # `"type": "<name>"` literals that are not protocol events: JSON-schema types, OpenAI
 # message-part and response-format types, turn_detection values.
@@ -415,3 +416,34 @@ def test_env_example_shows_the_code_defaults():
         if value.strip() and not doc_default_matches(value.strip(), default):
             wrong.append(f"{name}={value.strip()} (the code: {default!r})")
     assert not wrong, f".env.example values that are not the defaults: {wrong}"
+
+
+def readme_default_matches(value: str, default: object) -> bool:
+    value = value.strip().strip("`")
+    if value == "unset":
+        return default in (None, "")
+    if m := re.fullmatch(r"(\d+) (KiB|MiB)", value):
+        return default == int(m[1]) * {"KiB": 1024, "MiB": 1024 * 1024}[m[2]]
+    if value in ("the LLM's",) or value.startswith("DATA_DIR/"):
+        return default in (None, "")  # derived at run time from another setting
+    return doc_default_matches(value, default)
+
+
+def test_readme_configuration_table_defaults():
+    fields = {n.upper(): f.default for n, f in Settings.model_fields.items()}
+    table = README[README.index("## Configuration") :]
+    checked, wrong = 0, []
+    for names_cell, defaults_cell in re.findall(r"^\| (`[A-Z].*?) \| (.*?) \|", table, re.M):
+        names = re.findall(r"`([A-Z][A-Z0-9_]+)`", names_cell)
+        values = re.split(r", | / ", defaults_cell)
+        if len(values) == 1 and len(names) > 1:
+            values *= len(names)  # one value for all of them ("unset")
+        if len(values) != len(names):
+            wrong.append(f"{names}: {len(values)} defaults for {len(names)} settings")
+            continue
+        for name, value in zip(names, values, strict=True):
+            checked += 1
+            if not readme_default_matches(value, fields[name]):
+                wrong.append(f"{name}: README says {value}, the code {fields[name]!r}")
+    assert checked > 30, "the table scanner broke"
+    assert not wrong, f"README's configuration table: {wrong}"
