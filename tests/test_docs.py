@@ -447,3 +447,33 @@ def test_readme_configuration_table_defaults():
                 wrong.append(f"{name}: README says {value}, the code {fields[name]!r}")
     assert checked > 30, "the table scanner broke"
     assert not wrong, f"README's configuration table: {wrong}"
+
+
+# --- links between the pages ----------------------------------------------------------------
+
+
+def heading_anchors(text: str) -> set[str]:
+    """GitHub's anchors: lower case, punctuation dropped, spaces as hyphens; -1, -2 on repeats."""
+    seen: dict[str, int] = {}
+    for heading in re.findall(r"^#{1,6} (.*)$", re.sub(r"```.*?```", "", text, flags=re.S), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        seen[slug] = seen.get(slug, -1) + 1
+        if seen[slug]:
+            seen[f"{slug}-{seen[slug]}"] = 0
+    return set(seen)
+
+
+def test_links_to_sections_resolve():
+    """A renamed heading breaks the links to it: `[...](#anchor)`, `[...](page.md#anchor)`."""
+    broken, checked = [], 0
+    for page in DOC_PAGES:
+        text = re.sub(r"```.*?```", "", page.read_text("utf-8"), flags=re.S)
+        for target, anchor in re.findall(r"\]\(([\w./-]*\.md)?#([^)\s]+)\)", text):
+            linked = (page.parent / target).resolve() if target else page
+            checked += 1
+            if not linked.exists():
+                broken.append(f"{page.name}: {target} (no such page)")
+            elif anchor not in heading_anchors(linked.read_text("utf-8")):
+                broken.append(f"{page.name}: {target}#{anchor}")
+    assert checked > 50, "the link scanner broke"
+    assert not broken, f"links to sections that do not exist: {broken}"
