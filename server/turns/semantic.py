@@ -24,6 +24,7 @@ log = get_logger(__name__)
 
 SCORE_AFTER_MS = 64  # two silent VAD windows: a gap between words rarely lasts this long
 TEXT_WAIT_MS = 1500  # decide on the audio alone when the transcript is this late
+SPEC_SLACK_MS = 128  # the pause's decode starts within this of text_after_ms (mic batches)
 
 
 class SemanticTurns:
@@ -73,8 +74,12 @@ class SemanticTurns:
         # words are coming when the speculative decode of this pause started (it does not
         # when Whisper is still loading or failed to load: then the audio decides alone)
         words_coming = p.text is None and spec is not None and spec[0] == start
+        # the pause's decode starts text_after_ms into it: until shortly after, expect it
+        expecting = words_coming or (
+            p.text is None and silence < self.text_after_ms + SPEC_SLACK_MS
+        )
         if not p.scored and silence >= SCORE_AFTER_MS:
-            self._score_once(p, stream, start, words_coming and silence < TEXT_WAIT_MS)
+            self._score_once(p, stream, start, expecting and silence < TEXT_WAIT_MS)
         gaze = self.gaze() if self.cfg.gaze else None
         model_done = not p.modelled or p.audio_p is not None
         # words that come after a decision made without them decide again (a slow decode)
