@@ -477,3 +477,22 @@ def test_links_to_sections_resolve():
                 broken.append(f"{page.name}: {target}#{anchor}")
     assert checked > 50, "the link scanner broke"
     assert not broken, f"links to sections that do not exist: {broken}"
+
+
+def test_realtime_event_fields_are_named():
+    """The fields each Realtime server event is sent with (`self._send(type, field=...)`)."""
+    import ast
+
+    doc = (ROOT / "docs" / "protocol-realtime.md").read_text(encoding="utf-8")
+    fields: dict[str, str] = {}
+    for f in protocol_files("realtime"):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "_send":
+                for kw in node.keywords:
+                    if kw.arg is not None:
+                        fields.setdefault(kw.arg, f.name)
+    assert {"item_id", "delta", "session"} <= set(fields), "the scanner broke"
+    prose = re.sub(r"```.*?```", "", doc, flags=re.S)
+    code = " ".join(re.findall(r"`([^`]+)`", prose))  # `{item_id, delta}` names two
+    missing = sorted(k for k in fields if not re.search(rf"\b{k}\b", code))
+    assert not missing, f"Realtime event fields missing from docs/protocol-realtime.md: {missing}"
