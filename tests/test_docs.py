@@ -492,7 +492,28 @@ def test_realtime_event_fields_are_named():
                     if kw.arg is not None:
                         fields.setdefault(kw.arg, f.name)
     assert {"item_id", "delta", "session"} <= set(fields), "the scanner broke"
-    prose = re.sub(r"```.*?```", "", doc, flags=re.S)
-    code = " ".join(re.findall(r"`([^`]+)`", prose))  # `{item_id, delta}` names two
-    missing = sorted(k for k in fields if not re.search(rf"\b{k}\b", code))
+    missing = sorted(k for k in fields if not named_in_code_spans(k, doc))
     assert not missing, f"Realtime event fields missing from docs/protocol-realtime.md: {missing}"
+
+
+def named_in_code_spans(word: str, doc: str) -> bool:
+    """`word` is in a code span outside code blocks (`{item_id, delta}` names two)."""
+    prose = re.sub(r"```.*?```", "", doc, flags=re.S)
+    return any(re.search(rf"\b{word}\b", span) for span in re.findall(r"`([^`]+)`", prose))
+
+
+def test_dmp_frame_fields_are_named():
+    """The keys of every dict the DMP modules build (frames and REST answers)."""
+    import ast
+
+    doc = (ROOT / "docs" / "protocol-dmp.md").read_text(encoding="utf-8")
+    keys: dict[str, str] = {}
+    for f in protocol_files("dmp"):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Dict):
+                for k in node.keys:
+                    if isinstance(k, ast.Constant) and isinstance(k.value, str):
+                        keys.setdefault(k.value, f.name)
+    assert {"turn_id", "chunk", "audio_base64"} <= set(keys), "the scanner broke"
+    missing = sorted(f"{k} ({f})" for k, f in keys.items() if not named_in_code_spans(k, doc))
+    assert not missing, f"DMP fields missing from docs/protocol-dmp.md: {missing}"
