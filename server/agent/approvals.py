@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from server.store.base import ApprovalRecord, new_id, utcnow
+from server.store.base import TASK_APPROVAL_PREFIX, ApprovalRecord, new_id, utcnow
 
 if TYPE_CHECKING:
     from server.store.base import Store
@@ -210,6 +210,8 @@ class ApprovalGate:
         waits for (their expiry is `expire_later`'s)."""
         orphans = []
         for rec in await self.store.list_approvals(self.user_id, status="pending"):
+            if rec.name.startswith(TASK_APPROVAL_PREFIX):
+                continue  # a screen task's: its runner asks and settles it
             if rec.expires_at <= utcnow():
                 if self.waiters.get(self.user_id, rec.id) is None:
                     await self._expire_orphan(rec.id)

@@ -20,8 +20,10 @@ from server.hub.protocol import ProtocolError
 from server.hub.responses import ActiveResponse, Responses
 from server.initiative.live import Initiative
 from server.personas import Persona
-from server.store.base import SessionRecord
+from server.store.base import ApprovalRecord, SessionRecord
 from server.tasks import live as task_live
+from server.tasks.approval import is_task_approval
+from server.tasks.state import TaskError
 
 if TYPE_CHECKING:
     from server.services import Services
@@ -60,7 +62,8 @@ class Session(Responses, Perception):
         self._detach_tasks = self.tasks.attach(
             task_live.listener(
                 self._emit_task_event, lambda: self.persona.language, self._say_preview
-            )
+            ),
+            self._ask_task_approval,
         )
         self.events = protocol(self)
         self.approvals = ApprovalGate(
@@ -89,17 +92,35 @@ class Session(Responses, Perception):
         arguments: dict[str, Any] | None,
         message: str | None,
     ) -> None:
-        """approval.response (or a studio click): stored, then the waiting turn goes on."""
+        """approval.response (or a studio click): stored, then the waiting turn goes on; a
+        screen task action's is the same as task.confirm."""
+        rec = await self.services.store.get_approval(self.user_id, call_id)
+        if rec is not None and rec.status == "pending" and is_task_approval(rec.name):
+            if decision == "edit":
+                msg = "A screen task action cannot be edited: approve or reject it."
+                raise ProtocolError("approval_not_pending", msg)
+            try:
+                await self.tasks.answer_approval(call_id, decision == "approve", message)
+            except TaskError as e:
+                raise ProtocolError("approval_not_pending", e.message) from None
+            return
         try:
             await self.approvals.answer(call_id, decision, arguments, message)
         except ApprovalError as e:
             raise ProtocolError("approval_not_pending", str(e)) from None
+
+    async def _ask_task_approval(self, rec: ApprovalRecord) -> None:
+        """A screen task action's approval.request (the persona asks it with the preview)."""
+        await self.events.approval_request(rec, continuation.question(self, rec))
 
     async def on_started(self) -> None:
         """After session.created: approvals still pending from an earlier socket are asked
         again (they survive reconnects and resumes until they expire)."""
         for rec in await self.approvals.resend_pending():
             self.spawn(self.approvals.expire_later(rec))
+        task_rec = await self.tasks.pending_approval()
+        if task_rec is not None:
+            await self._ask_task_approval(task_rec)
 
     async def _emit_task_event(self, event: dict[str, Any]) -> None:
         """task.* events (screen task assistant), in /v1/ws shape."""

@@ -17,6 +17,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 # Each area's part of the contract lives in its own module; Store mixes them in. The
 # area's records are re-exported here so callers import them from one place.
 from server.store.history_base import HistoryStore
+from server.store.initiative_base import TASK_APPROVAL_PREFIX as TASK_APPROVAL_PREFIX
 from server.store.initiative_base import ApprovalRecord as ApprovalRecord
 from server.store.initiative_base import ApprovalStatus as ApprovalStatus
 from server.store.initiative_base import InitiativeStore

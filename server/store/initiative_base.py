@@ -9,6 +9,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 ApprovalStatus = Literal["pending", "approved", "edited", "rejected", "expired"]
+# the name prefix of a screen task action's approval (server/tasks/approval.py): its call id
+# is the action's id, and the task runner, not the agent's gate, asks and settles it
+TASK_APPROVAL_PREFIX = "screen_task."
 
 
 @dataclass

@@ -11,24 +11,44 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from server.logging import get_logger
+from server.store.base import ApprovalRecord
 from server.tasks.state import Frame, Listener, TaskError
 
 log = get_logger(__name__)
+Asker = Callable[[ApprovalRecord], Awaitable[None]]
 
 
 class TaskFeed:
     def __init__(self, user_id: str) -> None:
         self.listeners: set[Listener] = set()
+        self.askers: set[Asker] = set()
         self.frame: Frame | None = None
         self._seq = 0
         self._new_frame = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self.log = log.bind(user_id=user_id)
 
-    def attach(self, listener: Listener) -> Callable[[], None]:
-        """A session listens for task events; call the result to stop."""
+    def attach(self, listener: Listener, asker: Asker | None = None) -> Callable[[], None]:
+        """A session listens for task events (and, with ``asker``, sends the approval
+        requests of previewed actions in its protocol's shape); call the result to stop."""
         self.listeners.add(listener)
-        return lambda: self.listeners.discard(listener)
+        if asker is not None:
+            self.askers.add(asker)
+
+        def detach() -> None:
+            self.listeners.discard(listener)
+            if asker is not None:
+                self.askers.discard(asker)
+
+        return detach
+
+    async def ask(self, rec: ApprovalRecord) -> None:
+        """A previewed action's approval (stored) to every attached session, like emit."""
+        for asker in list(self.askers):
+            try:
+                await asker(rec)
+            except Exception as e:
+                self.log.warning("task_approval_not_delivered", error=type(e).__name__)
 
     async def emit(self, event: dict[str, Any]) -> None:
         """To every attached session; one that fails (e.g. a client too slow to read) does

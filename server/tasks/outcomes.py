@@ -10,12 +10,13 @@ from typing import Any
 
 from server.config import Settings
 from server.store.base import Store, TaskActionRecord, TaskRecord, TaskStatus, utcnow
+from server.tasks.approval import TaskApprovals
 from server.tasks.payment import PaymentVerdict
 from server.tasks.state import LIVE, Live, TaskError
 from server.tasks.views import FAILURE_OPTIONS, task_json
 
 
-class TaskOutcomes:
+class TaskOutcomes(TaskApprovals):
     user_id: str
     store: Store
     settings: Settings
@@ -105,6 +106,8 @@ class TaskOutcomes:
         live.pending, live.approved_at = None, None
         if a is None:
             return
+        # an answer settled it already; else it is no longer asked
+        await self._settle_approval(a.id, "expired", f"The action was withdrawn ({reason}).")
         a.status, a.details = "failed", {**a.details, "reason": reason}
         await self.store.update_task_action(
             self.user_id,

@@ -64,7 +64,8 @@ class TaskRunner(TaskSteps, TaskFeed):
             self.spawn(self.quiet(self.approve(live.task.id, live.pending.id)))
             return True
         if NO.match(text):
-            self.spawn(self.quiet(self.approve(live.task.id, live.pending.id, False)))
+            no = self.approve(live.task.id, live.pending.id, False, message=text)
+            self.spawn(self.quiet(no))
             return True
         return False
 
@@ -139,14 +140,28 @@ class TaskRunner(TaskSteps, TaskFeed):
             await self._plan(live, image, time.perf_counter())
         return live.pending
 
-    async def approve(self, task_id: str, action_id: str, yes: bool = True) -> None:
-        """The user's answer to a preview (a yes spoken or clicked): on yes the client is told
-        to execute (task.action_execute); on no the action is withdrawn and the task paused."""
+    async def approve(
+        self,
+        task_id: str,
+        action_id: str,
+        yes: bool = True,
+        *,
+        message: str | None = None,
+        reason: str = "declined",
+    ) -> None:
+        """The user's answer to a preview (a yes spoken or clicked, an approval.response):
+        stored as the action's approval's decision, then on yes the client is told to execute
+        (task.action_execute); on no the action is withdrawn and the task paused."""
         live = await self._live(task_id)
         self._require(live, "running")
         action = self._pending(live, action_id)
+        settled = await self._settle_approval(
+            action_id, "approved" if yes else "rejected", None if yes else message
+        )
+        if yes and not settled and await self._approval_expired(action_id):
+            raise TaskError(409, "not_pending", "The action's approval expired.")
         if not yes:
-            await self._withdraw(live, "declined")
+            await self._withdraw(live, reason)
             await self._set_status(live, "paused", only_if=("running",))
             await self._updated(live)
             return
@@ -204,6 +219,8 @@ class TaskRunner(TaskSteps, TaskFeed):
         live = await self._live(task_id)
         self._require(live, "running")
         action = self._pending(live, action_id)
+        # reporting it executed (or not) answers its approval too, when nothing else did
+        await self._settle_approval(action_id, "approved" if executed else "rejected")
         if not executed:
             await self._withdraw(live, "declined")
             await self._set_status(live, "paused", only_if=("running",))

@@ -226,6 +226,7 @@ class TaskSteps(TaskOutcomes):
         await self.emit(
             {"type": "task.action_preview", "task_id": live.task.id} | preview_json(action)
         )
+        await self._ask_approval(live, action)
 
     def _keep_screenshot(
         self, task_id: str, step: int, attempt: int, image: bytes
