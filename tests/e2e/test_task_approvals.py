@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from tests.e2e.test_protocol_dmp import DMP, connected
 from tests.e2e.test_tasks_rest import ANSWERS, HOME, LIST, MARKERS, client, start
 from tests.fakes.openai_server import FakeOpenAI
 from tests.server_harness import ServerThread, WsClient, open_ws
@@ -139,4 +140,29 @@ async def test_unanswered_task_action_expires_like_the_gate(
     await ws.send({"type": "approval.response", "call_id": action, "decision": "approve"})
     assert (await ws.wait_for("error"))["code"] == "approval_not_pending"
     await ws.conn.close()
+    await http.aclose()
+
+
+async def test_a_dmp_client_answers_a_task_action_with_hitl_response(
+    server_factory: Callable[..., ServerThread], llm: FakeOpenAI
+) -> None:
+    srv = task_server(server_factory, llm, **DMP)
+    dmp = await connected(srv)
+    await dmp.send_message("hi")  # a DMP session opens with its first turn
+    await dmp.wait_for("stream_end", timeout=30)
+    http = await client(srv, "default")
+    t = await start(http)
+    action = t["next_action_preview"]["action_id"]
+    hitl = await dmp.wait_for("hitl_request", timeout=30)
+    [req] = hitl["action_requests"]
+    assert req["call_id"] == action and req["name"] == "screen_task.click"
+    assert req["args"]["target"] == "Menu"
+    await dmp.send({"type": "hitl_response", "decisions": [{"type": "approve"}]})
+    # frames are handled in order: the answer to a second one shows the first was settled
+    n = len(dmp.events)
+    await dmp.send({"type": "hitl_response", "decisions": [{"type": "approve"}]})
+    err = await dmp.wait_for("error", after=n)
+    assert err["error"] == "1 decisions for 0 pending approvals"
+    assert (await approval(http, action))["status"] == "approved"
+    await dmp.close()
     await http.aclose()
