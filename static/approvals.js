@@ -1,7 +1,10 @@
 // Approvals (issue 20): a consequential tool call waits for the user's word. The persona asks
-// aloud; this panel shows the same question with Yes / No buttons, answers with
+// aloud; this panel shows the same question with Yes / Change / No, answers with
 // approval.response over the page's socket, and hides the request once it is settled here,
-// by voice ("응, 해줘" / "no, don't"), on another device, or by expiry.
+// by voice ("응, 해줘" / "no, don't"), on another device, or by expiry. Change shows the call's
+// arguments as fields (one per top-level argument, typed like the original value; nested
+// values as JSON) and sends decision "edit" with the new arguments; No sends the optional
+// "why not" as the reject message, which the model reads.
 //
 // Wiring: loaded by index.html on its own; it listens with window.studio.onEvent and keeps its
 // state in window.studio.state.approvals (read by browser tests).
@@ -15,6 +18,7 @@ const state = {
   pending: [], // approval.request events not settled yet, oldest first
   answered: [], // {call_id, decision} sent from this page
   problem: null, // the last refusal shown
+  editing: null, // call_id whose arguments are open for editing
 };
 page.approvals = state;
 const timers = new Map(); // call_id -> expiry timer
@@ -34,19 +38,118 @@ function onRequest(msg) {
   }
 }
 
-function answer(decision) {
+function answer(decision, extra = {}) {
   const a = state.pending[0];
   if (!a) return;
-  if (!send('approval.response', { call_id: a.call_id, decision })) return;
-  state.answered.push({ call_id: a.call_id, decision });
+  if (!send('approval.response', { call_id: a.call_id, decision, ...extra })) return;
+  state.answered.push({ call_id: a.call_id, decision, ...extra });
   state.problem = null;
+  $('approval-why').value = '';
   settle(a.call_id);
   render();
 }
 
+function reject() {
+  const why = $('approval-why').value.trim();
+  answer('reject', why ? { message: why } : {});
+}
+
+// ---- editing the arguments -------------------------------------------------------------------
+
+/** How a value is edited: scalars keep their type, anything else is JSON text. */
+function kindOf(value) {
+  if (typeof value === 'string') return 'string';
+  if (typeof value === 'number') return 'number';
+  if (typeof value === 'boolean') return 'boolean';
+  return 'json';
+}
+
+function fieldFor(key, value, i) {
+  const kind = kindOf(value);
+  const id = `approval-arg-${i}`;
+  const label = document.createElement('label');
+  label.htmlFor = id;
+  label.textContent = kind === 'json' ? t('approval.json_hint', { name: key }) : key;
+  let input;
+  if (kind === 'json') {
+    input = document.createElement('textarea');
+    input.rows = 3;
+    input.value = JSON.stringify(value, null, 2);
+  } else {
+    input = document.createElement('input');
+    input.type = { string: 'text', number: 'number', boolean: 'checkbox' }[kind];
+    if (kind === 'number') input.step = 'any';
+    if (kind === 'boolean') input.checked = value;
+    else input.value = String(value);
+  }
+  input.id = id;
+  input.dataset.key = key;
+  input.dataset.kind = kind;
+  return [label, input];
+}
+
+function openEdit() {
+  const a = state.pending[0];
+  if (!a) return;
+  state.editing = a.call_id;
+  const entries = Object.entries(a.arguments || {});
+  $('approval-fields').replaceChildren(...entries.flatMap(([k, v], i) => fieldFor(k, v, i)));
+  showEditProblem(null);
+  render();
+  $('approval-fields').querySelector('input, textarea')?.focus();
+}
+
+function closeEdit() {
+  state.editing = null;
+  $('approval-fields').replaceChildren();
+  showEditProblem(null);
+}
+
+function showEditProblem(text) {
+  const p = $('approval-edit-problem');
+  p.hidden = !text;
+  p.textContent = text || '';
+}
+
+/** The edited arguments, or throws Error with a message for the user. */
+function readFields() {
+  const args = {};
+  for (const el of $('approval-fields').querySelectorAll('[data-key]')) {
+    const name = el.dataset.key;
+    if (el.dataset.kind === 'boolean') args[name] = el.checked;
+    else if (el.dataset.kind === 'number') {
+      const n = Number(el.value);
+      if (el.value.trim() === '' || !Number.isFinite(n)) throw new Error(t('approval.bad_number', { name }));
+      args[name] = n;
+    } else if (el.dataset.kind === 'json') {
+      try {
+        args[name] = JSON.parse(el.value);
+      } catch (e) {
+        throw new Error(t('approval.bad_json', { name, error: e.message }));
+      }
+    } else args[name] = el.value;
+  }
+  return args;
+}
+
+function sendEdit(ev) {
+  ev.preventDefault();
+  let args;
+  try {
+    args = readFields();
+  } catch (e) {
+    showEditProblem(e.message);
+    return;
+  }
+  answer('edit', { arguments: args });
+}
+
 function render() {
   const a = state.pending[0];
+  if (state.editing && state.editing !== a?.call_id) closeEdit();
   $('approval-box').hidden = !a;
+  $('approval-edit-form').hidden = !state.editing;
+  $('approval-edit').hidden = Boolean(state.editing);
   if (a) {
     $('approval-question').textContent = a.question || a.description;
     $('approval-what').textContent = t('approval.what', { name: a.name });
@@ -77,5 +180,8 @@ onServerEvent((msg) => {
 });
 
 $('approval-approve').addEventListener('click', () => answer('approve'));
-$('approval-reject').addEventListener('click', () => answer('reject'));
+$('approval-reject').addEventListener('click', reject);
+$('approval-edit').addEventListener('click', openEdit);
+$('approval-edit-cancel').addEventListener('click', () => { closeEdit(); render(); });
+$('approval-edit-form').addEventListener('submit', sendEdit);
 onLangChange(render);

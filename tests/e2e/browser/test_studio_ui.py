@@ -594,6 +594,81 @@ async def test_an_approval_is_asked_in_words_and_answered_with_a_click(
     await end(s)
 
 
+async def test_an_approval_is_edited_or_refused_with_a_reason_in_the_panel(
+    ui_server: ServerThread, open_studio: OpenStudio, fresh_llm: FakeOpenAI
+) -> None:
+    """Change shows the call's argument as a field: the edited call runs (the other memory is
+    forgotten, the asked-about one stays). No with a "why not" sends the reason, and the model
+    reads it in its next request. The open edit form fits a phone screen."""
+    memory = ui_server.services.memory
+    red = await ui_server.call(memory.add("editor", "Editor keeps a red kite", "hobby"))
+    blue = await ui_server.call(memory.add("editor", "Editor keeps a blue kite", "hobby"))
+
+    def model(body: dict) -> object:
+        if body["messages"][-1]["role"] == "user":
+            return Reply(tool_calls=[{"name": "delete_memory", "arguments": {"memory_id": red}}])
+        return "Okay."
+
+    fresh_llm.set_default(model)
+    s = await open_studio(ui_server, "editor", mic="silence", audio="none")
+    await start(s)
+
+    async def ask() -> int:
+        n = len(await s.state(".replies"))
+        await s.page.fill("#composer-input", "Please forget my kite")
+        await s.page.press("#composer-input", "Enter")
+        await s.page.wait_for_selector("#approval-box", state="visible")
+        return n
+
+    async def reply_done(n: int) -> None:
+        await s.wait(
+            f"s.replies.length > {n} && s.replies[s.replies.length - 1].status === 'completed'"
+            " && s.replies[s.replies.length - 1].text.endsWith('Okay.')",
+            what="the reply after the decision",
+        )
+
+    n = await ask()
+    await s.page.click("#approval-edit")
+    field = s.page.locator("#approval-fields [data-key='memory_id']")
+    assert await field.get_attribute("type") == "text"
+    assert await field.input_value() == red
+    await s.page.set_viewport_size({"width": 390, "height": 844})
+    found = await s.page.evaluate(OVERFLOWS)
+    assert found["out"] == [] and found["scroll"] <= found["w"], found
+    await s.page.screenshot(path=shot("studio-approval-edit-390x844.png"))
+    await s.page.set_viewport_size({"width": 1280, "height": 800})
+    await field.fill(blue)
+    await s.page.click("#approval-edit-send")
+    await s.page.wait_for_selector("#approval-box", state="hidden")
+    await reply_done(n)
+    left = [m.memory for m in await ui_server.call(memory.list("editor", 20))]
+    # the edited call ran, not the asked one
+    assert "Editor keeps a red kite" in left and "Editor keeps a blue kite" not in left
+
+    n = await ask()
+    assert not await s.page.is_visible("#approval-edit-form")  # a new request starts closed
+    await s.page.fill("#approval-why", "I still fly that kite")
+    await s.page.click("#approval-reject")
+    await s.page.wait_for_selector("#approval-box", state="hidden")
+    await reply_done(n)
+    tool_lines = [
+        m["content"]
+        for m in fresh_llm.chat_requests(mem0=False)[-1]["body"]["messages"]
+        if m["role"] == "tool"
+    ]
+    assert any(
+        "The user did not approve delete_memory (rejected): I still fly that kite" in c
+        for c in tool_lines
+    ), tool_lines
+    left = [m.memory for m in await ui_server.call(memory.list("editor", 20))]
+    assert "Editor keeps a red kite" in left
+    answered = await s.state(".approvals.answered")
+    assert [a["decision"] for a in answered] == ["edit", "reject"]
+    assert answered[0]["arguments"] == {"memory_id": blue}
+    assert answered[1]["message"] == "I still fly that kite"
+    await end(s)
+
+
 async def test_speaking_first_choices_are_saved_and_follow_the_live_session(
     ui_server: ServerThread, open_studio: OpenStudio
 ) -> None:
