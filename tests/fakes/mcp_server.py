@@ -3,7 +3,7 @@
     python tests/fakes/mcp_server.py stdio EFFECTS_FILE
     python tests/fakes/mcp_server.py http EFFECTS_FILE PORT
 
-`set_alarm` appends a JSON line to EFFECTS_FILE, so a test can prove a consequential call
+`set_alarm` and `set_routine` (typed and nested arguments) append a JSON line to EFFECTS_FILE, so a test can prove a consequential call
 ran (approve, edit) or never ran (reject, expiry). `slow` sleeps (per-call timeout tests).
 """
 
@@ -32,6 +32,15 @@ def set_alarm(time: str, label: str = "") -> str:
     with EFFECTS.open("a", encoding="utf-8") as f:
         f.write(json.dumps({"tool": "set_alarm", "time": time, "label": label}) + "\n")
     return f"alarm set for {time}"
+
+
+@server.tool()
+def set_routine(name: str, repeat: int, loud: bool, steps: list[str]) -> str:
+    """Save a morning routine on the user's phone."""
+    with EFFECTS.open("a", encoding="utf-8") as f:
+        row = {"tool": "set_routine", "name": name, "repeat": repeat, "loud": loud, "steps": steps}
+        f.write(json.dumps(row) + "\n")
+    return f"routine {name} saved"
 
 
 @server.tool()
