@@ -5,6 +5,8 @@
 // arguments as fields (one per top-level argument, typed like the original value; nested
 // values as JSON) and sends decision "edit" with the new arguments; No sends the optional
 // "why not" as the reject message, which the model reads.
+// A screen task's previewed action is asked here too (the same gate; no Change); the task
+// panel's answer settles it.
 //
 // Wiring: loaded by index.html on its own; it listens with window.studio.onEvent and keeps its
 // state in window.studio.state.approvals (read by browser tests).
@@ -149,7 +151,8 @@ function render() {
   if (state.editing && state.editing !== a?.call_id) closeEdit();
   $('approval-box').hidden = !a;
   $('approval-edit-form').hidden = !state.editing;
-  $('approval-edit').hidden = Boolean(state.editing);
+  // a screen task action is approved or rejected, never edited (the server refuses it)
+  $('approval-edit').hidden = Boolean(state.editing) || Boolean(a?.name.startsWith('screen_task.'));
   if (a) {
     $('approval-question').textContent = a.question || a.description;
     $('approval-what').textContent = t('approval.what', { name: a.name });
@@ -169,6 +172,10 @@ onServerEvent((msg) => {
       break;
     case 'response.tool_result': // decided (here, by voice, elsewhere): the turn went on
       settle(msg.call_id);
+      break;
+    case 'task.action_execute': // a screen task action's approval (its call_id is the
+    case 'task.action_result': //   action's id), answered in the task panel, by voice or here
+      settle(msg.action_id);
       break;
     case 'error':
       if (msg.code === 'approval_not_pending') state.problem = t('approval.gone');

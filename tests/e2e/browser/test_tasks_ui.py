@@ -149,10 +149,22 @@ async def test_a_task_through_the_panel(
     ARTIFACTS.mkdir(exist_ok=True)
     await page.locator("#task-panel").screenshot(path=str(ARTIFACTS / "ui-task-preview.png"))
 
+    # the same action waits in the approvals box (the gate of issue 20) ...
+    await s.wait(
+        f"s.approvals.pending.length === 1 && s.approvals.pending[0].call_id === "
+        f"{json.dumps(p['action_id'])}",
+        what="the action's approval.request",
+    )
+    assert not await page.locator("#approval-box").is_hidden()
+    assert await page.locator("#approval-edit").is_hidden()  # approved or rejected, not edited
+
     # Confirm -> told to do it -> Done: the screen after it is checked; the VLM says it is
     # the wrong screen, so the step fails with its options
     await press(s, "confirm")
     await s.wait("s.tasks.executing", what="task.action_execute")
+    # ... and the panel's Confirm settled it there too
+    await s.wait("s.approvals.pending.length === 0", what="the approval settled")
+    assert await page.locator("#approval-box").is_hidden()
     assert await page.inner_text("#task-do-now") == "Do it now: click “Big Mac”, then press Done."
     assert await visible_buttons(s) == ["done", "skip", "pause", "cancel"]
     await press(s, "done")
