@@ -238,6 +238,12 @@ class Settings(BaseSettings):
     # beyond the largest limit + this margin are closed by the transport with 1009.
     ws_transport_margin_bytes: int = Field(default=65_536, ge=0)
 
+    # --- Outbound text deltas (lean turns) -------------------------------------------
+    # Deltas of one reply still waiting in the outbound queue are sent as one frame of at
+    # most this many characters (0: one frame per delta). Nothing waits for this: an idle
+    # writer sends each delta at once.
+    ws_delta_coalesce_chars: int = Field(default=4096, ge=0)
+
     # --- model services fail honestly (docs/protocol.md, "Errors and warnings") ----------
     llm_first_token_timeout_s: float = Field(default=30.0, gt=0.0)  # from the turn's start
     llm_stream_idle_timeout_s: float = Field(default=20.0, gt=0.0)  # between streamed pieces

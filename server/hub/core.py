@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +32,26 @@ log = get_logger(__name__)
 OUTPUT_RATE = 24_000
 
 
-# What the writer sends: text, bytes, or text whose sender waits until it was written.
-Outbound = str | bytes | tuple[str, asyncio.Future[bool]]
+@dataclass
+class TextDeltas:
+    """Text deltas of one stream that wait in the queue as ONE frame: deltas that arrive
+    while it is still queued (and nothing was queued after it) are appended, so a client
+    that reads slower than the model streams gets fewer, larger frames. `frame` is the
+    event without its text; the writer puts the joined text in `field`."""
+
+    key: object
+    frame: dict[str, Any]
+    field: str
+    parts: list[str]
+    size: int
+
+    def render(self) -> str:
+        return jsonout.dumps(self.frame | {self.field: "".join(self.parts)})
+
+
+# What the writer sends: text, bytes, text whose sender waits until it was written, or
+# text deltas joined when written.
+Outbound = str | bytes | tuple[str, asyncio.Future[bool]] | TextDeltas
 
 
 class SlowConsumer(Exception):
@@ -68,6 +87,7 @@ class SessionCore:
             maxsize=self.settings.ws_outbound_queue
         )
         self.dropped_events = 0
+        self._open_deltas: TextDeltas | None = None  # the queue's last item, not yet taken
         self._closed = asyncio.Event()
         self._close_frame = (1000, "")  # code and reason sent when the connection ends
         self.slow_consumer = False
@@ -158,6 +178,20 @@ class SessionCore:
     async def send(self, event: dict[str, Any], *, droppable: bool = False) -> None:
         await self._put(jsonout.dumps(event), droppable)
 
+    async def send_delta(self, key: object, event: dict[str, Any], field: str) -> None:
+        """Send a text delta (its text is `event[field]`). If the last queued frame is
+        a delta of the same stream (`key`) that the writer has not taken yet, the text joins
+        it instead: order and joined text stay the same, nothing waits when the queue is
+        empty, and a frame grows to at most ws_delta_coalesce_chars."""
+        delta: str = event[field]
+        open_ = self._open_deltas
+        cap = self.settings.ws_delta_coalesce_chars
+        if open_ is not None and open_.key == key and open_.size + len(delta) <= cap:
+            open_.parts.append(delta)
+            open_.size += len(delta)
+            return
+        await self._put(TextDeltas(key, event, field, [delta], len(delta)), False)
+
     async def send_bytes(self, data: bytes) -> None:
         await self._put(data, False)
 
@@ -198,6 +232,7 @@ class SessionCore:
             return
         try:
             self.outbound.put_nowait(item)
+            self._queued(item)
             return
         except asyncio.QueueFull:
             if droppable:  # analysis events: the next one supersedes this one
@@ -206,11 +241,16 @@ class SessionCore:
         try:
             async with asyncio.timeout(self.settings.ws_send_timeout_s):
                 await self.outbound.put(item)
+                self._queued(item)  # same step as the put: nothing was queued in between
         except TimeoutError:
             self.log.warning("slow_consumer_closed", queued=self.outbound.qsize())
             self.slow_consumer = True
             self._closed.set()
             raise SlowConsumer from None
+
+    def _queued(self, item: Outbound) -> None:
+        """Only the queue's last item may take more deltas (anything else keeps order)."""
+        self._open_deltas = item if isinstance(item, TextDeltas) else None
 
     async def _writer(self) -> None:
         try:
@@ -218,7 +258,11 @@ class SessionCore:
                 item = await self.outbound.get()
                 if item is None:
                     return
-                if isinstance(item, tuple):  # (text, future): tell the sender it was written
+                if isinstance(item, TextDeltas):
+                    if item is self._open_deltas:  # taken: later deltas start a new frame
+                        self._open_deltas = None
+                    await self.ws.send_text(item.render())
+                elif isinstance(item, tuple):  # (text, future): tell the sender it was written
                     await self.ws.send_text(item[0])
                     if not item[1].done():
                         item[1].set_result(True)

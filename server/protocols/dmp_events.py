@@ -224,7 +224,8 @@ class DmpEvents(SessionEvents):
         return {"proactive": True} if self.proactive else {}
 
     async def text_delta(self, r: ActiveResponse, delta: str) -> None:
-        await self.s.send(
+        await self.s.send_delta(
+            r.id,
             {
                 "type": "stream_token",
                 "chunk": delta,
@@ -232,7 +233,8 @@ class DmpEvents(SessionEvents):
                 "turn_id": self.turn_ids.get(r.number),
                 **self._tail(),
                 **self._mark(),
-            }
+            },
+            "chunk",
         )
         if self.chunker is not None:
             self.emotions.feed(delta)

@@ -175,7 +175,9 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
             if self._audio_on()
             else "response.output_text.delta"
         )
-        await self._send(kind, **self._where(r), content_index=0, delta=delta)
+        where = self._where(r)
+        event = {"type": kind, "event_id": event_id(), **where, "content_index": 0, "delta": delta}
+        await self.s.send_delta((r.id, kind), event, "delta")
 
     async def client_call(self, r: ActiveResponse, call: ClientCall) -> None:
         """A function_call output item after the message (output_index 1, 2, ...), its

@@ -157,7 +157,8 @@ class WsV1(SessionEvents):
         await self.s.send(event)
 
     async def text_delta(self, r: ActiveResponse, delta: str) -> None:
-        await self.s.send({"type": "response.text.delta", "response_id": r.id, "delta": delta})
+        event = {"type": "response.text.delta", "response_id": r.id, "delta": delta}
+        await self.s.send_delta(r.id, event, "delta")
 
     async def audio_chunk(self, r: ActiveResponse, seq: int, data: bytes) -> None:
         await self.s.send_bytes(p.audio_frame(r.number, seq, data))

@@ -137,3 +137,70 @@ async def test_a_reminder_not_written_to_the_socket_is_retried_not_marked_delive
             break
         await asyncio.sleep(0.1)
     assert rec is not None and rec.status == "delivered" and rec.attempts == 1
+
+
+def read_events_until(sock: socket.socket, last_type: str) -> list[dict]:
+    """Server->client text frames (unmasked, unfragmented) read off the raw socket."""
+
+    def exactly(n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            assert chunk, "the server closed the connection"
+            buf += chunk
+        return buf
+
+    events: list[dict] = []
+    sock.settimeout(30)
+    while not events or events[-1]["type"] != last_type:
+        head = exactly(2)
+        n = head[1] & 0x7F
+        if n == 126:
+            n = int.from_bytes(exactly(2), "big")
+        elif n == 127:
+            n = int.from_bytes(exactly(8), "big")
+        payload = exactly(n)
+        if head[0] & 0x0F == 0x1:
+            events.append(json.loads(payload))
+    return events
+
+
+async def test_deltas_queued_for_a_stalled_client_go_out_joined_and_in_order(
+    server_factory, llm: FakeOpenAI
+):
+    """Issue 16: text deltas of a reply that wait in the outbound queue (the client is not
+    reading) leave as one frame of at most WS_DELTA_COALESCE_CHARS, not one frame each;
+    the text, its order and response.done after the last delta stay the same."""
+    server = server_factory(
+        llm,
+        ws_delta_coalesce_chars=8000,
+        ws_send_timeout_s=30.0,
+        llm_max_tokens=8000,
+        memory_enabled=False,
+    )
+    # 2000 chars each, 6 MB: more than the socket buffers take, so the writer waits
+    tokens = [f"{i:04d}" + "y" * 1995 + " " for i in range(3000)]
+    llm.queue_reply(tokens=tokens, token_ms=1)
+    sock = connect_and_stop_reading(server.port, "stalled")
+    store = server.services.store
+    try:
+        sock.sendall(masked_text_frame(json.dumps({"type": "input_text", "text": "go"})))
+        await wait_until_stuck(llm)  # the queue is full of joined frames: now read it all
+        events = await asyncio.to_thread(read_events_until, sock, "response.done")
+        sessions = await server.call(store.list_sessions("stalled"))
+        msgs = await server.call(store.list_messages("stalled", sessions[0].id))
+        assert msgs[-1].content == "".join(tokens) and not msgs[-1].interrupted
+    finally:
+        sock.close()
+    kinds = [e["type"] for e in events]
+    first, last = (
+        kinds.index("response.text.delta"),
+        len(kinds) - 1 - kinds[::-1].index("response.text.delta"),
+    )
+    assert set(kinds[first : last + 1]) == {"response.text.delta"}  # nothing in between
+    assert kinds[-1] == "response.done" and events[-1]["text"] == "".join(tokens)
+    deltas = [e["delta"] for e in events if e["type"] == "response.text.delta"]
+    assert "".join(deltas) == "".join(tokens)
+    # the writer waited for the socket: meanwhile deltas joined, up to the cap (4 x 2000)
+    full = [d for d in deltas if d.count(" ") == 4]
+    assert len(full) >= 100, f"{len(deltas)} frames for {len(tokens)} deltas"
