@@ -21,6 +21,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from server.store.base import TASK_APPROVAL_PREFIX, ApprovalRecord, new_id, utcnow
 
+# A screen task approval's own runner expires it on time; past this grace nobody will.
+TASK_EXPIRY_GRACE = timedelta(seconds=10)
+TASK_LOST_MESSAGE = (
+    "The screen task was no longer running (the server restarted), so it was not done."
+)
+
 if TYPE_CHECKING:
     from server.store.base import Store
 
@@ -211,7 +217,13 @@ class ApprovalGate:
         orphans = []
         for rec in await self.store.list_approvals(self.user_id, status="pending"):
             if rec.name.startswith(TASK_APPROVAL_PREFIX):
-                continue  # a screen task's: its runner asks and settles it
+                # A screen task's: its runner asks and settles it. One long past its expiry
+                # lost its runner (a restart): settled here, so it never stays pending.
+                if rec.expires_at + TASK_EXPIRY_GRACE <= utcnow():
+                    await self.store.decide_approval(
+                        self.user_id, rec.id, "expired", message=TASK_LOST_MESSAGE
+                    )
+                continue
             if rec.expires_at <= utcnow():
                 if self.waiters.get(self.user_id, rec.id) is None:
                     await self._expire_orphan(rec.id)

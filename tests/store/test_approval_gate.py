@@ -223,3 +223,31 @@ async def test_an_approval_asked_again_is_answered_by_voice_or_expires_and_is_co
     assert resumed == [("c1", "approved"), ("c2", "expired")] and not g.waiting
     got = await store.get_approval("u1", "c2")
     assert got is not None and got.status == "expired"
+
+
+async def test_a_screen_task_approval_left_by_a_restart_is_settled_not_left_pending(
+    store: Store,
+) -> None:
+    """A task action's approval is expired by its runner's timer; after a restart there is no
+    runner, so the next session settles one long past its expiry (and does not ask it)."""
+    from datetime import timedelta
+
+    from server.store.base import TASK_APPROVAL_PREFIX, utcnow
+
+    past = utcnow() - timedelta(minutes=5)
+    soon = utcnow() + timedelta(minutes=5)
+    args = {"task_id": "t1", "step": 2, "target": "Order"}
+    await store.add_approval(
+        "u1", "task:t1", "a-old", f"{TASK_APPROVAL_PREFIX}click", args, "d", past
+    )
+    await store.add_approval(
+        "u1", "task:t1", "a-live", f"{TASK_APPROVAL_PREFIX}click", args, "d", soon
+    )
+    sent: list[ApprovalRecord] = []
+    g = gate(store, sent)
+    assert await g.resend_pending() == [] and sent == []  # the task runner asks its own
+    old = await store.get_approval("u1", "a-old")
+    assert old is not None and old.status == "expired" and "restarted" in (old.message or "")
+    live = await store.get_approval("u1", "a-live")
+    assert live is not None and live.status == "pending"  # its runner still settles it
+    assert await store.get_approval("u2", "a-old") is None
