@@ -42,7 +42,7 @@ async def test_health_reports_mcp_servers(
             await asyncio.sleep(0.1)
         print(f"mcp stdio server connected {time.monotonic() - t0:.2f} s after start")
         assert body["modules"]["mcp"] == "degraded"
-        assert "weather: connected (3 tools)" in body["details"]["mcp"]
+        assert "weather: connected (4 tools)" in body["details"]["mcp"]
         assert "gone: down (" in body["details"]["mcp"]
         assert (await c.get("/health")).status_code == 200
 
@@ -100,7 +100,7 @@ async def test_a_server_down_at_start_joins_with_its_tools_when_it_comes_up(
                     break
                 await asyncio.sleep(0.1)
             print(f"mcp server joined {time.monotonic() - t0:.2f} s after it came up")
-            assert "late: connected (3 tools)" in body["details"]["mcp"]
+            assert "late: connected (4 tools)" in body["details"]["mcp"]
 
             # its tools are offered and run in the same process, without a restart
             call = {"name": "late__get_forecast", "arguments": {"city": "Seoul"}}

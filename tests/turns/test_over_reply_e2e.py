@@ -62,7 +62,9 @@ async def test_backchannels_do_not_cancel_but_stop_does(
         heard = ws.of_type("input_audio.backchannel")
         assert heard and all(h["text"] for h in heard)
         turn_llm.queue_reply("Sure, I will stop.")
-        mic.say(speak("Wait, stop please."), 300)
+        # No comma pause inside: "Wait, stop please." was once split at its comma into two
+        # lone words over the reply ("Wave" / "Please"), each ignored (issue 19's note)
+        mic.say(speak("Please stop talking now."), 300)
         done = await ws.wait_for("response.done", response_id=rid, timeout=20)
         assert done["status"] == "cancelled"
         mic.stop_playback(rid)
