@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -285,6 +285,16 @@ class SessionCore:
     def admit(self) -> bool:
         """Message limits for one inbound frame (a dropped one is reported later, once)."""
         return self.limiter.allow()
+
+    async def frames(self) -> AsyncIterator[dict[str, Any]]:
+        """The client's frames the message limits admit, until it leaves or the session
+        closes: the one read loop every protocol layer iterates."""
+        while not self.closed:
+            msg = await self.ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            if self.admit():
+                yield msg
 
     async def _rate_limited(self, dropped: int, which: str) -> None:
         s = self.settings

@@ -67,12 +67,7 @@ class DmpEvents(SessionEvents):
         if self.first is not None:
             chat, self.first = self.first, None
             await self.guarded(self.start(chat, opened=True))
-        while not s.closed:
-            msg = await s.ws.receive()
-            if msg["type"] == "websocket.disconnect":
-                return
-            if not s.admit():
-                continue
+        async for msg in s.frames():
             if (text := msg.get("text")) is not None:
                 try:
                     s.check_text_size(text, '"images"' in text)

@@ -91,12 +91,7 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
     # --- inbound ----------------------------------------------------------------------
     async def read(self) -> None:
         s = self.s
-        while not s.closed:
-            msg = await s.ws.receive()
-            if msg["type"] == "websocket.disconnect":
-                return
-            if not s.admit():
-                continue
+        async for msg in s.frames():
             self.client_event_id = None
             try:
                 await self.on_frame(msg)

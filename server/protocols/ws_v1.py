@@ -32,12 +32,7 @@ class WsV1(SessionEvents):
     # --- inbound ----------------------------------------------------------------------
     async def read(self) -> None:
         s = self.s
-        while not s.closed:
-            msg = await s.ws.receive()
-            if msg["type"] == "websocket.disconnect":
-                return
-            if not s.admit():
-                continue
+        async for msg in s.frames():
             try:
                 if (text := msg.get("text")) is not None:
                     await self._on_text(text)
