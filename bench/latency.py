@@ -23,10 +23,9 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,10 @@ from bench.procs import (
     FakeLLM,
     ServerProcess,
     host_cpu_s,
+    print_tables,
     proc_cpu_s,
     proc_rss_mb,
+    run_main,
     server_env,
 )
 from server.loopmon import LoopLagMonitor, percentile
@@ -578,35 +579,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def amain(args: argparse.Namespace) -> int:
     modes = {"on": [True], "off": [False], "both": [True, False]}[args.memory]
-    base = Path(tempfile.mkdtemp(prefix="dm-bench-"))
-    tables = []
-    try:
-        async with asyncio.timeout(args.max_seconds):
-            if args.protocols:
-                from bench.protocol_latency import table
 
-                modes = []
-                tables.append(await table(args, base))
-            for memory in modes:
-                tables.append(await run_mode(args, memory, base))
-    except TimeoutError:
-        print(f"benchmark stopped: over --max-seconds={args.max_seconds:g}", file=sys.stderr)
-        return 2
-    finally:
-        if args.keep:
-            print(f"logs kept in {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
-    print()
-    print("\n\n".join(tables))
-    return 0
+    async def tables(base: Path) -> AsyncIterator[str]:
+        if args.protocols:
+            from bench.protocol_latency import table
+
+            yield await table(args, base)
+            return
+        for memory in modes:
+            yield await run_mode(args, memory, base)
+
+    return await print_tables(args, "dm-bench-", tables)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.nice is not None:  # before any thread or child exists: they all inherit it
-        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
-    return asyncio.run(amain(args))
+    return run_main(parse_args(argv), amain)
 
 
 if __name__ == "__main__":

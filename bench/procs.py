@@ -9,10 +9,13 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from argparse import Namespace
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -264,3 +267,34 @@ class ServerProcess:
     async def stop(self) -> None:
         if self.proc is not None:
             await stop_process(self.proc, signal.SIGINT, 30)
+
+
+async def print_tables(
+    args: Namespace, prefix: str, tables: Callable[[Path], AsyncIterator[str]]
+) -> int:
+    """Make a benchmark's tables in a scratch folder (kept with --keep) within
+    --max-seconds, then print them; 2 when it ran over."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    made = []
+    try:
+        async with asyncio.timeout(args.max_seconds):
+            async for table in tables(base):
+                made.append(table)
+    except TimeoutError:
+        print(f"benchmark stopped: over --max-seconds={args.max_seconds:g}", file=sys.stderr)
+        return 2
+    finally:
+        if args.keep:
+            print(f"logs kept in {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    print()
+    print("\n\n".join(made))
+    return 0
+
+
+def run_main(args: Namespace, amain: Callable[[Namespace], Awaitable[int]]) -> int:
+    """Run a benchmark at --nice: set before any thread or child exists, so all inherit it."""
+    if args.nice is not None:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+    return asyncio.run(amain(args))

@@ -19,11 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,8 +44,10 @@ from bench.procs import (
     ServerProcess,
     die_with_parent,
     host_cpu_s,
+    print_tables,
     proc_cpu_s,
     proc_rss_mb,
+    run_main,
     server_env,
     stop_process,
 )
@@ -353,32 +354,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def amain(args: argparse.Namespace) -> int:
-    base = Path(tempfile.mkdtemp(prefix="dm-scale-"))
-    tables = []
-    try:
-        async with asyncio.timeout(args.max_seconds):
-            for n in args.replica_counts:
-                args.replicas = n
-                (base / str(n)).mkdir()
-                tables.append(await run(args, base / str(n)))
-    except TimeoutError:
-        print(f"benchmark stopped: over --max-seconds={args.max_seconds:g}", file=sys.stderr)
-        return 2
-    finally:
-        if args.keep:
-            print(f"logs kept in {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
-    print()
-    print("\n\n".join(tables))
-    return 0
+    async def tables(base: Path) -> AsyncIterator[str]:
+        for n in args.replica_counts:
+            args.replicas = n
+            (base / str(n)).mkdir()
+            yield await run(args, base / str(n))
+
+    return await print_tables(args, "dm-scale-", tables)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.nice is not None:  # before any thread or child exists: they all inherit it
-        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
-    return asyncio.run(amain(args))
+    return run_main(parse_args(argv), amain)
 
 
 if __name__ == "__main__":
