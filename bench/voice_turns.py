@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import re
 import shutil
 import sys
@@ -57,6 +58,8 @@ PAUSED = [
 BACKCHANNELS = ["Mm-hmm.", "Yeah.", "Uh-huh.", "Right.", "Okay."]
 STOPS = ["Wait, stop.", "Stop please.", "Hold on.", "Wait a second.", "Stop."]
 USER_OVER_ECHO = "What time is it in Seoul right now?"
+HEARD = ("transcript.done", "input_audio.backchannel")
+ROWS = ("latency", "paused", "backchannels", "stops", "echo")
 TARGETS = {
     "eos_audio_p50": 550,
     "eos_audio_p95": 800,
@@ -206,6 +209,7 @@ async def backchannels(server: ServerProcess, n: int) -> dict[str, Any]:
 
     c = await session(server, "bc")
     cancels = done = 0
+    cancelled_by: list[list[str]] = []  # the transcripts of the speech that cancelled
     async with Mic(c.ws) as mic:
         while done < n:
             rid = await request_reply(c, mic)
@@ -213,17 +217,19 @@ async def backchannels(server: ServerProcess, n: int) -> dict[str, Any]:
             for _ in range(6):
                 if done >= n:
                     break
+                since = len(c.ws.events)
                 _, end = mic.say(speak(BACKCHANNELS[done % len(BACKCHANNELS)]), 0)
                 await mic.until(end)
                 await c.drain(2.5)
                 done += 1
                 if [e for e in c.of("response.done") if e["response_id"] == rid]:
                     cancels += 1
+                    cancelled_by.append([e["text"] for e in c.of("transcript.done", since)])
                     break
             await cancel(c, mic, rid)
-    heard = len(c.of("input_audio.backchannel"))
+    heard = [e["text"] for e in c.of("input_audio.backchannel")]
     await c.ws.conn.close()
-    return {"cancels": cancels, "n": done, "backchannel_events": heard}
+    return {"cancels": cancels, "n": done, "backchannels": heard, "cancelled_by": cancelled_by}
 
 
 async def stops(server: ServerProcess, n: int) -> dict[str, Any]:
@@ -233,23 +239,29 @@ async def stops(server: ServerProcess, n: int) -> dict[str, Any]:
     c = await session(server, "stop")
     delays: list[float] = []
     missed = 0
+    heard: list[list[Any]] = []  # per trial: the phrase, its transcripts, the delay (or None)
     async with Mic(c.ws) as mic:
         for i in range(n):
             rid = await request_reply(c, mic)
             await c.drain(1.5)
+            since = len(c.ws.events)
             audio = speak(STOPS[i % len(STOPS)])
             start, _ = mic.say(audio, 0)
             end_at = await mic.until(start + int(speech_offset_ms(audio) * 16))
             ev = await c.until(
                 lambda e, r=rid: e["type"] == "response.done" and e["response_id"] == r, 8
             )
+            delay = None
             if ev is None or ev["status"] != "cancelled":
                 missed += 1
                 await cancel(c, mic, rid)
             else:
-                delays.append((ev["_t"] - end_at) * 1000)
+                delay = (ev["_t"] - end_at) * 1000
+                delays.append(delay)
                 mic.stop_playback(rid)
             await c.until(lambda e: e["type"] == "response.done", 15)  # the stop's own turn
+            said = [e["text"] for e in c.ws.events[since:] if e["type"] in HEARD]
+            heard.append([STOPS[i % len(STOPS)], said, delay])
             await c.drain(0.5)
             newest = c.of("response.created")[-1]["response_id"]
             if newest != rid and not [
@@ -257,7 +269,7 @@ async def stops(server: ServerProcess, n: int) -> dict[str, Any]:
             ]:
                 await cancel(c, mic, newest)
     await c.ws.conn.close()
-    return {"delays": delays, "missed": missed, "n": n}
+    return {"delays": delays, "missed": missed, "n": n, "heard": heard}
 
 
 async def echo(server: ServerProcess, n: int) -> dict[str, Any]:
@@ -327,70 +339,83 @@ def decision_cpu_in_process(n: int) -> list[float]:
 
 # --- report ----------------------------------------------------------------------------------
 def report(res: dict[str, Any]) -> str:
-    lat, cpu_in = res["latency"], res["cpu_in_process"]
+    """The table of the rows that ran."""
     rows: list[tuple[str, str, str]] = []
 
     def row(label: str, measured: str, goal: str) -> None:
         rows.append((label, measured, goal))
 
-    en = lat["en"]["eos_audio"]
-    row(
-        "EN end of speech -> first reply audio, p50 (ms)",
-        f"{pct(en, 50):.0f} (n={len(en)})",
-        "<= 550",
-    )
-    row("EN end of speech -> first reply audio, p95 (ms)", f"{pct(en, 95):.0f}", "<= 800")
-    ko = lat["ko"]["eos_audio"]
-    row(
-        "KO end of speech -> first reply audio, p50/p95 (ms)",
-        f"{pct(ko, 50):.0f} / {pct(ko, 95):.0f} (n={len(ko)})",
-        "reported",
-    )
-    for key in (
-        "eos_to_turn_ms",
-        "eos_to_transcript_ms",
-        "eos_to_llm_ms",
-        "eos_to_first_token_ms",
-        "eos_to_first_audio_ms",
-        "eos_to_played_ms",
-    ):
-        v = [t[key] for t in lat["en"]["steps"] if t.get(key) is not None]
-        row(f"  server timings {key}, p50/p95", f"{pct(v, 50):.0f} / {pct(v, 95):.0f}", "")
-    p = res["paused"]
-    row("paused sentences (600-900 ms pause) cut in two", f"{p['cut']} of {p['n']}", "<= 1 of 20")
-    srv_cpu = [
-        t["turn_cpu_ms"]
-        for t in lat["en"]["steps"] + lat["ko"]["steps"]
-        if t.get("turn_cpu_ms") is not None
-    ]
-    row("end-of-turn decision CPU p50, server turn_cpu_ms (ms)", f"{pct(srv_cpu, 50):.1f}", "<= 15")
+    if "latency" in res:
+        lat = res["latency"]
+        en = lat["en"]["eos_audio"]
+        row(
+            "EN end of speech -> first reply audio, p50 (ms)",
+            f"{pct(en, 50):.0f} (n={len(en)})",
+            "<= 550",
+        )
+        row("EN end of speech -> first reply audio, p95 (ms)", f"{pct(en, 95):.0f}", "<= 800")
+        ko = lat["ko"]["eos_audio"]
+        row(
+            "KO end of speech -> first reply audio, p50/p95 (ms)",
+            f"{pct(ko, 50):.0f} / {pct(ko, 95):.0f} (n={len(ko)})",
+            "reported",
+        )
+        for key in (
+            "eos_to_turn_ms",
+            "eos_to_transcript_ms",
+            "eos_to_llm_ms",
+            "eos_to_first_token_ms",
+            "eos_to_first_audio_ms",
+            "eos_to_played_ms",
+        ):
+            v = [t[key] for t in lat["en"]["steps"] if t.get(key) is not None]
+            row(f"  server timings {key}, p50/p95", f"{pct(v, 50):.0f} / {pct(v, 95):.0f}", "")
+    if "paused" in res:
+        p = res["paused"]
+        row(
+            "paused sentences (600-900 ms pause) cut in two",
+            f"{p['cut']} of {p['n']}",
+            "<= 1 of 20",
+        )
+    if "latency" in res:
+        steps = res["latency"]["en"]["steps"] + res["latency"]["ko"]["steps"]
+        srv_cpu = [t["turn_cpu_ms"] for t in steps if t.get("turn_cpu_ms") is not None]
+        row(
+            "end-of-turn decision CPU p50, server turn_cpu_ms (ms)",
+            f"{pct(srv_cpu, 50):.1f}",
+            "<= 15",
+        )
+    cpu_in = res["cpu_in_process"]
     row("end-of-turn decision CPU p50, in process (ms)", f"{pct(cpu_in, 50):.1f}", "<= 15")
-    b = res["backchannels"]
-    row("backchannels over a reply that cancel it", f"{b['cancels']} of {b['n']}", "0 of 20")
-    s = res["stops"]
-    within = sum(d <= 300 for d in s["delays"])
-    row("stop phrases that cancel the reply", f"{len(s['delays'])} of {s['n']}", "20 of 20")
-    row("  ... within 300 ms of the phrase's end", f"{within} of {s['n']}", "20 of 20")
-    row(
-        "  phrase end -> response.done cancelled, p50/p95 (ms)",
-        f"{pct(s['delays'], 50):.0f} / {pct(s['delays'], 95):.0f}",
-        "",
-    )
-    e = res["echo"]
-    row("echo -6 dB, 30-120 ms, noise: barge-ins", f"{e['barges']} of {e['n']} replies", "0")
-    row("  ... speech_started / transcripts", f"{e['started']} / {e['transcripts']}", "0 / 0")
-    row(
-        "  user speaking over the echo: WER, mean",
-        f"{np.mean(e['wer']):.2f} (n={len(e['wer'])})",
-        "reported",
-    )
+    if "backchannels" in res:
+        b = res["backchannels"]
+        row("backchannels over a reply that cancel it", f"{b['cancels']} of {b['n']}", "0 of 20")
+    if "stops" in res:
+        s = res["stops"]
+        within = sum(d <= 300 for d in s["delays"])
+        row("stop phrases that cancel the reply", f"{len(s['delays'])} of {s['n']}", "20 of 20")
+        row("  ... within 300 ms of the phrase's end", f"{within} of {s['n']}", "20 of 20")
+        row(
+            "  phrase end -> response.done cancelled, p50/p95 (ms)",
+            f"{pct(s['delays'], 50):.0f} / {pct(s['delays'], 95):.0f}",
+            "",
+        )
+    if "echo" in res:
+        e = res["echo"]
+        row("echo -6 dB, 30-120 ms, noise: barge-ins", f"{e['barges']} of {e['n']} replies", "0")
+        row("  ... speech_started / transcripts", f"{e['started']} / {e['transcripts']}", "0 / 0")
+        row(
+            "  user speaking over the echo: WER, mean",
+            f"{np.mean(e['wer']):.2f} (n={len(e['wer'])})",
+            "reported",
+        )
     w = max(len(r[0]) for r in rows) + 2
     lines = [f"{'turn taking (issue 19)':<{w}}{'measured':<26}goal", "-" * (w + 40)]
     lines += [f"{a:<{w}}{m:<26}{g}" for a, m, g in rows]
     return "\n".join(lines)
 
 
-async def run(n: int, workdir: Path) -> dict[str, Any]:
+async def run(n: int, workdir: Path, rows: tuple[str, ...] = ROWS) -> dict[str, Any]:
     from tests.speech import whisper_base_dir
 
     res: dict[str, Any] = {"cpu_in_process": await asyncio.to_thread(decision_cpu_in_process, n)}
@@ -409,6 +434,7 @@ async def run(n: int, workdir: Path) -> dict[str, Any]:
             "TTS_PROVIDER": "espeak",
             "DEFAULT_OUTPUT_AUDIO": "pcm16",
             "LOG_FORMAT": "json",
+            "LOG_PII": "true",  # synthetic speech: --keep's server.log shows what was heard
         }
     )
 
@@ -425,6 +451,8 @@ async def run(n: int, workdir: Path) -> dict[str, Any]:
             ("stops", stops),
             ("echo", echo),
         ):
+            if name not in rows:
+                continue
             print(f"turns: {name} ...", flush=True)
             res[name] = await fn(server, n)
     finally:
@@ -439,10 +467,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--n", type=int, default=20, help="trials per row")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (server log)")
+    ap.add_argument(
+        "--rows", default=",".join(ROWS), help=f"comma-separated subset of {','.join(ROWS)}"
+    )
+    ap.add_argument("--raw", type=Path, help="also write every measurement to this JSON file")
     args = ap.parse_args(argv)
+    rows = tuple(r.strip() for r in args.rows.split(",") if r.strip())
+    if bad := [r for r in rows if r not in ROWS]:
+        ap.error(f"unknown rows {bad}; choose from {ROWS}")
     workdir = Path(tempfile.mkdtemp(prefix="dm-turnsbench-"))
     try:
-        res = asyncio.run(run(args.n, workdir))
+        res = asyncio.run(run(args.n, workdir, rows))
     finally:
         if args.keep:
             print(f"logs kept in {workdir}")
@@ -450,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     print()
     print(report(res))
+    if args.raw:
+        args.raw.write_text(json.dumps(res, indent=1, default=str))
     return 0
 
 
