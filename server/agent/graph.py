@@ -679,6 +679,12 @@ class Agent:
         elif any(m.id == reply_id for m in await self.history(thread_id)):
             await self.replace_tail([RemoveMessage(id=reply_id)], [], thread_id)
 
+    async def record_answer(self, thread_id: str, text: str, message_id: str) -> None:
+        """The user's answer given without a turn (a clicked yes or no to a screen task's
+        preview) joins the model's history as theirs, as a spoken one would, so the next
+        turn knows what they decided. The same id as its stored message."""
+        await self.replace_tail([], [HumanMessage(text, id=message_id)], thread_id)
+
     async def replace_tail(
         self, remove: list[RemoveMessage], add: list[BaseMessage], thread_id: str
     ) -> None:

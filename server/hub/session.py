@@ -20,10 +20,11 @@ from server.hub.protocol import ProtocolError
 from server.hub.responses import ActiveResponse, Responses
 from server.initiative.live import Initiative
 from server.personas import Persona
-from server.store.base import ApprovalRecord, SessionRecord
+from server.store.base import ApprovalRecord, SessionRecord, TaskActionRecord, new_id
 from server.tasks import live as task_live
 from server.tasks.approval import is_task_approval
 from server.tasks.state import TaskError
+from server.tasks.views import clicked_answer
 
 if TYPE_CHECKING:
     from server.services import Services
@@ -100,7 +101,8 @@ class Session(Responses, Perception):
                 msg = "A screen task action cannot be edited: approve or reject it."
                 raise ProtocolError("approval_not_pending", msg)
             try:
-                await self.tasks.answer_approval(call_id, decision == "approve", message)
+                yes = decision == "approve"
+                await self.tasks.answer_approval(call_id, yes, message, self.record_task_answer)
             except TaskError as e:
                 raise ProtocolError("approval_not_pending", e.message) from None
             return
@@ -108,6 +110,27 @@ class Session(Responses, Perception):
             await self.approvals.answer(call_id, decision, arguments, message)
         except ApprovalError as e:
             raise ProtocolError("approval_not_pending", str(e)) from None
+
+    async def record_task_answer(
+        self, action: TaskActionRecord, yes: bool, message: str | None
+    ) -> None:
+        """A clicked answer to a task preview joins the transcript and the model's history
+        as the user's (a spoken one is their turn), before the task acts on it. The
+        persona's question still being said stops there (it is answered); another reply is
+        let finish first, so the history keeps its order."""
+        async with self.own_lines:
+            r = self.response
+            if r is not None and r.script is not None:
+                await self.cancel_response()
+            else:
+                await self.let_reply_finish()
+            text = clicked_answer(action, yes, message)
+            message_id = new_id()
+            store = self.services.store
+            await store.add_message(
+                self.user_id, self.record.id, self.persona.id, "user", text, message_id=message_id
+            )
+            await self.services.agent.record_answer(self.record.thread_id, text, message_id)
 
     async def _ask_task_approval(self, rec: ApprovalRecord) -> None:
         """A screen task action's approval.request (the persona asks it with the preview)."""

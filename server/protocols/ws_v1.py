@@ -86,7 +86,7 @@ class WsV1(SessionEvents):
 
     async def on_task_confirm(self, ev: p.TaskConfirm) -> None:
         s = self.s
-        s.spawn(task_live.client_event(s.tasks, ev, s.tasks.seq, s.send))
+        s.spawn(task_live.client_event(s.tasks, ev, s.tasks.seq, s.send, s.record_task_answer))
 
     on_task_executed = on_task_confirm
     on_task_control = on_task_confirm

@@ -21,7 +21,7 @@ from server.store.base import (
     TaskActionRecord,
     utcnow,
 )
-from server.tasks.state import Live, TaskError
+from server.tasks.state import Answered, Live, TaskError
 
 
 def is_task_approval(name: str) -> bool:
@@ -93,12 +93,14 @@ class TaskApprovals:
         rec = await self.store.get_approval(self.user_id, live.pending.id)
         return rec if rec is not None and rec.status == "pending" else None
 
-    async def answer_approval(self, call_id: str, approve: bool, message: str | None) -> None:
+    async def answer_approval(
+        self, call_id: str, approve: bool, message: str | None, answered: Answered | None = None
+    ) -> None:
         """approval.response for a task action: the same as task.confirm."""
         live = self.live
         if live is None or live.pending is None or live.pending.id != call_id:
             raise TaskError(409, "not_pending", f"No screen task action {call_id!r} waits.")
-        await self.approve(live.task.id, call_id, approve, message=message)
+        await self.approve(live.task.id, call_id, approve, message=message, answered=answered)
 
     async def _approval_expired(self, action_id: str) -> bool:
         rec = await self.store.get_approval(self.user_id, action_id)

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from server.personas import Persona
 from server.providers.llm import LazyChatModel
 from server.tasks.runner import Listener, TaskError, TaskRunner
+from server.tasks.state import Answered
 from server.tasks.views import preview_line
 from server.tasks.voice import phrase_preview
 
@@ -50,12 +51,15 @@ async def speak_preview(
     await speaker.say(text)
 
 
-async def client_event(runner: TaskRunner, ev: Any, seq_at_receipt: int, error: Send) -> None:
+async def client_event(
+    runner: TaskRunner, ev: Any, seq_at_receipt: int, error: Send, answered: Answered
+) -> None:
     """task.confirm / task.executed / task.control, run off the session's reader (a confirm
-    waits for the next screen frame, which the reader must stay free to receive)."""
+    waits for the next screen frame, which the reader must stay free to receive). A clicked
+    answer joins the session's history through ``answered``."""
     try:
         if ev.type == "task.confirm":
-            await runner.approve(ev.task_id, ev.action_id, ev.approve)
+            await runner.approve(ev.task_id, ev.action_id, ev.approve, answered=answered)
         elif ev.type == "task.executed":
             await runner.confirm(ev.task_id, ev.action_id, ev.executed, None, seq_at_receipt)
         elif ev.command == "retry":

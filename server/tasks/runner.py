@@ -20,7 +20,7 @@ from server.store.base import Store, TaskActionRecord, TaskRecord
 from server.tasks.desktop import DesktopUnavailable, perform
 from server.tasks.feed import TaskFeed
 from server.tasks.planner import Planner
-from server.tasks.state import LIVE, Listener, Live, TaskError
+from server.tasks.state import LIVE, Answered, Listener, Live, TaskError
 from server.tasks.steps import TaskSteps
 from server.tasks.views import NO, YES, home_route, preview_json
 
@@ -148,10 +148,13 @@ class TaskRunner(TaskSteps, TaskFeed):
         *,
         message: str | None = None,
         reason: str = "declined",
+        answered: Answered | None = None,
     ) -> None:
         """The user's answer to a preview (a yes spoken or clicked, an approval.response):
         stored as the action's approval's decision, then on yes the client is told to execute
-        (task.action_execute); on no the action is withdrawn and the task paused."""
+        (task.action_execute); on no the action is withdrawn and the task paused. A clicked
+        answer is written into the session's history by ``answered`` before either (a spoken
+        one is the user's turn)."""
         live = await self._live(task_id)
         self._require(live, "running")
         action = self._pending(live, action_id)
@@ -160,6 +163,8 @@ class TaskRunner(TaskSteps, TaskFeed):
         )
         if yes and not settled and await self._approval_expired(action_id):
             raise TaskError(409, "not_pending", "The action's approval expired.")
+        if answered is not None and settled:  # (a repeated click is not a new answer)
+            await answered(action, yes, message)
         if not yes:
             await self._withdraw(live, reason)
             await self._set_status(live, "paused", only_if=("running",))

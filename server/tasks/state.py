@@ -13,6 +13,9 @@ from server.store.base import TaskActionRecord, TaskRecord, TaskStatus
 
 LIVE: tuple[TaskStatus, ...] = ("running", "paused", "failed")
 Listener = Callable[[dict[str, Any]], Awaitable[None]]
+# A clicked answer to a preview, written into the session's history before it acts:
+# (the action, yes, the user's message with a no).
+Answered = Callable[[TaskActionRecord, bool, str | None], Awaitable[None]]
 
 
 class TaskError(Exception):

@@ -146,3 +146,14 @@ def preview_line(language: str, a: dict[str, Any]) -> str:
     if a.get("final"):
         return f"This is the last step: {what}. Shall I go ahead?"
     return f"Next I'll {what} ('{target}'). Say yes and I'll do it."
+
+
+def clicked_answer(action: TaskActionRecord, yes: bool, message: str | None = None) -> str:
+    """The user's clicked answer to a preview as a line of theirs in the model's history
+    (a spoken one is their own words): the next turn knows what they decided."""
+    t = action.target_element
+    what = f"step {action.step_number}: {action.action_type} '{t.get('target')}'"
+    if yes:
+        return f"[clicked Yes] Go ahead with {what}."
+    why = f" {message.strip()}" if message and message.strip() else ""
+    return f"[clicked No] Don't do {what}.{why}"

@@ -213,6 +213,52 @@ async def test_spoken_yes_and_no_answer_the_preview(
     await ws.conn.close()
 
 
+async def test_clicked_yes_and_no_join_the_history(
+    srv: ServerThread, http: httpx.AsyncClient, llm: FakeOpenAI
+) -> None:
+    ws = await open_ws(srv, persona="haru", token="click-user")
+    session_id = (await ws.wait_for("session.created"))["session"]["id"]
+    user = await client(srv, "click-user")
+    t = await start(user)
+    preview = t["next_action_preview"]
+    asked = await ws.wait_for("response.done")  # the persona asks in its own words
+    await ws.send(
+        {"type": "task.confirm", "task_id": t["task_id"], "action_id": preview["action_id"]}
+    )
+    await ws.wait_for("task.action_execute", action_id=preview["action_id"])
+    # stored before the execute went out
+    said = (await user.get(f"/v1/sessions/{session_id}/messages")).json()["messages"]
+    yes = "[clicked Yes] Go ahead with step 1: click 'Menu'."
+    assert [(m["role"], m["content"]) for m in said] == [
+        ("assistant", asked["text"]),
+        ("user", yes),
+    ]
+    await ws.send(
+        {"type": "task.executed", "task_id": t["task_id"], "action_id": preview["action_id"]}
+    )
+    await ws.send_raw(b"\x02" + LIST)
+    nxt = await ws.wait_for("task.action_preview", target="Big Mac")
+    asked2 = await ws.wait_for("response.done")
+    # the studio's approvals panel: No, with a reason
+    no = {"decision": "reject", "message": "Too pricey."}
+    await ws.send({"type": "approval.response", "call_id": nxt["action_id"]} | no)
+    await ws.wait_for("task.updated", status="paused")
+    await ws.send({"type": "input_text", "text": "뭐가 남았어?"})
+    await ws.wait_for("response.done")
+    # the next turn's request carries both clicked answers after the questions they answer
+    turn = [r["body"]["messages"] for r in llm.chat_requests() if "뭐가 남았어" in str(r["body"])]
+    sent = [(m["role"], m["content"]) for m in turn[0] if m["role"] != "system"]
+    assert sent[-5:] == [
+        ("assistant", asked["text"]),
+        ("user", yes),
+        ("assistant", asked2["text"]),
+        ("user", "[clicked No] Don't do step 2: click 'Big Mac'. Too pricey."),
+        ("user", "뭐가 남았어?"),
+    ]
+    await user.aclose()
+    await ws.conn.close()
+
+
 async def test_task_waits_for_the_first_frame(srv: ServerThread, http: httpx.AsyncClient) -> None:
     ws = await open_ws(srv, persona="emma", token="rest-user")
     await ws.wait_for("session.created")
