@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     mcp_reconnect_max_s: float = Field(default=300.0, gt=0.0)  # retries back off up to this
     approval_timeout_s: float = Field(default=120.0, gt=0.0)  # unanswered: rejected (expired)
 
+    # --- approvals across replicas (server/agent/approval_fleet.py) ----------------------
+    # REPLICA_MODE=multi: a turn waiting for a decision also reads the store this often
+    approval_poll_s: float = Field(default=1.0, gt=0.0, le=60.0)
+
     # --- proactive speech (server/initiative; issue 20) --------------------------------
     proactive_mode: Literal["off", "quiet", "normal", "chatty"] = "normal"  # default per user
     proactive_idle_s: float = Field(default=300.0, gt=0.0)  # normal mode; quiet x2, chatty /2

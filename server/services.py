@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
+from server.agent.approval_fleet import ApprovalFleet
 from server.agent.approvals import ApprovalWaiters
 from server.agent.graph import Agent
 from server.agent.mcp import McpConfigError, McpManager, agent_tools, load_config
@@ -111,6 +112,11 @@ class Services:
         self.tasks = TaskRunners(self.store, self.vision, settings)
         self.mcp: McpManager | None = None  # tools from MCP servers (MCP_CONFIG)
         self.approval_waiters = ApprovalWaiters()  # turns waiting for the user's decision
+        self.approval_fleet = (  # decisions given on another replica
+            ApprovalFleet(self.store, self.instance_id, settings.approval_poll_s)
+            if settings.replica_mode == "multi"
+            else None
+        )
         # proactive speech: prompts and schedules from data files, live sessions per user
         self.initiative = InitiativeHub(load_proactive(settings.proactive_dir))
 

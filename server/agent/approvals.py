@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from server.logging import get_logger
 from server.store.base import TASK_APPROVAL_PREFIX, ApprovalRecord, new_id, utcnow
 
 # A screen task approval's own runner expires it on time; past this grace nobody will.
@@ -28,7 +29,10 @@ TASK_LOST_MESSAGE = (
 )
 
 if TYPE_CHECKING:
+    from server.agent.approval_fleet import ApprovalFleet
     from server.store.base import Store
+
+log = get_logger(__name__)
 
 Choice = Literal["approve", "edit", "reject"]
 STATUS: dict[str, Any] = {"approve": "approved", "edit": "edited", "reject": "rejected"}
@@ -112,6 +116,7 @@ class ApprovalGate:
         send: Callable[[ApprovalRecord], Awaitable[None]],
         waiters: ApprovalWaiters | None = None,
         resume: Resume | None = None,
+        fleet: ApprovalFleet | None = None,
     ) -> None:
         self.store = store
         self.user_id = user_id
@@ -120,6 +125,8 @@ class ApprovalGate:
         self.send = send
         self.waiters = waiters if waiters is not None else ApprovalWaiters()
         self.resume = resume  # a decision no turn waits for: the session continues the turn
+        self.fleet = fleet  # several servers on one store: decisions made on another
+        self._handoffs: set[asyncio.Task[None]] = set()
         self._waiting: set[str] = set()  # asked by this session's turn
         self._orphans: dict[str, ApprovalRecord] = {}  # asked again here; their turn is gone
 
@@ -147,15 +154,21 @@ class ApprovalGate:
         try:
             await self.send(rec)
             async with asyncio.timeout(self.timeout_s):
-                return await asyncio.shield(fut)
+                if self.fleet is None:
+                    return await asyncio.shield(fut)
+                decision = await self.fleet.wait(self.user_id, call_id, fut)
         except TimeoutError:
             decision = await self.expire(call_id)
-            # answered without waking this turn: on another server, which went on with it
-            decision.elsewhere = decision.status != "expired" and not fut.done()
-            return decision
+            if self.fleet is None:
+                # answered without waking this turn: on another server, which went on with it
+                decision.elsewhere = decision.status != "expired" and not fut.done()
+                return decision
         finally:
             self._waiting.discard(call_id)
             self.waiters.remove(self.user_id, call_id)
+        # of the servers that could carry it out, the one that claims it does
+        decision.elsewhere = not await self.fleet.claim(self.user_id, call_id)
+        return decision
 
     def _expiry_message(self) -> str:
         return f"The user did not answer within {self.timeout_s:g} s, so it was not done."
@@ -190,8 +203,8 @@ class ApprovalGate:
         fut = self.waiters.get(self.user_id, call_id)
         if fut is not None and not fut.done():
             fut.set_result(decision_of(rec))
-        elif self.resume is not None:  # the turn that asked is gone: continue it now
-            await self.resume(rec, decision_of(rec))
+        else:  # no turn of this process waits: continue the turn that asked here
+            await self._continue(rec)
         return rec
 
     async def hear(self, text: str) -> bool:
@@ -244,8 +257,32 @@ class ApprovalGate:
     async def _expire_orphan(self, call_id: str) -> None:
         msg = self._expiry_message()
         got = await self.store.decide_approval(self.user_id, call_id, "expired", message=msg)
-        if got is not None and self.resume is not None:
-            await self.resume(got, decision_of(got))
+        if got is not None:
+            await self._continue(got)
+
+    async def _continue(self, rec: ApprovalRecord) -> None:
+        """A decision no turn of this process waits for: ``resume`` continues its turn. With
+        several servers, only once this one claimed it (the asking server's turn may be
+        waiting and go on with it itself), off the answer's handler."""
+        if self.resume is None:
+            return
+        if self.fleet is None:
+            await self.resume(rec, decision_of(rec))
+            return
+        task = asyncio.create_task(self._claim_then_resume(self.fleet, self.resume, rec))
+        self._handoffs.add(task)
+        task.add_done_callback(self._handoffs.discard)
+
+    async def _claim_then_resume(
+        self, fleet: ApprovalFleet, resume: Resume, rec: ApprovalRecord
+    ) -> None:
+        try:
+            if await fleet.claim_after_asker(rec):
+                await resume(rec, decision_of(rec))
+            else:
+                log.info("approval_carried_elsewhere", call_id=rec.id, status=rec.status)
+        except Exception:
+            log.exception("approval_handoff_failed", call_id=rec.id)
 
 
 def approval_json(rec: ApprovalRecord) -> dict[str, Any]:

@@ -75,6 +75,7 @@ class Session(Responses, Perception):
             partial(continuation.ask, self),
             services.approval_waiters,
             partial(continuation.resume, self),
+            services.approval_fleet,
         )
         services.live_sessions.add(user_id, self.perception)  # REST turns see what we see
         self.initiative = Initiative(self, self.settings, services.store, services.initiative.data)

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS approvals (
     decided_at   TEXT,
     decided_arguments TEXT,
     message      TEXT,
+    carried_by   TEXT,
     PRIMARY KEY (user_id, id)
 );
 CREATE INDEX IF NOT EXISTS approvals_user_created ON approvals (user_id, created_at);
@@ -53,6 +54,7 @@ CREATE INDEX IF NOT EXISTS proactive_fires_user_fired ON proactive_fires (user_i
 """
 
 _DECIDED = ("approved", "edited", "rejected", "expired")
+APPROVALS_ADDED = {"carried_by": "TEXT"}  # which replica carries out the decision
 
 
 def _t(dt: datetime) -> str:
@@ -153,6 +155,15 @@ class SQLiteInitiative:
             )
             changed = cur.rowcount
         return await self.get_approval(user_id, approval_id) if changed else None
+
+    async def claim_approval(self, user_id: str, approval_id: str, owner: str) -> bool:
+        async with self._write() as conn:
+            cur = await conn.execute(
+                "UPDATE approvals SET carried_by = ? WHERE user_id = ? AND id = ? "
+                "AND status != 'pending' AND carried_by IS NULL",
+                (owner, user_id, approval_id),
+            )
+            return bool(cur.rowcount)
 
     async def list_approvals(
         self,
@@ -278,6 +289,18 @@ class MongoInitiative:
             },
         )
         return await self.get_approval(user_id, approval_id) if res.modified_count else None
+
+    async def claim_approval(self, user_id: str, approval_id: str, owner: str) -> bool:
+        res = await self._d.approvals.update_one(
+            {
+                "user_id": user_id,
+                "approval_id": approval_id,
+                "status": {"$ne": "pending"},
+                "carried_by": None,  # missing or null
+            },
+            {"$set": {"carried_by": owner}},
+        )
+        return bool(res.modified_count)
 
     async def list_approvals(
         self,

@@ -82,6 +82,13 @@ class InitiativeStore(ABC):
         """Newest first."""
 
     @abstractmethod
+    async def claim_approval(self, user_id: str, approval_id: str, owner: str) -> bool:
+        """Several servers on one store (REPLICA_MODE=multi): the process ``owner`` carries
+        out this *decided* approval (runs or skips the call, continues the turn). True for
+        the one caller that may; False when another claimed it, or it is still pending, or
+        not the user's."""
+
+    @abstractmethod
     async def claim_proactive_fire(
         self, user_id: str, key: str, trigger: str, session_id: str | None = None
     ) -> bool:

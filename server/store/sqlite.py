@@ -40,8 +40,8 @@ from server.store.base import (
 )
 from server.store.checkpoints_sqlite import OneHopSqliteSaver
 from server.store.history_sqlite import HISTORY_SCHEMA, SQLiteHistory
+from server.store.initiative import APPROVALS_ADDED, SQLiteInitiative
 from server.store.initiative import SQLITE_SCHEMA as INITIATIVE_SCHEMA
-from server.store.initiative import SQLiteInitiative
 from server.store.ownership_sqlite import SQLiteOwnership
 from server.store.reminders_sqlite import REMINDER_ADDED, REMINDERS_SCHEMA, SQLiteReminders
 from server.store.samples_sqlite import SAMPLES_SCHEMA, SQLiteSamples
@@ -95,6 +95,7 @@ _MESSAGE_COLS = (
 _ADDED_COLUMNS = {
     "reminders": REMINDER_ADDED,
     "sessions": {"owner": "TEXT", "heartbeat_at": "TEXT"},  # crash recovery
+    "approvals": APPROVALS_ADDED,
 }
 _AFTER_MIGRATION = "CREATE INDEX IF NOT EXISTS sessions_status_owner ON sessions (status, owner);"
 

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from server.agent.approval_fleet import ApprovalFleet
 from server.agent.approvals import (
     ApprovalError,
     ApprovalGate,
@@ -189,6 +190,89 @@ async def test_an_answer_on_another_server_is_continued_there_only(store: Store)
     assert resumed == [("c1", "approved")]
     d = await task
     assert d.status == "approved" and d.elsewhere and not d.go
+
+
+async def fleet_pair(
+    store: Store, resume: Resume, timeout_s: float = 60.0
+) -> tuple[ApprovalGate, ApprovalGate, asyncio.Event]:
+    """Two servers on one store (REPLICA_MODE=multi): the asking session is served by
+    replica-a (its owner in the store); the user's other socket is on replica-b."""
+    asking_session = await store.create_session("u1", "emma")
+    assert await store.claim_session("u1", asking_session.id, "replica-a")
+    other_session = await store.create_session("u1", "emma")
+    assert await store.claim_session("u1", other_session.id, "replica-b")
+
+    sent = asyncio.Event()
+
+    async def send(rec: ApprovalRecord) -> None:
+        sent.set()
+
+    a = ApprovalGate(
+        store,
+        "u1",
+        asking_session.id,
+        timeout_s,
+        send,
+        ApprovalWaiters(),
+        resume,
+        ApprovalFleet(store, "replica-a", poll_s=0.1),
+    )
+    b = ApprovalGate(
+        store,
+        "u1",
+        other_session.id,
+        timeout_s,
+        send,
+        ApprovalWaiters(),
+        resume,
+        ApprovalFleet(store, "replica-b", poll_s=0.1),
+    )
+    return a, b, sent
+
+
+async def test_with_several_servers_the_asking_turn_goes_on_with_an_answer_given_elsewhere(
+    store: Store,
+) -> None:
+    """REPLICA_MODE=multi: the turn on replica-a reads the store while it waits, so an answer
+    given on replica-b reaches it long before its timeout, and it carries the call out;
+    replica-b, which got the answer, leaves it to the asking server (no continuation)."""
+    resumed: list[tuple[str, str]] = []
+
+    async def resume(rec: ApprovalRecord, d: Decision) -> None:
+        resumed.append((rec.id, d.status))
+
+    a, b, sent = await fleet_pair(store, resume)
+    task = asyncio.create_task(a.ask("c1", "t", {"time": "07:00"}, "d"))
+    await sent.wait()  # asked: a's turn waits
+    assert [r.id for r in await b.resend_pending()] == ["c1"]  # an orphan on b
+    await b.answer("c1", "edit", {"time": "08:00"})
+    d = await asyncio.wait_for(task, 10)  # its timeout is 60 s
+    assert d.status == "edited" and d.arguments == {"time": "08:00"} and d.go
+    await asyncio.gather(*b._handoffs)  # b gave the asking server its turn, then lost
+    assert resumed == []
+
+
+async def test_with_several_servers_a_decision_whose_turn_is_gone_is_continued_once(
+    store: Store,
+) -> None:
+    """No turn waits on replica-a any more (the socket closed): replica-b, which got the
+    answer, claims the decision after giving replica-a its chance, and continues it."""
+    resumed: list[tuple[str, str]] = []
+
+    async def resume(rec: ApprovalRecord, d: Decision) -> None:
+        resumed.append((rec.id, d.status))
+
+    a, b, sent = await fleet_pair(store, resume)
+    task = asyncio.create_task(a.ask("c1", "t", {}, "d"))
+    await sent.wait()  # asked: a's turn waits
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await b.resend_pending()
+    await b.answer("c1", "reject", message="not now")
+    await asyncio.gather(*b._handoffs)
+    assert resumed == [("c1", "rejected")]
+    assert await store.claim_approval("u1", "c1", "replica-a") is False  # b carried it out
 
 
 async def test_an_approval_asked_again_is_answered_by_voice_or_expires_and_is_continued(

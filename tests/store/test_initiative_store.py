@@ -82,3 +82,16 @@ async def test_proactive_fire_is_claimed_once_under_a_race(store: Store) -> None
     assert [f.key for f in fires] == ["idle:1", key]
     assert fires[1].trigger == "schedule" and fires[1].fired_at.tzinfo is not None
     assert [f.key for f in await store.list_proactive_fires(B)] == [key]
+
+
+async def test_a_decided_approval_is_claimed_once_by_one_server(store: Store) -> None:
+    """claim_approval: which replica carries a decision out. Only a decided approval, only
+    the user's own, exactly one winner under a race."""
+    await store.add_approval(A, "s1", "c", "t", {}, "d", utcnow() + timedelta(minutes=1))
+    assert await store.claim_approval(A, "c", "replica-a") is False  # still pending
+    await store.decide_approval(A, "c", "approved")
+    assert await store.claim_approval(B, "c", "replica-a") is False  # not B's
+    won = await asyncio.gather(*(store.claim_approval(A, "c", f"replica-{i}") for i in range(8)))
+    assert won.count(True) == 1
+    assert await store.claim_approval(A, "c", "replica-0") is False  # once, even for the winner
+    assert await store.claim_approval(A, "missing", "replica-a") is False
