@@ -192,6 +192,11 @@ class Settings(BaseSettings):
     barge_in_mode: Literal["words", "duration"] = "words"
     echo_cancel: bool = True  # remove the reply's own audio from the mic (WebRTC AEC3)
 
+    # --- preemptive generation (server/hub/preemptive.py, issue 19) ----------------------
+    # semantic turns: the reply starts on a pause's words before the turn is confirmed,
+    # held unseen until the turn ends with the same words (else discarded and counted)
+    turn_preemptive: bool = True
+
     # --- model files (server/models: `desktopmate models download|list|import`) ----------
     models_dir: Path | None = None  # unset: DATA_DIR/models
     model_cache_dir: Path | None = None  # older name of MODELS_DIR, still honoured

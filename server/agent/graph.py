@@ -54,6 +54,7 @@ TOOLS = "tools"
 _FILLER = re.compile(r"^[\s.,!?…~\-]*((um+|uh+|hmm+|음+|어+|아+|으+)[\s.,!?…~\-]*)*$", re.I)
 _TOOLS_REFUSED = re.compile(r"tool|function", re.I)
 SAID = "said"  # additional_kwargs flag of a line the persona said on its own (record_said)
+RUN_TAG = "run_tag"  # checkpoint metadata: the run that wrote it (Agent.forget_run)
 
 ToolMode = Literal["auto", "on", "off"]
 EnvFactory = Callable[[str, Perception | None], ToolEnv]
@@ -221,6 +222,7 @@ class Agent:
     ) -> dict[str, Any]:
         text = last_human_text(state["messages"])
         if _FILLER.match(text):
+            await runtime.context.confirmed()  # a silent turn ends here: only once confirmed
             return {"action_plan": {"action": "silent", "reason": "no content to answer"}}
         ctx = runtime.context
         style = ctx.persona.style_for(ctx.user_turns)
@@ -329,6 +331,7 @@ class Agent:
         and is recorded, even if the turn is cancelled meanwhile (barge-in); calls after
         it never start. stay_silent ends the turn after its round."""
         ctx = runtime.context
+        await ctx.confirmed()  # a preemptive start runs no tool before its turn is confirmed
         env = ctx.tool_env
         assert env is not None
         last = state["messages"][-1]
@@ -494,6 +497,7 @@ class Agent:
     async def update_memory(
         self, state: GraphState, runtime: Runtime[TurnContext]
     ) -> dict[str, Any]:
+        await runtime.context.confirmed()  # a preemptive start saves no memory unconfirmed
         msgs = state["messages"]
         last = msgs[-1] if msgs else None
         if isinstance(last, AIMessage) and not last.tool_calls and last.content:
@@ -513,8 +517,12 @@ class Agent:
 
     # --- running turns ----------------------------------------------------------------
     @staticmethod
-    def config(thread_id: str) -> RunnableConfig:
-        return {"configurable": {"thread_id": thread_id}}
+    def config(thread_id: str, run_tag: str | None = None) -> RunnableConfig:
+        """``run_tag`` marks the checkpoints a run writes (``forget_run``)."""
+        cfg: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+        if run_tag is not None:
+            cfg["metadata"] = {RUN_TAG: run_tag}
+        return cfg
 
     async def stream_turn(
         self,
@@ -524,11 +532,13 @@ class Agent:
         ctx: TurnContext,
         message_id: str | None = None,
         after: list[BaseMessage] | None = None,
+        run_tag: str | None = None,
     ) -> AsyncIterator[TurnDelta | TurnEmotion | ClientCall | ToolProgress | TurnFinished]:
         """Yield text deltas of the reply as the LLM streams them (emotion marks cut out
         and yielded as TurnEmotion where they stood), then TurnFinished with the clean text.
         ``message_id``: the id the user's message has in the store. ``after``: messages
-        that follow it before the model answers (a decided call's exchange, resume_call)."""
+        that follow it before the model answers (a decided call's exchange, resume_call).
+        ``run_tag``: marks the checkpoint this run writes, so ``forget_run`` can drop it."""
         if ctx.tool_env is None and self.make_env is not None and self.tools_active:
             ctx.tool_env = self.make_env(user_id, ctx.perception)
         inp: GraphState = {
@@ -551,7 +561,7 @@ class Agent:
         # cancelled turn is written by record_interrupted instead.
         async for mode, chunk in self.graph.astream(
             inp,
-            self.config(thread_id),
+            self.config(thread_id, run_tag),
             context=ctx,
             stream_mode=["custom", "updates"],
             durability="exit",
@@ -692,6 +702,21 @@ class Agent:
         await self.graph.aupdate_state(
             self.config(thread_id), {"messages": [*remove, *add]}, as_node="update_memory"
         )
+
+    async def forget_run(self, thread_id: str, run_tag: str) -> int:
+        """Drop the checkpoints a cancelled run wrote (a discarded preemptive start): even
+        cancelled, LangGraph checkpoints the run's input at exit. The thread's latest state
+        is then what it was before the run, under the same checkpoint id. Returns how many
+        were dropped."""
+        saver = self.graph.checkpointer
+        assert isinstance(saver, BaseCheckpointSaver)
+        tagged = [
+            c.config["configurable"]["checkpoint_id"]
+            async for c in saver.alist(self.config(thread_id), filter={RUN_TAG: run_tag})
+        ]
+        if tagged:  # both stores' savers can (server/store/checkpoints_*.py)
+            await saver.adrop_checkpoints(thread_id, tagged)  # type: ignore[attr-defined]
+        return len(tagged)
 
     async def history(self, thread_id: str) -> list[BaseMessage]:
         snap = await self.graph.aget_state(self.config(thread_id))

@@ -85,6 +85,15 @@ class TurnContext:
     # the turn's LLM calls as they happen (a reply cut short keeps its tokens); None: the
     # caller does not count them this way
     meter: TurnMeter | None = None
+    # A preemptive start (server/hub/preemptive.py): the model may stream its reply, but
+    # nothing with an effect (a tool call, a memory write, the end of the turn) happens
+    # until the turn is confirmed and this is set. None: an ordinary turn.
+    gate: asyncio.Event | None = None
+
+    async def confirmed(self) -> None:
+        """Wait until a preemptive start is confirmed (at once for an ordinary turn)."""
+        if self.gate is not None:
+            await self.gate.wait()
 
     async def settle_tools(self) -> None:
         """After a cancel: wait for a tool call that had started (each is bounded by its

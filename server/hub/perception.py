@@ -27,6 +27,7 @@ class Perception(SessionCore):
     """Mixed into Session: the perception pipelines of one session."""
 
     tasks: Any  # the user's screen task runner (server/tasks), set by Session
+    preemptive: Any  # the reply started before the turn ended (hub/preemptive.py)
 
     def init_perception(self) -> None:
         services = self.services
@@ -80,6 +81,7 @@ class Perception(SessionCore):
         """Pipelines that depend on session settings follow them."""
         if self.voice_in is not None and "turn_detection" in changes:
             self.voice_in.set_turn_detection(self.config["turn_detection"])
+            self.spawn(self.preemptive.discard("turn detection changed"))
 
     # --- voice in -----------------------------------------------------------------------
     async def mic_audio(self, payload: bytes) -> None:

@@ -103,6 +103,7 @@ class TurnDetection(_Event):
     eagerness: Literal["low", "medium", "high", "auto"] | None = None
     silence_ms: Annotated[int, Field(ge=100, le=5000)] | None = None
     threshold: Annotated[float, Field(ge=0.05, le=0.95)] | None = None
+    preemptive: bool | None = None  # semantic only: start the reply before the turn ends
 
 
 class SessionConfig(_Event):

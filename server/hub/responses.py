@@ -32,6 +32,7 @@ from server.providers.llm import LLMNotConfigured
 from server.providers.usage_meter import TurnMeter
 from server.store.base import new_id
 from server.turns.latency import VoiceMarks, voice_timings, voice_usage
+from server.turns.preemptive import held
 
 
 @dataclass
@@ -70,6 +71,9 @@ class ActiveResponse:
     # that called them; the calls this reply makes to client functions
     answers: list[tuple[ClientCall, str]] | None = None
     client_calls: list[ClientCall] = field(default_factory=list)
+    # a preemptive start (hub/preemptive.py): held unseen until set; its graph run's tag
+    gate: asyncio.Event | None = None
+    run_tag: str | None = None
 
     @property
     def id(self) -> str:
@@ -93,6 +97,7 @@ class Responses(SessionCore):
     tasks: Any  # the user's screen task runner (server/tasks), set by Session
     initiative: Any  # proactive speech (server/initiative), set by Session
     approvals: Any  # the approval gate (server/agent/approvals.py), set by Session
+    preemptive: Any  # the reply started before the turn ended (hub/preemptive.py)
     # lines the persona starts on its own (say, a continued turn) wait for each other
     own_lines: asyncio.Lock
 
@@ -111,14 +116,18 @@ class Responses(SessionCore):
         also answers the screen task's pending preview. The user's message is stored while
         the reply starts; ``announce`` (transcript.done) goes out once it is stored, before
         the reply starts. ``resumes``: (approval, decision) of a call whose turn ended.
-        ``answers``: the client's results of the functions it ran (the turn goes on)."""
+        ``answers``: the client's results of the functions it ran (the turn goes on).
+        A voice turn whose words a held preemptive start has becomes that start."""
         if trigger is None and resumes is None and answers is None:
             self.initiative.user_input()
             if await self.approvals.hear(text):  # "응, 해줘" answers the pending approval
+                await self.preemptive.discard("an approval's answer")
                 return
             self.tasks.hear(text)
+        kept = await self.preemptive.take(text, voice=source == "voice" and trigger is None)
         await self.cancel_response()
-        message_id = new_id()  # the same id in the store and in the model's history
+        # the same id in the store and in the model's history
+        message_id = kept.message_id if kept is not None else new_id()
         # a proactive or continued turn's prompt is in the history as a system line, not as
         # the user's
         stored_role, stored = ("user", text)
@@ -141,6 +150,18 @@ class Responses(SessionCore):
         if announce is not None:
             await saved
             await announce()
+        if kept is not None:  # released: from here on it is the ordinary reply
+            self._response_counter += 1
+            kept.number, kept.t0, kept.saved_user = (
+                self._response_counter,
+                t0 or time.monotonic(),
+                saved,
+            )
+            kept.voice = voice
+            self.response = kept
+            assert kept.gate is not None
+            kept.gate.set()
+            return
         if self.services.agent.llm is None:
             await saved
             await self.error("llm_not_configured", str(LLMNotConfigured()))
@@ -200,6 +221,7 @@ class Responses(SessionCore):
                     await asyncio.wait({r.task})
 
     async def cancel_response(self) -> None:
+        await self.preemptive.discard("a new response")
         r = self.response
         if r is None or r.task is None or r.task.done():
             return
@@ -215,6 +237,7 @@ class Responses(SessionCore):
     def barge_in(self) -> None:
         """The user started talking over the reply: stop it now, without waiting."""
         self.initiative.user_input()
+        self.spawn(self.preemptive.discard("barge-in"))
         r = self.response
         if r is not None and r.task is not None and not r.task.done() and not r.finished:
             self.log.info("barge_in", response_id=r.id)
@@ -277,6 +300,38 @@ class Responses(SessionCore):
         )
 
     async def _run_response(self, r: ActiveResponse) -> None:
+        """One reply. A preemptive start (``r.gate``) waits unseen in ``held`` until its
+        turn is confirmed; a discard cancels it there (nothing was sent or stored)."""
+        finished: TurnFinished | None = None
+        s = self.settings
+        ctx: TurnContext | None = None
+        if r.script is None:
+            ctx = self.turn_context(r.reply_id)
+            ctx.gate = r.gate
+            ctx.on_tool_event = partial(self.events.tool_event, r)
+            r.tool_log = ctx.tool_log
+            r.meter = ctx.meter
+            after = self.services.agent.client_exchange(r.answers) if r.answers else None
+            r.llm_at = time.monotonic()
+            turn = (
+                self.services.agent.stream_turn(
+                    self.user_id,
+                    self.record.thread_id,
+                    r.user_text,
+                    ctx,
+                    r.message_id,
+                    after,
+                    run_tag=r.run_tag,
+                )
+                if r.resumes is None
+                else self._continued(r, ctx)
+            )
+            stream = paced(turn, s.llm_first_token_timeout_s, s.llm_stream_idle_timeout_s)
+            if r.gate is not None:
+                stream = await held(stream, r.gate)
+            self.user_turns += 1
+        else:
+            stream = said(r.script)
         self.log.info(
             "response_started", response_id=r.id, text=redact(r.user_text, self.settings.log_pii)
         )
@@ -285,27 +340,6 @@ class Responses(SessionCore):
         if fmt != "none" and self.services.tts is not None:
             r.speech = self.new_speech(r, fmt)
             r.speech_task = asyncio.create_task(r.speech.run())
-        finished: TurnFinished | None = None
-        s = self.settings
-        ctx: TurnContext | None = None
-        if r.script is None:
-            ctx = self.turn_context(r.reply_id)
-            ctx.on_tool_event = partial(self.events.tool_event, r)
-            r.tool_log = ctx.tool_log
-            r.meter = ctx.meter
-            self.user_turns += 1
-            after = self.services.agent.client_exchange(r.answers) if r.answers else None
-            r.llm_at = time.monotonic()
-            turn = (
-                self.services.agent.stream_turn(
-                    self.user_id, self.record.thread_id, r.user_text, ctx, r.message_id, after
-                )
-                if r.resumes is None
-                else self._continued(r, ctx)
-            )
-            stream = paced(turn, s.llm_first_token_timeout_s, s.llm_stream_idle_timeout_s)
-        else:
-            stream = said(r.script)
         try:
             async for ev in stream:
                 if isinstance(ev, TurnDelta):

@@ -16,6 +16,7 @@ from server.hub import continuation
 from server.hub.core import OUTPUT_RATE, SessionCore, SlowConsumer
 from server.hub.events import SessionEvents
 from server.hub.perception import Perception
+from server.hub.preemptive import PreemptiveStarts
 from server.hub.protocol import ProtocolError
 from server.hub.responses import ActiveResponse, Responses
 from server.initiative.live import Initiative
@@ -58,6 +59,7 @@ class Session(Responses, Perception):
         self._response_counter = 0
         self._warned_tts = False
         self.own_lines = asyncio.Lock()
+        self.preemptive = PreemptiveStarts(self)
         self.init_perception()
         self.tasks = services.tasks.get(user_id)
         self._detach_tasks = self.tasks.attach(

@@ -108,6 +108,7 @@ class VoiceInput:
         self._vad_silence_ms = s.vad_silence_ms
         self._speculate_after_ms = SPECULATE_AFTER_MS
         self._clock = (time.monotonic(), 0)  # (monotonic, stream ms) of the latest batch
+        self._offered: int | None = None  # the pause whose words started a reply early
         self.judge = OverReplyJudge(session)  # speech over a reply (BARGE_IN_MODE=words)
         self.received = 0  # mic samples received (the echo canceller's timeline)
         self._analysed = 0  # mic samples handed to the VAD
@@ -281,6 +282,13 @@ class VoiceInput:
         ):
             for ev in self.stream.end_now():
                 await self._on_vad(ev, [self.stream.pop_utterance()])
+            return
+        pause = self.semantic.pause
+        if pause is not None and pause.text and self._offered != pause.start_ms:
+            # the pause's words are known, the turn not over: the reply may start on them
+            self._offered = pause.start_ms
+            if not self.judge.judging:
+                self.session.preemptive.offer(pause.text)
 
     def _buffer_ptt(self, data: bytes) -> None:
         limit = int(self.session.settings.stt_max_segment_s * RATE * 2)
@@ -454,6 +462,7 @@ class VoiceInput:
                 )
                 await s.start_turn(text, source="voice", announce=announce, voice=marks)
             else:  # no turn (nothing said, paused, or not yet asked): nothing stored yet
+                await s.preemptive.discard("no turn")
                 await announce()
             if text:
                 s.spawn(self._after_reply_started(utt, t))

@@ -77,6 +77,18 @@ class OneHopSqliteSaver(SqliteSaver):
     async def adelete_thread(self, thread_id: str) -> None:
         await self._run(self.delete_thread, thread_id)
 
+    def drop_checkpoints(self, thread_id: str, checkpoint_ids: Sequence[str]) -> None:
+        """Delete these checkpoints of a thread and their writes (a discarded run's:
+        server/agent/graph.py ``forget_run``)."""
+        marks = ",".join("?" * len(checkpoint_ids))
+        where = f"thread_id = ? AND checkpoint_id IN ({marks})"
+        with self.cursor() as cur:
+            cur.execute(f"DELETE FROM checkpoints WHERE {where}", (thread_id, *checkpoint_ids))
+            cur.execute(f"DELETE FROM writes WHERE {where}", (thread_id, *checkpoint_ids))
+
+    async def adrop_checkpoints(self, thread_id: str, checkpoint_ids: Sequence[str]) -> None:
+        await self._run(self.drop_checkpoints, thread_id, checkpoint_ids)
+
     async def aget_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, Any]:

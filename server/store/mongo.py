@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.mongodb import MongoDBSaver
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
@@ -32,6 +31,7 @@ from server.store.base import (
     new_id,
     utcnow,
 )
+from server.store.checkpoints_mongo import DroppingMongoDBSaver
 from server.store.history_mongo import MongoHistory, create_history_indexes
 from server.store.initiative import MongoInitiative, create_initiative_indexes
 from server.store.mongo_codec import ms, session_doc
@@ -89,7 +89,7 @@ class MongoStore(
         self._client: AsyncMongoClient | None = None
         self._db: AsyncDatabase | None = None
         self._sync_client: MongoClient | None = None
-        self._saver: MongoDBSaver | None = None
+        self._saver: DroppingMongoDBSaver | None = None
         self._last_time: datetime | None = None
 
     # -- lifecycle -----------------------------------------------------------------
@@ -105,7 +105,7 @@ class MongoStore(
             sync_client = MongoClient(self.uri, tz_aware=True, **WRITE_CONCERN)
             # The saver's constructor does blocking I/O (list/create indexes): keep it
             # off the event loop.
-            saver = await asyncio.to_thread(MongoDBSaver, sync_client, db_name=self.db_name)
+            saver = await asyncio.to_thread(DroppingMongoDBSaver, sync_client, db_name=self.db_name)
         except BaseException:
             if sync_client is not None:
                 await asyncio.to_thread(sync_client.close)

@@ -52,14 +52,24 @@ class TaskRunner(TaskSteps, TaskFeed):
             live.waiting_for_screen = False
             self.spawn(self.quiet(self._plan_locked(live, image)))
 
+    @property
+    def awaits_answer(self) -> bool:
+        """A previewed action waits for the user's yes or no (``hear``)."""
+        live = self.live
+        return bool(
+            live
+            and live.pending is not None
+            and live.approved_at is None
+            and live.task.status == "running"
+        )
+
     def hear(self, text: str) -> bool:
         """A user turn (spoken or typed): a yes approves the previewed action, a no declines
         it. True when it answered a pending question; the turn itself still runs."""
         live = self.live
-        if not live or live.pending is None or live.approved_at is not None:
+        if not live or not self.awaits_answer:
             return False
-        if live.task.status != "running":
-            return False
+        assert live.pending is not None
         if YES.match(text):
             self.spawn(self.quiet(self.approve(live.task.id, live.pending.id)))
             return True

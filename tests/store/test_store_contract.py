@@ -639,6 +639,33 @@ async def test_checkpointer_keeps_thread_history(store: Store) -> None:
     assert len(history) >= 4  # input + step checkpoints for two runs
 
 
+async def test_checkpointer_drops_one_runs_checkpoints(store: Store) -> None:
+    """A discarded run's checkpoints (tagged in their metadata) are dropped: the thread is
+    back to the checkpoint before it, same id, and other threads keep theirs."""
+    graph = _graph(store)
+    saver = store.checkpointer()
+    t1 = {"configurable": {"thread_id": "t1"}}
+    await graph.ainvoke({"messages": [HumanMessage("kept")]}, t1, durability="exit")
+    await graph.ainvoke(
+        {"messages": [HumanMessage("other")]}, {"configurable": {"thread_id": "t2"}}
+    )
+    before = (await graph.aget_state(t1)).config["configurable"]["checkpoint_id"]
+    tagged = t1 | {"metadata": {"run_tag": "r1"}}
+    await graph.ainvoke({"messages": [HumanMessage("dropped")]}, tagged, durability="exit")
+    ids = [
+        c.config["configurable"]["checkpoint_id"]
+        async for c in saver.alist(t1, filter={"run_tag": "r1"})
+    ]
+    assert len(ids) == 1
+    await saver.adrop_checkpoints("t1", ids)  # type: ignore[attr-defined]
+    state = await graph.aget_state(t1)
+    assert state.config["configurable"]["checkpoint_id"] == before
+    assert [m.content for m in state.values["messages"]] == ["kept", "echo: kept"]
+    assert [c async for c in saver.alist(t1, filter={"run_tag": "r1"})] == []
+    other = await graph.aget_state({"configurable": {"thread_id": "t2"}})
+    assert [m.content for m in other.values["messages"]] == ["other", "echo: other"]
+
+
 # -- SQLite persistence -----------------------------------------------------------
 
 

@@ -30,7 +30,7 @@ def turn_server(
         stt_model=str(whisper_base_dir()),
         tts_provider="espeak",
         default_output_audio="pcm16",
-        memory_enabled=False,
+        memory_enabled=True,  # preemptive starts must never reach mem0 (fake embeddings)
         log_level="INFO",
         log_pii=True,
     )

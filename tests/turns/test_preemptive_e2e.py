@@ -1,0 +1,143 @@
+"""Preemptive generation over the real WebSocket (real VAD, Smart Turn, Whisper; the fake
+LLM): the reply is requested on a pause's words while the semantic detector still waits.
+Kept when the turn ends with those words; discarded when the user speaks on, and then
+nothing of it reaches the client, the store, the model's history or long-term memory, and
+a tool it asked for never runs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from tests.fakes.openai_server import FakeOpenAI
+from tests.mic import Mic
+from tests.server_harness import ServerThread
+from tests.speech import speak
+from tests.turns.test_semantic_e2e import FIRST, session, settle
+
+# the discarded start's words, then the rest of the sentence (no comma: one more pause
+# would start, and discard, another)
+EARLY = "Tomorrow I want to go hiking up the mountain with"
+REST = "my brother and his dog."
+
+
+async def usage(server: ServerThread, user: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        return (await http.get(f"/v1/usage?token={user}")).json()["usage"]
+
+
+def turn_requests(llm: FakeOpenAI, since: int, word: str) -> list[dict[str, Any]]:
+    """Persona-turn requests (not mem0's) whose user message has ``word``."""
+    return [
+        r
+        for r in llm.chat_requests(mem0=False)[since:]
+        if word in str(r["body"]["messages"][-1]["content"]).lower()
+    ]
+
+
+async def until_requested(llm: FakeOpenAI, since: int, word: str) -> dict[str, Any]:
+    for _ in range(300):
+        if found := turn_requests(llm, since, word):
+            return found[0]
+        await asyncio.sleep(0.05)
+    raise TimeoutError("the model was never asked")
+
+
+async def test_held_start_kept_when_the_turn_ends_on_its_words(
+    stt_ready: ServerThread, turn_llm: FakeOpenAI
+):
+    since = len(turn_llm.chat_requests(mem0=False))
+    turn_llm.queue_reply("For two, at what time?")
+    # "... for two at" sounds unfinished: the detector waits (up to 2 s with eagerness high)
+    ws = await session(stt_ready, "pre1", type="semantic", eagerness="high")
+    async with Mic(ws) as mic:
+        mic.say(speak(FIRST), 300)
+        done = await ws.wait_for("transcript.done", timeout=30)
+        resp = await ws.wait_for("response.done", timeout=30)
+    assert resp["status"] == "completed" and resp["text"] == "For two, at what time?"
+    asked = turn_requests(turn_llm, since, "table")
+    assert len(asked) == 1  # one request: the held start became the reply
+    assert asked[0]["body"]["messages"][-1]["content"] == done["text"]
+    # it went out before the turn ended (the client heard of the end afterwards)
+    stopped = ws.of_type("input_audio.speech_stopped")[0]
+    assert asked[0]["t"] < stopped["_t"] < done["_t"]
+    assert resp["timings"]["eos_to_llm_ms"] < resp["timings"]["eos_to_turn_ms"]
+    assert len(ws.of_type("response.created")) == 1
+    counters = await usage(stt_ready, "pre1")
+    assert counters.get("llm_calls_preemptive_wasted", 0) == 0 and counters["llm_calls"] == 1
+
+
+async def test_held_start_discarded_when_the_user_goes_on(
+    stt_ready: ServerThread, turn_llm: FakeOpenAI
+):
+    since = len(turn_llm.chat_requests(mem0=False))
+    mem_since = len(turn_llm.chat_requests(mem0=True))
+    # the held start asks for a reminder and says something: neither may ever happen
+    turn_llm.queue_reply(
+        "EARLY reply.",
+        tool_calls=[
+            {
+                "id": "early_1",
+                "name": "schedule_create",
+                "arguments": {"message": "x", "in_minutes": 5},
+            }
+        ],
+    )
+    turn_llm.queue_reply("Seven it is.")
+    ws = await session(stt_ready, "pre2", type="semantic", eagerness="low")
+    sid = ws.of_type("session.created")[0]["session"]["id"]
+    async with Mic(ws) as mic:
+        mic.say(speak(EARLY), 300)
+        early = await until_requested(turn_llm, since, "hiking")  # the held start went out
+        mic.say(speak(REST), 100)  # ... and the user goes on
+        done = await ws.wait_for("transcript.done", timeout=30)
+        resp = await ws.wait_for("response.done", timeout=30)
+        await settle(ws, 0.3)
+    early_words = early["body"]["messages"][-1]["content"]
+    assert "brother" not in early_words.lower() and "brother" in done["text"].lower()
+    # the client saw one turn and the real reply only
+    assert resp["status"] == "completed" and resp["text"] == "Seven it is."
+    assert len(ws.of_type("transcript.done")) == 1 and len(ws.of_type("response.created")) == 1
+    assert not ws.of_type("response.tool_call") and not ws.of_type("response.tool_result")
+    assert all("EARLY" not in e.get("delta", "") for e in ws.of_type("response.text.delta"))
+    # the real request's history has the final words only (no held message, no tool call)
+    real = turn_requests(turn_llm, since, "brother")
+    assert len(real) == 1
+    sent = [(m["role"], m["content"]) for m in real[0]["body"]["messages"][1:]]
+    assert sent == [("user", done["text"])]
+    # stored: the final words and the reply; the tool never ran
+    srv = stt_ready
+    msgs = await srv.call(srv.services.store.list_messages("pre2", sid))
+    assert [(m.role, m.content) for m in msgs] == [
+        ("user", done["text"]),
+        ("assistant", "Seven it is."),
+    ]
+    assert await srv.call(srv.services.store.list_reminders("pre2", "pending", 10)) == []
+    # the model's history: no checkpoint of the thread ever holds the held start
+    thread = ws.of_type("session.created")[0]["session"]["thread_id"]
+    history = await srv.call(srv.services.agent.history(thread))
+    assert [m.content for m in history] == [done["text"], "Seven it is."]
+    saver = srv.services.agent.graph.checkpointer
+
+    async def checkpoints() -> list[Any]:
+        return [c async for c in saver.alist({"configurable": {"thread_id": thread}})]
+
+    kept = await srv.call(checkpoints())
+    assert kept
+    for c in kept:  # (the final words may have been a held start too: that one was kept)
+        said = [m.content for m in c.checkpoint["channel_values"].get("messages", [])]
+        assert early_words not in said
+    # long-term memory learnt from the real exchange only
+    for _ in range(100):
+        mem0 = turn_llm.chat_requests(mem0=True)[mem_since:]
+        if any("brother" in str(r["body"]["messages"]) for r in mem0):
+            break
+        await asyncio.sleep(0.1)
+    mem0 = [str(r["body"]["messages"]) for r in turn_llm.chat_requests(mem0=True)[mem_since:]]
+    assert any("brother" in m for m in mem0)
+    assert not any("hiking" in m and "brother" not in m for m in mem0)
+    # the held start cost one model call, counted as wasted
+    counters = await usage(srv, "pre2")
+    assert counters["llm_calls_preemptive_wasted"] == 1 and counters["llm_calls"] == 2
