@@ -37,6 +37,7 @@ class PreemptiveStarts:
         # starts, discards and takes run one after another: a new start must not read the
         # thread's history before the discarded one's checkpoint is dropped
         self._lock = asyncio.Lock()
+        self._closed = False
 
     def enabled(self) -> bool:
         td = self.s.config["turn_detection"]
@@ -69,9 +70,16 @@ class PreemptiveStarts:
         async with self._lock:
             await self._drop(why)
 
+    async def close(self) -> None:
+        """The session ends: discard the held start; no new one from here on."""
+        self._closed = True
+        await self.discard("session closed")
+
     async def _start(self, text: str) -> None:
         s = self.s
         async with self._lock:
+            if self._closed:
+                return
             r = self.held
             if r is not None and words(r.user_text) == words(text):
                 return  # the same words again (a pause after a cough): keep it

@@ -161,5 +161,6 @@ class Session(Responses, Perception):
         self.services.live_sessions.remove(self.user_id, self.perception)
         self._detach_tasks()
         self._detach_initiative()
+        await self.preemptive.close()
         await self.cancel_response()
         await self.close_perception()
