@@ -1051,7 +1051,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.turns:
         from bench import voice_turns
 
-        return voice_turns.main([f"--n={args.turns_n}", *(["--keep"] if args.keep else [])])
+        return voice_turns.main(
+            [
+                f"--n={args.turns_n}",
+                *(["--keep"] if args.keep else []),
+                *(f"--server-env={kv}" for kv in args.server_env),
+            ]
+        )
     return asyncio.run(amain(args))
 
 

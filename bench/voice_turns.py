@@ -17,6 +17,8 @@ Rows (measured vs goal):
   ``response.done`` cancelled, of 20.
 - the reply's own audio fed back at -6 dB, 30-120 ms late, noise at -50 dBFS: barge-ins,
   speech_started and transcripts in 20 replies; the user speaking over that echo: WER.
+- preemptive starts (TURN_PREEMPTIVE) over the whole run, from the server's log: kept,
+  discarded. ``--server-env TURN_PREEMPTIVE=false`` measures without them.
 
 Usage: ``uv run python -m bench.voice_turns [--n 20]`` (about 8 min), or via
 ``bench/voice.py --turns``."""
@@ -400,6 +402,12 @@ def report(res: dict[str, Any]) -> str:
             f"{pct(s['delays'], 50):.0f} / {pct(s['delays'], 95):.0f}",
             "",
         )
+    if pre := res.get("preemptive"):
+        row(
+            "preemptive starts: kept / discarded (all rows)",
+            f"{pre['preemptive_kept']} / {pre['preemptive_discarded']}",
+            f"of {pre['preemptive_start']} started",
+        )
     if "echo" in res:
         e = res["echo"]
         row("echo -6 dB, 30-120 ms, noise: barge-ins", f"{e['barges']} of {e['n']} replies", "0")
@@ -415,7 +423,9 @@ def report(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def run(n: int, workdir: Path, rows: tuple[str, ...] = ROWS) -> dict[str, Any]:
+async def run(
+    n: int, workdir: Path, rows: tuple[str, ...] = ROWS, over: dict[str, str] | None = None
+) -> dict[str, Any]:
     from tests.speech import whisper_base_dir
 
     res: dict[str, Any] = {"cpu_in_process": await asyncio.to_thread(decision_cpu_in_process, n)}
@@ -436,6 +446,7 @@ async def run(n: int, workdir: Path, rows: tuple[str, ...] = ROWS) -> dict[str, 
             "LOG_FORMAT": "json",
             "LOG_PII": "true",  # synthetic speech: --keep's server.log shows what was heard
         }
+        | (over or {})  # --server-env, e.g. TURN_PREEMPTIVE=false
     )
 
     def stt_ready(h: dict[str, Any]) -> bool:
@@ -455,6 +466,9 @@ async def run(n: int, workdir: Path, rows: tuple[str, ...] = ROWS) -> dict[str, 
                 continue
             print(f"turns: {name} ...", flush=True)
             res[name] = await fn(server, n)
+        kinds = ("preemptive_start", "preemptive_kept", "preemptive_discarded")
+        events = [e.get("event") for e in server.log_events()]
+        res["preemptive"] = {k: events.count(k) for k in kinds}
     finally:
         if server.proc is not None:
             server.proc.terminate()
@@ -471,13 +485,17 @@ def main(argv: list[str] | None = None) -> int:
         "--rows", default=",".join(ROWS), help=f"comma-separated subset of {','.join(ROWS)}"
     )
     ap.add_argument("--raw", type=Path, help="also write every measurement to this JSON file")
+    ap.add_argument(
+        "--server-env", action="append", default=[], metavar="KEY=VALUE", help="server setting"
+    )
     args = ap.parse_args(argv)
+    over = dict(kv.split("=", 1) for kv in args.server_env)
     rows = tuple(r.strip() for r in args.rows.split(",") if r.strip())
     if bad := [r for r in rows if r not in ROWS]:
         ap.error(f"unknown rows {bad}; choose from {ROWS}")
     workdir = Path(tempfile.mkdtemp(prefix="dm-turnsbench-"))
     try:
-        res = asyncio.run(run(args.n, workdir, rows))
+        res = asyncio.run(run(args.n, workdir, rows, over))
     finally:
         if args.keep:
             print(f"logs kept in {workdir}")
