@@ -9,7 +9,9 @@
 // panel's answer settles it.
 //
 // Wiring: loaded by index.html on its own; it listens with window.studio.onEvent and keeps its
-// state in window.studio.state.approvals (read by browser tests).
+// state in window.studio.state.approvals (read by browser tests). Everything it writes in words
+// is kept as a key (or a function of the language, like the toasts) and redrawn when the
+// interface language changes: the argument labels, a refused edit, the "already answered" note.
 
 import { t, onLangChange } from './i18n.js';
 import { $, state as page } from './js/app/context.js';
@@ -19,11 +21,12 @@ import { onServerEvent } from './js/app/events.js';
 const state = {
   pending: [], // approval.request events not settled yet, oldest first
   answered: [], // {call_id, decision} sent from this page
-  problem: null, // the last refusal shown
+  problem: null, // the last refusal shown (an i18n key)
   editing: null, // call_id whose arguments are open for editing
 };
 page.approvals = state;
 const timers = new Map(); // call_id -> expiry timer
+let editProblem = null; // () => the refused edit's words in the current language
 
 function settle(callId) {
   state.pending = state.pending.filter((a) => a.call_id !== callId);
@@ -66,12 +69,18 @@ function kindOf(value) {
   return 'json';
 }
 
+function labelText(kind, key) {
+  return kind === 'json' ? t('approval.json_hint', { name: key }) : key;
+}
+
 function fieldFor(key, value, i) {
   const kind = kindOf(value);
   const id = `approval-arg-${i}`;
   const label = document.createElement('label');
   label.htmlFor = id;
-  label.textContent = kind === 'json' ? t('approval.json_hint', { name: key }) : key;
+  label.dataset.name = key;
+  label.dataset.kind = kind;
+  label.textContent = labelText(kind, key);
   let input;
   if (kind === 'json') {
     input = document.createElement('textarea');
@@ -107,13 +116,31 @@ function closeEdit() {
   showEditProblem(null);
 }
 
-function showEditProblem(text) {
+/** words: null, or () => the problem in the current language. */
+function showEditProblem(words) {
+  editProblem = words;
   const p = $('approval-edit-problem');
-  p.hidden = !text;
-  p.textContent = text || '';
+  p.hidden = !words;
+  p.textContent = words ? words() : '';
 }
 
-/** The edited arguments, or throws Error with a message for the user. */
+/** A field the user filled in wrong: its message, in whichever language is shown. */
+class FieldProblem extends Error {
+  constructor(key, vars) {
+    super(t(key, vars));
+    this.words = () => t(key, vars);
+  }
+}
+
+/** The labels and the refusal of an open edit form, in the current language. */
+function relabelEdit() {
+  for (const label of $('approval-fields').querySelectorAll('label[data-name]')) {
+    label.textContent = labelText(label.dataset.kind, label.dataset.name);
+  }
+  if (editProblem) showEditProblem(editProblem);
+}
+
+/** The edited arguments, or throws FieldProblem. */
 function readFields() {
   const args = {};
   for (const el of $('approval-fields').querySelectorAll('[data-key]')) {
@@ -121,13 +148,13 @@ function readFields() {
     if (el.dataset.kind === 'boolean') args[name] = el.checked;
     else if (el.dataset.kind === 'number') {
       const n = Number(el.value);
-      if (el.value.trim() === '' || !Number.isFinite(n)) throw new Error(t('approval.bad_number', { name }));
+      if (el.value.trim() === '' || !Number.isFinite(n)) throw new FieldProblem('approval.bad_number', { name });
       args[name] = n;
     } else if (el.dataset.kind === 'json') {
       try {
         args[name] = JSON.parse(el.value);
       } catch (e) {
-        throw new Error(t('approval.bad_json', { name, error: e.message }));
+        throw new FieldProblem('approval.bad_json', { name, error: e.message });
       }
     } else args[name] = el.value;
   }
@@ -140,7 +167,7 @@ function sendEdit(ev) {
   try {
     args = readFields();
   } catch (e) {
-    showEditProblem(e.message);
+    showEditProblem(e.words);
     return;
   }
   answer('edit', { arguments: args });
@@ -159,7 +186,7 @@ function render() {
   }
   const problem = $('approval-problem');
   problem.hidden = !state.problem;
-  problem.textContent = state.problem || '';
+  problem.textContent = state.problem ? t(state.problem) : '';
 }
 
 onServerEvent((msg) => {
@@ -178,7 +205,7 @@ onServerEvent((msg) => {
       settle(msg.action_id);
       break;
     case 'error':
-      if (msg.code === 'approval_not_pending') state.problem = t('approval.gone');
+      if (msg.code === 'approval_not_pending') state.problem = 'approval.gone';
       break;
     default:
       return;
@@ -191,4 +218,7 @@ $('approval-reject').addEventListener('click', reject);
 $('approval-edit').addEventListener('click', openEdit);
 $('approval-edit-cancel').addEventListener('click', () => { closeEdit(); render(); });
 $('approval-edit-form').addEventListener('submit', sendEdit);
-onLangChange(render);
+onLangChange(() => {
+  relabelEdit();
+  render();
+});

@@ -816,7 +816,7 @@ const STRINGS = {
     'approval.edit_send': '이대로 해줘',
     'approval.edit_cancel': '취소',
     'approval.why': '왜 안 돼요? (선택)',
-    'approval.json_hint': '{name} (JSON)',
+    'approval.json_hint': '{name} (JSON 형식)',
     'approval.bad_json': '“{name}”이(가) 올바른 JSON이 아니에요: {error}',
     'approval.bad_number': '“{name}”에는 숫자를 넣어 주세요.',
     'task.heading': '화면 작업',

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 
 import pytest
@@ -81,6 +81,27 @@ async def test_an_mcp_call_edited_in_the_panel_runs_with_the_edited_arguments(
     assert await s.state(".approvals.answered") == []
     ARTIFACTS.mkdir(exist_ok=True)
     await s.page.screenshot(path=str(ARTIFACTS / "studio-approval-edit-json.png"))
+
+    # the open form follows a switch of the interface language, its refusal too
+    def words(sel: str) -> Awaitable[str]:
+        return s.page.locator(sel).inner_text()
+
+    steps_label = "#approval-fields label[data-name='steps']"
+    assert await words(steps_label) == "steps (JSON)"
+    await s.page.click("#lang-toggle")
+    await s.page.wait_for_function("document.documentElement.lang === 'ko'")
+    assert await words(steps_label) == "steps (JSON 형식)"
+    assert (await words("#approval-edit-problem")).startswith(
+        "“steps”이(가) 올바른 JSON이 아니에요: "
+    )
+    assert await words("#approval-edit-send") == "이대로 해줘"
+    assert await words("#approval-edit-cancel") == "취소"
+    assert await words("#approval-what") == "도구: phone__set_routine"
+    await s.page.click("#lang-toggle")
+    await s.page.wait_for_function("document.documentElement.lang === 'en'")
+    assert await words(steps_label) == "steps (JSON)"
+    assert (await words("#approval-edit-problem")).startswith("“steps” is not valid JSON: ")
+    assert await field("steps").input_value() == '["stretch", tea]'  # what was typed stays
 
     await field("name").fill("weekday")
     await field("repeat").fill("3")
