@@ -33,7 +33,7 @@ from server.pipelines.desktop_capture import ScreenCapture
 from server.pipelines.screen_describer import DescriptionCache, ScreenDescriber
 from server.providers.face import FaceLandmarkerProvider, FaceModelUnavailable
 from server.providers.llm import close_chat_model, make_chat_model, make_chat_stream
-from server.providers.screen_capture import CaptureUnavailable
+from server.providers.screen_capture import CaptureUnavailable, monitor_at
 from server.providers.stt import STTError, WhisperSTT
 from server.providers.stt_remote import RemoteSTT
 from server.providers.tts.base import TTSProvider
@@ -42,6 +42,8 @@ from server.providers.vlm import VisionClient
 from server.reminders import ReminderWatchers
 from server.status import StatusBoard
 from server.store import Store, make_store
+from server.tasks.desktop import DesktopUnavailable
+from server.tasks.desktop import probe as desktop_probe
 from server.tasks.runner import TaskRunners
 from server.turns.model import SmartTurnModel, TurnModelUnavailable
 
@@ -223,6 +225,7 @@ class Services:
         await self._start_voice()
         self._start_face()
         await self._start_screen_capture()
+        self._start_desktop()
         freeze_heap()
         log.info("services_started", modules=self.modules)
 
@@ -323,6 +326,24 @@ class Services:
             log.warning("screen_capture_unavailable", error=str(e))
             return
         self.set_status("screen_capture", "ready", what)
+
+    def _start_desktop(self) -> None:
+        """Desktop mode (TASK_DESKTOP_EXECUTE): say whether this server can act on its own
+        display (pynput's backend; in the binary, whether it was bundled)."""
+        if not self.settings.task_desktop_execute:
+            return
+        self.modules["desktop"] = "loading"
+        self.background(self._probe_desktop())
+
+    async def _probe_desktop(self) -> None:
+        try:
+            monitor = await asyncio.to_thread(monitor_at, self.settings.screen_monitor)
+            what = await asyncio.to_thread(desktop_probe, monitor)
+        except (CaptureUnavailable, DesktopUnavailable) as e:
+            self.set_status("desktop", "error", str(e))
+            log.warning("desktop_unavailable", error=str(e))
+            return
+        self.set_status("desktop", "ready", what)
 
     # --- face -----------------------------------------------------------------------------
     def _start_face(self) -> None:

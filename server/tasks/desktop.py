@@ -20,6 +20,20 @@ class DesktopUnavailable(RuntimeError):
     """No display to act on (or an action this mode cannot perform)."""
 
 
+def probe(monitor: Monitor) -> str:
+    """Whether desktop mode can act here (start-up, /health/details): pynput's backend for
+    this platform loads and reaches the display. What it found, or DesktopUnavailable."""
+    try:
+        from pynput.mouse import Controller as Mouse
+
+        mouse = Mouse()
+        at = mouse.position  # a round trip to the display
+    except Exception as e:  # ImportError without a display or backend; Xlib's own errors
+        raise DesktopUnavailable(f"pynput cannot reach a display here ({e})") from None
+    backend = type(mouse).__module__.rsplit("._", 1)[-1]
+    return f"pynput {backend}, pointer at {at}, screen {monitor.width}x{monitor.height}"
+
+
 def perform(action: dict[str, Any], monitor: Monitor) -> None:
     """Click, type, scroll, press a key or wait, as the preview says (preview_json shape)."""
     try:

@@ -1,7 +1,9 @@
 """The one-file binary that `packaging/build.py` builds (CI builds it before the tests): started
 as the desktop app would, `--sidecar --port 0`, it prints its ready line, answers /health,
 completes a text turn against the fake LLM with espeak-ng audio, and loads the real STT and
-face models from MODELS_DIR; a `models` folder beside it is found too.
+face models from MODELS_DIR; with Xvfb installed, desktop mode reports it can act on a
+virtual display (pynput's dynamically chosen backend was bundled); a `models` folder beside
+it is found too.
 
 Outside CI a missing binary skips (building takes minutes); in CI (CI set) it fails."""
 
@@ -9,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,6 +26,7 @@ from server.models.importer import import_models
 from tests.e2e.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.models.conftest import face_task_file
+from tests.pipelines.test_vision_pipeline import virtual_display
 from tests.server_harness import WsClient, text_turn
 from tests.sidecar.launch import ROOT, Launched, clean_env
 
@@ -40,13 +45,29 @@ def binary() -> Path:
     return BINARY
 
 
+@pytest.fixture
+def display(monkeypatch: pytest.MonkeyPatch) -> Iterator[str | None]:
+    """A virtual X display when Xvfb is installed (desktop mode is then checked too)."""
+    if shutil.which("Xvfb") is None:
+        yield None
+        return
+    with virtual_display(monkeypatch) as name:
+        yield name
+
+
 async def test_the_binary_serves_a_turn_as_a_sidecar(
-    binary: Path, tmp_path: Path, fake_openai: FakeOpenAI, offline_copy: Path
+    binary: Path,
+    tmp_path: Path,
+    fake_openai: FakeOpenAI,
+    offline_copy: Path,
+    display: str | None,
 ) -> None:
     models = tmp_path / "models"
     import_models(make_settings(tmp_path, None, models_dir=models), offline_copy)
+    desktop = {"TASK_DESKTOP_EXECUTE": "true", "DISPLAY": display} if display else {}
     env = clean_env(
         tmp_path,
+        **desktop,
         LLM_BASE_URL=fake_openai.base_url,
         LLM_API_KEY="test-key",
         LLM_MODEL="fake-model",
@@ -82,14 +103,18 @@ async def test_the_binary_serves_a_turn_as_a_sidecar(
             assert sum(len(b) for b in ws.binary) > 10_000  # espeak-ng speech, bundled data
             await ws.conn.close()
             deadline = time.monotonic() + 180
+            waits_for = ("stt", "face", "desktop") if display else ("stt", "face")
             while True:
                 details = (await http.get("/health/details")).json()
-                if "loading" not in (details["modules"]["stt"], details["modules"]["face"]):
+                if "loading" not in [details["modules"][m] for m in waits_for]:
                     break
                 assert time.monotonic() < deadline, details
                 await asyncio.sleep(0.2)
         assert details["modules"]["stt"] == "ready", details  # ctranslate2, frozen
         assert details["modules"]["face"] == "ready", details  # mediapipe, frozen
+        if display:  # pynput's X11 backend and python-xlib were bundled (packaging/*.spec)
+            assert details["modules"]["desktop"] == "ready", details
+            assert details["details"]["desktop"].startswith("pynput xorg"), details
     finally:
         srv.close()
 

@@ -6,6 +6,7 @@ grab after it is verified like a client's screenshot."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -60,6 +61,16 @@ class GrabVLM:
         return json.dumps(self.answers[min(len(self.sizes) - 1, len(self.answers) - 1)])
 
 
+async def desktop_status(http: httpx.AsyncClient) -> dict[str, Any]:
+    """/health/details once the start-up probe of desktop mode has answered."""
+    for _ in range(200):
+        details = (await http.get("/health/details")).json()
+        if details["modules"].get("desktop") != "loading":
+            return details
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the desktop probe never answered: {details}")
+
+
 async def test_the_server_clicks_the_approved_action_on_its_own_display(
     xvfb: str,
     chromium: Path,
@@ -91,6 +102,11 @@ async def test_the_server_clicks_the_approved_action_on_its_own_display(
         llm.set_default(vlm)
         srv = server_factory(llm, task_desktop_execute=True, task_desktop_settle_ms=5000)
         http = httpx.AsyncClient(base_url=srv.url, headers={"Authorization": "Bearer desk"})
+        # /health/details says desktop mode can act here (pynput's X11 backend, the display)
+        details = await desktop_status(http)
+        assert details["modules"]["desktop"] == "ready", details
+        assert details["details"]["desktop"].startswith("pynput xorg, pointer at (")
+        assert details["details"]["desktop"].endswith("screen 1280x720")
         items = dict.fromkeys(CONSENT_ITEMS, True)
         assert (await http.post("/v1/users/consent", json={"items": items})).status_code == 200
         ws = await open_ws(srv, persona="emma", token="desk")
@@ -138,5 +154,10 @@ async def test_without_a_display_the_task_is_refused_clearly(
         r = await http.post("/v1/tasks", json=body)
         assert r.status_code == 503
         assert r.json()["detail"].startswith("No screen to read: screen capture failed")
+        # and /health says so before anyone tries: configured, not working
+        details = await desktop_status(http)
+        assert details["modules"]["desktop"] == "error"
+        assert "no display to capture" in details["details"]["desktop"]
+        assert (await http.get("/health")).status_code == 503
         assert "DISPLAY" in r.json()["detail"]
         assert (await http.get("/v1/tasks")).json()["tasks"] == []  # nothing left running
