@@ -23,7 +23,6 @@ from server.initiative.live import Initiative
 from server.personas import Persona
 from server.store.base import ApprovalRecord, SessionRecord, TaskActionRecord, new_id
 from server.tasks import live as task_live
-from server.tasks.approval import is_task_approval
 from server.tasks.state import TaskError
 from server.tasks.views import clicked_answer
 
@@ -97,18 +96,13 @@ class Session(Responses, Perception):
         message: str | None,
     ) -> None:
         """approval.response (or a studio click): stored, then the waiting turn goes on; a
-        screen task action's is the same as task.confirm."""
-        rec = await self.services.store.get_approval(self.user_id, call_id)
-        if rec is not None and rec.status == "pending" and is_task_approval(rec.name):
-            if decision == "edit":
-                msg = "A screen task action cannot be edited: approve or reject it."
-                raise ProtocolError("approval_not_pending", msg)
-            try:
-                yes = decision == "approve"
-                await self.tasks.answer_approval(call_id, yes, message, self.record_task_answer)
-            except TaskError as e:
-                raise ProtocolError("approval_not_pending", e.message) from None
-            return
+        screen task action's is the same as task.confirm (server/tasks/approval.py)."""
+        answered = self.record_task_answer
+        try:
+            if await self.tasks.answer_if_task_approval(call_id, decision, message, answered):
+                return
+        except TaskError as e:
+            raise ProtocolError("approval_not_pending", e.message) from None
         try:
             await self.approvals.answer(call_id, decision, arguments, message)
         except ApprovalError as e:

@@ -102,6 +102,21 @@ class TaskApprovals:
             raise TaskError(409, "not_pending", f"No screen task action {call_id!r} waits.")
         await self.approve(live.task.id, call_id, approve, message=message, answered=answered)
 
+    async def answer_if_task_approval(
+        self, call_id: str, decision: str, message: str | None, answered: Answered | None
+    ) -> bool:
+        """approval.response (or a studio click) on any call id: a screen task action's
+        pending approval is answered here, the same as task.confirm (True); any other call
+        is the agent's gate's (False). TaskError when it cannot be taken."""
+        rec = await self.store.get_approval(self.user_id, call_id)
+        if rec is None or rec.status != "pending" or not is_task_approval(rec.name):
+            return False
+        if decision == "edit":
+            msg = "A screen task action cannot be edited: approve or reject it."
+            raise TaskError(409, "not_editable", msg)
+        await self.answer_approval(call_id, decision == "approve", message, answered)
+        return True
+
     async def _approval_expired(self, action_id: str) -> bool:
         rec = await self.store.get_approval(self.user_id, action_id)
         return rec is not None and rec.status == "expired"
