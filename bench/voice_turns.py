@@ -17,6 +17,8 @@ Rows (measured vs goal):
   ``response.done`` cancelled, of 20.
 - the reply's own audio fed back at -6 dB, 30-120 ms late, noise at -50 dBFS: barge-ins,
   speech_started and transcripts in 20 replies; the user speaking over that echo: WER.
+- trailing-off sentences ("... for two at", then silence): the turn's end -> first token
+  and end of speech -> first token (server timings), what a preemptive start saves.
 - preemptive starts (TURN_PREEMPTIVE) over the whole run, from the server's log: kept,
   discarded. ``--server-env TURN_PREEMPTIVE=false`` measures without them.
 
@@ -61,7 +63,7 @@ BACKCHANNELS = ["Mm-hmm.", "Yeah.", "Uh-huh.", "Right.", "Okay."]
 STOPS = ["Wait, stop.", "Stop please.", "Hold on.", "Wait a second.", "Stop."]
 USER_OVER_ECHO = "What time is it in Seoul right now?"
 HEARD = ("transcript.done", "input_audio.backchannel")
-ROWS = ("latency", "paused", "backchannels", "stops", "echo")
+ROWS = ("latency", "paused", "trailing", "backchannels", "stops", "echo")
 TARGETS = {
     "eos_audio_p50": 550,
     "eos_audio_p95": 800,
@@ -203,6 +205,28 @@ async def paused(server: ServerProcess, n: int) -> dict[str, Any]:
             await c.until(lambda e: e["type"] == "response.done", 10)
     await c.ws.conn.close()
     return {"cut": cut, "n": n, "texts": texts}
+
+
+async def trailing(server: ServerProcess, n: int) -> dict[str, Any]:
+    """Sentences that trail off ("... for two at") and then nothing: the detector waits
+    (up to the eagerness cap) before the turn ends. A preemptive start asks the model during
+    that wait, so the turn's end -> first token is what it saves."""
+    from tests.mic import Mic
+    from tests.speech import speak
+
+    c = await session(server, "trailing")
+    await c.ws.send({"type": "session.update", "session": {"output_audio": "none"}})
+    steps: list[dict[str, Any]] = []
+    async with Mic(c.ws) as mic:
+        for i in range(n):
+            a, _ = PAUSED[i % len(PAUSED)]
+            mic.say(speak(a), 400)
+            ev = await c.until(lambda e: e["type"] == "response.done", 30)
+            if ev is not None and ev.get("timings"):
+                steps.append(ev["timings"])
+            await c.drain(0.5)
+    await c.ws.conn.close()
+    return {"steps": steps, "n": n}
 
 
 async def backchannels(server: ServerProcess, n: int) -> dict[str, Any]:
@@ -402,6 +426,20 @@ def report(res: dict[str, Any]) -> str:
             f"{pct(s['delays'], 50):.0f} / {pct(s['delays'], 95):.0f}",
             "",
         )
+    if "trailing" in res:
+        ts = [t for t in res["trailing"]["steps"] if t.get("eos_to_first_token_ms") is not None]
+        gap = [t["eos_to_first_token_ms"] - t["eos_to_turn_ms"] for t in ts]
+        first = [t["eos_to_first_token_ms"] for t in ts]
+        row(
+            "trailing-off sentences: turn end -> first token, p50/p95 (ms)",
+            f"{pct(gap, 50):.0f} / {pct(gap, 95):.0f} (n={len(gap)})",
+            "reported",
+        )
+        row(
+            "  ... end of speech -> first token, p50/p95 (ms)",
+            f"{pct(first, 50):.0f} / {pct(first, 95):.0f}",
+            "",
+        )
     if pre := res.get("preemptive"):
         row(
             "preemptive starts: kept / discarded (all rows)",
@@ -458,6 +496,7 @@ async def run(
         for name, fn in (
             ("latency", latency),
             ("paused", paused),
+            ("trailing", trailing),
             ("backchannels", backchannels),
             ("stops", stops),
             ("echo", echo),

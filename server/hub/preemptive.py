@@ -110,10 +110,18 @@ class PreemptiveStarts:
 
     async def _drop(self, why: str) -> None:
         r, self.held = self.held, None
-        if r is None or r.task is None:
+        if r is not None:
+            await self.forget(r, why)
+
+    async def forget(self, r: ActiveResponse, why: str) -> None:
+        """Cancel a start (held, or taken but never released), drop its checkpoint and
+        count its model calls as wasted."""
+        if r.task is None:
             return
         r.task.cancel()
         await asyncio.wait({r.task})
+        if not r.task.cancelled() and (e := r.task.exception()) is not None:
+            log.warning("preemptive_failed", error=type(e).__name__)
         s = self.s
         assert r.run_tag is not None
         dropped = await s.services.agent.forget_run(s.record.thread_id, r.run_tag)

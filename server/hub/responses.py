@@ -148,8 +148,13 @@ class Responses(SessionCore):
             )
         )
         if announce is not None:
-            await saved
-            await announce()
+            try:
+                await saved
+                await announce()
+            except BaseException:  # not stored, or the session ends: never released
+                if kept is not None:
+                    await self.preemptive.forget(kept, "turn not stored")
+                raise
         if kept is not None:  # released: from here on it is the ordinary reply
             self._response_counter += 1
             kept.number, kept.t0, kept.saved_user = (

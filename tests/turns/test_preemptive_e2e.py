@@ -19,8 +19,8 @@ from tests.turns.test_semantic_e2e import FIRST, session, settle
 
 # the discarded start's words, then the rest of the sentence (no comma: one more pause
 # would start, and discard, another)
-EARLY = "Tomorrow I want to go hiking up the mountain with"
-REST = "my brother and his dog."
+EARLY = "Tomorrow I want to go hiking in the mountains and"
+REST = "my brother is coming with us."
 
 
 async def usage(server: ServerThread, user: str) -> dict[str, Any]:
@@ -90,7 +90,7 @@ async def test_held_start_discarded_when_the_user_goes_on(
     sid = ws.of_type("session.created")[0]["session"]["id"]
     async with Mic(ws) as mic:
         mic.say(speak(EARLY), 300)
-        early = await until_requested(turn_llm, since, "hiking")  # the held start went out
+        early = await until_requested(turn_llm, since, "mountain")  # the held start went out
         mic.say(speak(REST), 100)  # ... and the user goes on
         done = await ws.wait_for("transcript.done", timeout=30)
         resp = await ws.wait_for("response.done", timeout=30)
@@ -137,7 +137,29 @@ async def test_held_start_discarded_when_the_user_goes_on(
         await asyncio.sleep(0.1)
     mem0 = [str(r["body"]["messages"]) for r in turn_llm.chat_requests(mem0=True)[mem_since:]]
     assert any("brother" in m for m in mem0)
-    assert not any("hiking" in m and "brother" not in m for m in mem0)
+    assert not any("mountain" in m and "brother" not in m for m in mem0)
     # the held start cost one model call, counted as wasted
     counters = await usage(srv, "pre2")
     assert counters["llm_calls_preemptive_wasted"] == 1 and counters["llm_calls"] == 2
+
+
+async def test_held_start_discarded_by_a_text_input(stt_ready: ServerThread, turn_llm: FakeOpenAI):
+    since = len(turn_llm.chat_requests(mem0=False))
+    turn_llm.queue_reply("EARLY reply.")
+    turn_llm.queue_reply("Typed answer.")
+    ws = await session(stt_ready, "pre3", type="semantic", eagerness="low")
+    async with Mic(ws) as mic:
+        mic.say(speak(EARLY), 300)
+        await until_requested(turn_llm, since, "mountain")  # held, the detector waits
+        await ws.send({"type": "input_text", "text": "What time is it?"})
+        resp = await ws.wait_for("response.done", timeout=30)
+        created = ws.of_type("response.created")
+    await ws.conn.close()
+    assert resp["status"] == "completed" and resp["text"] == "Typed answer."
+    assert len(created) == 1
+    # the typed turn's request: its own words only, nothing of the held start
+    typed = turn_requests(turn_llm, since, "what time")
+    assert [(m["role"], m["content"]) for m in typed[0]["body"]["messages"][1:]] == [
+        ("user", "What time is it?")
+    ]
+    assert (await usage(stt_ready, "pre3"))["llm_calls_preemptive_wasted"] == 1
