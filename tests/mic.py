@@ -47,7 +47,9 @@ class Mic:
         self.sent_at: dict[int, float] = {}  # frame index -> monotonic send time
         self.played: dict[str, dict[str, Any]] = {}  # response_id -> {start, samples}
         self._play_end = 0
-        self._chunks_seen = 0
+        self._chunks_seen = len(ws.binary)  # a mic opened later never plays older replies
+        self._events_seen = len(ws.events)
+        self._stopped: set[str] = set()
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Mic:
@@ -95,7 +97,17 @@ class Mic:
             await self.ws.send_raw(b"\x01" + pcm)
             self.sent_at[self.n] = time.monotonic()
             self.n += 1
+            self._stop_cancelled()
             await self._report_played()
+
+    def _stop_cancelled(self) -> None:
+        """Like the web client: a reply whose response.done says cancelled stops playing at
+        once (the events the test has read so far)."""
+        events = self.ws.events[self._events_seen :]
+        self._events_seen += len(events)
+        for e in events:
+            if e["type"] == "response.done" and e.get("status") == "cancelled":
+                self.stop_playback(e["response_id"])
 
     async def _play_new_chunks(self) -> None:
         """Reply audio received since the last frame starts playing now (or after the
@@ -107,6 +119,8 @@ class Mic:
             if kind != 0x11:
                 continue
             rid = f"resp_{number}"
+            if rid in self._stopped:
+                continue
             audio = np.frombuffer(b[9:], dtype="<i2").astype(np.float32) / 32768
             audio = resample(audio, OUT_RATE, RATE)
             start = max(self._play_end, self.now_sample)
@@ -132,6 +146,7 @@ class Mic:
 
     def stop_playback(self, rid: str) -> None:
         """The client stops a cancelled reply at once."""
+        self._stopped.add(rid)
         p = self.played.get(rid)
         if p is not None:
             cut = self.now_sample

@@ -232,6 +232,7 @@ class Responses(SessionCore):
             return
         if not r.finished:  # once response.done is out, only its writes remain: let them land
             r.task.cancel()
+            self.perception.reply_cut(r.number)  # the client stops playing it
         await asyncio.wait({r.task})
 
     def response_active(self) -> bool:

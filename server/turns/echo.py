@@ -6,18 +6,20 @@ timeline where the client played it.
 Placement: a reply's audio starts at the mic position where the server received its
 ``response.audio.played`` with ``played_ms: 0`` (or, until that report comes, where its first
 chunk was sent); later chunks follow back to back. AEC3's own delay estimator absorbs the
-rest (the sound card's latency, the network). When the reply is cancelled the reference
-stops shortly after. Away from any reply the mic audio passes through untouched.
+rest (the sound card's latency, the network). When the reply is cancelled (a barge-in or
+the client's ``response.cancel``) the reference stops shortly after, and so does any older
+reply's when a newer one starts playing: a reference the speakers no longer play would
+hide the echo that is there. Away from any reply the mic audio passes through untouched.
 
 Headphones: AEC3 assumes an echo path and, while the reply plays, attenuates the user's
 voice by about 12 dB when there is none. So the canceller measures the coupling: every
-0.4 s of reply, the peak normalised cross-correlation of the raw mic with the
-reference over 0-300 ms of lag. Below ``COUPLING_MIN`` with a loud enough reference means
-no echo reaches the mic, and the mic passes through untouched until a later measurement
-finds an echo again. Before the first measurement of a session (0.7 s into its first
-reply) it cancels when the client reported the reply's playback start (a client that plays
-audio), and passes through otherwise (a script that never plays it). AEC3 adapts from the
-first sample either way.
+0.4 s of reply, the peak normalised cross-correlation of the raw mic with the reference
+over 0-300 ms of lag. Below ``COUPLING_MIN`` with a loud enough reference, three times in a
+row (one window can straddle two replies), means no echo reaches the mic, and the mic
+passes through untouched until a later measurement finds an echo again. Until then it
+cancels when the client reported the reply's playback start (a client that plays audio),
+and passes through otherwise (a script that never plays it). AEC3 adapts from the first
+sample either way.
 
 One per session; ``process`` runs in the VAD worker thread, ``add``/``anchor``/``cut`` on
 the event loop, so the reference is guarded by a lock."""
@@ -34,6 +36,8 @@ TAIL_SAMPLES = RATE  # keep cancelling this long after the reference ends (room 
 MEASURE_SAMPLES = RATE * 4 // 10  # coupling measured over each 0.4 s of reply
 MAX_LAG = RATE * 3 // 10  # speaker -> mic delays up to 300 ms
 COUPLING_MIN = 0.15
+UNCOUPLED_AFTER = 3  # this many low measurements in a row (one can straddle two replies)
+STOP_SAMPLES = RATE // 5  # a cancelled reply goes on playing this long (the client hears of it)
 FAR_MIN_RMS = 0.01  # a quieter reference (a pause in the reply) measures nothing
 
 
@@ -43,6 +47,7 @@ class _Reply:
     chunks: list[np.ndarray] = field(default_factory=list)
     samples: int = 0
     anchored: bool = False  # placed by the client's played_ms: 0 report
+    closed: bool = False  # cut: no more of it plays
 
     @property
     def end(self) -> int:
@@ -63,6 +68,7 @@ class EchoCanceller:
         self._near_hist: list[np.ndarray] = []
         self._far_hist: list[np.ndarray] = []
         self._hist = 0
+        self._low = 0  # low coupling measurements in a row
 
     # --- the far end (event loop) ---------------------------------------------------------
     def add(self, number: int, pcm: bytes, rate: int, mic_sample: int) -> None:
@@ -73,25 +79,36 @@ class EchoCanceller:
             r = self._replies.get(number)
             if r is None:
                 r = self._replies[number] = _Reply(start=mic_sample)
+            if r.closed:  # sent after it was cut: the client drops it
+                return
             r.chunks.append(audio)
             r.samples += audio.size
 
     def anchor(self, number: int, mic_sample: int) -> None:
-        """The client started playing reply ``number`` when the mic was at ``mic_sample``."""
+        """The client started playing reply ``number`` when the mic was at ``mic_sample``:
+        whatever older reply it played has stopped by then."""
         with self._lock:
             r = self._replies.get(number)
-            if r is not None and not r.anchored:
-                r.start, r.anchored = mic_sample, True
+            if r is None or r.anchored:
+                return
+            r.start, r.anchored = mic_sample, True
+            for k, old in self._replies.items():
+                if k < number and old.end > mic_sample:
+                    self._truncate(old, mic_sample)
 
     def cut(self, number: int, mic_sample: int) -> None:
         """Reply ``number`` was cancelled: the client stops it about now."""
         with self._lock:
             r = self._replies.get(number)
-            if r is None or r.end <= mic_sample:
-                return
-            keep = max(0, mic_sample + RATE // 10 - r.start)
-            audio = np.concatenate(r.chunks)[:keep] if r.chunks else np.zeros(0, np.float32)
-            r.chunks, r.samples = [audio], audio.size
+            if r is not None and r.end > mic_sample:
+                self._truncate(r, mic_sample + STOP_SAMPLES)
+
+    @staticmethod
+    def _truncate(r: _Reply, mic_sample: int) -> None:
+        keep = max(0, mic_sample - r.start)
+        audio = np.concatenate(r.chunks)[:keep] if r.chunks else np.zeros(0, np.float32)
+        r.chunks, r.samples = [audio], audio.size
+        r.closed = True
 
     def active(self, mic_sample: int) -> bool:
         """A reply plays (or just played) around this mic position."""
@@ -133,7 +150,12 @@ class EchoCanceller:
         seg = x[best : best + ref.size]
         norm = float(np.sqrt(np.sum(ref**2) * np.sum(seg**2))) or 1.0
         self.coupling = peak / norm
-        self.coupled = self.coupling >= COUPLING_MIN
+        if self.coupling >= COUPLING_MIN:
+            self.coupled, self._low = True, 0
+        else:
+            self._low += 1
+            if self._low >= UNCOUPLED_AFTER:
+                self.coupled = False
 
     def _far(self, at: int, n: int) -> tuple[np.ndarray | None, bool]:
         """The reference for mic samples [at, at + n), and whether a reply in it was
