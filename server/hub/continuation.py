@@ -48,6 +48,7 @@ async def ask(s: Session, rec: ApprovalRecord) -> None:
     r = s.response
     if s.approvals.asked_by_turn(rec.id) and r is not None and r.task is not None:
         line = q if not r.sent or r.sent_text.endswith((" ", "\n")) else " " + q
+        line += " "  # what the model says once it is answered follows as a new sentence
         r.sent.append(line)
         await s.events.text_delta(r, line)
         await s.on_reply_delta(r, line)

@@ -129,7 +129,7 @@ async def test_an_answer_on_another_replica_reaches_the_asking_turn_at_once(
     crash_llm.clear()
     # approved on B: A's turn runs the call, once across both replicas' MCP servers
     got, took = await ask_on_a_answer_on_b(a, b, crash_llm, "07:00", {"decision": "approve"})
-    assert got["ok"] and got["reply"].endswith("Done, it is set.")
+    assert got["ok"] and got["reply"].endswith("Say yes or no. Done, it is set.")
     assert took < WITHIN_S  # APPROVAL_TIMEOUT_S is 120 s
     print(f"\napproved on B, A's reply {took:.1f} s after the answer")
     assert [x["time"] for x in alarms(effects)] == ["07:00"]
