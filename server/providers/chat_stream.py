@@ -31,6 +31,10 @@ from server.providers.usage_meter import TokenRatio, TurnMeter
 INITIAL_RETRY_DELAY_S = 0.5
 MAX_RETRY_DELAY_S = 8.0
 DRAIN_S = 1.0  # how long the end of a body may take after [DONE]
+# One read of a backlog (a client that stopped reading, a busy loop) is handed on in pieces
+# of at most this many characters: the session's bounded outbound queue then bounds bytes,
+# not only frames, whatever size the event loop reads the body in.
+MAX_DELTA_CHARS = 4096
 _STATUS_ERRORS: dict[int, type[openai.APIStatusError]] = {
     400: openai.BadRequestError,
     401: openai.AuthenticationError,
@@ -358,7 +362,8 @@ class ChatStream:
                 if pending:
                     text = "".join(pending)
                     parts.append(text)
-                    on_delta(text)
+                    for i in range(0, len(text), MAX_DELTA_CHARS):
+                        on_delta(text[i : i + MAX_DELTA_CHARS])
 
         try:
             try:
