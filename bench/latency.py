@@ -63,7 +63,8 @@ def make_server(
             "STT_ENABLED": "false",  # text turns only: no model download attempt
             "FACE_ENABLED": "false",
             "LOG_LEVEL": args.log_level,
-        }
+        },
+        extra=args.set,
     )
     return ServerProcess(workdir, env)
 
@@ -573,6 +574,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="run the benchmark, fake and server at this niceness (negative needs root):"
         " shields the numbers from other work on a shared host",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a server setting (repeatable), e.g. --set EVENT_LOOP=asyncio for an A/B run",
     )
     return ap.parse_args(argv)
 

@@ -165,13 +165,21 @@ async def listening_url(log_path: Path, exited: Callable[[], bool], timeout_s: f
         await asyncio.sleep(0.05)
 
 
-def server_env(settings: dict[str, str], pythonpath: Sequence[str] = ()) -> dict[str, str]:
+def server_env(
+    settings: dict[str, str], pythonpath: Sequence[str] = (), extra: Sequence[str] = ()
+) -> dict[str, str]:
     """This process's environment minus every server setting (so nothing stray leaks in),
-    plus ``settings``, with ``pythonpath`` and the repository first on PYTHONPATH."""
+    plus ``settings`` and ``extra`` (``--set NAME=VALUE`` flags, for A/B runs), with
+    ``pythonpath`` and the repository first on PYTHONPATH."""
     from server.config import Settings
 
     ours = {name.upper() for name in Settings.model_fields}
     env = {k: v for k, v in os.environ.items() if k.upper() not in ours}
+    for item in extra:
+        name, sep, value = item.partition("=")
+        if not sep or name.upper() not in ours:
+            raise SystemExit(f"--set {item!r}: expected NAME=VALUE with a server setting's name")
+        settings = settings | {name.upper(): value}
     path = [*pythonpath, str(ROOT), env.get("PYTHONPATH", "")]
     return env | settings | {"PYTHONPATH": os.pathsep.join(filter(None, path))}
 

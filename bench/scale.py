@@ -115,7 +115,8 @@ def make_replica(
             "DEFAULT_OUTPUT_AUDIO": "none",
             "LOG_LEVEL": args.log_level,
             **store,
-        }
+        },
+        extra=args.set,
     )
     return ServerProcess(run, env, timeout_s=180)
 
@@ -341,6 +342,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-seconds", type=float, default=900, help="hard limit for the run")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
     ap.add_argument("--nice", type=int, default=None, help="niceness (as bench/latency.py)")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="a server setting"
+    )
     args = ap.parse_args(argv)
     try:
         args.replica_counts = [int(n) for n in args.replicas.split(",")]

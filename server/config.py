@@ -253,6 +253,10 @@ class Settings(BaseSettings):
     # writer sends each delta at once.
     ws_delta_coalesce_chars: int = Field(default=4096, ge=0)
 
+    # --- Event loop (lean turns) -------------------------------------------------------
+    # auto: uvloop where it is installed (Linux, macOS), else asyncio's own loop.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+
     # --- model services fail honestly (docs/protocol.md, "Errors and warnings") ----------
     llm_first_token_timeout_s: float = Field(default=30.0, gt=0.0)  # from the turn's start
     llm_stream_idle_timeout_s: float = Field(default=20.0, gt=0.0)  # between streamed pieces

@@ -17,7 +17,7 @@ import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.app import create_app
-from server.cli import uvicorn_config
+from server.cli import loop_factory, uvicorn_config
 from server.config import Settings
 
 
@@ -51,7 +51,7 @@ class ServerThread:
             self.loop = asyncio.get_running_loop()
             await self.server.serve(sockets=[self.sock])
 
-        asyncio.run(serve())
+        asyncio.run(serve(), loop_factory=loop_factory(self.settings))  # uvloop, as served
 
     async def call[T](self, coro: Coroutine[Any, Any, T]) -> T:
         """Await a coroutine on the server's own event loop: the store's connections and

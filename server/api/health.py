@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -24,4 +26,5 @@ async def health_details(services: ServicesDep, reset: bool = False) -> dict[str
         "details": services.details,
         "progress": services.status.progress,  # downloads in flight: {module: {file, done, total}}
     }
-    return body | {"loop_lag_ms": services.loop_lag.stats(reset=reset)}
+    loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]  # uvloop | asyncio
+    return body | {"loop_lag_ms": services.loop_lag.stats(reset=reset), "event_loop": loop}

@@ -132,6 +132,8 @@ async def test_kill_after_response_done_loses_nothing(
     the restarted server has the user's message and the reply."""
     rng = random.Random(11)
     await crashable.start()
+    # the real `desktopmate serve` process runs on uvloop (EVENT_LOOP=auto, server/cli.py)
+    assert (await crashable.get("/health/details", "u0"))["event_loop"] == "uvloop"
     acknowledged: list[tuple[str, str, str, str]] = []  # user, session, said, reply
     for i in range(TRIALS):
         user, said, reply = f"u{i}", f"question {i}", f"Answer number {i} is stored."

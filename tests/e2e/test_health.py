@@ -44,6 +44,16 @@ async def test_modules_that_are_not_configured_do_not_fail_health(
     assert "STT_ENABLED=false" in body["details"]["stt"]
 
 
+async def test_the_server_runs_on_the_event_loop_event_loop_names(
+    server_factory: Callable[..., ServerThread],
+):
+    """EVENT_LOOP=auto serves on uvloop where it is installed (this host); asyncio on ask."""
+    for wanted, loop in (("auto", "uvloop"), ("asyncio", "asyncio")):
+        srv = server_factory(None, memory_enabled=False, event_loop=wanted)
+        async with httpx.AsyncClient(base_url=srv.url, timeout=30) as http:
+            assert (await http.get("/health/details")).json()["event_loop"] == loop, wanted
+
+
 async def test_an_stt_model_that_fails_to_load_makes_health_503(
     server_factory: Callable[..., ServerThread], llm: FakeOpenAI, tmp_path: Path
 ):
