@@ -121,7 +121,9 @@ class VadStream:
     window >= ``threshold`` resets the count; in-between windows neither end nor reset).
     The utterance audio starts ``speech_pad_ms`` (rounded up to whole 32 ms windows) before
     the onset (Whisper misses clipped first syllables) and, once ended, stops
-    ``speech_pad_ms`` after the speech.
+    ``speech_pad_ms`` after the speech. A blip just before (a candidate too short to be
+    speech: "Stop" in a quick "Stop please.") whose tail is still in that pre-roll is taken
+    in whole, or Whisper hears only "Please".
     ``max_speech_ms`` bounds an utterance (noise or a monologue would otherwise grow the
     buffer and the partial-transcription cost forever).
     """
@@ -161,6 +163,8 @@ class VadStream:
         self._utt_start_ms = 0
         self._onset_ms = 0
         self._silence_start_ms: int | None = None
+        # the last blip: (its windows, the window count at its end, its onset)
+        self._blip: tuple[list[np.ndarray], int, int] | None = None
         self._done.clear()
         self.last_prob = 0.0
 
@@ -218,9 +222,10 @@ class VadStream:
 
         if self._state == "idle":
             if prob >= self.threshold:
-                self._utt = [*self._pre, window]
-                self._utt_start_ms = begin_ms - len(self._pre) * WINDOW_MS
-                self._onset_ms = begin_ms
+                lead, onset = self._blip_lead()
+                self._utt = [*lead, *self._pre, window]
+                self._utt_start_ms = begin_ms - (len(lead) + len(self._pre)) * WINDOW_MS
+                self._onset_ms = begin_ms if onset is None else onset
                 self._state = "pending"
                 self._confirm(now_ms, events)
             else:
@@ -230,6 +235,7 @@ class VadStream:
         self._utt.append(window)
         if self._state == "pending":
             if prob < self.neg_threshold:  # a blip, not speech: keep its tail as pre-roll
+                self._blip = (self._utt, self._windows, self._onset_ms)
                 self._to_idle(keep_preroll=True)
             else:
                 self._confirm(now_ms, events)
@@ -247,6 +253,18 @@ class VadStream:
         if self.max_speech_ms is not None and now_ms - self._onset_ms >= self.max_speech_ms:
             # Cut mid-speech: no pre-roll for the next part, or its words would repeat.
             self._finish(now_ms, now_ms, events, keep_preroll=False)
+
+    def _blip_lead(self) -> tuple[list[np.ndarray], int | None]:
+        """When the last blip's tail is still in the pre-roll (the gap since is shorter):
+        its windows that fell out of it, and its onset (the speech begins there)."""
+        blip, self._blip = self._blip, None
+        if blip is None:
+            return [], None
+        windows, end, onset = blip
+        still = self._pad_windows - (self._windows - 1 - end)  # its windows left in the pre-roll
+        if still <= 0:
+            return [], None
+        return windows[: max(0, len(windows) - still)], onset
 
     def _confirm(self, now_ms: int, events: list[VadEvent]) -> None:
         if now_ms - self._onset_ms >= self.min_speech_ms:

@@ -129,6 +129,21 @@ def test_pause_shorter_than_min_silence_keeps_one_utterance(
     assert [e.kind for e in events] == ["start", "end"]
 
 
+def test_a_short_word_just_before_speech_is_kept_whole(vad: SileroVAD) -> None:
+    """The "Stop" of a quick "Stop please." is too short to start speech on its own (a
+    blip); the utterance that "please" starts still holds all of it, not only the pre-roll's
+    300 ms (Whisper would hear "Please")."""
+    audio = with_silence(speak("Stop please."), 500, 800)
+    stream = VadStream(vad, min_speech_ms=250, min_silence_ms=600)
+    start, end = _run(stream, audio)
+    onset = speech_onset_ms(audio)
+    assert start.at_ms - onset > 400  # speech was confirmed only at "please" ...
+    assert abs(start.t_ms - onset) < 100  # ... and began with "Stop"
+    utterance = stream.pop_utterance()
+    begins_ms = end.t_ms + 300 - utterance.size * 1000 // 16_000
+    assert begins_ms <= onset - 100  # before "Stop", with some of the silence before it
+
+
 @pytest.mark.parametrize("frame_ms", [10, 37, 100])
 def test_frame_length_does_not_change_events(
     vad: SileroVAD, sentence: np.ndarray, frame_ms: int
