@@ -411,6 +411,12 @@ def report(res: dict[str, Any]) -> str:
             f"{pct(srv_cpu, 50):.1f}",
             "<= 15",
         )
+        ran = [v for v in srv_cpu if v > 0]  # 0: the words settled the pause, no model run
+        row(
+            "  ... the model's own cost when it ran, p50 (ms)",
+            f"{pct(ran, 50):.1f} (ran at {len(ran)} of {len(srv_cpu)} turns)",
+            "",
+        )
     cpu_in = res["cpu_in_process"]
     row("end-of-turn decision CPU p50, in process (ms)", f"{pct(cpu_in, 50):.1f}", "<= 15")
     if "backchannels" in res:
