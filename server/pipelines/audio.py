@@ -35,6 +35,8 @@ SEMANTIC_SPECULATE_AFTER_MS = 96  # semantic turns need the words to decide: sta
 GAZE_MAX_AGE_S = 1.5
 OVER_REPLY_PARTIAL_MS = 250  # over a reply, partials this often: a "stop" must act fast
 OVER_REPLY_MIN_AUDIO = RATE * 3 // 10
+# held speech is a short phrase: encode a 4 s window, not 10 s (about half the decode time)
+OVER_REPLY_WINDOW_S = 4.0
 # held speech over a reply ends only after this much silence: its words are judged at every
 # pause anyway, and "Wait, [comma] stop" must stay one utterance
 OVER_REPLY_MIN_SILENCE_MS = 600
@@ -101,6 +103,8 @@ class VoiceInput:
         # A final decode started during the pause, keyed by the pause's start: if the VAD
         # then ends the speech at exactly that point, its result is the final transcript.
         self._spec: tuple[int, asyncio.Task[Transcript]] | None = None
+        # held speech over a reply: the quick decode at a pause's first silent window
+        self._quick: tuple[int, asyncio.Task[None]] | None = None
         self._warned_stt = False
         self._overrun_reported = 0.0
         self.stream_ms = 0
@@ -261,6 +265,7 @@ class VoiceInput:
         for ev in events:
             await self._on_vad(ev, done)
         await self._semantic_step()
+        self._judge_phrase_end()
         await self.judge.judge_pause(self._spec)
         if self.stream.in_speech:
             await self._while_speaking()
@@ -323,16 +328,48 @@ class VoiceInput:
             return
         if not stt.loaded and self.session.services.modules.get("stt") != "loading":
             return
-        if self._partial_task is not None:
+        quick = None
+        over = self.judge.over if self.judge.judging else None
+        if over is not None:  # held speech: its partial and quick decode judge it first
+            audio = over.joined(audio)
+            self._judge_phrase_end()
+            quick = self._quick[1] if self._quick and self._quick[0] == pause_ms else None
+        elif self._partial_task is not None:
             self._partial_task.cancel()
 
         async def decode() -> Transcript:
+            if quick is not None:
+                await asyncio.wait([quick])
             await stt.aload()  # at start-up the model may still be loading: wait for it
             return await stt.atranscribe(audio, self.session.stt_language())
 
         task = asyncio.ensure_future(decode())
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         self._spec = (pause_ms, task)
+
+    def _judge_phrase_end(self) -> None:
+        """Held speech over a reply: at the first silent window after it (where a phrase
+        ends) decode the held audio at once (greedy, a short window) and judge it. A "stop"
+        then acts a decode after it was said, not after the next partial or the pause's
+        full decode."""
+        over, pause, stt = self.judge.over, self.stream.silence_start_ms, self.stt
+        if over is None or over.confirmed or pause is None or stt is None or not stt.loaded:
+            return
+        if self._quick is not None and self._quick[0] == pause:
+            return
+        audio = over.joined(self.stream.utterance_until(pause))
+        self._quick = (pause, self.session.spawn(self._judge_quick(over, audio)))
+
+    async def _judge_quick(self, over: OverReply, audio: np.ndarray) -> None:
+        assert self.stt is not None
+        try:
+            t = await self.stt.atranscribe(
+                audio, self.session.stt_language(), partial=True, window_s=OVER_REPLY_WINDOW_S
+            )
+        except STTError:
+            return
+        if self.judge.over is over:  # once it ended, its final transcript judges it
+            await self.judge.judge(over, t.text, t.avg_logprob)
 
     def _new_item(self) -> str:
         self._items += 1
@@ -354,6 +391,11 @@ class VoiceInput:
         if over is None or over.confirmed:
             await s.events.speech_stopped(self._item_id, ev.t_ms)
         audio = done.pop(0) if done else np.zeros(0, dtype=np.float32)
+        self._quick = None
+        if over is not None:  # held speech: decoded with the stretch before it
+            audio = over.joined(audio)
+            if not over.confirmed:
+                self.judge.ended(over, audio, ev.t_ms)
         item = self._item_id or self._new_item()
         self._item_id = None
         if self._partial_task:
@@ -393,18 +435,26 @@ class VoiceInput:
             self._last_partial = now
             audio = self.stream.current_utterance()
             if audio.size >= (OVER_REPLY_MIN_AUDIO if judging else RATE // 2):
-                self._partial_task = s.spawn(self._partial(self._item_id, audio))
+                over = self.judge.over
+                if judging and over is not None:
+                    audio = over.joined(audio)
+                window = OVER_REPLY_WINDOW_S if judging else None
+                self._partial_task = s.spawn(self._partial(self._item_id, audio, window))
 
-    async def _partial(self, item_id: str | None, audio: np.ndarray) -> None:
+    async def _partial(
+        self, item_id: str | None, audio: np.ndarray, window_s: float | None = None
+    ) -> None:
         assert self.stt is not None
         try:
-            t = await self.stt.atry_transcribe(audio, self.session.stt_language())
+            t = await self.stt.atry_transcribe(
+                audio, self.session.stt_language(), window_s=window_s
+            )
         except STTError:
             return
         if t is None or not t.text.strip() or item_id != self._item_id:
             return
         over = self.judge.over
-        if over is not None and not await self.judge.judge(over, t.text):
+        if over is not None and not await self.judge.judge(over, t.text, t.avg_logprob):
             return  # not (yet) an interruption: nothing of it reaches the client
         text = self._stabilizer.update(t.text.strip())
         await self.session.events.transcript_delta(item_id, text)
@@ -439,7 +489,7 @@ class VoiceInput:
             text = t.text.strip()
             done_at = time.monotonic()  # the final transcript is known
             if over is not None and not over.confirmed:
-                if not await self.judge.judge(over, text):
+                if not await self.judge.judge(over, text, t.avg_logprob):
                     await self.judge.ignored(over, utt.item_id, text)
                     return
                 await s.events.speech_stopped(utt.item_id, utt.t_end_ms)

@@ -2,15 +2,23 @@
 its words (``server/turns/interrupt.py``) before anything of it reaches the client.
 
 ``VoiceInput`` asks this at the onset (hold it?), with each partial transcript, with the
+quick decode at the first silent window after held speech (the end of a phrase), with the
 transcript of each pause and with the final one. An interruption sends the held
 ``speech_started`` and cancels the reply; an acknowledgement becomes
-``input_audio.backchannel``; the reply's echo and wordless sounds leave no trace."""
+``input_audio.backchannel``; the reply's echo and wordless sounds leave no trace.
+
+Held utterances that follow each other within ``STRETCH_GAP_MS`` are one stretch: the VAD
+splits "Wait, [pause] stop please." into two, and Whisper hears a lone "Wait," as "Wave". So
+each decode of held speech includes the held speech just before it (at most
+``STRETCH_MAX_S``), and "wait ... stop" is judged, and transcribed, as one."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from server.logging import get_logger, redact
 from server.turns.interrupt import OverReply
@@ -22,6 +30,10 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 DONE_WAIT_S = 5.0  # the cancelled reply's response.done goes out before the utterance's events
+STRETCH_GAP_MS = 1000  # held speech this soon after the last is the same stretch
+STRETCH_MAX_S = 4.0  # of earlier held speech decoded with the new (bounds the decode cost)
+RATE = 16_000
+STRETCH_JOIN = np.zeros(RATE // 5, dtype=np.float32)  # 200 ms of silence between the parts
 
 
 class OverReplyJudge:
@@ -29,15 +41,25 @@ class OverReplyJudge:
         self.session = session
         self.over: OverReply | None = None  # the speech being judged, if any
         self._judged_pause: int | None = None
+        self._stretch: tuple[int, np.ndarray] | None = None  # (end ms, audio) of the last
 
     def hold(self, item_id: str | None, t_ms: int) -> bool:
         """Speech starts: hold it when a reply is active and words decide interruptions."""
         s = self.session
         self.over = None
         if s.settings.barge_in_mode != "words" or not s.response_active():
+            self._stretch = None
             return False
         self.over = OverReply(item_id, t_ms, s.stt_language())
+        last, self._stretch = self._stretch, None
+        if last is not None and 0 <= t_ms - last[0] <= STRETCH_GAP_MS:
+            self.over.prefix = np.concatenate((last[1][-int(STRETCH_MAX_S * RATE) :], STRETCH_JOIN))
         return True
+
+    def ended(self, over: OverReply, audio: np.ndarray, t_ms: int) -> None:
+        """Held speech ended at ``t_ms`` (stream time), not (yet) an interruption: speech
+        starting soon after continues its stretch (``audio`` is the joined stretch)."""
+        self._stretch = None if over.verdict == "echo" else (t_ms, audio)
 
     @property
     def judging(self) -> bool:
@@ -49,17 +71,18 @@ class OverReplyJudge:
         over, self.over = self.over, None
         return over
 
-    async def judge(self, over: OverReply, text: str) -> bool:
-        """Judge words heard over the reply; True once they are an interruption (the held
-        speech_started is sent and the reply cancelled)."""
+    async def judge(self, over: OverReply, text: str, logprob: float | None = None) -> bool:
+        """Judge words heard over the reply (``logprob``: Whisper's, see ``OverReply``); True
+        once they are an interruption (the held speech_started is sent, the reply cancelled)."""
         if over.confirmed:
             return True
         s = self.session
         r = s.response
-        verdict = over.judge(text, r.sent_text if r is not None else "")
+        verdict = over.judge(text, r.sent_text if r is not None else "", logprob)
         if not over.interrupts(verdict):
             return False
         over.confirmed = True
+        self._stretch = None
         s.log.info(
             "interruption",
             verdict=verdict,
@@ -83,7 +106,8 @@ class OverReplyJudge:
             return
         if self._judged_pause != spec[0]:
             self._judged_pause = spec[0]
-            await self.judge(over, spec[1].result().text)
+            t = spec[1].result()
+            await self.judge(over, t.text, t.avg_logprob)
 
     async def ignored(self, over: OverReply, item_id: str, text: str) -> None:
         """Held speech that was no interruption: an acknowledgement is told as such; the

@@ -99,6 +99,7 @@ class RemoteSTT:
         beam_size: int | None = None,
         initial_prompt: str | None = None,
         word_timestamps: bool = False,
+        window_s: float | None = None,  # local Whisper's encoder window: not ours to set
     ) -> Transcript:
         samples = np.asarray(audio, dtype=np.float32).reshape(-1)
         duration_s = samples.size / SAMPLE_RATE
@@ -163,6 +164,7 @@ class RemoteSTT:
         partial: bool = True,
         beam_size: int | None = None,
         initial_prompt: str | None = None,
+        window_s: float | None = None,
     ) -> Transcript | None:
         """A partial: skipped (None) when every request slot is taken."""
         if self.busy:

@@ -18,12 +18,17 @@ the final one:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+import numpy as np
 
 from server.turns.rules import Kind, classify, echo_overlap, words
 
 ECHO_OVERLAP = 0.6  # this share of the heard words are the reply's own: it is its echo
+# Whisper's mean token log-probability below this: it was guessing (a hummed "mm-hm" heard as
+# "Emma Cham", "Emend them."); real short phrases score about -0.3 to -0.85 (espeak, base)
+GUESSED_LOGPROB = -1.0
 
 Verdict = Kind | Literal["echo"]
 
@@ -35,13 +40,23 @@ class OverReply:
     language: str | None
     confirmed: bool = False  # an interruption: the start went out, the reply was cancelled
     verdict: Verdict | None = None
+    # the held speech just before this one ("Wait," before "stop please."): decoded with it
+    prefix: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
 
-    def judge(self, text: str, spoken: str) -> Verdict:
-        """What these words are, given ``spoken``, the text of the reply being played."""
+    def joined(self, audio: np.ndarray) -> np.ndarray:
+        """``audio`` of this utterance with the stretch before it, for a decode."""
+        return np.concatenate((self.prefix, audio)) if self.prefix.size else audio
+
+    def judge(self, text: str, spoken: str, logprob: float | None = None) -> Verdict:
+        """What these words are, given ``spoken``, the text of the reply being played, and
+        Whisper's ``logprob`` for them: words it was guessing are no turn (a stop word
+        still stops)."""
         if words(text) and echo_overlap(text, spoken) >= ECHO_OVERLAP:
             v: Verdict = "echo"
         else:
             v = classify(text, self.language)
+            if v == "turn" and logprob is not None and logprob < GUESSED_LOGPROB:
+                v = "backchannel"
         self.verdict = v
         return v
 

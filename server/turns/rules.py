@@ -3,8 +3,14 @@ is a transcript a backchannel ("mm-hm", "응"), a request to stop, a real new tu
 companion's own words coming back; does its text sound finished?
 
 Transcripts are normalised before matching: lower case, bracketed sound labels ("[cough]",
-"(laughs)") removed, hyphens joined ("mm-hmm" -> "mmhmm"), other punctuation dropped.
-Unknown or undetected languages are checked against every list."""
+"(laughs)") removed, hyphens joined ("mm-hmm" -> "mmhmm"), dotted letters joined (Whisper
+spells a hummed "mm-hm" "M.A.M.F.M": one token "mamfm"), other punctuation dropped.
+Unknown or undetected languages are checked against every list.
+
+Over a reply, besides acknowledgements, the words Whisper commonly makes up for a short
+sound ("Thank you.", "you", "Bye.": ``noise`` in the lists) are no turn either. Languages
+that glue endings onto words (Korean: "그만" + "해요") list those endings
+(``stop_endings``): a word that is a stop word plus one of them is that stop word."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from typing import Literal
 LANG_DIR = Path(__file__).with_name("lang")
 _BRACKETS = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*")
 _NOT_WORD = re.compile(r"[^\w\s']+")
+_DOTTED = re.compile(r"\b[^\W\d_](?:\.\s?[^\W\d_]\b)+\.?")  # "M.A.M.F.M", "U. S. A."
 
 Kind = Literal["none", "backchannel", "stop", "turn"]
 MIN_TURN_WORDS = 2
@@ -32,6 +39,9 @@ class LanguageRules:
     incomplete_words: frozenset[str]
     incomplete_suffixes: tuple[str, ...]
     fillers: frozenset[str]
+    noise: frozenset[str] = frozenset()
+    stop_endings: tuple[str, ...] = ()
+    never_final: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: Path) -> LanguageRules:
@@ -43,7 +53,28 @@ class LanguageRules:
             incomplete_words=frozenset(d["incomplete_words"]),
             incomplete_suffixes=tuple(d.get("incomplete_suffixes", [])),
             fillers=frozenset(d.get("fillers", [])),
+            noise=frozenset(" ".join(words(n)) for n in d.get("noise", [])),
+            stop_endings=tuple(d.get("stop_endings", [])),
+            never_final=frozenset(d.get("never_final", [])),
         )
+
+    def is_stop(self, tokens: list[str]) -> bool:
+        """A stop phrase anywhere in ``tokens`` (its last word may carry a stop ending)."""
+        for phrase in self.stop_phrases:
+            n = len(phrase)
+            for i in range(len(tokens) - n + 1):
+                if tuple(tokens[i : i + n - 1]) == phrase[:-1] and self._stop_word(
+                    tokens[i + n - 1], phrase[-1]
+                ):
+                    return True
+        return False
+
+    def _stop_word(self, token: str, word: str) -> bool:
+        return token == word or (token.startswith(word) and token[len(word) :] in self.stop_endings)
+
+    def acknowledges(self, group: str) -> bool:
+        """An acknowledgement, or a sound Whisper makes words of (``noise``)."""
+        return group in self.backchannels or group in self.noise
 
 
 @cache
@@ -61,30 +92,27 @@ def rules_for(language: str | None) -> list[LanguageRules]:
 def words(text: str) -> list[str]:
     """Normalised tokens of a transcript."""
     text = _BRACKETS.sub(" ", text.lower()).replace("-", "").replace("’", "'")
+    text = _DOTTED.sub(lambda m: re.sub(r"[.\s]", "", m.group()), text)
     return _NOT_WORD.sub(" ", text).split()
-
-
-def _contains(tokens: list[str], phrase: tuple[str, ...]) -> bool:
-    n = len(phrase)
-    return any(tuple(tokens[i : i + n]) == phrase for i in range(len(tokens) - n + 1))
 
 
 def classify(text: str, language: str | None) -> Kind:
     """What speech over a playing reply means.
 
-    ``stop``: a stop phrase anywhere ("wait", "잠깐만"). ``backchannel``: every word group is
-    an acknowledgement, or fewer than ``MIN_TURN_WORDS`` other words (a lone word over a reply
-    is an acknowledgement or a mishearing of one: Whisper hears "mm-hm" as "them"). ``none``:
-    no words (a cough, a knock). ``turn``: anything else."""
+    ``stop``: a stop phrase anywhere ("wait", "잠깐만", "그만해요"). ``backchannel``: every word
+    group is an acknowledgement (or a sound Whisper made words of: "Thank you."), or fewer
+    than ``MIN_TURN_WORDS`` other words (a lone word over a reply is an acknowledgement or a
+    mishearing of one: Whisper hears "mm-hm" as "them"). ``none``: no words (a cough, a
+    knock). ``turn``: anything else."""
     tokens = words(text)
     if not tokens:
         return "none"
     langs = rules_for(language)
-    if any(_contains(tokens, s) for r in langs for s in r.stop_phrases):
+    if any(r.is_stop(tokens) for r in langs):
         return "stop"
     if _only_backchannels(tokens, langs):
         return "backchannel"
-    other = [t for t in tokens if not any(t in r.backchannels for r in langs)]
+    other = [t for t in tokens if not any(r.acknowledges(t) for r in langs)]
     return "turn" if len(other) >= MIN_TURN_WORDS else "backchannel"
 
 
@@ -93,7 +121,7 @@ def _only_backchannels(tokens: list[str], langs: list[LanguageRules]) -> bool:
     i = 0
     while i < len(tokens):
         for n in (3, 2, 1):
-            if any(" ".join(tokens[i : i + n]) in r.backchannels for r in langs):
+            if any(r.acknowledges(" ".join(tokens[i : i + n])) for r in langs):
                 i += n
                 break
         else:
@@ -103,18 +131,24 @@ def _only_backchannels(tokens: list[str], langs: list[LanguageRules]) -> bool:
 
 def text_completeness(text: str, language: str | None) -> float | None:
     """1.0 when the words sound finished, 0.0 when they clearly continue ("... and", "저는",
-    "so um", a trailing comma), ``UNMARKED`` for words with neither cue, None for no words."""
+    "so um", a trailing comma), ``UNMARKED`` for words with neither cue, None for no words.
+
+    A question mark ends the words unless their last word cannot end a question
+    (``never_final``: "and", "the", "to"): Whisper puts "?" on a question's first half ("how
+    long it takes to get to?"); "Where are you from?" still ends."""
     t = _BRACKETS.sub(" ", text).strip()
     if not t:
         return None
     if t.endswith(("...", "…", ",", "-", "—", ":", ";")):
         return 0.0
-    if t[-1] in "?!？！":
-        return 1.0
     tokens = words(t)
+    langs = rules_for(language)
+    last = tokens[-1] if tokens else ""
+    if t[-1] in "?!？！":
+        return 0.0 if any(last in r.never_final for r in langs) else 1.0
     if tokens:
-        last, pair = tokens[-1], " ".join(tokens[-2:])
-        for r in rules_for(language):
+        pair = " ".join(tokens[-2:])
+        for r in langs:
             if last in r.incomplete_words or last in r.fillers or pair in r.fillers:
                 return 0.0
             if r.incomplete_suffixes and len(last) > 1 and last.endswith(r.incomplete_suffixes):

@@ -25,6 +25,9 @@ log = get_logger(__name__)
 SCORE_AFTER_MS = 64  # two silent VAD windows: a gap between words rarely lasts this long
 TEXT_WAIT_MS = 1500  # decide on the audio alone when the transcript is this late
 SPEC_SLACK_MS = 128  # the pause's decode starts within this of text_after_ms (mic batches)
+# Whisper's mean token log-probability below this: it was guessing (a sentence's first half
+# heard as "... to the next distant."), so its full stop says nothing about the turn
+DOUBTFUL_LOGPROB = -0.8
 
 
 class SemanticTurns:
@@ -70,7 +73,7 @@ class SemanticTurns:
         if p.text is None and spec is not None and spec[0] == start and spec[1].done():
             t = None if spec[1].cancelled() or spec[1].exception() else spec[1].result()
             p.text = t.text.strip() if t is not None else ""
-            p.text_p = text_completeness(p.text, (t.language if t else None) or language)
+            p.text_p = words_completeness(t, language)
         # words are coming when the speculative decode of this pause started (it does not
         # when Whisper is still loading or failed to load: then the audio decides alone)
         words_coming = p.text is None and spec is not None and spec[0] == start
@@ -126,3 +129,14 @@ class SemanticTurns:
             p.audio_p = 0.5
             return
         self.decision_cpu_ms.append(p.audio_cpu_ms)
+
+
+def words_completeness(t: Transcript | None, language: str | None) -> float | None:
+    """``rules.text_completeness`` of a pause's transcript; doubtful words (Whisper was
+    guessing) count as unfinished: the audio then sets how long the turn waits."""
+    if t is None:
+        return None
+    p = text_completeness(t.text.strip(), t.language or language)
+    if p is not None and t.avg_logprob is not None and t.avg_logprob < DOUBTFUL_LOGPROB:
+        return 0.0
+    return p

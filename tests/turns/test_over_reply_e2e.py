@@ -62,9 +62,9 @@ async def test_backchannels_do_not_cancel_but_stop_does(
         heard = ws.of_type("input_audio.backchannel")
         assert heard and all(h["text"] for h in heard)
         turn_llm.queue_reply("Sure, I will stop.")
-        # No comma pause inside: "Wait, stop please." was once split at its comma into two
-        # lone words over the reply ("Wave" / "Please"), each ignored (issue 19's note)
-        mic.say(speak("Please stop talking now."), 300)
+        # the comma's pause may split it into two held utterances ("Wait," / "stop please."):
+        # they are one stretch, decoded and judged together
+        mic.say(speak("Wait, stop please."), 300)
         done = await ws.wait_for("response.done", response_id=rid, timeout=20)
         assert done["status"] == "cancelled"
         mic.stop_playback(rid)
@@ -73,6 +73,25 @@ async def test_backchannels_do_not_cancel_but_stop_does(
         said = await first(ws, "transcript.done")
         assert "stop" in said["text"].lower()
         await ws.wait_for("response.created", timeout=30)  # the stop request is a turn
+
+
+async def test_korean_backchannels_do_not_cancel(stt_ready: ServerThread, turn_llm: FakeOpenAI):
+    ws = await open_ws(stt_ready, persona="이서아", token="bc-ko")
+    await ws.wait_for("session.created")
+    async with Mic(ws) as mic:
+        rid = await reply_playing(ws, turn_llm, mic)
+        mic.say(speak("네.", "ko"), 600)
+        _, end = mic.say(speak("응.", "ko"), 1500)
+        await ws.wait_for("input_audio.backchannel", timeout=30)
+        await listen(ws, mic, end, 1.5)
+        assert not [e for e in ws.of_type("response.done") if e["response_id"] == rid]
+        for kind in ("input_audio.speech_started", "transcript.delta", "transcript.done"):
+            assert ws.of_type(kind) == [], kind
+        heard = " ".join(e["text"] for e in ws.of_type("input_audio.backchannel"))
+        assert "네" in heard or "응" in heard, heard
+        await ws.send({"type": "response.cancel"})
+        mic.stop_playback(rid)
+        assert (await ws.wait_for("response.done", response_id=rid))["status"] == "cancelled"
 
 
 async def test_own_echo_is_never_heard_but_the_user_over_it_is(

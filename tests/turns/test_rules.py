@@ -9,9 +9,12 @@ import importlib.util
 import numpy as np
 import pytest
 
+from server.providers.stt import Transcript
 from server.turns.endpoint import CAPS_MS, Pause, TurnConfig, decide
+from server.turns.interrupt import OverReply
 from server.turns.model import SmartTurnModel, smart_turn_model_path
-from server.turns.rules import classify, echo_overlap, text_completeness
+from server.turns.rules import classify, echo_overlap, text_completeness, words
+from server.turns.semantic import words_completeness
 
 
 @pytest.mark.parametrize(
@@ -30,12 +33,24 @@ from server.turns.rules import classify, echo_overlap, text_completeness
         ("Wait, stop please.", "en", "stop"),
         ("Hold on a second.", "en", "stop"),
         ("잠깐만요", "ko", "stop"),
+        ("그만하세요.", "ko", "stop"),  # a stop word with a polite ending glued on
+        ("잠깐요, 멈춰요.", "ko", "stop"),
+        ("음, 그렇구나.", "ko", "backchannel"),
+        ("M.A.M.F.M", "en", "backchannel"),  # Whisper's letters for a hummed "mm-hm"
+        ("Thank you.", "en", "backchannel"),  # what Whisper makes of a short sound
+        ("Uh-uh. Right.", "en", "backchannel"),
         ("What about tomorrow morning?", "en", "turn"),
         ("내일은 어때요?", "ko", "turn"),
     ],
 )
 def test_classify(text: str, lang: str | None, kind: str):
     assert classify(text, lang) == kind
+
+
+def test_dotted_letters_are_one_word():
+    assert words("M.A.M.F.M") == ["mamfm"]
+    assert words("U. S. A. trip") == ["usa", "trip"]
+    assert words("Wait, stop.") == ["wait", "stop"]
 
 
 def test_a_lone_word_over_a_reply_is_not_a_turn():
@@ -55,12 +70,46 @@ def test_a_lone_word_over_a_reply_is_not_a_turn():
         ("I went there and...", "en", 0.0),
         ("어제 친구랑 영화를 봤는데", "ko", 0.0),
         ("내일 만날까요?", "ko", 1.0),
+        # Whisper's "?" on a question's first half: a question cannot end on "to"
+        ("Can you tell me how long it takes to get to?", "en", 0.0),
+        ("Where are you from?", "en", 1.0),
+        ("How are you?", "en", 1.0),
         ("seven in the evening please", "en", 0.6),
         ("", "en", None),
     ],
 )
 def test_text_completeness(text: str, lang: str, expected: float | None):
     assert text_completeness(text, lang) == expected
+
+
+def test_doubtful_words_do_not_end_a_turn():
+    def heard(text: str, logprob: float) -> Transcript:
+        return Transcript(text, "en", [], 2.0, 0.2, avg_logprob=logprob)
+
+    # a sentence's first half misheard, with a full stop: Whisper was guessing
+    assert (
+        words_completeness(heard("Tomorrow I hand a daughter to the next distant.", -0.95), "en")
+        == 0.0
+    )
+    assert words_completeness(heard("Please turn on all the kitchen lights.", -0.3), "en") == 1.0
+    assert words_completeness(None, "en") is None
+
+
+def test_words_whisper_guessed_are_no_turn_over_a_reply():
+    over = OverReply("item_1", 0, "en")
+    assert over.judge("Emma Cham", "", logprob=-1.4) == "backchannel"  # a hummed "mm-hm"
+    assert over.judge("What about tomorrow?", "", logprob=-0.4) == "turn"
+    assert over.judge("Wait stop", "", logprob=-1.4) == "stop"  # a stop word still stops
+    assert over.judge("Sentence number one is here", "Sentence number one is here.") == "echo"
+
+
+def test_held_speech_is_decoded_with_the_stretch_before_it():
+    over = OverReply("item_2", 0, "en")
+    audio = np.ones(160, dtype=np.float32)
+    assert over.joined(audio) is audio
+    over.prefix = np.zeros(80, dtype=np.float32)
+    joined = over.joined(audio)
+    assert joined.size == 240 and joined[:80].sum() == 0 and joined[80:].sum() == 160
 
 
 def test_echo_overlap():

@@ -16,6 +16,8 @@ from tests.speech import speak
 
 FIRST = "I would like to book a table for two at"
 SECOND = "seven in the evening, please."
+QUESTION_FIRST = "Could you tell me how long it takes to get to"
+QUESTION_SECOND = "the airport from here by train?"
 
 
 async def session(
@@ -77,14 +79,20 @@ async def test_complete_sentence_is_answered(stt_ready: ServerThread, turn_llm: 
 
 
 async def test_thinking_pause_does_not_split_the_sentence(stt_ready: ServerThread):
-    """The same audio is two turns with a 500 ms silence rule and one with semantic turns."""
-    first, second = speak(FIRST), speak(SECOND)
+    """The same audio is two turns with a 500 ms silence rule and one with semantic turns;
+    so is a question whose first half Whisper ends with "?" ("... to get to?")."""
     texts = {}
-    for mode in ("server_vad", "semantic"):
-        ws = await session(stt_ready, f"sem2{mode}", type=mode)
+    for mode, a, b in (
+        ("server_vad", FIRST, SECOND),
+        ("semantic", FIRST, SECOND),
+        ("question", QUESTION_FIRST, QUESTION_SECOND),
+    ):
+        ws = await session(
+            stt_ready, f"sem2{mode}", type="server_vad" if mode == "server_vad" else "semantic"
+        )
         async with Mic(ws) as mic:
-            mic.say(first, 300)
-            _, end = mic.say(second, 900)  # a 900 ms thinking pause
+            mic.say(speak(a), 300)
+            _, end = mic.say(speak(b), 900)  # a 900 ms thinking pause
             await ws.wait_for("transcript.done", timeout=30)
             await settle(ws, (end - mic.now_sample) / 16000 + 2.5)
             if mode == "server_vad" and len(ws.of_type("transcript.done")) < 2:
@@ -95,6 +103,8 @@ async def test_thinking_pause_does_not_split_the_sentence(stt_ready: ServerThrea
     assert len(texts["semantic"]) == 1, texts
     one = texts["semantic"][0].lower()
     assert "table" in one and "evening" in one
+    assert len(texts["question"]) == 1, texts
+    assert "airport" in texts["question"][0].lower()
 
 
 async def test_eagerness_caps_an_unfinished_pause(stt_ready: ServerThread):
