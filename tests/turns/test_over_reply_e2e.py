@@ -70,8 +70,8 @@ async def test_backchannels_do_not_cancel_but_stop_does(
         mic.stop_playback(rid)
         started = ws.of_type("input_audio.speech_started")
         assert len(started) == 1 and started[0]["_t"] <= done["_t"]
-        said = await first(ws, "transcript.done")
-        assert "stop" in said["text"].lower()
+        said = await first(ws, "transcript.done")  # Whisper may drop a word of it
+        assert {"wait", "stop"} & set(words(said["text"])), said
         await ws.wait_for("response.created", timeout=30)  # the stop request is a turn
 
 
