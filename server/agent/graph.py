@@ -12,12 +12,10 @@ runs them and the model is called again (at most AGENT_MAX_TOOL_ROUNDS times).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import openai
@@ -26,9 +24,7 @@ from langchain_core.messages import (
     BaseMessage,
     HumanMessage,
     RemoveMessage,
-    ToolMessage,
 )
-from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
@@ -37,7 +33,16 @@ from langgraph.runtime import Runtime
 from server.agent.memory import LongTermMemory
 from server.agent.prompts import build_system_prompt
 from server.agent.state import GraphState, Perception, ToolRecord, TurnContext
-from server.agent.tools import ToolEnv, ToolError, ToolOutcome, ToolRegistry, to_json
+from server.agent.thread_edits import SAID, ThreadEdits
+from server.agent.tool_rounds import ToolRounds
+from server.agent.tools import ToolEnv, ToolRegistry
+from server.agent.turn_events import (
+    ClientCall,
+    ToolProgress,
+    TurnDelta,
+    TurnEmotion,
+    TurnFinished,
+)
 from server.agent.wire import to_ai_message, to_openai
 from server.avatar.emotions import Mark, MarkFilter, strip_marks
 from server.logging import get_logger
@@ -53,8 +58,6 @@ GENERATE = "generate_response"
 TOOLS = "tools"
 _FILLER = re.compile(r"^[\s.,!?…~\-]*((um+|uh+|hmm+|음+|어+|아+|으+)[\s.,!?…~\-]*)*$", re.I)
 _TOOLS_REFUSED = re.compile(r"tool|function", re.I)
-SAID = "said"  # additional_kwargs flag of a line the persona said on its own (record_said)
-RUN_TAG = "run_tag"  # checkpoint metadata: the run that wrote it (Agent.forget_run)
 
 ToolMode = Literal["auto", "on", "off"]
 EnvFactory = Callable[[str, Perception | None], ToolEnv]
@@ -94,47 +97,7 @@ def tool_transcript(log: list[ToolRecord]) -> list[str]:
     return [f"[tool {r.name}{'' if r.ok else ' failed'}] {r.summary}" for r in log]
 
 
-@dataclass
-class TurnDelta:
-    text: str
-
-
-@dataclass
-class TurnEmotion:
-    """The persona marked an emotion here, between the deltas around it (the mark itself
-    never reaches the text: server/avatar/emotions.py)."""
-
-    emotion: str
-
-
-@dataclass
-class ClientCall:
-    """The model called a function the client runs (ctx.client_tools): the turn ends here;
-    the client answers with the result, which continues it (Agent.client_exchange)."""
-
-    call_id: str
-    name: str
-    arguments: str  # JSON text, as the model wrote it
-
-
-@dataclass
-class ToolProgress:
-    """A tool call finished (its events went out through ctx.on_tool_event). Consumers
-    skip it; it is yielded so stream timeouts see the turn is alive between LLM calls."""
-
-    name: str
-
-
-@dataclass
-class TurnFinished:
-    text: str
-    silent: bool
-    usage: dict[str, int] = field(default_factory=dict)
-    memory_ms: float = 0.0
-    silent_reason: str | None = None
-
-
-class Agent:
+class Agent(ToolRounds, ThreadEdits):
     def __init__(
         self,
         llm: LazyChatModel | None,
@@ -326,174 +289,6 @@ class Agent:
             reply.id = ctx.reply_id  # the answer: the same id as in the store
         return {"messages": [reply]}
 
-    async def run_tools(self, state: GraphState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
-        """Run the last message's tool calls in order. A call that started always finishes
-        and is recorded, even if the turn is cancelled meanwhile (barge-in); calls after
-        it never start. stay_silent ends the turn after its round."""
-        ctx = runtime.context
-        await ctx.confirmed()  # a preemptive start runs no tool before its turn is confirmed
-        env = ctx.tool_env
-        assert env is not None
-        last = state["messages"][-1]
-        assert isinstance(last, AIMessage)
-        calls = [(c["id"] or "", c["name"], c["args"]) for c in last.tool_calls]
-        calls += [
-            (c.get("id") or "", c.get("name") or "", c.get("args") or "")
-            for c in last.invalid_tool_calls
-        ]
-        out: list[BaseMessage] = []
-        for call_id, name, args in calls:
-            if env.silence is not None:
-                content = to_json({"skipped": "the turn ended with stay_silent"})
-                out.append(ToolMessage(content, tool_call_id=call_id, name=name))
-                continue
-            rec = await self._call_tool(ctx, env, call_id, name, args)
-            out.append(ToolMessage(rec.content, tool_call_id=call_id, name=name))
-            get_stream_writer()({"tool_done": name})
-        update: dict[str, Any] = {"messages": out, "tool_rounds": state.get("tool_rounds", 0) + 1}
-        if env.silence is not None:
-            update["action_plan"] = {"action": "silent", "reason": env.silence}
-        return update
-
-    async def _call_tool(
-        self, ctx: TurnContext, env: ToolEnv, call_id: str, name: str, args: Any
-    ) -> ToolRecord:
-        shown = args if isinstance(args, dict) else {"raw": str(args)}
-        if ctx.on_tool_event:
-            await ctx.on_tool_event(
-                {"type": "response.tool_call", "call_id": call_id, "name": name, "arguments": shown}
-            )
-
-        tool = self.tools.get(name)
-        if tool is None or not tool.consequential:
-            return await self._run_recorded(ctx, env, call_id, name, args, shown)
-        try:  # a call that would be refused anyway is refused before the user is asked
-            parsed = tool.parse(args)
-            tool.check(parsed, env)
-        except ToolError as e:
-            outcome = ToolOutcome({"error": str(e)}, f"{name} refused: {e}")
-            return await self._record(ctx, call_id, name, shown, False, outcome)
-        if ctx.approve is None:
-            msg = f"{name} needs the user's approval, which cannot be asked here."
-            return await self._record(
-                ctx, call_id, name, shown, False, ToolOutcome({"error": msg}, msg)
-            )
-        described = await tool.explained(parsed, env)
-        decision = await self._approval(ctx, call_id, name, shown, described)
-        return await self.run_decided(ctx, env, call_id, name, args, decision)
-
-    async def run_decided(
-        self, ctx: TurnContext, env: ToolEnv, call_id: str, name: str, args: Any, decision: Any
-    ) -> ToolRecord:
-        """A consequential call the user decided on (approvals.Decision): run with the
-        approved or edited arguments (checked when it was asked), or record why not."""
-        shown = args if isinstance(args, dict) else {"raw": str(args)}
-        if decision.elsewhere:
-            msg = f"The user answered ({decision.status}) on another device, which handled {name}."
-            return await self._record(
-                ctx, call_id, name, shown, False, ToolOutcome({"note": msg}, msg)
-            )
-        if not decision.go:
-            why = decision.message or decision.status
-            msg = f"The user did not approve {name} ({decision.status}): {why}"
-            outcome = ToolOutcome({"error": msg}, f"{name} {decision.status} by the user")
-            return await self._record(ctx, call_id, name, shown, False, outcome)
-        if decision.arguments is not None:  # edited by the user
-            args = shown = decision.arguments
-        return await self._run_recorded(ctx, env, call_id, name, args, shown, checked=True)
-
-    async def _run_recorded(
-        self,
-        ctx: TurnContext,
-        env: ToolEnv,
-        call_id: str,
-        name: str,
-        args: Any,
-        shown: dict[str, Any],
-        checked: bool = False,
-    ) -> ToolRecord:
-        async def run_and_record() -> ToolRecord:
-            ok, outcome = await self._execute(name, args, env, checked)
-            return await self._record(ctx, call_id, name, shown, ok, outcome)
-
-        # Shielded: a barge-in during the call cancels the turn, not the tool, so its effect
-        # is whole, logged and reported (ctx.settle_tools waits for it); later calls of the
-        # round never start.
-        task = asyncio.ensure_future(run_and_record())
-        ctx.running_tools.add(task)
-        task.add_done_callback(ctx.running_tools.discard)
-        return await asyncio.shield(task)
-
-    async def _approval(
-        self, ctx: TurnContext, call_id: str, name: str, args: dict[str, Any], description: str
-    ) -> Any:
-        """Wait for the user's decision (server/agent/approvals.py), telling the stream the
-        turn is alive meanwhile so the LLM idle timeout does not fire. A cancel (barge-in,
-        disconnect) stops the wait; the approval stays pending and is asked again later."""
-        assert ctx.approve is not None
-        writer = get_stream_writer()
-        ask = asyncio.ensure_future(ctx.approve(call_id, name, args, description))
-        try:
-            while True:
-                done, _ = await asyncio.wait({ask}, timeout=1.0)
-                if done:
-                    return ask.result()
-                writer({"tool_waiting": name})
-        finally:
-            ask.cancel()
-
-    async def _record(
-        self,
-        ctx: TurnContext,
-        call_id: str,
-        name: str,
-        args: dict[str, Any],
-        ok: bool,
-        outcome: ToolOutcome,
-    ) -> ToolRecord:
-        rec = ToolRecord(call_id, name, args, ok, outcome.summary, to_json(outcome.result))
-        ctx.tool_log.append(rec)
-        if ctx.on_tool_event:
-            await ctx.on_tool_event(
-                {
-                    "type": "response.tool_result",
-                    "call_id": call_id,
-                    "name": name,
-                    "ok": ok,
-                    "summary": outcome.summary,
-                    "data": outcome.data,
-                }
-            )
-        return rec
-
-    async def _execute(
-        self, name: str, args: Any, env: ToolEnv, checked: bool = False
-    ) -> tuple[bool, ToolOutcome]:
-        """(ok, outcome); a refusal or failure becomes an error the model reads.
-        ``checked``: the tool's own check passed when the user was asked."""
-        tool = self.tools.get(name)
-        t0 = time.perf_counter()
-        try:
-            if tool is None:
-                raise ToolError(f"There is no tool named {name!r}.")
-            parsed = tool.parse(args)
-            if not checked:
-                tool.check(parsed, env)
-            async with asyncio.timeout(self.tool_timeout_s):
-                outcome = await tool.run(parsed, env)
-            ok = True
-        except ToolError as e:
-            ok, outcome = False, ToolOutcome({"error": str(e)}, f"{name} refused: {e}")
-        except TimeoutError:
-            msg = f"{name} took longer than {self.tool_timeout_s:g} s and was stopped."
-            ok, outcome = False, ToolOutcome({"error": msg}, msg)
-        except Exception as e:
-            log.exception("tool_failed", tool=name)
-            msg = f"{name} failed because of a server error ({type(e).__name__})."
-            ok, outcome = False, ToolOutcome({"error": msg}, msg)
-        log.info("tool_done", tool=name, ok=ok, ms=round((time.perf_counter() - t0) * 1000, 2))
-        return ok, outcome
-
     async def update_memory(
         self, state: GraphState, runtime: Runtime[TurnContext]
     ) -> dict[str, Any]:
@@ -516,13 +311,6 @@ class Agent:
         return {"messages": [RemoveMessage(id=m.id) for m in old if m.id]} if old else {}
 
     # --- running turns ----------------------------------------------------------------
-    @staticmethod
-    def config(thread_id: str, run_tag: str | None = None) -> RunnableConfig:
-        """``run_tag`` marks the checkpoints a run writes (``forget_run``)."""
-        cfg: RunnableConfig = {"configurable": {"thread_id": thread_id}}
-        if run_tag is not None:
-            cfg["metadata"] = {RUN_TAG: run_tag}
-        return cfg
 
     async def stream_turn(
         self,
@@ -597,135 +385,3 @@ class Agent:
         silent = not parts and plan.get("action") == "silent"
         reason = plan.get("reason") if silent else None
         yield TurnFinished("".join(parts), silent, usage, mem_ms, reason)
-
-    @staticmethod
-    def client_exchange(results: list[tuple[ClientCall, str]]) -> list[BaseMessage]:
-        """The model's calls to client functions and what the client answered, as the
-        continuation turn puts them before the model's answer (``stream_turn(after=...)``)."""
-        calls = [
-            {"id": c.call_id, "name": c.name, "args": _json_args(c.arguments)} for c, _ in results
-        ]
-        answers = [ToolMessage(out, tool_call_id=c.call_id, name=c.name) for c, out in results]
-        return [AIMessage("", tool_calls=calls), *answers]
-
-    async def resume_call(
-        self, user_id: str, ctx: TurnContext, call_id: str, name: str, args: Any, decision: Any
-    ) -> list[BaseMessage]:
-        """A call whose turn ended before the user decided (a reconnect): run it or record
-        why not, and return the exchange (the model's call and its result) that the
-        continuation turn puts before the model's answer (``stream_turn(after=...)``)."""
-        if ctx.tool_env is None and self.make_env is not None:
-            ctx.tool_env = self.make_env(user_id, ctx.perception)
-        assert ctx.tool_env is not None
-        if ctx.on_tool_event:
-            await ctx.on_tool_event(
-                {"type": "response.tool_call", "call_id": call_id, "name": name, "arguments": args}
-            )
-        rec = await self.run_decided(ctx, ctx.tool_env, call_id, name, args, decision)
-        call = {"id": call_id, "name": name, "args": rec.arguments}
-        return [
-            AIMessage("", tool_calls=[call]),
-            ToolMessage(rec.content, tool_call_id=call_id, name=name),
-        ]
-
-    async def record_interrupted(
-        self,
-        thread_id: str,
-        user_text: str,
-        heard_text: str,
-        message_id: str,
-        reply_id: str,
-        tool_log: list[ToolRecord] | None = None,
-    ) -> None:
-        """Make the graph's history hold the user's turn (message ``message_id``), the tool
-        calls that ran (their effects stay) with their results, and only what the user
-        actually heard of the reply (``reply_id``). A cancelled run may have stored nothing
-        of this turn, the whole reply (cancelled during playback), or a model message whose
-        tool calls never ran: those calls are dropped, so the thread stays valid.
-        Idempotent: a second call with the settled heard text replaces the first's."""
-        snap = await self.graph.aget_state(self.config(thread_id))
-        history: list[BaseMessage] = snap.values.get("messages", [])
-        have = {m.id for m in history}
-        done = {r.call_id: r for r in tool_log or []}
-        new: list[BaseMessage] = []
-        start = next((i for i, m in enumerate(history) if m.id == message_id), None)
-        if start is None:
-            new.append(HumanMessage(user_text, id=message_id))
-        turn = history[start + 1 :] if start is not None else []
-        answered = {m.tool_call_id for m in turn if isinstance(m, ToolMessage)}
-        for m in turn:
-            if not isinstance(m, AIMessage) or not m.tool_calls:
-                continue
-            kept = [c for c in m.tool_calls if c["id"] in answered or c["id"] in done]
-            if len(kept) != len(m.tool_calls):  # same id: replaces the stored message
-                new.append(AIMessage(m.content, id=m.id, tool_calls=kept))
-            for c in kept:
-                rec = done.pop(c["id"], None)
-                if rec is not None and c["id"] not in answered:
-                    new.append(ToolMessage(rec.content, tool_call_id=rec.call_id, name=rec.name))
-        for rec in done.values():  # ran, but the model's message was never stored
-            call = {"id": rec.call_id, "name": rec.name, "args": rec.arguments}
-            new.append(AIMessage("", tool_calls=[call]))
-            new.append(ToolMessage(rec.content, tool_call_id=rec.call_id, name=rec.name))
-        if heard_text:  # the same id replaces the reply in place
-            new.append(AIMessage(heard_text, id=reply_id, additional_kwargs={"interrupted": True}))
-        elif reply_id in have:
-            new.append(RemoveMessage(id=reply_id))
-        if new:
-            await self.replace_tail([], new, thread_id)
-
-    async def record_said(
-        self, thread_id: str, text: str, reply_id: str, interrupted: bool = False
-    ) -> None:
-        """A line the persona said on its own (a screen task's preview) joins the model's
-        history like a reply, so the next turn knows what it asked ("응" answers it). The
-        same id replaces it in place once a cut line settles to what was heard; nothing
-        heard removes it."""
-        if text:
-            extra: dict[str, Any] = {SAID: True} | ({"interrupted": True} if interrupted else {})
-            await self.replace_tail(
-                [], [AIMessage(text, id=reply_id, additional_kwargs=extra)], thread_id
-            )
-        elif any(m.id == reply_id for m in await self.history(thread_id)):
-            await self.replace_tail([RemoveMessage(id=reply_id)], [], thread_id)
-
-    async def record_answer(self, thread_id: str, text: str, message_id: str) -> None:
-        """The user's answer given without a turn (a clicked yes or no to a screen task's
-        preview) joins the model's history as theirs, as a spoken one would, so the next
-        turn knows what they decided. The same id as its stored message."""
-        await self.replace_tail([], [HumanMessage(text, id=message_id)], thread_id)
-
-    async def replace_tail(
-        self, remove: list[RemoveMessage], add: list[BaseMessage], thread_id: str
-    ) -> None:
-        """One history update outside a turn (recorded as if update_memory had run)."""
-        await self.graph.aupdate_state(
-            self.config(thread_id), {"messages": [*remove, *add]}, as_node="update_memory"
-        )
-
-    async def forget_run(self, thread_id: str, run_tag: str) -> int:
-        """Drop the checkpoints a cancelled run wrote (a discarded preemptive start): even
-        cancelled, LangGraph checkpoints the run's input at exit. The thread's latest state
-        is then what it was before the run, under the same checkpoint id. Returns how many
-        were dropped."""
-        saver = self.graph.checkpointer
-        assert isinstance(saver, BaseCheckpointSaver)
-        tagged = [
-            c.config["configurable"]["checkpoint_id"]
-            async for c in saver.alist(self.config(thread_id), filter={RUN_TAG: run_tag})
-        ]
-        if tagged:  # both stores' savers can (server/store/checkpoints_*.py)
-            await saver.adrop_checkpoints(thread_id, tagged)  # type: ignore[attr-defined]
-        return len(tagged)
-
-    async def history(self, thread_id: str) -> list[BaseMessage]:
-        snap = await self.graph.aget_state(self.config(thread_id))
-        return list(snap.values.get("messages", []))
-
-
-def _json_args(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {"raw": text}
-    return value if isinstance(value, dict) else {"value": value}
