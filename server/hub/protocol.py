@@ -104,6 +104,7 @@ class TurnDetection(_Event):
     silence_ms: Annotated[int, Field(ge=100, le=5000)] | None = None
     threshold: Annotated[float, Field(ge=0.05, le=0.95)] | None = None
     preemptive: bool | None = None  # semantic only: start the reply before the turn ends
+    gaze: bool | None = None  # semantic only: the camera's gaze joins in (default TURN_GAZE)
 
 
 class SessionConfig(_Event):

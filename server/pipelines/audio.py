@@ -20,6 +20,7 @@ from server.providers.stt import STTError, Transcript, WhisperSTT
 from server.providers.vad import SileroVAD, VadEvent, VadStream
 from server.turns.echo import EchoCanceller
 from server.turns.endpoint import CAPS_MS, TurnConfig
+from server.turns.gaze import Gaze
 from server.turns.interrupt import OverReply
 from server.turns.latency import VoiceMarks
 from server.turns.semantic import SemanticTurns
@@ -156,7 +157,7 @@ class VoiceInput:
             turn = TurnConfig(
                 eagerness=cfg.get("eagerness") or s.turn_eagerness,
                 complete_ms=s.turn_complete_silence_ms,
-                gaze=s.turn_gaze,
+                gaze=s.turn_gaze if cfg.get("gaze") is None else bool(cfg["gaze"]),
                 gaze_away_ms=s.turn_gaze_away_ms,
             )
             self.semantic = SemanticTurns(
@@ -219,13 +220,9 @@ class VoiceInput:
         if self.echo is not None:
             self.echo.cut(number, self.received)
 
-    def _gaze(self) -> bool | None:
-        """Is the user looking at the screen (None: no recent face)?"""
-        face = self.session.face
-        r = face.latest
-        if r is None or time.monotonic() - face.latest_at > GAZE_MAX_AGE_S:
-            return None
-        return bool(r.gaze_on_screen)
+    def _gaze(self) -> Gaze | None:
+        """Is the user looking at the screen, did they just look back (None: no recent face)?"""
+        return self.session.face.gaze.at(time.monotonic(), GAZE_MAX_AGE_S)
 
     # --- worker -------------------------------------------------------------------------
     async def _run(self) -> None:

@@ -28,6 +28,7 @@ from server.pipelines.face_input import InvalidFaceInput, check_blendshapes, lan
 from server.pipelines.screen_image import check_image
 from server.providers.face import FaceLandmarkerProvider, FaceModelUnavailable, InvalidImage
 from server.store.base import Sample
+from server.turns.gaze import GazeTimeline
 
 log = get_logger(__name__)
 
@@ -184,6 +185,7 @@ class FacePipeline:
         self.stats = FaceStats()
         self.latest: FaceFrameResult | None = None
         self.latest_at = 0.0
+        self.gaze = GazeTimeline()  # turn taking reads it (looking away, looking back)
         self._pending: FaceFrame | None = None
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
@@ -325,6 +327,7 @@ class FacePipeline:
     async def _publish(self, r: FaceFrameResult, frame: FaceFrame) -> None:
         self.stats.analysed += 1
         self.latest, self.latest_at = r, time.monotonic()
+        self.gaze.update(bool(r.gaze_on_screen), self.latest_at)
         if self._due_event():
             await self._send(face_event(r, frame.t_ms, frame.source, self.stats.dropped))
         now_ms = self._session_ms()

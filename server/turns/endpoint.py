@@ -8,10 +8,11 @@ longer the less complete it sounds, up to the eagerness cap (low / medium / high
 2 s; auto = medium, as in OpenAI Realtime's semantic VAD). Speech resuming before that
 continues the same utterance.
 
-The camera joins in (``gaze``, on by default): a user who is looking away from the screen
-at the pause is thinking, so the wait is at least ``gaze_away_ms`` (capped); a user who
-looked away and then looks back at the screen during the wait is handing the turn over,
-so it ends at once (after ``complete_ms`` of silence)."""
+The camera joins in (``gaze``, on by default; ``gaze.py`` keeps the timeline): a user who
+is looking away from the screen at the pause is thinking, so the wait is at least
+``gaze_away_ms`` (capped); a user who looked back at the screen after looking away, in the
+last ``LOOK_BACK_MS`` of speech or during the pause, is handing the turn over, so it ends
+at once (after ``complete_ms`` of silence), however unfinished the words sound."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ THRESHOLD = 0.5
 # decide, and the audio sets how long an unfinished turn waits; when they say nothing
 # (no punctuation, a language without rules) the audio decides alone.
 TEXT_WEIGHT, AUDIO_WEIGHT = 2.0, 1.0
+# A look back at the screen this long before the pause began still hands the turn over:
+# speakers look back during their last words, not after them.
+LOOK_BACK_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class Decision:
     audio_p: float | None
     text_p: float | None
     gaze_away: bool = False
+    looked_back: bool = False
 
 
 def decide(
@@ -54,6 +59,7 @@ def decide(
     text_p: float | None,
     cfg: TurnConfig,
     gaze_on_screen: bool | None = None,
+    looked_back: bool = False,
 ) -> Decision:
     """The wait for one pause, from what the model and the words say (see module doc)."""
     weighted = [
@@ -67,9 +73,12 @@ def decide(
     else:
         wait = round(cap - (cap - cfg.complete_ms) * score / THRESHOLD)
     away = bool(cfg.gaze and gaze_on_screen is False)
+    back = bool(cfg.gaze and gaze_on_screen is True and looked_back)
     if away:
         wait = max(wait, min(cap, cfg.gaze_away_ms))
-    return Decision(score >= THRESHOLD, wait, score, audio_p, text_p, away)
+    elif back:
+        wait = cfg.complete_ms
+    return Decision(score >= THRESHOLD, wait, score, audio_p, text_p, away, back)
 
 
 @dataclass
@@ -92,19 +101,28 @@ class Pause:
         """Enough is known to decide: the model's score, and the words (or we waited)."""
         return self.audio_p is not None and (self.text is not None or silence_ms >= text_wait_ms)
 
-    def decide(self, cfg: TurnConfig, gaze_on_screen: bool | None, now_ms: int) -> Decision:
-        self.decision = decide(self.audio_p, self.text_p, cfg, gaze_on_screen)
+    def decide(
+        self, cfg: TurnConfig, gaze_on_screen: bool | None, now_ms: int, looked_back: bool = False
+    ) -> Decision:
+        self.decision = decide(self.audio_p, self.text_p, cfg, gaze_on_screen, looked_back)
         self.decided_at_ms = now_ms
         return self.decision
 
-    def should_end(self, silence_ms: int, cfg: TurnConfig, gaze_on_screen: bool | None) -> bool:
-        """The silence so far ends the turn (the cap ends it even before a decision)."""
+    def should_end(
+        self,
+        silence_ms: int,
+        cfg: TurnConfig,
+        gaze_on_screen: bool | None,
+        looked_back: bool = False,
+    ) -> bool:
+        """The silence so far ends the turn (the cap ends it even before a decision);
+        ``looked_back``: the user looked back at the screen (see the module doc)."""
         if silence_ms >= max(cfg.cap_ms, cfg.complete_ms):
             return True
         d = self.decision
         if d is None:
             return False
-        if d.gaze_away and cfg.gaze and gaze_on_screen is True:
+        if cfg.gaze and gaze_on_screen is True and (d.gaze_away or looked_back):
             self.looked_back = True
             return silence_ms >= cfg.complete_ms
         return silence_ms >= d.wait_ms

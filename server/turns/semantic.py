@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from server.logging import get_logger, redact
-from server.turns.endpoint import Pause, TurnConfig
+from server.turns.endpoint import LOOK_BACK_MS, Pause, TurnConfig
+from server.turns.gaze import Gaze
 from server.turns.rules import text_completeness
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class SemanticTurns:
         self,
         model: Callable[[], SmartTurnModel | None],
         cfg: TurnConfig,
-        gaze: Callable[[], bool | None],
+        gaze: Callable[[], Gaze | None],
         *,
         text_after_ms: int = SCORE_AFTER_MS,
         log_pii: bool = False,
@@ -83,7 +84,10 @@ class SemanticTurns:
         )
         if not p.scored and silence >= SCORE_AFTER_MS:
             self._score_once(p, stream, start, expecting and silence < TEXT_WAIT_MS)
-        gaze = self.gaze() if self.cfg.gaze else None
+        g = self.gaze() if self.cfg.gaze else None
+        gaze = None if g is None else g.on_screen
+        # looked back at the screen in the pause's last words or during it
+        back = g is not None and g.back_ms is not None and g.back_ms <= silence + LOOK_BACK_MS
         model_done = not p.modelled or p.audio_p is not None
         # words that come after a decision made without them decide again (a slow decode)
         late_words = p.decision is not None and p.decision.text_p is None and p.text_p is not None
@@ -91,7 +95,7 @@ class SemanticTurns:
             p.decision is None and p.scored and model_done and silence >= self.text_after_ms
         ):
             if late_words or not words_coming or silence >= TEXT_WAIT_MS:
-                d = p.decide(self.cfg, gaze, stream.t_ms)
+                d = p.decide(self.cfg, gaze, stream.t_ms, back)
                 log.info(
                     "turn_decision",
                     complete=d.complete,
@@ -100,10 +104,15 @@ class SemanticTurns:
                     audio_p=None if d.audio_p is None else round(d.audio_p, 3),
                     text_p=d.text_p,
                     gaze_away=d.gaze_away,
+                    looked_back=d.looked_back,
                     silence_ms=silence,
                     text=redact(p.text or "", self.log_pii),
                 )
-        return silence >= at_least_ms and p.should_end(silence, self.cfg, gaze)
+        if silence < at_least_ms or not p.should_end(silence, self.cfg, gaze, back):
+            return False
+        if p.looked_back and not (p.decision and p.decision.looked_back):
+            log.info("turn_gaze_handover", silence_ms=silence)
+        return True
 
     def _score_once(self, p: Pause, stream: VadStream, start: int, words_wait: bool) -> None:
         """Run the end-of-turn model once per pause, and only when it can change the

@@ -1,0 +1,69 @@
+"""A desktop client's face tracker over the real WebSocket, next to ``tests.mic.Mic``: the
+MediaPipe landmarks of a real face (tests/analysis/face_synth.py) sent as binary 0x04 frames
+at a webcam's rate, looking at the screen or away from it on the mic's timeline (so a test
+says "look away from this sample to that one" as it says "speak here").
+
+Looking away turns the eyes 0.3 eye widths aside (about 45 degrees: well off screen for the
+server's gaze estimate), a pure eye movement as face_synth.shift_iris makes it. Every frame
+carries a little pixel noise, like a real tracker's.
+
+Used by tests/turns and bench/voice_gaze.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import numpy as np
+
+from server.hub.protocol import FACE_FRAME_HEADER, FACE_LANDMARKS
+from tests.mic import Mic
+from tests.server_harness import WsClient
+
+AWAY_EYE_WIDTHS = 0.3
+
+
+class FaceCam:
+    def __init__(self, ws: WsClient, mic: Mic, *, fps: float = 15.0, seed: int = 0) -> None:
+        from tests.analysis import face_synth as fs
+
+        self.ws, self.mic, self.fps = ws, mic, fps
+        self.rng = np.random.default_rng(seed)
+        self.noise = 0.4 / np.array([fs.W, fs.H])  # pixels, in normalised coordinates
+        self.on = fs.neutral_frame()
+        self.off = fs.shift_iris(self.on, AWAY_EYE_WIDTHS)
+        self.away: list[tuple[int, int]] = []  # mic sample ranges looking away
+        self.sent = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def look_away(self, start: int, end: int) -> None:
+        """Look away from mic sample ``start`` until ``end`` (then back at the screen)."""
+        self.away.append((start, end))
+
+    def looking_away(self) -> bool:
+        now = self.mic.now_sample
+        return any(a <= now < b for a, b in self.away)
+
+    async def __aenter__(self) -> FaceCam:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    def frame(self, t_ms: int) -> bytes:
+        lm = (self.off if self.looking_away() else self.on).copy()
+        lm[:, :2] += self.rng.normal(0.0, 1.0, (lm.shape[0], 2)) * self.noise
+        head = FACE_FRAME_HEADER.pack(FACE_LANDMARKS, 3, lm.shape[0], t_ms)
+        return head + lm.astype("<f4").tobytes()
+
+    async def _run(self) -> None:
+        t0 = time.monotonic()
+        while True:
+            await asyncio.sleep(max(0.0, t0 + self.sent / self.fps - time.monotonic()))
+            await self.ws.send_raw(self.frame(round((time.monotonic() - t0) * 1000)))
+            self.sent += 1
