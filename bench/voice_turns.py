@@ -21,6 +21,8 @@ Rows (measured vs goal):
   and end of speech -> first token (server timings), what a preemptive start saves.
 - preemptive starts (TURN_PREEMPTIVE) over the whole run, from the server's log: kept,
   discarded. ``--server-env TURN_PREEMPTIVE=false`` measures without them.
+- gaze (bench/voice_gaze.py, its own table): the same kinds of turns with a face tracker
+  looking away and back, ``turn_detection.gaze`` on vs off.
 
 Usage: ``uv run python -m bench.voice_turns [--n 20]`` (about 8 min), or via
 ``bench/voice.py --turns``."""
@@ -63,7 +65,7 @@ BACKCHANNELS = ["Mm-hmm.", "Yeah.", "Uh-huh.", "Right.", "Okay."]
 STOPS = ["Wait, stop.", "Stop please.", "Hold on.", "Wait a second.", "Stop."]
 USER_OVER_ECHO = "What time is it in Seoul right now?"
 HEARD = ("transcript.done", "input_audio.backchannel")
-ROWS = ("latency", "paused", "trailing", "backchannels", "stops", "echo")
+ROWS = ("latency", "paused", "trailing", "backchannels", "stops", "echo", "gaze")
 TARGETS = {
     "eos_audio_p50": 550,
     "eos_audio_p95": 800,
@@ -184,7 +186,6 @@ async def latency(server: ServerProcess, n: int) -> dict[str, Any]:
 
 async def paused(server: ServerProcess, n: int) -> dict[str, Any]:
     from tests.mic import Mic
-    from tests.speech import speak
 
     c = await session(server, "paused")
     await c.ws.send({"type": "session.update", "session": {"output_audio": "none"}})
@@ -192,17 +193,9 @@ async def paused(server: ServerProcess, n: int) -> dict[str, Any]:
     texts = []
     async with Mic(c.ws) as mic:
         for i in range(n):
-            a, b = PAUSED[i % len(PAUSED)]
-            pause = 600 + 100 * (i % 4)
-            since = len(c.ws.events)
-            mic.say(speak(a), 400)
-            _, end = mic.say(speak(b), pause)
-            await mic.until(end)
-            await c.drain(2.0)
-            finals = c.of("transcript.done", since)
-            texts.append([f["text"] for f in finals])
+            finals = await paused_trial(c, mic, *PAUSED[i % len(PAUSED)], 600 + 100 * (i % 4))
+            texts.append(finals)
             cut += len(finals) > 1
-            await c.until(lambda e: e["type"] == "response.done", 10)
     await c.ws.conn.close()
     return {"cut": cut, "n": n, "texts": texts}
 
@@ -227,6 +220,25 @@ async def trailing(server: ServerProcess, n: int) -> dict[str, Any]:
             await c.drain(0.5)
     await c.ws.conn.close()
     return {"steps": steps, "n": n}
+
+
+async def paused_trial(
+    c: Client, mic: Any, a: str, b: str, pause_ms: int, look: Any = None
+) -> list[str]:
+    """Say ``a``, pause, say ``b``; the transcripts heard. ``look(a_start, a_end, b_start)``
+    (mic samples) lets a face tracker look away somewhere in between (bench/voice_gaze.py)."""
+    from tests.speech import speak
+
+    since = len(c.ws.events)
+    a_start, a_end = mic.say(speak(a), 400)
+    b_start, end = mic.say(speak(b), pause_ms)
+    if look is not None:
+        look(a_start, a_end, b_start)
+    await mic.until(end)
+    await c.drain(2.0)
+    finals = [f["text"] for f in c.of("transcript.done", since)]
+    await c.until(lambda e: e["type"] == "response.done", 10)
+    return finals
 
 
 async def backchannels(server: ServerProcess, n: int) -> dict[str, Any]:
@@ -363,6 +375,12 @@ def decision_cpu_in_process(n: int) -> list[float]:
     return out
 
 
+async def gaze_rows(server: ServerProcess, n: int) -> dict[str, Any]:
+    from bench.voice_gaze import run as gaze_run
+
+    return await gaze_run(server, n)
+
+
 # --- report ----------------------------------------------------------------------------------
 def report(res: dict[str, Any]) -> str:
     """The table of the rows that ran."""
@@ -464,6 +482,10 @@ def report(res: dict[str, Any]) -> str:
     w = max(len(r[0]) for r in rows) + 2
     lines = [f"{'turn taking (issue 19)':<{w}}{'measured':<26}goal", "-" * (w + 40)]
     lines += [f"{a:<{w}}{m:<26}{g}" for a, m, g in rows]
+    if "gaze" in res:  # bench/voice_gaze.py: its own table, gaze on vs off
+        from bench.voice_gaze import table
+
+        lines += ["", table(res["gaze"])]
     return "\n".join(lines)
 
 
@@ -506,6 +528,7 @@ async def run(
             ("backchannels", backchannels),
             ("stops", stops),
             ("echo", echo),
+            ("gaze", gaze_rows),
         ):
             if name not in rows:
                 continue

@@ -12,19 +12,18 @@ Used by tests/turns and bench/voice_gaze.py."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 import numpy as np
 
 from server.hub.protocol import FACE_FRAME_HEADER, FACE_LANDMARKS
-from tests.mic import Mic
+from tests.mic import Background, Mic
 from tests.server_harness import WsClient
 
 AWAY_EYE_WIDTHS = 0.3
 
 
-class FaceCam:
+class FaceCam(Background):
     def __init__(self, ws: WsClient, mic: Mic, *, fps: float = 15.0, seed: int = 0) -> None:
         from tests.analysis import face_synth as fs
 
@@ -35,7 +34,6 @@ class FaceCam:
         self.off = fs.shift_iris(self.on, AWAY_EYE_WIDTHS)
         self.away: list[tuple[int, int]] = []  # mic sample ranges looking away
         self.sent = 0
-        self._task: asyncio.Task[None] | None = None
 
     def look_away(self, start: int, end: int) -> None:
         """Look away from mic sample ``start`` until ``end`` (then back at the screen)."""
@@ -44,16 +42,6 @@ class FaceCam:
     def looking_away(self) -> bool:
         now = self.mic.now_sample
         return any(a <= now < b for a, b in self.away)
-
-    async def __aenter__(self) -> FaceCam:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
     def frame(self, t_ms: int) -> bytes:
         lm = (self.off if self.looking_away() else self.on).copy()

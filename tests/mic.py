@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import struct
 import time
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -25,7 +25,26 @@ OUT_RATE = 24_000
 _TIMELINE_S = 600
 
 
-class Mic:
+class Background:
+    """Runs ``_run`` as a task for as long as the ``async with`` block lasts."""
+
+    _task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Mic(Background):
     def __init__(
         self,
         ws: WsClient,
@@ -50,17 +69,6 @@ class Mic:
         self._chunks_seen = len(ws.binary)  # a mic opened later never plays older replies
         self._events_seen = len(ws.events)
         self._stopped: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Mic:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
     @property
     def now_sample(self) -> int:

@@ -7,7 +7,9 @@ without bound either: an overrun is reported with an `error` event)."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -118,6 +120,10 @@ class VoiceInput:
         self.received = 0  # mic samples received (the echo canceller's timeline)
         self._analysed = 0  # mic samples handed to the VAD
         self.echo: EchoCanceller | None = None  # made with the first reply audio (ECHO_CANCEL)
+        # (mic samples received so far, monotonic) per frame: the gaze is read as it was when
+        # the audio being analysed arrived, not as it is now (the analysis may lag behind)
+        self._arrived: deque[tuple[int, float]] = deque(maxlen=s.audio_queue_frames)
+        self._heard_at: float | None = None
         self._worker = session.spawn(self._run())
 
     # --- input --------------------------------------------------------------------------
@@ -136,6 +142,7 @@ class VoiceInput:
         try:
             self.frames.put_nowait(payload)
             self.received += len(payload) // 2
+            self._arrived.append((self.received, time.monotonic()))
             return None
         except asyncio.QueueFull:
             now = time.monotonic()
@@ -221,8 +228,15 @@ class VoiceInput:
             self.echo.cut(number, self.received)
 
     def _gaze(self) -> Gaze | None:
-        """Is the user looking at the screen, did they just look back (None: no recent face)?"""
-        return self.session.face.gaze.at(time.monotonic(), GAZE_MAX_AGE_S)
+        """Was the user looking at the screen when the audio being decided on arrived, had
+        they just looked back (None: no recent face)?"""
+        return self.session.face.gaze.at(time.monotonic(), GAZE_MAX_AGE_S, self._heard_at)
+
+    def _arrival(self, sample: int) -> float | None:
+        """When the mic frame holding ``sample`` arrived (None: too long ago)."""
+        arrived = self._arrived
+        i = bisect.bisect_left(arrived, sample + 1, key=lambda a: a[0])
+        return arrived[i][1] if i < len(arrived) else None
 
     # --- worker -------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -231,6 +245,7 @@ class VoiceInput:
                 first = await asyncio.wait_for(self.frames.get(), self._idle_timeout())
             except TimeoutError:  # no audio for a while: a client that stopped sending
                 idle_ms = (time.monotonic() - self._clock[0]) * 1000
+                self._heard_at = None  # the gaze now
                 try:
                     await self._semantic_step(idle_ms=idle_ms)
                 except Exception:
@@ -253,6 +268,7 @@ class VoiceInput:
             if spec is not None:
                 self._speculate(*spec)
             self._clock = (time.monotonic(), self.stream.t_ms)
+            self._heard_at = self._arrival(at + len(data) // 2 - 1)
             try:
                 await self._after_batch(events, done)
             except Exception:  # one bad step must not stop listening for the session

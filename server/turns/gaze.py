@@ -9,11 +9,14 @@ input asks at each step of a pause."""
 
 from __future__ import annotations
 
+import bisect
+from collections import deque
 from dataclasses import dataclass
 
 # Looking away shorter than this is not looking away: tracker noise near the on-screen
 # limit, a glance at the keyboard. Measured in wall time between tracked frames.
 LOOK_AWAY_MIN_MS = 300.0
+HISTORY_S = 10.0  # gaze changes kept (the voice input lags by far less)
 
 
 @dataclass(frozen=True)
@@ -24,26 +27,31 @@ class Gaze:
 
 
 class GazeTimeline:
-    """On/off-screen changes of one face, in monotonic seconds."""
+    """On/off-screen changes of one face, in monotonic seconds, for the last ``HISTORY_S``:
+    the voice input asks what the gaze was when the audio it is deciding on arrived (under
+    load its analysis runs behind the face frames, which are cheap)."""
 
     def __init__(self) -> None:
-        self.on_screen: bool | None = None
-        self.since = 0.0  # when the current state began
-        self.away_s = 0.0  # how long the latest look away lasted (once back on screen)
+        self.changes: deque[tuple[float, bool]] = deque()  # (since, on_screen)
         self.seen_at = 0.0  # the latest tracked frame
 
     def update(self, on_screen: bool, now: float) -> None:
-        if on_screen != self.on_screen:
-            if on_screen and self.on_screen is False:
-                self.away_s = now - self.since
-            self.on_screen, self.since = on_screen, now
+        if not self.changes or self.changes[-1][1] != on_screen:
+            self.changes.append((now, on_screen))
+            while len(self.changes) > 2 and now - self.changes[1][0] > HISTORY_S:
+                self.changes.popleft()
         self.seen_at = now
 
-    def at(self, now: float, max_age_s: float) -> Gaze | None:
-        """The gaze now; None without a face tracked in the last ``max_age_s``."""
-        if self.on_screen is None or now - self.seen_at > max_age_s:
+    def at(self, now: float, max_age_s: float, when: float | None = None) -> Gaze | None:
+        """The gaze at ``when`` (default: now); None without a face tracked in the last
+        ``max_age_s`` or before ``when``."""
+        t = now if when is None else min(when, now)
+        if not self.changes or now - self.seen_at > max_age_s or t < self.changes[0][0]:
             return None
-        if not self.on_screen:
+        i = bisect.bisect_right(self.changes, t, key=lambda c: c[0]) - 1
+        since, on = self.changes[i]
+        if not on:
             return Gaze(False)
-        looked_back = self.away_s * 1000 >= LOOK_AWAY_MIN_MS
-        return Gaze(True, (now - self.since) * 1000 if looked_back else None)
+        away_s = since - self.changes[i - 1][0] if i > 0 else 0.0
+        looked_back = away_s * 1000 >= LOOK_AWAY_MIN_MS
+        return Gaze(True, (t - since) * 1000 if looked_back else None)

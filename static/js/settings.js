@@ -16,6 +16,9 @@ export const DEFAULTS = Object.freeze({
   instructionsMode: 'append', // 'append' adds to the persona's prompt, 'replace' stands in for it
   voice: '',
   silenceMs: '',
+  turnType: 'semantic', // 'semantic' | 'server_vad' (push to talk is `ptt`)
+  eagerness: 'auto', // semantic turns: 'low' | 'medium' | 'high' | 'auto'
+  gaze: true, // semantic turns: the camera's gaze joins in
   audioOut: true,
   audioFormat: 'mp3',
   cameraFps: 2,
@@ -66,6 +69,21 @@ function readOverrides() {
   if (q.has('camfps')) o.cameraFps = Number(q.get('camfps'));
   if (q.has('screenfps')) o.screenFps = Number(q.get('screenfps'));
   return o;
+}
+
+const EAGERNESS = ['low', 'medium', 'high', 'auto'];
+
+/** session.update's turn_detection from the settings: push to talk, server VAD (with the
+ * silence that ends a turn) or semantic (with eagerness and gaze; silence_ms is not used). */
+function turnDetection(v) {
+  if (v.ptt) return { type: 'none' };
+  if (v.turnType === 'server_vad') {
+    const td = { type: 'server_vad' };
+    const sm = parseInt(v.silenceMs, 10);
+    if (v.silenceMs !== '' && Number.isFinite(sm)) td.silence_ms = sm;
+    return td;
+  }
+  return { type: 'semantic', eagerness: EAGERNESS.includes(v.eagerness) ? v.eagerness : 'auto', gaze: v.gaze !== false };
 }
 
 export class Settings {
@@ -121,9 +139,7 @@ export class Settings {
     if (v.voice) s.voice = v.voice;
     s.output_audio = v.audioOut ? v.audioFormat || 'mp3' : 'none';
     s.visemes = true; // the avatar's mouth follows the server's viseme timeline
-    s.turn_detection = v.ptt ? { type: 'none' } : { type: 'semantic' };
-    const sm = parseInt(v.silenceMs, 10);
-    if (!v.ptt && v.silenceMs !== '' && Number.isFinite(sm)) s.turn_detection.silence_ms = sm;
+    s.turn_detection = turnDetection(v);
     return s;
   }
 
@@ -140,6 +156,9 @@ export class Settings {
       audioFormat: ['output_audio'],
       ptt: ['turn_detection'],
       silenceMs: ['turn_detection'],
+      turnType: ['turn_detection'],
+      eagerness: ['turn_detection'],
+      gaze: ['turn_detection'],
     };
     const fields = map[key];
     if (!fields) return null;

@@ -24,6 +24,10 @@ def test_timeline_knows_a_look_back_from_a_glance():
     g.update(False, 5.0)
     g.update(True, 5.0 + LOOK_AWAY_MIN_MS / 2000)
     assert g.at(5.3, 1.5) == Gaze(True, None)
+    # the gaze as it was when older audio arrived (the voice input may lag behind)
+    assert g.at(5.3, 1.5, when=1.5) == Gaze(False)
+    assert g.at(5.3, 1.5, when=2.25) == Gaze(True, 250.0)
+    assert g.at(5.3, 1.5, when=-1.0) is None  # before the first face
 
 
 def test_looking_back_ends_an_unfinished_pause():
@@ -41,4 +45,8 @@ def test_looking_back_ends_an_unfinished_pause():
     p.decide(cfg, True, 100)
     assert not p.should_end(400, cfg, True)
     assert p.should_end(400, cfg, True, looked_back=True) and p.looked_back
-    assert not Pause(0).should_end(400, cfg, True, looked_back=True)  # nothing decided yet
+    # ... even before the words and the model are in: they would not change it
+    undecided = Pause(0)
+    assert not undecided.should_end(100, cfg, True, looked_back=True)
+    assert undecided.should_end(200, cfg, True, looked_back=True) and undecided.decision is None
+    assert not Pause(0).should_end(400, cfg, True)
