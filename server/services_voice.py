@@ -116,6 +116,7 @@ class VoiceServices(ServicesBase):
             compute_type=s.stt_compute_type,
             cpu_threads=s.stt_cpu_threads,
             window_min_s=s.stt_window_min_s or None,
+            partial_window_min_s=s.stt_partial_window_min_s or None,
         )
         self.background(self._load_stt(local=True))
 

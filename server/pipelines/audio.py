@@ -515,6 +515,7 @@ class VoiceInput:
                 item_id=utt.item_id,
                 audio_ms=len(utt.audio) * 1000 // RATE,
                 stt_ms=round(t.elapsed_s * 1000),
+                stt_wait_ms=round(t.wait_s * 1000),  # queued behind another decode
                 after_end_ms=round((time.monotonic() - utt.ended_at) * 1000),
             )
             # transcript.done once start_turn stored the utterance; a protocol that replies

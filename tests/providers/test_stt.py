@@ -139,3 +139,47 @@ def test_model_name_not_in_cache_is_unavailable_offline(tmp_path: Path) -> None:
     with pytest.raises(STTUnavailable, match="tiny"):
         stt.load()
     assert (tmp_path / "cache").is_dir()
+
+
+def _cer(reference: str, hypothesis: str) -> float:
+    """Character error rate over the letters (spaces and punctuation ignored)."""
+    ref, hyp = (re.sub(r"[\s.,?!]", "", s) for s in (reference, hypothesis))
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1] / max(1, len(ref))
+
+
+def test_short_utterances_keep_their_words_in_the_short_encoder_window(stt: WhisperSTT) -> None:
+    """The final's window floor (5 s) encodes a short utterance in a sixth of Whisper's 30 s
+    window; the words must survive it in both languages (espeak's Korean is rough: a letter
+    may go, the script and the words stay)."""
+    assert (stt.window_min_s, stt.partial_window_min_s) == (5.0, 10.0)
+    windows: list[int] = []
+    encode = stt._model.encode
+
+    def spy(features: np.ndarray) -> object:
+        out = encode(features)
+        windows.append(int(getattr(out, "shape", [0, 0])[1]))  # encoder frames (2 per 20 ms)
+        return out
+
+    stt._model.encode = spy
+    try:
+        for text in ("Yes.", "How are you today?", "Please tell me a long story."):
+            result = stt.transcribe(with_silence(speak(text), 300, 100), "en")
+            assert _overlap(text, result.text) == 1.0, result.text
+        yes = stt.transcribe(with_silence(speak("네", "ko"), 300, 100), "ko")
+        assert yes.text.strip(" .") == "네"
+        wait = stt.transcribe(with_silence(speak("잠깐만요", "ko"), 300, 100), "ko")
+        assert _cer("잠깐만요", wait.text) <= 0.25, wait.text  # espeak's 잠 sounds like 참
+    finally:
+        stt._model.encode = encode
+    assert windows and all(w <= 250 for w in windows), windows  # 5 s, not 30 s (1500)
+    stt._model.encode = spy
+    try:  # a partial's window is 10 s (greedy decoding keeps its words there)
+        stt.transcribe(with_silence(speak("Hold on."), 300, 100), "en", partial=True)
+    finally:
+        stt._model.encode = encode
+    assert windows[-1] == 500
