@@ -252,6 +252,7 @@ async def backchannels(server: ServerProcess, n: int) -> dict[str, Any]:
         while done < n:
             rid = await request_reply(c, mic)
             await c.drain(1.0)
+            ended: list[dict[str, Any]] = []
             for _ in range(6):
                 if done >= n:
                     break
@@ -260,11 +261,15 @@ async def backchannels(server: ServerProcess, n: int) -> dict[str, Any]:
                 await mic.until(end)
                 await c.drain(2.5)
                 done += 1
-                if [e for e in c.of("response.done") if e["response_id"] == rid]:
+                # a reply that played to its end (completed) needs a new one for the next
+                ended = [e for e in c.of("response.done") if e["response_id"] == rid]
+                if ended and ended[0]["status"] == "cancelled":
                     cancels += 1
                     cancelled_by.append([e["text"] for e in c.of("transcript.done", since)])
+                if ended:
                     break
-            await cancel(c, mic, rid)
+            if not ended:
+                await cancel(c, mic, rid)
     heard = [e["text"] for e in c.of("input_audio.backchannel")]
     await c.ws.conn.close()
     return {"cancels": cancels, "n": done, "backchannels": heard, "cancelled_by": cancelled_by}
