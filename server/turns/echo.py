@@ -6,10 +6,13 @@ timeline where the client played it.
 Placement: a reply's audio starts at the mic position where the server received its
 ``response.audio.played`` with ``played_ms: 0`` (or, until that report comes, where its first
 chunk was sent); later chunks follow back to back. AEC3's own delay estimator absorbs the
-rest (the sound card's latency, the network). When the reply is cancelled (a barge-in or
-the client's ``response.cancel``) the reference stops shortly after, and so does any older
-reply's when a newer one starts playing: a reference the speakers no longer play would
-hide the echo that is there. Away from any reply the mic audio passes through untouched.
+rest (the sound card's latency, the network), afresh for each reply: AEC3 restarts when a
+reply starts playing, as a filter converged on the last reply's delay cancels only ~5 of
+~25 dB of the next one's echo for a second or more when that delay moved by 90 ms. When a
+reply is cancelled (a barge-in or the client's ``response.cancel``) its reference stops
+shortly after, and so does an older reply's when a newer one starts playing: a reference
+the speakers no longer play would hide the echo that is there. Away from any reply the
+mic audio passes through untouched.
 
 Headphones: AEC3 assumes an echo path and, while the reply plays, attenuates the user's
 voice by about 12 dB when there is none. So the canceller measures the coupling: every
@@ -69,6 +72,7 @@ class EchoCanceller:
         self._far_hist: list[np.ndarray] = []
         self._hist = 0
         self._low = 0  # low coupling measurements in a row
+        self._restart = False  # reset AEC3 before the next frame
 
     # --- the far end (event loop) ---------------------------------------------------------
     def add(self, number: int, pcm: bytes, rate: int, mic_sample: int) -> None:
@@ -92,6 +96,7 @@ class EchoCanceller:
             if r is None or r.anchored:
                 return
             r.start, r.anchored = mic_sample, True
+            self._restart = True
             for k, old in self._replies.items():
                 if k < number and old.end > mic_sample:
                     self._truncate(old, mic_sample)
@@ -122,6 +127,9 @@ class EchoCanceller:
         far, played = self._far(mic_sample, n)
         if far is None:
             return pcm
+        if self._restart:  # a new reply plays: its delay may differ from the last one's
+            self._restart = False
+            self._ap.reset()
         near = np.frombuffer(pcm, dtype="<i2")
         self._measure(near, far)
         out = self._ap.process(near.copy(), (far * 32767).astype(np.int16))

@@ -1,0 +1,86 @@
+"""The echo canceller on its own (server/turns/echo.py: WebRTC AEC3 + the reply bookkeeping),
+with the real Silero VAD judging what is left: a mic that hears two replies back at -6 dB,
+30 and 120 ms late, with room noise, the first one cancelled by the client mid-way.
+No server, no timing: the audio is built sample by sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from server.providers.vad import SileroVAD
+from server.turns.echo import EchoCanceller
+from tests.fakes.openai_server import FakeOpenAI
+from tests.speech import resample, speak
+
+RATE = 16_000
+OUT_RATE = 24_000
+FRAME = 320
+ECHO = 10 ** (-6 / 20)
+START = (RATE // 2, 7 * RATE)  # where the client starts playing each reply (mic samples)
+CUT = 3 * RATE  # the client cancels the first reply here
+DELAYS = (30 * 16, 120 * 16)
+USER_AT = 9 * RATE
+
+
+@pytest.fixture(scope="module")
+def reply() -> np.ndarray:
+    """A reply as the server sends it (24 kHz), the fake LLM's benchmark sentences."""
+    return speak("".join(FakeOpenAI.default_tokens(24)), "en-us", OUT_RATE)
+
+
+def run(reply: np.ndarray, user: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The raw mic and the canceller's output for the scenario."""
+    played = resample(reply, OUT_RATE, RATE)
+    n = START[1] + DELAYS[1] + played.size + RATE
+    mic = np.random.default_rng(0).normal(0, 10 ** (-50 / 20), n).astype(np.float32)
+    first = played[: CUT - START[0]]  # the client stops the first reply at the cut
+    mic[START[0] + DELAYS[0] : START[0] + DELAYS[0] + first.size] += ECHO * first
+    mic[START[1] + DELAYS[1] : START[1] + DELAYS[1] + played.size] += ECHO * played
+    if user is not None:
+        mic[USER_AT : USER_AT + user.size] += user
+    pcm = (np.clip(mic, -1, 1) * 32767).round().astype("<i2")
+    sent = (reply * 32767).astype("<i2").tobytes()
+    ec = EchoCanceller()
+    out = []
+    for i in range(0, n - FRAME + 1, FRAME):
+        for number, start in enumerate(START, 1):
+            if i == start - RATE // 5:  # sent all at once, a little before it plays
+                for j in range(0, len(sent), 9600):
+                    ec.add(number, sent[j : j + 9600], OUT_RATE, i)
+            if i == start:
+                ec.anchor(number, i)
+        if i == CUT:
+            ec.cut(1, i)
+        out.append(np.frombuffer(ec.process(pcm[i : i + FRAME].tobytes(), i), dtype="<i2"))
+    return mic, np.concatenate(out).astype(np.float32) / 32768
+
+
+def onsets(vad: SileroVAD, audio: np.ndarray) -> list[int]:
+    """Speech onsets (ms) the VAD finds in the audio, fed as a client's 20 ms frames."""
+    stream = vad.stream()
+    events = []
+    for i in range(0, audio.size, FRAME):
+        events += stream.feed(audio[i : i + FRAME])
+    return [e.t_ms for e in events if e.kind == "start"]
+
+
+def test_the_replies_echo_leaves_no_speech(reply: np.ndarray):
+    vad = SileroVAD()
+    mic, out = run(reply, None)
+    assert onsets(vad, mic)  # the raw mic does hear the reply as speech
+    assert onsets(vad, out) == []
+    played = slice(START[1] + RATE, START[1] + 4 * RATE)  # the second reply, once adapted
+    erle = 10 * np.log10(np.mean(mic[played] ** 2) / np.mean(out[played] ** 2))
+    assert erle > 15
+
+
+def test_the_user_over_the_echo_is_still_speech(reply: np.ndarray):
+    user = speak("What time is it in Seoul right now?")
+    _, out = run(reply, user)
+    found = onsets(SileroVAD(), out)
+    assert len(found) == 1
+    assert USER_AT / 16 - 350 <= found[0] <= (USER_AT + user.size) / 16
+    span = slice(USER_AT, USER_AT + user.size)
+    kept = 10 * np.log10(np.mean(out[span] ** 2) / np.mean(user**2))
+    assert kept > -10  # attenuated by double-talk suppression, not removed
