@@ -17,12 +17,14 @@ mic audio passes through untouched.
 Headphones: AEC3 assumes an echo path and, while the reply plays, attenuates the user's
 voice by about 12 dB when there is none. So the canceller measures the coupling: every
 0.4 s of reply, the peak normalised cross-correlation of the raw mic with the reference
-over 0-300 ms of lag. Below ``COUPLING_MIN`` with a loud enough reference, three times in a
-row (one window can straddle two replies), means no echo reaches the mic, and the mic
-passes through untouched until a later measurement finds an echo again. Until then it
-cancels when the client reported the reply's playback start (a client that plays audio),
-and passes through otherwise (a script that never plays it). AEC3 adapts from the first
-sample either way.
+over 0-300 ms of lag. Below ``COUPLING_MIN`` with a loud enough reference (the first
+measurement of a session, or three in a row after an echo was found: one window can
+straddle two replies) means no echo reaches the mic, and the mic passes through untouched
+until two measurements in a row find an echo again, at the same lag (the user's own voice
+can correlate with the reply's by chance, but at a new lag each time). Before the first
+measurement (0.7 s into the first reply) it cancels when the client reported the reply's
+playback start (a client that plays audio), and passes through otherwise (a script that
+never plays it). AEC3 adapts from the first sample either way.
 
 One per session; ``process`` runs in the VAD worker thread, ``add``/``anchor``/``cut`` on
 the event loop, so the reference is guarded by a lock."""
@@ -38,7 +40,8 @@ RATE = 16_000
 TAIL_SAMPLES = RATE  # keep cancelling this long after the reference ends (room reverb)
 MEASURE_SAMPLES = RATE * 4 // 10  # coupling measured over each 0.4 s of reply
 MAX_LAG = RATE * 3 // 10  # speaker -> mic delays up to 300 ms
-COUPLING_MIN = 0.15
+LAG_JITTER = RATE // 500  # 2 ms: two high measurements at one lag are an echo path
+COUPLING_MIN = 0.3  # a user talking with no echo path correlates with the reply up to ~0.2
 UNCOUPLED_AFTER = 3  # this many low measurements in a row (one can straddle two replies)
 STOP_SAMPLES = RATE // 5  # a cancelled reply goes on playing this long (the client hears of it)
 FAR_MIN_RMS = 0.01  # a quieter reference (a pause in the reply) measures nothing
@@ -72,6 +75,7 @@ class EchoCanceller:
         self._far_hist: list[np.ndarray] = []
         self._hist = 0
         self._low = 0  # low coupling measurements in a row
+        self._lag: int | None = None  # the last high measurement's lag
         self._restart = False  # reset AEC3 before the next frame
 
     # --- the far end (event loop) ---------------------------------------------------------
@@ -130,6 +134,7 @@ class EchoCanceller:
         if self._restart:  # a new reply plays: its delay may differ from the last one's
             self._restart = False
             self._ap.reset()
+            self._near_hist, self._far_hist, self._hist, self._lag = [], [], 0, None
         near = np.frombuffer(pcm, dtype="<i2")
         self._measure(near, far)
         out = self._ap.process(near.copy(), (far * 32767).astype(np.int16))
@@ -158,11 +163,17 @@ class EchoCanceller:
         seg = x[best : best + ref.size]
         norm = float(np.sqrt(np.sum(ref**2) * np.sum(seg**2))) or 1.0
         self.coupling = peak / norm
+        lag, self._lag = self._lag, best
         if self.coupling >= COUPLING_MIN:
-            self.coupled, self._low = True, 0
+            self._low = 0
+            # an echo path keeps its delay; the user's voice correlating with the reply's by
+            # chance (the same synthetic voice in tests) peaks at a new lag each time
+            if lag is not None and abs(best - lag) <= LAG_JITTER:
+                self.coupled = True
         else:
+            self._lag = None
             self._low += 1
-            if self._low >= UNCOUPLED_AFTER:
+            if self._low >= UNCOUPLED_AFTER or self.coupled is None:
                 self.coupled = False
 
     def _far(self, at: int, n: int) -> tuple[np.ndarray | None, bool]:

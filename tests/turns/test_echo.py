@@ -29,14 +29,16 @@ def reply() -> np.ndarray:
     return speak("".join(FakeOpenAI.default_tokens(24)), "en-us", OUT_RATE)
 
 
-def run(reply: np.ndarray, user: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def run(
+    reply: np.ndarray, user: np.ndarray | None, echo: float = ECHO
+) -> tuple[np.ndarray, np.ndarray]:
     """The raw mic and the canceller's output for the scenario."""
     played = resample(reply, OUT_RATE, RATE)
     n = START[1] + DELAYS[1] + played.size + RATE
     mic = np.random.default_rng(0).normal(0, 10 ** (-50 / 20), n).astype(np.float32)
     first = played[: CUT - START[0]]  # the client stops the first reply at the cut
-    mic[START[0] + DELAYS[0] : START[0] + DELAYS[0] + first.size] += ECHO * first
-    mic[START[1] + DELAYS[1] : START[1] + DELAYS[1] + played.size] += ECHO * played
+    mic[START[0] + DELAYS[0] : START[0] + DELAYS[0] + first.size] += echo * first
+    mic[START[1] + DELAYS[1] : START[1] + DELAYS[1] + played.size] += echo * played
     if user is not None:
         mic[USER_AT : USER_AT + user.size] += user
     pcm = (np.clip(mic, -1, 1) * 32767).round().astype("<i2")
@@ -84,3 +86,13 @@ def test_the_user_over_the_echo_is_still_speech(reply: np.ndarray):
     span = slice(USER_AT, USER_AT + user.size)
     kept = 10 * np.log10(np.mean(out[span] ** 2) / np.mean(user**2))
     assert kept > -10  # attenuated by double-talk suppression, not removed
+
+
+def test_headphones_pass_the_user_through_untouched(reply: np.ndarray):
+    """No echo path (headphones): once measured, the mic is not dulled by AEC3's suppressor,
+    even while the user talks over the reply (which correlates with it by chance)."""
+    user = speak("Wait, stop please.")
+    mic, out = run(reply, user, echo=0.0)
+    span = slice(USER_AT - RATE, USER_AT + user.size)
+    sent = (np.clip(mic[span], -1, 1) * 32767).round() / 32768  # as the client sent it
+    assert np.array_equal(out[span], sent.astype(np.float32))
