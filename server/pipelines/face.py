@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -75,6 +75,9 @@ class FaceFrame:
     landmarks: np.ndarray | None = None
     blendshapes: dict[str, float] | None = None
     jpeg: bytes | None = None
+    # monotonic, when it arrived: the gaze timeline is on the clock of the mic frames'
+    # arrival, however long the frame waited for analysis
+    arrived: float = field(default_factory=time.monotonic)
 
 
 @dataclass(slots=True)
@@ -327,7 +330,7 @@ class FacePipeline:
     async def _publish(self, r: FaceFrameResult, frame: FaceFrame) -> None:
         self.stats.analysed += 1
         self.latest, self.latest_at = r, time.monotonic()
-        self.gaze.update(bool(r.gaze_on_screen), self.latest_at)
+        self.gaze.update(bool(r.gaze_on_screen), frame.arrived)
         if self._due_event():
             await self._send(face_event(r, frame.t_ms, frame.source, self.stats.dropped))
         now_ms = self._session_ms()
