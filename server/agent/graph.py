@@ -12,6 +12,8 @@ runs them and the model is called again (at most AGENT_MAX_TOOL_ROUNDS times).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 import time
@@ -26,7 +28,6 @@ from langchain_core.messages import (
     RemoveMessage,
 )
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
@@ -58,6 +59,7 @@ GENERATE = "generate_response"
 TOOLS = "tools"
 _FILLER = re.compile(r"^[\s.,!?…~\-]*((um+|uh+|hmm+|음+|어+|아+|으+)[\s.,!?…~\-]*)*$", re.I)
 _TOOLS_REFUSED = re.compile(r"tool|function", re.I)
+_END = object()  # the graph run ended (stream_turn's queue)
 
 ToolMode = Literal["auto", "on", "off"]
 EnvFactory = Callable[[str, Perception | None], ToolEnv]
@@ -243,11 +245,9 @@ class Agent(ToolRounds, ThreadEdits):
             history = prompt_window(state["messages"], self.history_messages)
             return [{"role": "system", "content": system}, *map(to_openai, history)]
 
-        # each piece of text goes straight to stream_turn through the custom stream
-        write = get_stream_writer()
-
+        # each piece of text goes straight to stream_turn (TurnContext.emit)
         def on_delta(text: str) -> None:
-            write(TurnDelta(text))
+            ctx.emit(TurnDelta(text))
 
         opts: dict[str, Any] = {
             "temperature": ctx.temperature,
@@ -280,7 +280,7 @@ class Agent(ToolRounds, ThreadEdits):
             for c in calls:
                 if c["name"] in client:
                     args = json.dumps(c["args"], ensure_ascii=False)
-                    write(ClientCall(c["id"] or "", c["name"], args))
+                    ctx.emit(ClientCall(c["id"] or "", c["name"], args))
             reply = AIMessage(reply.content, id=reply.id, usage_metadata=reply.usage_metadata)
         if isinstance(reply, AIMessage) and (reply.tool_calls or reply.invalid_tool_calls):
             if not tools or last_round:  # calls we will not run must not enter the history
@@ -345,39 +345,40 @@ class Agent(ToolRounds, ThreadEdits):
         plan: dict[str, Any] = {}
         t_mem = time.perf_counter()
         mem_ms = 0.0
-        # durability="exit": one checkpoint write per turn instead of one per node; a
-        # cancelled turn is written by record_interrupted instead.
-        async for mode, chunk in self.graph.astream(
-            inp,
-            self.config(thread_id, run_tag),
-            context=ctx,
-            stream_mode=["custom", "updates"],
-            durability="exit",
-        ):
-            if mode == "custom":
-                if isinstance(chunk, TurnDelta):
-                    for piece in marks.push(chunk.text):
+        # The graph runs in a task of its own; what its nodes emit (ctx.emit) and its
+        # per-node updates meet in one queue, in the order they happened.
+        items: asyncio.Queue[object] = asyncio.Queue()
+        ctx.emit = items.put_nowait
+        run = asyncio.ensure_future(self._run_graph(inp, thread_id, run_tag, ctx, items))
+        try:
+            while (item := await items.get()) is not _END:
+                if isinstance(item, TurnDelta):
+                    for piece in marks.push(item.text):
                         if isinstance(piece, Mark):
                             if piece.emotion is not None:
                                 yield TurnEmotion(piece.emotion)
                         elif piece:
                             parts.append(piece)
                             yield TurnDelta(piece)
-                elif isinstance(chunk, ClientCall):
-                    yield chunk
-                elif isinstance(chunk, dict) and ("tool_done" in chunk or "tool_waiting" in chunk):
-                    yield ToolProgress(chunk.get("tool_done") or chunk["tool_waiting"])
-            elif "query_memory" in chunk:
-                mem_ms = (time.perf_counter() - t_mem) * 1000
-            elif GENERATE in chunk:
-                for m in (chunk[GENERATE] or {}).get("messages", []):
-                    if isinstance(m, AIMessage) and m.usage_metadata:
-                        usage["input_tokens"] += m.usage_metadata.get("input_tokens", 0)
-                        usage["output_tokens"] += m.usage_metadata.get("output_tokens", 0)
-            else:
-                for node in ("reason_and_plan", TOOLS):
-                    if (chunk.get(node) or {}).get("action_plan"):
-                        plan = chunk[node]["action_plan"]
+                elif not isinstance(item, dict):  # ClientCall, ToolProgress
+                    yield item  # type: ignore[misc]
+                elif "query_memory" in item:
+                    mem_ms = (time.perf_counter() - t_mem) * 1000
+                elif GENERATE in item:
+                    for m in (item[GENERATE] or {}).get("messages", []):
+                        if isinstance(m, AIMessage) and m.usage_metadata:
+                            usage["input_tokens"] += m.usage_metadata.get("input_tokens", 0)
+                            usage["output_tokens"] += m.usage_metadata.get("output_tokens", 0)
+                else:
+                    for node in ("reason_and_plan", TOOLS):
+                        if (item.get(node) or {}).get("action_plan"):
+                            plan = item[node]["action_plan"]
+            await run  # the graph's own failure, if it failed
+        finally:
+            if not run.done():  # cancelled (barge-in) or closed: the graph run stops too,
+                run.cancel()  # and what it writes as it stops is written before we go on
+                with contextlib.suppress(BaseException):
+                    await run
         for piece in marks.flush():  # an unfinished "[..." at the very end is text
             if isinstance(piece, str) and piece:
                 parts.append(piece)
@@ -385,3 +386,26 @@ class Agent(ToolRounds, ThreadEdits):
         silent = not parts and plan.get("action") == "silent"
         reason = plan.get("reason") if silent else None
         yield TurnFinished("".join(parts), silent, usage, mem_ms, reason)
+
+    async def _run_graph(
+        self,
+        inp: GraphState,
+        thread_id: str,
+        run_tag: str | None,
+        ctx: TurnContext,
+        items: asyncio.Queue[object],
+    ) -> None:
+        """One turn through the graph; each node's update goes to ``items``, then _END.
+        durability="exit": one checkpoint write per turn instead of one per node; a
+        cancelled turn is written by record_interrupted instead."""
+        try:
+            async for update in self.graph.astream(
+                inp,
+                self.config(thread_id, run_tag),
+                context=ctx,
+                stream_mode="updates",
+                durability="exit",
+            ):
+                items.put_nowait(update)
+        finally:
+            items.put_nowait(_END)

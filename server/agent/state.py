@@ -56,6 +56,10 @@ class ToolRecord:
     content: str  # what the model was told, JSON
 
 
+def _unheard(_item: object) -> None:
+    """TurnContext.emit of a run nobody streams."""
+
+
 @dataclass
 class TurnContext:
     persona: Persona
@@ -85,6 +89,10 @@ class TurnContext:
     # the turn's LLM calls as they happen (a reply cut short keeps its tokens); None: the
     # caller does not count them this way
     meter: TurnMeter | None = None
+    # What the nodes stream to Agent.stream_turn (text deltas, client calls, tool
+    # progress), set by it: a queue on the same loop. Not LangGraph's custom stream, which
+    # costs a thread-safe wake-up, a waiter task and generator layers per text delta.
+    emit: Callable[[object], None] = _unheard
     # A preemptive start (server/hub/preemptive.py): the model may stream its reply, but
     # nothing with an effect (a tool call, a memory write, the end of the turn) happens
     # until the turn is confirmed and this is set. None: an ordinary turn.

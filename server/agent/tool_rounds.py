@@ -12,11 +12,11 @@ from langchain_core.messages import (
     BaseMessage,
     ToolMessage,
 )
-from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
 from server.agent.state import GraphState, ToolRecord, TurnContext
 from server.agent.tools import ToolEnv, ToolError, ToolOutcome, ToolRegistry, to_json
+from server.agent.turn_events import ToolProgress
 from server.logging import get_logger
 
 log = get_logger(__name__)
@@ -51,7 +51,7 @@ class ToolRounds:
                 continue
             rec = await self._call_tool(ctx, env, call_id, name, args)
             out.append(ToolMessage(rec.content, tool_call_id=call_id, name=name))
-            get_stream_writer()({"tool_done": name})
+            ctx.emit(ToolProgress(name))
         update: dict[str, Any] = {"messages": out, "tool_rounds": state.get("tool_rounds", 0) + 1}
         if env.silence is not None:
             update["action_plan"] = {"action": "silent", "reason": env.silence}
@@ -133,14 +133,13 @@ class ToolRounds:
         turn is alive meanwhile so the LLM idle timeout does not fire. A cancel (barge-in,
         disconnect) stops the wait; the approval stays pending and is asked again later."""
         assert ctx.approve is not None
-        writer = get_stream_writer()
         ask = asyncio.ensure_future(ctx.approve(call_id, name, args, description))
         try:
             while True:
                 done, _ = await asyncio.wait({ask}, timeout=1.0)
                 if done:
                     return ask.result()
-                writer({"tool_waiting": name})
+                ctx.emit(ToolProgress(name))
         finally:
             ask.cancel()
 
