@@ -79,6 +79,25 @@ async def held_start(
     return None
 
 
+async def held_session(
+    server: ServerThread, llm: FakeOpenAI, name: str, replies: list[dict[str, Any]]
+) -> tuple[str, int, int, WsClient, Mic, dict[str, Any]]:
+    """``held_start`` tried up to ATTEMPTS times, each with a fresh user and the fake's
+    ``replies`` (queue_reply keywords) queued anew: (user, the index of this attempt's first
+    turn request and mem0 request, ws, mic, the held start's request)."""
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            llm.clear()  # the replies an ordinary turn may have left
+        user = f"{name}{attempt}"
+        since = len(llm.chat_requests(mem0=False))
+        mem_since = len(llm.chat_requests(mem0=True))
+        for reply in replies:
+            llm.queue_reply(**reply)
+        if held := await held_start(server, llm, user):
+            return (user, since, mem_since, *held)
+    pytest.fail(f"no held start in {ATTEMPTS} tries")
+
+
 async def test_held_start_kept_when_the_turn_ends_on_its_words(
     stt_ready: ServerThread, turn_llm: FakeOpenAI
 ):
@@ -113,22 +132,13 @@ async def test_held_start_kept_when_the_turn_ends_on_its_words(
 async def test_held_start_discarded_when_the_user_goes_on(
     stt_ready: ServerThread, turn_llm: FakeOpenAI
 ):
-    for attempt in range(ATTEMPTS):
-        if attempt:
-            turn_llm.clear()  # the replies an ordinary turn may have left
-        user = f"pre2{attempt}"
-        since = len(turn_llm.chat_requests(mem0=False))
-        mem_since = len(turn_llm.chat_requests(mem0=True))
-        # the held start asks for a reminder and says something: neither may ever happen
-        args = {"message": "x", "in_minutes": 5}
-        call = {"id": "early_1", "name": "schedule_create", "arguments": args}
-        turn_llm.queue_reply("EARLY reply.", tool_calls=[call])
-        turn_llm.queue_reply("Seven it is.")
-        if held := await held_start(stt_ready, turn_llm, user):
-            break
-    else:
-        pytest.fail(f"no held start in {ATTEMPTS} tries")
-    ws, mic, early = held
+    # the held start asks for a reminder and says something: neither may ever happen
+    args = {"message": "x", "in_minutes": 5}
+    call = {"id": "early_1", "name": "schedule_create", "arguments": args}
+    replies = [{"text": "EARLY reply.", "tool_calls": [call]}, {"text": "Seven it is."}]
+    user, since, mem_since, ws, mic, early = await held_session(
+        stt_ready, turn_llm, "pre2", replies
+    )
     try:
         mic.say(speak(REST), 100)  # the user goes on
         done = await ws.wait_for("transcript.done", timeout=30)
@@ -186,18 +196,8 @@ async def test_held_start_discarded_when_the_user_goes_on(
 
 
 async def test_held_start_discarded_by_a_text_input(stt_ready: ServerThread, turn_llm: FakeOpenAI):
-    for attempt in range(ATTEMPTS):
-        if attempt:
-            turn_llm.clear()
-        user = f"pre3{attempt}"
-        since = len(turn_llm.chat_requests(mem0=False))
-        turn_llm.queue_reply("EARLY reply.")
-        turn_llm.queue_reply("Typed answer.")
-        if held := await held_start(stt_ready, turn_llm, user):
-            break
-    else:
-        pytest.fail(f"no held start in {ATTEMPTS} tries")
-    ws, mic, _ = held
+    replies = [{"text": "EARLY reply."}, {"text": "Typed answer."}]
+    user, since, _, ws, mic, _ = await held_session(stt_ready, turn_llm, "pre3", replies)
     try:  # held, the detector waits: the user types instead
         await ws.send({"type": "input_text", "text": "What time is it?"})
         resp = await ws.wait_for("response.done", timeout=30)
