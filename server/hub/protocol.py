@@ -105,6 +105,7 @@ class TurnDetection(_Event):
     threshold: Annotated[float, Field(ge=0.05, le=0.95)] | None = None
     preemptive: bool | None = None  # semantic only: start the reply before the turn ends
     gaze: bool | None = None  # semantic only: the camera's gaze joins in (default TURN_GAZE)
+    barge_in: bool | None = None  # false: speech over a reply never cancels it
 
 
 class SessionConfig(_Event):

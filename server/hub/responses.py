@@ -125,6 +125,8 @@ class Responses(SessionCore):
                 return
             self.tasks.hear(text)
         kept = await self.preemptive.take(text, voice=source == "voice" and trigger is None)
+        if source == "voice" and not self.barge_in_allowed():
+            await self.let_reply_finish(None)  # speech over it must not cut it (barge_in false)
         await self.cancel_response()
         # the same id in the store and in the model's history
         message_id = kept.message_id if kept is not None else new_id()
@@ -217,12 +219,13 @@ class Responses(SessionCore):
             self.response = resp
             resp.task = asyncio.create_task(self._run_response(resp))
 
-    async def let_reply_finish(self) -> None:
-        """Wait (up to SAY_WAIT_S) for a reply still running or playing to end."""
+    async def let_reply_finish(self, wait_s: float | None = SAY_WAIT_S) -> None:
+        """Wait (up to ``wait_s``, None: as long as it lasts) for a reply still running or
+        playing to end."""
         r = self.response
         if r is not None and r.task is not None and not r.task.done():
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(SAY_WAIT_S):
+                async with asyncio.timeout(wait_s):
                     await asyncio.wait({r.task})
 
     async def cancel_response(self) -> None:
@@ -239,6 +242,24 @@ class Responses(SessionCore):
         """A reply is being generated, or its audio is still playing on the client."""
         r = self.response
         return r is not None and not r.finished
+
+    def barge_in_allowed(self) -> bool:
+        """``turn_detection.barge_in`` (Realtime's ``interrupt_response``): false lets speech
+        over a reply become the next turn once the reply has ended, never cancelling it."""
+        return self.config["turn_detection"].get("barge_in") is not False
+
+    def reply_audible(self) -> bool:
+        """The user may be hearing a reply: it is active, or (clients that never report
+        playback until they cut it: Realtime, DMP) its audio presumably still plays, from
+        its first chunk for its duration plus ``PLAYBACK_GRACE_MS``, unless truncated."""
+        r = self.response
+        if r is None or not r.finished:
+            return r is not None
+        start, speech = r.first_audio_at, r.speech
+        if self.events.awaits_playback or speech is None or start is None or r.played.is_set():
+            return False
+        end = start + (speech.duration_ms + self.settings.playback_grace_ms) / 1000
+        return time.monotonic() < end
 
     def barge_in(self) -> None:
         """The user started talking over the reply: stop it now, without waiting."""
@@ -519,15 +540,30 @@ class Responses(SessionCore):
         self.log.info("response_done", response_id=r.id, status=status, **timings)
         await counted
         if status == "cancelled" and (heard := await self.settle_heard_text(r)) != kept:
-            await self.services.store.settle_message(self.user_id, r.reply_id, heard)
-            if r.script is not None:  # the line alone, as much of it as was heard
-                await self.services.agent.record_said(
-                    self.record.thread_id, heard, r.reply_id, interrupted=True
-                )
-                return
-            await self.services.agent.record_interrupted(
-                self.record.thread_id, r.user_text, heard, r.message_id, r.reply_id, r.tool_log
+            await self._settle(r, heard)
+
+    async def _settle(self, r: ActiveResponse, heard: str) -> None:
+        """The stored reply and the model's history keep only what the user heard."""
+        await self.services.store.settle_message(self.user_id, r.reply_id, heard)
+        if r.script is not None:  # the line alone, as much of it as was heard
+            await self.services.agent.record_said(
+                self.record.thread_id, heard, r.reply_id, interrupted=True
             )
+            return
+        await self.services.agent.record_interrupted(
+            self.record.thread_id, r.user_text, heard, r.message_id, r.reply_id, r.tool_log
+        )
+
+    async def truncate_done(self, r: ActiveResponse, played_ms: int) -> None:
+        """A client that plays replies itself (OpenAI Realtime) cut this reply at
+        ``played_ms`` after its response.done: once its own writes landed, the stored
+        reply and the history settle to what was heard, as for a barge-in."""
+        self.audio_played(r.id, played_ms)
+        if r.task is not None:
+            await asyncio.wait({r.task})
+        heard = self.heard_text(r)
+        if heard != r.sent_text:
+            await self._settle(r, heard)
 
     async def _store_reply(
         self,

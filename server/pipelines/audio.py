@@ -431,6 +431,7 @@ class VoiceInput:
             and s.settings.barge_in_mode == "duration"
             and self.stream.speech_ms >= s.settings.barge_in_min_ms
             and s.response_active()
+            and s.barge_in_allowed()
         ):
             self._barged = True
             s.barge_in()

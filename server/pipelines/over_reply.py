@@ -47,7 +47,7 @@ class OverReplyJudge:
         """Speech starts: hold it when a reply is active and words decide interruptions."""
         s = self.session
         self.over = None
-        if s.settings.barge_in_mode != "words" or not s.response_active():
+        if s.settings.barge_in_mode != "words" or not s.reply_audible():
             self._stretch = None
             return False
         self.over = OverReply(item_id, t_ms, s.stt_language())
@@ -90,6 +90,8 @@ class OverReplyJudge:
             text=redact(text, s.settings.log_pii),
         )
         await s.events.speech_started(over.item_id, over.t_ms)
+        if not s.barge_in_allowed():  # barge_in false: its turn waits for the reply's end
+            return True
         s.barge_in()
         if r is not None:  # its response.done comes before anything else of this utterance
             with contextlib.suppress(TimeoutError):

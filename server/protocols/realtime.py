@@ -61,6 +61,7 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         self.resample = Resampler()
         self.partials: dict[str, str] = {}
         self.items: dict[int, str] = {}  # response number -> assistant item id
+        self.done_items: dict[int, str] = {}  # the same, for the last finished response
         self.last_item: str | None = None
         # function calling: the client's functions, the calls waiting for their output,
         # the outputs waiting for response.create, each response's function_call items
@@ -252,6 +253,7 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         output = [item, *self.calls.pop(r.number, [])]
         body = finished_response(self.s, r, status, output, usage, audio)
         await self._send("response.done", response=body)
+        self.done_items = {r.number: where["item_id"]}
         self.items.pop(r.number, None)
 
     async def speech_started(self, item_id: str | None, t_ms: int) -> None:

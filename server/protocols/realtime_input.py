@@ -36,6 +36,7 @@ class RealtimeInput:
     resample: Resampler
     last_item: str | None
     items: dict[int, str]
+    done_items: dict[int, str]  # the last finished response's assistant item
     tools: list[dict[str, Any]]
     tool_choice: str
     open_calls: dict[str, ClientCall]
@@ -173,11 +174,15 @@ class RealtimeInput:
     async def on_truncate(self, obj: dict[str, Any]) -> None:
         item_id, end = obj.get("item_id"), obj.get("audio_end_ms")
         r = self.s.response
-        if r is None or self.items.get(r.number) != item_id:
+        # the reply being generated, or the last one done (the client may still play it)
+        if r is None or item_id not in (self.items.get(r.number), self.done_items.get(r.number)):
             raise ProtocolError("item_not_found", f"No playing assistant item {item_id!r}.")
         if not isinstance(end, int) or end < 0:
             raise ProtocolError("invalid_request_error", "audio_end_ms is a non-negative integer.")
-        self.s.audio_played(r.id, end)
+        if r.finished:  # stored as heard before it is acknowledged
+            await self.s.truncate_done(r, end)
+        else:  # its cancel settles it
+            self.s.audio_played(r.id, end)
         await self._send(
             "conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=end
         )

@@ -67,14 +67,15 @@ def session_shape(s: Session, tools: list[dict[str, Any]], tool_choice: str) -> 
             "silence_duration_ms": td.get("silence_ms", s.settings.vad_silence_ms),
             "prefix_padding_ms": s.settings.vad_prefix_pad_ms,
             "create_response": td.get("create_response", True),
-            "interrupt_response": True,
+            "interrupt_response": td.get("barge_in", True),
+            "idle_timeout_ms": None,
         }
     elif td.get("type") == "semantic":
         detection = {
             "type": "semantic_vad",
             "eagerness": td.get("eagerness") or s.settings.turn_eagerness,
             "create_response": td.get("create_response", True),
-            "interrupt_response": True,
+            "interrupt_response": td.get("barge_in", True),
         }
     return {
         "type": "realtime",
@@ -218,6 +219,8 @@ def session_changes(services: Services, sess: Any) -> dict[str, Any]:
     inp = audio.get("input") or {}
     if "turn_detection" in inp:
         changes["turn_detection"] = _turn_detection(inp["turn_detection"])
+    elif "turn_detection" in sess:  # the beta API's place for it
+        changes["turn_detection"] = _turn_detection(sess["turn_detection"])
     return changes
 
 
@@ -301,14 +304,16 @@ def _turn_detection(td: Any) -> dict[str, Any]:
             "unsupported_event", "turn_detection: server_vad, semantic_vad or null."
         )
     create = td.get("create_response", True) is not False
+    # interrupt_response false: speech over a reply does not cancel it (our barge_in)
+    interrupt = {"barge_in": False} if td.get("interrupt_response") is False else {}
     if td["type"] == "semantic_vad":  # our semantic end of turn (server/turns/)
-        eagerness = td.get("eagerness", "auto")
+        eagerness = td.get("eagerness") or "auto"
         if eagerness not in EAGERNESS:
             raise ProtocolError(
                 "invalid_request_error", "turn_detection.eagerness: low, medium, high or auto."
             )
-        return {"type": "semantic", "eagerness": eagerness, "create_response": create}
-    out: dict[str, Any] = {"type": "server_vad", "create_response": create}
+        return {"type": "semantic", "eagerness": eagerness, "create_response": create} | interrupt
+    out: dict[str, Any] = {"type": "server_vad", "create_response": create} | interrupt
     if isinstance(td.get("silence_duration_ms"), int) and 100 <= td["silence_duration_ms"] <= 5000:
         out["silence_ms"] = td["silence_duration_ms"]
     if isinstance(td.get("threshold"), int | float) and 0 < td["threshold"] < 1:
