@@ -1,6 +1,7 @@
 """The echo canceller on its own (server/turns/echo.py: WebRTC AEC3 + the reply bookkeeping),
 with the real Silero VAD judging what is left: a mic that hears two replies back at -6 dB,
-30 and 120 ms late, with room noise, the first one cancelled by the client mid-way.
+30 and 120 ms late (dry, or with a room's reverb), with room noise, the first one cancelled
+by the client mid-way.
 No server, no timing: the audio is built sample by sample."""
 
 from __future__ import annotations
@@ -29,11 +30,22 @@ def reply() -> np.ndarray:
     return speak("".join(FakeOpenAI.default_tokens(24)), "en-us", OUT_RATE)
 
 
+def room(rt60_s: float) -> np.ndarray:
+    """A room's impulse response: the direct sound (a laptop's speaker is near its mic: it
+    carries twice the reverb's energy), then reverb decaying 60 dB in ``rt60_s``."""
+    n = int(rt60_s * RATE)
+    ir = np.random.default_rng(1).normal(0, 1, n) * np.exp(-6.9 * np.arange(n) / n)
+    ir[0] = np.sqrt(2 * np.sum(ir[1:] ** 2))
+    return (ir / np.sqrt(np.sum(ir**2))).astype(np.float32)
+
+
 def run(
-    reply: np.ndarray, user: np.ndarray | None, echo: float = ECHO
+    reply: np.ndarray, user: np.ndarray | None, echo: float = ECHO, rt60_s: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """The raw mic and the canceller's output for the scenario."""
     played = resample(reply, OUT_RATE, RATE)
+    if rt60_s:
+        played = np.convolve(played, room(rt60_s))[: played.size].astype(np.float32)
     n = START[1] + DELAYS[1] + played.size + RATE
     mic = np.random.default_rng(0).normal(0, 10 ** (-50 / 20), n).astype(np.float32)
     first = played[: CUT - START[0]]  # the client stops the first reply at the cut
@@ -67,9 +79,10 @@ def onsets(vad: SileroVAD, audio: np.ndarray) -> list[int]:
     return [e.t_ms for e in events if e.kind == "start"]
 
 
-def test_the_replies_echo_leaves_no_speech(reply: np.ndarray):
+@pytest.mark.parametrize("rt60_s", [0.0, 0.4], ids=["dry", "reverb"])
+def test_the_replies_echo_leaves_no_speech(reply: np.ndarray, rt60_s: float):
     vad = SileroVAD()
-    mic, out = run(reply, None)
+    mic, out = run(reply, None, rt60_s=rt60_s)
     assert onsets(vad, mic)  # the raw mic does hear the reply as speech
     assert onsets(vad, out) == []
     played = slice(START[1] + RATE, START[1] + 4 * RATE)  # the second reply, once adapted
