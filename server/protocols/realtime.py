@@ -63,6 +63,10 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         self.items: dict[int, str] = {}  # response number -> assistant item id
         self.done_items: dict[int, str] = {}  # the same, for the last finished response
         self.last_item: str | None = None
+        self.before: dict[str, str | None] = {}  # item id -> the item before it (for .done)
+        # a transcript's partial waits until its item was committed (the client knows it)
+        self.committed: set[str] = set()
+        self.early: dict[str, str] = {}
         # function calling: the client's functions, the calls waiting for their output,
         # the outputs waiting for response.create, each response's function_call items
         self.tools: list[dict[str, Any]] = []
@@ -82,6 +86,13 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
 
     def _audio_on(self) -> bool:
         return self.s.config["output_audio"] != "none" and self.s.services.tts is not None
+
+    def _link(self, item_id: str) -> str | None:
+        """The item is now the conversation's last: the one before it, which its
+        conversation.item.added (and .done, through ``before``) name."""
+        previous, self.last_item = self.last_item, item_id
+        self.before[item_id] = previous
+        return previous
 
     def _sync_turn_detection(self) -> None:
         td = self.s.config["turn_detection"]
@@ -154,8 +165,7 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         )
         item = assistant_item(item_id, [], "in_progress")
         await self._send("response.output_item.added", response_id=r.id, output_index=0, item=item)
-        await self._send("conversation.item.added", previous_item_id=self.last_item, item=item)
-        self.last_item = item_id
+        await self._send("conversation.item.added", previous_item_id=self._link(item_id), item=item)
         part = (
             {"type": "audio", "transcript": ""}
             if self._audio_on()
@@ -183,8 +193,8 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         item_id = f"item_{uuid.uuid4().hex[:16]}"
         item = function_call_item(item_id, call.name, call.call_id, "", "in_progress")
         await self._send("response.output_item.added", **where, item=item)
-        await self._send("conversation.item.added", previous_item_id=self.last_item, item=item)
-        self.last_item = item_id
+        previous = self._link(item_id)
+        await self._send("conversation.item.added", previous_item_id=previous, item=item)
         ids = {"item_id": item_id, "call_id": call.call_id}
         await self._send(
             "response.function_call_arguments.delta", **where, **ids, delta=call.arguments
@@ -198,7 +208,9 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         )
         item = item | {"status": "completed", "arguments": call.arguments}
         await self._send("response.output_item.done", **where, item=item)
-        await self._send("conversation.item.done", previous_item_id=None, item=item)
+        await self._send(
+            "conversation.item.done", previous_item_id=self.before.pop(item_id, None), item=item
+        )
         done.append(item)
         self.open_calls[call.call_id] = call
 
@@ -248,7 +260,8 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         state = "completed" if status == "completed" else "incomplete"
         item = assistant_item(where["item_id"], content, state)
         await self._send("response.output_item.done", response_id=r.id, output_index=0, item=item)
-        await self._send("conversation.item.done", previous_item_id=None, item=item)
+        previous = self.before.pop(item["id"], None)
+        await self._send("conversation.item.done", previous_item_id=previous, item=item)
         usage = getattr(self, "_usage", {}) or {}
         output = [item, *self.calls.pop(r.number, [])]
         body = finished_response(self.s, r, status, output, usage, audio)
@@ -265,8 +278,12 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
             await self._committed(item_id)
 
     async def transcript_delta(self, item_id: str | None, text: str) -> None:
-        """Our partials are whole stabilized texts; Realtime deltas are increments."""
+        """Our partials are whole stabilized texts; Realtime deltas are increments, for an
+        item the client was told of (committed): earlier partials wait for that."""
         if item_id is None:
+            return
+        if item_id not in self.committed:
+            self.early = {item_id: text}  # only the utterance in progress
             return
         before = self.partials.get(item_id, "")
         if not text.startswith(before) or text == before:
@@ -279,8 +296,16 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
             delta=text[len(before) :],
         )
 
+    async def flush_partial(self, item_id: str) -> None:
+        """The item was committed: the partial heard so far goes out."""
+        self.committed.add(item_id)
+        text = self.early.pop(item_id, None)
+        if text is not None:
+            await self.transcript_delta(item_id, text)
+
     async def transcript_done(self, item_id: str, text: str) -> None:
         self.partials.pop(item_id, None)
+        self.committed.discard(item_id)
         await self._send(
             "conversation.item.input_audio_transcription.completed",
             item_id=item_id,
@@ -289,7 +314,8 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
             usage={"type": "duration", "seconds": 0},
         )
         item = user_item(item_id, [{"type": "input_audio", "transcript": text}], "completed")
-        await self._send("conversation.item.done", previous_item_id=None, item=item)
+        previous = self.before.pop(item_id, None)
+        await self._send("conversation.item.done", previous_item_id=previous, item=item)
         if text and not self.voice_starts_turns:
             self.pending.append(text)  # replied to on response.create
 

@@ -42,6 +42,8 @@ class RealtimeInput:
     open_calls: dict[str, ClientCall]
     answers: list[tuple[ClientCall, str]]
     _sync_turn_detection: Callable[[], None]
+    _link: Callable[[str], str | None]
+    flush_partial: Callable[[str], Awaitable[None]]
 
     async def on_session_update(self, obj: dict[str, Any]) -> None:
         sess = obj.get("session")
@@ -78,10 +80,11 @@ class RealtimeInput:
         await self._committed(item)
 
     async def _committed(self, item: str) -> None:
-        await self._send("input_audio_buffer.committed", previous_item_id=None, item_id=item)
+        previous = self._link(item)
+        await self._send("input_audio_buffer.committed", previous_item_id=previous, item_id=item)
         user = user_item(item, [{"type": "input_audio", "transcript": None}], "in_progress")
-        await self._send("conversation.item.added", previous_item_id=self.last_item, item=user)
-        self.last_item = item
+        await self._send("conversation.item.added", previous_item_id=previous, item=user)
+        await self.flush_partial(item)
 
     async def on_clear(self, obj: dict[str, Any]) -> None:
         await self.s.clear_audio()

@@ -180,3 +180,47 @@ async def test_beta_shape_turn_detection(stt_ready: ServerThread) -> None:
         await conn.session.update(session={"turn_detection": {"type": "near_field"}})  # type: ignore[typeddict-item]
         error = await mic.wait("error")
         assert error.error.code == "unsupported_event" and "semantic_vad" in error.error.message
+
+
+async def test_a_voice_turns_events_come_in_the_realtime_order(
+    stt_ready: ServerThread, turn_llm: FakeOpenAI
+) -> None:
+    """After a typed exchange, a spoken turn: speech_started, speech_stopped, committed and
+    the user item added (each naming the item before it), transcription deltas only for an
+    item the client has been told of, completed, the item done, then the reply."""
+    async with connect(stt_ready, "rt-seq") as conn, RealtimeMic(conn) as mic:
+        await mic.wait("session.created")
+        turn_llm.queue_reply("Hello.")
+        await ask(mic, "Hi there.")
+        before = (await mic.wait("response.done")).response.output[0].id
+        turn_llm.queue_reply("Foxes are quick.")
+        mic.say("The quick brown fox jumps over the lazy dog and runs into the green forest.")
+        done = await mic.wait("response.done", 2, timeout=60)
+        assert done.response.status == "completed"
+    ev = mic.seen
+    started = mic.of("input_audio_buffer.speech_started")[0]
+    item = started.item_id
+    mine = [e for e in ev if getattr(e, "item_id", None) == item or _item(e) == item]
+    kinds = [e.type for e in mine]
+    assert kinds[:4] == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+    ], kinds
+    assert kinds[-2:] == [
+        "conversation.item.input_audio_transcription.completed",
+        "conversation.item.done",
+    ], kinds
+    assert set(kinds[4:-2]) <= {"conversation.item.input_audio_transcription.delta"}, kinds
+    stopped = mine[1]
+    assert 0 <= started.audio_start_ms < stopped.audio_end_ms
+    assert [mine[i].previous_item_id for i in (2, 3, -1)] == [before] * 3
+    reply = mic.of("response.created")[1]
+    assert ev.index(mine[-1]) < ev.index(reply)
+    assert "fox" in mine[-2].transcript.lower()
+
+
+def _item(e: Any) -> str | None:
+    item = getattr(e, "item", None)
+    return getattr(item, "id", None)
