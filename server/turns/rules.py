@@ -69,6 +69,15 @@ class LanguageRules:
                     return True
         return False
 
+    def ends_with_stop(self, tokens: list[str]) -> bool:
+        """``tokens`` end with a stop phrase ("... hold on")."""
+        return any(
+            len(tokens) >= len(p)
+            and tuple(tokens[len(tokens) - len(p) : -1]) == p[:-1]
+            and self._stop_word(tokens[-1], p[-1])
+            for p in self.stop_phrases
+        )
+
     def _stop_word(self, token: str, word: str) -> bool:
         return token == word or (token.startswith(word) and token[len(word) :] in self.stop_endings)
 
@@ -147,6 +156,8 @@ def text_completeness(text: str, language: str | None) -> float | None:
     if t[-1] in "?!？！":
         return 0.0 if any(last in r.never_final for r in langs) else 1.0
     if tokens:
+        if any(r.ends_with_stop(tokens) for r in langs):
+            return 1.0  # "Hold on.", "Wait.": a request that is complete as said
         pair = " ".join(tokens[-2:])
         for r in langs:
             if last in r.incomplete_words or last in r.fillers or pair in r.fillers:

@@ -73,6 +73,8 @@ def test_a_lone_word_over_a_reply_is_not_a_turn():
         # Whisper's "?" on a question's first half: a question cannot end on "to"
         ("Can you tell me how long it takes to get to?", "en", 0.0),
         ("Where are you from?", "en", 1.0),
+        ("Hold on.", "en", 1.0),  # a stop request ends its turn, though "on" usually goes on
+        ("잠깐만요", "ko", 1.0),
         ("How are you?", "en", 1.0),
         ("seven in the evening please", "en", 0.6),
         ("", "en", None),
