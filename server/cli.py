@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 def loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The server's event loop (EVENT_LOOP): uvloop does the per-frame socket, timer and
     callback work in C: about 15% less server CPU per streamed text turn than asyncio's own
-    loop (bench/README.md, "Event loop"). None: asyncio's default."""
+    loop (bench/README.md, "Event loop and lean stream"). None: asyncio's default."""
     if settings.event_loop == "asyncio":
         return None
     try:
