@@ -213,3 +213,22 @@ async def test_held_start_discarded_by_a_text_input(stt_ready: ServerThread, tur
         ("user", "What time is it?")
     ]
     assert (await usage(stt_ready, user))["llm_calls_preemptive_wasted"] == 1
+
+
+async def test_held_start_discarded_when_turn_detection_changes(
+    stt_ready: ServerThread, turn_llm: FakeOpenAI
+):
+    replies = [{"text": "EARLY reply."}, {"text": "Asked again."}]
+    user, since, _, ws, mic, _ = await held_session(stt_ready, turn_llm, "pre4", replies)
+    try:  # held: the client switches preemption off for the session
+        td = {"type": "semantic", "eagerness": "low", "preemptive": False}
+        await ws.send({"type": "session.update", "session": {"turn_detection": td}})
+        resp = await ws.wait_for("response.done", timeout=30)  # the turn ends as usual ...
+    finally:
+        await mic.__aexit__(None, None, None)
+    await ws.conn.close()
+    assert resp["text"] == "Asked again."  # ... and is asked anew: the held start was dropped
+    assert len(ws.of_type("response.created")) == 1
+    assert resp["timings"]["eos_to_llm_ms"] >= resp["timings"]["eos_to_turn_ms"]
+    assert len(turn_requests(turn_llm, since, "mountain")) == 2
+    assert (await usage(stt_ready, user))["llm_calls_preemptive_wasted"] == 1
