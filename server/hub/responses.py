@@ -26,6 +26,7 @@ from server.avatar.visemes import Keyframe
 from server.hub import protocol as p
 from server.hub.core import SessionCore, SlowConsumer, ms
 from server.logging import redact
+from server.pipelines.chunker import SentenceChunker
 from server.pipelines.speech_out import SpeechOut, SpokenChunk
 from server.providers.failures import llm_failure, paced
 from server.providers.llm import LLMNotConfigured
@@ -319,6 +320,7 @@ class Responses(SessionCore):
             r.number,
             send_audio,
             user_id=self.user_id,
+            chunker=SentenceChunker(first_words=self.settings.tts_first_chunk_words),
             on_sentence=sentence_done,
             on_visemes=visemes
             if self.settings.avatar_visemes and self.events.wants_visemes()

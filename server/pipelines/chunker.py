@@ -17,7 +17,10 @@ Rules (positions are in the pending text, which never starts with whitespace):
   Korean word, a comma only counts when the word ends in a connective ending
   (``-는데,`` ``-지만,`` ``-고,`` ``-서,`` ...), not after a listed noun (``사과,``).
 * First chunk: the first sentence end, or the first clause boundary once the chunk holds
-  ``first_min_chars`` characters, whichever comes first.
+  ``first_min_chars`` characters, or (``first_words`` > 0) the first word boundary once it
+  holds ``first_words`` words, whichever comes first. The reply's first audio then waits for
+  a few words instead of a whole first sentence (about 80 ms sooner at 20 ms per token for
+  an eight-word sentence); the sentence's rest joins the next chunk.
 * Later chunks: the first sentence end where the chunk holds ``min_chars`` characters
   (shorter sentences are merged with what follows).
 * Force: if no such cut exists within ``max_chars``, cut at the last sentence end, else the
@@ -77,10 +80,20 @@ def speakable(text: str) -> bool:
 class SentenceChunker:
     """Stateful splitter for one streamed reply; :meth:`flush` ends it and resets."""
 
-    def __init__(self, first_min_chars: int = 20, min_chars: int = 40, max_chars: int = 220):
+    def __init__(
+        self,
+        first_min_chars: int = 20,
+        min_chars: int = 40,
+        max_chars: int = 220,
+        *,
+        first_words: int = 0,
+    ):
         if not 0 < first_min_chars <= max_chars or not 0 < min_chars <= max_chars:
             raise ValueError("need 0 < first_min_chars, min_chars <= max_chars")
+        if first_words < 0:
+            raise ValueError("need first_words >= 0 (0: no word-boundary first chunk)")
         self.first_min_chars = first_min_chars
+        self.first_words = first_words
         self.min_chars = min_chars
         self.max_chars = max_chars
         self._buf = ""
@@ -128,6 +141,13 @@ class SentenceChunker:
             if kind == _SENTENCE and (self._first or size >= self.min_chars):
                 return pos
             if kind == _CLAUSE and self._first and size >= self.first_min_chars:
+                return pos
+            if (
+                kind == _SPACE
+                and self._first
+                and self.first_words
+                and len(text[:size].split()) >= self.first_words
+            ):
                 return pos
             last[kind] = pos
         if len(text) <= limit:

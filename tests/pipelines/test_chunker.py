@@ -136,6 +136,41 @@ def test_early_first_cut_at_clause_boundary() -> None:
     assert rest == ["and I have thought about it a lot."]
 
 
+def test_first_chunk_after_a_few_words_when_the_sentence_is_long() -> None:
+    """first_words: the first chunk leaves once it holds that many words (the reply's first
+    audio need not wait for the first sentence); later chunks still end at sentences."""
+    text = "The quick brown fox jumps over a lazy dog. Seven happy otters sing near the river."
+    chunker = SentenceChunker(first_words=4)
+    emitted: list[str] = []
+    at_char = None
+    for i, ch in enumerate(text):
+        got = chunker.push(ch)
+        if got and at_char is None:
+            at_char = i
+        emitted.extend(got)
+    assert emitted[0] == "The quick brown fox"
+    assert at_char == len("The quick brown fox")  # out as soon as the word ended
+    emitted.extend(chunker.flush())
+    assert emitted[1:] == ["jumps over a lazy dog. Seven happy otters sing near the river."]
+    # a sentence or a long clause that comes first still wins; Korean words count alike
+    assert run("Sure! I can do that for you today.", ["Sure! I can do that for you today."],
+               first_words=4)[0] == "Sure!"  # fmt: skip
+    assert run("오늘은 날씨가 정말 좋아서 산책을 했어요.", ["오늘은 날씨가 정말 좋아서 산책을 했어요."],
+               first_words=4)[0] == "오늘은 날씨가 정말 좋아서"  # fmt: skip
+    # off (the default): the whole first sentence
+    assert run(text, [text])[0] == "The quick brown fox jumps over a lazy dog."
+
+
+@pytest.mark.parametrize("text", TEXTS, ids=["en", "ko", "mixed"])
+def test_word_cut_is_independent_of_delta_splits(text: str) -> None:
+    whole = run(text, [text], first_words=3)
+    assert len(whole[0].split()) <= 3
+    assert_tiles(text, whole)
+    rng = random.Random(99)
+    for _ in range(100):
+        assert run(text, random_split(text, rng), first_words=3) == whole
+
+
 def test_only_the_first_chunk_is_cut_at_clauses() -> None:
     text = (
         "Thank you so much for asking, really. "
@@ -239,6 +274,7 @@ def test_concatenation_property_random_text() -> None:
             "first_min_chars": rng.randint(1, 40),
             "min_chars": rng.randint(1, 80),
             "max_chars": rng.randint(80, 240),
+            "first_words": rng.choice((0, 0, 1, 3, 4)),
         }
         whole = run(text, [text], **kwargs)
         assert_tiles(text, whole)
@@ -248,5 +284,7 @@ def test_concatenation_property_random_text() -> None:
 
 
 def test_rejects_bad_limits() -> None:
+    with pytest.raises(ValueError):
+        SentenceChunker(first_words=-1)
     with pytest.raises(ValueError):
         SentenceChunker(first_min_chars=300, max_chars=220)
