@@ -66,22 +66,47 @@ class StreamTimeout(Exception):
 async def paced[T](stream: AsyncIterator[T], first_s: float, idle_s: float) -> AsyncIterator[T]:
     """Re-yield ``stream``, raising StreamTimeout when the first item takes longer than
     ``first_s`` or a later one longer than ``idle_s``. The inner stream is cancelled then,
-    which closes its HTTP request (no retries pile up behind the client's back)."""
+    which closes its HTTP request (no retries pile up behind the client's back).
+
+    One timer for the whole stream, moved lazily: each wait only sets its deadline, and the
+    timer wakes when a deadline may have passed (an asyncio.timeout per item cost a timer
+    and a context per text delta). Only a wait is timed, never the consumer's own work."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
     it = aiter(stream)
-    first = True
+    phase, limit = "first", first_s
+    deadline = loop.time() + limit
+    waiting = fired = False
+
+    def check() -> None:
+        nonlocal timer, fired
+        now = loop.time()
+        if waiting and now >= deadline:
+            fired = True
+            task.cancel()  # lands in the wait below (the task is suspended in it)
+        else:  # an item came meanwhile: look again when the current wait may be over
+            timer = loop.call_at(deadline if waiting else now + limit, check)
+
+    timer = loop.call_at(deadline, check)
     try:
         while True:
-            limit = first_s if first else idle_s
+            deadline = loop.time() + limit
+            waiting = True
             try:
-                async with asyncio.timeout(limit):
-                    item = await anext(it)
+                item = await anext(it)
             except StopAsyncIteration:
                 return
-            except TimeoutError:
-                raise StreamTimeout("first" if first else "idle", limit) from None
-            first = False
+            except asyncio.CancelledError:
+                if fired and task.uncancel() == 0:  # ours alone, not also the caller's
+                    raise StreamTimeout(phase, limit) from None
+                raise
+            finally:
+                waiting = False
+            phase, limit = "idle", idle_s
             yield item
     finally:
+        timer.cancel()
         aclose = getattr(it, "aclose", None)
         if aclose is not None:
             await aclose()
