@@ -236,9 +236,10 @@ async def paused_trial(
         look(a_start, a_end, b_start)
     await mic.until(end)
     await c.drain(2.0)
-    finals = [f["text"] for f in c.of("transcript.done", since)]
+    # a loaded server's transcript can come later than 2 s: count after the reply too
     await c.until(lambda e: e["type"] == "response.done", 10)
-    return finals
+    await c.drain(0.3)
+    return [f["text"] for f in c.of("transcript.done", since)]
 
 
 async def backchannels(server: ServerProcess, n: int) -> dict[str, Any]:
