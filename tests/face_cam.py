@@ -5,7 +5,8 @@ says "look away from this sample to that one" as it says "speak here").
 
 Looking away turns the eyes 0.3 eye widths aside (about 45 degrees: well off screen for the
 server's gaze estimate), a pure eye movement as face_synth.shift_iris makes it. Every frame
-carries a little pixel noise, like a real tracker's.
+carries a little pixel noise, like a real tracker's. The face is calibrated looking at the
+screen before anything else happens.
 
 Used by tests/turns and bench/voice_gaze.py."""
 
@@ -21,6 +22,8 @@ from tests.mic import Background, Mic
 from tests.server_harness import WsClient
 
 AWAY_EYE_WIDTHS = 0.3
+CALIBRATION_MS = 5000  # analysis/face/tracker.py TrackerConfig.calibration_ms
+CALIBRATION_FRAMES = 12  # (min_calibration_frames is 10)
 
 
 class FaceCam(Background):
@@ -50,8 +53,16 @@ class FaceCam(Background):
         return head + lm.astype("<f4").tobytes()
 
     async def _run(self) -> None:
+        # The server's tracker takes its baseline from the first CALIBRATION_MS of face time:
+        # a user who has sat in front of the screen for a while, so it is the screen's
+        # position. Sent at once, its clock running ahead (as a webcam's frames would, had
+        # the session started earlier); looking away in it would make "away" the baseline.
+        for k in range(CALIBRATION_FRAMES):
+            await self.ws.send_raw(self.frame(k * CALIBRATION_MS // (CALIBRATION_FRAMES - 1)))
+            await asyncio.sleep(0.005)  # paced: the server keeps only the newest waiting frame
         t0 = time.monotonic()
         while True:
             await asyncio.sleep(max(0.0, t0 + self.sent / self.fps - time.monotonic()))
-            await self.ws.send_raw(self.frame(round((time.monotonic() - t0) * 1000)))
+            ms = CALIBRATION_MS + 1 + round((time.monotonic() - t0) * 1000)
+            await self.ws.send_raw(self.frame(ms))
             self.sent += 1
