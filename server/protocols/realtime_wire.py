@@ -88,7 +88,8 @@ def session_shape(s: Session, tools: list[dict[str, Any]], tool_choice: str) -> 
         "audio": {
             "input": {
                 "format": PCM,
-                "transcription": None,
+                # always on: what our Whisper heard comes as transcription events
+                "transcription": {"model": "faster-whisper", "language": s.stt_language()},
                 "noise_reduction": None,
                 "turn_detection": detection,
             },

@@ -175,8 +175,11 @@ async def test_beta_shape_turn_detection(stt_ready: ServerThread) -> None:
         await conn.session.update(
             session={"turn_detection": {"type": "semantic_vad", "eagerness": "high"}}  # type: ignore[typeddict-item]
         )
-        td = (await mic.wait("session.updated")).session.audio.input.turn_detection
+        updated = (await mic.wait("session.updated")).session
+        td = updated.audio.input.turn_detection
         assert (td.type, td.eagerness, td.interrupt_response) == ("semantic_vad", "high", True)
+        # the transcription events always come: the session says so
+        assert updated.audio.input.transcription.language == "en"
         await conn.session.update(session={"turn_detection": {"type": "near_field"}})  # type: ignore[typeddict-item]
         error = await mic.wait("error")
         assert error.error.code == "unsupported_event" and "semantic_vad" in error.error.message
