@@ -104,7 +104,8 @@ async def test_thinking_pause_does_not_split_the_sentence(stt_ready: ServerThrea
     one = texts["semantic"][0].lower()
     assert "table" in one and "evening" in one
     assert len(texts["question"]) == 1, texts
-    assert "airport" in texts["question"][0].lower()
+    question = texts["question"][0].lower()  # Whisper base: "the airport" or "there are parts"
+    assert "long" in question and "train" in question
 
 
 async def test_eagerness_caps_an_unfinished_pause(stt_ready: ServerThread):
