@@ -34,7 +34,7 @@ log = get_logger(__name__)
 
 RATE = 16_000
 SPECULATE_AFTER_MS = 128  # start the final decode this far into a pause (4 VAD windows)
-SEMANTIC_SPECULATE_AFTER_MS = 64  # semantic turns need the words: start at 2 silent windows
+SEMANTIC_SPECULATE_AFTER_MS = 96  # semantic turns need the words: start at 3 silent windows
 GAZE_MAX_AGE_S = 1.5
 OVER_REPLY_PARTIAL_MS = 250  # over a reply, partials this often: a "stop" must act fast
 OVER_REPLY_MIN_AUDIO = RATE * 3 // 10
