@@ -120,7 +120,7 @@ class WhisperSTT:
         partial_beam_size: int = 1,
         final_beam_size: int = 5,
         final_temperatures: tuple[float, ...] = (0.0, 0.2, 0.4),
-        window_min_s: float | None = 5.0,
+        window_min_s: float | None = 10.0,
         partial_window_min_s: float | None = 10.0,
         max_tokens_per_s: float = 6.0,
     ) -> None:

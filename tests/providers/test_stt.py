@@ -153,10 +153,11 @@ def _cer(reference: str, hypothesis: str) -> float:
 
 
 def test_short_utterances_keep_their_words_in_the_short_encoder_window(stt: WhisperSTT) -> None:
-    """The final's window floor (5 s) encodes a short utterance in a sixth of Whisper's 30 s
-    window; the words must survive it in both languages (espeak's Korean is rough: a letter
-    may go, the script and the words stay)."""
-    assert (stt.window_min_s, stt.partial_window_min_s) == (5.0, 10.0)
+    """A 5 s final window floor (STT_WINDOW_MIN_S=5; the default is 10) encodes a short
+    utterance in a sixth of Whisper's 30 s window; the words must survive it in both
+    languages (espeak's Korean is rough: a letter may go, the script and the words stay)."""
+    assert (stt.window_min_s, stt.partial_window_min_s) == (10.0, 10.0)
+    stt.window_min_s = 5.0
     windows: list[int] = []
     encode = stt._model.encode
 
@@ -176,6 +177,7 @@ def test_short_utterances_keep_their_words_in_the_short_encoder_window(stt: Whis
         assert _cer("잠깐만요", wait.text) <= 0.25, wait.text  # espeak's 잠 sounds like 참
     finally:
         stt._model.encode = encode
+        stt.window_min_s = 10.0
     assert windows and all(w <= 250 for w in windows), windows  # 5 s, not 30 s (1500)
     stt._model.encode = spy
     try:  # a partial's window is 10 s (greedy decoding keeps its words there)
