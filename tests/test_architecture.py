@@ -43,6 +43,9 @@ def _fake_tree(tmp: Path, imports: dict[str, str]) -> None:
     for pkg in packages:
         (tmp / pkg).mkdir(parents=True, exist_ok=True)
         (tmp / pkg / "__init__.py").write_text("")
+    hub = ("active_response", "playback", "reply_speech", "preemptive", "responses", "session")
+    for module in hub:  # the modules the reply-parts contract names
+        (tmp / "server/hub" / f"{module}.py").write_text("")
     for path, line in imports.items():
         (tmp / path).write_text(line + "\n")
     # The real contracts, verbatim, over the fake tree.
@@ -70,6 +73,8 @@ def _toml(config: dict) -> str:
         ("analysis/x.py", "import server", "analysis imports nothing of server"),
         ("server/protocols/x.py", "import server.store", "protocols import neither"),
         ("server/protocols/y.py", "import server.agent", "protocols import neither"),
+        ("server/hub/playback.py", "import server.hub.responses", "reply parts"),
+        ("server/hub/preemptive.py", "import server.hub.session", "reply parts"),
     ],
 )
 def test_the_contracts_catch_violations(

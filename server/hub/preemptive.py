@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from server.hub.responses import ActiveResponse
+from server.hub.active_response import ActiveResponse
 from server.logging import get_logger
 from server.store.base import new_id
 from server.turns.preemptive import words
 
 if TYPE_CHECKING:
     from server.hub.session import Session
+    from server.turns.latency import VoiceMarks
 
 log = get_logger(__name__)
 
@@ -63,6 +64,22 @@ class PreemptiveStarts:
                     return r
             await self._drop("other words" if voice else "another input")
             return None
+
+    def release(
+        self,
+        r: ActiveResponse,
+        number: int,
+        t0: float,
+        saved: asyncio.Future[Any],
+        voice: VoiceMarks | None,
+    ) -> None:
+        """A taken start's turn is stored (``saved``): it becomes the session's reply,
+        numbered like any, and what it generated so far goes out."""
+        r.number, r.t0, r.saved_user = number, t0, saved
+        r.voice = voice
+        self.s.response = r
+        assert r.gate is not None
+        r.gate.set()
 
     async def discard(self, why: str) -> None:
         if self.held is None:

@@ -1,7 +1,9 @@
-"""The response lifecycle of a session: start, cancel, finish, barge-in and speech out.
+"""The response lifecycle of a session: start, cancel, barge-in, run, finish and store.
 
 One persona reply runs at a time; what it produces is reported through the protocol's
-`SessionEvents`, and what it stored is stored before `response_done` is acted on."""
+`SessionEvents`, and what it stored is stored before `response_done` is acted on. Its
+speech out is hub/reply_speech.py, what the client heard of it hub/playback.py, a reply
+started before the turn ended hub/preemptive.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -21,80 +22,28 @@ from server.agent.graph import (
     TurnFinished,
     tool_transcript,
 )
-from server.agent.state import ToolRecord, TurnContext
-from server.avatar.visemes import Keyframe
+from server.agent.state import TurnContext
 from server.hub import protocol as p
-from server.hub.core import SessionCore, SlowConsumer, ms
+from server.hub.active_response import ActiveResponse
+from server.hub.core import SlowConsumer, ms
+from server.hub.playback import Playback
+from server.hub.reply_speech import ReplySpeech
 from server.logging import redact
-from server.pipelines.chunker import SentenceChunker
-from server.pipelines.speech_out import SpeechOut, SpokenChunk
 from server.providers.failures import llm_failure, paced
 from server.providers.llm import LLMNotConfigured
-from server.providers.usage_meter import TurnMeter
 from server.store.base import new_id
 from server.turns.latency import VoiceMarks, voice_timings, voice_usage
 from server.turns.preemptive import held
 
-
-@dataclass
-class ActiveResponse:
-    number: int
-    user_text: str
-    t0: float
-    saved_user: asyncio.Future[Any]  # the user's message being stored (id message_id)
-    message_id: str
-    reply_id: str = field(default_factory=new_id)  # the reply's id, in store and history
-    task: asyncio.Task[None] | None = None
-    sent: list[str] = field(default_factory=list)
-    first_delta_at: float | None = None
-    first_audio_at: float | None = None
-    generated_at: float | None = None
-    played_ms: int | None = None
-    played_at: float | None = None  # monotonic, when the client started playing it
-    finished: bool = False
-    speech: SpeechOut | None = None
-    speech_task: asyncio.Task[None] | None = None
-    played: asyncio.Event = field(default_factory=asyncio.Event)
-    playback_done: asyncio.Event = field(default_factory=asyncio.Event)
-    done_sent: asyncio.Event = field(default_factory=asyncio.Event)  # response.done is out
-    voice: VoiceMarks | None = None  # a spoken turn: when the user stopped talking, etc.
-    llm_at: float | None = None  # monotonic, when the LLM turn was requested
-    script: str | None = None  # a line the persona says on its own (no user turn, no LLM)
-    trigger: str | None = None  # a proactive turn: what made the persona speak first
-    tool_log: list[ToolRecord] = field(default_factory=list)  # tools that ran (agent fills)
-    silent_reason: str | None = None  # set when the turn ended silent (response.done says so)
-    emotions: list[str] = field(default_factory=list)  # the persona's marks, in text order
-    meter: TurnMeter | None = None  # the turn's LLM calls, also when cut short (usage)
-    # a turn continued after the user decided on a call its ended turn asked about:
-    # (the approval record, the decision); hub/continuation.py
-    resumes: tuple[Any, Any] | None = None
-    # the client's results for the functions it ran (OpenAI Realtime), continuing the turn
-    # that called them; the calls this reply makes to client functions
-    answers: list[tuple[ClientCall, str]] | None = None
-    client_calls: list[ClientCall] = field(default_factory=list)
-    # a preemptive start (hub/preemptive.py): held unseen until set; its graph run's tag
-    gate: asyncio.Event | None = None
-    run_tag: str | None = None
-
-    @property
-    def id(self) -> str:
-        return p.response_id(self.number)
-
-    @property
-    def sent_text(self) -> str:
-        return "".join(self.sent)
-
+__all__ = ["SAY_WAIT_S", "ActiveResponse", "Responses", "said"]
 
 SAY_WAIT_S = 15.0  # a line of the persona's own waits this long for a reply to finish
 
 
-class Responses(SessionCore):
+class Responses(ReplySpeech, Playback):
     """Mixed into Session: the reply being generated and played, and its storage."""
 
-    response: ActiveResponse | None = None
     _response_counter: int = 0
-    _warned_tts: bool = False
-    perception: Any
     tasks: Any  # the user's screen task runner (server/tasks), set by Session
     initiative: Any  # proactive speech (server/initiative), set by Session
     approvals: Any  # the approval gate (server/agent/approvals.py), set by Session
@@ -160,15 +109,9 @@ class Responses(SessionCore):
                 raise
         if kept is not None:  # released: from here on it is the ordinary reply
             self._response_counter += 1
-            kept.number, kept.t0, kept.saved_user = (
-                self._response_counter,
-                t0 or time.monotonic(),
-                saved,
+            self.preemptive.release(
+                kept, self._response_counter, t0 or time.monotonic(), saved, voice
             )
-            kept.voice = voice
-            self.response = kept
-            assert kept.gate is not None
-            kept.gate.set()
             return
         if self.services.agent.llm is None:
             await saved
@@ -249,19 +192,6 @@ class Responses(SessionCore):
         over a reply become the next turn once the reply has ended, never cancelling it."""
         return self.config["turn_detection"].get("barge_in") is not False
 
-    def reply_audible(self) -> bool:
-        """The user may be hearing a reply: it is active, or (clients that never report
-        playback until they cut it: Realtime, DMP) its audio presumably still plays, from
-        its first chunk for its duration plus ``PLAYBACK_GRACE_MS``, unless truncated."""
-        r = self.response
-        if r is None or not r.finished:
-            return r is not None
-        start, speech = r.first_audio_at, r.speech
-        if self.events.awaits_playback or speech is None or start is None or r.played.is_set():
-            return False
-        end = start + (speech.duration_ms + self.settings.playback_grace_ms) / 1000
-        return time.monotonic() < end
-
     def barge_in(self) -> None:
         """The user started talking over the reply: stop it now, without waiting."""
         self.initiative.user_input()
@@ -271,20 +201,6 @@ class Responses(SessionCore):
             self.log.info("barge_in", response_id=r.id)
             r.task.cancel()
             self.perception.reply_cut(r.number)
-
-    def audio_played(self, response_id: str, played_ms: int) -> None:
-        """The client says how much of a reply it played: barge-in truncation uses it."""
-        r = self.response
-        if r is None or r.id != response_id:
-            return
-        r.played_ms = played_ms
-        r.played.set()
-        if played_ms == 0 and r.played_at is None:  # playback starts (docs/protocol.md)
-            r.played_at = time.monotonic()
-            self.perception.reply_playing(r.number)
-        if r.speech is not None and r.speech_task is not None and r.speech_task.done():
-            if played_ms >= r.speech.duration_ms - 100:
-                r.playback_done.set()
 
     def turn_context(self, reply_id: str | None = None) -> TurnContext:
         return TurnContext(
@@ -300,32 +216,6 @@ class Responses(SessionCore):
             approve=self.approvals.ask,
             client_tools=self.events.client_tools(),
             meter=self.services.agent.new_meter(),
-        )
-
-    def new_speech(self, r: ActiveResponse, fmt: Any) -> SpeechOut:
-        async def send_audio(seq: int, data: bytes) -> None:
-            await self.events.audio_chunk(r, seq, data)
-
-        async def sentence_done(chunk: SpokenChunk) -> None:
-            assert r.speech is not None
-            await self.events.speech_sentence(r, len(r.speech.spoken) - 1, chunk)
-
-        async def visemes(seq: int, keys: list[Keyframe], emotion: str | None) -> None:
-            await self.events.audio_visemes(r, seq, [k.as_dict() for k in keys], emotion)
-
-        return SpeechOut(
-            self.services.tts,
-            self.config["voice"] or self.persona.tts_voice,
-            fmt,
-            r.number,
-            send_audio,
-            user_id=self.user_id,
-            chunker=SentenceChunker(first_words=self.settings.tts_first_chunk_words),
-            on_sentence=sentence_done,
-            on_visemes=visemes
-            if self.settings.avatar_visemes and self.events.wants_visemes()
-            else None,
-            on_pcm=self.perception.reply_audio_tap(r.number),
         )
 
     async def _run_response(self, r: ActiveResponse) -> None:
@@ -432,58 +322,6 @@ class Responses(SessionCore):
         ):
             yield ev
 
-    async def on_reply_delta(self, r: ActiveResponse, delta: str) -> None:
-        if r.speech is not None:
-            r.speech.feed(delta)
-
-    async def on_reply_text_done(self, r: ActiveResponse) -> None:
-        """Text is complete: finish its audio, then stay active while the client plays it
-        (so speech over the reply is a barge-in until the last word was heard)."""
-        if r.speech is None or r.speech_task is None:
-            r.generated_at = time.monotonic()
-            return
-        r.speech.finish()
-        await r.speech_task
-        r.generated_at = time.monotonic()
-        r.first_audio_at = r.speech.first_audio_at
-        await self._warn_tts(r.speech)
-        await self.events.audio_done(r, r.speech.seq, round(r.speech.duration_ms))
-        if r.first_audio_at is None or not self.events.awaits_playback:
-            return
-        left = r.speech.duration_ms / 1000 - (time.monotonic() - r.first_audio_at)
-        if (r.played_ms or 0) >= r.speech.duration_ms - 100:
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.0, left) + self.settings.playback_grace_ms / 1000):
-                await r.playback_done.wait()
-
-    async def _warn_tts(self, speech: SpeechOut) -> None:
-        if speech.error:
-            await self.warn("tts_failed", f"Reply audio stopped: {speech.error}")
-        tts = self.services.tts
-        if not self._warned_tts and getattr(tts, "degraded", False):
-            self._warned_tts = True
-            await self.warn(
-                "tts_degraded",
-                "The online voice service is unreachable; replies use the offline voice "
-                f"(espeak-ng) for now. ({getattr(tts, 'degraded_reason', '')})",
-            )
-
-    async def _stop_speech(self, r: ActiveResponse) -> None:
-        if r.speech_task is not None and not r.speech_task.done():
-            r.speech_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await r.speech_task
-        if r.speech is not None:
-            r.first_audio_at = r.speech.first_audio_at
-
-    def heard_text(self, r: ActiveResponse) -> str:
-        """What the user got of a cancelled reply: the text of the audio they played, or
-        all text sent when there was no audio or no playback report."""
-        if r.speech is not None and r.speech.seq and r.played_ms is not None:
-            return r.speech.heard_text(r.played_ms)
-        return r.sent_text
-
     async def _finish(self, r: ActiveResponse, status: str, finished: TurnFinished | None) -> None:
         """Commit first, then acknowledge: response.done goes out once the user's message,
         the reply (cut short: all text sent, or what a played report already says was
@@ -544,29 +382,6 @@ class Responses(SessionCore):
         if status == "cancelled" and (heard := await self.settle_heard_text(r)) != kept:
             await self._settle(r, heard)
 
-    async def _settle(self, r: ActiveResponse, heard: str) -> None:
-        """The stored reply and the model's history keep only what the user heard."""
-        await self.services.store.settle_message(self.user_id, r.reply_id, heard)
-        if r.script is not None:  # the line alone, as much of it as was heard
-            await self.services.agent.record_said(
-                self.record.thread_id, heard, r.reply_id, interrupted=True
-            )
-            return
-        await self.services.agent.record_interrupted(
-            self.record.thread_id, r.user_text, heard, r.message_id, r.reply_id, r.tool_log
-        )
-
-    async def truncate_done(self, r: ActiveResponse, played_ms: int) -> None:
-        """A client that plays replies itself (OpenAI Realtime) cut this reply at
-        ``played_ms`` after its response.done: once its own writes landed, the stored
-        reply and the history settle to what was heard, as for a barge-in."""
-        self.audio_played(r.id, played_ms)
-        if r.task is not None:
-            await asyncio.wait({r.task})
-        heard = self.heard_text(r)
-        if heard != r.sent_text:
-            await self._settle(r, heard)
-
     async def _store_reply(
         self,
         r: ActiveResponse,
@@ -596,14 +411,6 @@ class Responses(SessionCore):
                 interrupted=status != "completed",  # cut short: cancelled, or a failure
                 message_id=r.reply_id,
             )
-
-    async def settle_heard_text(self, r: ActiveResponse) -> str:
-        """After a cancel, give the client a moment to report how much it played."""
-        if r.speech is not None and r.speech.seq and r.played_ms is None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.played_report_wait_ms / 1000):
-                    await r.played.wait()
-        return self.heard_text(r)
 
 
 async def said(text: str) -> AsyncIterator[TurnDelta | TurnFinished]:
