@@ -60,13 +60,11 @@ import json
 import math
 import os
 import re
-import shutil
 import socket
 import struct
 import sys
-import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +72,16 @@ from typing import Any
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.procs import FakeLLM, ServerProcess, host_cpu_s, proc_cpu_s, server_env
+from bench.procs import (
+    FakeLLM,
+    ServerProcess,
+    host_cpu_s,
+    print_tables,
+    proc_cpu_s,
+    run_main,
+    server_env,
+)
+from bench.stats import pct
 
 RATE = 16_000
 FRAME_MS = 20
@@ -97,11 +104,6 @@ LONG_REQUEST = "Please tell me a long story about your day."
 
 
 # --- statistics and the table ----------------------------------------------------------------
-def pct(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default); NaN for no values."""
-    return float(np.percentile(values, q)) if values else float("nan")
-
-
 @dataclass
 class Row:
     label: str
@@ -974,6 +976,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--turns-n", type=int, default=20, help="trials per turn-taking row")
     ap.add_argument("--max-seconds", type=float, default=600, help="hard limit for the run")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (server log)")
+    ap.add_argument("--nice", type=int, default=None, help="niceness (as bench/latency.py)")
     ap.add_argument("--raw", type=Path, help="also write every measurement to this JSON file")
     ap.add_argument(
         "--server-env",
@@ -1004,46 +1007,37 @@ async def amain(args: argparse.Namespace) -> int:
 
     configure_logging("ERROR")  # the in-process fallback test would log tts.degraded warnings
     stt_dir = whisper_base_dir()
-    base = Path(tempfile.mkdtemp(prefix="dm-voicebench-"))
-    try:
-        async with asyncio.timeout(args.max_seconds):
-            utts = {s: make_utt(s, UTTERANCES[s]) for s in sorted({*args.lengths, 2})}
-            print("in process: STT decodes ...", flush=True)
-            stt = await asyncio.to_thread(
-                measure_stt, [utts[s] for s in args.lengths], stt_dir, args.stt_reps
-            )
-            print("in process: TTS first chunk and edge fallback ...", flush=True)
-            _, chunk = first_cut(reply_tokens(args.tokens))
-            tts = await measure_tts(chunk, args.stt_reps)
-            print("server: voice turns, barge-in, text turns ...", flush=True)
-            res = await run_server_part(args, base, stt_dir, utts)
-    except TimeoutError:
-        print(f"benchmark stopped: over --max-seconds={args.max_seconds:g}", file=sys.stderr)
-        return 2
-    finally:
-        if args.keep:
-            print(f"logs kept in {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
-    print()
-    print(build_report(args, utts, stt, tts, res))
-    if args.raw:
-        raw = {
-            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "utterances": {s: [u.text, u.onset_ms, u.offset_ms] for s, u in utts.items()},
-            "stt": stt,
-            "tts": tts,
-            "turns": [asdict(t) for t in res.turns],
-            "barges": [asdict(b) for b in res.barges],
-            "texts": [asdict(t) for t in res.texts],
-            "llm": res.llm,
-            "log": [e for e in res.log if e.get("event") in LOG_EVENTS],
-            "cpu": res.cpu,
-            "loop_lag": res.loop_lag,
-            "wall_minus_mono": res.wall_minus_mono,
-        }
-        args.raw.write_text(json.dumps(raw, indent=1, default=str))
-    return 0
+
+    async def tables(base: Path) -> AsyncIterator[str]:
+        utts = {s: make_utt(s, UTTERANCES[s]) for s in sorted({*args.lengths, 2})}
+        print("in process: STT decodes ...", flush=True)
+        stt = await asyncio.to_thread(
+            measure_stt, [utts[s] for s in args.lengths], stt_dir, args.stt_reps
+        )
+        print("in process: TTS first chunk and edge fallback ...", flush=True)
+        _, chunk = first_cut(reply_tokens(args.tokens))
+        tts = await measure_tts(chunk, args.stt_reps)
+        print("server: voice turns, barge-in, text turns ...", flush=True)
+        res = await run_server_part(args, base, stt_dir, utts)
+        if args.raw:
+            raw = {
+                "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                "utterances": {s: [u.text, u.onset_ms, u.offset_ms] for s, u in utts.items()},
+                "stt": stt,
+                "tts": tts,
+                "turns": [asdict(t) for t in res.turns],
+                "barges": [asdict(b) for b in res.barges],
+                "texts": [asdict(t) for t in res.texts],
+                "llm": res.llm,
+                "log": [e for e in res.log if e.get("event") in LOG_EVENTS],
+                "cpu": res.cpu,
+                "loop_lag": res.loop_lag,
+                "wall_minus_mono": res.wall_minus_mono,
+            }
+            args.raw.write_text(json.dumps(raw, indent=1, default=str))
+        yield build_report(args, utts, stt, tts, res)
+
+    return await print_tables(args, "dm-voicebench-", tables)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1058,7 +1052,7 @@ def main(argv: list[str] | None = None) -> int:
                 *(f"--server-env={kv}" for kv in args.server_env),
             ]
         )
-    return asyncio.run(amain(args))
+    return run_main(args, amain)
 
 
 if __name__ == "__main__":

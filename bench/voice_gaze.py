@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from bench.stats import p50_p95
 
 if TYPE_CHECKING:
     from bench.procs import ServerProcess
@@ -133,15 +133,9 @@ def table(res: dict[str, Any]) -> str:
     ):
         on = [v for v in res["on"][key] if v is not None]
         off = [v for v in res["off"][key] if v is not None]
-        rows.append((label, _p(on), _p(off), f"{len(on)} / {len(off)}"))
+        rows.append((label, p50_p95(on), p50_p95(off), f"{len(on)} / {len(off)}"))
     w = max(len(r[0]) for r in rows) + 2
     lines = [f"{'gaze in turn taking':<{w}}{'gaze on':<14}{'gaze off':<14}n (on / off)"]
     lines.append("-" * (w + 40))
     lines += [f"{a:<{w}}{b:<14}{c:<14}{d}" for a, b, c, d in rows]
     return "\n".join(lines)
-
-
-def _p(v: list[float]) -> str:
-    if not v:
-        return "-"
-    return f"{np.percentile(v, 50):.0f} / {np.percentile(v, 95):.0f}"

@@ -34,17 +34,17 @@ import asyncio
 import contextlib
 import json
 import re
-import shutil
 import sys
-import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from websockets.asyncio.client import connect
 
-from bench.procs import FakeLLM, ServerProcess, server_env
+from bench.procs import FakeLLM, ServerProcess, print_tables, run_main, server_env
+from bench.stats import p50_p95, pct
 
 EN = [
     "Please turn on all the kitchen lights now.",
@@ -74,10 +74,6 @@ TARGETS = {
     "backchannel_cancels": 0,
     "stop_cancel_within_ms": 300,
 }
-
-
-def pct(v: list[float], q: float) -> float:
-    return float(np.percentile(v, q)) if v else float("nan")
 
 
 class Client:
@@ -407,7 +403,7 @@ def report(res: dict[str, Any]) -> str:
         ko = lat["ko"]["eos_audio"]
         row(
             "KO end of speech -> first reply audio, p50/p95 (ms)",
-            f"{pct(ko, 50):.0f} / {pct(ko, 95):.0f} (n={len(ko)})",
+            f"{p50_p95(ko)} (n={len(ko)})",
             "reported",
         )
         for key in (
@@ -419,7 +415,7 @@ def report(res: dict[str, Any]) -> str:
             "eos_to_played_ms",
         ):
             v = [t[key] for t in lat["en"]["steps"] if t.get(key) is not None]
-            row(f"  server timings {key}, p50/p95", f"{pct(v, 50):.0f} / {pct(v, 95):.0f}", "")
+            row(f"  server timings {key}, p50/p95", p50_p95(v), "")
     if "paused" in res:
         p = res["paused"]
         row(
@@ -453,7 +449,7 @@ def report(res: dict[str, Any]) -> str:
         row("  ... within 300 ms of the phrase's end", f"{within} of {s['n']}", "20 of 20")
         row(
             "  phrase end -> response.done cancelled, p50/p95 (ms)",
-            f"{pct(s['delays'], 50):.0f} / {pct(s['delays'], 95):.0f}",
+            p50_p95(s["delays"]),
             "",
         )
     if "trailing" in res:
@@ -462,12 +458,12 @@ def report(res: dict[str, Any]) -> str:
         first = [t["eos_to_first_token_ms"] for t in ts]
         row(
             "trailing-off sentences: turn end -> first token, p50/p95 (ms)",
-            f"{pct(gap, 50):.0f} / {pct(gap, 95):.0f} (n={len(gap)})",
+            f"{p50_p95(gap)} (n={len(gap)})",
             "reported",
         )
         row(
             "  ... end of speech -> first token, p50/p95 (ms)",
-            f"{pct(first, 50):.0f} / {pct(first, 95):.0f}",
+            p50_p95(first),
             "",
         )
     if pre := res.get("preemptive"):
@@ -544,9 +540,7 @@ async def run(
         events = [e.get("event") for e in server.log_events()]
         res["preemptive"] = {k: events.count(k) for k in kinds}
     finally:
-        if server.proc is not None:
-            server.proc.terminate()
-            await server.proc.wait()
+        await server.stop()
         await fake.stop()
     return res
 
@@ -562,24 +556,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--server-env", action="append", default=[], metavar="KEY=VALUE", help="server setting"
     )
+    ap.add_argument("--max-seconds", type=float, default=3600, help="hard limit for the run")
+    ap.add_argument("--nice", type=int, default=None, help="niceness (as bench/latency.py)")
     args = ap.parse_args(argv)
-    over = dict(kv.split("=", 1) for kv in args.server_env)
-    rows = tuple(r.strip() for r in args.rows.split(",") if r.strip())
-    if bad := [r for r in rows if r not in ROWS]:
+    args.over = dict(kv.split("=", 1) for kv in args.server_env)
+    args.rows = tuple(r.strip() for r in args.rows.split(",") if r.strip())
+    if bad := [r for r in args.rows if r not in ROWS]:
         ap.error(f"unknown rows {bad}; choose from {ROWS}")
-    workdir = Path(tempfile.mkdtemp(prefix="dm-turnsbench-"))
-    try:
-        res = asyncio.run(run(args.n, workdir, rows, over))
-    finally:
-        if args.keep:
-            print(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    print()
-    print(report(res))
-    if args.raw:
-        args.raw.write_text(json.dumps(res, indent=1, default=str))
-    return 0
+    return run_main(args, amain)
+
+
+async def amain(args: argparse.Namespace) -> int:
+    async def tables(workdir: Path) -> AsyncIterator[str]:
+        res = await run(args.n, workdir, args.rows, args.over)
+        if args.raw:
+            args.raw.write_text(json.dumps(res, indent=1, default=str))
+        yield report(res)
+
+    return await print_tables(args, "dm-turnsbench-", tables)
 
 
 if __name__ == "__main__":
