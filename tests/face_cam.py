@@ -26,15 +26,27 @@ CALIBRATION_MS = 5000  # analysis/face/tracker.py TrackerConfig.calibration_ms
 CALIBRATION_FRAMES = 12  # (min_calibration_frames is 10)
 
 
-class FaceCam(Background):
-    def __init__(self, ws: WsClient, mic: Mic, *, fps: float = 15.0, seed: int = 0) -> None:
+class Looks:
+    """The real face's landmarks looking at the screen or away, with a little pixel noise."""
+
+    def __init__(self, seed: int = 0) -> None:
         from tests.analysis import face_synth as fs
 
-        self.ws, self.mic, self.fps = ws, mic, fps
         self.rng = np.random.default_rng(seed)
         self.noise = 0.4 / np.array([fs.W, fs.H])  # pixels, in normalised coordinates
         self.on = fs.neutral_frame()
         self.off = fs.shift_iris(self.on, AWAY_EYE_WIDTHS)
+
+    def landmarks(self, away: bool) -> np.ndarray:
+        lm = (self.off if away else self.on).copy()
+        lm[:, :2] += self.rng.normal(0.0, 1.0, (lm.shape[0], 2)) * self.noise
+        return lm
+
+
+class FaceCam(Background):
+    def __init__(self, ws: WsClient, mic: Mic, *, fps: float = 15.0, seed: int = 0) -> None:
+        self.ws, self.mic, self.fps = ws, mic, fps
+        self.looks = Looks(seed)
         self.away: list[tuple[int, int]] = []  # mic sample ranges looking away
         self.sent = 0
 
@@ -47,16 +59,15 @@ class FaceCam(Background):
         return any(a <= now < b for a, b in self.away)
 
     def frame(self, t_ms: int) -> bytes:
-        lm = (self.off if self.looking_away() else self.on).copy()
-        lm[:, :2] += self.rng.normal(0.0, 1.0, (lm.shape[0], 2)) * self.noise
+        lm = self.looks.landmarks(self.looking_away())
         head = FACE_FRAME_HEADER.pack(FACE_LANDMARKS, 3, lm.shape[0], t_ms)
         return head + lm.astype("<f4").tobytes()
 
     async def _run(self) -> None:
-        # The server's tracker takes its baseline from the first CALIBRATION_MS of face time:
-        # a user who has sat in front of the screen for a while, so it is the screen's
-        # position. Sent at once, its clock running ahead (as a webcam's frames would, had
-        # the session started earlier); looking away in it would make "away" the baseline.
+        # The server's tracker calibrates over the first CALIBRATION_MS of face time: a user
+        # who has sat in front of the screen for a while. Sent at once, its clock running
+        # ahead (as a webcam's frames would, had the session started earlier). (Looking away
+        # in it no longer moves the screen: tests/analysis/test_face_tracker.py.)
         for k in range(CALIBRATION_FRAMES):
             await self.ws.send_raw(self.frame(k * CALIBRATION_MS // (CALIBRATION_FRAMES - 1)))
             await asyncio.sleep(0.005)  # paced: the server keeps only the newest waiting frame

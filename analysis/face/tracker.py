@@ -2,7 +2,9 @@
 
 Why one stateful object: every analyser needs history (blink baseline, gaze window,
 posture smoothing, expression baseline), and they share a calibration phase (the first
-seconds, while the user looks at the screen with a resting face) and the head pose.
+seconds, with a resting face) and the head pose. Where the screen is comes from the most
+frontal of those frames and is followed slowly afterwards (analysis/face/baseline.py), so
+a user who looks away through the first seconds still has the screen where it is.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from analysis.face import landmarks as L
+from analysis.face.baseline import PITCH, ROLL, SIZE, YAW, BaselineConfig, H, ScreenBaseline, V
 from analysis.face.blink import BlinkConfig, BlinkDetector, EyeState
 from analysis.face.concentration import ConcentrationConfig, ConcentrationEstimator
 from analysis.face.expression import EMOTIONS, ExpressionConfig, ExpressionEstimator
@@ -27,6 +30,7 @@ class TrackerConfig:
 
     calibration_ms: float = 5000.0
     min_calibration_frames: int = 10
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
     blink: BlinkConfig = field(default_factory=BlinkConfig)
     gaze: GazeConfig = field(default_factory=GazeConfig)
     posture: PostureConfig = field(default_factory=PostureConfig)
@@ -93,9 +97,10 @@ class FaceTracker:
         self.posture = PostureEstimator(self.cfg.posture)
         self.expression = ExpressionEstimator(self.cfg.expression)
         self.concentration = ConcentrationEstimator(self.cfg.concentration)
+        self.screen = ScreenBaseline(
+            self.cfg.baseline, self.cfg.gaze.h_gain_deg, self.cfg.gaze.v_gain_deg
+        )
         self.calibrated = False
-        self._cal_pose: list[tuple[float, float, float, float]] = []
-        self._cal_ratios: list[tuple[float, float]] = []
         self._t_first: float | None = None
         self._t_last: float | None = None
         # Summary accumulators.
@@ -155,16 +160,17 @@ class FaceTracker:
         head_dev = math.hypot(pose.yaw - self.gaze.yaw0, pose.pitch - self.gaze.pitch0)
         conc = self.concentration.update(on_screen, head_dev, blink_rate, t)
 
+        if not eyes_closed:
+            self.screen.add(t, pose.yaw, pose.pitch, pose.roll, size, self.gaze.h, self.gaze.v)
         if not self.calibrated:
-            self._cal_pose.append((pose.yaw, pose.pitch, pose.roll, size))
-            if not eyes_closed:
-                self._cal_ratios.append((self.gaze.h, self.gaze.v))
             self.expression.add_calibration_frame(bs, lm, rot, w, h)
             if (
                 t - self._t_first >= self.cfg.calibration_ms
-                and len(self._cal_pose) >= self.cfg.min_calibration_frames
+                and len(self.screen) >= self.cfg.min_calibration_frames
             ):
-                self._finish_calibration()
+                self._finish_calibration(t)
+        elif self.screen.follow(t):
+            self._set_gaze_baseline()
 
         stability = self.gaze.stability
         self._n += 1
@@ -192,19 +198,20 @@ class FaceTracker:
             calibrated=self.calibrated,
         )
 
-    def _finish_calibration(self) -> None:
-        """Medians of the calibration frames become every analyser's personal baseline."""
-        yaw, pitch, roll, size = np.median(np.array(self._cal_pose), axis=0).tolist()
-        self.posture.set_baseline(yaw, pitch, roll, size)
-        if self._cal_ratios:
-            h0, v0 = np.median(np.array(self._cal_ratios), axis=0).tolist()
-        else:
-            h0, v0 = 0.5, 0.0
-        self.gaze.set_baseline(h0, v0, yaw, pitch)
+    def _finish_calibration(self, t_ms: float) -> None:
+        """The most frontal calibration frames give the screen's direction (gaze) and the
+        resting head pose and distance (posture); the expression's are all frames' medians."""
+        b = self.screen.start(t_ms)
+        assert b is not None  # min_calibration_frames open-eye frames were added
+        self.posture.set_baseline(b[YAW], b[PITCH], b[ROLL], b[SIZE])
+        self._set_gaze_baseline()
         self.expression.finish_calibration()
-        self._cal_pose.clear()
-        self._cal_ratios.clear()
         self.calibrated = True
+
+    def _set_gaze_baseline(self) -> None:
+        b = self.screen.value
+        assert b is not None
+        self.gaze.set_baseline(float(b[H]), float(b[V]), float(b[YAW]), float(b[PITCH]))
 
     def summary(self) -> FaceSummary:
         """Aggregates over every frame seen so far (safe to call at any time)."""

@@ -10,6 +10,7 @@ import pytest
 from analysis.face import EMOTIONS, FaceFrameResult, FaceTracker, TrackerConfig
 from analysis.face.tracker import FaceSummary
 from tests.analysis import face_synth as fs
+from tests.face_cam import Looks
 
 
 def _session(
@@ -143,3 +144,54 @@ def test_empty_summary() -> None:
     s = FaceTracker().summary()
     assert s.frames == 0 and s.dominant_emotion is None
     assert set(s.emotion_distribution) == set(EMOTIONS)
+
+
+def _looks(tracker: FaceTracker, looks: Looks, t0: float, t1: float, away: bool) -> list[bool]:
+    """Frames at 15 fps from ``t0`` to ``t1`` ms looking away or at the screen: on screen?"""
+    return [
+        tracker.update(looks.landmarks(away), None, t).gaze_on_screen
+        for t in np.arange(t0, t1, 1000 / 15)
+    ]
+
+
+def test_looking_away_through_calibration_still_finds_the_screen() -> None:
+    """The real face (tests/face_cam.py's frames: eyes 0.3 eye widths aside, ~45 degrees,
+    when away) looks away for 4 of the first 5 s. Right after, looking at the screen reads
+    on screen and looking away reads away; a minute of mostly looking away (3 s away, 1 s
+    back) does not move the screen either. (With the median of the first 5 s, "away"
+    became the screen and the screen read as away.)"""
+    looks = Looks(seed=4)
+    tracker = FaceTracker(fs.W, fs.H)
+    _looks(tracker, looks, 0, 500, away=False)
+    _looks(tracker, looks, 500, 4500, away=True)
+    _looks(tracker, looks, 4500, 5000, away=False)
+    assert not tracker.calibrated
+    on = _looks(tracker, looks, 5000, 7000, away=False)
+    assert tracker.calibrated
+    assert all(on[1:])  # the frame that ends calibration was judged before it
+    assert not any(_looks(tracker, looks, 7000, 9000, away=True)[2:])
+    t = 9000
+    for _ in range(15):
+        assert not any(_looks(tracker, looks, t, t + 3000, away=True)[2:])
+        assert all(_looks(tracker, looks, t + 3000, t + 4000, away=False)[2:])
+        t += 4000
+
+
+def test_the_screen_is_followed_when_the_camera_moves() -> None:
+    """Calibrated looking straight at the camera; then the camera is moved beside the
+    screen, so the screen is 0.2 eye widths aside (~29 degrees, outside the 25 degree
+    limit): at first that reads away, within about half a minute it reads on screen, and
+    looking further aside still reads away."""
+    tracker = FaceTracker(fs.W, fs.H)
+    straight = fs.neutral_frame()
+    screen = fs.shift_iris(straight, 0.2)
+    further = fs.shift_iris(straight, 0.5)
+    for t in np.arange(0, 6000, 1000 / 15):
+        tracker.update(straight, None, t)
+    assert tracker.calibrated
+    results = [tracker.update(screen, None, t).gaze_on_screen for t in np.arange(6000, 66_000, 50)]
+    assert not any(results[:20])
+    first_on = results.index(True) * 50 / 1000
+    assert first_on < 40 and all(results[results.index(True) :])
+    assert not tracker.update(further, None, 66_000).gaze_on_screen
+    print(f"\nthe moved screen reads on screen {first_on:.1f} s after the move")
