@@ -7,7 +7,11 @@ file comes from the ``pipecat-ai`` wheel; we only locate it (``find_spec`` does 
 pipecat, whose framework dependencies are not installed, see pyproject.toml). Features are
 Whisper log-mels of the last 8 s (zero-padded at the front), waveform-normalised first, as
 Pipecat's ``LocalSmartTurnAnalyzerV3`` computes them; faster-whisper's extractor gives the
-same numbers (checked to 1e-5 in tests/turns/test_rules.py).
+same numbers (checked to 1e-5 in tests/turns/test_rules.py), and ``logmel.LogMel`` gives
+faster-whisper's numbers bit for bit with less work (tests/turns/test_turn_model.py).
+
+Where the CPU goes (bench/turn_model.py): the ONNX run is about 31 ms on one thread of this
+machine whatever the audio, since the input is always 8 s; the features are 1-4 ms.
 """
 
 from __future__ import annotations
@@ -20,9 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from server.providers.onnx import OnnxUnavailable, cpu_session
+from server.turns.logmel import SAMPLE_RATE, LogMel
 
-SAMPLE_RATE = 16_000
-WINDOW_SAMPLES = 8 * SAMPLE_RATE
 MODEL_FILE = "smart-turn-v3.2-cpu.onnx"
 
 
@@ -50,28 +53,27 @@ class SmartTurnModel:
         if not path.is_file():
             raise TurnModelUnavailable(f"end-of-turn model not found at {path}")
         try:
-            from faster_whisper.feature_extractor import FeatureExtractor
+            self._features = LogMel()
         except ImportError as exc:
             raise TurnModelUnavailable(f"faster-whisper is not installed: {exc}") from exc
         try:  # one thread: the other core is transcribing at the same moment
             self._session = cpu_session(path, arena=True)
         except OnnxUnavailable as exc:
             raise TurnModelUnavailable(str(exc)) from exc
-        self._features = FeatureExtractor(feature_size=80, chunk_length=8)
         self.path = path
         self.score(np.zeros(SAMPLE_RATE, dtype=np.float32))  # warm up: first run is 3x slower
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         """(80, 800) Whisper log-mels of the last 8 s of 16 kHz float32 audio."""
-        x = np.asarray(audio, dtype=np.float32).reshape(-1)[-WINDOW_SAMPLES:]
-        x = np.pad(x, (WINDOW_SAMPLES - x.size, 0))
-        x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
-        return self._features(x, padding=0).astype(np.float32)
+        return self._features(audio)
 
     def score(self, audio: np.ndarray) -> float:
         """Probability in [0, 1] that the speech in ``audio`` is a complete turn (blocking)."""
-        feats = self.features(audio)[None]
-        out = self._session.run(None, {"input_features": feats})[0]
+        return self.score_features(self.features(audio))
+
+    def score_features(self, feats: np.ndarray) -> float:
+        """The model's probability for (80, 800) log-mel features."""
+        out = self._session.run(None, {"input_features": feats[None]})[0]
         return float(np.asarray(out).reshape(-1)[0])
 
     def timed_score(self, audio: np.ndarray) -> tuple[float, float]:

@@ -1,0 +1,70 @@
+"""Whisper log-mel features of an 8 s window, bit-identical to faster-whisper's
+``FeatureExtractor`` (the plain path the end-of-turn model was checked against), but cheaper
+for the common case of an utterance shorter than the window.
+
+Why it is cheaper: the window is zero-padded at the front, and after normalisation every STFT
+frame that sees only that padding is the same frame. Its spectrum is computed once and
+copied; only the frames that touch speech go through the FFT. Everything else (the float32
+window, the filter bank, the same numpy calls in the same order) is what faster-whisper does,
+so the output is equal bit for bit (tests/turns/test_turn_model.py), and so are the scores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+WINDOW_SAMPLES = 8 * SAMPLE_RATE
+N_FFT = 400
+HOP = 160
+N_MELS = 80
+FRAMES = WINDOW_SAMPLES // HOP  # 800: faster-whisper drops the 801st (centred) frame
+_HALF = N_FFT // 2
+
+
+def mel_filters() -> np.ndarray:
+    """(80, 201) float32 Slaney mel filter bank, faster-whisper's own."""
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    return FeatureExtractor.get_mel_filters(SAMPLE_RATE, N_FFT, n_mels=N_MELS).astype("float32")
+
+
+def normalised_window(audio: np.ndarray) -> tuple[np.ndarray, int]:
+    """The last 8 s of ``audio``, zero-padded at the front and normalised to zero mean and
+    unit variance (as Pipecat's Smart Turn does), and how many leading samples are padding."""
+    x = np.asarray(audio, dtype=np.float32).reshape(-1)[-WINDOW_SAMPLES:]
+    pad = WINDOW_SAMPLES - x.size
+    x = np.pad(x, (pad, 0))
+    return (x - x.mean()) / np.sqrt(x.var() + 1e-7), pad
+
+
+def padding_frames(pad: int) -> int:
+    """How many leading STFT frames see nothing but the constant padding (frame k covers
+    samples [160k - 200, 160k + 200), reflect-padded at the start)."""
+    if pad <= _HALF:
+        return 0
+    return (pad - _HALF) // HOP + 1
+
+
+class LogMel:
+    """(80, 800) float32 log-mel features of the last 8 s of 16 kHz audio."""
+
+    def __init__(self) -> None:
+        self.filters = mel_filters()
+        self.window = np.hanning(N_FFT + 1)[:-1].astype("float32")
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        x, pad = normalised_window(audio)
+        first = max(padding_frames(pad) - 1, 0)  # the one padding frame that stands for all
+        padded = np.pad(x, (_HALF, _HALF), mode="reflect")
+        step = padded.strides[0]
+        frames = np.lib.stride_tricks.as_strided(
+            padded[first * HOP :], (FRAMES - first, N_FFT), (HOP * step, step), writeable=False
+        )
+        spectrum = np.fft.rfft(frames * self.window, n=N_FFT, axis=-1).astype(np.complex64)
+        power = np.empty((FRAMES, _HALF + 1), dtype=np.float32)
+        power[first:] = np.abs(spectrum) ** 2
+        power[:first] = power[first]
+        log_spec = np.log10(np.clip(self.filters @ power.T, a_min=1e-10, a_max=None))
+        log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+        return ((log_spec + 4.0) / 4.0).astype(np.float32)

@@ -1,0 +1,79 @@
+"""The end-of-turn model's faster feature path (server/turns/logmel.py) against the plain one
+it replaced (faster-whisper's ``FeatureExtractor`` over the whole normalised 8 s window):
+equal bit for bit, so the model's probabilities are identical, on real speech and at the
+lengths where the padding shortcut changes (no padding, padding inside one frame, ...)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from faster_whisper.feature_extractor import FeatureExtractor
+
+from server.turns.logmel import FRAMES, HOP, N_FFT, WINDOW_SAMPLES, LogMel, padding_frames
+from server.turns.model import SmartTurnModel
+from tests.speech import speak, with_silence
+
+
+def plain_features(audio: np.ndarray) -> np.ndarray:
+    """The previous implementation, verbatim: normalise the zero-padded window, then
+    faster-whisper's extractor over all of it."""
+    x = np.asarray(audio, dtype=np.float32).reshape(-1)[-WINDOW_SAMPLES:]
+    x = np.pad(x, (WINDOW_SAMPLES - x.size, 0))
+    x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
+    return FeatureExtractor(feature_size=80, chunk_length=8)(x, padding=0).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model() -> SmartTurnModel:
+    return SmartTurnModel()
+
+
+def _noise(n: int) -> np.ndarray:
+    return np.random.default_rng(n).normal(0, 0.1, n).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "n",
+    # no padding (8 s, longer), padding shorter than half a frame, at the first frame's edge,
+    # one hop further, and the common case (a short utterance)
+    [1, 199, 200, 201, 202, 360, 361, 5_000, 127_799, 127_800, 127_999, 128_000, 200_000],
+)
+def test_fast_features_equal_the_plain_path_bit_for_bit(n: int) -> None:
+    audio = _noise(n)
+    assert np.array_equal(LogMel()(audio), plain_features(audio))
+
+
+def test_silence_is_the_same_too() -> None:
+    audio = np.zeros(16_000, dtype=np.float32)  # variance 0: the epsilon decides
+    assert np.array_equal(LogMel()(audio), plain_features(audio))
+
+
+@pytest.mark.parametrize("pad", [0, 200, 201, 360, 361, 521, 64_000, WINDOW_SAMPLES - 1])
+def test_padding_frames_are_exactly_the_frames_that_see_only_padding(pad: int) -> None:
+    """Brute force: frame k of the reflect-padded window equals frame 0 for k < padding_frames
+    and the next one differs (the shortcut copies exactly those)."""
+    x = np.concatenate((np.zeros(pad, np.float32), _noise(WINDOW_SAMPLES - pad) + 1.0))
+    padded = np.pad(x, (N_FFT // 2, N_FFT // 2), mode="reflect")
+    frames = [padded[k * HOP : k * HOP + N_FFT] for k in range(FRAMES)]
+    k = padding_frames(pad)
+    assert all(np.array_equal(frames[i], frames[0]) for i in range(k))
+    if 0 < k < FRAMES:
+        assert not np.array_equal(frames[k], frames[0])
+    assert k >= (pad - N_FFT) // HOP  # the shortcut matters: all but ~2 padding frames go
+
+
+def test_probabilities_are_identical_on_speech(model: SmartTurnModel) -> None:
+    """Real pauses: complete and unfinished English, Korean; the score through the fast
+    features equals the score through the plain ones."""
+    clips = [
+        with_silence(speak("Can you tell me the weather tomorrow?"), 300, 100),
+        with_silence(speak("I was thinking that maybe we could"), 300, 100),
+        with_silence(speak("오늘 날씨가 정말 좋네요.", "ko"), 300, 100),
+        np.tile(speak("Please turn on all the kitchen lights now."), 4),  # over 8 s
+    ]
+    for audio in clips:
+        fast = model.score(audio)
+        assert 0.0 <= fast <= 1.0
+        assert fast == model.score_features(plain_features(audio))
+    p, cpu_ms = model.timed_score(clips[0])
+    assert p == model.score(clips[0]) and cpu_ms > 0
