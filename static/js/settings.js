@@ -19,6 +19,7 @@ export const DEFAULTS = Object.freeze({
   turnType: 'semantic', // 'semantic' | 'server_vad' (push to talk is `ptt`)
   eagerness: 'auto', // semantic turns: 'low' | 'medium' | 'high' | 'auto'
   gaze: true, // semantic turns: the camera's gaze joins in
+  bargeIn: true, // speech over a reply stops it (turn_detection.barge_in; not with push to talk)
   audioOut: true,
   audioFormat: 'mp3',
   cameraFps: 2,
@@ -74,16 +75,19 @@ function readOverrides() {
 const EAGERNESS = ['low', 'medium', 'high', 'auto'];
 
 /** session.update's turn_detection from the settings: push to talk, server VAD (with the
- * silence that ends a turn) or semantic (with eagerness and gaze; silence_ms is not used). */
+ * silence that ends a turn) or semantic (with eagerness and gaze; silence_ms is not used).
+ * barge_in is sent only when off (the server's default is on). */
 function turnDetection(v) {
   if (v.ptt) return { type: 'none' };
+  const noBargeIn = v.bargeIn === false ? { barge_in: false } : {};
   if (v.turnType === 'server_vad') {
     const td = { type: 'server_vad' };
     const sm = parseInt(v.silenceMs, 10);
     if (v.silenceMs !== '' && Number.isFinite(sm)) td.silence_ms = sm;
-    return td;
+    return { ...td, ...noBargeIn };
   }
-  return { type: 'semantic', eagerness: EAGERNESS.includes(v.eagerness) ? v.eagerness : 'auto', gaze: v.gaze !== false };
+  const eagerness = EAGERNESS.includes(v.eagerness) ? v.eagerness : 'auto';
+  return { type: 'semantic', eagerness, gaze: v.gaze !== false, ...noBargeIn };
 }
 
 export class Settings {
@@ -159,6 +163,7 @@ export class Settings {
       turnType: ['turn_detection'],
       eagerness: ['turn_detection'],
       gaze: ['turn_detection'],
+      bargeIn: ['turn_detection'],
     };
     const fields = map[key];
     if (!fields) return null;

@@ -42,8 +42,9 @@ export function handleEvent(msg) {
       if (!player.busy) presence.set('listening');
       $('speaking').hidden = false;
       // Maybe a barge-in: the server decides (BARGE_IN_MIN_MS) and then cancels the reply,
-      // which stops it here; until then it plays on quietly.
-      if (player.busy) player.duck(true);
+      // which stops it here; until then it plays on quietly. With barge-in off
+      // (turn_detection.barge_in false) it plays to its end, so at full volume.
+      if (player.busy && !(state.turnDetection && state.turnDetection.barge_in === false)) player.duck(true);
       break;
     case 'input_audio.speech_stopped':
       state.userSpeaking = false;

@@ -405,6 +405,69 @@ async def test_speech_during_reply_playback_barges_in(
     assert await bubble.locator(".msg-text").text_content() == heard
 
 
+async def test_with_barge_in_off_speech_over_a_reply_lets_it_play_to_its_end(
+    open_studio: OpenStudio, studio_server: ServerThread, browser_llm: FakeOpenAI, media: Media
+):
+    """ "Let me interrupt it" off (turn_detection.barge_in false): the user talks over the
+    reply, the page keeps it at full volume, it plays to its end and completes, and the
+    user's words are answered after it."""
+    story = ". ".join(LONG_REPLY.split(". ")[:3]) + "."  # about 15 s: outlasts one mic loop
+    browser_llm.queue_reply(story, ttft_ms=50, token_ms=15)
+    browser_llm.queue_reply(SHORT_REPLY)
+    s = await open_studio(studio_server, "no-interrupting", mic="speech")
+    await s.page.evaluate("() => window.studio.setMuted(true)")
+    await s.page.click("#settings-details > summary")
+    await s.page.uncheck("#set-barge-in")
+    await start_session(s)
+    await s.wait("s.turnDetection && s.turnDetection.barge_in === false", what="barge-in off")
+    await s.page.evaluate(
+        """() => { window.order = [];
+        window.studio.onEvent((m) => window.order.push([m.type, m.response_id || m.item_id])); }"""
+    )
+    await s.wait("s.mic.active && s.mic.muted", what="the microphone on, muted")
+    await type_message(s, "Tell me a story, please.")
+    rid = await s.wait("s.playing && s.playingResponseId", timeout_s=30, what="the story playing")
+    await s.page.evaluate("() => window.studio.setMuted(false)")
+    # the user talks over it (the looping fake mic speaks within one period) ...
+    over = await s.wait(
+        f"s.userSpeaking && s.playingResponseId === '{rid}' && s",
+        timeout_s=media.speech_period_s + 10,
+        what="the user speaking over the story",
+    )
+    assert over["ducked"] is False  # it plays on at full volume
+    # ... and it plays to its end: played in full, completed, stored whole
+    report = await s.wait(
+        f"(s.playedReports.find((r) => r.response_id === '{rid}' && r.reason) || false)",
+        timeout_s=40,
+        what="the story's last playback report",
+    )
+    assert report["reason"] == "completed", report
+    reply = await s.wait(
+        f"(s.replies.find((r) => r.responseId === '{rid}' && r.status !== 'in_progress') || false)",
+        what="the story's final status",
+    )
+    assert reply["status"] == "completed"
+    # the user's words became the next turn, answered after the story's response.done
+    await s.wait(
+        f"s.replies.some((r) => r.responseId !== '{rid}' && r.status === 'completed')",
+        timeout_s=30,
+        what="the reply to the words said over the story",
+    )
+    order = await s.page.evaluate("() => window.order")
+    types = [t for t, _ in order]
+    done = order.index(["response.done", rid])
+    assert "input_audio.speech_started" in types[:done], order  # spoken over the story
+    assert "transcript.done" not in types[:done], order  # its turn came after the story
+    assert "transcript.done" in types[done:], order
+    async with httpx.AsyncClient(base_url=studio_server.url) as http:
+        sid = await s.state(".sessionId")
+        r = await http.get(
+            f"/v1/sessions/{sid}/messages", headers={"Authorization": "Bearer no-interrupting"}
+        )
+    told = [m for m in r.json()["messages"] if m["role"] == "assistant"]
+    assert told[0]["content"] == story and told[0]["interrupted"] is False
+
+
 async def test_page_loads_nothing_from_outside_the_server(
     open_studio: OpenStudio, studio_server: ServerThread, browser_llm: FakeOpenAI
 ):

@@ -37,16 +37,22 @@ async def stored_turn_detection(srv: ServerThread, s: Studio, user: str) -> dict
     return r.json()["settings"]["turn_detection"]
 
 
+async def start_with_defaults(open_studio: OpenStudio, srv: ServerThread, user: str) -> Studio:
+    """A new browser's studio started with the form's defaults (semantic, eagerness auto,
+    gaze on, barge-in on: not sent, the server's default), its settings form open."""
+    s = await open_studio(srv, user, mic="silence", audio="none")
+    await s.page.click("#btn-start")
+    td = await s.wait("s.turnDetection && s.turnDetection.eagerness && s.turnDetection")
+    assert td == {"type": "semantic", "eagerness": "auto", "gaze": True}
+    await s.page.click("#settings-details > summary")
+    return s
+
+
 async def test_eagerness_and_gaze_reach_the_server_and_its_echo_shows(
     open_studio: OpenStudio, turn_ui_server: ServerThread
 ):
     srv, user = turn_ui_server, "turn-chooser"
-    s = await open_studio(srv, user, mic="silence", audio="none")
-    await s.page.click("#btn-start")
-    # the session starts with the form's choices: semantic, eagerness auto, gaze on
-    td = await s.wait("s.turnDetection && s.turnDetection.eagerness && s.turnDetection")
-    assert td == {"type": "semantic", "eagerness": "auto", "gaze": True}
-    await s.page.click("#settings-details > summary")
+    s = await start_with_defaults(open_studio, srv, user)
     assert await s.page.is_disabled("#set-silence")  # not used by semantic turns
 
     await s.page.select_option("#set-eagerness", "high")
@@ -95,3 +101,50 @@ async def test_eagerness_and_gaze_reach_the_server_and_its_echo_shows(
     await s.page.click("#btn-start")
     td = await s.wait("s.turnDetection && s.turnDetection.eagerness && s.turnDetection")
     assert td == {"type": "semantic", "eagerness": "high", "gaze": False}
+
+
+async def test_let_me_interrupt_it_switches_barge_in_off_and_its_echo_shows(
+    open_studio: OpenStudio, turn_ui_server: ServerThread
+):
+    srv, user = turn_ui_server, "no-interrupter"
+    s = await start_with_defaults(open_studio, srv, user)  # barge-in on: the server's default
+    assert await s.page.is_checked("#set-barge-in")
+    assert "interrupting on" in await s.page.text_content("#turn-echo")
+
+    await s.page.uncheck("#set-barge-in")
+    td = await s.wait("s.turnDetection.barge_in === false && s.turnDetection", what="off")
+    assert td == {"type": "semantic", "eagerness": "auto", "gaze": True, "barge_in": False}
+    assert await stored_turn_detection(srv, s, user) == td  # the server's own record
+    assert "interrupting off" in await s.page.text_content("#turn-echo")
+
+    # the choice holds for server VAD too; push to talk has no barge-in to choose
+    await s.page.select_option("#set-turn-type", "server_vad")
+    td = await s.wait("s.turnDetection.type === 'server_vad' && s.turnDetection")
+    assert td == {"type": "server_vad", "barge_in": False}
+    await s.page.select_option("#set-turn-type", "none")
+    await s.wait("s.turnDetection.type === 'none'", what="push to talk")
+    assert await s.page.is_disabled("#set-barge-in")
+    assert "interrupting" not in await s.page.text_content("#turn-echo")
+
+    # the Korean labels
+    await s.page.select_option("#set-turn-type", "semantic")
+    await s.wait("s.turnDetection.type === 'semantic'", what="semantic again")
+    assert await s.page.is_enabled("#set-barge-in")
+    await s.page.click("#lang-toggle")
+    assert await s.page.text_content("label:has(#set-barge-in) span") == "말로 끼어들기 허용"
+    echo = await s.page.text_content("#turn-echo")
+    assert "끼어들기 사용 안 함" in echo, echo
+
+    # this browser keeps the choice: a reload and a new session start with it
+    await s.page.reload()
+    await s.page.wait_for_function("() => window.studio && window.studio.ready")
+    assert not await s.page.is_checked("#set-barge-in")
+    await s.page.click("#btn-start")
+    td = await s.wait("s.turnDetection && s.turnDetection.eagerness && s.turnDetection")
+    assert td == {"type": "semantic", "eagerness": "auto", "gaze": True, "barge_in": False}
+    # switched on again: the server's default is back
+    await s.page.click("#settings-details > summary")
+    await s.page.check("#set-barge-in")
+    td = await s.wait("s.turnDetection.barge_in === undefined && s.turnDetection", what="on")
+    assert td == {"type": "semantic", "eagerness": "auto", "gaze": True}
+    assert await stored_turn_detection(srv, s, user) == td
