@@ -25,16 +25,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from bench.stats import p50_p95
 from bench.voice_turns import EN, KO, PAUSED
 from server.providers.onnx import cpu_session
 from server.turns.model import SmartTurnModel
 from tests.speech import speak, with_silence
 
 GOAL_MS = 15.0
-
-
-def pct(v: list[float], q: float) -> float:
-    return float(np.percentile(v, q)) if v else float("nan")
 
 
 def clips() -> list[np.ndarray]:
@@ -76,7 +73,7 @@ def two_thread_run(model: SmartTurnModel, feats: list[np.ndarray], repeat: int) 
             thread.append((time.thread_time() - t) * 1000)
             proc.append((time.process_time() - p) * 1000)
             wall.append((time.perf_counter() - w) * 1000)
-    return [f"{pct(v, 50):.1f} / {pct(v, 95):.1f}" for v in (thread, proc, wall)]
+    return [p50_p95(v, 1) for v in (thread, proc, wall)]
 
 
 def main() -> None:
@@ -101,7 +98,7 @@ def main() -> None:
     two = two_thread_run(model, [model.features(a) for a in audio], args.repeat)
 
     def row(label: str, v: list[float], goal: str = "") -> None:
-        print(f"{label:<52} {pct(v, 50):>6.1f} / {pct(v, 95):<6.1f} {goal}")
+        print(f"{label:<52} {p50_p95(v, 1):<14} {goal}")
 
     print(f"end-of-turn model, {len(audio)} pauses x {args.repeat}, CPU ms p50 / p95")
     print(f"(load average at the end: {os.getloadavg()[0]:.2f})")
