@@ -234,8 +234,8 @@ def measure_stt(utts: list[Utt], stt_dir: Path, reps: int) -> dict[str, Any]:
             "partial_ms": partials,
             "text": texts[0],
         }
-    # a 1 s partial: the encoder window is at least STT_WINDOW_MIN_S (10 s), so a short input
-    # costs about as much as a 10 s one
+    # a 1 s partial: the encoder window is at least STT_PARTIAL_WINDOW_MIN_S (5 s), so a short input
+    # costs about as much as a 5 s one
     short = np.concatenate((np.zeros(320 * 16, np.float32), utts[0].audio[: RATE * 7 // 10]))
     out["partial_1s_ms"] = [
         stt.transcribe(short, "en", partial=True).elapsed_s * 1000 for _ in range(reps)
@@ -767,7 +767,7 @@ def build_report(
     notes = [
         f"  faster-whisper base int8, {stt['threads']} threads, {os.cpu_count()} CPUs;"
         f" model load {stt['load_s']:.1f} s. The encoder window is the audio + 1 s, at least"
-        " STT_WINDOW_MIN_S (10 s): below that, decode time is mostly the fixed encoder cost.",
+        " STT_WINDOW_MIN_S (5 s): below that, decode time is mostly the fixed encoder cost.",
     ]
     blocks.append(("2. STT alone, in process (no server)", rows, notes))
 

@@ -166,8 +166,8 @@ class Settings(BaseSettings):
     stt_language: str | None = None
     stt_partial_interval_ms: int = 700
     stt_max_segment_s: float = 30.0
-    stt_window_min_s: float = 10.0  # encoder window floor; 0 = Whisper's full 30 s window
-    stt_partial_window_min_s: float = 10.0  # the same for partials; 0 = STT_WINDOW_MIN_S
+    stt_window_min_s: float = 5.0  # encoder window floor; 0 = Whisper's full 30 s window
+    stt_partial_window_min_s: float = 5.0  # the same for partials; 0 = STT_WINDOW_MIN_S
     # --- remote speech recognition (STT_PROVIDER=openai) -------------------------------
     stt_provider: Literal["local", "openai"] = "local"
     stt_base_url: str | None = None  # an OpenAI-compatible /v1 with /audio/transcriptions

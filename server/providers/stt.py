@@ -120,8 +120,8 @@ class WhisperSTT:
         partial_beam_size: int = 1,
         final_beam_size: int = 5,
         final_temperatures: tuple[float, ...] = (0.0, 0.2, 0.4),
-        window_min_s: float | None = 10.0,
-        partial_window_min_s: float | None = 10.0,
+        window_min_s: float | None = 5.0,
+        partial_window_min_s: float | None = 5.0,
         max_tokens_per_s: float = 6.0,
     ) -> None:
         self.model = os.fspath(model)
@@ -138,9 +138,10 @@ class WhisperSTT:
         # encoding only audio + 1 s (at least window_min_s) makes a short utterance's decode
         # 3-5x faster (5 s: encoder ~30 ms instead of ~100 ms at 10 s and ~1 s at 30 s). Finals
         # (beam search) keep their words at 5 s on 41 espeak sentences x 2 paddings (48 vs 49
-        # of 82 exact); greedy partials lose a few (46 vs 48, "jumps over" -> "dumb, so"), so
-        # they keep a 10 s floor. The decoder may loop on a short window; the token cap bounds
-        # any loop.
+        # of 82 exact); greedy partials lose a few (46 vs 48, "jumps over" -> "dumb, so"), but
+        # a cheap partial matters more: one still running when the user stops delays the
+        # pause's decode (one model lock; CTranslate2 cannot abort). The decoder may loop on
+        # a short window; the token cap bounds any loop.
         self.window_min_s = window_min_s
         self.partial_window_min_s = partial_window_min_s or window_min_s
         self.max_tokens_per_s = max_tokens_per_s

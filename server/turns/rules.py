@@ -42,6 +42,7 @@ class LanguageRules:
     noise: frozenset[str] = frozenset()
     stop_endings: tuple[str, ...] = ()
     never_final: frozenset[str] = frozenset()
+    holds: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: Path) -> LanguageRules:
@@ -56,6 +57,7 @@ class LanguageRules:
             noise=frozenset(" ".join(words(n)) for n in d.get("noise", [])),
             stop_endings=tuple(d.get("stop_endings", [])),
             never_final=frozenset(d.get("never_final", [])),
+            holds=frozenset(" ".join(words(h)) for h in d.get("holds", [])),
         )
 
     def is_stop(self, tokens: list[str]) -> bool:
@@ -76,6 +78,31 @@ class LanguageRules:
             and tuple(tokens[len(tokens) - len(p) : -1]) == p[:-1]
             and self._stop_word(tokens[-1], p[-1])
             for p in self.stop_phrases
+        )
+
+    def only_holds(self, tokens: list[str]) -> bool:
+        """Every word is a hesitation, a filler, a stop phrase or a request to hold on
+        ("Wait.", "Um, so", "Hold on.", "잠깐만요"): the speaker is keeping the floor."""
+        i = 0
+        while i < len(tokens):
+            for n in (3, 2, 1):
+                group = tokens[i : i + n]
+                if len(group) == n and (
+                    " ".join(group) in self.holds
+                    or " ".join(group) in self.fillers
+                    or any(self._is_phrase(group, p) for p in self.stop_phrases)
+                ):
+                    i += n
+                    break
+            else:
+                return False
+        return bool(tokens)
+
+    def _is_phrase(self, group: list[str], phrase: tuple[str, ...]) -> bool:
+        return (
+            len(group) == len(phrase)
+            and tuple(group[:-1]) == phrase[:-1]
+            and self._stop_word(group[-1], phrase[-1])
         )
 
     def _stop_word(self, token: str, word: str) -> bool:
@@ -142,6 +169,12 @@ def text_completeness(text: str, language: str | None) -> float | None:
     """1.0 when the words sound finished, 0.0 when they clearly continue ("... and", "저는",
     "so um", a trailing comma), ``UNMARKED`` for words with neither cue, None for no words.
 
+    Words that only hold the floor ("Wait.", "Hold on.", "Um.", "So?", "잠깐만요": hesitations,
+    fillers, stop phrases and ``holds``) are no finished turn, whatever their punctuation:
+    the rest is coming ("Wait, [pause] stop please." is one turn; Whisper writes the comma
+    pause as a full stop when it hears "Wait" alone). With other words, a stop phrase at the
+    end finishes them ("Can you hold on.", "Wait, stop please.").
+
     A question mark ends the words unless their last word cannot end a question
     (``never_final``: "and", "the", "to"): Whisper puts "?" on a question's first half ("how
     long it takes to get to?"); "Where are you from?" still ends."""
@@ -152,12 +185,14 @@ def text_completeness(text: str, language: str | None) -> float | None:
         return 0.0
     tokens = words(t)
     langs = rules_for(language)
+    if tokens and any(r.only_holds(tokens) for r in langs):
+        return 0.0
     last = tokens[-1] if tokens else ""
     if t[-1] in "?!？！":
         return 0.0 if any(last in r.never_final for r in langs) else 1.0
     if tokens:
         if any(r.ends_with_stop(tokens) for r in langs):
-            return 1.0  # "Hold on.", "Wait.": a request that is complete as said
+            return 1.0  # "Can you hold on.": a request that is complete as said
         pair = " ".join(tokens[-2:])
         for r in langs:
             if last in r.incomplete_words or last in r.fillers or pair in r.fillers:

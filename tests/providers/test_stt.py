@@ -153,11 +153,11 @@ def _cer(reference: str, hypothesis: str) -> float:
 
 
 def test_short_utterances_keep_their_words_in_the_short_encoder_window(stt: WhisperSTT) -> None:
-    """A 5 s final window floor (STT_WINDOW_MIN_S=5; the default is 10) encodes a short
-    utterance in a sixth of Whisper's 30 s window; the words must survive it in both
-    languages (espeak's Korean is rough: a letter may go, the script and the words stay)."""
-    assert (stt.window_min_s, stt.partial_window_min_s) == (10.0, 10.0)
-    stt.window_min_s = 5.0
+    """The 5 s window floor (STT_WINDOW_MIN_S and STT_PARTIAL_WINDOW_MIN_S, both 5 by
+    default) encodes a short utterance in a sixth of Whisper's 30 s window; the words must
+    survive it in both languages (espeak's Korean is rough: a letter may go, the script and
+    the words stay), and a partial's greedy decode too."""
+    assert (stt.window_min_s, stt.partial_window_min_s) == (5.0, 5.0)
     windows: list[int] = []
     encode = stt._model.encode
 
@@ -175,13 +175,9 @@ def test_short_utterances_keep_their_words_in_the_short_encoder_window(stt: Whis
         assert yes.text.strip(" .") == "네"
         wait = stt.transcribe(with_silence(speak("잠깐만요", "ko"), 300, 100), "ko")
         assert _cer("잠깐만요", wait.text) <= 0.25, wait.text  # espeak's 잠 sounds like 참
+        text = "Please turn on all the kitchen lights."
+        partial = stt.transcribe(with_silence(speak(text), 300, 100), "en", partial=True)
+        assert _overlap(text, partial.text) == 1.0, partial.text
     finally:
         stt._model.encode = encode
-        stt.window_min_s = 10.0
-    assert windows and all(w <= 250 for w in windows), windows  # 5 s, not 30 s (1500)
-    stt._model.encode = spy
-    try:  # a partial's window is 10 s (greedy decoding keeps its words there)
-        stt.transcribe(with_silence(speak("Hold on."), 300, 100), "en", partial=True)
-    finally:
-        stt._model.encode = encode
-    assert windows[-1] == 500
+    assert windows and all(w == 250 for w in windows), windows  # 5 s, not 30 s (1500)

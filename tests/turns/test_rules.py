@@ -73,8 +73,21 @@ def test_a_lone_word_over_a_reply_is_not_a_turn():
         # Whisper's "?" on a question's first half: a question cannot end on "to"
         ("Can you tell me how long it takes to get to?", "en", 0.0),
         ("Where are you from?", "en", 1.0),
-        ("Hold on.", "en", 1.0),  # a stop request ends its turn, though "on" usually goes on
-        ("잠깐만요", "ko", 1.0),
+        # words that only hold the floor are no finished turn, whatever the punctuation:
+        # Whisper hears the comma pause in "Wait, stop please." as "Wait."
+        ("Wait.", "en", 0.0),
+        ("Hold on.", "en", 0.0),
+        ("Um, so?", "en", 0.0),
+        ("Okay so, well.", "en", 0.0),
+        ("Stop!", "en", 0.0),
+        ("잠깐만요", "ko", 0.0),
+        ("음, 그러니까.", "ko", 0.0),
+        ("잠깐", None, 0.0),  # an undetected language: every language's lists
+        # with other words a stop phrase ends them: the request is complete as said
+        ("Wait, stop please.", "en", 1.0),
+        ("Can you hold on.", "en", 1.0),
+        ("So what do you think?", "en", 1.0),
+        ("Okay.", "en", 1.0),  # an answer, not a hesitation
         ("How are you?", "en", 1.0),
         ("seven in the evening please", "en", 0.6),
         ("", "en", None),

@@ -80,12 +80,14 @@ async def test_complete_sentence_is_answered(stt_ready: ServerThread, turn_llm: 
 
 async def test_thinking_pause_does_not_split_the_sentence(stt_ready: ServerThread):
     """The same audio is two turns with a 500 ms silence rule and one with semantic turns;
-    so is a question whose first half Whisper ends with "?" ("... to get to?")."""
+    so is a question whose first half Whisper ends with "?" ("... to get to?"), and words
+    that only hold the floor ("Hold on." then the rest: a complete request as written)."""
     texts = {}
     for mode, a, b in (
         ("server_vad", FIRST, SECOND),
         ("semantic", FIRST, SECOND),
         ("question", QUESTION_FIRST, QUESTION_SECOND),
+        ("hold", "Hold on.", "Let me check my calendar first."),
     ):
         ws = await session(
             stt_ready, f"sem2{mode}", type="server_vad" if mode == "server_vad" else "semantic"
@@ -106,6 +108,8 @@ async def test_thinking_pause_does_not_split_the_sentence(stt_ready: ServerThrea
     assert len(texts["question"]) == 1, texts
     question = texts["question"][0].lower()  # Whisper base: "the airport" or "there are parts"
     assert "long" in question and "train" in question
+    assert len(texts["hold"]) == 1, texts
+    assert "hold" in texts["hold"][0].lower() and "calendar" in texts["hold"][0].lower()
 
 
 async def test_eagerness_caps_an_unfinished_pause(stt_ready: ServerThread):
