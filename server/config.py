@@ -222,7 +222,7 @@ class Settings(BaseSettings):
     tts_cache_ttl_s: float = Field(default=86_400.0, gt=0.0)
     tts_cache_max_bytes: int = Field(default=32 * 1024 * 1024, ge=0)  # 0 turns it off
     # --- the reply's first audio (issue 19 latency): speak after a few words, not a sentence
-    tts_first_chunk_words: int = Field(default=0, ge=0, le=50)  # 0: a clause or sentence
+    tts_first_chunk_words: int = Field(default=4, ge=0, le=50)  # 0: a clause or sentence
     playback_grace_ms: int = 300
 
     # --- face perception --------------------------------------------------------------

@@ -45,6 +45,23 @@ def test_english_sync_helper_is_loud_speech() -> None:
     assert np.abs(audio).max() > 0.2
 
 
+def _trailing_silence_ms(pcm: bytes, rate: int) -> float:
+    audio = _samples(pcm)
+    loud = np.nonzero(np.abs(audio) > 0.01)[0]
+    return (audio.size - loud[-1]) * 1000 / rate
+
+
+def test_a_chunk_cut_mid_sentence_has_no_end_pause() -> None:
+    """TTS_FIRST_CHUNK_WORDS cuts "Sentence number one is" off its sentence: no ~300 ms
+    pause after it (the listener would hear a gap mid-sentence); a sentence keeps its own."""
+    cut, rate = synthesize_pcm16("Sentence number one is", "en-us")
+    sentence, _ = synthesize_pcm16("Sentence number one is here.", "en-us")
+    clause, _ = synthesize_pcm16("Sentence number one,", "en-us")
+    assert _trailing_silence_ms(cut, rate) < 50
+    assert _trailing_silence_ms(sentence, rate) > 200
+    assert _trailing_silence_ms(clause, rate) > 100
+
+
 async def test_korean_streams_200ms_pcm16_chunks() -> None:
     tts = EspeakTTS(chunk_ms=200)
     chunks = [c async for c in tts.synthesize(KOREAN, "ko-KR-SunHiNeural")]

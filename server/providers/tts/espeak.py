@@ -31,6 +31,9 @@ _INITIALIZE_DONT_EXIT = 0x8000  # otherwise espeak calls exit() when its data is
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _ENDPAUSE = 0x1000  # a short pause after the text: sentence-by-sentence TTS sounds natural
+# A chunk cut mid-sentence (TTS_FIRST_CHUNK_WORDS: "Sentence number one is") gets no end
+# pause: espeak's is ~300 ms, a gap in the middle of the sentence the listener hears
+_CLAUSE_END = tuple(".!?,;:…。！？、")
 _PARAM_RATE = 1
 _PARAM_PITCH = 3
 DEFAULT_PITCH = 50  # espeak's own default (0-100)
@@ -242,6 +245,7 @@ def _synthesize_into(
     on every call: the library's state is global, so nothing may leak between callers.
     """
     data = text.encode("utf-8")
+    flags = _CHARS_UTF8 | (_ENDPAUSE if text.rstrip().endswith(_CLAUSE_END) else 0)
     with _LOCK:
         engine = _get_engine()
         if engine.lib.espeak_SetVoiceByName(voice_id.encode()) != 0:
@@ -252,7 +256,7 @@ def _synthesize_into(
         engine.sink, engine.on_word = sink, on_word
         try:
             status = engine.lib.espeak_Synth(
-                data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _ENDPAUSE, None, None
+                data, len(data) + 1, 0, _POS_CHARACTER, 0, flags, None, None
             )
         finally:
             engine.sink = engine.on_word = None
