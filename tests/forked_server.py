@@ -15,8 +15,10 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 from bench.procs import ServerProcess, listening_url
 
@@ -88,3 +90,43 @@ class ForkedServer(ServerProcess):
         if await self.wait_exit() is None:
             self.kill()
             await self.wait_exit()
+
+
+# What a replica fleet test leaves out (no memory, face, STT, audio or proactive turns), with
+# structlog JSON logs to read each replica's events from.
+FLEET_QUIET = {
+    "MEMORY_ENABLED": "false",
+    "PROACTIVE_MODE": "off",
+    "FACE_ENABLED": "false",
+    "STT_ENABLED": "false",
+    "DEFAULT_OUTPUT_AUDIO": "none",
+    "LOG_LEVEL": "INFO",
+    "LOG_FORMAT": "json",
+}
+
+
+@contextlib.asynccontextmanager
+async def replica_fleet(
+    tmp: Path, shared: dict[str, str], names: tuple[str, ...] = ("replica-a", "replica-b")
+) -> AsyncIterator[list[ForkedServer]]:
+    """Replicas (REPLICA_MODE=multi) on the store ``shared`` names, each with its own
+    INSTANCE_ID, DATA_DIR and log; started side by side (half the wait), stopped after."""
+    from bench.procs import server_env
+
+    replicas = []
+    for name in names:
+        run = tmp / name
+        run.mkdir()
+        env = server_env(
+            {"REPLICA_MODE": "multi"}
+            | FLEET_QUIET
+            | shared
+            | {"INSTANCE_ID": name, "DATA_DIR": str(run / "data")}
+        )
+        replicas.append(ForkedServer(run, env, timeout_s=90))
+    try:
+        await asyncio.gather(*(r.start() for r in replicas))
+        yield replicas
+    finally:
+        for r in replicas:
+            await r.stop()

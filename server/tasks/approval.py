@@ -3,15 +3,23 @@ calls (issue 20): a previewed action is stored as a pending approval of the user
 id is the action's id, its name ``screen_task.<action type>``) and asked with
 approval.request; whichever way the user answers (approval.response, task.confirm, the REST
 confirm, a spoken yes or no) settles it, and it expires after APPROVAL_TIMEOUT_S like the
-gate's (the action is then withdrawn and the task paused). Mixed into TaskRunner."""
+gate's (the action is then withdrawn and the task paused). Mixed into TaskRunner.
+
+Across replicas (REPLICA_MODE=multi) a waiting preview follows the session: the server
+whose last session of the user ends lets go of it (``release_if_waiting``), the server the
+session resumes on picks it up from the store (``pending_approval``), asks it again, takes
+the answer and expires it on time. The one that let go keeps a backstop: it expires the
+approval TASK_EXPIRY_GRACE after its time if nobody did (docs/protocol.md, "Screen task
+approvals across replicas")."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from server.agent.approvals import TASK_EXPIRY_GRACE
 from server.config import Settings
 from server.store.base import (
     TASK_APPROVAL_PREFIX,
@@ -22,6 +30,9 @@ from server.store.base import (
     utcnow,
 )
 from server.tasks.state import Answered, Live, TaskError
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
 
 
 def is_task_approval(name: str) -> bool:
@@ -41,7 +52,10 @@ class TaskApprovals:
     store: Store
     settings: Settings
     live: Live | None
+    listeners: set[Any]  # TaskFeed's attached sessions
+    log: FilteringBoundLogger
     ask: Callable[[ApprovalRecord], Awaitable[None]]  # TaskFeed's fan-out
+    _live: Callable[[str], Awaitable[Live]]  # TaskRunner's: the live task, from the store
     spawn: Callable[..., Any]
     quiet: Callable[..., Awaitable[None]]
     approve: Callable[..., Awaitable[None]]  # TaskRunner's: task.confirm
@@ -77,27 +91,80 @@ class TaskApprovals:
         return rec is not None
 
     async def _expire_approval(self, live: Live, action: TaskActionRecord, after_s: float) -> None:
+        """At its time: settled `expired`, the action withdrawn and the task paused. A task
+        this server let go of (the session moved) is expired by the server that picked it
+        up; this one only steps in TASK_EXPIRY_GRACE later, if nobody did."""
         await asyncio.sleep(after_s)
-        msg = f"The user did not answer within {after_s:g} s, so it was not done."
+        if self.live is not live:
+            await asyncio.sleep(TASK_EXPIRY_GRACE.total_seconds())
+        timeout = self.settings.approval_timeout_s
+        msg = f"The user did not answer within {timeout:g} s, so it was not done."
         if not await self._settle_approval(action.id, "expired", msg):
-            return  # answered in time
+            return  # answered in time (or expired elsewhere)
+        self.log.info("task_action_expired", task_id=live.task.id, action_id=action.id)
         if live.pending is action and live.approved_at is None and live.task.status == "running":
             await self.approve(live.task.id, action.id, False, reason="expired")
 
     async def pending_approval(self) -> ApprovalRecord | None:
         """The live task's previewed action's approval while it waits (asked again on a new
-        session)."""
+        session); one another server asked before the session moved here is picked up."""
         live = self.live
-        if live is None or live.pending is None or live.approved_at is not None:
+        if live is None:
+            return await self._adopt()
+        if live.pending is None or live.approved_at is not None:
             return None
         rec = await self.store.get_approval(self.user_id, live.pending.id)
         return rec if rec is not None and rec.status == "pending" else None
+
+    async def _adopt(self) -> ApprovalRecord | None:
+        """The user's running task whose previewed action waits for an answer asked by
+        another server (or before this server let go of it): held here from now on, its
+        expiry timed here (its stored time). One whose approval expired meanwhile is
+        withdrawn and the task paused here. None when no such task waits."""
+        running = [
+            t for t in await self.store.list_tasks(self.user_id, limit=5) if t.status == "running"
+        ]
+        if not running:
+            return None
+        actions = await self.store.list_task_actions(self.user_id, running[0].id)
+        pending = [a for a in actions if a.status == "pending"]
+        rec = await self.store.get_approval(self.user_id, pending[-1].id) if pending else None
+        if rec is None or rec.status not in ("pending", "expired") or self.live is not None:
+            return None
+        live = await self._live(running[0].id)
+        action = live.pending
+        assert action is not None
+        self.log.info("task_adopted", task_id=live.task.id, action_id=action.id)
+        if rec.status == "expired":  # nobody carried its expiry out: done here
+            await self.approve(live.task.id, action.id, False, reason="expired")
+            return None
+        left = max(0.0, (rec.expires_at - utcnow()).total_seconds())
+        self.spawn(self.quiet(self._expire_approval(live, action, left)))
+        return rec
+
+    def release_if_waiting(self) -> None:
+        """The last session of this server stopped listening (REPLICA_MODE=multi): a task
+        that only waits for the user's answer is let go of (the store holds all of it), so
+        the server the session moves to can take the answer and carry it out."""
+        live = self.live
+        if (
+            self.settings.replica_mode != "multi"
+            or self.listeners
+            or live is None
+            or live.pending is None
+            or live.approved_at is not None
+            or live.busy
+            or live.task.status != "running"
+        ):
+            return
+        self.live = None
+        self.log.info("task_released", task_id=live.task.id, action_id=live.pending.id)
 
     async def answer_approval(
         self, call_id: str, approve: bool, message: str | None, answered: Answered | None = None
     ) -> None:
         """approval.response for a task action: the same as task.confirm."""
-        live = self.live
+        live = self.live if self.live is not None else await self._adopted()
         if live is None or live.pending is None or live.pending.id != call_id:
             raise TaskError(409, "not_pending", f"No screen task action {call_id!r} waits.")
         await self.approve(live.task.id, call_id, approve, message=message, answered=answered)
@@ -117,6 +184,17 @@ class TaskApprovals:
         await self.answer_approval(call_id, decision == "approve", message, answered)
         return True
 
-    async def _approval_expired(self, action_id: str) -> bool:
+    async def _adopted(self) -> Live | None:
+        await self._adopt()
+        return self.live
+
+    async def _settled_before(self, live: Live, action_id: str, yes: bool) -> None:
+        """An answer that found the approval settled already goes on only as the repeat of
+        a yes this server carried out; anything else (expired, or answered on another
+        server or device, which carries it out) is refused, so nothing runs twice."""
         rec = await self.store.get_approval(self.user_id, action_id)
-        return rec is not None and rec.status == "expired"
+        status = rec.status if rec is not None else "gone"
+        if status == "expired":
+            raise TaskError(409, "not_pending", "The action's approval expired.")
+        if not (yes and status == "approved" and live.approved_at is not None):
+            raise TaskError(409, "not_pending", f"The action was already answered ({status}).")

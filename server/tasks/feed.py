@@ -39,8 +39,13 @@ class TaskFeed:
             self.listeners.discard(listener)
             if asker is not None:
                 self.askers.discard(asker)
+            if not self.listeners:
+                self.release_if_waiting()
 
         return detach
+
+    def release_if_waiting(self) -> None:
+        """No session listens any more (the runner's approvals may let go of the task)."""
 
     async def ask(self, rec: ApprovalRecord) -> None:
         """A previewed action's approval (stored) to every attached session, like emit."""

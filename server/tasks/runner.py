@@ -171,8 +171,8 @@ class TaskRunner(TaskSteps, TaskFeed):
         settled = await self._settle_approval(
             action_id, "approved" if yes else "rejected", None if yes else message
         )
-        if yes and not settled and await self._approval_expired(action_id):
-            raise TaskError(409, "not_pending", "The action's approval expired.")
+        if not settled and reason != "expired":
+            await self._settled_before(live, action_id, yes)
         if answered is not None and settled:  # (a repeated click is not a new answer)
             await answered(action, yes, message)
         if not yes:

@@ -18,13 +18,12 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from bench.procs import server_env
 from server.store import new_id
 from tests.agent.test_mcp import FAKE
 from tests.e2e.test_crash import crash_llm, wire_mongo  # noqa: F401 (fixtures)
 from tests.e2e.test_mcp_approval import alarms, last_tool_result
 from tests.fakes.openai_server import FakeOpenAI
-from tests.forked_server import ForkedServer
+from tests.forked_server import ForkedServer, replica_fleet
 from tests.server_harness import WsClient
 
 pytestmark = pytest.mark.timeout(180)
@@ -44,7 +43,6 @@ async def fleet(
     server = {"command": sys.executable, "args": [FAKE, "stdio", str(effects)]}
     cfg.write_text(json.dumps({"mcpServers": {"weather": server}}))
     shared = {
-        "REPLICA_MODE": "multi",
         "MONGODB_URI": wire_mongo,
         "MONGODB_DB": f"approvals_{new_id()}",
         "LLM_BASE_URL": crash_llm.base_url,
@@ -55,26 +53,9 @@ async def fleet(
         "MCP_CONNECT_TIMEOUT_S": "60",
         "APPROVAL_TIMEOUT_S": "120",
         "APPROVAL_POLL_S": "1.0",
-        "MEMORY_ENABLED": "false",
-        "PROACTIVE_MODE": "off",
-        "FACE_ENABLED": "false",
-        "STT_ENABLED": "false",
-        "DEFAULT_OUTPUT_AUDIO": "none",
-        "LOG_LEVEL": "INFO",
-        "LOG_FORMAT": "json",
     }
-    replicas = []
-    for name in ("replica-a", "replica-b"):
-        run = tmp / name
-        run.mkdir()
-        env = server_env(shared | {"INSTANCE_ID": name, "DATA_DIR": str(run / "data")})
-        replicas.append(ForkedServer(run, env, timeout_s=90))
-    try:
-        await asyncio.gather(*(r.start() for r in replicas))  # side by side: half the wait
-        yield replicas[0], replicas[1], effects
-    finally:
-        for r in replicas:
-            await r.stop()
+    async with replica_fleet(tmp, shared) as (a, b):
+        yield a, b, effects
 
 
 async def open_ws(server: ForkedServer) -> WsClient:

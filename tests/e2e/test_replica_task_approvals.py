@@ -1,0 +1,188 @@
+"""A screen task's preview waiting for the user's answer when the session moves to another
+replica: two real server processes (REPLICA_MODE=multi) on one MongoDB-wire store
+(mongoeco). The task starts on A and its first action is asked there; the user resumes the
+session on B (A ends it within SESSION_TAKEOVER_CHECK_S). A lets go of the waiting task, B
+picks it up from the store and asks again: the answer given on B is carried out on B, once
+(docs/protocol.md, "Screen task approvals across replicas"); unanswered, B expires it at
+its stored time and the task is paused, stored and told on B; if nobody picks it up, A
+expires it 10 s later."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from server.agent.approvals import TASK_EXPIRY_GRACE
+from server.store import new_id
+from server.store.base import CONSENT_ITEMS
+from tests.e2e.test_crash import crash_llm, wire_mongo  # noqa: F401 (fixtures)
+from tests.e2e.test_replica_takeover import closed_with
+from tests.e2e.test_tasks_rest import ANSWERS, BODY, HOME, LIST, MARKERS, b64
+from tests.fakes.openai_server import FakeOpenAI
+from tests.forked_server import ForkedServer, replica_fleet
+from tests.server_harness import WsClient
+from tests.tasks.screens import ScreenVLM
+
+pytestmark = pytest.mark.timeout(180)
+TIMEOUT_S = 8.0  # APPROVAL_TIMEOUT_S: the move takes under 2 s
+
+
+@pytest.fixture(scope="module")
+async def fleet(
+    tmp_path_factory: pytest.TempPathFactory,
+    crash_llm: FakeOpenAI,  # noqa: F811
+    wire_mongo: str,  # noqa: F811
+) -> AsyncIterator[tuple[ForkedServer, ForkedServer]]:
+    crash_llm.set_default(ScreenVLM(MARKERS, {k: list(v) for k, v in ANSWERS.items()}))
+    tmp = tmp_path_factory.mktemp("task-fleet")
+    shared = {
+        "MONGODB_URI": wire_mongo,
+        "MONGODB_DB": f"tasks_{new_id()}",
+        "LLM_BASE_URL": crash_llm.base_url,
+        "LLM_API_KEY": "test-key",
+        "LLM_MODEL": "fake-model",
+        "APPROVAL_TIMEOUT_S": str(TIMEOUT_S),
+        "SESSION_TAKEOVER_CHECK_S": "0.25",
+        "TASK_SCREEN_WAIT_S": "2",
+    }
+    async with replica_fleet(tmp, shared) as (a, b):
+        yield a, b
+
+
+def http_for(server: ForkedServer, user: str) -> httpx.AsyncClient:
+    auth = {"Authorization": f"Bearer {user}"}
+    return httpx.AsyncClient(base_url=server.url, headers=auth, timeout=20)
+
+
+async def open_ws(server: ForkedServer, user: str, **params: str) -> WsClient:
+    ws = WsClient(await connect(server.ws_url(token=user, persona="emma", **params)))
+    await ws.wait_for("session.created")
+    return ws
+
+
+async def asked_on_a_moved_to_b(
+    a: ForkedServer, b: ForkedServer, user: str
+) -> tuple[WsClient, httpx.AsyncClient, str, str]:
+    """A task started on A, its first action asked there; the session resumed on B (ended
+    on A) and the action asked again on B. B's socket, a REST client on B, task and action."""
+    async with http_for(a, user) as http_a:
+        consent = {"items": dict.fromkeys(CONSENT_ITEMS, True)}
+        assert (await http_a.post("/v1/users/consent", json=consent)).status_code == 200
+        on_a = await open_ws(a, user)
+        sid = on_a.events[0]["session"]["id"]
+        r = await http_a.post("/v1/tasks", json=BODY | {"screenshot": b64(HOME)})
+        assert r.status_code == 201, r.text
+        task_id, action = r.json()["task_id"], r.json()["next_action_preview"]["action_id"]
+    await on_a.wait_for("approval.request", call_id=action)
+    on_b = await open_ws(b, user, session_id=sid)
+    taken = await on_a.wait_for("error", timeout=5)
+    assert taken["code"] == "session_taken_over"
+    assert await closed_with(on_a) == 4410
+    again = await on_b.wait_for("approval.request", call_id=action, timeout=5)
+    assert again["name"] == "screen_task.click" and again["arguments"]["target"] == "Menu"
+    return on_b, http_for(b, user), task_id, action
+
+
+def logged(server: ForkedServer, event: str, **match: Any) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in server.log_events()
+        if e.get("event") == event and all(e.get(k) == v for k, v in match.items())
+    ]
+
+
+async def test_a_preview_asked_on_a_is_answered_and_carried_out_on_b(
+    fleet: tuple[ForkedServer, ForkedServer],
+) -> None:
+    a, b = fleet
+    ws, http, task_id, action = await asked_on_a_moved_to_b(a, b, "moving-user")
+    await ws.send({"type": "approval.response", "call_id": action, "decision": "approve"})
+    go = await ws.wait_for("task.action_execute", action_id=action)
+    assert go["target"] == "Menu"
+    await ws.send({"type": "task.executed", "task_id": task_id, "action_id": action})
+    await ws.send_raw(b"\x02" + LIST)
+    res = await ws.wait_for("task.action_result", action_id=action)
+    assert res["status"] == "success"
+    second = (await ws.wait_for("task.action_preview", target="Big Mac"))["action_id"]
+    assert (await http.get(f"/v1/approvals/{action}")).json()["status"] == "approved"
+    assert logged(a, "task_released", task_id=task_id)
+    assert logged(b, "task_adopted", task_id=task_id)
+
+    # a second device on A is asked the next step too; a yes on B and then one on A: the
+    # action is carried out once (B), A refuses clearly, for the old step as well
+    other = await open_ws(a, "moving-user")
+    await other.wait_for("approval.request", call_id=second)
+    await ws.send({"type": "task.confirm", "task_id": task_id, "action_id": second})
+    await ws.wait_for("task.action_execute", action_id=second)
+    for old in (second, action):
+        await other.send({"type": "task.confirm", "task_id": task_id, "action_id": old})
+        err = await other.wait_for("error")
+        assert err["code"] == "not_pending" and err["fatal"] is False, err
+    assert "already answered (approved)" in other.events[-2]["message"]
+    assert not [e for e in other.events if e["type"] == "task.action_execute"]
+    actions = (await http.get(f"/v1/tasks/{task_id}")).json()["actions"]
+    assert [(x["action_id"], x["status"]) for x in actions] == [
+        (action, "success"),
+        (second, "pending"),  # approved, executing on B's client
+    ]
+    await other.conn.close()
+    await ws.conn.close()
+    await http.aclose()
+
+
+async def test_unanswered_after_the_move_it_expires_on_b(
+    fleet: tuple[ForkedServer, ForkedServer],
+) -> None:
+    a, b = fleet
+    ws, http, task_id, action = await asked_on_a_moved_to_b(a, b, "silent-user")
+    res = await ws.wait_for("task.action_result", action_id=action, timeout=TIMEOUT_S + 5)
+    assert res["status"] == "failed" and res["reason"] == "expired"
+    await ws.wait_for("task.updated", status="paused")
+    got = (await http.get(f"/v1/approvals/{action}")).json()
+    assert got["status"] == "expired"
+    task = (await http.get(f"/v1/tasks/{task_id}")).json()
+    assert task["status"] == "paused"
+    # a late answer on B is refused, clearly; the socket stays open
+    await ws.send({"type": "approval.response", "call_id": action, "decision": "approve"})
+    err = await ws.wait_for("error")
+    assert err["code"] == "approval_not_pending" and err["fatal"] is False
+    assert len(logged(b, "task_action_expired", task_id=task_id)) == 1
+    assert not logged(a, "task_action_expired", task_id=task_id)
+    await ws.conn.close()
+    await http.aclose()
+
+
+async def test_nobody_picks_it_up_the_server_that_asked_expires_it_after_a_grace(
+    fleet: tuple[ForkedServer, ForkedServer],
+) -> None:
+    """The user leaves (no resume anywhere): A lets go of the task all the same, and as its
+    backstop expires the approval TASK_EXPIRY_GRACE after its time: stored expired, the
+    action withdrawn, the task paused (nothing stays pending)."""
+    a, _ = fleet
+    user = "leaving-user"
+    async with http_for(a, user) as http:
+        consent = {"items": dict.fromkeys(CONSENT_ITEMS, True)}
+        assert (await http.post("/v1/users/consent", json=consent)).status_code == 200
+        ws = await open_ws(a, user)
+        r = await http.post("/v1/tasks", json=BODY | {"screenshot": b64(HOME)})
+        task_id, action = r.json()["task_id"], r.json()["next_action_preview"]["action_id"]
+        await ws.wait_for("approval.request", call_id=action)
+        await ws.conn.close()
+        deadline = TIMEOUT_S + TASK_EXPIRY_GRACE.total_seconds() + 10
+        for _ in range(int(deadline * 4)):
+            task = (await http.get(f"/v1/tasks/{task_id}")).json()
+            if task["status"] != "running":
+                break
+            await asyncio.sleep(0.25)
+        assert task["status"] == "paused"
+        assert [(x["status"], x["details"]["reason"]) for x in task["actions"]] == [
+            ("failed", "expired")
+        ]
+        assert (await http.get(f"/v1/approvals/{action}")).json()["status"] == "expired"
+    assert logged(a, "task_released", task_id=task_id)
+    assert len(logged(a, "task_action_expired", task_id=task_id)) == 1
