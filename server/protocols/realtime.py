@@ -26,6 +26,7 @@ from server.hub.session import Session
 from server.logging import get_logger
 from server.protocols.common import persona_for
 from server.protocols.realtime_input import HANDLERS, RealtimeInput
+from server.protocols.realtime_session import ParamError
 from server.protocols.realtime_wire import (
     SUPPORTED,
     Resampler,
@@ -108,7 +109,8 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
             try:
                 await self.on_frame(msg)
             except ProtocolError as e:
-                await self.error(e.code, e.message, e.fatal)
+                param = {"param": e.param} if isinstance(e, ParamError) else None
+                await self.error(e.code, e.message, e.fatal, param)
             except Exception:  # a bug must not end the session: report it, keep reading
                 s.log.exception("realtime_event_failed")
                 await self.error(

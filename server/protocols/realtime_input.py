@@ -11,14 +11,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from server.hub.protocol import ProtocolError
-from server.protocols.realtime_wire import (
-    Resampler,
-    chat_schema,
-    client_tools,
-    session_changes,
-    tool_choice,
-    user_item,
-)
+from server.protocols.realtime_session import client_tools, session_changes, tool_choice
+from server.protocols.realtime_wire import Resampler, chat_schema, user_item
 
 if TYPE_CHECKING:
     from server.agent.graph import ClientCall
