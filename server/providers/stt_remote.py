@@ -6,7 +6,8 @@ Cost: every partial is one request carrying the utterance so far (16 kHz WAV, 32
 second), so a 5 s utterance with partials every 700 ms uploads about 0.6 MB; a final is one
 more request. ``max_concurrency`` bounds requests in flight per server process: a partial
 that finds them all busy is skipped (``atry_transcribe`` returns None), as with the local
-model's lock."""
+model's lock. Answers are asked as verbose_json; a server that refuses it (400 about
+response_format: OpenAI's gpt-4o-transcribe models, vLLM) is asked for json instead."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from typing import Any
 
 import httpx
 import numpy as np
+import structlog
 
 from server.providers.stt import SAMPLE_RATE, Segment, STTError, STTUnavailable, Transcript
+
+log = structlog.get_logger(__name__)
 
 # Whisper's language names (OpenAI's verbose_json says "english"); servers that answer with
 # codes ("en") pass through.
@@ -64,6 +68,9 @@ class RemoteSTT:
         self._client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout_s)
         self._in_flight = 0
         self._loaded = False
+        # verbose_json (segments, language, log-probabilities) until the server refuses it:
+        # OpenAI's gpt-4o(-mini)-transcribe and vLLM answer only json / text
+        self.response_format = "verbose_json"
 
     @property
     def loaded(self) -> bool:
@@ -105,18 +112,38 @@ class RemoteSTT:
         duration_s = samples.size / SAMPLE_RATE
         if samples.size == 0:
             return Transcript("", language or "", [], 0.0, 0.0)
-        data: dict[str, Any] = {"model": self.model, "response_format": "verbose_json"}
-        if language:
-            data["language"] = language.split("-")[0].lower()
-        if initial_prompt:
-            data["prompt"] = initial_prompt
-        if word_timestamps:
-            data["timestamp_granularities[]"] = "word"
-        files = {"file": ("audio.wav", wav_bytes(samples), "audio/wav")}
+        wav = wav_bytes(samples)
         self._in_flight += 1
         started = time.perf_counter()
         try:
-            r = await self._client.post("/audio/transcriptions", data=data, files=files)
+            r = await self._post(wav, language, initial_prompt, word_timestamps)
+            if r.status_code == 400 and self.response_format != "json" and _refuses_format(r):
+                self.response_format = "json"  # remembered: one refused request per process
+                log.info("stt_remote_json_only", model=self.model)
+                r = await self._post(wav, language, initial_prompt, word_timestamps)
+        finally:
+            self._in_flight -= 1
+        elapsed = time.perf_counter() - started
+        if r.status_code != 200:
+            raise STTError(f"the transcription server answered HTTP {r.status_code}{_said(r)}")
+        try:
+            return _transcript(r.json(), language, duration_s, elapsed)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise STTError("the transcription server sent an invalid response") from None
+
+    async def _post(
+        self, wav: bytes, language: str | None, prompt: str | None, word_timestamps: bool
+    ) -> httpx.Response:
+        data: dict[str, Any] = {"model": self.model, "response_format": self.response_format}
+        if language:
+            data["language"] = language.split("-")[0].lower()
+        if prompt:
+            data["prompt"] = prompt
+        if word_timestamps and self.response_format == "verbose_json":
+            data["timestamp_granularities[]"] = "word"
+        files = {"file": ("audio.wav", wav, "audio/wav")}
+        try:
+            return await self._client.post("/audio/transcriptions", data=data, files=files)
         except httpx.TimeoutException:
             raise STTError(
                 f"the transcription server did not answer within {self.timeout_s:g} s"
@@ -125,36 +152,6 @@ class RemoteSTT:
             raise STTError(
                 f"the transcription server is unreachable ({type(e).__name__})"
             ) from None
-        finally:
-            self._in_flight -= 1
-        elapsed = time.perf_counter() - started
-        if r.status_code != 200:
-            raise STTError(f"the transcription server answered HTTP {r.status_code}")
-        try:
-            body = r.json()
-            text = str(body["text"]).strip()
-        except (ValueError, KeyError, TypeError):
-            raise STTError("the transcription server sent an invalid response") from None
-        segments = [
-            Segment(float(s.get("start", 0.0)), float(s.get("end", 0.0)), str(s["text"]).strip())
-            for s in body.get("segments") or []
-            if isinstance(s, dict) and "text" in s
-        ]
-        lang = str(body.get("language") or language or "")
-        raw = body.get("segments") or []
-        logprobs = [s["avg_logprob"] for s in raw if isinstance(s, dict) and "avg_logprob" in s]
-        no_speech = [
-            s["no_speech_prob"] for s in raw if isinstance(s, dict) and "no_speech_prob" in s
-        ]
-        return Transcript(
-            text=text,
-            language=LANGUAGE_CODES.get(lang.lower(), lang.lower()),
-            segments=segments,
-            duration_s=float(body.get("duration") or duration_s),
-            elapsed_s=elapsed,
-            avg_logprob=min(logprobs) if logprobs else None,
-            no_speech_prob=max(no_speech) if no_speech else None,
-        )
 
     async def atry_transcribe(
         self,
@@ -175,3 +172,53 @@ class RemoteSTT:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _transcript(
+    body: dict[str, Any], language: str | None, duration_s: float, elapsed: float
+) -> Transcript:
+    """A json or verbose_json answer as our Transcript (verbose_json adds segments, the
+    detected language and the log-probabilities the end-of-turn rules read)."""
+    text = str(body["text"]).strip()
+    raw = [s for s in body.get("segments") or [] if isinstance(s, dict)]
+    segments = [
+        Segment(float(s.get("start", 0.0)), float(s.get("end", 0.0)), str(s["text"]).strip())
+        for s in raw
+        if "text" in s
+    ]
+    lang = str(body.get("language") or language or "")
+    logprobs = [float(s["avg_logprob"]) for s in raw if "avg_logprob" in s]
+    no_speech = [float(s["no_speech_prob"]) for s in raw if "no_speech_prob" in s]
+    return Transcript(
+        text=text,
+        language=LANGUAGE_CODES.get(lang.lower(), lang.lower()),
+        segments=segments,
+        duration_s=float(body.get("duration") or duration_s),
+        elapsed_s=elapsed,
+        avg_logprob=min(logprobs) if logprobs else None,
+        no_speech_prob=max(no_speech) if no_speech else None,
+    )
+
+
+def _refuses_format(r: httpx.Response) -> bool:
+    """A 400 about response_format (OpenAI: "response_format 'verbose_json' is not
+    compatible with model ..."; vLLM: "Currently only support response_format `text` or
+    `json`")."""
+    return "response_format" in r.text
+
+
+def _said(r: httpx.Response) -> str:
+    """The server's own words about a failed request (OpenAI's error.message, FastAPI's
+    detail, or the start of the body), for the error the session and /health show."""
+    try:
+        body = r.json()
+    except ValueError:
+        text = r.text.strip()
+    else:
+        err = body.get("error") if isinstance(body, dict) else None
+        detail = body.get("detail") if isinstance(body, dict) else None
+        if isinstance(detail, dict):  # FastAPI servers nest OpenAI's error in detail
+            err = detail.get("error", err)
+        text = str(err.get("message") if isinstance(err, dict) else err or detail or body)
+    text = " ".join(text.split())[:200]
+    return f": {text}" if text else ""

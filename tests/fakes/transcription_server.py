@@ -18,10 +18,19 @@ from tests.fakes.fish_server import _multipart
 
 
 class TranscriptionServer(LoopbackServer):
-    def __init__(self, model_dir: Path, *, fail_status: int | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        fail_status: int | None = None,
+        formats: tuple[str, ...] = ("json", "text", "verbose_json"),
+    ) -> None:
         super().__init__()
         self.stt = WhisperSTT(str(model_dir))
         self.fail_status = fail_status
+        # the response formats it answers: OpenAI's gpt-4o-transcribe and vLLM refuse
+        # verbose_json with a 400, in these words
+        self.formats = formats
 
     @property
     def base_url(self) -> str:
@@ -40,13 +49,17 @@ class TranscriptionServer(LoopbackServer):
         )
         if self.fail_status:
             return HttpResponse.json({"error": {"message": "scripted"}}, status=self.fail_status)
+        fmt = form.get("response_format", "json")
+        if fmt not in self.formats:
+            refusal = f"response_format '{fmt}' is not compatible with this model"
+            error = {"message": refusal, "type": "invalid_request_error"}
+            return HttpResponse.json({"error": error | {"param": "response_format"}}, status=400)
         with wave.open(io.BytesIO(form["file"])) as w:
             pcm = w.readframes(w.getnframes())
         audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         # greedy decoding: a GPU box answers a partial in tens of ms; on these 2 cores the
         # beam-5 decode would be slower than speech and every partial would come too late
         t = await asyncio.to_thread(self.stt.transcribe, audio, form.get("language"), partial=True)
-        fmt = form.get("response_format", "json")
         if fmt == "text":
             return HttpResponse(200, {"content-type": "text/plain"}, t.text.encode())
         body: dict[str, object] = {"text": t.text}

@@ -67,8 +67,33 @@ async def test_unreachable_and_failing_servers_say_so(tmp_path: Path):
     failing = TranscriptionServer(whisper_base_dir(), fail_status=503).start()
     stt = RemoteSTT(failing.base_url, None, "whisper-1")
     try:
-        with pytest.raises(STTError, match="HTTP 503"):
+        with pytest.raises(STTError, match="HTTP 503: scripted"):  # the server's own words
             await stt.atranscribe(speak("hello"), "en")
     finally:
         await stt.aclose()
         failing.stop()
+
+
+async def test_a_server_that_answers_only_json_is_asked_for_json(
+    transcriber: TranscriptionServer,
+):
+    """OpenAI's gpt-4o(-mini)-transcribe and vLLM's Whisper refuse verbose_json with a 400:
+    the provider asks again for plain json, and keeps asking for json from then on."""
+    transcriber.formats = ("json", "text")
+    stt = RemoteSTT(transcriber.base_url, "k", "gpt-4o-mini-transcribe", timeout_s=60)
+    before = len(transcriber.requests)
+    try:
+        first = await stt.atranscribe(speak("The quick brown fox jumps."), "en")
+        second = await stt.atranscribe(
+            speak("Over the lazy dog."), "en", word_timestamps=True, initial_prompt="fox"
+        )
+    finally:
+        transcriber.formats = ("json", "text", "verbose_json")
+        await stt.aclose()
+    assert {"quick", "brown", "fox"} <= set(first.text.lower().replace(".", "").split())
+    assert "dog" in second.text.lower()
+    assert (first.segments, first.avg_logprob, first.language) == ([], None, "en")
+    sent = [r["body"] for r in transcriber.requests[before:]]
+    assert [b["response_format"] for b in sent] == ["verbose_json", "json", "json"]
+    # json has no word timestamps: not asked for
+    assert "timestamp_granularities[]" not in sent[-1] and sent[-1]["prompt"] == "fox"
