@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from server.config import Settings
 from server.models.cli import add_models_parser, run_models_command
@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     cleanup.add_argument("--days", type=float, default=None, help="MEMORY_OLD_AFTER_DAYS")
     args = parser.parse_args(argv)
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as e:
+        print(settings_errors(e), file=sys.stderr, flush=True)
+        return 2
     if args.command == "models":
         return run_models_command(settings, args)
     if args.command == "memory":
@@ -65,6 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     return asyncio.run(
         serve_forever(settings, args.host, args.port, machine=args.port == 0),
         loop_factory=loop_factory(settings),
+    )
+
+
+def settings_errors(e: ValidationError) -> str:
+    """Which settings are wrong and why, by their environment names (never their values:
+    one may be a key)."""
+    lines = []
+    for err in e.errors():
+        name = "_".join(str(part) for part in err["loc"]).upper() or "settings"
+        lines.append(f"  - {name}: {err['msg']}")
+    return "Invalid settings (environment or .env; .env.example documents each):\n" + "\n".join(
+        lines
     )
 
 

@@ -77,6 +77,26 @@ def test_serve_refuses_multi_mode_on_embedded_stores(tmp_path: Path):
     assert not (tmp_path / "data").exists()  # nothing was created on the way out
 
 
+def test_serve_names_a_bad_setting_instead_of_a_traceback(tmp_path: Path):
+    """A mistyped value (REPLICA_MODE=Multi, a word for a number): exit 2, each setting by
+    its environment name with what it should be, no traceback and no value echoed."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=os.environ
+        | {"PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data")}
+        | {"REPLICA_MODE": "Multi", "STT_TIMEOUT_S": "soon", "LLM_API_KEY": "sk-secret"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "REPLICA_MODE: Input should be 'single' or 'multi'" in proc.stderr
+    assert "STT_TIMEOUT_S: Input should be a valid number" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Multi" not in proc.stderr
+    assert not (tmp_path / "data").exists()
+
+
 def test_mem0_accepts_each_vector_store_config(tmp_path: Path):
     """mem0's own config model validates what we build for every store."""
     from mem0.configs.base import MemoryConfig
