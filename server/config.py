@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     instance_id: str = ""  # who serves a live session; unset = this machine's host name
     session_heartbeat_s: float = Field(default=30.0, ge=0.0)  # 0: no heartbeat, no sweep
 
-    # --- many replicas (server/replicas.py; docs/deploy.md "Many replicas") -------------
+    # --- many replicas (server/replicas.py; README.md "Many replicas") ------------------
     replica_mode: Literal["single", "multi"] = "single"  # multi: shared stores required
     # how often a replica asks the store which of its live sessions were resumed elsewhere
     session_takeover_check_s: float = Field(default=1.0, ge=0.0)  # 0: never
