@@ -55,8 +55,11 @@ class RealtimeInput:
         return [chat_schema(t) for t in self.tools] if self.tool_choice != "none" else []
 
     async def on_append(self, obj: dict[str, Any]) -> None:
+        audio = obj.get("audio")
+        if not isinstance(audio, str):
+            raise ProtocolError("invalid_audio", "audio is a base64 string of PCM16.")
         try:
-            pcm = base64.b64decode(obj.get("audio") or "", validate=True)
+            pcm = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
             raise ProtocolError("invalid_audio", "audio is not valid base64.") from None
         if not pcm or len(pcm) % 2:
@@ -126,7 +129,8 @@ class RealtimeInput:
     async def _function_output(self, item: dict[str, Any]) -> None:
         """The client ran a function the model called: its output waits for
         response.create, which continues the turn with it."""
-        call = self.open_calls.get(item.get("call_id"))  # type: ignore[arg-type]
+        call_id = item.get("call_id")
+        call = self.open_calls.get(call_id) if isinstance(call_id, str) else None
         if call is None:
             raise ProtocolError(
                 "item_not_found", f"No function call {item.get('call_id')!r} waits for output."
@@ -174,7 +178,7 @@ class RealtimeInput:
         # the reply being generated, or the last one done (the client may still play it)
         if r is None or item_id not in (self.items.get(r.number), self.done_items.get(r.number)):
             raise ProtocolError("item_not_found", f"No playing assistant item {item_id!r}.")
-        if not isinstance(end, int) or end < 0:
+        if not isinstance(end, int) or isinstance(end, bool) or end < 0:
             raise ProtocolError("invalid_request_error", "audio_end_ms is a non-negative integer.")
         if r.finished:  # stored as heard before it is acknowledged
             await self.s.truncate_done(r, end)

@@ -90,9 +90,9 @@ def session_changes(services: Services, sess: Any) -> dict[str, Any]:
     elif "voice" in sess:  # the beta API's place for it
         voice, param = sess["voice"], "voice"
     if "voice" in out or "voice" in sess:
-        voice = voice.get("id") if isinstance(voice, dict) else voice
+        voice = _str_or_none(voice.get("id") if isinstance(voice, dict) else voice, param)
         # OpenAI's own voice names mean nothing to our TTS: the persona's voice stays
-        changes["voice"] = None if voice in OPENAI_VOICES else _str_or_none(voice, param)
+        changes["voice"] = None if voice in OPENAI_VOICES else voice
     if "turn_detection" in inp:
         td = turn_detection(inp["turn_detection"], "audio.input.turn_detection")
         changes["turn_detection"] = td

@@ -93,6 +93,12 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
         "invalid_request_error",
     ),
     ({"type": "realtime", "instructions": 5}, "session.instructions", "invalid_request_error"),
+    (
+        {"type": "realtime", "audio": {"output": {"voice": ["alloy"]}}},
+        "session.audio.output.voice",
+        "invalid_request_error",
+    ),
+    ({"voice": {"id": 7}}, "session.voice", "invalid_request_error"),
 ]
 
 
@@ -171,3 +177,32 @@ async def test_good_fields_in_both_shapes_take_effect(
             await until(conn, "session.updated", seen)
         ).session.audio.input.turn_detection is None
     assert not [e for e in seen if e.type == "error"]
+
+
+async def test_other_events_with_wrong_field_types_get_errors(
+    server_factory: Factory, llm: FakeOpenAI
+) -> None:
+    """Wrong types in the other client events were server errors (a traceback in the log):
+    now each gets its own error code and the session goes on."""
+    srv = server_factory(llm, **rt(default_output_audio="none"))
+    seen: list[Any] = []
+    bad = [
+        ({"type": "input_audio_buffer.append", "audio": 12}, "invalid_audio"),
+        ({"type": "input_audio_buffer.append", "audio": ["AAAA"]}, "invalid_audio"),
+        (
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "function_call_output", "call_id": ["c"], "output": "{}"},
+            },
+            "item_not_found",
+        ),
+    ]
+    async with client(srv, "xia").realtime.connect(model="emma") as conn:
+        await until(conn, "session.created", seen)
+        for event, code in bad:
+            await conn.send(event)
+            assert (await until(conn, "error", seen, timeout=10)).error.code == code, event
+        llm.queue_reply("Fine.")
+        await say(conn, "Hello?")
+        done = await until(conn, "response.done", seen)
+    assert done.response.output[0].content[0].text == "Fine."
