@@ -1,9 +1,13 @@
-"""The persona turn as a LangGraph graph (seed 000's node names):
+"""The persona turn as a LangGraph graph (seed 000's steps):
 
-perceive_environment -> query_memory -> reason_and_plan -(respond)-> generate_response
-                                                       \\-(silent)-> END
+prepare_turn -(respond)-> generate_response
+            \\-(silent)-> END
 generate_response -(tool calls)-> tools -> generate_response ... -(answer)-> update_memory
                                        \\-(stay_silent)-> update_memory
+
+prepare_turn is seed 000's perceive_environment -> query_memory -> reason_and_plan, run in
+that order as one graph node: the three always run together, and each LangGraph superstep
+costs CPU of its own (task preparation, channel writes, a checkpoint copy, callbacks).
 
 The tools are bound on the same streamed call that answers, so a turn without a tool call
 costs no extra LLM round-trip; when the streamed message carries tool calls, the tools node
@@ -18,7 +22,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import openai
 from langchain_core.messages import (
@@ -54,7 +58,7 @@ from server.store.base import utcnow
 
 log = get_logger(__name__)
 
-PERCEIVE = "perceive_environment"
+PREPARE = "prepare_turn"
 GENERATE = "generate_response"
 TOOLS = "tools"
 _FILLER = re.compile(r"^[\s.,!?…~\-]*((um+|uh+|hmm+|음+|어+|아+|으+)[\s.,!?…~\-]*)*$", re.I)
@@ -127,16 +131,12 @@ class Agent(ToolRounds, ThreadEdits):
         self.tool_schemas = self.tools.schemas() if self.tool_mode != "off" else []
         self._wanted_mode: ToolMode = tool_mode
         g = StateGraph(GraphState, context_schema=TurnContext)
-        g.add_node(PERCEIVE, self.perceive_environment)
-        g.add_node("query_memory", self.query_memory)
-        g.add_node("reason_and_plan", self.reason_and_plan)
+        g.add_node(PREPARE, self.prepare_turn)
         g.add_node(GENERATE, self.generate_response)
         g.add_node(TOOLS, self.run_tools)
         g.add_node("update_memory", self.update_memory)
-        g.add_edge(START, PERCEIVE)
-        g.add_edge(PERCEIVE, "query_memory")
-        g.add_edge("query_memory", "reason_and_plan")
-        g.add_conditional_edges("reason_and_plan", self.route, {"respond": GENERATE, "silent": END})
+        g.add_edge(START, PREPARE)
+        g.add_conditional_edges(PREPARE, self.route, {"respond": GENERATE, "silent": END})
         g.add_conditional_edges(
             GENERATE, self.after_generate, {TOOLS: TOOLS, "done": "update_memory"}
         )
@@ -156,6 +156,16 @@ class Agent(ToolRounds, ThreadEdits):
         return self.tool_mode == "on" or (self.tool_mode == "auto" and not self.tools_refused)
 
     # --- nodes ------------------------------------------------------------------------
+    async def prepare_turn(
+        self, state: GraphState, runtime: Runtime[TurnContext]
+    ) -> dict[str, Any]:
+        """perceive_environment, then query_memory, then reason_and_plan: each step sees
+        what the steps before it found, as it would in a node of its own."""
+        update: dict[str, Any] = {}
+        for step in (self.perceive_environment, self.query_memory, self.reason_and_plan):
+            update |= await step(cast(GraphState, {**state, **update}), runtime)
+        return update
+
     async def perceive_environment(
         self, state: GraphState, runtime: Runtime[TurnContext]
     ) -> dict[str, Any]:
@@ -362,17 +372,16 @@ class Agent(ToolRounds, ThreadEdits):
                             yield TurnDelta(piece)
                 elif not isinstance(item, dict):  # ClientCall, ToolProgress
                     yield item  # type: ignore[misc]
-                elif "query_memory" in item:
+                elif PREPARE in item:  # memory was searched (the plan takes no time)
                     mem_ms = (time.perf_counter() - t_mem) * 1000
+                    plan = (item[PREPARE] or {}).get("action_plan") or plan
                 elif GENERATE in item:
                     for m in (item[GENERATE] or {}).get("messages", []):
                         if isinstance(m, AIMessage) and m.usage_metadata:
                             usage["input_tokens"] += m.usage_metadata.get("input_tokens", 0)
                             usage["output_tokens"] += m.usage_metadata.get("output_tokens", 0)
-                else:
-                    for node in ("reason_and_plan", TOOLS):
-                        if (item.get(node) or {}).get("action_plan"):
-                            plan = item[node]["action_plan"]
+                elif (item.get(TOOLS) or {}).get("action_plan"):
+                    plan = item[TOOLS]["action_plan"]
             await run  # the graph's own failure, if it failed
         finally:
             if not run.done():  # cancelled (barge-in) or closed: the graph run stops too,
