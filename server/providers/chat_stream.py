@@ -193,6 +193,34 @@ def stream_error(chunk: dict[str, Any], event: str | None, url: str) -> None:
     raise openai.APIError(message, httpx.Request("POST", url), body=error)
 
 
+class ReadWatch:
+    """The body's read timeout: nothing received for ``limit`` seconds cancels the task
+    reading it. The reader only stamps ``last`` per chunk; one timer looks at it when the
+    limit may have passed (aiohttp's sock_read cancels and makes a timer per chunk)."""
+
+    def __init__(self, limit: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.limit = limit
+        self.last = self.loop.time()
+        self.fired = False
+        self.timer = self.loop.call_at(self.last + limit, self._check)
+
+    def _check(self) -> None:
+        if self.loop.time() - self.last >= self.limit and self.task is not None:
+            self.fired = True
+            self.task.cancel()
+        else:
+            self.timer = self.loop.call_at(self.last + self.limit, self._check)
+
+    def ours(self) -> bool:
+        """Whether a CancelledError is this watch's alone (not also the caller's)."""
+        return self.fired and self.task is not None and self.task.uncancel() == 0
+
+    def stop(self) -> None:
+        self.timer.cancel()
+
+
 class ChatStream:
     """One streamed chat call per ``stream()``; one connection pool per process.
 
@@ -217,6 +245,9 @@ class ChatStream:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.max_retries = max_retries
+        self.timeout_s = timeout_s
+        # sock_read bounds the wait for the headers; the body has its own idle limit
+        # (ReadWatch), since aiohttp moves a sock_read timer on every chunk it receives
         self.timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=timeout_s, sock_read=timeout_s
         )
@@ -330,6 +361,10 @@ class ChatStream:
         ``meter`` counts the call as it goes, so a call cut short still has its tokens
         (estimated)."""
         resp = await self._open(self.body(messages, tools, tool_choice, temperature, max_tokens))
+        conn = resp.connection
+        if conn is not None and conn.protocol is not None:  # the body: ReadWatch instead
+            conn.protocol.read_timeout = None
+        watch = ReadWatch(self.timeout_s)
         call = meter.start(messages) if meter is not None else None  # the model is reading it
         parts: list[str] = []
         calls: dict[int, ToolCallOut] = {}
@@ -368,6 +403,7 @@ class ChatStream:
         try:
             try:
                 async for block in resp.content.iter_any():
+                    watch.last = watch.loop.time()
                     fold(parser.feed(block))
                     if done:
                         break
@@ -379,8 +415,13 @@ class ChatStream:
                 raise openai.APITimeoutError(request=self._request()) from e
             except aiohttp.ClientError as e:
                 raise openai.APIConnectionError(request=self._request()) from e
+            except asyncio.CancelledError:
+                if watch.ours():
+                    raise openai.APITimeoutError(request=self._request()) from None
+                raise
             ok = True
         finally:
+            watch.stop()
             if ok:
                 resp.release()  # read to its end: the connection goes back to the pool
             else:

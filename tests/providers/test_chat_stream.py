@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import openai
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_openai import ChatOpenAI
@@ -296,6 +297,46 @@ async def test_paced_tokens_arrive_as_separate_deltas() -> None:
         finally:
             await chat.aclose()
     assert got == ["One ", "two ", "three."]  # nothing is held back to batch
+
+
+@pytest.mark.parametrize("fault", ["hang_headers", "hang"])
+async def test_a_stalled_call_times_out_without_a_caller_timeout(
+    fake_openai: FakeOpenAI, fault: str
+) -> None:
+    """timeout_s bounds the wait for the headers and for each piece of the body, on its
+    own (the hub's paced() is not around it here); the turn after it streams normally."""
+    chat = lean(fake_openai, timeout_s=0.4, max_retries=0)
+    got: list[str] = []
+    try:
+        fake_openai.queue_reply(tokens=["a ", "b ", "c"], fault=fault, fault_after=2)
+        t0 = asyncio.get_running_loop().time()
+        with pytest.raises(openai.APITimeoutError):
+            await chat.stream([{"role": "user", "content": "hi"}], got.append)
+        assert 0.35 < asyncio.get_running_loop().time() - t0 < 3.0
+        assert "".join(got) == ("" if fault == "hang_headers" else "a b ")
+        fake_openai.queue_reply("Fine again.")
+        result = await chat.stream([{"role": "user", "content": "hi"}], got.append)
+        assert result.content == "Fine again."
+    finally:
+        await chat.aclose()
+
+
+async def test_a_callers_cancel_of_a_streaming_call_stays_a_cancel(
+    fake_openai: FakeOpenAI,
+) -> None:
+    chat = lean(fake_openai, timeout_s=0.3, max_retries=0)
+    try:
+        fake_openai.queue_reply(tokens=["a ", "b ", "c"], fault="hang", fault_after=1)
+        streaming = asyncio.Event()
+        call = asyncio.ensure_future(
+            chat.stream([{"role": "user", "content": "hi"}], lambda _: streaming.set())
+        )
+        await streaming.wait()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    finally:
+        await chat.aclose()
 
 
 @pytest.mark.parametrize(
