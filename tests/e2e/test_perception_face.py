@@ -346,3 +346,28 @@ async def test_rest_face_size_limit_and_auth(
             headers={"Authorization": "Bearer tok"},
         )
         assert r.status_code == 413 and "4000 bytes" in r.json()["detail"]
+
+
+async def test_looking_away_through_calibration_the_server_still_finds_the_screen(
+    server_factory: Callable[..., ServerThread], llm: FakeOpenAI
+):
+    """The real face's landmarks as 0x04 frames (tests/face_cam.py's looks: eyes ~45 degrees
+    aside when away), away for 4 of the first 5 s of face time: once calibrated, the
+    server's analysis.face (the gaze that turn taking reads) says on screen while the user
+    looks at it and away while they look away."""
+    from tests.face_cam import Looks
+
+    srv = server_factory(llm, face_events_per_s=30.0)
+    ws, _ = await session(srv, "looks-away")
+    looks = Looks(seed=7)
+    away = ((500, 4500), (7000, 9000))
+    for t in range(0, 9000, 67):
+        lm = looks.landmarks(any(a <= t < b for a, b in away))
+        await ws.send_raw(binary_frame(t, lm, None))
+        await asyncio.sleep(0.01)  # the server keeps only the newest waiting frame
+    await drain(ws, 1.0)
+    seen = [(e["t_ms"], e["gaze_on_screen"], e["calibrated"]) for e in faces(ws)]
+    at_screen = [on for t, on, cal in seen if 5200 <= t < 7000 and cal]
+    looking_away = [on for t, on, _ in seen if 7200 <= t < 9000]
+    assert at_screen and all(at_screen), seen
+    assert looking_away and not any(looking_away), seen
