@@ -179,8 +179,13 @@ class Agent(ToolRounds, ThreadEdits):
     async def query_memory(
         self, state: GraphState, runtime: Runtime[TurnContext]
     ) -> dict[str, Any]:
-        """Search-Before-Act: always look the user up before any reply is generated."""
-        hits = await self.memory.search(state["user_id"], last_human_text(state["messages"]))
+        """Search-Before-Act: always look the user up before any reply is generated (the
+        search started with the turn, while the checkpoint loaded and perceive ran)."""
+        started, runtime.context.memory_search = runtime.context.memory_search, None
+        if started is not None:
+            hits = await started
+        else:
+            hits = await self.memory.search(state["user_id"], last_human_text(state["messages"]))
         found = [
             {"id": h.id, "memory": h.memory, "category": h.category, "updated_at": h.updated_at}
             for h in hits
@@ -359,6 +364,9 @@ class Agent(ToolRounds, ThreadEdits):
         # per-node updates meet in one queue, in the order they happened.
         items: asyncio.Queue[object] = asyncio.Queue()
         ctx.emit = items.put_nowait
+        if self.memory.enabled:  # the user's words are known: look them up right away
+            query = last_human_text(inp["messages"])  # what query_memory would search
+            ctx.memory_search = asyncio.ensure_future(self.memory.search(user_id, query))
         run = asyncio.ensure_future(self._run_graph(inp, thread_id, run_tag, ctx, items))
         try:
             while (item := await items.get()) is not _END:
@@ -388,6 +396,9 @@ class Agent(ToolRounds, ThreadEdits):
                 run.cancel()  # and what it writes as it stops is written before we go on
                 with contextlib.suppress(BaseException):
                     await run
+            if ctx.memory_search is not None:  # the graph ended before query_memory
+                ctx.memory_search.cancel()
+                ctx.memory_search = None
         for piece in marks.flush():  # an unfinished "[..." at the very end is text
             if isinstance(piece, str) and piece:
                 parts.append(piece)

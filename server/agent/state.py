@@ -71,6 +71,8 @@ class TurnContext:
     perception: Perception | None = None
     vision_wait_s: float = 3.0
     on_memory_searched: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None
+    # the memory search, started with the turn (Agent.stream_turn); query_memory awaits it
+    memory_search: asyncio.Future[list[Any]] | None = None
     # The id the reply gets in the graph's history; the store keeps it under the same id
     # (server/agent/history_sync.py matches the two by id).
     reply_id: str | None = None

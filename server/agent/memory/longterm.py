@@ -17,11 +17,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from server.agent.memory import search as lean
 from server.agent.memory import tiers
-from server.agent.memory.metering import CountUsage, MemoryMeter, for_user
+from server.agent.memory.metering import CountUsage, MemoryMeter, embedding_usage, for_user
 from server.agent.memory.vocabulary import AUTO_CATEGORY, VocabularyManager, normalise
 from server.config import Settings, secret
 from server.logging import get_logger
+from server.providers.embeddings import Embedder
 from server.store.base import Store, utcnow
 
 log = get_logger(__name__)
@@ -102,6 +104,19 @@ def vector_store_config(settings: Settings, tier: Tier = "fresh") -> dict[str, A
     return {"provider": "qdrant", "config": {**common, "path": path, "on_disk": True}}
 
 
+def make_embedder(settings: Settings) -> Embedder:
+    """The search's query embedder: the endpoint, key, model and size mem0's embedder uses."""
+    cfg = mem0_config(settings)["embedder"]["config"]
+    base = cfg["openai_base_url"] or os.getenv("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+    return Embedder(
+        base,
+        cfg["api_key"],
+        cfg["model"],
+        cfg["embedding_dims"],
+        timeout_s=settings.memory_search_timeout_s,
+    )
+
+
 def _hit(item: dict[str, Any], tier: Tier) -> MemoryHit:
     meta = item.get("metadata") or {}
     return MemoryHit(
@@ -113,6 +128,10 @@ def _hit(item: dict[str, Any], tier: Tier) -> MemoryHit:
         source=meta.get("source") or item.get("source"),
         tier=tier,
     )
+
+
+def _error(e: Exception) -> str:
+    return f"{type(e).__name__}: {e}"
 
 
 def _items(res: Any) -> list[dict[str, Any]]:
@@ -134,6 +153,8 @@ class LongTermMemory:
             VocabularyManager(store, settings.memory_vocabulary_max) if store is not None else None
         )
         self._tiers: dict[Tier, Any] = {}
+        self._calls: dict[Tier, lean.StoreCalls] = {}  # where each tier's searches run
+        self.embedder: Embedder | None = None
         self._pending: set[asyncio.Task[None]] = set()
         # mem0's add holds a worker thread for a whole LLM call: cap them so searches (which
         # come before every reply) never queue behind a pile of background saves.
@@ -170,6 +191,10 @@ class LongTermMemory:
             if self.meter is not None:
                 for mem in self._tiers.values():
                     self.meter.attach(mem)
+            embedded = self.settings.memory_vector_store == "qdrant"
+            embedded = embedded and not self.settings.memory_qdrant_url
+            self._calls = {t: lean.StoreCalls(m, embedded) for t, m in self._tiers.items()}
+            self.embedder = make_embedder(self.settings)
             self.status = "ready"
         except Exception as e:  # mem0 raises many kinds; memory is optional
             self.status, self.detail = "error", f"{type(e).__name__}: {e}"
@@ -192,9 +217,11 @@ class LongTermMemory:
     async def search(
         self, user_id: str, query: str, limit: int | None = None, category: str | None = None
     ) -> list[MemoryHit]:
-        """Sequential probing: fresh first, old only when fresh gave fewer than ``limit``.
-        Errors are logged and give no memories (a reply never fails for memory)."""
-        if not self.enabled or not query.strip():
+        """Sequential probing: fresh first, old only when fresh gave fewer than ``limit``;
+        one query embedding for both. mem0's search and ranking without its extra hops
+        (server/agent/memory/search.py). Errors are logged and give no memories (a reply
+        never fails for memory)."""
+        if not self.enabled or not query.strip() or self.embedder is None:
             return []
         limit = limit or self.settings.memory_search_limit
         filters: dict[str, Any] = {"user_id": user_id}
@@ -202,21 +229,27 @@ class LongTermMemory:
             filters["category"] = category
         out: list[MemoryHit] = []
         timeout_s = self.settings.memory_search_timeout_s
+        query = query.strip()  # as mem0 trims it
         try:  # one budget for both tiers: a hanging embedding endpoint never holds a reply
             async with asyncio.timeout(timeout_s):
+                try:
+                    embedded = await self.embedder.embed(query)
+                except Exception as e:
+                    log.warning("memory_search_failed", tier="fresh", error=_error(e))
+                    return []
+                if embedded.usage is not None and self.meter is not None:
+                    self.meter.record(user_id, embedding_usage(embedded.usage))
                 for tier in ("fresh", "old"):
                     mem = self._tiers.get(tier)
                     if mem is None or len(out) >= limit:
                         break
+                    calls, left = self._calls[tier], limit - len(out)
                     try:
-                        with for_user(user_id):
-                            res = await mem.search(query, filters=filters, top_k=limit - len(out))
+                        items = await lean.search(mem, calls, query, embedded.vector, filters, left)
                     except Exception as e:
-                        log.warning(
-                            "memory_search_failed", tier=tier, error=f"{type(e).__name__}: {e}"
-                        )
+                        log.warning("memory_search_failed", tier=tier, error=_error(e))
                         continue
-                    out += [_hit(i, tier) for i in _items(res) if i.get("memory")]
+                    out += [_hit(i, tier) for i in items if i.get("memory")]
         except TimeoutError:
             log.warning("memory_search_timeout", timeout_s=timeout_s, found=len(out))
         return out
@@ -349,7 +382,9 @@ class LongTermMemory:
         await self._close_tiers()
 
     async def _close_tiers(self) -> None:
-        tiers_, self._tiers = self._tiers, {}
+        if self.embedder is not None:
+            await self.embedder.aclose()
+        tiers_, self._tiers, self._calls = self._tiers, {}, {}
         for mem in tiers_.values():
             client = getattr(getattr(mem, "vector_store", None), "client", None)
             if client is not None:

@@ -48,6 +48,11 @@ def embedding_counters(response: Any) -> dict[str, int]:
     return {"embedding_calls": 1, "embedding_tokens": int(getattr(usage, "prompt_tokens", 0) or 0)}
 
 
+def embedding_usage(usage: dict[str, Any]) -> dict[str, int]:
+    """The counters of an embedding call made without the SDK (its JSON ``usage``)."""
+    return {"embedding_calls": 1, "embedding_tokens": int(usage.get("prompt_tokens") or 0)}
+
+
 class MemoryMeter:
     """Counts mem0's calls into the store's usage counters, from whichever thread mem0 made
     them in (the count is written on the event loop, in the background)."""
@@ -74,12 +79,13 @@ class MemoryMeter:
             response = create(*args, **kwargs)
             user = _user.get()
             if user is not None:
-                self._record(user, counters(response))
+                self.record(user, counters(response))
             return response
 
         resource.create = counted
 
-    def _record(self, user_id: str, counters: dict[str, int]) -> None:
+    def record(self, user_id: str, counters: dict[str, int]) -> None:
+        """Count in the background (from any thread)."""
         loop = self.loop
         if loop is None or loop.is_closed():
             return
