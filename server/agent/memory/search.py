@@ -39,10 +39,15 @@ class StoreCalls:
         # the first search runs in a thread: it may load spaCy or BM25 models
         self.last_s = float("inf")
 
+    @property
+    def inline(self) -> bool:
+        """The next search runs on the loop."""
+        return self.last_s <= INLINE_MAX_S
+
     async def run(
         self, query: str, vector: list[float], filters: dict[str, Any], top_k: int
     ) -> tuple[list[Any], list[Any] | None, str, list[tuple[str, str]]]:
-        if self.last_s <= INLINE_MAX_S:
+        if self.inline:
             return self._timed(query, vector, filters, top_k)
         return await asyncio.to_thread(self._timed, query, vector, filters, top_k)
 
