@@ -236,7 +236,7 @@ def _check_beta_format(fmt: Any, param: str) -> None:
     """Beta: "pcm16" (24 kHz) is what we take; G.711 is not supported."""
     if fmt is None:
         return
-    if fmt not in BETA_FORMATS:
+    if not isinstance(fmt, str) or fmt not in BETA_FORMATS:
         raise ParamError(param, "pcm16, g711_ulaw or g711_alaw.")
     if not BETA_FORMATS[fmt]:
         raise ParamError(param, "only pcm16 (24000 Hz) is supported.", "unsupported_format")

@@ -81,6 +81,11 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"type": "bogus"}, "session.type", "invalid_request_error"),
     ({"input_audio_format": "g711_ulaw"}, "session.input_audio_format", "unsupported_format"),
     ({"output_audio_format": "mp3"}, "session.output_audio_format", "invalid_request_error"),
+    (
+        {"input_audio_format": {"type": "pcm16"}},
+        "session.input_audio_format",
+        "invalid_request_error",
+    ),
     ({"modalities": ["video"]}, "session.modalities", "invalid_request_error"),
     (
         {"type": "realtime", "output_modalities": ["audio", "text"]},
