@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from analysis.scoring import COMPONENTS, LABELS, emotion_label
+from server.api.report_latency import voice_latency_html
 
 _e = html.escape
 CHART_W = 640
@@ -462,6 +463,10 @@ def render_report_html(report: dict[str, Any]) -> str:
 <section id="voice">
 <h2>발화별 목소리 <span class="muted">Voice per utterance</span></h2>
 {voice_charts_svg(list(timelines.get("voice") or []))}
+</section>
+<section id="latency">
+<h2>응답 속도 <span class="muted">How quickly the companion answered</span></h2>
+{voice_latency_html(report.get("voice_latency") or {})}
 </section>
 <section id="metrics">
 <h2>세부 지표 <span class="muted">Details</span></h2>

@@ -279,3 +279,23 @@ def test_page_escapes_every_text_field():
     assert "1:30" in page and "3:00" in page  # time axis in m:ss for long sessions
     assert "2025-01-01 00:00 UTC" in page
     assert page.count("<svg") == 5  # scores, concentration, emotions, pitch, rate
+
+
+def test_page_shows_the_latency_the_user_heard():
+    """The report page's "how quickly the companion answered": each voice step's p50 with
+    its p95; steps without turns are left out; without voice turns it says so."""
+    none = {"n": 0, "p50": None, "p95": None}
+    latency = {
+        "eos_to_turn_ms": {"n": 3, "p50": 212.0, "p95": 480.0},
+        "eos_to_first_audio_ms": {"n": 3, "p50": 731.0, "p95": 902.4},
+        "eos_to_played_ms": none,
+        "turn_cpu_ms": {"n": 3, "p50": 0.0, "p95": 38.0},
+    }
+    page = render_report_html({"voice_latency": latency})
+    section = page.split('<section id="latency">')[1].split("</section>")[0]
+    assert "How quickly the companion answered" in section
+    assert 'data-step="eos_to_turn_ms" title="p50 212 ms, p95 480 ms, 3 turns">212 ms' in section
+    assert ">731 ms <span class='muted'>(p95 902 ms)</span>" in section
+    assert "eos_to_played_ms" not in section and "turn_cpu_ms" not in section
+    empty = render_report_html({"voice_latency": {"eos_to_turn_ms": none}})
+    assert "no voice turns" in empty.split('<section id="latency">')[1]

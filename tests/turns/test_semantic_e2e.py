@@ -69,6 +69,7 @@ async def test_complete_sentence_is_answered(stt_ready: ServerThread, turn_llm: 
         msgs = (await http.get(f"/v1/sessions/{sid}/messages?token=sem1")).json()["messages"]
         usage = (await http.get("/v1/usage?token=sem1")).json()
         report = (await http.get(f"/v1/sessions/{sid}/report?token=sem1")).json()
+        page = (await http.get(f"/v1/sessions/{sid}/report.html?token=sem1")).text
     reply = next(m for m in msgs if m["role"] == "assistant")
     assert reply["timings"]["eos_to_played_ms"] == t["eos_to_played_ms"]
     assert usage["usage"]["voice_turns"] == 1
@@ -76,6 +77,7 @@ async def test_complete_sentence_is_answered(stt_ready: ServerThread, turn_llm: 
     assert usage["personas"]["emma"]["latency"]["eos_to_played_ms"]["n"] == 1
     played = t["eos_to_played_ms"]
     assert report["voice_latency"]["eos_to_played_ms"] == {"n": 1, "p50": played, "p95": played}
+    assert f'data-step="eos_to_played_ms" title="p50 {played:.0f} ms' in page  # and the page
 
 
 async def test_thinking_pause_does_not_split_the_sentence(stt_ready: ServerThread):
