@@ -11,6 +11,8 @@ Rows (CPU ms of the scoring thread, ``time.thread_time``, p50 / p95):
   difference from the plain features and the largest score difference (both must be 0).
 - ONNX run: Smart Turn v3.2 int8, one thread (``providers/onnx.cpu_session``).
 - total = ``SmartTurnModel.timed_score``, what the server reports as ``turn_cpu_ms``.
+- for scale: how much the score moves when inaudible noise (-70 dBFS, as any mic has) is
+  added to the same pause: the model's own jitter, against which "identical" is judged.
 - the ONNX run with 2 intra-op threads, for the record: the scoring thread's CPU drops,
   the process's does not (``thread_time`` would flatter it; the server keeps one thread).
 
@@ -25,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bench.stats import p50_p95
+from bench.stats import p50_p95, pct
 from bench.voice_turns import EN, KO, PAUSED
 from server.providers.onnx import cpu_session
 from server.turns.model import SmartTurnModel
@@ -80,6 +82,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=3, help="passes over the clips")
     args = ap.parse_args()
+    load0 = os.getloadavg()[0]
     model = SmartTurnModel()
     audio = clips()
     single = cpu_session(model.path, arena=True)
@@ -95,18 +98,26 @@ def main() -> None:
             ref = plain_features(a)
             feat_diff.append(float(np.abs(f - ref).max()))
             score_diff.append(abs(p - model.score_features(ref)))
+    rng = np.random.default_rng(0)
+    jitter = [
+        abs(model.score(a + rng.normal(0, 10 ** (-70 / 20), a.size).astype(np.float32)) - p)
+        for a, p in zip(audio, [model.score(a) for a in audio], strict=True)
+    ]
     two = two_thread_run(model, [model.features(a) for a in audio], args.repeat)
 
     def row(label: str, v: list[float], goal: str = "") -> None:
         print(f"{label:<52} {p50_p95(v, 1):<14} {goal}")
 
     print(f"end-of-turn model, {len(audio)} pauses x {args.repeat}, CPU ms p50 / p95")
-    print(f"(load average at the end: {os.getloadavg()[0]:.2f})")
+    print(f"(load average: {load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end)")
     row("features, plain (faster-whisper, whole window)", plain_f)
     row("features, fast (logmel.LogMel)", fast_f)
     print(f"  ... max |feature diff| {max(feat_diff):.1e}, max |score diff| {max(score_diff):.1e}")
     row("ONNX run, one thread", onnx)
     row("total per decision (timed_score = turn_cpu_ms)", total, f"goal p50 <= {GOAL_MS:.0f}")
+    print(
+        f"score |change| from -70 dBFS noise, p50 / max: {pct(jitter, 50):.3f} / {max(jitter):.3f}"
+    )
     print(f"{'ONNX, 2 intra-op threads: thread / process / wall':<52} " + " | ".join(two))
 
 
