@@ -10,7 +10,10 @@ Unknown or undetected languages are checked against every list.
 Over a reply, besides acknowledgements, the words Whisper commonly makes up for a short
 sound ("Thank you.", "you", "Bye.": ``noise`` in the lists) are no turn either. Languages
 that glue endings onto words (Korean: "그만" + "해요") list those endings
-(``stop_endings``): a word that is a stop word plus one of them is that stop word."""
+(``stop_endings``): a word that is a stop word plus one of them is that stop word.
+``stop_heard_as`` are stop words as Whisper base mishears them (Korean: a word-initial
+ㅈ heard as ㅊ, "잠깐만요" as "참깐만요"): listed, not matched by spelling distance, which
+would also stop a reply at real words one letter apart ("그만큼" is not "그만해")."""
 
 from __future__ import annotations
 
@@ -50,7 +53,9 @@ class LanguageRules:
         return cls(
             language=d["language"],
             backchannels=frozenset(" ".join(words(b)) for b in d["backchannels"]),
-            stop_phrases=tuple(tuple(words(s)) for s in d["stop_phrases"]),
+            stop_phrases=tuple(
+                tuple(words(s)) for s in d["stop_phrases"] + d.get("stop_heard_as", [])
+            ),
             incomplete_words=frozenset(d["incomplete_words"]),
             incomplete_suffixes=tuple(d.get("incomplete_suffixes", [])),
             fillers=frozenset(d.get("fillers", [])),

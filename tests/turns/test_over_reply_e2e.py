@@ -94,6 +94,32 @@ async def test_korean_backchannels_do_not_cancel(stt_ready: ServerThread, turn_l
         assert (await ws.wait_for("response.done", response_id=rid))["status"] == "cancelled"
 
 
+async def test_korean_stop_over_a_reply_cancels_it(stt_ready: ServerThread, turn_llm: FakeOpenAI):
+    """Korean "잠깐." over a reply stops it, and the stop request is the next turn. Of the
+    Korean stop words espeak says, Whisper base hears "잠깐" best over a reply: said a moment
+    into it at espeak's default rate it cancelled 18 of 18 times ("그만." 4 of 7, "잠깐만요."
+    5 of 7 with ko.json's stop_heard_as for its "참깐만요"; offline "그만해", "멈춰", "스톱"
+    come out as "그만때", "놈쇼", "수톱")."""
+    ws = await open_ws(stt_ready, persona="이서아", token="stop-ko")
+    await ws.wait_for("session.created")
+    async with Mic(ws) as mic:
+        rid = await reply_playing(ws, turn_llm, mic)
+        turn_llm.queue_reply("네, 멈출게요.")
+        mic.say(speak("잠깐.", "ko"), 2000)
+        done = await ws.wait_for("response.done", response_id=rid, timeout=20)
+        assert done["status"] == "cancelled"
+        mic.stop_playback(rid)
+        started = ws.of_type("input_audio.speech_started")
+        assert len(started) == 1 and started[0]["_t"] <= done["_t"]
+        # one word: a lone word over a reply is never a turn, so it stopped the reply as a
+        # stop word (the final decode may still hear "참가")
+        said = await first(ws, "transcript.done")
+        assert len(words(said["text"])) == 1, said
+        answer = (await ws.wait_for("response.created", timeout=30))["response_id"]
+        assert (await ws.wait_for("response.done", response_id=answer))["status"] == "completed"
+        mic.stop_playback(answer)
+
+
 async def test_own_echo_is_never_heard_but_the_user_over_it_is(
     stt_ready: ServerThread, turn_llm: FakeOpenAI
 ):
