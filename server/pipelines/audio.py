@@ -181,14 +181,23 @@ class VoiceInput:
             self.stream.threshold = float(cfg["threshold"])
             self.stream.neg_threshold = max(self.stream.threshold - 0.15, 0.01)
 
-    async def commit(self) -> str | None:
-        """End the user turn now (push-to-talk), whatever the VAD thinks. Returns the item
-        id of the utterance, or None when there was no audio to commit."""
-        while self.push_to_talk and not self.frames.empty():  # frames sent before the commit
+    def _take_queued(self) -> list[bytes]:
+        """The frames sent before a commit or clear that the worker has not taken yet, with
+        the mic clock moved past them (as the worker would)."""
+        taken = []
+        while not self.frames.empty():
             data = self.frames.get_nowait()
             self.stream_ms += len(data) * 1000 // (RATE * 2)
             self._analysed += len(data) // 2
-            self._buffer_ptt(data)
+            taken.append(data)
+        return taken
+
+    async def commit(self) -> str | None:
+        """End the user turn now (push-to-talk), whatever the VAD thinks. Returns the item
+        id of the utterance, or None when there was no audio to commit."""
+        if self.push_to_talk:
+            for data in self._take_queued():  # frames sent before the commit
+                self._buffer_ptt(data)
         if self._ptt:
             audio = np.frombuffer(b"".join(self._ptt), dtype="<i2").astype(np.float32) / 32768
             self._ptt, self._ptt_bytes = [], 0
@@ -204,7 +213,10 @@ class VoiceInput:
         return item
 
     async def clear(self) -> None:
-        """Drop the audio not yet committed (push-to-talk buffer or speech in progress)."""
+        """Drop the audio not yet committed: frames sent before the clear that are still
+        queued (else they would land in the next utterance), the push-to-talk buffer, speech
+        in progress."""
+        self._take_queued()
         self._ptt, self._ptt_bytes = [], 0
         await asyncio.to_thread(self.stream.pop_utterance, force=True)
         self._item_id = None

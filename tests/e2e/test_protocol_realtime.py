@@ -400,6 +400,16 @@ async def test_push_to_talk_commit_then_response_create(
         )
         updated = await until(conn, "session.updated", seen)
         assert updated.session.audio.input.turn_detection is None
+        # speech appended, then cleared: none of it may reach the next commit, also the
+        # frames still queued for the audio worker when the clear arrives
+        other = speak("Forget about the garden hose.", rate=24_000)
+        forget = (np.clip(other, -1, 1) * 32767).round().astype("<i2").tobytes()
+        for i in range(0, len(forget), 4800):  # 100 ms appends, as a mic sends them
+            await conn.input_audio_buffer.append(
+                audio=base64.b64encode(forget[i : i + 4800]).decode()
+            )
+        await conn.input_audio_buffer.clear()
+        await until(conn, "input_audio_buffer.cleared", seen)
         await conn.input_audio_buffer.append(audio=base64.b64encode(pcm).decode())
         await conn.input_audio_buffer.commit()
         committed = await until(conn, "input_audio_buffer.committed", seen)
@@ -407,6 +417,7 @@ async def test_push_to_talk_commit_then_response_create(
             conn, "conversation.item.input_audio_transcription.completed", seen, timeout=60
         )
         assert heard.item_id == committed.item_id and "window" in heard.transcript.lower()
+        assert not {"garden", "hose"} & set(heard.transcript.lower().split()), heard
         assert not [e for e in seen if e.type == "response.created"]  # no reply until asked
         llm.queue_reply("Opening it.")
         await conn.response.create()
