@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 from faster_whisper.feature_extractor import FeatureExtractor
 
-from server.turns.logmel import FRAMES, HOP, N_FFT, WINDOW_SAMPLES, LogMel, padding_frames
+from server.turns.logmel import (
+    FRAMES,
+    HOP,
+    MIN_COLUMNS,
+    N_FFT,
+    WINDOW_SAMPLES,
+    LogMel,
+    padding_frames,
+)
 from server.turns.model import SmartTurnModel
 from tests.speech import speak, with_silence
 
@@ -20,7 +28,10 @@ def plain_features(audio: np.ndarray) -> np.ndarray:
     x = np.asarray(audio, dtype=np.float32).reshape(-1)[-WINDOW_SAMPLES:]
     x = np.pad(x, (WINDOW_SAMPLES - x.size, 0))
     x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
-    return FeatureExtractor(feature_size=80, chunk_length=8)(x, padding=0).astype(np.float32)
+    return _EXTRACTOR(x, padding=0).astype(np.float32)
+
+
+_EXTRACTOR = FeatureExtractor(feature_size=80, chunk_length=8)
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +52,23 @@ def _noise(n: int) -> np.ndarray:
 def test_fast_features_equal_the_plain_path_bit_for_bit(n: int) -> None:
     audio = _noise(n)
     assert np.array_equal(LogMel()(audio), plain_features(audio))
+
+
+def test_equal_over_many_lengths_and_levels() -> None:
+    """Random lengths and loudness, with those around MIN_COLUMNS (where the filter bank's
+    matrix gets thin) and the very short ones packed in."""
+    rng = np.random.default_rng(19)
+    edge = WINDOW_SAMPLES - N_FFT // 2 - (FRAMES - MIN_COLUMNS) * HOP  # audio samples
+    assert padding_frames(WINDOW_SAMPLES - edge) - 1 == FRAMES - MIN_COLUMNS
+    lengths = [
+        *rng.integers(1, 140_000, 60),
+        *range(1, 2_000, 97),
+        *range(edge - 800, edge + 800, 53),
+    ]
+    fast = LogMel()
+    for n in lengths:
+        audio = rng.normal(0, rng.uniform(0.001, 0.5), int(n)).astype(np.float32)
+        assert np.array_equal(fast(audio), plain_features(audio)), n
 
 
 def test_silence_is_the_same_too() -> None:
