@@ -2,12 +2,13 @@
 
 prepare_turn -(respond)-> generate_response
             \\-(silent)-> END
-generate_response -(tool calls)-> tools -> generate_response ... -(answer)-> update_memory
+generate_response -(tool calls)-> tools -> generate_response ... -(answer)-> END
                                        \\-(stay_silent)-> update_memory
 
 prepare_turn is seed 000's perceive_environment -> query_memory -> reason_and_plan, run in
-that order as one graph node: the three always run together, and each LangGraph superstep
-costs CPU of its own (task preparation, channel writes, a checkpoint copy, callbacks).
+that order as one graph node, and generate_response runs update_memory on the answer it
+returns: steps that always run together share a node, since each LangGraph superstep costs
+CPU of its own (task preparation, channel writes, a checkpoint copy, callbacks).
 
 The tools are bound on the same streamed call that answers, so a turn without a tool call
 costs no extra LLM round-trip; when the streamed message carries tool calls, the tools node
@@ -137,9 +138,7 @@ class Agent(ToolRounds, ThreadEdits):
         g.add_node("update_memory", self.update_memory)
         g.add_edge(START, PREPARE)
         g.add_conditional_edges(PREPARE, self.route, {"respond": GENERATE, "silent": END})
-        g.add_conditional_edges(
-            GENERATE, self.after_generate, {TOOLS: TOOLS, "done": "update_memory"}
-        )
+        g.add_conditional_edges(GENERATE, self.after_generate, {TOOLS: TOOLS, "done": END})
         g.add_conditional_edges(TOOLS, self.route, {"respond": GENERATE, "silent": "update_memory"})
         g.add_edge("update_memory", END)
         self.graph = g.compile(checkpointer=checkpointer)
@@ -302,7 +301,12 @@ class Agent(ToolRounds, ThreadEdits):
                 reply = AIMessage(reply.content, id=reply.id, usage_metadata=reply.usage_metadata)
         if ctx.reply_id and not (isinstance(reply, AIMessage) and reply.tool_calls):
             reply.id = ctx.reply_id  # the answer: the same id as in the store
-        return {"messages": [reply]}
+        if isinstance(reply, AIMessage) and (reply.tool_calls or reply.invalid_tool_calls):
+            return {"messages": [reply]}  # the tools node runs them
+        # The answer: update_memory runs here, not as a graph step of its own after it.
+        answered = cast(GraphState, {**state, "messages": [*state["messages"], reply]})
+        done = await self.update_memory(answered, runtime)
+        return {"messages": [reply, *done.get("messages", [])]}
 
     async def update_memory(
         self, state: GraphState, runtime: Runtime[TurnContext]
