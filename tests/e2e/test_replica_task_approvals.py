@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from websockets.asyncio.client import connect
 from server.agent.approvals import TASK_EXPIRY_GRACE
 from server.store import new_id
 from server.store.base import CONSENT_ITEMS
-from tests.e2e.test_crash import crash_llm, wire_mongo  # noqa: F401 (fixtures)
+from tests.e2e.test_crash import Crashable, crash_llm, wire_mongo  # noqa: F401 (fixtures)
 from tests.e2e.test_replica_takeover import closed_with
 from tests.e2e.test_tasks_rest import ANSWERS, BODY, HOME, LIST, MARKERS, b64
 from tests.fakes.openai_server import FakeOpenAI
@@ -186,3 +187,37 @@ async def test_nobody_picks_it_up_the_server_that_asked_expires_it_after_a_grace
         assert (await http.get(f"/v1/approvals/{action}")).json()["status"] == "expired"
     assert logged(a, "task_released", task_id=task_id)
     assert len(logged(a, "task_action_expired", task_id=task_id)) == 1
+
+
+async def test_after_a_restart_the_waiting_preview_is_asked_again_and_answerable(
+    tmp_path: Path,
+    crash_llm: FakeOpenAI,  # noqa: F811
+    wire_mongo: str,  # noqa: F811
+) -> None:
+    """One server (single mode) killed -9 while a preview waits; restarted on the same
+    store, the user's next session is asked it again and the yes is carried out (before,
+    nobody asked it and it stayed pending until the next session after its expiry)."""
+    crash_llm.set_default(ScreenVLM(MARKERS, {k: list(v) for k, v in ANSWERS.items()}))
+    user = "restart-user"
+    store = {"MONGODB_URI": wire_mongo, "MONGODB_DB": f"restart_{new_id()}"}
+    c = Crashable(tmp_path, crash_llm, store)
+    server = await c.start()
+    try:
+        async with http_for(server, user) as http:
+            consent = {"items": dict.fromkeys(CONSENT_ITEMS, True)}
+            assert (await http.post("/v1/users/consent", json=consent)).status_code == 200
+            ws = await open_ws(server, user)
+            r = await http.post("/v1/tasks", json=BODY | {"screenshot": b64(HOME)})
+            task_id, action = r.json()["task_id"], r.json()["next_action_preview"]["action_id"]
+            await ws.wait_for("approval.request", call_id=action)
+        c.kill()
+        await c.reap()
+        server = await c.start()
+        ws = await open_ws(server, user)
+        await ws.wait_for("approval.request", call_id=action)
+        await ws.send({"type": "approval.response", "call_id": action, "decision": "approve"})
+        go = await ws.wait_for("task.action_execute", action_id=action)
+        assert go["task_id"] == task_id and go["target"] == "Menu"
+        await ws.conn.close()
+    finally:
+        await server.stop()
