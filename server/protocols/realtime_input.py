@@ -178,6 +178,8 @@ class RealtimeInput:
         # the reply being generated, or the last one done (the client may still play it)
         if r is None or item_id not in (self.items.get(r.number), self.done_items.get(r.number)):
             raise ProtocolError("item_not_found", f"No playing assistant item {item_id!r}.")
+        if obj.get("content_index", 0) != 0 or isinstance(obj.get("content_index"), bool):
+            raise ProtocolError("invalid_request_error", "content_index is 0: one part per item.")
         if not isinstance(end, int) or isinstance(end, bool) or end < 0:
             raise ProtocolError("invalid_request_error", "audio_end_ms is a non-negative integer.")
         if r.finished:  # stored as heard before it is acknowledged

@@ -210,4 +210,7 @@ async def test_other_events_with_wrong_field_types_get_errors(
         llm.queue_reply("Fine.")
         await say(conn, "Hello?")
         done = await until(conn, "response.done", seen)
+        item = done.response.output[0].id  # the last reply: the client may still play it
+        await conn.conversation.item.truncate(item_id=item, content_index=2, audio_end_ms=0)
+        assert (await until(conn, "error", seen, timeout=10)).error.code == "invalid_request_error"
     assert done.response.output[0].content[0].text == "Fine."
