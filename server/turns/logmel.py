@@ -12,6 +12,8 @@ and so are the scores.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 SAMPLE_RATE = 16_000
@@ -59,6 +61,9 @@ class LogMel:
         self.filters = mel_filters()
         self.window = np.hanning(N_FFT + 1)[:-1].astype("float32")
         self._blas = ThreadpoolController()
+        # the limit is process-wide: two sessions' decisions overlapping would restore the
+        # thread counts out of order and leave BLAS at one thread for everybody
+        self._blas_lock = threading.Lock()
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         x, pad = normalised_window(audio)
@@ -74,7 +79,7 @@ class LogMel:
         # one BLAS thread: OpenBLAS would hand half the product to a helper thread that then
         # spins, doubling the CPU (and hiding it from the caller's thread_time); the other
         # core is transcribing. The split is by rows/columns, so the bits are the same.
-        with self._blas.limit(limits=1, user_api="blas"):
+        with self._blas_lock, self._blas.limit(limits=1, user_api="blas"):
             mel = self.filters @ (np.abs(spectrum) ** 2).T
         log_spec = np.empty((N_MELS, FRAMES), dtype=np.float32)
         log_spec[:, first:] = np.log10(np.clip(mel, a_min=1e-10, a_max=None))

@@ -71,6 +71,25 @@ def test_equal_over_many_lengths_and_levels() -> None:
         assert np.array_equal(fast(audio), plain_features(audio)), n
 
 
+def test_concurrent_decisions_leave_blas_threads_as_they_were() -> None:
+    """The one-thread limit is process-wide: sessions scoring at the same time in worker
+    threads must restore it in order, whatever the interleaving."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    fast = LogMel()
+    audio = [_noise(n) for n in (16_000, 40_000, 90_000, 3_000)] * 24
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(fast, audio))
+    assert blas_threads() == before
+    assert all(np.array_equal(o, plain_features(a)) for o, a in zip(outs[:4], audio, strict=False))
+
+
 def test_silence_is_the_same_too() -> None:
     audio = np.zeros(16_000, dtype=np.float32)  # variance 0: the epsilon decides
     assert np.array_equal(LogMel()(audio), plain_features(audio))
