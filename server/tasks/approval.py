@@ -59,6 +59,10 @@ class TaskApprovals:
     spawn: Callable[..., Any]
     quiet: Callable[..., Awaitable[None]]
     approve: Callable[..., Awaitable[None]]  # TaskRunner's: task.confirm
+    # TaskOutcomes': withdraw the pending action, store a status, tell the sessions
+    _withdraw: Callable[[Live, str], Awaitable[None]]
+    _set_status: Callable[..., Awaitable[None]]
+    _updated: Callable[[Live], Awaitable[None]]
 
     async def _ask_approval(self, live: Live, action: TaskActionRecord) -> None:
         """Stored pending, then asked (approval.request by every listening session)."""
@@ -100,10 +104,38 @@ class TaskApprovals:
         timeout = self.settings.approval_timeout_s
         msg = f"The user did not answer within {timeout:g} s, so it was not done."
         if not await self._settle_approval(action.id, "expired", msg):
-            return  # answered in time (or expired elsewhere)
+            await self._settled_elsewhere(live, action)  # answered in time, or not here
+            return
         self.log.info("task_action_expired", task_id=live.task.id, action_id=action.id)
         if live.pending is action and live.approved_at is None and live.task.status == "running":
             await self.approve(live.task.id, action.id, False, reason="expired")
+
+    async def _settled_elsewhere(self, live: Live, action: TaskActionRecord) -> None:
+        """The action's approval was settled by another server holding the task too (the
+        user's other device): if it expired there, this server's sessions are told as well
+        (the action withdrawn, the task paused: stored conditionally, so once); if the
+        action was carried out or withdrawn there, this server's copy of the task is
+        dropped (the store has it)."""
+        if self.live is not live or live.pending is not action or live.approved_at is not None:
+            return  # settled here (answered, or withdrawn by this server)
+        stored = await self.store.get_task_action(self.user_id, live.task.id, action.id)
+        why = stored.details.get("reason") if stored is not None else None
+        if stored is None or not (stored.status == "pending" or why == "expired"):
+            self.live = None
+            return
+        rec = await self.store.get_approval(self.user_id, action.id)
+        if rec is None or rec.status != "expired":
+            self.live = None
+            return
+        await self._withdraw(live, "expired")
+        try:
+            await self._set_status(live, "paused", only_if=("running",))
+        except TaskError:  # the other server paused it first
+            fresh = await self.store.get_task(self.user_id, live.task.id)
+            if fresh is None:
+                return
+            live.task = fresh
+        await self._updated(live)
 
     async def pending_approval(self) -> ApprovalRecord | None:
         """The live task's previewed action's approval while it waits (asked again on a new

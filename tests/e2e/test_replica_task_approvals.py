@@ -10,6 +10,7 @@ expires it 10 s later."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,40 @@ async def test_unanswered_after_the_move_it_expires_on_b(
     assert not logged(a, "task_action_expired", task_id=task_id)
     await ws.conn.close()
     await http.aclose()
+
+
+async def test_two_devices_on_two_servers_both_hear_the_expiry(
+    fleet: tuple[ForkedServer, ForkedServer],
+) -> None:
+    """After the move a second device opens on A, which picks the task up as well: both
+    devices are asked; unanswered, one server settles the expiry and the other follows the
+    store, so both devices get the action's end and the paused task, once each."""
+    a, b = fleet
+    ws, http, task_id, action = await asked_on_a_moved_to_b(a, b, "two-device-user")
+    other = await open_ws(a, "two-device-user")
+    await other.wait_for("approval.request", call_id=action)
+    for dev in (ws, other):
+        res = await dev.wait_for("task.action_result", action_id=action, timeout=TIMEOUT_S + 5)
+        assert res["status"] == "failed" and res["reason"] == "expired"
+        await dev.wait_for("task.updated", status="paused")
+    await drain_briefly(ws, other)
+    for dev in (ws, other):
+        ends = [e for e in dev.events if e["type"] == "task.action_result"]
+        assert len(ends) == 1 and not [e for e in dev.events if e["type"] == "task.error"]
+    expired = [*logged(a, "task_action_expired"), *logged(b, "task_action_expired")]
+    assert len([e for e in expired if e.get("task_id") == task_id]) == 1
+    assert (await http.get(f"/v1/tasks/{task_id}")).json()["status"] == "paused"
+    await other.conn.close()
+    await ws.conn.close()
+    await http.aclose()
+
+
+async def drain_briefly(*sockets: WsClient) -> None:
+    """Read what else arrives within half a second (a second result would show here)."""
+    for ws in sockets:
+        with contextlib.suppress(TimeoutError):
+            while True:
+                await ws.next_event(timeout=0.5)
 
 
 async def test_nobody_picks_it_up_the_server_that_asked_expires_it_after_a_grace(
