@@ -13,6 +13,8 @@ import json
 import math
 from typing import Any
 
+import orjson
+
 from server.logging import get_logger
 
 log = get_logger(__name__)
@@ -32,6 +34,16 @@ def dumps(obj: Any) -> str:
             log.warning("json_out_lone_surrogate", event_type=_type_of(obj))
             text = json.dumps(sanitize(obj), ensure_ascii=False, allow_nan=False)
     return text
+
+
+def dumps_flat(obj: dict[str, Any]) -> str:
+    """dumps() of a flat event of strings, integers and flags: a text delta's frame, sent
+    per streamed token. orjson is about 9x faster than json here; a NaN cannot occur
+    without floats, and a lone surrogate (which orjson refuses) goes through dumps()."""
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError:  # orjson.JSONEncodeError is one
+        return dumps(obj)
 
 
 def sanitize(obj: Any) -> Any:

@@ -28,3 +28,11 @@ def test_lone_surrogates_are_replaced_and_pairs_kept():
     text = jsonout.dumps({"type": "pong", "id": "a\ud800b", "ok": "\ud83d\ude00", "\udc00k": 1})
     text.encode("utf-8")  # would raise UnicodeEncodeError in the socket writer
     assert json.loads(text) == {"type": "pong", "id": "a\ufffdb", "ok": "😀", "\ufffdk": 1}
+
+
+def test_flat_frames_are_the_same_json_and_a_lone_surrogate_is_replaced():
+    delta = {"type": "response.output_text.delta", "output_index": 0, "delta": '안녕 😀 "x"'}
+    assert json.loads(jsonout.dumps_flat(delta)) == delta
+    text = jsonout.dumps_flat({"type": "response.text.delta", "delta": "a\ud800b"})
+    text.encode("utf-8")
+    assert json.loads(text) == {"type": "response.text.delta", "delta": "a\ufffdb"}

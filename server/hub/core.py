@@ -46,7 +46,7 @@ class TextDeltas:
     size: int
 
     def render(self) -> str:
-        return jsonout.dumps(self.frame | {self.field: "".join(self.parts)})
+        return jsonout.dumps_flat(self.frame | {self.field: "".join(self.parts)})
 
 
 # What the writer sends: text, bytes, text whose sender waits until it was written, or
