@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
+import wave
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import numpy as np
 from openai import AsyncOpenAI
 
 from tests.dmp_client import BridgeConfig, BridgeRest, DmpClient, wav_info
@@ -87,6 +90,17 @@ async def test_text_and_voice_turn_as_the_bridge_sees_it(
     ours = await rest.http.get("/v1/sessions", headers={"Authorization": "Bearer default"})
     assert sid in [s["id"] for s in ours.json()["sessions"]]
     await rest.aclose()
+
+    # a long first sentence: its first 4 words are spoken at once (TTS_FIRST_CHUNK_WORDS),
+    # with no end pause (espeak's ~300 ms would be a gap mid-sentence)
+    words = "Sentence number one is here to be spoken aloud."
+    llm.queue_reply(tokens=[w + " " for w in words.split()])
+    turn = await client.turn("Talk to me.")
+    texts = [c["text"] for c in turn.chunks]
+    assert texts == ["Sentence number one is", "here to be spoken aloud."]
+    with wave.open(io.BytesIO(base64.b64decode(turn.chunks[0]["audio_base64"]))) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+    assert np.abs(pcm[-24_000 * 100 // 1000 :]).max() > 300  # speech in its last 100 ms
     await client.close()
 
 
