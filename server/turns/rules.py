@@ -32,6 +32,9 @@ _DOTTED = re.compile(r"\b[^\W\d_](?:\.\s?[^\W\d_]\b)+\.?")  # "M.A.M.F.M", "U. S
 Kind = Literal["none", "backchannel", "stop", "turn"]
 MIN_TURN_WORDS = 2
 UNMARKED = 0.6  # words with no cue either way (Whisper left out the full stop): lean finished
+# The same word this many times at the end: Whisper's decoder looping on audio it cannot
+# make out (a sentence's first half in a short encoder window), not words that finish
+LOOP_WORDS = 4
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,8 @@ def text_completeness(text: str, language: str | None) -> float | None:
     langs = rules_for(language)
     if tokens and any(r.only_holds(tokens) for r in langs):
         return 0.0
+    if len(tokens) >= LOOP_WORDS and len(set(tokens[-LOOP_WORDS:])) == 1:
+        return 0.0  # Whisper looping ("... distant distant distant distant"): a guess
     last = tokens[-1] if tokens else ""
     if t[-1] in "?!？！":
         return 0.0 if any(last in r.never_final for r in langs) else 1.0

@@ -91,6 +91,9 @@ def test_a_lone_word_over_a_reply_is_not_a_turn():
         ("Can you hold on.", "en", 1.0),
         ("So what do you think?", "en", 1.0),
         ("Okay.", "en", 1.0),  # an answer, not a hesitation
+        # Whisper looping on a sentence's first half (bench, 5 s window): no finished turn
+        ("Tomorrow I enter daughter of an distant distant distant distant distant", "en", 0.0),
+        ("No, no, no.", "en", 1.0),
         ("How are you?", "en", 1.0),
         ("seven in the evening please", "en", 0.6),
         ("", "en", None),
