@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 from pydantic import SecretStr, ValidationError
 
-from server.config import Settings
+from server.config import Settings, secret
 from server.models.cli import add_models_parser, run_models_command
 from server.replicas import replica_refusal
 from server.security import host_name, is_loopback
@@ -170,6 +170,12 @@ async def serve_forever(
     if refusal := insecure_bind(settings, host) or replica_refusal(settings):
         print(refusal, file=sys.stderr, flush=True)
         return 2
+    if uri := secret(settings.mongodb_uri):
+        from server.store.mongo_reach import unreachable
+
+        if problem := await unreachable(uri, settings.mongodb_timeout_s):
+            print(f"desktopmate: {problem}", file=sys.stderr, flush=True)
+            return 3
     from server.app import create_app  # the heavy import, after the cheap refusals
 
     sock = bind(host, port)

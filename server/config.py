@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     default_persona: str = "이서아"
     mongodb_uri: SecretStr | None = None
     mongodb_db: str = "desktopmate"
+    # how long a MongoDB call waits for a reachable server (and the start-up check)
+    mongodb_timeout_s: float = Field(default=5.0, gt=0, le=120)
     auth_tokens: SecretStr | None = Field(
         default=None,
         description="'token:user_id,...'. Unset = local mode: the token is the user's name.",

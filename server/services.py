@@ -80,6 +80,7 @@ class Services(McpServices, VisionServices, VoiceServices):
             data_dir=settings.data_dir,
             mongodb_uri=secret(settings.mongodb_uri),
             mongodb_db=settings.mongodb_db,
+            mongodb_timeout_s=settings.mongodb_timeout_s,
             sqlite_synchronous=settings.sqlite_synchronous,
         )
         self.instance_id = instance_id(settings.instance_id)

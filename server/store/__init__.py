@@ -39,6 +39,7 @@ def make_store(
     mongodb_uri: str | None,
     mongodb_db: str = "desktopmate",
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    mongodb_timeout_s: float = 5.0,
 ) -> Store:
     """MongoDB when a URI is configured (shared server deployments), else embedded SQLite.
 
@@ -46,5 +47,5 @@ def make_store(
     at startup, ``await store.close()`` at shutdown).
     """
     if mongodb_uri:
-        return MongoStore(mongodb_uri, mongodb_db)
+        return MongoStore(mongodb_uri, mongodb_db, timeout_s=mongodb_timeout_s)
     return SQLiteStore(Path(data_dir), sqlite_synchronous)

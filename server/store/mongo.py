@@ -83,9 +83,16 @@ class MongoStore(
 
     _ms = staticmethod(ms)
 
-    def __init__(self, uri: str, db_name: str = "desktopmate") -> None:
+    def __init__(self, uri: str, db_name: str = "desktopmate", *, timeout_s: float = 5.0) -> None:
         self.uri = uri
         self.db_name = db_name
+        # a server that is down fails each call after this long (pymongo's default is 30 s)
+        self._opts: dict[str, Any] = {
+            "tz_aware": True,
+            "serverSelectionTimeoutMS": int(timeout_s * 1000),
+            "connectTimeoutMS": int(timeout_s * 1000),
+            **WRITE_CONCERN,
+        }
         self._client: AsyncMongoClient | None = None
         self._db: AsyncDatabase | None = None
         self._sync_client: MongoClient | None = None
@@ -97,12 +104,12 @@ class MongoStore(
     async def open(self) -> None:
         if self._client is not None:
             return
-        client: AsyncMongoClient = AsyncMongoClient(self.uri, tz_aware=True, **WRITE_CONCERN)
+        client: AsyncMongoClient = AsyncMongoClient(self.uri, **self._opts)
         sync_client: MongoClient | None = None
         try:
             db = client[self.db_name]
             await self._create_indexes(db)
-            sync_client = MongoClient(self.uri, tz_aware=True, **WRITE_CONCERN)
+            sync_client = MongoClient(self.uri, **self._opts)
             # The saver's constructor does blocking I/O (list/create indexes): keep it
             # off the event loop.
             saver = await asyncio.to_thread(DroppingMongoDBSaver, sync_client, db_name=self.db_name)

@@ -34,6 +34,7 @@ async def cleanup_once(settings: Settings, days: float) -> int:
         data_dir=settings.data_dir,
         mongodb_uri=secret(settings.mongodb_uri),
         mongodb_db=settings.mongodb_db,
+        mongodb_timeout_s=settings.mongodb_timeout_s,
     )
     await store.open()
     memory = LongTermMemory(settings, store)
