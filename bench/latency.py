@@ -44,7 +44,8 @@ from bench.procs import (
 )
 from server.loopmon import LoopLagMonitor, percentile
 
-DELTA_PREFIX = '{"type": "response.text.delta"'
+# text deltas are compact JSON (server/jsonout.py dumps_flat); the spaced form is older servers'
+DELTA_PREFIXES = ('{"type":"response.text.delta"', '{"type": "response.text.delta"')
 
 
 # --- child processes ----------------------------------------------------------------------
@@ -119,7 +120,7 @@ async def one_turn(ws: ClientConnection, tag: str, timeout_s: float) -> Turn:
                 now = time.monotonic()
                 if isinstance(msg, bytes):
                     continue
-                if msg.startswith(DELTA_PREFIX):  # the hot path: no JSON parse
+                if msg.startswith(DELTA_PREFIXES):  # the hot path: no JSON parse
                     turn.deltas.append(now)
                     continue
                 ev = json.loads(msg)
