@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -182,6 +183,11 @@ class RealtimeInput:
             raise ProtocolError("invalid_request_error", "content_index is 0: one part per item.")
         if not isinstance(end, int) or isinstance(end, bool) or end < 0:
             raise ProtocolError("invalid_request_error", "audio_end_ms is a non-negative integer.")
+        sent_ms = math.ceil(r.speech.duration_ms) if r.speech is not None else 0
+        if end > sent_ms:  # as OpenAI answers: the client cannot have played more than that
+            raise ProtocolError(
+                "invalid_value", f"Audio content of {sent_ms}ms is already shorter than {end}ms"
+            )
         if r.finished:  # stored as heard before it is acknowledged
             await self.s.truncate_done(r, end)
         else:  # its cancel settles it

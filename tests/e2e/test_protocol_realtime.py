@@ -116,9 +116,18 @@ async def test_audio_out_is_pcm16_24k_with_transcript(
         llm.queue_reply("Kites fly high. The wind is kind today.")
         await say(conn, "Tell me about kites")
         done = await until(conn, "response.done", seen)
-    audio = b"".join(
-        base64.b64decode(e.delta) for e in seen if e.type == "response.output_audio.delta"
-    )
+        audio = b"".join(
+            base64.b64decode(e.delta) for e in seen if e.type == "response.output_audio.delta"
+        )
+        # a truncate past the audio sent is refused as OpenAI does; within it, it is done
+        item, audio_ms = done.response.output[0].id, len(audio) // 48
+        await conn.conversation.item.truncate(
+            item_id=item, content_index=0, audio_end_ms=audio_ms + 500
+        )
+        err = await until(conn, "error", seen)
+        assert err.error.code == "invalid_value" and "is already shorter than" in err.error.message
+        await conn.conversation.item.truncate(item_id=item, content_index=0, audio_end_ms=audio_ms)
+        assert (await until(conn, "conversation.item.truncated", seen)).audio_end_ms == audio_ms
     pcm = np.frombuffer(audio, dtype="<i2")
     assert len(pcm) / 24_000 > 1.0 and np.abs(pcm).max() > 1000
     transcript = "".join(
