@@ -22,9 +22,13 @@ measurement of a session, or three in a row after an echo was found: one window 
 straddle two replies) means no echo reaches the mic, and the mic passes through untouched
 until two measurements in a row find an echo again, at the same lag (the user's own voice
 can correlate with the reply's by chance, but at a new lag each time). Before the first
-measurement (0.7 s into the first reply) it cancels when the client reported the reply's
-playback start (a client that plays audio), and passes through otherwise (a script that
-never plays it). AEC3 adapts from the first sample either way.
+measurement (0.7 s into the first reply) a client that reported the reply's playback start
+gets its mic held back: a stop word said then was lost whole, over headphones to the
+suppressor, over speakers to AEC3's unconverged start. Once measured, the held stretch goes
+on as it was (no echo) or through a fresh AEC3 run over it twice (echo: the second pass
+starts converged), then the mic is live again; the VAD hears those words up to 0.7 s late,
+once a session. A client that never reported playback (a script that never plays the
+reply) is passed through meanwhile. AEC3 adapts from the first sample either way.
 
 One per session; ``process`` runs in the VAD worker thread, ``add``/``anchor``/``cut`` on
 the event loop, so the reference is guarded by a lock."""
@@ -45,6 +49,7 @@ COUPLING_MIN = 0.3  # a user talking with no echo path correlates with the reply
 UNCOUPLED_AFTER = 3  # this many low measurements in a row (one can straddle two replies)
 STOP_SAMPLES = RATE // 5  # a cancelled reply goes on playing this long (the client hears of it)
 FAR_MIN_RMS = 0.01  # a quieter reference (a pause in the reply) measures nothing
+HOLD_SAMPLES = RATE * 3 // 2  # the first reply's mic waits this long at most for a measurement
 
 
 @dataclass
@@ -77,6 +82,8 @@ class EchoCanceller:
         self._low = 0  # low coupling measurements in a row
         self._lag: int | None = None  # the last high measurement's lag
         self._restart = False  # reset AEC3 before the next frame
+        self._held: list[tuple[np.ndarray, np.ndarray]] = []  # (mic, reference) until measured
+        self._held_samples = 0
 
     # --- the far end (event loop) ---------------------------------------------------------
     def add(self, number: int, pcm: bytes, rate: int, mic_sample: int) -> None:
@@ -126,11 +133,13 @@ class EchoCanceller:
 
     # --- the near end (VAD worker thread) -------------------------------------------------
     def process(self, pcm: bytes, mic_sample: int) -> bytes:
-        """Mic PCM16 starting at ``mic_sample`` -> the same with the reply's echo removed."""
+        """Mic PCM16 starting at ``mic_sample`` -> the same with the reply's echo removed.
+        Over the start of the session's first reply the output waits (see ``_release``):
+        what comes out is always the mic's samples in order, some of them later."""
         n = len(pcm) // 2
         far, played = self._far(mic_sample, n)
         if far is None:
-            return pcm
+            return self._release() + pcm
         if self._restart:  # a new reply plays: its delay may differ from the last one's
             self._restart = False
             self._ap.reset()
@@ -139,9 +148,35 @@ class EchoCanceller:
         self._measure(near, far)
         out = self._ap.process(near.copy(), (far * 32767).astype(np.int16))
         self.processed_samples += n
+        cancelled = np.asarray(out, dtype="<i2").tobytes()
+        if self.coupling is None and played and self._held_samples < HOLD_SAMPLES:
+            self._held.append((near, far))  # not measured yet: raw or cancelled?
+            self._held_samples += n
+            return b""
+        released = self._release()
         if self.coupled is False or (self.coupled is None and not played):
-            return pcm  # the filter keeps adapting, but nothing is taken from the user
-        return np.asarray(out, dtype="<i2").tobytes()
+            return released + pcm  # the filter keeps adapting, but nothing is taken from the user
+        return released + cancelled
+
+    def _release(self) -> bytes:
+        """The mic held over the start of the first reply, until the first measurement says
+        whether an echo reaches the mic. None does: the raw mic, whole (AEC3, assuming an
+        echo path, would have taken the user's voice over it). One does (or it could not
+        be told): a fresh AEC3 run twice over the stretch, the second pass's output: its
+        first pass found the delay and the filter, so the user over that echo is double
+        talk, not the unconverged suppressor's silence."""
+        if not self._held:
+            return b""
+        near = np.concatenate([h[0] for h in self._held])
+        far = (np.concatenate([h[1] for h in self._held]) * 32767).astype(np.int16)
+        self._held, self._held_samples = [], 0
+        if self.coupled is False:
+            return near.tobytes()
+        from pywebrtc_audio import AudioProcessor
+
+        ap = AudioProcessor(sample_rate=RATE, echo_cancellation=True)
+        ap.process(near.copy(), far)
+        return np.asarray(ap.process(near.copy(), far), dtype="<i2").tobytes()
 
     def _measure(self, near: np.ndarray, far: np.ndarray) -> None:
         self._near_hist.append(near.astype(np.float32) / 32768)

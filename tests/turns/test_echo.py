@@ -40,7 +40,11 @@ def room(rt60_s: float) -> np.ndarray:
 
 
 def run(
-    reply: np.ndarray, user: np.ndarray | None, echo: float = ECHO, rt60_s: float = 0.0
+    reply: np.ndarray,
+    user: np.ndarray | None,
+    echo: float = ECHO,
+    rt60_s: float = 0.0,
+    user_at: int = USER_AT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The raw mic and the canceller's output for the scenario."""
     played = resample(reply, OUT_RATE, RATE)
@@ -52,7 +56,7 @@ def run(
     mic[START[0] + DELAYS[0] : START[0] + DELAYS[0] + first.size] += echo * first
     mic[START[1] + DELAYS[1] : START[1] + DELAYS[1] + played.size] += echo * played
     if user is not None:
-        mic[USER_AT : USER_AT + user.size] += user
+        mic[user_at : user_at + user.size] += user
     pcm = (np.clip(mic, -1, 1) * 32767).round().astype("<i2")
     sent = (reply * 32767).astype("<i2").tobytes()
     ec = EchoCanceller()
@@ -109,3 +113,25 @@ def test_headphones_pass_the_user_through_untouched(reply: np.ndarray):
     span = slice(USER_AT - RATE, USER_AT + user.size)
     sent = (np.clip(mic[span], -1, 1) * 32767).round() / 32768  # as the client sent it
     assert np.array_equal(out[span], sent.astype(np.float32))
+
+
+FIRST_WORDS = START[0] + RATE * 3 // 10  # 300 ms into the session's first reply
+
+
+@pytest.mark.parametrize("echo", [0.0, ECHO], ids=["headphones", "speakers"])
+def test_a_stop_at_the_start_of_the_first_reply_is_speech(reply: np.ndarray, echo: float):
+    """Said 300 ms into the session's first reply, before the coupling is measured: with no
+    echo path AEC3's suppressor took the word whole (no onset at all), with one AEC3's
+    unconverged start did. The VAD hears it either way (once, where it was said: the
+    reply's echo around it stays silent), and with no echo path it is the mic untouched."""
+    user = speak("Wait.")
+    mic, out = run(reply, user, echo=echo, user_at=FIRST_WORDS)
+    found = onsets(SileroVAD(), out)
+    said = (FIRST_WORDS / 16, (FIRST_WORDS + user.size) / 16)
+    assert len(found) == 1 and said[0] - 350 <= found[0] <= said[1], found
+    span = slice(FIRST_WORDS, FIRST_WORDS + user.size)
+    kept = 10 * np.log10(np.mean(out[span] ** 2) / np.mean(user**2))
+    assert kept > -10, kept
+    if not echo:
+        sent = (np.clip(mic[: START[0] + RATE], -1, 1) * 32767).round() / 32768
+        assert np.array_equal(out[: START[0] + RATE], sent.astype(np.float32))

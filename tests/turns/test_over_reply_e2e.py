@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 from typing import Any
 
+import pytest
+
 from server.turns.rules import words
 from tests.fakes.openai_server import FakeOpenAI
 from tests.mic import Mic
@@ -159,3 +161,29 @@ async def test_own_echo_is_never_heard_but_the_user_over_it_is(
         assert len(said & {"please", "turn", "on", "all", "kitchen", "lights", "now"}) >= 2
         assert not said & {"sentence", "number", "spoken", "aloud"}
     assert len(ws.of_type("input_audio.speech_started")) == 1
+
+
+@pytest.mark.parametrize("echo_db", [None, -6.0], ids=["headphones", "speakers"])
+async def test_stop_at_the_start_of_the_first_reply(
+    stt_ready: ServerThread, turn_llm: FakeOpenAI, echo_db: float | None
+):
+    """ "Wait." said 300 ms after the session's first reply starts playing, before the echo
+    canceller has measured whether the reply comes back through the mic: it was lost whole
+    (no event at all), over headphones 3 of 3 times. It cancels the reply with one
+    speech_started over headphones and over speakers (where the reply's echo around it
+    still never becomes speech)."""
+    ws = await open_ws(stt_ready, persona="emma", token=f"first-stop-{echo_db}")
+    await ws.wait_for("session.created")
+    echo = {} if echo_db is None else {"echo_db": echo_db, "echo_delay_ms": 30, "seed": 5}
+    async with Mic(ws, noise_dbfs=-50.0, **echo) as mic:
+        rid = await reply_playing(ws, turn_llm, mic)
+        turn_llm.queue_reply("Sure, I will wait.")
+        mic.say(speak("Wait."), 300)
+        done = await ws.wait_for("response.done", response_id=rid, timeout=20)
+        assert done["status"] == "cancelled"
+        mic.stop_playback(rid)
+        started = ws.of_type("input_audio.speech_started")
+        assert len(started) == 1 and started[0]["_t"] <= done["_t"]
+        said = await first(ws, "transcript.done")
+        assert "wait" in words(said["text"]), said
+        assert not set(words(said["text"])) & {"sentence", "number", "spoken", "aloud"}
