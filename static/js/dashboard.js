@@ -58,6 +58,26 @@ const CHARTS = [
       ['dash.s.p95', (d) => d.latency && d.latency.ttfa_ms && d.latency.ttfa_ms.p95],
     ],
   },
+  // voice turns (issue 19): from the end of the user's speech to the reply's first sound,
+  // as sent and as the client reported playing it
+  {
+    id: 'eos',
+    title: 'dash.eos',
+    ms: true,
+    series: [
+      ['dash.s.p50', (d) => d.latency && d.latency.eos_to_first_audio_ms && d.latency.eos_to_first_audio_ms.p50],
+      ['dash.s.p95', (d) => d.latency && d.latency.eos_to_first_audio_ms && d.latency.eos_to_first_audio_ms.p95],
+    ],
+  },
+  {
+    id: 'played',
+    title: 'dash.played',
+    ms: true,
+    series: [
+      ['dash.s.p50', (d) => d.latency && d.latency.eos_to_played_ms && d.latency.eos_to_played_ms.p50],
+      ['dash.s.p95', (d) => d.latency && d.latency.eos_to_played_ms && d.latency.eos_to_played_ms.p95],
+    ],
+  },
 ];
 
 export class Dashboard {
@@ -172,7 +192,7 @@ export class Dashboard {
     const f = (x) => (x && typeof x.p50 === 'number' ? `${Math.round(x.p50)} / ${Math.round(x.p95)} ms` : '—');
     for (const [name, p] of Object.entries((this.data && this.data.personas) || {})) {
       const tr = document.createElement('tr');
-      for (const v of [this.personaName(name) || name, String(p.replies ?? 0), f(p.latency && p.latency.ttft_ms), f(p.latency && p.latency.ttfa_ms)]) {
+      for (const v of [this.personaName(name) || name, String(p.replies ?? 0), f(p.latency && p.latency.ttft_ms), f(p.latency && p.latency.ttfa_ms), f(p.latency && p.latency.eos_to_first_audio_ms)]) {
         const td = document.createElement('td');
         td.textContent = v;
         tr.append(td);

@@ -271,6 +271,12 @@ async def test_dashboard_draws_the_usage_of_a_date_range(
     await start(s)
     reply = await typed_turn(s, "Hello!")
     assert reply["status"] == "completed"
+    # two voice replies with the latency the user hears (as a voice turn stores its timings)
+    sid = await s.state(".sessionId")
+    for eos_ms in (640, 910):
+        timings = {"ttft_ms": 300, "eos_to_first_audio_ms": eos_ms, "eos_to_played_ms": eos_ms + 40}
+        add = ui_server.services.store.add_message
+        await ui_server.call(add("counter", sid, "emma", "assistant", "Yes.", timings=timings))
     await end(s)
     await s.page.click("#tab-dashboard")
     dash = await s.wait("s.dashboard.loaded && s.dashboard", what="the dashboard")
@@ -290,8 +296,10 @@ async def test_dashboard_draws_the_usage_of_a_date_range(
             return [f.dataset.chart, n]; }))"""
     )
     assert coloured["calls"] > 50 and coloured["tokens"] > 50 and coloured["ttft"] > 50
+    assert coloured["eos"] > 50 and coloured["played"] > 50
     rows = await s.page.locator("#dash-personas tbody tr td").all_text_contents()
-    assert rows[0] == "Emma Clarke" and rows[1] == "1" and rows[2].endswith(" ms")
+    assert rows[0] == "Emma Clarke" and rows[1] == "3" and rows[2].endswith(" ms")
+    assert rows[4] == "775 / 897 ms"  # end of speech -> first sound sent, p50 / p95
     # Another range: a year ago has nothing.
     await s.page.fill("#dash-from", "2025-01-01")
     await s.page.fill("#dash-to", "2025-01-10")
