@@ -107,8 +107,16 @@ class TaskApprovals:
             await self._settled_elsewhere(live, action)  # answered in time, or not here
             return
         self.log.info("task_action_expired", task_id=live.task.id, action_id=action.id)
-        if live.pending is action and live.approved_at is None and live.task.status == "running":
-            await self.approve(live.task.id, action.id, False, reason="expired")
+        if live.pending is not action or live.approved_at is not None:
+            return
+        if self.live is not live:  # let go of: the task as the store has it now
+            try:
+                live = await self._live(live.task.id)
+            except TaskError:
+                return  # ended meanwhile, or another task is live here
+            if live.pending is None or live.pending.id != action.id:
+                return
+        await self._pause_expired(live)
 
     async def _settled_elsewhere(self, live: Live, action: TaskActionRecord) -> None:
         """The action's approval was settled by another server holding the task too (the
@@ -127,10 +135,16 @@ class TaskApprovals:
         if rec is None or rec.status != "expired":
             self.live = None
             return
+        await self._pause_expired(live)
+
+    async def _pause_expired(self, live: Live) -> None:
+        """The expired action withdrawn and the task paused, both stored conditionally: when
+        two servers holding the task (two devices) do it at once, each tells its own
+        sessions once and neither fails."""
         await self._withdraw(live, "expired")
         try:
             await self._set_status(live, "paused", only_if=("running",))
-        except TaskError:  # the other server paused it first
+        except TaskError:  # paused (or ended) by the other server first
             fresh = await self.store.get_task(self.user_id, live.task.id)
             if fresh is None:
                 return
@@ -168,7 +182,7 @@ class TaskApprovals:
         assert action is not None
         self.log.info("task_adopted", task_id=live.task.id, action_id=action.id)
         if rec.status == "expired":  # nobody carried its expiry out: done here
-            await self.approve(live.task.id, action.id, False, reason="expired")
+            await self._pause_expired(live)
             return None
         left = max(0.0, (rec.expires_at - utcnow()).total_seconds())
         self.spawn(self.quiet(self._expire_approval(live, action, left)))

@@ -171,7 +171,7 @@ class TaskRunner(TaskSteps, TaskFeed):
         settled = await self._settle_approval(
             action_id, "approved" if yes else "rejected", None if yes else message
         )
-        if not settled and reason != "expired":
+        if not settled:
             await self._settled_before(live, action_id, yes)
         if answered is not None and settled:  # (a repeated click is not a new answer)
             await answered(action, yes, message)
