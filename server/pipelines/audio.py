@@ -202,7 +202,7 @@ class VoiceInput:
             audio = np.frombuffer(b"".join(self._ptt), dtype="<i2").astype(np.float32) / 32768
             self._ptt, self._ptt_bytes = [], 0
         else:
-            audio = await asyncio.to_thread(self.stream.pop_utterance, force=True)
+            audio = await asyncio.to_thread(self._pop_now)
         if audio.size == 0:
             return None
         item = self._item_id or self._new_item()
@@ -218,8 +218,16 @@ class VoiceInput:
         in progress."""
         self._take_queued()
         self._ptt, self._ptt_bytes = [], 0
+        if self.echo is not None:
+            self.echo.drop_held()
         await asyncio.to_thread(self.stream.pop_utterance, force=True)
         self._item_id = None
+
+    def _pop_now(self) -> np.ndarray:
+        """The speech in progress, with the mic the echo canceller still holds."""
+        if self.echo is not None:
+            self.stream.feed(self.echo.take_held())
+        return self.stream.pop_utterance(force=True)
 
     # --- the reply's own audio (echo canceller) -------------------------------------------
     def reply_audio_tap(self, number: int) -> Callable[[bytes, int], None] | None:

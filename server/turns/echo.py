@@ -150,8 +150,9 @@ class EchoCanceller:
         self.processed_samples += n
         cancelled = np.asarray(out, dtype="<i2").tobytes()
         if self.coupling is None and played and self._held_samples < HOLD_SAMPLES:
-            self._held.append((near, far))  # not measured yet: raw or cancelled?
-            self._held_samples += n
+            with self._lock:  # not measured yet: raw or cancelled?
+                self._held.append((near, far))
+                self._held_samples += n
             return b""
         released = self._release()
         if self.coupled is False or (self.coupled is None and not played):
@@ -165,11 +166,12 @@ class EchoCanceller:
         be told): a fresh AEC3 run twice over the stretch, the second pass's output: its
         first pass found the delay and the filter, so the user over that echo is double
         talk, not the unconverged suppressor's silence."""
-        if not self._held:
+        with self._lock:
+            held, self._held, self._held_samples = self._held, [], 0
+        if not held:
             return b""
-        near = np.concatenate([h[0] for h in self._held])
-        far = (np.concatenate([h[1] for h in self._held]) * 32767).astype(np.int16)
-        self._held, self._held_samples = [], 0
+        near = np.concatenate([h[0] for h in held])
+        far = (np.concatenate([h[1] for h in held]) * 32767).astype(np.int16)
         if self.coupled is False:
             return near.tobytes()
         from pywebrtc_audio import AudioProcessor
@@ -177,6 +179,16 @@ class EchoCanceller:
         ap = AudioProcessor(sample_rate=RATE, echo_cancellation=True)
         ap.process(near.copy(), far)
         return np.asarray(ap.process(near.copy(), far), dtype="<i2").tobytes()
+
+    def take_held(self) -> bytes:
+        """The held mic now, as decided so far (a commit ends the utterance: it is part of
+        it); the mic after it is held again until the measurement."""
+        return self._release()
+
+    def drop_held(self) -> None:
+        """Forget the held mic (a clear drops every frame sent before it)."""
+        with self._lock:
+            self._held, self._held_samples = [], 0
 
     def _measure(self, near: np.ndarray, far: np.ndarray) -> None:
         self._near_hist.append(near.astype(np.float32) / 32768)

@@ -135,3 +135,29 @@ def test_a_stop_at_the_start_of_the_first_reply_is_speech(reply: np.ndarray, ech
     if not echo:
         sent = (np.clip(mic[: START[0] + RATE], -1, 1) * 32767).round() / 32768
         assert np.array_equal(out[: START[0] + RATE], sent.astype(np.float32))
+
+
+@pytest.mark.parametrize("kind", ["commit", "clear"])
+def test_the_held_start_goes_to_a_commit_and_not_past_a_clear(reply: np.ndarray, kind: str):
+    """The mic held over the first reply's start: a commit (``take_held``) ends the
+    utterance with it, a clear (``drop_held``) forgets it; either way none of it comes out
+    later and the mic after it flows in order."""
+    mic = np.random.default_rng(0).normal(0, 10 ** (-50 / 20), 3 * RATE).astype(np.float32)
+    pcm = (mic * 32767).round().astype("<i2")
+    ec = EchoCanceller()
+    ec.add(1, (reply * 32767).astype("<i2").tobytes(), OUT_RATE, 0)
+    ec.anchor(1, 0)
+    out, at = [], RATE * 4 // 10  # the commit or clear comes 0.4 s into the reply
+    for i in range(0, pcm.size, FRAME):
+        if i == at:
+            assert b"".join(out) == b""  # held: not measured yet
+            if kind == "commit":
+                taken = ec.take_held()
+                assert len(taken) == at * 2  # all of it, and AEC3 ran over it
+            else:
+                ec.drop_held()
+        out.append(ec.process(pcm[i : i + FRAME].tobytes(), i))
+    after = np.frombuffer(b"".join(out), dtype="<i2")
+    # headphones: measured as no echo, the mic after the commit or clear is untouched
+    assert after.size == pcm.size - at
+    assert np.array_equal(after, pcm[at:])
