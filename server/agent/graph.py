@@ -38,7 +38,7 @@ from langgraph.runtime import Runtime
 
 from server.agent.memory import LongTermMemory
 from server.agent.prompts import build_system_prompt
-from server.agent.state import GraphState, Perception, ToolRecord, TurnContext
+from server.agent.state import GraphState, MemorySearch, Perception, ToolRecord, TurnContext
 from server.agent.thread_edits import SAID, ThreadEdits
 from server.agent.tool_rounds import ToolRounds
 from server.agent.tools import ToolEnv, ToolRegistry
@@ -182,7 +182,7 @@ class Agent(ToolRounds, ThreadEdits):
         search started with the turn, while the checkpoint loaded and perceive ran)."""
         started, runtime.context.memory_search = runtime.context.memory_search, None
         if started is not None:
-            hits = await started
+            hits = await started.task
         else:
             hits = await self.memory.search(state["user_id"], last_human_text(state["messages"]))
         found = [
@@ -331,6 +331,15 @@ class Agent(ToolRounds, ThreadEdits):
 
     # --- running turns ----------------------------------------------------------------
 
+    def start_memory_search(self, user_id: str, query: str) -> MemorySearch | None:
+        """Start query_memory's search now, as soon as the user's words are known; a turn
+        given it in ``TurnContext.memory_search`` awaits it instead of searching. None when
+        memory is off."""
+        if not self.memory.enabled:
+            return None
+        task = asyncio.ensure_future(self.memory.search(user_id, query))
+        return MemorySearch(user_id, query, task)
+
     async def stream_turn(
         self,
         user_id: str,
@@ -368,9 +377,14 @@ class Agent(ToolRounds, ThreadEdits):
         # per-node updates meet in one queue, in the order they happened.
         items: asyncio.Queue[object] = asyncio.Queue()
         ctx.emit = items.put_nowait
-        if self.memory.enabled:  # the user's words are known: look them up right away
-            query = last_human_text(inp["messages"])  # what query_memory would search
-            ctx.memory_search = asyncio.ensure_future(self.memory.search(user_id, query))
+        # query_memory's search, unless the caller started it already (the hub does, on
+        # the user's words): it runs alongside the checkpoint load and perceive
+        query = last_human_text(inp["messages"])
+        started = ctx.memory_search
+        if started is not None and (started.user_id, started.query) != (user_id, query):
+            started.task.cancel()
+            started = None
+        ctx.memory_search = started or self.start_memory_search(user_id, query)
         run = asyncio.ensure_future(self._run_graph(inp, thread_id, run_tag, ctx, items))
         try:
             while (item := await items.get()) is not _END:
@@ -401,7 +415,7 @@ class Agent(ToolRounds, ThreadEdits):
                 with contextlib.suppress(BaseException):
                     await run
             if ctx.memory_search is not None:  # the graph ended before query_memory
-                ctx.memory_search.cancel()
+                ctx.memory_search.task.cancel()
                 ctx.memory_search = None
         for piece in marks.flush():  # an unfinished "[..." at the very end is text
             if isinstance(piece, str) and piece:

@@ -56,6 +56,15 @@ class ToolRecord:
     content: str  # what the model was told, JSON
 
 
+@dataclass
+class MemorySearch:
+    """query_memory's search, started before the graph runs (Agent.start_memory_search)."""
+
+    user_id: str
+    query: str
+    task: asyncio.Future[list[Any]]
+
+
 def _unheard(_item: object) -> None:
     """TurnContext.emit of a run nobody streams."""
 
@@ -71,8 +80,9 @@ class TurnContext:
     perception: Perception | None = None
     vision_wait_s: float = 3.0
     on_memory_searched: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None
-    # the memory search, started with the turn (Agent.stream_turn); query_memory awaits it
-    memory_search: asyncio.Future[list[Any]] | None = None
+    # the memory search, started as soon as the user's words were known; query_memory
+    # awaits it
+    memory_search: MemorySearch | None = None
     # The id the reply gets in the graph's history; the store keeps it under the same id
     # (server/agent/history_sync.py matches the two by id).
     reply_id: str | None = None

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.agent.graph import ClientCall
-from server.agent.state import ToolRecord
+from server.agent.state import MemorySearch, ToolRecord
 from server.hub import protocol as p
 from server.pipelines.speech_out import SpeechOut
 from server.providers.usage_meter import TurnMeter
@@ -56,6 +56,8 @@ class ActiveResponse:
     # a preemptive start (hub/preemptive.py): held unseen until set; its graph run's tag
     gate: asyncio.Event | None = None
     run_tag: str | None = None
+    # the memory search started with the turn (Agent.start_memory_search), for its graph run
+    memory_search: MemorySearch | None = None
 
     @property
     def id(self) -> str:

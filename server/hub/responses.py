@@ -75,6 +75,8 @@ class Responses(ReplySpeech, Playback):
                 return
             self.tasks.hear(text)
         kept = await self.preemptive.take(text, voice=source == "voice" and trigger is None)
+        # a new reply looks the user up now, while the old one stops and the words are stored
+        search = None if kept else self.services.agent.start_memory_search(self.user_id, text)
         if source == "voice" and not self.barge_in_allowed():
             await self.let_reply_finish(None)  # speech over it must not cut it (barge_in false)
         await self.cancel_response()
@@ -104,6 +106,8 @@ class Responses(ReplySpeech, Playback):
                 await saved
                 await announce()
             except BaseException:  # not stored, or the session ends: never released
+                if search is not None:
+                    search.task.cancel()
                 if kept is not None:
                     await self.preemptive.forget(kept, "turn not stored")
                 raise
@@ -114,6 +118,8 @@ class Responses(ReplySpeech, Playback):
             )
             return
         if self.services.agent.llm is None:
+            if search is not None:
+                search.task.cancel()
             await saved
             await self.error("llm_not_configured", str(LLMNotConfigured()))
             return
@@ -128,6 +134,7 @@ class Responses(ReplySpeech, Playback):
             resumes=resumes,
             answers=answers,
             voice=voice,
+            memory_search=search,
         )
         self.response = resp
         resp.task = asyncio.create_task(self._run_response(resp))
@@ -226,6 +233,7 @@ class Responses(ReplySpeech, Playback):
         ctx: TurnContext | None = None
         if r.script is None:
             ctx = self.turn_context(r.reply_id)
+            ctx.memory_search, r.memory_search = r.memory_search, None
             ctx.gate = r.gate
             ctx.on_tool_event = partial(self.events.tool_event, r)
             r.tool_log = ctx.tool_log
