@@ -128,6 +128,9 @@ class Embedder:
             except aiohttp.ClientError as e:
                 error = openai.APIConnectionError(request=httpx.Request("POST", self.url))
                 cause = e
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # the caller's budget ran out meanwhile
+                raise asyncio.CancelledError
             if attempt >= self.max_retries:
                 raise error from cause
             await asyncio.sleep(retry_delay(attempt, headers))

@@ -113,7 +113,9 @@ def make_embedder(settings: Settings) -> Embedder:
         cfg["api_key"],
         cfg["model"],
         cfg["embedding_dims"],
-        timeout_s=settings.memory_search_timeout_s,
+        # a backstop: the search's own budget (MEMORY_SEARCH_TIMEOUT_S) ends it first, and
+        # two timers firing together could hide that budget's cancellation
+        timeout_s=settings.memory_search_timeout_s + 5,
     )
 
 
