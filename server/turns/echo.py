@@ -24,11 +24,13 @@ until two measurements in a row find an echo again, at the same lag (the user's 
 can correlate with the reply's by chance, but at a new lag each time). Before the first
 measurement (0.7 s into the first reply) a client that reported the reply's playback start
 gets its mic held back: a stop word said then was lost whole, over headphones to the
-suppressor, over speakers to AEC3's unconverged start. Once measured, the held stretch goes
-on as it was (no echo) or through a fresh AEC3 run over it twice (echo: the second pass
-starts converged), then the mic is live again; the VAD hears those words up to 0.7 s late,
-once a session. A client that never reported playback (a script that never plays the
-reply) is passed through meanwhile. AEC3 adapts from the first sample either way.
+suppressor, over speakers to AEC3's unconverged start. Once the coupling is decided (no
+echo: the first low measurement; an echo: two high ones at one lag, 1.1 s in; at most
+``HOLD_SAMPLES``), the held stretch goes on as it was (no echo) or through a fresh AEC3 run
+over it twice (the second pass starts converged), then the mic is live again; the VAD hears
+those words up to 0.7-1.1 s late, once a session. A client that never reported playback
+(a script that never plays the reply) is passed through meanwhile. AEC3 adapts from the
+first sample either way.
 
 One per session; ``process`` runs in the VAD worker thread, ``add``/``anchor``/``cut`` on
 the event loop, so the reference is guarded by a lock."""
@@ -84,6 +86,7 @@ class EchoCanceller:
         self._restart = False  # reset AEC3 before the next frame
         self._held: list[tuple[np.ndarray, np.ndarray]] = []  # (mic, reference) until measured
         self._held_samples = 0
+        self._hold_done = False
 
     # --- the far end (event loop) ---------------------------------------------------------
     def add(self, number: int, pcm: bytes, rate: int, mic_sample: int) -> None:
@@ -149,18 +152,20 @@ class EchoCanceller:
         out = self._ap.process(near.copy(), (far * 32767).astype(np.int16))
         self.processed_samples += n
         cancelled = np.asarray(out, dtype="<i2").tobytes()
-        if self.coupling is None and played and self._held_samples < HOLD_SAMPLES:
-            with self._lock:  # not measured yet: raw or cancelled?
-                self._held.append((near, far))
-                self._held_samples += n
-            return b""
+        if self.coupled is None and played and not self._hold_done:
+            if self._held_samples < HOLD_SAMPLES:  # not known yet: raw or cancelled?
+                with self._lock:
+                    self._held.append((near, far))
+                    self._held_samples += n
+                return b""
+            self._hold_done = True  # undecided this long: cancel (and hold no more)
         released = self._release()
         if self.coupled is False or (self.coupled is None and not played):
             return released + pcm  # the filter keeps adapting, but nothing is taken from the user
         return released + cancelled
 
     def _release(self) -> bytes:
-        """The mic held over the start of the first reply, until the first measurement says
+        """The mic held over the start of the first reply, until the measurements say
         whether an echo reaches the mic. None does: the raw mic, whole (AEC3, assuming an
         echo path, would have taken the user's voice over it). One does (or it could not
         be told): a fresh AEC3 run twice over the stretch, the second pass's output: its

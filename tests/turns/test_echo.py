@@ -119,12 +119,17 @@ FIRST_WORDS = START[0] + RATE * 3 // 10  # 300 ms into the session's first reply
 
 
 @pytest.mark.parametrize("echo", [0.0, ECHO], ids=["headphones", "speakers"])
-def test_a_stop_at_the_start_of_the_first_reply_is_speech(reply: np.ndarray, echo: float):
+@pytest.mark.parametrize("phrase", ["Wait.", "Hold on."])
+def test_a_stop_at_the_start_of_the_first_reply_is_speech(
+    reply: np.ndarray, echo: float, phrase: str
+):
     """Said 300 ms into the session's first reply, before the coupling is measured: with no
     echo path AEC3's suppressor took the word whole (no onset at all), with one AEC3's
     unconverged start did. The VAD hears it either way (once, where it was said: the
-    reply's echo around it stays silent), and with no echo path it is the mic untouched."""
-    user = speak("Wait.")
+    reply's echo around it stays silent), and with no echo path it is the mic untouched
+    ("Hold on." correlates with the reply's voice by chance in the first measurement: one
+    high measurement is not an echo path)."""
+    user = speak(phrase)
     mic, out = run(reply, user, echo=echo, user_at=FIRST_WORDS)
     found = onsets(SileroVAD(), out)
     said = (FIRST_WORDS / 16, (FIRST_WORDS + user.size) / 16)
