@@ -14,7 +14,9 @@ Rows (measured vs goal):
   in process (features + ONNX), p50.
 - backchannels over a playing reply ("mm-hm", "yeah", ...) that cancel it, of 20.
 - stop phrases over a playing reply that cancel it, and the time from the phrase's end to
-  ``response.done`` cancelled, of 20.
+  ``response.done`` cancelled, of 20; the same said 300 ms into a session's first reply
+  (before the echo canceller knows whether the reply comes back through the mic), over
+  headphones and over speakers in turn (``first_stops``).
 - the reply's own audio fed back at -6 dB, 30-120 ms late, noise at -50 dBFS: barge-ins,
   speech_started and transcripts in 20 replies; the user speaking over that echo: WER.
 - trailing-off sentences ("... for two at", then silence): the turn's end -> first token
@@ -65,7 +67,7 @@ BACKCHANNELS = ["Mm-hmm.", "Yeah.", "Uh-huh.", "Right.", "Okay."]
 STOPS = ["Wait, stop.", "Stop please.", "Hold on.", "Wait a second.", "Stop."]
 USER_OVER_ECHO = "What time is it in Seoul right now?"
 HEARD = ("transcript.done", "input_audio.backchannel")
-ROWS = ("latency", "paused", "trailing", "backchannels", "stops", "echo", "gaze")
+ROWS = ("latency", "paused", "trailing", "backchannels", "stops", "first_stops", "echo", "gaze")
 TARGETS = {
     "eos_audio_p50": 550,
     "eos_audio_p95": 800,
@@ -272,44 +274,62 @@ async def backchannels(server: ServerProcess, n: int) -> dict[str, Any]:
     return {"cancels": cancels, "n": done, "backchannels": heard, "cancelled_by": cancelled_by}
 
 
-async def stops(server: ServerProcess, n: int) -> dict[str, Any]:
-    from tests.mic import Mic
+async def stop_trial(c: Client, mic: Any, phrase: str, gap_s: float) -> list[Any]:
+    """Ask for a reply, say ``phrase`` ``gap_s`` after it starts playing: [the phrase, what
+    was heard, phrase end -> response.done cancelled in ms (None: not cancelled)]."""
     from tests.speech import speak, speech_offset_ms
 
+    rid = await request_reply(c, mic)
+    await c.drain(gap_s)
+    since = len(c.ws.events)
+    audio = speak(phrase)
+    start, _ = mic.say(audio, 0)
+    end_at = await mic.until(start + int(speech_offset_ms(audio) * 16))
+    ev = await c.until(lambda e, r=rid: e["type"] == "response.done" and e["response_id"] == r, 8)
+    delay = None
+    if ev is None or ev["status"] != "cancelled":
+        await cancel(c, mic, rid)
+    else:
+        delay = (ev["_t"] - end_at) * 1000
+        mic.stop_playback(rid)
+    await c.until(lambda e: e["type"] == "response.done", 15)  # the stop's own turn
+    said = [e["text"] for e in c.ws.events[since:] if e["type"] in HEARD]
+    await c.drain(0.5)
+    newest = c.of("response.created")[-1]["response_id"]
+    if newest != rid and not [e for e in c.of("response.done") if e["response_id"] == newest]:
+        await cancel(c, mic, newest)
+    return [phrase, said, delay]
+
+
+def stop_result(heard: list[list[Any]], n: int) -> dict[str, Any]:
+    delays = [h[2] for h in heard if h[2] is not None]
+    return {"delays": delays, "missed": n - len(delays), "n": n, "heard": heard}
+
+
+async def stops(server: ServerProcess, n: int) -> dict[str, Any]:
+    from tests.mic import Mic
+
     c = await session(server, "stop")
-    delays: list[float] = []
-    missed = 0
-    heard: list[list[Any]] = []  # per trial: the phrase, its transcripts, the delay (or None)
     async with Mic(c.ws) as mic:
-        for i in range(n):
-            rid = await request_reply(c, mic)
-            await c.drain(1.5)
-            since = len(c.ws.events)
-            audio = speak(STOPS[i % len(STOPS)])
-            start, _ = mic.say(audio, 0)
-            end_at = await mic.until(start + int(speech_offset_ms(audio) * 16))
-            ev = await c.until(
-                lambda e, r=rid: e["type"] == "response.done" and e["response_id"] == r, 8
-            )
-            delay = None
-            if ev is None or ev["status"] != "cancelled":
-                missed += 1
-                await cancel(c, mic, rid)
-            else:
-                delay = (ev["_t"] - end_at) * 1000
-                delays.append(delay)
-                mic.stop_playback(rid)
-            await c.until(lambda e: e["type"] == "response.done", 15)  # the stop's own turn
-            said = [e["text"] for e in c.ws.events[since:] if e["type"] in HEARD]
-            heard.append([STOPS[i % len(STOPS)], said, delay])
-            await c.drain(0.5)
-            newest = c.of("response.created")[-1]["response_id"]
-            if newest != rid and not [
-                e for e in c.of("response.done") if e["response_id"] == newest
-            ]:
-                await cancel(c, mic, newest)
+        heard = [await stop_trial(c, mic, STOPS[i % len(STOPS)], 1.5) for i in range(n)]
     await c.ws.conn.close()
-    return {"delays": delays, "missed": missed, "n": n, "heard": heard}
+    return stop_result(heard, n)
+
+
+async def first_stops(server: ServerProcess, n: int) -> dict[str, Any]:
+    """A stop 300 ms into a session's first reply (before the echo canceller measured
+    whether the reply comes back through the mic), a new session each time, alternately
+    over headphones and over speakers (the reply's echo at -6 dB, 30 ms late)."""
+    from tests.mic import Mic
+
+    heard = []
+    for i in range(n):
+        c = await session(server, f"first-stop-{i}")
+        echo = {"echo_db": -6.0, "echo_delay_ms": 30, "seed": i} if i % 2 else {}
+        async with Mic(c.ws, noise_dbfs=-50.0, **echo) as mic:  # type: ignore[arg-type]
+            heard.append(await stop_trial(c, mic, STOPS[i % len(STOPS)], 0.3))
+        await c.ws.conn.close()
+    return stop_result(heard, n)
 
 
 async def echo(server: ServerProcess, n: int) -> dict[str, Any]:
@@ -442,10 +462,15 @@ def report(res: dict[str, Any]) -> str:
     if "backchannels" in res:
         b = res["backchannels"]
         row("backchannels over a reply that cancel it", f"{b['cancels']} of {b['n']}", "0 of 20")
-    if "stops" in res:
-        s = res["stops"]
+    for key, what in (
+        ("stops", "stop phrases"),
+        ("first_stops", "stops 300 ms into a first reply"),
+    ):
+        if key not in res:
+            continue
+        s = res[key]
         within = sum(d <= 300 for d in s["delays"])
-        row("stop phrases that cancel the reply", f"{len(s['delays'])} of {s['n']}", "20 of 20")
+        row(f"{what} that cancel the reply", f"{len(s['delays'])} of {s['n']}", "20 of 20")
         row("  ... within 300 ms of the phrase's end", f"{within} of {s['n']}", "20 of 20")
         row(
             "  phrase end -> response.done cancelled, p50/p95 (ms)",
@@ -529,6 +554,7 @@ async def run(
             ("trailing", trailing),
             ("backchannels", backchannels),
             ("stops", stops),
+            ("first_stops", first_stops),
             ("echo", echo),
             ("gaze", gaze_rows),
         ):
