@@ -190,6 +190,9 @@ class Settings(BaseSettings):
     turn_complete_silence_ms: int = Field(default=200, ge=0, le=2000)
     turn_gaze: bool = True  # the camera's gaze lengthens / shortens the wait at a pause
     turn_gaze_away_ms: int = Field(default=1500, ge=0, le=8000)
+    # a client that sends no audio in a pause: its silence counts in wall time only after
+    # this long (shorter gaps are network stalls whose audio is still coming)
+    turn_stall_grace_ms: int = Field(default=500, ge=0, le=5000)
     # words: speech over a reply interrupts only when its words do (not "mm-hm", not the
     # reply's own echo); duration: any BARGE_IN_MIN_MS of speech does
     barge_in_mode: Literal["words", "duration"] = "words"

@@ -69,6 +69,12 @@ class Mic(Background):
         self._chunks_seen = len(ws.binary)  # a mic opened later never plays older replies
         self._events_seen = len(ws.events)
         self._stopped: set[str] = set()
+        self.stalls: dict[int, float] = {}  # frame index -> seconds the sender stalls before it
+
+    def stall(self, sample: int, ms: int) -> None:
+        """Send nothing for ``ms`` before the frame holding ``sample`` (a network or machine
+        stall); the frames held back then follow at once, as a real client catches up."""
+        self.stalls[sample // FRAME] = ms / 1000
 
     @property
     def now_sample(self) -> int:
@@ -93,6 +99,8 @@ class Mic(Background):
         t0 = time.monotonic()
         while True:
             await asyncio.sleep(max(0.0, t0 + self.n * 0.02 - time.monotonic()))
+            if (stall := self.stalls.pop(self.n, None)) is not None:
+                await asyncio.sleep(stall)
             await self._play_new_chunks()
             i = self.now_sample
             frame = self.speech[i : i + FRAME].copy()

@@ -264,7 +264,11 @@ class VoiceInput:
             try:  # in a pause, decide even if the client stops sending audio
                 first = await asyncio.wait_for(self.frames.get(), self._idle_timeout())
             except TimeoutError:  # no audio for a while: a client that stopped sending
-                idle_ms = (time.monotonic() - self._clock[0]) * 1000
+                # (a gap shorter than the grace is a stall: its audio is still coming)
+                gap_ms = (time.monotonic() - self._clock[0]) * 1000
+                idle_ms = gap_ms - self.session.settings.turn_stall_grace_ms
+                if idle_ms <= 0:
+                    continue
                 self._heard_at = None  # the gaze now
                 try:
                     await self._semantic_step(idle_ms=idle_ms)

@@ -140,3 +140,51 @@ async def test_korean_turn_ends_and_is_answered(stt_ready: ServerThread, turn_ll
     assert done["text"].strip()
     assert resp["status"] == "completed"
     assert len(ws.of_type("input_audio.speech_stopped")) == 1
+
+
+def trimmed(audio: Any) -> Any:
+    """Speech without its leading and trailing quiet (espeak pads a sentence with both)."""
+    import numpy as np
+
+    loud = np.flatnonzero(np.abs(audio) > np.abs(audio).max() * 0.02)
+    return audio[loud[0] : loud[-1] + 1]
+
+
+async def test_a_stalled_mic_in_a_short_pause_is_not_the_end_of_the_turn(stt_ready: ServerThread):
+    """A finished-sounding sentence, 150 ms of quiet (too short to end a turn), the rest; the
+    client's audio stalls for 400 ms in that quiet (a network or machine hiccup), then
+    catches up: the frames held back carry the rest, so it is one turn (TURN_STALL_GRACE_MS:
+    a stall is not silence)."""
+    import numpy as np
+
+    ws = await session(stt_ready, "stall")
+    first = trimmed(speak("I went to the market this morning."))
+    said = np.concatenate(
+        [first, np.zeros(150 * 16, np.float32), trimmed(speak("Then I went home."))]
+    )
+    async with Mic(ws) as mic:
+        start, end = mic.say(said, 300)
+        mic.stall(start + first.size + 120 * 16, 400)  # 120 ms into the quiet
+        await ws.wait_for("transcript.done", timeout=30)
+        await settle(ws, (end - mic.now_sample) / 16000 + 2.0)
+    texts = [e["text"].lower() for e in ws.of_type("transcript.done")]
+    assert len(texts) == 1, texts
+    assert "market" in texts[0] and "home" in texts[0], texts
+    await ws.conn.close()
+
+
+async def test_a_client_that_stops_sending_in_a_pause_still_ends_its_turn(
+    stt_ready: ServerThread,
+):
+    """A script that sends a sentence with 200 ms of trailing silence and then nothing: the
+    pause's silence goes on in wall time after the stall grace, so the turn ends."""
+    from tests.e2e.test_voice import stream_audio
+    from tests.speech import with_silence
+
+    ws = await session(stt_ready, "stopper")
+    await stream_audio(
+        ws, with_silence(speak("Where is the train station?"), 300, 200), realtime=1.0
+    )
+    done = await ws.wait_for("transcript.done", timeout=30)
+    assert "station" in done["text"].lower(), done
+    await ws.conn.close()
