@@ -26,7 +26,9 @@ class TranscriptionServer(LoopbackServer):
         formats: tuple[str, ...] = ("json", "text", "verbose_json"),
     ) -> None:
         super().__init__()
-        self.stt = WhisperSTT(str(model_dir))
+        # the whole 30 s encoder window, as transcription servers (speaches, vLLM, OpenAI)
+        # decode an upload: our own short-window speed-ups are not theirs
+        self.stt = WhisperSTT(str(model_dir), window_min_s=None, partial_window_min_s=None)
         self.fail_status = fail_status
         # the response formats it answers: OpenAI's gpt-4o-transcribe and vLLM refuse
         # verbose_json with a 400, in these words
