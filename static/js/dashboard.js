@@ -9,6 +9,12 @@ const isoDay = (d) => new Date(d).toISOString().slice(0, 10);
 /** The sum of some counters of a bucket (undefined when none was used). */
 const sum = (counters, ...keys) => (keys.some((k) => k in counters) ? keys.reduce((n, k) => n + (counters[k] || 0), 0) : undefined);
 
+/** A day's p50 and p95 of one of /v1/usage's latencies, as a chart in ms. */
+function latencyChart(id, title, key) {
+  const of = (d, p) => d.latency && d.latency[key] && d.latency[key][p];
+  return { id, title, ms: true, series: [['dash.s.p50', (d) => of(d, 'p50')], ['dash.s.p95', (d) => of(d, 'p95')]] };
+}
+
 /** The charts: a title key and the series taken from each day's bucket. */
 const CHARTS = [
   { id: 'api', title: 'dash.api', series: [['dash.s.api', (d) => d.counters.api_calls]] },
@@ -40,44 +46,12 @@ const CHARTS = [
       ['dash.s.ttsCache', (d) => d.cache_hit_rate && d.cache_hit_rate.tts],
     ],
   },
-  {
-    id: 'ttft',
-    title: 'dash.ttft',
-    ms: true,
-    series: [
-      ['dash.s.p50', (d) => d.latency && d.latency.ttft_ms && d.latency.ttft_ms.p50],
-      ['dash.s.p95', (d) => d.latency && d.latency.ttft_ms && d.latency.ttft_ms.p95],
-    ],
-  },
-  {
-    id: 'ttfa',
-    title: 'dash.ttfa',
-    ms: true,
-    series: [
-      ['dash.s.p50', (d) => d.latency && d.latency.ttfa_ms && d.latency.ttfa_ms.p50],
-      ['dash.s.p95', (d) => d.latency && d.latency.ttfa_ms && d.latency.ttfa_ms.p95],
-    ],
-  },
+  latencyChart('ttft', 'dash.ttft', 'ttft_ms'),
+  latencyChart('ttfa', 'dash.ttfa', 'ttfa_ms'),
   // voice turns (issue 19): from the end of the user's speech to the reply's first sound,
   // as sent and as the client reported playing it
-  {
-    id: 'eos',
-    title: 'dash.eos',
-    ms: true,
-    series: [
-      ['dash.s.p50', (d) => d.latency && d.latency.eos_to_first_audio_ms && d.latency.eos_to_first_audio_ms.p50],
-      ['dash.s.p95', (d) => d.latency && d.latency.eos_to_first_audio_ms && d.latency.eos_to_first_audio_ms.p95],
-    ],
-  },
-  {
-    id: 'played',
-    title: 'dash.played',
-    ms: true,
-    series: [
-      ['dash.s.p50', (d) => d.latency && d.latency.eos_to_played_ms && d.latency.eos_to_played_ms.p50],
-      ['dash.s.p95', (d) => d.latency && d.latency.eos_to_played_ms && d.latency.eos_to_played_ms.p95],
-    ],
-  },
+  latencyChart('eos', 'dash.eos', 'eos_to_first_audio_ms'),
+  latencyChart('played', 'dash.played', 'eos_to_played_ms'),
 ];
 
 export class Dashboard {
