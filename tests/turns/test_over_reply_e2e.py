@@ -37,6 +37,18 @@ async def first(ws: WsClient, kind: str, timeout: float = 30) -> dict[str, Any]:
     return ws.of_type(kind)[0]
 
 
+async def stop_said(ws: WsClient, mic: Mic, rid: str, audio: Any, gap_ms: int) -> dict[str, Any]:
+    """Say ``audio`` over reply ``rid``: it is cancelled, with one speech_started (before the
+    cancel) and the client stops playing it. Returns the stop's transcript.done."""
+    mic.say(audio, gap_ms)
+    done = await ws.wait_for("response.done", response_id=rid, timeout=20)
+    assert done["status"] == "cancelled"
+    mic.stop_playback(rid)
+    started = ws.of_type("input_audio.speech_started")
+    assert len(started) == 1 and started[0]["_t"] <= done["_t"]
+    return await first(ws, "transcript.done")
+
+
 async def listen(ws: WsClient, mic: Mic, until_sample: int, extra_s: float) -> None:
     """Read events until the mic passed ``until_sample`` plus ``extra_s`` seconds."""
     while mic.now_sample < until_sample + int(extra_s * 16000):
@@ -107,15 +119,9 @@ async def test_korean_stop_over_a_reply_cancels_it(stt_ready: ServerThread, turn
     async with Mic(ws) as mic:
         rid = await reply_playing(ws, turn_llm, mic)
         turn_llm.queue_reply("네, 멈출게요.")
-        mic.say(speak("잠깐.", "ko"), 2000)
-        done = await ws.wait_for("response.done", response_id=rid, timeout=20)
-        assert done["status"] == "cancelled"
-        mic.stop_playback(rid)
-        started = ws.of_type("input_audio.speech_started")
-        assert len(started) == 1 and started[0]["_t"] <= done["_t"]
+        said = await stop_said(ws, mic, rid, speak("잠깐.", "ko"), 2000)
         # one word: a lone word over a reply is never a turn, so it stopped the reply as a
         # stop word (the final decode may still hear "참가")
-        said = await first(ws, "transcript.done")
         assert len(words(said["text"])) == 1, said
         answer = (await ws.wait_for("response.created", timeout=30))["response_id"]
         assert (await ws.wait_for("response.done", response_id=answer))["status"] == "completed"
@@ -178,12 +184,6 @@ async def test_stop_at_the_start_of_the_first_reply(
     async with Mic(ws, noise_dbfs=-50.0, **echo) as mic:
         rid = await reply_playing(ws, turn_llm, mic)
         turn_llm.queue_reply("Sure, I will wait.")
-        mic.say(speak("Wait."), 300)
-        done = await ws.wait_for("response.done", response_id=rid, timeout=20)
-        assert done["status"] == "cancelled"
-        mic.stop_playback(rid)
-        started = ws.of_type("input_audio.speech_started")
-        assert len(started) == 1 and started[0]["_t"] <= done["_t"]
-        said = await first(ws, "transcript.done")
+        said = await stop_said(ws, mic, rid, speak("Wait."), 300)
         assert "wait" in words(said["text"]), said
         assert not set(words(said["text"])) & {"sentence", "number", "spoken", "aloud"}
