@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from server.hub import protocol as p
 from server.hub.core import SessionCore, aware
-from server.pipelines.audio import Utterance, VoiceInput
+from server.pipelines.audio import VoiceInput
 from server.pipelines.face import FaceConfig, FacePipeline
 from server.pipelines.face_input import InvalidFaceInput
+from server.pipelines.final_transcript import Utterance
 from server.pipelines.vision import ScreenPipeline
 from server.pipelines.voice_analysis import VoiceAnalysis
 from server.providers.stt import Transcript

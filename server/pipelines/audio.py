@@ -11,20 +11,29 @@ import bisect
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from server.logging import get_logger
-from server.pipelines.over_reply import OverReplyJudge
-from server.providers.stt import STTError, Transcript, WhisperSTT
+from server.pipelines.final_transcript import RATE, FinalTranscripts, Utterance
+from server.pipelines.over_reply import (
+    OVER_REPLY_MIN_AUDIO,
+    OVER_REPLY_MIN_SILENCE_MS,
+    OVER_REPLY_PARTIAL_MS,
+    OVER_REPLY_WINDOW_S,
+    OverReplyJudge,
+)
+from server.pipelines.pause_decode import (
+    SEMANTIC_SPECULATE_AFTER_MS,
+    SPECULATE_AFTER_MS,
+    PauseDecode,
+)
+from server.providers.stt import STTError, WhisperSTT
 from server.providers.vad import SileroVAD, VadEvent, VadStream
 from server.turns.echo import EchoCanceller
 from server.turns.endpoint import CAPS_MS, TurnConfig
 from server.turns.gaze import Gaze
-from server.turns.interrupt import OverReply
-from server.turns.latency import VoiceMarks
 from server.turns.semantic import SemanticTurns
 
 if TYPE_CHECKING:
@@ -32,30 +41,9 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-RATE = 16_000
-SPECULATE_AFTER_MS = 128  # start the final decode this far into a pause (4 VAD windows)
-SEMANTIC_SPECULATE_AFTER_MS = 96  # semantic turns need the words: start at 3 silent windows
 GAZE_MAX_AGE_S = 1.5
-OVER_REPLY_PARTIAL_MS = 250  # over a reply, partials this often: a "stop" must act fast
-OVER_REPLY_MIN_AUDIO = RATE * 3 // 10
-# held speech is a short phrase: encode a 4 s window, not 10 s (about half the decode time)
-OVER_REPLY_WINDOW_S = 4.0
-# held speech over a reply ends only after this much silence: its words are judged at every
-# pause anyway, and "Wait, [comma] stop" must stay one utterance
-OVER_REPLY_MIN_SILENCE_MS = 600
 MIN_FRAME_BYTES = 2
 MAX_FRAME_MS = 100
-
-
-@dataclass
-class Utterance:
-    item_id: str
-    audio: np.ndarray
-    t_start_ms: int
-    t_end_ms: int
-    ended_at: float  # monotonic, when end of speech was decided
-    speech_end_at: float | None = None  # monotonic, when the last speech audio arrived
-    turn_cpu_ms: float | None = None  # the end-of-turn model's CPU time at the final pause
 
 
 class PartialStabilizer:
@@ -102,21 +90,15 @@ class VoiceInput:
         self._last_partial = 0.0
         self._partial_task: asyncio.Task[None] | None = None
         self._barged = False
-        self._finals = asyncio.Lock()
-        # A final decode started during the pause, keyed by the pause's start: if the VAD
-        # then ends the speech at exactly that point, its result is the final transcript.
-        self._spec: tuple[int, asyncio.Task[Transcript]] | None = None
-        # held speech over a reply: the quick decode at a pause's first silent window
-        self._quick: tuple[int, asyncio.Task[None]] | None = None
-        self._warned_stt = False
+        self.pause_decode = PauseDecode(session, stt)  # the final decode, started in a pause
+        self.judge = OverReplyJudge(session)  # speech over a reply (BARGE_IN_MODE=words)
+        self.finals = FinalTranscripts(session, stt, self.judge)
         self._overrun_reported = 0.0
         self.stream_ms = 0
         self.semantic: SemanticTurns | None = None
         self._vad_silence_ms = s.vad_silence_ms
-        self._speculate_after_ms = SPECULATE_AFTER_MS
         self._clock = (time.monotonic(), 0)  # (monotonic, stream ms) of the latest batch
         self._offered: int | None = None  # the pause whose words started a reply early
-        self.judge = OverReplyJudge(session)  # speech over a reply (BARGE_IN_MODE=words)
         self.received = 0  # mic samples received (the echo canceller's timeline)
         self._analysed = 0  # mic samples handed to the VAD
         self.echo: EchoCanceller | None = None  # made with the first reply audio (ECHO_CANCEL)
@@ -159,7 +141,7 @@ class VoiceInput:
             self._vad_silence_ms = int(cfg["silence_ms"])
         self.stream.min_silence_ms = self._vad_silence_ms
         self.semantic = None
-        self._speculate_after_ms = SPECULATE_AFTER_MS
+        self.pause_decode.after_ms = SPECULATE_AFTER_MS
         if kind == "semantic":
             turn = TurnConfig(
                 eagerness=cfg.get("eagerness") or s.turn_eagerness,
@@ -176,7 +158,7 @@ class VoiceInput:
             )
             # the VAD's own silence rule only backs the cap up
             self.stream.min_silence_ms = max(CAPS_MS.values()) + 1000
-            self._speculate_after_ms = SEMANTIC_SPECULATE_AFTER_MS
+            self.pause_decode.after_ms = SEMANTIC_SPECULATE_AFTER_MS
         if cfg.get("threshold"):
             self.stream.threshold = float(cfg["threshold"])
             self.stream.neg_threshold = max(self.stream.threshold - 0.15, 0.01)
@@ -209,7 +191,7 @@ class VoiceInput:
         self._item_id = None
         end = self.stream_ms
         utt = Utterance(item, audio, end - len(audio) * 1000 // RATE, end, time.monotonic())
-        self.session.spawn(self._final(utt))
+        self.session.spawn(self.finals.final(utt))
         return item
 
     async def clear(self) -> None:
@@ -302,8 +284,8 @@ class VoiceInput:
         for ev in events:
             await self._on_vad(ev, done)
         await self._semantic_step()
-        self._judge_phrase_end()
-        await self.judge.judge_pause(self._spec)
+        self.judge.phrase_end(self.stt, self.stream)
+        await self.judge.judge_pause(self.pause_decode.current)
         if self.stream.in_speech:
             await self._while_speaking()
 
@@ -320,7 +302,7 @@ class VoiceInput:
         lang = self.session.stt_language()
         held = OVER_REPLY_MIN_SILENCE_MS if self.judge.judging else 0
         if self.semantic.step(
-            self.stream, self._spec, lang, idle_ms=int(idle_ms), at_least_ms=held
+            self.stream, self.pause_decode.current, lang, idle_ms=int(idle_ms), at_least_ms=held
         ):
             for ev in self.stream.end_now():
                 await self._on_vad(ev, [self.stream.pop_utterance()])
@@ -347,66 +329,23 @@ class VoiceInput:
         done = []
         while self.stream.pending_utterances:
             done.append(self.stream.pop_utterance())
-        spec = None
-        pause = self.stream.silence_start_ms
-        if (
-            pause is not None
-            and self.stream.t_ms - pause >= self._speculate_after_ms
-            and (self._spec is None or self._spec[0] != pause)
-        ):
-            spec = (pause, self.stream.utterance_until(pause))
-        return events, done, spec
+        return events, done, self.pause_decode.due(self.stream)
 
     def _speculate(self, pause_ms: int, audio: np.ndarray) -> None:
-        """Decode the utterance as if it ended at this pause; most pauses this long do end
-        it, and the final transcript is then ready sooner by the VAD's silence wait."""
-        stt = self.stt
-        if stt is None or audio.size == 0:
-            return
-        if not stt.loaded and self.session.services.modules.get("stt") != "loading":
+        """Start the pause's final decode (``PauseDecode``). Held speech is decoded with the
+        stretch before it, after its quick decode judged it; other speech's partial gives
+        way."""
+        if not self.pause_decode.can_start(audio):
             return
         quick = None
         over = self.judge.over if self.judge.judging else None
-        if over is not None:  # held speech: its partial and quick decode judge it first
+        if over is not None:
             audio = over.joined(audio)
-            self._judge_phrase_end()
-            quick = self._quick[1] if self._quick and self._quick[0] == pause_ms else None
+            self.judge.phrase_end(self.stt, self.stream)
+            quick = self.judge.quick_at(pause_ms)
         elif self._partial_task is not None:
             self._partial_task.cancel()
-
-        async def decode() -> Transcript:
-            if quick is not None:
-                await asyncio.wait([quick])
-            await stt.aload()  # at start-up the model may still be loading: wait for it
-            return await stt.atranscribe(audio, self.session.stt_language())
-
-        task = asyncio.ensure_future(decode())
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        self._spec = (pause_ms, task)
-
-    def _judge_phrase_end(self) -> None:
-        """Held speech over a reply: at the first silent window after it (where a phrase
-        ends) decode the held audio at once (greedy, a short window) and judge it. A "stop"
-        then acts a decode after it was said, not after the next partial or the pause's
-        full decode."""
-        over, pause, stt = self.judge.over, self.stream.silence_start_ms, self.stt
-        if over is None or over.confirmed or pause is None or stt is None or not stt.loaded:
-            return
-        if self._quick is not None and self._quick[0] == pause:
-            return
-        audio = over.joined(self.stream.utterance_until(pause))
-        self._quick = (pause, self.session.spawn(self._judge_quick(over, audio)))
-
-    async def _judge_quick(self, over: OverReply, audio: np.ndarray) -> None:
-        assert self.stt is not None
-        try:
-            t = await self.stt.atranscribe(
-                audio, self.session.stt_language(), partial=True, window_s=OVER_REPLY_WINDOW_S
-            )
-        except STTError:
-            return
-        if self.judge.over is over:  # once it ended, its final transcript judges it
-            await self.judge.judge(over, t.text, t.avg_logprob)
+        self.pause_decode.start(pause_ms, audio, after=quick)
 
     def _new_item(self) -> str:
         self._items += 1
@@ -428,7 +367,6 @@ class VoiceInput:
         if over is None or over.confirmed:
             await s.events.speech_stopped(self._item_id, ev.t_ms)
         audio = done.pop(0) if done else np.zeros(0, dtype=np.float32)
-        self._quick = None
         if over is not None:  # held speech: decoded with the stretch before it
             audio = over.joined(audio)
             if not over.confirmed:
@@ -437,8 +375,7 @@ class VoiceInput:
         self._item_id = None
         if self._partial_task:
             self._partial_task.cancel()
-        spec = self._spec[1] if self._spec and self._spec[0] == ev.t_ms else None
-        self._spec = None
+        spec = self.pause_decode.take(ev.t_ms)
         if audio.size:
             now, t_ms = self._clock
             speech_end_at = now - (t_ms - ev.t_ms) / 1000
@@ -446,7 +383,7 @@ class VoiceInput:
             pause = self.semantic.pause if self.semantic is not None else None
             if pause is not None and pause.start_ms == ev.t_ms:
                 utt.turn_cpu_ms = pause.audio_cpu_ms
-            s.spawn(self._final(utt, spec, over))
+            s.spawn(self.finals.final(utt, spec, over))
 
     async def _while_speaking(self) -> None:
         s = self.session
@@ -496,82 +433,3 @@ class VoiceInput:
             return  # not (yet) an interruption: nothing of it reaches the client
         text = self._stabilizer.update(t.text.strip())
         await self.session.events.transcript_delta(item_id, text)
-
-    async def _final(
-        self,
-        utt: Utterance,
-        spec: asyncio.Task[Transcript] | None = None,
-        over: OverReply | None = None,
-    ) -> None:
-        s = self.session
-        if self.stt is not None and s.services.modules.get("stt") == "loading":
-            try:  # the model is still loading at start-up: wait for it, don't drop the turn
-                await self.stt.aload()
-            except STTError:
-                pass
-        if self.stt is None or not self.stt.loaded:
-            if not self._warned_stt:
-                self._warned_stt = True
-                await s.error(
-                    "stt_unavailable", s.services.details.get("stt", "Speech-to-text is not ready.")
-                )
-            return
-        async with self._finals:
-            try:
-                t = await self._speculated(spec)
-                if t is None:
-                    t = await self.stt.atranscribe(utt.audio, s.stt_language())
-            except STTError as e:
-                await s.error("stt_failed", str(e))
-                return
-            text = t.text.strip()
-            done_at = time.monotonic()  # the final transcript is known
-            if over is not None and not over.confirmed:
-                if not await self.judge.judge(over, text, t.avg_logprob):
-                    await self.judge.ignored(over, utt.item_id, text)
-                    return
-                await s.events.speech_stopped(utt.item_id, utt.t_end_ms)
-
-            async def announce() -> None:
-                await s.events.transcript_done(utt.item_id, text)
-
-            log.info(
-                "transcribed",
-                item_id=utt.item_id,
-                audio_ms=len(utt.audio) * 1000 // RATE,
-                stt_ms=round(t.elapsed_s * 1000),
-                stt_wait_ms=round(t.wait_s * 1000),  # queued behind another decode
-                after_end_ms=round((time.monotonic() - utt.ended_at) * 1000),
-            )
-            # transcript.done once start_turn stored the utterance; a protocol that replies
-            # on request (Realtime without create_response) stores it when it asks
-            if text and not s.paused and s.events.voice_starts_turns:
-                marks = VoiceMarks(
-                    utt.speech_end_at or utt.ended_at, utt.ended_at, done_at, utt.turn_cpu_ms
-                )
-                await s.start_turn(text, source="voice", announce=announce, voice=marks)
-            else:  # no turn (nothing said, paused, or not yet asked): nothing stored yet
-                await s.preemptive.discard("no turn")
-                await announce()
-            if text:
-                s.spawn(self._after_reply_started(utt, t))
-
-    async def _after_reply_started(self, utt: Utterance, t: Transcript) -> None:
-        """Voice analysis holds the GIL for tens of ms: start it once the reply is under way
-        (first text, or a second at most) so it never delays the LLM request."""
-        s = self.session
-        for _ in range(20):
-            r = s.response
-            if r is None or r.finished or r.first_delta_at is not None:
-                break
-            await asyncio.sleep(0.05)
-        await s.on_utterance(utt, t)
-
-    @staticmethod
-    async def _speculated(spec: asyncio.Task[Transcript] | None) -> Transcript | None:
-        if spec is None:
-            return None
-        try:
-            return await spec
-        except (STTError, asyncio.CancelledError):
-            return None

@@ -10,7 +10,11 @@ transcript of each pause and with the final one. An interruption sends the held
 Held utterances that follow each other within ``STRETCH_GAP_MS`` are one stretch: the VAD
 splits "Wait, [pause] stop please." into two, and Whisper hears a lone "Wait," as "Wave". So
 each decode of held speech includes the held speech just before it (at most
-``STRETCH_MAX_S``), and "wait ... stop" is judged, and transcribed, as one."""
+``STRETCH_MAX_S``), and "wait ... stop" is judged, and transcribed, as one.
+
+Held speech is decoded oftener and shorter than other speech: partials every
+``OVER_REPLY_PARTIAL_MS`` over a 4 s window, and a quick decode at the end of each phrase
+(``phrase_end``), so a "stop" acts a decode after it was said."""
 
 from __future__ import annotations
 
@@ -21,11 +25,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from server.logging import get_logger, redact
+from server.providers.stt import STTError, WhisperSTT
 from server.turns.interrupt import OverReply
 
 if TYPE_CHECKING:
     from server.hub.session import Session
     from server.providers.stt import Transcript
+    from server.providers.vad import VadStream
 
 log = get_logger(__name__)
 
@@ -34,6 +40,13 @@ STRETCH_GAP_MS = 1000  # held speech this soon after the last is the same stretc
 STRETCH_MAX_S = 4.0  # of earlier held speech decoded with the new (bounds the decode cost)
 RATE = 16_000
 STRETCH_JOIN = np.zeros(RATE // 5, dtype=np.float32)  # 200 ms of silence between the parts
+OVER_REPLY_PARTIAL_MS = 250  # over a reply, partials this often: a "stop" must act fast
+OVER_REPLY_MIN_AUDIO = RATE * 3 // 10
+# held speech is a short phrase: encode a 4 s window, not 10 s (about half the decode time)
+OVER_REPLY_WINDOW_S = 4.0
+# held speech over a reply ends only after this much silence: its words are judged at every
+# pause anyway, and "Wait, [comma] stop" must stay one utterance
+OVER_REPLY_MIN_SILENCE_MS = 600
 
 
 class OverReplyJudge:
@@ -42,6 +55,8 @@ class OverReplyJudge:
         self.over: OverReply | None = None  # the speech being judged, if any
         self._judged_pause: int | None = None
         self._stretch: tuple[int, np.ndarray] | None = None  # (end ms, audio) of the last
+        # the quick decode at a pause's first silent window: (pause ms, judging task)
+        self._quick: tuple[int, asyncio.Task[None]] | None = None
 
     def hold(self, item_id: str | None, t_ms: int) -> bool:
         """Speech starts: hold it when a reply is active and words decide interruptions."""
@@ -69,7 +84,35 @@ class OverReplyJudge:
     def release(self) -> OverReply | None:
         """The utterance ended: its verdict goes with its final transcript."""
         over, self.over = self.over, None
+        self._quick = None
         return over
+
+    def phrase_end(self, stt: WhisperSTT | None, stream: VadStream) -> None:
+        """Held speech: at the first silent window after it (where a phrase ends) decode the
+        held audio at once (greedy, a short window) and judge it. A "stop" then acts a decode
+        after it was said, not after the next partial or the pause's full decode."""
+        over, pause = self.over, stream.silence_start_ms
+        if over is None or over.confirmed or pause is None or stt is None or not stt.loaded:
+            return
+        if self._quick is not None and self._quick[0] == pause:
+            return
+        audio = over.joined(stream.utterance_until(pause))
+        self._quick = (pause, self.session.spawn(self._judge_quick(stt, over, audio)))
+
+    def quick_at(self, pause_ms: int) -> asyncio.Task[None] | None:
+        """The quick decode of the pause at ``pause_ms``, if it started."""
+        quick = self._quick
+        return quick[1] if quick is not None and quick[0] == pause_ms else None
+
+    async def _judge_quick(self, stt: WhisperSTT, over: OverReply, audio: np.ndarray) -> None:
+        try:
+            t = await stt.atranscribe(
+                audio, self.session.stt_language(), partial=True, window_s=OVER_REPLY_WINDOW_S
+            )
+        except STTError:
+            return
+        if self.over is over:  # once it ended, its final transcript judges it
+            await self.judge(over, t.text, t.avg_logprob)
 
     async def judge(self, over: OverReply, text: str, logprob: float | None = None) -> bool:
         """Judge words heard over the reply (``logprob``: Whisper's, see ``OverReply``); True

@@ -18,7 +18,7 @@ import numpy as np
 from analysis.prosody import ProsodyResult, analyze_prosody
 from analysis.wordchoice import WordChoice, analyze_words
 from server.logging import get_logger
-from server.pipelines.audio import RATE, Utterance
+from server.pipelines.final_transcript import RATE, Utterance
 from server.providers.stt import Transcript
 from server.store.base import Sample
 

@@ -1,0 +1,85 @@
+"""The speculative final decode of a pause: a few VAD windows into a pause, decode the
+utterance as if it ended there. Most pauses this long do end it, and the final transcript is
+then ready sooner by the VAD's silence wait; semantic turns and the over-reply judge read the
+same decode for the pause's words.
+
+``VoiceInput`` (``server/pipelines/audio.py``) owns one; the decode is keyed by the pause's
+start (stream ms): if the VAD then ends the speech at exactly that point, its result is the
+final transcript."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from server.providers.stt import STTError, Transcript, WhisperSTT
+from server.providers.vad import VadStream
+
+if TYPE_CHECKING:
+    from server.hub.session import Session
+
+SPECULATE_AFTER_MS = 128  # start the final decode this far into a pause (4 VAD windows)
+SEMANTIC_SPECULATE_AFTER_MS = 96  # semantic turns need the words: start at 3 silent windows
+
+
+class PauseDecode:
+    def __init__(self, session: Session, stt: WhisperSTT | None) -> None:
+        self.session = session
+        self.stt = stt
+        self.after_ms = SPECULATE_AFTER_MS
+        self.current: tuple[int, asyncio.Task[Transcript]] | None = None  # (pause ms, decode)
+
+    def due(self, stream: VadStream) -> tuple[int, np.ndarray] | None:
+        """(pause ms, audio up to it) when a pause in progress is long enough and not yet
+        decoded. Runs in the VAD's worker thread, with the stream."""
+        pause = stream.silence_start_ms
+        if (
+            pause is not None
+            and stream.t_ms - pause >= self.after_ms
+            and (self.current is None or self.current[0] != pause)
+        ):
+            return pause, stream.utterance_until(pause)
+        return None
+
+    def can_start(self, audio: np.ndarray) -> bool:
+        """Whisper is loaded (or loading at start-up) and there is audio to decode."""
+        stt = self.stt
+        if stt is None or audio.size == 0:
+            return False
+        return stt.loaded or self.session.services.modules.get("stt") == "loading"
+
+    def start(
+        self, pause_ms: int, audio: np.ndarray, after: asyncio.Task[None] | None = None
+    ) -> None:
+        """Decode ``audio`` for the pause at ``pause_ms`` (once ``after`` is done: the held
+        speech's quick decode goes first)."""
+        stt = self.stt
+        assert stt is not None
+
+        async def decode() -> Transcript:
+            if after is not None:
+                await asyncio.wait([after])
+            await stt.aload()  # at start-up the model may still be loading: wait for it
+            return await stt.atranscribe(audio, self.session.stt_language())
+
+        task = asyncio.ensure_future(decode())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self.current = (pause_ms, task)
+
+    def take(self, end_ms: int) -> asyncio.Task[Transcript] | None:
+        """The speech ended at ``end_ms``: the decode of that pause, if one started (the
+        decode of any other pause is forgotten)."""
+        current, self.current = self.current, None
+        return current[1] if current is not None and current[0] == end_ms else None
+
+    @staticmethod
+    async def result(task: asyncio.Task[Transcript] | None) -> Transcript | None:
+        """The decode's transcript; None when there was none or it failed."""
+        if task is None:
+            return None
+        try:
+            return await task
+        except (STTError, asyncio.CancelledError):
+            return None
