@@ -137,8 +137,9 @@ class VoiceInput:
         s = self.session.settings
         kind = cfg.get("type") or s.turn_detection
         self.push_to_talk = kind == "none"
-        if cfg.get("silence_ms"):
-            self._vad_silence_ms = int(cfg["silence_ms"])
+        # the session's settings alone decide (a value it omits is the default, never the
+        # one set before: that one is neither stored nor reported)
+        self._vad_silence_ms = int(cfg.get("silence_ms") or s.vad_silence_ms)
         self.stream.min_silence_ms = self._vad_silence_ms
         self.semantic = None
         self.pause_decode.after_ms = SPECULATE_AFTER_MS
@@ -159,9 +160,8 @@ class VoiceInput:
             # the VAD's own silence rule only backs the cap up
             self.stream.min_silence_ms = max(CAPS_MS.values()) + 1000
             self.pause_decode.after_ms = SEMANTIC_SPECULATE_AFTER_MS
-        if cfg.get("threshold"):
-            self.stream.threshold = float(cfg["threshold"])
-            self.stream.neg_threshold = max(self.stream.threshold - 0.15, 0.01)
+        self.stream.threshold = float(cfg.get("threshold") or s.vad_threshold)
+        self.stream.neg_threshold = max(self.stream.threshold - 0.15, 0.01)
 
     def _take_queued(self) -> list[bytes]:
         """The frames sent before a commit or clear that the worker has not taken yet, with

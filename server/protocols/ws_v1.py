@@ -79,7 +79,12 @@ class WsV1(SessionEvents):
         await self.s.send({"type": "pong", "id": ev.id} if ev.id is not None else {"type": "pong"})
 
     async def on_session_update(self, ev: p.SessionUpdate) -> None:
-        await self.s.update_settings(ev.session.model_dump(exclude_none=True))
+        changes = ev.session.model_dump(exclude_none=True)
+        if "turn_detection" in changes:  # omitted silence_ms / threshold keep theirs
+            before = self.s.config["turn_detection"]
+            kept = {k: before[k] for k in ("silence_ms", "threshold") if k in before}
+            changes["turn_detection"] = kept | changes["turn_detection"]
+        await self.s.update_settings(changes)
 
     async def on_input_text(self, ev: p.InputText) -> None:
         await self.s.submit_text(ev.text)
