@@ -33,6 +33,7 @@ class ActiveResponse:
     played_ms: int | None = None
     played_at: float | None = None  # monotonic, when the client started playing it
     finished: bool = False
+    cut_after_done: bool = False  # truncated after response.done (counted once in usage)
     speech: SpeechOut | None = None
     speech_task: asyncio.Task[None] | None = None
     played: asyncio.Event = field(default_factory=asyncio.Event)

@@ -83,3 +83,6 @@ class Playback(SessionCore):
         heard = self.heard_text(r)
         if heard != r.sent_text:
             await self._settle(r, heard)
+            if not r.cut_after_done:  # a cut reply, as /v1/usage counts a barge-in's
+                r.cut_after_done = True
+                await self.services.store.incr_usage(self.user_id, {"interrupted_replies": 1})

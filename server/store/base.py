@@ -162,8 +162,9 @@ class Store(
 
     @abstractmethod
     async def settle_message(self, user_id: str, message_id: str, content: str) -> bool:
-        """Replace a message's content (an interrupted reply settles to what the user
-        heard); empty ``content`` deletes it. False when it is not this user's."""
+        """Replace a message's content and mark it interrupted (a reply cut short, also
+        one cut after it completed, settles to what the user heard); empty ``content``
+        deletes it. False when it is not this user's."""
 
     @abstractmethod
     async def list_messages(

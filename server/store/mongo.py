@@ -303,7 +303,9 @@ class MongoStore(
         query = {"user_id": user_id, "_id": message_id}
         if not content:
             return (await self._d.messages.delete_one(query)).deleted_count > 0
-        result = await self._d.messages.update_one(query, {"$set": {"content": content}})
+        result = await self._d.messages.update_one(
+            query, {"$set": {"content": content, "interrupted": True}}
+        )
         return result.matched_count > 0
 
     async def list_messages(

@@ -425,7 +425,7 @@ class SQLiteStore(
         async with self._write() as conn:
             if content:
                 cur = await conn.execute(
-                    "UPDATE messages SET content = ? WHERE user_id = ? AND id = ?",
+                    "UPDATE messages SET content = ?, interrupted = 1 WHERE user_id = ? AND id = ?",
                     (content, user_id, message_id),
                 )
             else:

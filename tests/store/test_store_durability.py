@@ -40,6 +40,12 @@ async def test_settle_message_replaces_or_deletes_only_the_owners(store: Store) 
     assert await store.settle_message(A, r.id, "") is True  # nothing heard: no reply stored
     assert [m.id for m in await store.list_messages(A, s.id)] == [u.id]
     assert await store.settle_message(A, r.id, "again") is False
+    # a reply that completed, then was cut where the client stopped playing it (OpenAI
+    # Realtime's conversation.item.truncate after response.done), is interrupted now
+    done = await store.add_message(A, s.id, "emma", "assistant", "The end of the story.")
+    assert await store.settle_message(A, done.id, "The end") is True
+    (*_, cut) = await store.list_messages(A, s.id)
+    assert (cut.id, cut.content, cut.interrupted) == (done.id, "The end", True)
 
 
 async def test_claim_heartbeat_and_recover_sessions(store: Store) -> None:

@@ -1,0 +1,50 @@
+"""OpenAI Realtime's usual barge-in: the reply completed (response.done), the client played
+part of it, the user spoke, and the client sends `conversation.item.truncate` at what it
+played. The stored reply says it was cut (`interrupted`), keeps what was heard, counts as
+an interrupted reply in /v1/usage (once), and the model's next turn sees the heard part."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import httpx
+
+from tests.e2e.test_protocol_realtime import RT, Factory, client, say, until
+from tests.fakes.openai_server import FakeOpenAI
+
+REPLY = "Kites fly high. The wind is kind today. We could go to the hill after lunch."
+
+
+async def test_a_completed_reply_truncated_is_stored_as_cut(
+    server_factory: Factory, llm: FakeOpenAI
+) -> None:
+    srv = server_factory(llm, **RT)
+    seen: list[Any] = []
+    async with client(srv, "trudy").realtime.connect(model="emma") as conn:
+        sid = (await until(conn, "session.created", seen)).session.id
+        llm.queue_reply(REPLY)
+        await say(conn, "Tell me about kites")
+        done = await until(conn, "response.done", seen)
+        assert done.response.status == "completed"
+        audio = b"".join(
+            base64.b64decode(e.delta) for e in seen if e.type == "response.output_audio.delta"
+        )
+        item, audio_ms = done.response.output[0].id, len(audio) // 48
+        for end in (audio_ms // 4, audio_ms // 5):  # a second truncate is not a second cut
+            await conn.conversation.item.truncate(item_id=item, content_index=0, audio_end_ms=end)
+            assert (await until(conn, "conversation.item.truncated", seen)).audio_end_ms == end
+        llm.queue_reply("Yes.")
+        await say(conn, "Go on")
+        assert (await until(conn, "response.done", seen)).response.status == "completed"
+    async with httpx.AsyncClient(base_url=srv.url, params={"token": "trudy"}) as http:
+        msgs = (await http.get(f"/v1/sessions/{sid}/messages")).json()["messages"]
+        usage = (await http.get("/v1/usage")).json()["usage"]
+    cut = msgs[1]
+    assert cut["role"] == "assistant" and cut["interrupted"] is True, msgs
+    assert cut["content"] and REPLY.startswith(cut["content"]) and cut["content"] != REPLY
+    assert msgs[3]["content"] == "Yes." and msgs[3]["interrupted"] is False
+    assert usage.get("interrupted_replies") == 1, usage
+    history = llm.chat_requests(mem0=False)[-1]["body"]["messages"]
+    said = [m["content"] for m in history if m["role"] == "assistant"]
+    assert said == [cut["content"]], said  # the model heard of its reply what the user did
