@@ -26,6 +26,9 @@ class SessionEvents(ABC):
     # over it is a barge-in, until its audio has been heard. Clients that cannot report it
     # end the reply when its audio is sent.
     awaits_playback: bool = True
+    # The client can say how much of a cut reply it played (response.audio.played,
+    # Realtime's truncate): a cancel waits PLAYED_REPORT_WAIT_MS for it. False: never wait.
+    reports_playback: bool = True
     # A final transcript starts a reply (our protocol, Realtime's server_vad with
     # create_response). False: the protocol decides when to reply (Realtime's response.create).
     voice_starts_turns: bool = True

@@ -55,7 +55,8 @@ class Playback(SessionCore):
 
     async def settle_heard_text(self, r: ActiveResponse) -> str:
         """After a cancel, give the client a moment to report how much it played."""
-        if r.speech is not None and r.speech.seq and r.played_ms is None:
+        reports = self.events.reports_playback
+        if reports and r.speech is not None and r.speech.seq and r.played_ms is None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.played_report_wait_ms / 1000):
                     await r.played.wait()

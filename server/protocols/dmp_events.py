@@ -44,6 +44,7 @@ class DmpEvents(SessionEvents):
     """The session's happenings as DMP frames, and DMP frames as session calls."""
 
     awaits_playback = False  # the client never reports playback; stream_end ends a turn
+    reports_playback = False  # a cut turn keeps what was sent (nothing to wait for)
 
     def wants_visemes(self) -> bool:
         return True  # tts_chunk.keyframes drive the mascot's mouth

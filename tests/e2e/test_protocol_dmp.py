@@ -170,6 +170,33 @@ async def test_interrupt_busy_and_nothing_to_interrupt(
     await client.close()
 
 
+async def test_interrupt_with_audio_does_not_wait_for_a_playback_report(
+    server_factory: Factory, llm: FakeOpenAI
+) -> None:
+    """DMP clients never report playback: an interrupted spoken turn keeps what was sent,
+    and its 4003 and the next turn come at once, not after PLAYED_REPORT_WAIT_MS (here a
+    minute, so waiting for a report that never comes fails the test)."""
+    srv = server_factory(llm, **DMP, played_report_wait_ms=60_000)
+    client = await connected(srv)
+    llm.queue_reply(tokens=[f"Word number {i} is here. " for i in range(60)], token_ms=20)
+    start = len(client.events)
+    await client.send_message("Tell me a long story")
+    sid = (await client.wait_for("stream_start", after=start))["session_id"]
+    await client.wait_for("tts_chunk", after=start)
+    await client.interrupt()
+    llm.queue_reply("Right away.")
+    await client.send_message("Something else", sid)  # as the user types on at once
+    end = await client.wait_for("stream_end", after=start, status="interrupted")
+    await client.wait_for("error", after=start, code=4003)
+    nxt = await client.wait_for("stream_end", after=client.events.index(end) + 1)
+    assert nxt["content"] == "Right away." and "status" not in nxt
+    rest = BridgeRest(client.config)
+    msgs = (await rest.history(sid)).json()["messages"]
+    assert [m["content"] for m in msgs][1:] == [end["content"], "Something else", "Right away."]
+    await rest.aclose()
+    await client.close()
+
+
 async def test_users_are_isolated(server_factory: Factory, llm: FakeOpenAI) -> None:
     srv = server_factory(llm, **DMP, default_output_audio="none")
     alice = await connected(srv, user_id="alice")
