@@ -74,6 +74,7 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         self.tool_choice = "auto"
         self.open_calls: dict[str, ClientCall] = {}
         self.answers: list[tuple[ClientCall, str]] = []
+        self.one_response: dict[str, Any] = {}
         self.calls: dict[int, list[dict[str, Any]]] = {}
         if session.config["output_audio"] == "mp3":  # Realtime audio is PCM16 24 kHz
             session.config["output_audio"] = "pcm16"
@@ -268,6 +269,7 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         output = [item, *self.calls.pop(r.number, [])]
         body = finished_response(self.s, r, status, output, usage, audio)
         await self._send("response.done", response=body)
+        self.end_one_response()
         self.done_items = {r.number: where["item_id"]}
         self.items.pop(r.number, None)
 

@@ -12,7 +12,12 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from server.hub.protocol import ProtocolError
-from server.protocols.realtime_session import client_tools, session_changes, tool_choice
+from server.protocols.realtime_session import (
+    client_tools,
+    response_changes,
+    session_changes,
+    tool_choice,
+)
 from server.protocols.realtime_wire import Resampler, chat_schema, user_item
 
 if TYPE_CHECKING:
@@ -36,6 +41,7 @@ class RealtimeInput:
     tool_choice: str
     open_calls: dict[str, ClientCall]
     answers: list[tuple[ClientCall, str]]
+    one_response: dict[str, Any]  # the session's settings a response.create changed
     _sync_turn_detection: Callable[[], None]
     _link: Callable[[str], str | None]
     flush_partial: Callable[[str], Awaitable[None]]
@@ -49,7 +55,12 @@ class RealtimeInput:
             self.tools = tools
         if choice is not None:
             self.tool_choice = choice
+        # stored and reported: the session's own settings, not a running response's
+        once = {k: self.s.config[k] for k in self.one_response if k not in changes}
+        self.end_one_response()
         await self.s.update_settings(changes)
+        self.one_response = {k: self.s.config[k] for k in once}
+        self.s.config.update(once)
         self._sync_turn_detection()  # session.updated went out
 
     def client_tools(self) -> list[dict[str, Any]]:
@@ -154,17 +165,37 @@ class RealtimeInput:
         self.last_item = item_id
 
     async def on_response_create(self, obj: dict[str, Any]) -> None:
-        if self.answers:  # the turn that called the client's functions goes on
-            answers, self.answers = self.answers, []
-            await self.s.submit_function_results(answers)
-            return
-        if not self.pending:
+        once = response_changes(obj.get("response"))
+        r = self.s.response
+        if r is not None and self.s.response_active():  # as OpenAI: one at a time, not a cut
+            raise ProtocolError(
+                "conversation_already_has_active_response",
+                f"Conversation already has an active response in progress: {r.id}. "
+                "Wait until the response is finished before creating a new one.",
+            )
+        if not self.answers and not self.pending:
             raise ProtocolError(
                 "invalid_request_error",
                 "There is no user input to respond to: create a user message or commit audio.",
             )
-        text, self.pending = "\n".join(self.pending), []
-        await self.s.submit_text(text)
+        # this response's own settings: the session's, changed until its response.done
+        self.one_response = {k: self.s.config[k] for k in once}
+        self.s.config.update(once)
+        try:
+            if self.answers:  # the turn that called the client's functions goes on
+                answers, self.answers = self.answers, []
+                await self.s.submit_function_results(answers)
+            else:
+                text, self.pending = "\n".join(self.pending), []
+                await self.s.submit_text(text)
+        finally:
+            if self.s.response is r or not self.s.response_active():  # no response started
+                self.end_one_response()
+
+    def end_one_response(self) -> None:
+        """The session's own settings again after a response.create's own."""
+        self.s.config.update(self.one_response)
+        self.one_response = {}
 
     async def on_response_cancel(self, obj: dict[str, Any]) -> None:
         if not self.s.response_active():

@@ -46,8 +46,10 @@ class ParamError(ProtocolError):
     """A bad field of the `session` object; ``param`` names it from the session down
     (``audio.input`` -> the error event's `param` `session.audio.input`)."""
 
-    def __init__(self, field: str, message: str, code: str = "invalid_request_error") -> None:
-        self.param = f"session.{field}"
+    def __init__(
+        self, field: str, message: str, code: str = "invalid_request_error", root: str = "session"
+    ) -> None:
+        self.param, self.field, self.detail = f"{root}.{field}", field, message
         super().__init__(code, f"{self.param}: {message}")
 
 
@@ -61,23 +63,12 @@ def session_changes(services: Services, sess: Any) -> dict[str, Any]:
         raise ParamError("type", "transcription sessions are not supported.", _UNSUP)
     if kind != "realtime":
         raise ParamError("type", 'expected "realtime".')
-    changes: dict[str, Any] = {}
-    if "instructions" in sess:
-        changes["instructions"] = _str_or_none(sess["instructions"], "instructions")
+    changes = _shared_changes(sess)
     if "model" in sess:
         pid = persona_for(services, _str_or_none(sess["model"], "model"))
         if pid is None:
             raise ProtocolError("unknown_persona", f"No persona {sess['model']!r}.")
         changes["persona"] = pid
-    if "output_modalities" in sess:
-        changes["output_audio"] = _modalities(sess["output_modalities"], "output_modalities")
-    elif "modalities" in sess:  # beta: ["audio", "text"] (its default) or ["text"]
-        changes["output_audio"] = _modalities(sess["modalities"], "modalities", beta=True)
-    if "max_output_tokens" in sess:
-        n = sess["max_output_tokens"]
-        if n != "inf" and not (_is_int(n) and 1 <= n <= 4096):
-            raise ParamError("max_output_tokens", "1-4096 or inf.")
-        changes["max_tokens"] = None if n == "inf" else n
     audio = _obj(sess.get("audio"), "audio")
     inp = _obj(audio.get("input"), "audio.input")
     out = _obj(audio.get("output"), "audio.output")
@@ -99,6 +90,50 @@ def session_changes(services: Services, sess: Any) -> dict[str, Any]:
     elif "turn_detection" in sess:  # the beta API's place for it
         changes["turn_detection"] = turn_detection(sess["turn_detection"], "turn_detection")
     return changes
+
+
+def response_changes(resp: Any) -> dict[str, Any]:
+    """A `response.create` `response` object's settings for that one response, in our
+    session's terms (instructions, output modalities, max_output_tokens). What one response
+    cannot have here (out of band, its own input) is an error naming the field; the rest
+    (voice, tools, metadata, ...) is accepted and the session's is used."""
+    if resp is None:
+        return {}
+    if not isinstance(resp, dict):
+        raise ProtocolError("invalid_request_error", "response: an object (or absent).")
+    try:
+        if resp.get("conversation", "auto") != "auto":
+            raise ParamError(
+                "conversation", '"auto" only: out-of-band responses are not supported.', _UNSUP
+            )
+        if resp.get("input") is not None:
+            raise ParamError("input", "not supported: a response answers the conversation.", _UNSUP)
+        changes = _shared_changes(resp)
+    except ParamError as e:
+        raise ParamError(e.field, e.detail, e.code, root="response") from None
+    return changes
+
+
+def _shared_changes(obj: dict[str, Any]) -> dict[str, Any]:
+    """The fields a session and a response both have (GA and beta names)."""
+    changes: dict[str, Any] = {}
+    if "instructions" in obj:
+        changes["instructions"] = _str_or_none(obj["instructions"], "instructions")
+    if "output_modalities" in obj:
+        changes["output_audio"] = _modalities(obj["output_modalities"], "output_modalities")
+    elif "modalities" in obj:  # beta
+        changes["output_audio"] = _modalities(obj["modalities"], "modalities", beta=True)
+    if "max_output_tokens" in obj:
+        changes["max_tokens"] = _max_tokens(obj["max_output_tokens"])
+    elif "max_response_output_tokens" in obj:  # beta
+        changes["max_tokens"] = _max_tokens(obj["max_response_output_tokens"])
+    return changes
+
+
+def _max_tokens(n: Any) -> int | None:
+    if n != "inf" and not (_is_int(n) and 1 <= n <= 4096):
+        raise ParamError("max_output_tokens", "1-4096 or inf.")
+    return None if n == "inf" else n
 
 
 def turn_detection(td: Any, where: str) -> dict[str, Any]:
