@@ -42,6 +42,19 @@ from server.services import Services
 log = get_logger(__name__)
 
 
+async def start_services(settings: Settings) -> Services:
+    """The services, started; on failure what did start is released (threads, store) and
+    the exception raised: a failed start must exit, not hang a sidecar whose parent waits
+    for its ready line."""
+    services = Services(settings)
+    try:
+        await services.start()
+    except BaseException:
+        await services.close()
+        raise
+    return services
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(
@@ -54,15 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services(settings)
+        # `desktopmate serve` starts the services before it listens (app.state.started)
+        services = getattr(app.state, "started", None) or await start_services(settings)
         app.state.services = services
-        try:
-            await services.start()
-        except BaseException:
-            # Release what did start (threads, store): a failed start must exit, not hang
-            # a sidecar whose parent waits for its ready line.
-            await services.close()
-            raise
         try:
             yield
         finally:

@@ -21,6 +21,14 @@ from server.security import host_name, is_loopback
 from server.sidecar.lock import AlreadyRunning, InstanceLock
 from server.sidecar.parent import ParentWatch
 from server.sidecar.ready import ReadyServer, announce, ready_info
+from server.startup import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_UNAVAILABLE,
+    data_dir_problem,
+    listen_failure,
+    start_failure,
+)
 
 # Seconds uvicorn waits for open connections after SIGTERM before cancelling them; the
 # lifespan shutdown (store close) follows. Together well under the 5 s a parent allows.
@@ -57,13 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()
     except ValidationError as e:
         print(settings_errors(e), file=sys.stderr, flush=True)
-        return 2
+        return EXIT_CONFIG
     if args.command == "models":
         return run_models_command(settings, args)
     if args.command == "memory":
         return memory_cleanup(settings, args.days)
     if args.log_level:
         settings.log_level = args.log_level
+    if refusal := insecure_bind(settings, args.host) or replica_refusal(settings):
+        print(refusal, file=sys.stderr, flush=True)  # before anything is created
+        return EXIT_CONFIG
+    if problem := data_dir_problem(settings.data_dir):  # before the sidecar's lock file
+        print(f"desktopmate: {problem}", file=sys.stderr, flush=True)
+        return problem.code
     if args.sidecar:
         return run_sidecar(settings, args.host, args.port, args.parent_pid)
     return asyncio.run(
@@ -120,7 +134,7 @@ def run_sidecar(settings: Settings, host: str, port: int, parent_pid: int | None
         lock.acquire()
     except AlreadyRunning as e:
         print(f"desktopmate: {e}", file=sys.stderr, flush=True)
-        return 3
+        return EXIT_UNAVAILABLE
     settings.sidecar_token = SecretStr(secrets.token_urlsafe(32))
     try:
         return asyncio.run(
@@ -167,20 +181,27 @@ async def serve_forever(
     parent_pid: int | None = None,
     sidecar: bool = False,
 ) -> int:
-    if refusal := insecure_bind(settings, host) or replica_refusal(settings):
-        print(refusal, file=sys.stderr, flush=True)
-        return 2
     if uri := secret(settings.mongodb_uri):
         from server.store.mongo_reach import unreachable
 
         if problem := await unreachable(uri, settings.mongodb_timeout_s):
             print(f"desktopmate: {problem}", file=sys.stderr, flush=True)
-            return 3
-    from server.app import create_app  # the heavy import, after the cheap refusals
-
-    sock = bind(host, port)
+            return EXIT_UNAVAILABLE
+    try:
+        sock = bind(host, port)
+    except OSError as e:
+        failure = listen_failure(host, port, e)
+        print(f"desktopmate: {failure}", file=sys.stderr, flush=True)
+        return failure.code
+    try:
+        app = await started_app(settings)
+    except Exception as e:
+        sock.close()
+        failure = start_failure(settings, e)
+        print(f"desktopmate: {failure}", file=sys.stderr, flush=True)
+        return failure.code
     config = uvicorn_config(
-        create_app(settings),
+        app,
         settings,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
@@ -195,7 +216,20 @@ async def serve_forever(
 
         ParentWatch(parent_gone, parent_pid).start()
     await server.serve(sockets=[sock])
+    if not server.started:  # uvicorn logged why (its lifespan only closes what we started)
+        return EXIT_FAILED
     return 0
+
+
+async def started_app(settings: Settings) -> Any:
+    """The app with its services started before it listens: a store that fails as it opens
+    (a MongoDB gone since the pre-flight ping) is one line and an exit status, not a
+    traceback from uvicorn's lifespan."""
+    from server.app import create_app, start_services  # the heavy import, after the refusals
+
+    app = create_app(settings)  # logging is configured here, before the services log
+    app.state.started = await start_services(settings)
+    return app
 
 
 def uvicorn_config(app: Any, settings: Settings, **over: Any) -> uvicorn.Config:

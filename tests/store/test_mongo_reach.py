@@ -1,16 +1,26 @@
 """An unreachable or mistyped MONGODB_URI ends `desktopmate serve` after MONGODB_TIMEOUT_S
-with one line (exit 3), not pymongo's 30 s wait and a traceback; a reachable one passes."""
+with one line (exit 3), not pymongo's 30 s wait and a traceback; a reachable one passes; one
+that goes down after that pre-flight ping (the store fails as it opens) is one line too."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+
+from server.startup import EXIT_UNAVAILABLE
+from server.store import new_id
 from server.store.mongo_reach import unreachable
+from tests.sidecar.launch import clean_env
+from tests.test_startup_failures import one_line
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,3 +66,73 @@ def test_serve_names_a_uri_that_is_not_mongodb(tmp_path: Path):
 
 async def test_a_reachable_mongodb_passes(mongo_uri: str):
     assert await unreachable(mongo_uri, 2) is None
+
+
+class FlakyLink:
+    """A TCP relay to the MongoDB-wire server that goes down (stops accepting, drops its
+    connections) once the first client's connections have all closed: the server's
+    pre-flight ping gets through, the store's own client finds MongoDB gone."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.open = 0
+        self.served = 0
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open += 1
+        self.served += 1
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            w.close()
+
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+        self.open -= 1
+        if self.open == 0 and self.server is not None:  # the ping's client is gone: go down
+            self.server.close()
+
+
+@pytest.fixture
+async def flaky_mongo(mongo_uri: str) -> AsyncIterator[FlakyLink]:
+    link = FlakyLink(int(mongo_uri.rsplit(":", 1)[1].split("/")[0]))
+    await link.start()
+    yield link
+    if link.server is not None:
+        link.server.close()
+
+
+async def test_a_mongodb_gone_after_the_ping_is_named(
+    tmp_path: Path, flaky_mongo: FlakyLink
+) -> None:
+    env = clean_env(
+        tmp_path,
+        MONGODB_URI=f"mongodb://127.0.0.1:{flaky_mongo.port}",
+        MONGODB_DB=f"gone_{new_id()}",
+        MONGODB_TIMEOUT_S="1",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "server.cli", "serve", "--port", "0"),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    stderr = err.decode()
+    assert flaky_mongo.served >= 1  # the pre-flight ping got through
+    assert proc.returncode == EXIT_UNAVAILABLE, stderr
+    line = one_line(stderr)
+    assert f"MongoDB at 127.0.0.1:{flaky_mongo.port} failed while the store opened" in line
+    assert "Check that it is running and reachable" in line
+    assert b"listening" not in out
