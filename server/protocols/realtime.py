@@ -60,6 +60,7 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         self.client_event_id: str | None = None
         self.pending: list[str] = []  # user text items waiting for response.create
         self.resample = Resampler()
+        self.half_sample = b""
         self.partials: dict[str, str] = {}
         self.items: dict[int, str] = {}  # response number -> assistant item id
         self.done_items: dict[int, str] = {}  # the same, for the last finished response

@@ -34,6 +34,7 @@ class RealtimeInput:
     _send: Callable[..., Awaitable[None]]
     pending: list[str]  # user text items waiting for response.create
     resample: Resampler
+    half_sample: bytes  # the first byte of a sample whose second comes with the next append
     last_item: str | None
     items: dict[int, str]
     done_items: dict[int, str]  # the last finished response's assistant item
@@ -74,13 +75,19 @@ class RealtimeInput:
             pcm = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
             raise ProtocolError("invalid_audio", "audio is not valid base64.") from None
-        if not pcm or len(pcm) % 2:
-            raise ProtocolError("invalid_audio", "audio is PCM16: a non-empty, even byte count.")
-        data = self.resample(pcm)
+        if not pcm:
+            raise ProtocolError("invalid_audio", "audio is PCM16: a non-empty byte string.")
+        # the buffer is bytes, as OpenAI's: an append may end inside a sample (a client
+        # chunking a stream by bytes), whose other half comes with the next one
+        pcm = self.half_sample + pcm
+        cut = len(pcm) - len(pcm) % 2
+        pcm, self.half_sample = pcm[:cut], pcm[cut:]
+        data = self.resample(pcm) if pcm else b""
         for i in range(0, len(data), FRAME_SAMPLES * 2):
             await self.s.mic_audio(data[i : i + FRAME_SAMPLES * 2])
 
     async def on_commit(self, obj: dict[str, Any]) -> None:
+        self.half_sample = b""
         item = await self.s.commit_audio()
         if item is None:
             raise ProtocolError(
@@ -96,6 +103,7 @@ class RealtimeInput:
         await self.flush_partial(item)
 
     async def on_clear(self, obj: dict[str, Any]) -> None:
+        self.half_sample = b""
         await self.s.clear_audio()
         await self._send("input_audio_buffer.cleared")
 
