@@ -123,6 +123,12 @@ class SSEParser:
         self.event: str | None = None
 
     def feed(self, block: bytes) -> list[tuple[str | None, bytes]]:
+        # The usual block, one whole "data: ..." event with nothing pending, needs no line
+        # loop (one per streamed token).
+        if not self.buf and not self.data and self.event is None and block[:6] == b"data: ":
+            body = block[6:-2]
+            if block[-2:] == b"\n\n" and b"\n" not in body and b"\r" not in body:
+                return [(None, body)]
         self.buf += block
         if b"\n" not in block:
             return []
@@ -382,7 +388,8 @@ class ChatStream:
                         return
                     try:
                         chunk = orjson.loads(data)
-                        stream_error(chunk, event, self.url)
+                        if event == "error" or chunk.get("error"):
+                            stream_error(chunk, event, self.url)
                         if text := take(chunk, result, calls):
                             pending.append(text)
                             if call is not None:
@@ -402,8 +409,9 @@ class ChatStream:
 
         try:
             try:
-                async for block in resp.content.iter_any():
-                    watch.last = watch.loop.time()
+                read, loop = resp.content.readany, watch.loop
+                while block := await read():  # b"" at the end of the body
+                    watch.last = loop.time()
                     fold(parser.feed(block))
                     if done:
                         break

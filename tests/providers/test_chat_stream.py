@@ -287,6 +287,31 @@ def test_sse_events_do_not_depend_on_where_the_body_splits() -> None:
     assert [e for b in body for e in p.feed(bytes([b]))] + p.end() == want
 
 
+def test_a_block_of_one_whole_event_parses_as_the_line_by_line_path_does() -> None:
+    """A block holding exactly one "data: ..." event skips the line loop: it must give
+    what feeding the same bytes one at a time gives, also for blocks that only look whole."""
+    blocks = [
+        b'data: {"a": 1}\n\n',
+        b"data: [DONE]\n\n",
+        b"data: x\r\n\r\n",  # CRLF
+        b"data: x\r\n\n",  # a CR before the blank line
+        b"data: a\ndata: b\n\n",  # two data lines make one event
+        b"data: a\n\ndata: b\n\n",  # two events
+        b"data: \n\n",  # empty data
+        b"data: x\n",  # not yet ended
+        b"data: x\n\n\n",  # an extra blank line
+    ]
+    for block in blocks:
+        slow = SSEParser()
+        want = [e for b in block for e in slow.feed(bytes([b]))]
+        assert SSEParser().feed(block) == want, block
+    p = SSEParser()  # pending event name or text: the whole block goes the line-by-line way
+    assert p.feed(b"event: message\n") == []
+    assert p.feed(b'data: {"a": 1}\n\n') == [("message", b'{"a": 1}')]
+    assert p.feed(b"data: par") == []
+    assert p.feed(b"tial\n\n") == [(None, b"partial")]
+
+
 async def test_paced_tokens_arrive_as_separate_deltas() -> None:
     with FakeOpenAI(ttft_ms=0, token_ms=40) as fake:
         fake.queue_reply(tokens=["One ", "two ", "three."])
