@@ -4,6 +4,7 @@ rate. Pure translation; the dispatch is server/protocols/realtime.py."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -42,8 +43,14 @@ class Resampler:
         return b"".join(f.to_ndarray().astype("<i2").tobytes() for f in self._r.resample(frame))
 
 
+# A server event's id: this process's random prefix and a counter (unique, as uuid4 was, but
+# without a getrandom call per text delta).
+_EVENT_PREFIX = uuid.uuid4().hex[:8]
+_event_numbers = itertools.count()
+
+
 def event_id() -> str:
-    return f"event_{uuid.uuid4().hex[:20]}"
+    return f"event_{_EVENT_PREFIX}{next(_event_numbers):012x}"
 
 
 def session_shape(s: Session, tools: list[dict[str, Any]], tool_choice: str) -> dict[str, Any]:

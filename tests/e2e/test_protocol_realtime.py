@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,8 @@ async def test_text_turn_with_the_sdk(server_factory: Factory, llm: FakeOpenAI) 
     assert positions == sorted(positions), types
     deltas = "".join(e.delta for e in seen if e.type == "response.output_text.delta")
     assert deltas == "Hello Rita!"
+    ids = [e.event_id for e in seen]  # every server event has an id of its own
+    assert len(set(ids)) == len(ids) and all(re.fullmatch(r"event_[0-9a-f]{20}", i) for i in ids)
     assert done.response.status == "completed"
     assert done.response.output[0].content[0].text == "Hello Rita!"
     assert done.response.usage.output_tokens > 0
