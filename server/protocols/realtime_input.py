@@ -4,14 +4,13 @@ messages, function outputs), response.create / cancel, truncate."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from server.hub.protocol import ProtocolError
+from server.protocols.realtime_audio_item import b64_audio, transcribe_part
 from server.protocols.realtime_session import (
     client_tools,
     response_changes,
@@ -68,15 +67,7 @@ class RealtimeInput:
         return [chat_schema(t) for t in self.tools] if self.tool_choice != "none" else []
 
     async def on_append(self, obj: dict[str, Any]) -> None:
-        audio = obj.get("audio")
-        if not isinstance(audio, str):
-            raise ProtocolError("invalid_audio", "audio is a base64 string of PCM16.")
-        try:
-            pcm = base64.b64decode(audio, validate=True)
-        except (binascii.Error, ValueError):
-            raise ProtocolError("invalid_audio", "audio is not valid base64.") from None
-        if not pcm:
-            raise ProtocolError("invalid_audio", "audio is PCM16: a non-empty byte string.")
+        pcm = b64_audio(obj.get("audio"), "audio")
         # the buffer is bytes, as OpenAI's: an append may end inside a sample (a client
         # chunking a stream by bytes), whose other half comes with the next one
         pcm = self.half_sample + pcm
@@ -122,10 +113,14 @@ class RealtimeInput:
         if not isinstance(content, list) or not content:
             raise ProtocolError("invalid_request_error", "A message needs content parts.")
         texts: list[str] = []
-        for part in content:
+        shown = list(content)  # what item.added / .done say: a clip as its transcript
+        for n, part in enumerate(content):
             kind = part.get("type") if isinstance(part, dict) else None
             if kind == "input_text" and isinstance(part.get("text"), str):
                 texts.append(part["text"])
+            elif kind == "input_audio":
+                texts.append(await transcribe_part(self.s, part))
+                shown[n] = {"type": "input_audio", "transcript": texts[-1]}
             elif kind == "input_image" and isinstance(part.get("image_url"), str):
                 url = part["image_url"]
                 if not url.startswith("data:") or "," not in url:
@@ -133,7 +128,8 @@ class RealtimeInput:
                 await self.s.image_b64("screen", url.split(",", 1)[1], None)
             else:
                 raise ProtocolError(
-                    "unsupported_event", "Content parts: input_text and input_image only."
+                    "unsupported_event",
+                    "Content parts: input_text, input_audio and input_image only.",
                 )
         text = "\n".join(t for t in texts if t.strip())
         if text:
@@ -141,7 +137,7 @@ class RealtimeInput:
         item_id = (
             item.get("id") if isinstance(item.get("id"), str) else f"item_{uuid.uuid4().hex[:16]}"
         )
-        done = user_item(item_id, content, "completed")
+        done = user_item(item_id, shown, "completed")
         await self._send("conversation.item.added", previous_item_id=self.last_item, item=done)
         await self._send("conversation.item.done", previous_item_id=self.last_item, item=done)
         self.last_item = item_id

@@ -51,3 +51,35 @@ async def test_appends_that_split_samples_are_heard(
     assert not [e for e in seen if e.type == "error"], [e for e in seen if e.type == "error"]
     words = set(heard.transcript.lower().replace(".", "").split())
     assert len(words & {"quick", "brown", "fox", "jumps", "over", "lazy", "dog"}) >= 6, heard
+
+
+async def test_a_user_audio_item_is_transcribed_and_answered(
+    server_factory: Factory, llm: FakeOpenAI, whisper: Path
+) -> None:
+    """conversation.item.create with an input_audio part (the beta JS client's
+    sendUserMessageContent of a recorded clip): its words are the user's turn."""
+    srv = server_factory(llm, **rt(stt_model=str(whisper), default_output_audio="none"))
+    audio = with_silence(speak("Please open the window.", rate=24_000), 200, 200, rate=24_000)
+    clip = base64.b64encode((np.clip(audio, -1, 1) * 32767).round().astype("<i2").tobytes())
+    seen: list[Any] = []
+    async with client(srv, "clip").realtime.connect(model="emma") as conn:
+        await until(conn, "session.created", seen)
+        bad = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_audio", "audio": "%"}],
+        }
+        await conn.conversation.item.create(item=bad)
+        assert (await until(conn, "error", seen)).error.code == "invalid_audio"
+        part = {"type": "input_audio", "audio": clip.decode()}
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [part]}
+        )
+        done = await until(conn, "conversation.item.done", seen)
+        heard = done.item.content[0].transcript
+        assert "window" in heard.lower(), heard
+        llm.queue_reply("Opening it.")
+        await conn.response.create()
+        reply = await until(conn, "response.done", seen)
+    assert reply.response.output[0].content[0].text == "Opening it."
+    assert llm.chat_requests(mem0=False)[-1]["body"]["messages"][-1]["content"] == heard
