@@ -17,22 +17,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from server.agent.approvals import TASK_EXPIRY_GRACE
-from server.config import Settings
 from server.store.base import (
     TASK_APPROVAL_PREFIX,
     ApprovalRecord,
     ApprovalStatus,
-    Store,
     TaskActionRecord,
     utcnow,
 )
+from server.tasks.handover import TaskHandover
 from server.tasks.state import Answered, Live, TaskError
 
 if TYPE_CHECKING:
-    from structlog.typing import FilteringBoundLogger
+    pass
 
 
 def is_task_approval(name: str) -> bool:
@@ -47,22 +46,10 @@ def approval_text(action: TaskActionRecord) -> str:
     return f"{step}: {action.action_type} '{t.get('target')}' ({what})."
 
 
-class TaskApprovals:
-    user_id: str
-    store: Store
-    settings: Settings
-    live: Live | None
-    listeners: set[Any]  # TaskFeed's attached sessions
-    log: FilteringBoundLogger
-    ask: Callable[[ApprovalRecord], Awaitable[None]]  # TaskFeed's fan-out
-    _live: Callable[[str], Awaitable[Live]]  # TaskRunner's: the live task, from the store
-    spawn: Callable[..., Any]
-    quiet: Callable[..., Awaitable[None]]
+class TaskApprovals(TaskHandover):
+    """(The runner's parts it uses are declared on TaskHandover, plus these.)"""
+
     approve: Callable[..., Awaitable[None]]  # TaskRunner's: task.confirm
-    # TaskOutcomes': withdraw the pending action, store a status, tell the sessions
-    _withdraw: Callable[[Live, str], Awaitable[None]]
-    _set_status: Callable[..., Awaitable[None]]
-    _updated: Callable[[Live], Awaitable[None]]
 
     async def _ask_approval(self, live: Live, action: TaskActionRecord) -> None:
         """Stored pending, then asked (approval.request by every listening session)."""
@@ -175,7 +162,11 @@ class TaskApprovals:
         actions = await self.store.list_task_actions(self.user_id, running[0].id)
         pending = [a for a in actions if a.status == "pending"]
         rec = await self.store.get_approval(self.user_id, pending[-1].id) if pending else None
-        if rec is None or rec.status not in ("pending", "expired") or self.live is not None:
+        if self.live is not None:
+            return None
+        if rec is None or rec.status not in ("pending", "expired"):
+            if self.settings.replica_mode == "multi":  # a step busy on another server
+                self.follow_elsewhere(running[0].id)
             return None
         live = await self._live(running[0].id)
         action = live.pending
@@ -191,12 +182,13 @@ class TaskApprovals:
     def release_if_waiting(self) -> None:
         """The last session of this server stopped listening (REPLICA_MODE=multi): a task
         that only waits for the user's answer is let go of (the store holds all of it), so
-        the server the session moves to can take the answer and carry it out."""
+        the server the session moves to can take the answer and carry it out; a step in
+        progress is stopped (``TaskHandover``)."""
         live = self.live
+        if self.settings.replica_mode != "multi" or self.listeners or self.interrupt_if_busy():
+            return
         if (
-            self.settings.replica_mode != "multi"
-            or self.listeners
-            or live is None
+            live is None
             or live.pending is None
             or live.approved_at is not None
             or live.busy

@@ -152,4 +152,5 @@ class TaskOutcomes(TaskApprovals):
 
 def _brief(t: TaskRecord) -> dict[str, Any]:
     j = task_json(t)
-    return {"status": j["status"], "step": j["current_step"], "failure": j["failure"]}
+    brief = {"status": j["status"], "step": j["current_step"], "failure": j["failure"]}
+    return brief | ({"interrupted": j["interrupted"]} if j["interrupted"] else {})

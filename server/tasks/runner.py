@@ -310,7 +310,7 @@ class TaskRunner(TaskSteps, TaskFeed):
         """Back to running; the pending preview is shown again, or the screen is re-read
         (after a take-over the user may have moved on by hand)."""
         live = await self._live(task_id)
-        await self._set_status(live, "running", only_if=("paused",), failure=None)
+        await self._set_status(live, "running", only_if=("paused",), failure=None, interrupted=None)
         self.log.info("task_resumed", task_id=task_id)
         await self._updated(live)
         image = (self.frame.image if self.frame else None) or live.screen

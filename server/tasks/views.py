@@ -69,6 +69,7 @@ def task_json(t: TaskRecord) -> dict[str, Any]:
         "failure": t.details.get("failure"),
         "blocked": t.details.get("blocked"),
         "home": t.details.get("home"),
+        "interrupted": t.details.get("interrupted"),
     }
 
 

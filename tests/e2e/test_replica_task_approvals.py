@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from server.store.base import CONSENT_ITEMS
 from tests.e2e.test_crash import Crashable, crash_llm, wire_mongo  # noqa: F401 (fixtures)
 from tests.e2e.test_replica_takeover import closed_with
 from tests.e2e.test_tasks_rest import ANSWERS, BODY, HOME, LIST, MARKERS, b64
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.forked_server import ForkedServer, replica_fleet
 from tests.server_harness import WsClient
 from tests.tasks.screens import ScreenVLM
@@ -67,20 +68,27 @@ async def open_ws(server: ForkedServer, user: str, **params: str) -> WsClient:
     return ws
 
 
+async def asked_on(server: ForkedServer, user: str) -> tuple[WsClient, str, str, str]:
+    """The user's consent, a socket on ``server``, a task started there and its first
+    action asked: the socket, its session id, the task and the action."""
+    async with http_for(server, user) as http:
+        consent = {"items": dict.fromkeys(CONSENT_ITEMS, True)}
+        assert (await http.post("/v1/users/consent", json=consent)).status_code == 200
+        ws = await open_ws(server, user)
+        sid = ws.events[0]["session"]["id"]
+        r = await http.post("/v1/tasks", json=BODY | {"screenshot": b64(HOME)})
+        assert r.status_code == 201, r.text
+        task_id, action = r.json()["task_id"], r.json()["next_action_preview"]["action_id"]
+    await ws.wait_for("approval.request", call_id=action)
+    return ws, sid, task_id, action
+
+
 async def asked_on_a_moved_to_b(
     a: ForkedServer, b: ForkedServer, user: str
 ) -> tuple[WsClient, httpx.AsyncClient, str, str]:
     """A task started on A, its first action asked there; the session resumed on B (ended
     on A) and the action asked again on B. B's socket, a REST client on B, task and action."""
-    async with http_for(a, user) as http_a:
-        consent = {"items": dict.fromkeys(CONSENT_ITEMS, True)}
-        assert (await http_a.post("/v1/users/consent", json=consent)).status_code == 200
-        on_a = await open_ws(a, user)
-        sid = on_a.events[0]["session"]["id"]
-        r = await http_a.post("/v1/tasks", json=BODY | {"screenshot": b64(HOME)})
-        assert r.status_code == 201, r.text
-        task_id, action = r.json()["task_id"], r.json()["next_action_preview"]["action_id"]
-    await on_a.wait_for("approval.request", call_id=action)
+    on_a, sid, task_id, action = await asked_on(a, user)
     on_b = await open_ws(b, user, session_id=sid)
     taken = await on_a.wait_for("error", timeout=5)
     assert taken["code"] == "session_taken_over"
@@ -256,3 +264,96 @@ async def test_after_a_restart_the_waiting_preview_is_asked_again_and_answerable
         await ws.conn.close()
     finally:
         await server.stop()
+
+
+async def approved_on_a_moved_to_b(
+    a: ForkedServer, b: ForkedServer, user: str
+) -> tuple[WsClient, WsClient, httpx.AsyncClient, str, str]:
+    """A task started on A, its first action approved there (task.action_execute: the step
+    is in progress), then the session resumed on B. A's and B's sockets, a REST client on
+    B, the task and the action."""
+    on_a, sid, task_id, action = await asked_on(a, user)
+    await on_a.send({"type": "task.confirm", "task_id": task_id, "action_id": action})
+    await on_a.wait_for("task.action_execute", action_id=action)
+    on_b = await open_ws(b, user, session_id=sid)
+    return on_a, on_b, http_for(b, user), task_id, action
+
+
+async def interrupted_on_b(
+    a: ForkedServer, on_a: WsClient, on_b: WsClient, http: httpx.AsyncClient, task_id: str
+) -> dict[str, Any]:
+    """A ends its session; B tells the stored outcome: the task paused, with the reason."""
+    assert (await on_a.wait_for("error", timeout=5))["code"] == "session_taken_over"
+    upd = await on_b.wait_for("task.updated", task_id=task_id, status="paused", timeout=10)
+    why = upd["interrupted"]
+    assert why["reason"] == "session_moved" and why["step"] == 1
+    assert "moved to another server" in why["message"] and "resume" in why["message"]
+    stored = (await http.get(f"/v1/tasks/{task_id}")).json()
+    assert stored["status"] == "paused" and stored["interrupted"] == why
+    assert logged(a, "task_step_interrupted", task_id=task_id)
+    return stored
+
+
+async def test_a_step_in_progress_is_stopped_on_a_and_told_on_b(
+    fleet: tuple[ForkedServer, ForkedServer],
+) -> None:
+    """An approved action the client is executing when the session moves: A stops the step
+    (the task stored paused with the reason, the action withdrawn), B tells its socket; a
+    late report of the action on B is refused (nothing is carried out twice); resumed on B,
+    the step is read again from the current screen and asked on B."""
+    a, b = fleet
+    on_a, ws, http, task_id, action = await approved_on_a_moved_to_b(a, b, "busy-user")
+    stored = await interrupted_on_b(a, on_a, ws, http, task_id)
+    assert [(x["action_id"], x["status"], x["details"]["reason"]) for x in stored["actions"]] == [
+        (action, "failed", "interrupted")
+    ]
+    await ws.send({"type": "task.executed", "task_id": task_id, "action_id": action})
+    await ws.send_raw(b"\x02" + LIST)
+    err = await ws.wait_for("error")
+    assert err["code"] == "invalid_state" and err["fatal"] is False
+    assert "paused" in err["message"]
+    assert not [e for e in ws.events if e["type"] in ("task.action_result", "task.action_execute")]
+    await ws.send({"type": "task.control", "task_id": task_id, "command": "resume"})
+    await ws.wait_for("task.updated", task_id=task_id, status="running")
+    nxt = await ws.wait_for("approval.request", timeout=10)
+    assert nxt["arguments"]["target"] == "Big Mac"  # read from the screen B saw (the list)
+    resumed = (await http.get(f"/v1/tasks/{task_id}")).json()
+    assert resumed["status"] == "running" and resumed["interrupted"] is None
+    await ws.conn.close()
+    await http.aclose()
+
+
+async def test_a_screen_reading_in_progress_is_dropped_on_a(
+    fleet: tuple[ForkedServer, ForkedServer],
+    crash_llm: FakeOpenAI,  # noqa: F811
+) -> None:
+    """The VLM still reading the screen after the action (verification) when the session
+    moves: its answer, arriving after A stopped the step, is dropped (no result, no next
+    preview anywhere), and B tells the paused task once."""
+    a, b = fleet
+    slow = {k: list(v) for k, v in ANSWERS.items()}
+    slow["list"] = [Reply(text=json.dumps(ANSWERS["list"][0]), ttft_ms=2500)]
+    crash_llm.set_default(ScreenVLM(MARKERS, slow))
+    try:
+        on_a, sid, task_id, action = await asked_on(a, "reading-user")
+        await on_a.send({"type": "task.confirm", "task_id": task_id, "action_id": action})
+        await on_a.wait_for("task.action_execute", action_id=action)
+        await on_a.send({"type": "task.executed", "task_id": task_id, "action_id": action})
+        await on_a.send_raw(b"\x02" + LIST)  # the verifying reading starts: 2.5 s
+        ws = await open_ws(b, "reading-user", session_id=sid)
+        http = http_for(b, "reading-user")
+        await interrupted_on_b(a, on_a, ws, http, task_id)
+        await asyncio.sleep(3)  # the reading has come back on A by now
+        await drain_briefly(ws)
+        stored = (await http.get(f"/v1/tasks/{task_id}")).json()
+        assert stored["status"] == "paused" and stored["current_step"] == 0
+        assert [(x["status"], x["details"]["reason"]) for x in stored["actions"]] == [
+            ("failed", "interrupted")
+        ]
+        told = [e for e in ws.events if e["type"] == "task.updated"]
+        assert [e["status"] for e in told] == ["paused"]
+        assert not [e for e in ws.events if e["type"] in ("task.action_result", "approval.request")]
+        await ws.conn.close()
+        await http.aclose()
+    finally:
+        crash_llm.set_default(ScreenVLM(MARKERS, {k: list(v) for k, v in ANSWERS.items()}))

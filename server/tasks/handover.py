@@ -1,0 +1,106 @@
+"""A screen task step in progress when the user's session moves to another server
+(REPLICA_MODE=multi): the step is stopped where it runs, the task stored ``paused`` with the
+reason, and the server the session moved to tells it (docs/protocol.md, "Screen task
+approvals across replicas").
+
+The server whose last session of the user ends while a step is busy (the VLM reading the
+screen, or an approved action waiting for the client's report) stores the task ``paused``
+with ``interrupted`` in its details (reason ``session_moved``, the step, a message for the
+user), withdraws the step's action (reason ``interrupted``) and lets go of the task: a
+reading that comes back later is dropped (the task is not running), a report of the action
+is refused (``invalid_state``), so nothing runs twice. The server the session opened on
+follows the task in the store for ``FOLLOW_S``: when it leaves ``running`` the user's
+sessions there get ``task.updated`` with the stored outcome; a preview the other server made
+and let go of meanwhile is picked up and asked there. ``resume`` reads the screen again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from server.config import Settings
+from server.store.base import ApprovalRecord, Store
+from server.tasks.state import LIVE, Live, TaskError
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+
+FOLLOW_S = 10.0  # how long the new server follows a task busy on another one
+
+
+class TaskHandover:
+    user_id: str
+    store: Store
+    settings: Settings
+    live: Live | None
+    listeners: set[Any]  # TaskFeed's attached sessions
+    log: FilteringBoundLogger
+    ask: Callable[[ApprovalRecord], Awaitable[None]]  # TaskFeed's fan-out
+    spawn: Callable[..., Any]
+    quiet: Callable[..., Awaitable[None]]
+    _lock: asyncio.Lock
+    _live: Callable[[str], Awaitable[Live]]
+    _adopt: Callable[[], Awaitable[ApprovalRecord | None]]
+    _withdraw: Callable[[Live, str], Awaitable[None]]
+    _set_status: Callable[..., Awaitable[None]]
+    _updated: Callable[[Live], Awaitable[None]]
+    _following: asyncio.Task[Any] | None = None
+
+    def interrupt_if_busy(self) -> bool:
+        """The last session of this server stopped listening: a step in progress is stopped
+        (in the background: stored first). True when there was one."""
+        live = self.live
+        if live is None or live.task.status != "running":
+            return False
+        if not live.busy and live.approved_at is None:
+            return False
+        self.spawn(self.quiet(self._interrupt(live)))
+        return True
+
+    async def _interrupt(self, live: Live) -> None:
+        step = live.task.current_step + 1
+        interrupted = {
+            "reason": "session_moved",
+            "step": step,
+            "message": f"Step {step} was stopped because the session moved to another "
+            "server while it was in progress; resume to read the screen again.",
+        }
+        try:
+            await self._set_status(live, "paused", only_if=("running",), interrupted=interrupted)
+        except TaskError:
+            return  # paused, ended or taken meanwhile: nothing in progress to stop
+        self.log.info("task_step_interrupted", task_id=live.task.id, step=step)
+        async with self._lock:  # a step past its last check finishes writing first
+            if live.pending is not None:
+                await self._withdraw(live, "interrupted")
+        if self.live is live and not self.listeners:
+            self.live = None
+
+    def follow_elsewhere(self, task_id: str) -> None:
+        """The user's task runs a step on another server (a session here, none holding the
+        task): follow it in the store for FOLLOW_S."""
+        if self._following is not None and not self._following.done():
+            return
+        self._following = self.spawn(self.quiet(self._follow(task_id)))
+
+    async def _follow(self, task_id: str) -> None:
+        deadline = time.monotonic() + FOLLOW_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(self.settings.approval_poll_s)
+            if self.live is not None or not self.listeners:
+                return  # held here now (a command picked it up), or nobody to tell
+            task = await self.store.get_task(self.user_id, task_id)
+            if task is None:
+                return
+            if task.status == "running":
+                rec = await self._adopt()  # a preview made there and let go of
+                if rec is not None:
+                    await self.ask(rec)
+                    return
+                continue
+            live = await self._live(task_id) if task.status in LIVE else Live(task)
+            self.log.info("task_outcome_followed", task_id=task_id, status=task.status)
+            await self._updated(live)
+            return
