@@ -84,6 +84,8 @@ class Playback(SessionCore):
         heard = self.heard_text(r)
         if heard != r.sent_text:
             await self._settle(r, heard)
-            if not r.cut_after_done:  # a cut reply, as /v1/usage counts a barge-in's
+            # counted once, and not again for a reply cancelled while generated (it was then)
+            cancelled = r.task is not None and r.task.cancelled()
+            if not r.cut_after_done and not cancelled:
                 r.cut_after_done = True
                 await self.services.store.incr_usage(self.user_id, {"interrupted_replies": 1})

@@ -37,6 +37,17 @@ async def test_a_completed_reply_truncated_is_stored_as_cut(
         llm.queue_reply("Yes.")
         await say(conn, "Go on")
         assert (await until(conn, "response.done", seen)).response.status == "completed"
+        # cancelled while generated (counted then), then truncated where playback stopped
+        llm.queue_reply(tokens=[f"Sentence {i} is here. " for i in range(40)], token_ms=30)
+        await say(conn, "Count for me")
+        first = await until(conn, "response.output_audio.delta", seen)
+        await conn.response.cancel()
+        cancelled = await until(conn, "response.done", seen)
+        assert cancelled.response.status == "cancelled"
+        await conn.conversation.item.truncate(
+            item_id=first.item_id, content_index=0, audio_end_ms=10
+        )
+        await until(conn, "conversation.item.truncated", seen)
     async with httpx.AsyncClient(base_url=srv.url, params={"token": "trudy"}) as http:
         msgs = (await http.get(f"/v1/sessions/{sid}/messages")).json()["messages"]
         usage = (await http.get("/v1/usage")).json()["usage"]
@@ -44,7 +55,7 @@ async def test_a_completed_reply_truncated_is_stored_as_cut(
     assert cut["role"] == "assistant" and cut["interrupted"] is True, msgs
     assert cut["content"] and REPLY.startswith(cut["content"]) and cut["content"] != REPLY
     assert msgs[3]["content"] == "Yes." and msgs[3]["interrupted"] is False
-    assert usage.get("interrupted_replies") == 1, usage
+    assert usage.get("interrupted_replies") == 2, usage  # each cut reply once
     history = llm.chat_requests(mem0=False)[-1]["body"]["messages"]
-    said = [m["content"] for m in history if m["role"] == "assistant"]
+    said = [m["content"] for m in history if m["role"] == "assistant"][:1]
     assert said == [cut["content"]], said  # the model heard of its reply what the user did
