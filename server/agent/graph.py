@@ -1,14 +1,13 @@
 """The persona turn as a LangGraph graph (seed 000's steps):
 
-prepare_turn -(respond)-> generate_response
-            \\-(silent)-> END
 generate_response -(tool calls)-> tools -> generate_response ... -(answer)-> END
-                                       \\-(stay_silent)-> update_memory
+                  \\-(silent)-> END                \\-(stay_silent)-> update_memory
 
-prepare_turn is seed 000's perceive_environment -> query_memory -> reason_and_plan, run in
-that order as one graph node, and generate_response runs update_memory on the answer it
-returns: steps that always run together share a node, since each LangGraph superstep costs
-CPU of its own (task preparation, channel writes, a checkpoint copy, callbacks).
+A turn's first generate_response prepares it (prepare_turn: seed 000's perceive_environment
+-> query_memory -> reason_and_plan, in that order) and ends the turn there on a silent
+plan; the answer's generate_response runs update_memory on it. Steps that always run
+together share a node, since each LangGraph superstep costs CPU of its own (task
+preparation, channel writes, a checkpoint copy, callbacks, about 0.3 ms).
 
 The tools are bound on the same streamed call that answers, so a turn without a tool call
 costs no extra LLM round-trip; when the streamed message carries tool calls, the tools node
@@ -133,14 +132,13 @@ class Agent(ToolRounds, ThreadEdits):
         self.tool_schemas = self.tools.schemas() if self.tool_mode != "off" else []
         self._wanted_mode: ToolMode = tool_mode
         g = StateGraph(GraphState, context_schema=TurnContext)
-        # prepare_turn and generate_response route themselves (a Command's goto): a
-        # conditional edge re-reads the whole state, the node's writes applied to copies
-        # of the channels, to decide what the node already knows (about 0.1 ms a turn).
-        g.add_node(PREPARE, self.prepare_turn, destinations=(GENERATE, END))
+        # generate_response routes itself (a Command's goto): a conditional edge re-reads
+        # the whole state, the node's writes applied to copies of the channels, to decide
+        # what the node already knows (about 0.1 ms a turn).
         g.add_node(GENERATE, self.generate_response, destinations=(TOOLS, END))
         g.add_node(TOOLS, self.run_tools)
         g.add_node("update_memory", self.update_memory)
-        g.add_edge(START, PREPARE)
+        g.add_edge(START, GENERATE)
         g.add_conditional_edges(TOOLS, self.route, {"respond": GENERATE, "silent": "update_memory"})
         g.add_edge("update_memory", END)
         self.graph = g.compile(checkpointer=checkpointer)
@@ -156,18 +154,16 @@ class Agent(ToolRounds, ThreadEdits):
     def tools_active(self) -> bool:
         return self.tool_mode == "on" or (self.tool_mode == "auto" and not self.tools_refused)
 
-    # --- nodes ------------------------------------------------------------------------
+    # --- steps and nodes --------------------------------------------------------------
     async def prepare_turn(
         self, state: GraphState, runtime: Runtime[TurnContext]
-    ) -> Command[Literal["generate_response", "__end__"]]:
+    ) -> dict[str, Any]:
         """perceive_environment, then query_memory, then reason_and_plan: each step sees
-        what the steps before it found, as it would in a node of its own. The plan says
-        where the turn goes: generate_response, or the end (silent)."""
+        what the steps before it found, as it would in a node of its own."""
         update: dict[str, Any] = {}
         for step in (self.perceive_environment, self.query_memory, self.reason_and_plan):
             update |= await step(cast(GraphState, {**state, **update}), runtime)
-        silent = (update.get("action_plan") or {}).get("action") == "silent"
-        return Command(update=update, goto=END if silent else GENERATE)
+        return update
 
     async def perceive_environment(
         self, state: GraphState, runtime: Runtime[TurnContext]
@@ -234,11 +230,19 @@ class Agent(ToolRounds, ThreadEdits):
     async def generate_response(
         self, state: GraphState, runtime: Runtime[TurnContext]
     ) -> Command[Literal["tools", "__end__"]]:
-        """One model call: tool calls go to the tools node, an answer ends the turn."""
+        """One model call: tool calls go to the tools node, an answer ends the turn. The
+        turn's first call prepares the turn first (its plan may be to stay silent)."""
+        ctx = runtime.context
+        prepared: dict[str, Any] = {}
+        if state.get("action_plan") is None:  # stream_turn starts each turn without one
+            prepared = await self.prepare_turn(state, runtime)
+            ctx.emit({PREPARE: prepared})  # for stream_turn, as a node's update would be
+            if (prepared.get("action_plan") or {}).get("action") == "silent":
+                return Command(update=prepared, goto=END)
+            state = cast(GraphState, {**state, **prepared})
         if self.chat is None:
             raise LLMNotConfigured()
         chat = self.chat
-        ctx = runtime.context
         tools = ctx.tool_env is not None and self.tools_active
         client = {t["function"]["name"] for t in ctx.client_tools}
 
@@ -300,11 +304,12 @@ class Agent(ToolRounds, ThreadEdits):
         if ctx.reply_id and not (isinstance(reply, AIMessage) and reply.tool_calls):
             reply.id = ctx.reply_id  # the answer: the same id as in the store
         if isinstance(reply, AIMessage) and (reply.tool_calls or reply.invalid_tool_calls):
-            return Command(update={"messages": [reply]}, goto=TOOLS)  # the tools node runs them
+            # the tools node runs them
+            return Command(update=prepared | {"messages": [reply]}, goto=TOOLS)
         # The answer: update_memory runs here, not as a graph step of its own after it.
         answered = cast(GraphState, {**state, "messages": [*state["messages"], reply]})
         done = await self.update_memory(answered, runtime)
-        return Command(update={"messages": [reply, *done.get("messages", [])]}, goto=END)
+        return Command(update=prepared | {"messages": [reply, *done.get("messages", [])]}, goto=END)
 
     async def update_memory(
         self, state: GraphState, runtime: Runtime[TurnContext]
