@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -29,15 +28,7 @@ from typing import Any, Literal
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from server.store.base import (
-    MessageRecord,
-    Role,
-    SessionRecord,
-    SessionStatus,
-    Store,
-    new_id,
-    utcnow,
-)
+from server.store.base import Store, utcnow
 from server.store.checkpoints_sqlite import OneHopSqliteSaver
 from server.store.history_sqlite import HISTORY_SCHEMA, SQLiteHistory
 from server.store.initiative import APPROVALS_ADDED, SQLiteInitiative
@@ -45,8 +36,9 @@ from server.store.initiative import SQLITE_SCHEMA as INITIATIVE_SCHEMA
 from server.store.ownership_sqlite import SQLiteOwnership
 from server.store.reminders_sqlite import REMINDER_ADDED, REMINDERS_SCHEMA, SQLiteReminders
 from server.store.samples_sqlite import SAMPLES_SCHEMA, SQLiteSamples
+from server.store.sessions_sqlite import SESSIONS_SCHEMA, SQLiteSessions
 from server.store.settings_sqlite import SETTINGS_SCHEMA, SQLiteSettings
-from server.store.sqlite_codec import SESSION_COLS, dumps, from_db_time, session_row, to_db_time
+from server.store.sqlite_codec import from_db_time, to_db_time
 from server.store.tasks_sqlite import TASKS_SCHEMA, SQLiteTasksMixin
 from server.store.usage_sqlite import USAGE_SCHEMA, SQLiteUsage
 from server.store.vocabulary import SQLITE_SCHEMA as VOCABULARY_SCHEMA
@@ -55,41 +47,6 @@ from server.store.vocabulary import SQLiteVocabulary
 DB_FILENAME = "desktopmate.sqlite3"
 CHECKPOINT_FILENAME = "checkpoints.sqlite3"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    id          TEXT PRIMARY KEY,
-    created_at  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    id          TEXT PRIMARY KEY,
-    user_id     TEXT NOT NULL,
-    persona_id  TEXT NOT NULL,
-    thread_id   TEXT NOT NULL,
-    status      TEXT NOT NULL,
-    settings    TEXT NOT NULL,
-    started_at  TEXT NOT NULL,
-    ended_at    TEXT
-);
-CREATE INDEX IF NOT EXISTS sessions_user_started ON sessions (user_id, started_at);
-CREATE TABLE IF NOT EXISTS messages (
-    id          TEXT PRIMARY KEY,
-    session_id  TEXT NOT NULL,
-    user_id     TEXT NOT NULL,
-    persona_id  TEXT NOT NULL,
-    role        TEXT NOT NULL,
-    content     TEXT NOT NULL,
-    created_at  TEXT NOT NULL,
-    timings     TEXT,
-    interrupted INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS messages_user_session_created
-    ON messages (user_id, session_id, created_at);
-CREATE INDEX IF NOT EXISTS messages_user_persona_role ON messages (user_id, persona_id, role);
-"""
-
-_MESSAGE_COLS = (
-    "id, session_id, user_id, persona_id, role, content, created_at, timings, interrupted"
-)
 # Every column added after its table first shipped, added to older files on open; then
 # what needs them.
 _ADDED_COLUMNS = {
@@ -98,21 +55,6 @@ _ADDED_COLUMNS = {
     "approvals": APPROVALS_ADDED,
 }
 _AFTER_MIGRATION = "CREATE INDEX IF NOT EXISTS sessions_status_owner ON sessions (status, owner);"
-
-
-def _message(row: Iterable[Any]) -> MessageRecord:
-    mid, session_id, user_id, persona_id, role, content, created, timings, interrupted = row
-    return MessageRecord(
-        id=mid,
-        session_id=session_id,
-        user_id=user_id,
-        persona_id=persona_id,
-        role=role,
-        content=content,
-        created_at=from_db_time(created),
-        timings=json.loads(timings) if timings is not None else None,
-        interrupted=bool(interrupted),
-    )
 
 
 async def _add_missing_columns(db: aiosqlite.Connection) -> None:
@@ -124,6 +66,7 @@ async def _add_missing_columns(db: aiosqlite.Connection) -> None:
 
 
 class SQLiteStore(
+    SQLiteSessions,
     SQLiteOwnership,
     SQLiteSamples,
     SQLiteHistory,
@@ -171,7 +114,7 @@ class SQLiteStore(
             await db.execute(f"PRAGMA synchronous={self.synchronous}")
             await db.execute("PRAGMA busy_timeout=5000")
             await db.executescript(
-                _SCHEMA
+                SESSIONS_SCHEMA
                 + SAMPLES_SCHEMA
                 + USAGE_SCHEMA
                 + SETTINGS_SCHEMA
@@ -288,174 +231,3 @@ class SQLiteStore(
 
     async def _fetch(self, sql: str, params: Iterable[Any]) -> list[Any]:
         return list(await self._conn.execute_fetchall(sql, tuple(params)))
-
-    # -- users and sessions --------------------------------------------------------
-
-    async def ensure_user(self, user_id: str) -> None:
-        async with self._write() as conn:
-            await conn.execute(
-                "INSERT OR IGNORE INTO users (id, created_at) VALUES (?, ?)",
-                (user_id, to_db_time(utcnow())),
-            )
-
-    async def create_session(
-        self, user_id: str, persona_id: str, settings: dict[str, Any] | None = None
-    ) -> SessionRecord:
-        sid = new_id()
-        started = self._now()
-        record = SessionRecord(
-            id=sid,
-            user_id=user_id,
-            persona_id=persona_id,
-            thread_id=sid,
-            status="active",
-            settings=dict(settings or {}),
-            started_at=started,
-        )
-        async with self._write() as conn:
-            await conn.execute(
-                "INSERT OR IGNORE INTO users (id, created_at) VALUES (?, ?)",
-                (user_id, to_db_time(started)),
-            )
-            await conn.execute(
-                f"INSERT INTO sessions ({SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                (
-                    sid,
-                    user_id,
-                    persona_id,
-                    sid,
-                    record.status,
-                    dumps(record.settings),
-                    to_db_time(started),
-                ),
-            )
-        return record
-
-    async def get_session(self, user_id: str, session_id: str) -> SessionRecord | None:
-        rows = await self._fetch(
-            f"SELECT {SESSION_COLS} FROM sessions WHERE user_id = ? AND id = ?",
-            (user_id, session_id),
-        )
-        return session_row(rows[0]) if rows else None
-
-    async def list_sessions(
-        self, user_id: str, limit: int = 50, offset: int = 0
-    ) -> list[SessionRecord]:
-        rows = await self._fetch(
-            f"SELECT {SESSION_COLS} FROM sessions WHERE user_id = ? "
-            "ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?",
-            (user_id, limit, offset),
-        )
-        return [session_row(r) for r in rows]
-
-    async def update_session(
-        self,
-        user_id: str,
-        session_id: str,
-        *,
-        status: SessionStatus | None = None,
-        settings: dict[str, Any] | None = None,
-        ended_at: datetime | None = None,
-    ) -> bool:
-        sets: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            sets.append("status = ?")
-            params.append(status)
-        if settings is not None:
-            sets.append("settings = ?")
-            params.append(dumps(settings))
-        if ended_at is not None:
-            sets.append("ended_at = ?")
-            params.append(to_db_time(ended_at))
-        if not sets:  # nothing to change: report whether it exists for this user
-            return await self.get_session(user_id, session_id) is not None
-        async with self._write() as conn:
-            cur = await conn.execute(
-                f"UPDATE sessions SET {', '.join(sets)} WHERE user_id = ? AND id = ?",
-                (*params, user_id, session_id),
-            )
-            changed = cur.rowcount
-            await cur.close()
-        return changed > 0
-
-    # -- messages ------------------------------------------------------------------
-
-    async def add_message(
-        self,
-        user_id: str,
-        session_id: str,
-        persona_id: str,
-        role: Role,
-        content: str,
-        *,
-        timings: dict[str, Any] | None = None,
-        interrupted: bool = False,
-        message_id: str | None = None,
-    ) -> MessageRecord:
-        record = MessageRecord(
-            id=message_id or new_id(),
-            session_id=session_id,
-            user_id=user_id,
-            persona_id=persona_id,
-            role=role,
-            content=content,
-            created_at=self._now(),
-            timings=dict(timings) if timings is not None else None,
-            interrupted=interrupted,
-        )
-        async with self._write() as conn:
-            await conn.execute(
-                f"INSERT INTO messages ({_MESSAGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id,
-                    session_id,
-                    user_id,
-                    persona_id,
-                    role,
-                    content,
-                    to_db_time(record.created_at),
-                    dumps(record.timings) if record.timings is not None else None,
-                    int(interrupted),
-                ),
-            )
-        return record
-
-    async def settle_message(self, user_id: str, message_id: str, content: str) -> bool:
-        async with self._write() as conn:
-            if content:
-                cur = await conn.execute(
-                    "UPDATE messages SET content = ?, interrupted = 1 WHERE user_id = ? AND id = ?",
-                    (content, user_id, message_id),
-                )
-            else:
-                cur = await conn.execute(
-                    "DELETE FROM messages WHERE user_id = ? AND id = ?", (user_id, message_id)
-                )
-            changed = cur.rowcount
-            await cur.close()
-        return changed > 0
-
-    async def list_messages(
-        self, user_id: str, session_id: str, limit: int = 100, offset: int = 0
-    ) -> list[MessageRecord]:
-        rows = await self._fetch(
-            f"SELECT {_MESSAGE_COLS} FROM messages WHERE user_id = ? AND session_id = ? "
-            "ORDER BY created_at, rowid LIMIT ? OFFSET ?",
-            (user_id, session_id, limit, offset),
-        )
-        return [_message(r) for r in rows]
-
-    async def count_messages(
-        self, user_id: str, persona_id: str | None = None, role: Role | None = None
-    ) -> int:
-        sql = "SELECT COUNT(*) FROM messages WHERE user_id = ?"
-        params: list[Any] = [user_id]
-        if persona_id is not None:
-            sql += " AND persona_id = ?"
-            params.append(persona_id)
-        if role is not None:
-            sql += " AND role = ?"
-            params.append(role)
-        rows = await self._fetch(sql, params)
-        return int(rows[0][0])
