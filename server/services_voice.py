@@ -117,6 +117,7 @@ class VoiceServices(ServicesBase):
             cpu_threads=s.stt_cpu_threads,
             window_min_s=s.stt_window_min_s or None,
             partial_window_min_s=s.stt_partial_window_min_s or None,
+            final_beam_size=s.stt_final_beam_size,
         )
         self.background(self._load_stt(local=True))
 

@@ -27,8 +27,10 @@ class TranscriptionServer(LoopbackServer):
     ) -> None:
         super().__init__()
         # the whole 30 s encoder window, as transcription servers (speaches, vLLM, OpenAI)
-        # decode an upload: our own short-window speed-ups are not theirs
-        self.stt = WhisperSTT(str(model_dir), window_min_s=None, partial_window_min_s=None)
+        # decode an upload, and faster-whisper's beam of 5: our own speed-ups are not theirs
+        self.stt = WhisperSTT(
+            str(model_dir), window_min_s=None, partial_window_min_s=None, final_beam_size=5
+        )
         self.fail_status = fail_status
         # the response formats it answers: OpenAI's gpt-4o-transcribe and vLLM refuse
         # verbose_json with a 400, in these words
