@@ -109,12 +109,17 @@ class FinalTranscripts:
                 s.spawn(self._after_reply_started(utt, t))
 
     async def _after_reply_started(self, utt: Utterance, t: Transcript) -> None:
-        """Voice analysis holds the GIL for tens of ms: start it once the reply is under way
-        (first text, or a second at most) so it never delays the LLM request."""
+        """Voice analysis holds the GIL for tens of ms: start it once the reply's first audio
+        went out (its first text for a reply without audio; a second at most), so it never
+        delays the LLM request nor the first chunk's tokens and TTS."""
         s = self.session
         for _ in range(20):
             r = s.response
-            if r is None or r.finished or r.first_delta_at is not None:
+            if r is None or r.finished:
+                break
+            if r.speech is None and r.first_delta_at is not None:
+                break
+            if r.speech is not None and r.speech.first_audio_at is not None:
                 break
             await asyncio.sleep(0.05)
         await s.on_utterance(utt, t)

@@ -36,7 +36,10 @@ def speech() -> np.ndarray:
 def stt_server(
     server_factory: Callable[..., ServerThread], llm: FakeOpenAI, whisper: Path
 ) -> ServerThread:
-    srv = server_factory(llm, stt_model=str(whisper), stt_language="en")
+    # replies with audio: the analysis waits for the reply's first audio
+    srv = server_factory(
+        llm, stt_model=str(whisper), stt_language="en", default_output_audio="pcm16"
+    )
     deadline = time.monotonic() + 60
     while srv.services.modules.get("stt") != "ready":
         assert srv.services.modules.get("stt") == "loading", srv.services.details
@@ -52,7 +55,9 @@ def words_of(text: str) -> set[str]:
 async def test_spoken_utterance_gets_voice_analysis_and_a_sample(
     stt_server: ServerThread, llm: FakeOpenAI, speech: np.ndarray
 ):
-    llm.queue_reply("That is lovely to hear.")
+    # slow tokens: the reply's first audio (its first 4 words) goes out ~0.5 s after its
+    # first text, and the analysis must not run in between
+    llm.queue_reply("That is lovely to hear.", token_ms=150)
     ws = await open_ws(stt_server, persona="emma", token="va1")
     sess = (await ws.wait_for("session.created"))["session"]
     for frame in pcm16_frames(with_silence(speech, 300, 1500)):
@@ -62,6 +67,8 @@ async def test_spoken_utterance_gets_voice_analysis_and_a_sample(
     assert len(words_of(done["text"]) & EXPECTED) >= 4, done
     ev = await ws.wait_for("analysis.voice", timeout=30)
     assert ev["item_id"] == done["item_id"]
+    # its GIL-holding work starts once the reply's first audio went out: it never delays it
+    assert any(b[0] == 0x11 for b in ws.binary), "analysis.voice came before the reply audio"
     assert 80 <= ev["pitch_hz"] <= 300, ev
     assert 1.0 <= ev["rate_wps"] <= 6.0, ev
     assert ev["pitch_var"] >= 0 and ev["volume_db"] < 0 and 0 <= ev["pause_ratio"] <= 1
