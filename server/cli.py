@@ -24,6 +24,7 @@ from server.sidecar.ready import ReadyServer, announce, ready_info
 from server.startup import (
     EXIT_CONFIG,
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_UNAVAILABLE,
     data_dir_problem,
     listen_failure,
@@ -78,12 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     if problem := data_dir_problem(settings.data_dir):  # before the sidecar's lock file
         print(f"desktopmate: {problem}", file=sys.stderr, flush=True)
         return problem.code
-    if args.sidecar:
-        return run_sidecar(settings, args.host, args.port, args.parent_pid)
-    return asyncio.run(
-        serve_forever(settings, args.host, args.port, machine=args.port == 0),
-        loop_factory=loop_factory(settings),
-    )
+    try:
+        if args.sidecar:
+            return run_sidecar(settings, args.host, args.port, args.parent_pid)
+        return asyncio.run(
+            serve_forever(settings, args.host, args.port, machine=args.port == 0),
+            loop_factory=loop_factory(settings),
+        )
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn shut down gracefully, then raised it again
+        return EXIT_INTERRUPTED
 
 
 def settings_errors(e: ValidationError) -> str:

@@ -9,7 +9,8 @@ The statuses (README.md, "Exit status"):
   store opens, the store's files unusable, another instance on DATA_DIR (sidecar);
 - 4: it cannot listen on --host/--port (in use, not permitted, no such address);
 - 5: DATA_DIR cannot be written;
-- 1: anything else that failed while starting (the traceback is logged at DEBUG)."""
+- 1: anything else that failed while starting (the traceback is logged at DEBUG);
+- 130: stopped with Ctrl-C (SIGINT), after the graceful shutdown."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 3
 EXIT_LISTEN = 4
 EXIT_DATA_DIR = 5
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class StartupFailure(Exception):

@@ -1,11 +1,13 @@
 """Every start-up failure of the real `desktopmate serve` process is one line naming the
 cause and the fix, and the exit status README.md documents, never a traceback: the port in
 use, DATA_DIR not writable (also in sidecar mode, before its lock file), the SQLite store
-unusable. (A bad setting, exit 2, is in tests/test_replicas.py; an unreachable MongoDB and
+unusable; Ctrl-C stops it with 130, without a traceback. (A bad setting, exit 2, is in
+tests/test_replicas.py; an unreachable MongoDB and
 one that goes down after the pre-flight ping, exit 3, in tests/store/test_mongo_reach.py.)"""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from server.startup import EXIT_DATA_DIR, EXIT_LISTEN, EXIT_UNAVAILABLE
+from server.startup import EXIT_DATA_DIR, EXIT_INTERRUPTED, EXIT_LISTEN, EXIT_UNAVAILABLE
 from server.store.sqlite import DB_FILENAME
 from tests.sidecar.launch import ROOT, clean_env
 
@@ -69,3 +71,23 @@ def test_an_unusable_sqlite_store_is_named(tmp_path: Path) -> None:
     line = one_line(proc.stderr)
     assert f"The SQLite store in DATA_DIR={data} did not open (file is not a database)" in line
     assert "Listening" not in proc.stderr and "listening" not in proc.stdout
+
+
+def test_ctrl_c_stops_it_without_a_traceback(tmp_path: Path) -> None:
+    """SIGINT after the ready line: the graceful shutdown, then exit 130 (uvicorn raises the
+    signal again once it has stopped; that was a KeyboardInterrupt traceback)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
+        cwd=ROOT,
+        env=clean_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    ready = proc.stdout.readline()
+    assert ready.startswith('{"event": "ready"'), ready
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == EXIT_INTERRUPTED == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
