@@ -2,8 +2,8 @@
 cause and the fix, and the exit status README.md documents, never a traceback: the port in
 use, DATA_DIR not writable (also in sidecar mode, before its lock file), the SQLite store
 unusable; Ctrl-C stops it with 130, without a traceback. (A bad setting, exit 2, is in
-tests/test_replicas.py; an unreachable MongoDB and
-one that goes down after the pre-flight ping, exit 3, in tests/store/test_mongo_reach.py.)"""
+tests/test_replicas.py; an unreachable MongoDB and one that goes down after the pre-flight
+ping, exit 3, in tests/store/test_mongo_reach.py.)"""
 
 from __future__ import annotations
 
