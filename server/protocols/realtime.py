@@ -51,6 +51,9 @@ log = get_logger(__name__)
 router = APIRouter()
 
 
+KNOWN_ITEMS = 200  # conversation.item.retrieve answers for the latest this many items
+
+
 class RealtimeEvents(RealtimeInput, SessionEvents):
     awaits_playback = False  # Realtime clients play audio themselves (truncate tells us)
 
@@ -76,6 +79,7 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         self.open_calls: dict[str, ClientCall] = {}
         self.answers: list[tuple[ClientCall, str]] = []
         self.one_response: dict[str, Any] = {}
+        self.known: dict[str, dict[str, Any]] = {}  # the latest items, as item.done said
         self.calls: dict[int, list[dict[str, Any]]] = {}
         if session.config["output_audio"] == "mp3":  # Realtime audio is PCM16 24 kHz
             session.config["output_audio"] = "pcm16"
@@ -86,6 +90,10 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
     # --- helpers ----------------------------------------------------------------------
     async def _send(self, type_: str, **fields: Any) -> None:
         await self.s.send({"type": type_, "event_id": event_id(), **fields})
+        if type_ == "conversation.item.done":  # for conversation.item.retrieve
+            self.known[fields["item"]["id"]] = fields["item"]
+            while len(self.known) > KNOWN_ITEMS:
+                self.known.pop(next(iter(self.known)))
 
     def _audio_on(self) -> bool:
         return self.s.config["output_audio"] != "none" and self.s.services.tts is not None

@@ -42,6 +42,7 @@ class RealtimeInput:
     open_calls: dict[str, ClientCall]
     answers: list[tuple[ClientCall, str]]
     one_response: dict[str, Any]  # the session's settings a response.create changed
+    known: dict[str, dict[str, Any]]  # the latest items by id (conversation.item.retrieve)
     _sync_turn_detection: Callable[[], None]
     _link: Callable[[str], str | None]
     flush_partial: Callable[[str], Awaitable[None]]
@@ -208,6 +209,13 @@ class RealtimeInput:
             )
         await self.s.cancel_response()
 
+    async def on_retrieve(self, obj: dict[str, Any]) -> None:
+        item_id = obj.get("item_id")
+        item = self.known.get(item_id) if isinstance(item_id, str) else None
+        if item is None:
+            raise ProtocolError("item_not_found", f"No item {item_id!r} in this conversation.")
+        await self._send("conversation.item.retrieved", item=item)
+
     async def on_truncate(self, obj: dict[str, Any]) -> None:
         item_id, end = obj.get("item_id"), obj.get("audio_end_ms")
         r = self.s.response
@@ -241,4 +249,5 @@ HANDLERS = {
     "response.create": RealtimeInput.on_response_create,
     "response.cancel": RealtimeInput.on_response_cancel,
     "conversation.item.truncate": RealtimeInput.on_truncate,
+    "conversation.item.retrieve": RealtimeInput.on_retrieve,
 }

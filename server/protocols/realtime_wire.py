@@ -22,7 +22,7 @@ PCM = {"type": "audio/pcm", "rate": IN_RATE}
 SUPPORTED = (
     "session.update, input_audio_buffer.append/commit/clear, conversation.item.create "
     "(user input_text / input_audio / input_image), response.create, response.cancel, "
-    "conversation.item.truncate"
+    "conversation.item.truncate / retrieve"
 )
 
 

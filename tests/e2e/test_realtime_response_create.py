@@ -79,3 +79,26 @@ async def test_a_responses_own_settings_hold_for_it_alone(
         assert nxt.response.output[0].content[0].type == "output_audio"
         assert "Be brief." in system_prompt(llm)
         assert "Answer in one word." not in system_prompt(llm)
+
+
+async def test_items_can_be_retrieved(server_factory: Factory, llm: FakeOpenAI) -> None:
+    """conversation.item.retrieve (Pipecat's OpenAI Realtime service has it): the item as
+    its conversation.item.done said; an unknown id is item_not_found, the socket open."""
+    srv = server_factory(llm, **(RT | {"default_output_audio": "none"}))
+    seen: list[Any] = []
+    async with client(srv, "rory").realtime.connect(model="emma") as conn:
+        await until(conn, "session.created", seen)
+        await add_text(conn, "Hello there")
+        user = (await until(conn, "conversation.item.done", seen)).item
+        llm.queue_reply("Hi!")
+        await conn.response.create()
+        reply = (await until(conn, "response.done", seen)).response.output[0]
+        for item in (user, reply):
+            await conn.conversation.item.retrieve(item_id=item.id)
+            got = await until(conn, "conversation.item.retrieved", seen)
+            assert got.item.model_dump() == item.model_dump()
+        for wrong in ("item_nope", ["x"]):
+            await conn.send({"type": "conversation.item.retrieve", "item_id": wrong})
+            assert (await until(conn, "error", seen)).error.code == "item_not_found"
+        await add_text(conn, "Still here?")
+        assert (await until(conn, "conversation.item.done", seen)).item.content[0].text
