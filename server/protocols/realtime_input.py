@@ -213,7 +213,9 @@ class RealtimeInput:
         item_id = obj.get("item_id")
         item = self.known.get(item_id) if isinstance(item_id, str) else None
         if item is None:
-            raise ProtocolError("item_not_found", f"No item {item_id!r} in this conversation.")
+            raise ProtocolError(  # OpenAI's code: Pipecat's client waits for exactly this one
+                "item_retrieve_invalid_item_id", f"No item {item_id!r} in this conversation."
+            )
         await self._send("conversation.item.retrieved", item=item)
 
     async def on_truncate(self, obj: dict[str, Any]) -> None:

@@ -83,7 +83,8 @@ async def test_a_responses_own_settings_hold_for_it_alone(
 
 async def test_items_can_be_retrieved(server_factory: Factory, llm: FakeOpenAI) -> None:
     """conversation.item.retrieve (Pipecat's OpenAI Realtime service has it): the item as
-    its conversation.item.done said; an unknown id is item_not_found, the socket open."""
+    its conversation.item.done said; an unknown id is OpenAI's
+    item_retrieve_invalid_item_id with the client's event_id (Pipecat matches on both)."""
     srv = server_factory(llm, **(RT | {"default_output_audio": "none"}))
     seen: list[Any] = []
     async with client(srv, "rory").realtime.connect(model="emma") as conn:
@@ -98,7 +99,9 @@ async def test_items_can_be_retrieved(server_factory: Factory, llm: FakeOpenAI) 
             got = await until(conn, "conversation.item.retrieved", seen)
             assert got.item.model_dump() == item.model_dump()
         for wrong in ("item_nope", ["x"]):
-            await conn.send({"type": "conversation.item.retrieve", "item_id": wrong})
-            assert (await until(conn, "error", seen)).error.code == "item_not_found"
+            ask = {"type": "conversation.item.retrieve", "item_id": wrong, "event_id": "rci_1"}
+            await conn.send(ask)
+            err = (await until(conn, "error", seen)).error
+            assert (err.code, err.event_id) == ("item_retrieve_invalid_item_id", "rci_1")
         await add_text(conn, "Still here?")
         assert (await until(conn, "conversation.item.done", seen)).item.content[0].text
