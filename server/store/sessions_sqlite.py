@@ -182,7 +182,7 @@ class SQLiteSessions:
             timings=dict(timings) if timings is not None else None,
             interrupted=interrupted,
         )
-        async with self._write() as conn:
+        async with self._write(single=True) as conn:  # once per turn's user line and reply
             await conn.execute(
                 f"INSERT INTO messages ({_MESSAGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
