@@ -108,7 +108,8 @@ def response_changes(resp: Any) -> dict[str, Any]:
             )
         if resp.get("input") is not None:
             raise ParamError("input", "not supported: a response answers the conversation.", _UNSUP)
-        changes = _shared_changes(resp)
+        # null is "not given" here: the session's value holds for this response
+        changes = _shared_changes({k: v for k, v in resp.items() if v is not None})
     except ParamError as e:
         raise ParamError(e.field, e.detail, e.code, root="response") from None
     return changes

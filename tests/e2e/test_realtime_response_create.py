@@ -71,9 +71,10 @@ async def test_a_responses_own_settings_hold_for_it_alone(
         assert "Answer in one word." in system_prompt(llm)
         assert "Be brief." not in system_prompt(llm)
 
-        # the next response has the session's settings again (and the one set meanwhile)
+        # the next response has the session's settings again (and the one set meanwhile);
+        # null fields of a response are not given, the session's hold
         llm.queue_reply("Fine.")
-        await conn.response.create()
+        await conn.response.create(response={"instructions": None, "max_output_tokens": None})
         nxt = await until(conn, "response.done", seen)
         assert nxt.response.output_modalities == ["audio"] and nxt.response.max_output_tokens == 300
         assert nxt.response.output[0].content[0].type == "output_audio"
