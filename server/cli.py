@@ -247,6 +247,9 @@ def uvicorn_config(app: Any, settings: Settings, **over: Any) -> uvicorn.Config:
         ws_ping_timeout=20,
         ws_per_message_deflate=settings.ws_compression,
         access_log=False,
+        # websockets' sans-I/O protocol (uvicorn 0.54's auto choice), pinned: uvicorn's
+        # "websockets" (websockets.legacy) cost more CPU per turn (bench/README.md)
+        ws="websockets-sansio",
         **over,
     )
 

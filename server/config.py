@@ -269,6 +269,13 @@ class Settings(BaseSettings):
     # auto: uvloop where it is installed (Linux, macOS), else asyncio's own loop.
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 
+    # --- LLM connection pool (one per process, shared by every session's turns) --------
+    # An idle connection is kept this long for the next turn: a new one costs a TCP (and,
+    # against a remote API, a TLS) handshake. Below the usual 60 s idle limit of load
+    # balancers, so the server rarely closes one as it is reused.
+    llm_keepalive_s: float = Field(default=45.0, gt=0.0)
+    llm_max_connections: int = Field(default=256, ge=1)  # streams at once; more wait their turn
+
     # --- model services fail honestly (docs/protocol.md, "Errors and warnings") ----------
     llm_first_token_timeout_s: float = Field(default=30.0, gt=0.0)  # from the turn's start
     llm_stream_idle_timeout_s: float = Field(default=20.0, gt=0.0)  # between streamed pieces

@@ -244,6 +244,8 @@ class ChatStream:
         max_tokens: int | None,
         timeout_s: float,
         max_retries: int,
+        keepalive_s: float = 45.0,
+        max_connections: int = 256,
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
@@ -252,6 +254,8 @@ class ChatStream:
         self.max_tokens = max_tokens
         self.max_retries = max_retries
         self.timeout_s = timeout_s
+        self.keepalive_s = keepalive_s
+        self.max_connections = max_connections
         # sock_read bounds the wait for the headers; the body has its own idle limit
         # (ReadWatch), since aiohttp moves a sock_read timer on every chunk it receives
         self.timeout = aiohttp.ClientTimeout(
@@ -273,7 +277,9 @@ class ChatStream:
         """Made on first use, on the loop that serves the turns."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=256),
+                connector=aiohttp.TCPConnector(
+                    limit=self.max_connections, keepalive_timeout=self.keepalive_s
+                ),
                 timeout=self.timeout,
             )
         return self._session

@@ -46,7 +46,11 @@ class LazyChatModel:
         return ChatOpenAI(
             http_async_client=httpx.AsyncClient(
                 timeout=s.llm_timeout_s,
-                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+                limits=httpx.Limits(
+                    max_connections=s.llm_max_connections,
+                    max_keepalive_connections=64,
+                    keepalive_expiry=s.llm_keepalive_s,
+                ),
             ),
             model=s.llm_model,
             base_url=s.llm_base_url,
@@ -86,6 +90,8 @@ def make_chat_stream(settings: Settings) -> ChatStream | None:
         max_tokens=settings.llm_max_tokens,
         timeout_s=settings.llm_timeout_s,
         max_retries=settings.llm_max_retries,
+        keepalive_s=settings.llm_keepalive_s,
+        max_connections=settings.llm_max_connections,
     )
 
 

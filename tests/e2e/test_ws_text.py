@@ -283,3 +283,21 @@ async def test_users_cannot_read_each_others_sessions(server: ServerThread, llm:
         r = await http.get(f"/v1/sessions/{sid}/messages?token=jack")
         assert r.status_code == 404
         assert (await http.get(f"/v1/sessions/{sid}?token=ivy")).status_code == 200
+
+
+async def test_turns_of_many_sessions_share_the_llm_connections(server_factory, llm: FakeOpenAI):
+    """One connection pool per process: 3 sessions x 3 turns at once need at most 3 TCP
+    connections to the model (one per stream in flight), not one per turn or per session."""
+    srv = server_factory(llm, memory_enabled=False)  # mem0's own calls would connect too
+
+    async def session(i: int) -> list[str]:
+        ws = await open_ws(srv, persona="emma", token=f"pool{i}")
+        await ws.wait_for("session.created")
+        texts = [(await text_turn(ws, f"turn {t}"))[1]["text"] for t in range(3)]
+        await ws.conn.close()
+        return texts
+
+    replies = await asyncio.gather(*(session(i) for i in range(3)))
+    assert all(len(r) == 3 and all(r) for r in replies)
+    assert len(llm.chat_requests()) == 9
+    assert 1 <= len(llm.nodelay) <= 3

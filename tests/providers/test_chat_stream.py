@@ -393,6 +393,35 @@ async def test_turns_reuse_one_connection(fake_openai: FakeOpenAI) -> None:
     assert len(fake_openai.nodelay) == 1  # one TCP connection for all three calls
 
 
+async def test_an_idle_connection_is_kept_for_keepalive_s_only(fake_openai: FakeOpenAI) -> None:
+    """LLM_KEEPALIVE_S reaches the pool: a turn after a longer gap opens a new connection."""
+    chat = lean(fake_openai, keepalive_s=0.1)
+    try:
+        for n in range(2):
+            fake_openai.queue_reply(f"Reply {n}.")
+            assert (await chat.stream([{"role": "user", "content": "hi"}], print)).content
+            await asyncio.sleep(0.5)  # the pool's cleanup runs once per keepalive_s
+    finally:
+        await chat.aclose()
+    assert len(fake_openai.nodelay) == 2
+
+
+async def test_max_connections_bounds_the_streams_at_once(fake_openai: FakeOpenAI) -> None:
+    """LLM_MAX_CONNECTIONS: four overlapping turns share two connections; the others wait
+    for a free one and then stream whole."""
+    chat = lean(fake_openai, max_connections=2)
+    for n in range(4):
+        fake_openai.queue_reply(tokens=[f"Reply {n}", "."], token_ms=50)
+    try:
+        results = await asyncio.gather(
+            *(chat.stream([{"role": "user", "content": "hi"}], print) for _ in range(4))
+        )
+    finally:
+        await chat.aclose()
+    assert sorted(r.content for r in results) == [f"Reply {n}." for n in range(4)]
+    assert len(fake_openai.nodelay) == 2
+
+
 def test_proxy_settings_are_read_once_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
