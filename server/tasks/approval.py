@@ -185,7 +185,9 @@ class TaskApprovals(TaskHandover):
         the server the session moves to can take the answer and carry it out; a step in
         progress is stopped (``TaskHandover``)."""
         live = self.live
-        if self.settings.replica_mode != "multi" or self.listeners or self.interrupt_if_busy():
+        if self.settings.replica_mode != "multi" or self.listeners:
+            return
+        if self.interrupt_if_busy() or self.let_go_if_screenless():
             return
         if (
             live is None

@@ -11,7 +11,11 @@ reading that comes back later is dropped (the task is not running), a report of 
 is refused (``invalid_state``), so nothing runs twice. The server the session opened on
 follows the task in the store for ``FOLLOW_S``: when it leaves ``running`` the user's
 sessions there get ``task.updated`` with the stored outcome; a preview the other server made
-and let go of meanwhile is picked up and asked there. ``resume`` reads the screen again."""
+and let go of meanwhile is picked up and asked there. ``resume`` reads the screen again.
+
+A task that waits for its first screen is let go of the same way (``waiting_for_screen`` in
+its stored details): the new server picks it up, and the screen frames sent to it start the
+step there."""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from server.config import Settings
 from server.store.base import ApprovalRecord, Store
-from server.tasks.state import LIVE, Live, TaskError
+from server.tasks.state import LIVE, Frame, Live, TaskError
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
@@ -41,12 +45,53 @@ class TaskHandover:
     spawn: Callable[..., Any]
     quiet: Callable[..., Awaitable[None]]
     _lock: asyncio.Lock
+    frame: Frame | None  # TaskFeed's latest screen
+    _plan_locked: Callable[..., Awaitable[None]]  # TaskSteps': read the screen, preview
     _live: Callable[[str], Awaitable[Live]]
     _adopt: Callable[[], Awaitable[ApprovalRecord | None]]
     _withdraw: Callable[[Live, str], Awaitable[None]]
     _set_status: Callable[..., Awaitable[None]]
     _updated: Callable[[Live], Awaitable[None]]
     _following: asyncio.Task[Any] | None = None
+
+    def let_go_if_screenless(self) -> bool:
+        """The last session of this server stopped listening: a task waiting for its first
+        screen is let go of (stored as such), for the server the session moved to. True when
+        there was one."""
+        live = self.live
+        if live is None or live.task.status != "running" or not live.waiting_for_screen:
+            return False
+        if live.busy or live.pending is not None:
+            return False
+        self.spawn(self.quiet(self._let_go_screenless(live)))
+        return True
+
+    async def _let_go_screenless(self, live: Live) -> None:
+        details = {**live.task.details, "waiting_for_screen": True}
+        if not await self.store.update_task(
+            self.user_id, live.task.id, details=details, only_if_status=("running",)
+        ):
+            return
+        live.task.details = details
+        if self.live is live and not self.listeners:
+            self.live = None
+            self.log.info("task_released", task_id=live.task.id, action_id=None)
+
+    async def _pick_up_screenless(self, task_id: str) -> None:
+        """A task another server let go of while it waited for its first screen: held here,
+        and the latest screen (or the next) starts its step."""
+        live = await self._live(task_id)
+        details = {k: v for k, v in live.task.details.items() if k != "waiting_for_screen"}
+        if not await self.store.update_task(
+            self.user_id, task_id, details=details, only_if_status=("running",)
+        ):
+            return
+        live.task.details = details
+        live.waiting_for_screen = True
+        self.log.info("task_adopted", task_id=task_id, action_id=None)
+        if self.frame is not None and not live.busy:
+            live.waiting_for_screen = False
+            await self._plan_locked(live, self.frame.image)
 
     def interrupt_if_busy(self) -> bool:
         """The last session of this server stopped listening: a step in progress is stopped
@@ -93,6 +138,9 @@ class TaskHandover:
                 return  # held here now (a command picked it up), or nobody to tell
             task = await self.store.get_task(self.user_id, task_id)
             if task is None:
+                return
+            if task.status == "running" and task.details.get("waiting_for_screen"):
+                await self._pick_up_screenless(task_id)
                 return
             if task.status == "running":
                 rec = await self._adopt()  # a preview made there and let go of

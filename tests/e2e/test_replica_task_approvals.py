@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from tests.tasks.screens import ScreenVLM
 
 pytestmark = pytest.mark.timeout(180)
 TIMEOUT_S = 8.0  # APPROVAL_TIMEOUT_S: the move takes under 2 s
+READING_MS = 4000  # a slow VLM reading: the session moves while it runs
 
 
 @pytest.fixture(scope="module")
@@ -68,19 +70,27 @@ async def open_ws(server: ForkedServer, user: str, **params: str) -> WsClient:
     return ws
 
 
-async def asked_on(server: ForkedServer, user: str) -> tuple[WsClient, str, str, str]:
-    """The user's consent, a socket on ``server``, a task started there and its first
-    action asked: the socket, its session id, the task and the action."""
+async def started_on(
+    server: ForkedServer, user: str, **body: str
+) -> tuple[WsClient, str, dict[str, Any]]:
+    """The user's consent, a socket on ``server`` and a task started there (``body`` added
+    to the request): the socket, its session id and the task as the start answered."""
     async with http_for(server, user) as http:
         consent = {"items": dict.fromkeys(CONSENT_ITEMS, True)}
         assert (await http.post("/v1/users/consent", json=consent)).status_code == 200
         ws = await open_ws(server, user)
-        sid = ws.events[0]["session"]["id"]
-        r = await http.post("/v1/tasks", json=BODY | {"screenshot": b64(HOME)})
+        r = await http.post("/v1/tasks", json=BODY | body)
         assert r.status_code == 201, r.text
-        task_id, action = r.json()["task_id"], r.json()["next_action_preview"]["action_id"]
+    return ws, ws.events[0]["session"]["id"], r.json()
+
+
+async def asked_on(server: ForkedServer, user: str) -> tuple[WsClient, str, str, str]:
+    """A task started on ``server`` with its first action asked: the socket, its session
+    id, the task and the action."""
+    ws, sid, task = await started_on(server, user, screenshot=b64(HOME))
+    action = task["next_action_preview"]["action_id"]
     await ws.wait_for("approval.request", call_id=action)
-    return ws, sid, task_id, action
+    return ws, sid, task["task_id"], action
 
 
 async def asked_on_a_moved_to_b(
@@ -209,14 +219,9 @@ async def test_nobody_picks_it_up_the_server_that_asked_expires_it_after_a_grace
     action withdrawn, the task paused (nothing stays pending)."""
     a, _ = fleet
     user = "leaving-user"
+    ws, _, task_id, action = await asked_on(a, user)
+    await ws.conn.close()
     async with http_for(a, user) as http:
-        consent = {"items": dict.fromkeys(CONSENT_ITEMS, True)}
-        assert (await http.post("/v1/users/consent", json=consent)).status_code == 200
-        ws = await open_ws(a, user)
-        r = await http.post("/v1/tasks", json=BODY | {"screenshot": b64(HOME)})
-        task_id, action = r.json()["task_id"], r.json()["next_action_preview"]["action_id"]
-        await ws.wait_for("approval.request", call_id=action)
-        await ws.conn.close()
         deadline = TIMEOUT_S + TASK_EXPIRY_GRACE.total_seconds() + 10
         for _ in range(int(deadline * 4)):
             task = (await http.get(f"/v1/tasks/{task_id}")).json()
@@ -332,18 +337,20 @@ async def test_a_screen_reading_in_progress_is_dropped_on_a(
     preview anywhere), and B tells the paused task once."""
     a, b = fleet
     slow = {k: list(v) for k, v in ANSWERS.items()}
-    slow["list"] = [Reply(text=json.dumps(ANSWERS["list"][0]), ttft_ms=2500)]
+    slow["list"] = [Reply(text=json.dumps(ANSWERS["list"][0]), ttft_ms=READING_MS)]
     crash_llm.set_default(ScreenVLM(MARKERS, slow))
     try:
         on_a, sid, task_id, action = await asked_on(a, "reading-user")
         await on_a.send({"type": "task.confirm", "task_id": task_id, "action_id": action})
         await on_a.wait_for("task.action_execute", action_id=action)
         await on_a.send({"type": "task.executed", "task_id": task_id, "action_id": action})
-        await on_a.send_raw(b"\x02" + LIST)  # the verifying reading starts: 2.5 s
+        await on_a.send_raw(b"\x02" + LIST)  # the verifying reading starts
+        reading_from = time.monotonic()
         ws = await open_ws(b, "reading-user", session_id=sid)
         http = http_for(b, "reading-user")
         await interrupted_on_b(a, on_a, ws, http, task_id)
-        await asyncio.sleep(3)  # the reading has come back on A by now
+        # until the reading has come back on A (and would have been previewed)
+        await asyncio.sleep(READING_MS / 1000 + 0.5 - (time.monotonic() - reading_from))
         await drain_briefly(ws)
         stored = (await http.get(f"/v1/tasks/{task_id}")).json()
         assert stored["status"] == "paused" and stored["current_step"] == 0
@@ -357,3 +364,29 @@ async def test_a_screen_reading_in_progress_is_dropped_on_a(
         await http.aclose()
     finally:
         crash_llm.set_default(ScreenVLM(MARKERS, {k: list(v) for k, v in ANSWERS.items()}))
+
+
+async def test_a_task_waiting_for_its_first_screen_starts_on_b(
+    fleet: tuple[ForkedServer, ForkedServer],
+) -> None:
+    """Started on A without a screen (it waits for the first frame), then the session moves:
+    A lets go of it, B picks it up, and the screen shared on B starts its first step there."""
+    a, b = fleet
+    user = "screenless-user"
+    on_a, sid, task = await started_on(a, user)
+    assert task["next_action_preview"] is None  # it waits for a screen
+    task_id = task["task_id"]
+    ws = await open_ws(b, user, session_id=sid)
+    assert (await on_a.wait_for("error", timeout=5))["code"] == "session_taken_over"
+    for _ in range(40):  # B picks it up within a poll or two of A letting go
+        if logged(b, "task_adopted", task_id=task_id):
+            break
+        await asyncio.sleep(0.25)
+    await ws.send_raw(b"\x02" + HOME)
+    asked = await ws.wait_for("approval.request", timeout=10)
+    assert asked["arguments"]["task_id"] == task_id and asked["arguments"]["target"] == "Menu"
+    assert logged(a, "task_released", task_id=task_id)
+    async with http_for(b, user) as http:
+        stored = (await http.get(f"/v1/tasks/{task_id}")).json()
+    assert stored["status"] == "running" and len(stored["actions"]) == 1
+    await ws.conn.close()
