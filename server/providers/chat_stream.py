@@ -324,9 +324,12 @@ class ChatStream:
         return httpx.Response(resp.status, headers=headers, content=body, request=self._request())
 
     async def _open(self, content: bytes) -> aiohttp.ClientResponse:
-        """Send the request; retry connection errors, 408/409/429 and 5xx like the SDK."""
+        """Send the request; retry connection errors, 408/409/429 and 5xx like the SDK.
+        A connection dropped before any answer is retried once more at once, uncounted: a
+        kept connection the server closed while it sat idle (LLM_KEEPALIVE_S)."""
         session = self.session()
         attempt = 0
+        stale = False
         while True:
             headers: Any = None
             cause: BaseException | None = None
@@ -337,6 +340,11 @@ class ChatStream:
             except (aiohttp.ServerTimeoutError, TimeoutError) as e:
                 error: openai.OpenAIError = openai.APITimeoutError(request=self._request())
                 cause = e
+            except aiohttp.ServerDisconnectedError as e:
+                if not stale:
+                    stale = True
+                    continue
+                error, cause = openai.APIConnectionError(request=self._request()), e
             except aiohttp.ClientError as e:
                 error, cause = openai.APIConnectionError(request=self._request()), e
             else:

@@ -406,6 +406,52 @@ async def test_an_idle_connection_is_kept_for_keepalive_s_only(fake_openai: Fake
     assert len(fake_openai.nodelay) == 2
 
 
+class DropsRequests(LoopbackServer):
+    """Answers one SSE reply per request, but closes the connection without an answer on
+    the requests numbered in ``drops`` (1-based): what a kept connection that the server
+    closed while idle looks like to the client."""
+
+    def __init__(self, drops: set[int]) -> None:
+        super().__init__()
+        self.drops = drops
+        self.count = 0
+
+    async def _read_request(self, conn: Any, writer: asyncio.StreamWriter) -> HttpRequest | None:
+        request = await super()._read_request(conn, writer)
+        if request is not None:
+            self.count += 1
+            if self.count in self.drops:
+                return None  # read, then the connection closes without an answer
+        return request
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        body = b"data: " + chunk(f"Reply {self.count}") + b"\n\ndata: [DONE]\n\n"
+        return HttpResponse(headers={"content-type": "text/event-stream"}, body=body)
+
+
+async def test_a_dropped_kept_connection_is_retried_at_once_and_uncounted() -> None:
+    with DropsRequests({2}) as server:
+        chat = lean(f"{server.root_url}/v1", max_retries=0)
+        try:
+            first = await chat.stream([{"role": "user", "content": "hi"}], print)
+            second = await chat.stream([{"role": "user", "content": "hi"}], print)
+        finally:
+            await chat.aclose()
+    assert (first.content, second.content) == ("Reply 1", "Reply 3")
+    assert len(server.nodelay) == 2  # the dropped connection was replaced
+
+
+async def test_a_server_that_keeps_dropping_fails_as_a_connection_error() -> None:
+    with DropsRequests(set(range(1, 10))) as server:
+        chat = lean(f"{server.root_url}/v1", max_retries=1)
+        try:
+            with pytest.raises(openai.APIConnectionError):
+                await chat.stream([{"role": "user", "content": "hi"}], print)
+        finally:
+            await chat.aclose()
+    assert server.count == 3  # the first try, the uncounted one, one counted retry
+
+
 async def test_max_connections_bounds_the_streams_at_once(fake_openai: FakeOpenAI) -> None:
     """LLM_MAX_CONNECTIONS: four overlapping turns share two connections; the others wait
     for a free one and then stream whole."""
