@@ -39,7 +39,7 @@ from langgraph.types import Command
 from server.agent.memory import LongTermMemory
 from server.agent.prompts import build_system_prompt
 from server.agent.state import GraphState, MemorySearch, Perception, ToolRecord, TurnContext
-from server.agent.thread_edits import SAID, ThreadEdits
+from server.agent.thread_edits import CONTEXT, SAID, ThreadEdits
 from server.agent.tool_rounds import ToolRounds
 from server.agent.tools import ToolEnv, ToolRegistry
 from server.agent.turn_events import (
@@ -93,8 +93,10 @@ def prompt_window(messages: list[BaseMessage], n: int) -> list[BaseMessage]:
     start = min(max(0, len(messages) - n), current)
     while start < current and not isinstance(messages[start], HumanMessage):
         start += 1
-    # lines the persona said on its own just before (a task preview): the user answers them
-    while start > 0 and messages[start - 1].additional_kwargs.get(SAID):
+    # lines the persona said on its own just before (a task preview): the user answers them;
+    # lines a client added (system notes, assistant lines) shape the turn after them
+    kept = (SAID, CONTEXT)
+    while start > 0 and any(messages[start - 1].additional_kwargs.get(k) for k in kept):
         start -= 1
     return messages[start:]
 

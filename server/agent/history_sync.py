@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage
 
 from server.agent.graph import Agent
+from server.agent.thread_edits import CONTEXT
 from server.store.base import MessageRecord, Store
 
 PAGE = 500
@@ -59,7 +60,8 @@ async def sync_history(
     if history and last_h < 0:
         return SyncResult()  # a thread from before ids were shared: nothing to match on
     last_s = max((i for i, m in enumerate(stored) if m.id in history_ids), default=-1)
-    drop = [m.id for m in history[last_h + 1 :] if m.id]
+    # a client's context line is stored before it enters the history (hub/context_items)
+    drop = [m.id for m in history[last_h + 1 :] if m.id and not m.additional_kwargs.get(CONTEXT)]
     add = [as_message(m) for m in stored[last_s + 1 :]][-agent.history_messages :]
     if drop or add:
         await agent.replace_tail([RemoveMessage(id=i) for i in drop], add, thread_id)

@@ -13,6 +13,7 @@ from langchain_core.messages import (
     BaseMessage,
     HumanMessage,
     RemoveMessage,
+    SystemMessage,
     ToolMessage,
 )
 from langchain_core.runnables import RunnableConfig
@@ -22,6 +23,7 @@ from server.agent.state import ToolRecord, TurnContext
 from server.agent.turn_events import ClientCall
 
 SAID = "said"  # additional_kwargs flag of a line the persona said on its own (record_said)
+CONTEXT = "context"  # additional_kwargs flag of a line a client added (record_context)
 RUN_TAG = "run_tag"  # checkpoint metadata: the run that wrote it (Agent.forget_run)
 
 
@@ -135,6 +137,19 @@ class ThreadEdits:
         preview) joins the model's history as theirs, as a spoken one would, so the next
         turn knows what they decided. The same id as its stored message."""
         await self.replace_tail([], [HumanMessage(text, id=message_id)], thread_id)
+
+    async def record_context(self, thread_id: str, role: str, text: str, message_id: str) -> None:
+        """A system note or an assistant line a client put into the conversation
+        (server/hub/context_items.py) joins the history, flagged so the prompt keeps it
+        with the user's turn after it. The same id as its stored message."""
+        extra = {CONTEXT: True}
+        line = SystemMessage if role == "system" else AIMessage
+        await self.replace_tail([], [line(text, id=message_id, additional_kwargs=extra)], thread_id)
+
+    async def forget_message(self, thread_id: str, message_id: str) -> None:
+        """A message the client deleted leaves the history (if it is still there)."""
+        if any(m.id == message_id for m in await self.history(thread_id)):
+            await self.replace_tail([RemoveMessage(id=message_id)], [], thread_id)
 
     async def replace_tail(
         self, remove: list[RemoveMessage], add: list[BaseMessage], thread_id: str

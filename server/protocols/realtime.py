@@ -80,6 +80,7 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         self.answers: list[tuple[ClientCall, str]] = []
         self.one_response: dict[str, Any] = {}
         self.known: dict[str, dict[str, Any]] = {}  # the latest items, as item.done said
+        self.stored: dict[str, str] = {}  # item id -> stored message id (item.delete)
         self.calls: dict[int, list[dict[str, Any]]] = {}
         if session.config["output_audio"] == "mp3":  # Realtime audio is PCM16 24 kHz
             session.config["output_audio"] = "pcm16"
@@ -279,6 +280,8 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         body = finished_response(self.s, r, status, output, usage, audio)
         await self._send("response.done", response=body)
         self.end_one_response()
+        if text:  # stored: the client may delete it (conversation.item.delete)
+            self.stored[where["item_id"]] = r.reply_id
         self.done_items = {r.number: where["item_id"]}
         self.items.pop(r.number, None)
 

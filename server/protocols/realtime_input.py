@@ -9,8 +9,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from server.hub import context_items
 from server.hub.protocol import ProtocolError
 from server.protocols.realtime_audio_item import b64_audio, transcribe_part
+from server.protocols.realtime_context import context_text
 from server.protocols.realtime_session import (
     client_tools,
     response_changes,
@@ -43,6 +45,7 @@ class RealtimeInput:
     answers: list[tuple[ClientCall, str]]
     one_response: dict[str, Any]  # the session's settings a response.create changed
     known: dict[str, dict[str, Any]]  # the latest items by id (conversation.item.retrieve)
+    stored: dict[str, str]  # item id -> its stored message (conversation.item.delete)
     _sync_turn_detection: Callable[[], None]
     _link: Callable[[str], str | None]
     flush_partial: Callable[[str], Awaitable[None]]
@@ -108,8 +111,10 @@ class RealtimeInput:
             raise ProtocolError("unsupported_event", "Function calls come from the model here.")
         if not isinstance(item, dict) or kind != "message":
             raise ProtocolError("unsupported_event", "Only message items can be created here.")
+        if item.get("role") in ("system", "assistant"):
+            return await self._context_item(item)
         if item.get("role") != "user":
-            raise ProtocolError("unsupported_event", "Only user messages can be created here.")
+            raise ProtocolError("invalid_request_error", "role is user, system or assistant.")
         content = item.get("content")
         if not isinstance(content, list) or not content:
             raise ProtocolError("invalid_request_error", "A message needs content parts.")
@@ -142,6 +147,36 @@ class RealtimeInput:
         await self._send("conversation.item.added", previous_item_id=self.last_item, item=done)
         await self._send("conversation.item.done", previous_item_id=self.last_item, item=done)
         self.last_item = item_id
+
+    async def _context_item(self, item: dict[str, Any]) -> None:
+        """A system note or an assistant line: stored and in the model's history (the next
+        response's prompt has it) before item.added / .done say so."""
+        role = item["role"]
+        text = context_text(role, item.get("content"), self.s.settings.max_input_chars)
+        item_id = item.get("id")
+        if not isinstance(item_id, str):
+            item_id = f"item_{uuid.uuid4().hex[:16]}"
+        elif item_id in self.stored:
+            raise ProtocolError("invalid_request_error", f"Item {item_id!r} already exists.")
+        self.stored[item_id] = await context_items.add_line(self.s, role, text)
+        kind = "input_text" if role == "system" else "output_text"
+        done = user_item(item_id, [{"type": kind, "text": text}], "completed") | {"role": role}
+        await self._send("conversation.item.added", previous_item_id=self.last_item, item=done)
+        await self._send("conversation.item.done", previous_item_id=self.last_item, item=done)
+        self.last_item = item_id
+
+    async def on_item_delete(self, obj: dict[str, Any]) -> None:
+        """A system / assistant item created here, or a reply: gone from the transcript
+        and from the next prompts."""
+        item_id = obj.get("item_id")
+        message_id = self.stored.get(item_id) if isinstance(item_id, str) else None
+        if message_id is None or not await context_items.delete_line(self.s, message_id):
+            raise ProtocolError(
+                "item_delete_invalid_item_id", f"No item {item_id!r} in this conversation."
+            )
+        del self.stored[item_id]  # type: ignore[arg-type]
+        self.known.pop(item_id, None)  # type: ignore[arg-type]
+        await self._send("conversation.item.deleted", item_id=item_id)
 
     async def _function_output(self, item: dict[str, Any]) -> None:
         """The client ran a function the model called: its output waits for
@@ -252,4 +287,5 @@ HANDLERS = {
     "response.cancel": RealtimeInput.on_response_cancel,
     "conversation.item.truncate": RealtimeInput.on_truncate,
     "conversation.item.retrieve": RealtimeInput.on_retrieve,
+    "conversation.item.delete": RealtimeInput.on_item_delete,
 }

@@ -21,8 +21,8 @@ STT_RATE = 16_000
 PCM = {"type": "audio/pcm", "rate": IN_RATE}
 SUPPORTED = (
     "session.update, input_audio_buffer.append/commit/clear, conversation.item.create "
-    "(user input_text / input_audio / input_image), response.create, response.cancel, "
-    "conversation.item.truncate / retrieve"
+    "(user input_text / input_audio / input_image, system and assistant text), "
+    "response.create, response.cancel, conversation.item.truncate / retrieve / delete"
 )
 
 

@@ -191,7 +191,7 @@ async def test_unsupported_and_bad_events_get_realtime_errors(
         bad: list[tuple[dict[str, Any], str]] = [
             (
                 {"type": "conversation.item.delete", "item_id": "x", "event_id": "e1"},
-                "unsupported_event",
+                "item_delete_invalid_item_id",
             ),
             ({"type": "output_audio_buffer.clear"}, "unsupported_event"),
             ({"type": "response.create"}, "invalid_request_error"),
