@@ -333,8 +333,10 @@ class VoiceInput:
 
     def _speculate(self, pause_ms: int, audio: np.ndarray) -> None:
         """Start the pause's final decode (``PauseDecode``). Held speech is decoded with the
-        stretch before it, after its quick decode judged it; other speech's partial gives
-        way."""
+        stretch before it, after its quick decode judged it. A partial still in flight is
+        kept: cancelling it frees nothing (a local decode runs to its end in its thread, a
+        remote one on its server), and its words still count if the user goes on. A remote
+        server slower than the gaps between commas would otherwise never show a partial."""
         if not self.pause_decode.can_start(audio):
             return
         quick = None
@@ -343,8 +345,6 @@ class VoiceInput:
             audio = over.joined(audio)
             self.judge.phrase_end(self.stt, self.stream)
             quick = self.judge.quick_at(pause_ms)
-        elif self._partial_task is not None:
-            self._partial_task.cancel()
         self.pause_decode.start(pause_ms, audio, after=quick)
 
     def _new_item(self) -> str:
