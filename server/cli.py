@@ -220,6 +220,8 @@ async def serve_forever(
 
         ParentWatch(parent_gone, parent_pid).start()
     await server.serve(sockets=[sock])
+    if server.interrupted:
+        return EXIT_INTERRUPTED
     if not server.started:  # uvicorn logged why (its lifespan only closes what we started)
         return EXIT_FAILED
     return 0
