@@ -171,9 +171,10 @@ class Settings(BaseSettings):
     stt_window_min_s: float = 5.0  # encoder window floor; 0 = Whisper's full 30 s window
     stt_partial_window_min_s: float = 5.0  # the same for partials; 0 = STT_WINDOW_MIN_S
     # --- the final decode's beam (issue 19: end of speech -> first reply audio) ----------
-    # The pause's decode is a final decode and the reply waits for it: beam 2 keeps beam 5's
-    # words on espeak sentences and is ~10-20% faster (bench/stt_beam.py); 1 loses words.
-    stt_final_beam_size: int = Field(default=2, ge=1, le=10)
+    # The pause's decode is a final decode and the reply waits for it: beam 2 is ~20% faster
+    # and keeps beam 5's words on clean speech, but loses words over echo and noise
+    # (providers/stt.py); 1 loses words even on clean speech (bench/stt_beam.py).
+    stt_final_beam_size: int = Field(default=5, ge=1, le=10)
     # --- remote speech recognition (STT_PROVIDER=openai) -------------------------------
     stt_provider: Literal["local", "openai"] = "local"
     stt_base_url: str | None = None  # an OpenAI-compatible /v1 with /audio/transcriptions

@@ -7,10 +7,12 @@ Why these choices:
 - ``condition_on_previous_text=False``: each utterance stands alone; conditioning makes
   Whisper repeat earlier hallucinations.
 - Partials (while the user speaks) decode greedily without timestamps at temperature 0 only;
-  finals use beam search with a short temperature fallback. Beam 2, not faster-whisper's 5:
-  the pause's decode is a final and the reply waits for it; beam 2 keeps beam 5's words on
-  espeak sentences, greedy loses some ("a table for two at" -> "a table for 2.", a cut
-  turn), see bench/stt_beam.py.
+  finals use beam search (beam 5, ``STT_FINAL_BEAM_SIZE``) with a short temperature
+  fallback. Beam 2 is ~20% faster and keeps beam 5's words on clean espeak sentences
+  (bench/stt_beam.py), but over a reply's echo and room noise it lost words the e2e tests
+  check ("weather" heard as "way they're"; 2 of 6 runs against 0 of 6), so 5 stays the
+  default; greedy loses words even on clean speech ("a table for two at" -> "a table for
+  2.", a cut turn).
 - One lock per model: on a few CPU cores two concurrent decodes only split the cores and
   both finish late; serialized, the oldest request finishes first and latency stays
   predictable. ``try_transcribe`` lets best-effort partials skip instead of queueing.
@@ -121,7 +123,7 @@ class WhisperSTT:
         *,
         local_files_only: bool = False,
         partial_beam_size: int = 1,
-        final_beam_size: int = 2,
+        final_beam_size: int = 5,
         final_temperatures: tuple[float, ...] = (0.0, 0.2, 0.4),
         window_min_s: float | None = 5.0,
         partial_window_min_s: float | None = 5.0,

@@ -184,13 +184,13 @@ def test_short_utterances_keep_their_words_in_the_short_encoder_window(stt: Whis
 
 
 def test_final_beam_keeps_the_last_word_of_a_sentence_half(stt: WhisperSTT) -> None:
-    """Finals decode with beam 2 by default (STT_FINAL_BEAM_SIZE; the pause's decode is a
-    final, and the reply waits for it). The first half of a sentence with a thinking pause
+    """Finals decode with beam search, 5 by default (STT_FINAL_BEAM_SIZE; the pause's decode
+    is a final, and the reply waits for it). The first half of a sentence with a thinking pause
     keeps its last word, so it stays unfinished (greedy decoding sometimes hears "a table for
     2." there, bench/stt_beam.py, and the turn would end mid-sentence)."""
     from server.turns.rules import text_completeness
 
-    assert stt.final_beam_size == 2
+    assert stt.final_beam_size == 5
     half = with_silence(speak("I would like to book a table for two at"), 300, 100)
     final = stt.transcribe(half, "en")
     heard = _words(final.text.replace("2", "two"))  # Whisper writes "two" or "2"
