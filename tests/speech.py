@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.resources
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -40,6 +42,26 @@ def speak(text: str, voice: str = "en-us", rate: int = 16_000) -> np.ndarray:
     pcm, src_rate = synthesize_pcm16(text, voice)
     audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
     return np.clip(resample(audio, src_rate, rate), -1.0, 1.0)
+
+
+def speak_fresh(text: str, voice: str = "en-us", rate: int = 16_000) -> np.ndarray:
+    """``speak`` from a fresh espeak-ng engine, in a child process. espeak-ng's frication
+    noise generator keeps its state across calls, so the same text sounds a little different
+    after other synthesis: use this where a test's words must not depend on which tests ran
+    before it."""
+    code = (
+        "import sys; from tests.speech import speak; "
+        "sys.stdout.buffer.write(speak(sys.argv[1], sys.argv[2], int(sys.argv[3])).tobytes())"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code, text, voice, str(rate)],
+        cwd=root,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return np.frombuffer(out, dtype=np.float32).copy()
 
 
 def with_silence(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from server.providers.stt import STTUnavailable, Transcript, WhisperSTT
-from tests.speech import speak, whisper_base_dir, with_silence
+from tests.speech import speak, speak_fresh, whisper_base_dir, with_silence
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,8 @@ def stt() -> WhisperSTT:
 
 @pytest.fixture(scope="session")
 def english() -> np.ndarray:
-    return with_silence(speak(REFERENCE), 200, 300)
+    """The same audio in every run, whatever was synthesized before (``speak_fresh``)."""
+    return with_silence(speak_fresh(REFERENCE), 200, 300)
 
 
 def _words(text: str) -> list[str]:
