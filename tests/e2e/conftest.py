@@ -9,6 +9,7 @@ import pytest
 from server.config import Settings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.server_harness import ServerThread
+from tests.speech import whisper_base_dir
 
 
 @pytest.fixture
@@ -59,3 +60,9 @@ def server_factory(tmp_path: Path, llm: FakeOpenAI) -> Iterator[Callable[..., Se
 @pytest.fixture
 def server(server_factory: Callable[..., ServerThread], llm: FakeOpenAI) -> ServerThread:
     return server_factory(llm)
+
+
+@pytest.fixture(scope="module")
+def whisper() -> Path:
+    """The local Whisper base model folder (the voice tests' STT_MODEL)."""
+    return whisper_base_dir()

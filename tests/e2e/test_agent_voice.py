@@ -9,17 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.e2e.test_voice import stream_audio
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.server_harness import ServerThread, open_ws
-from tests.speech import speak, whisper_base_dir, with_silence
-
-
-@pytest.fixture(scope="module")
-def whisper() -> Path:
-    return whisper_base_dir()
+from tests.speech import speak, with_silence
 
 
 def reminder_model(body: dict[str, Any]) -> Any:

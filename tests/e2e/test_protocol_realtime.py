@@ -15,12 +15,11 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 from openai import AsyncOpenAI
 
 from tests.fakes.openai_server import FakeOpenAI
 from tests.server_harness import ServerThread
-from tests.speech import speak, whisper_base_dir, with_silence
+from tests.speech import speak, with_silence
 
 Factory = Callable[..., ServerThread]
 RT = {"tts_provider": "espeak", "tts_fallback": False, "default_output_audio": "pcm16"}
@@ -327,11 +326,6 @@ async def test_wrong_token_is_refused(server_factory: Factory, llm: FakeOpenAI) 
     seen: list[Any] = []
     async with client(srv, "tok-a").realtime.connect(model="emma") as conn:
         await until(conn, "session.created", seen)
-
-
-@pytest.fixture(scope="module")
-def whisper() -> Path:
-    return whisper_base_dir()
 
 
 async def test_voice_turn_with_server_vad(

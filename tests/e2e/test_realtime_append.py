@@ -11,16 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from tests.e2e.test_protocol_realtime import Factory, client, rt, until
 from tests.fakes.openai_server import FakeOpenAI
-from tests.speech import speak, whisper_base_dir, with_silence
-
-
-@pytest.fixture(scope="module")
-def whisper() -> Path:
-    return whisper_base_dir()
+from tests.speech import speak, with_silence
 
 
 async def test_appends_that_split_samples_are_heard(

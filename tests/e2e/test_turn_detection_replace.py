@@ -10,21 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from tests.e2e.test_protocol_realtime import Factory, client, rt, until
 from tests.fakes.openai_server import FakeOpenAI
 from tests.server_harness import open_ws
-from tests.speech import speak, whisper_base_dir, with_silence
+from tests.speech import speak, with_silence
 
 
 def ga(td: dict[str, Any]) -> dict[str, Any]:
     return {"type": "realtime", "audio": {"input": {"turn_detection": td}}}
-
-
-@pytest.fixture(scope="module")
-def whisper() -> Path:
-    return whisper_base_dir()
 
 
 async def test_realtime_server_vad_without_silence_is_the_default_again(

@@ -19,14 +19,9 @@ from server.providers.audio_io import write_wav
 from tests.fakes.fish_server import FakeFish
 from tests.fakes.openai_server import FakeOpenAI
 from tests.server_harness import ServerThread, WsClient, open_ws
-from tests.speech import pcm16_frames, speak, whisper_base_dir, with_silence
+from tests.speech import pcm16_frames, speak, with_silence
 
 SENTENCE = "The quick brown fox jumps over the lazy dog."
-
-
-@pytest.fixture(scope="module")
-def whisper() -> Path:
-    return whisper_base_dir()
 
 
 @pytest.fixture

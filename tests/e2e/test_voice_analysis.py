@@ -16,15 +16,10 @@ import pytest
 from server.providers.audio_io import encode_mp3, float_to_pcm16, write_wav
 from tests.fakes.openai_server import FakeOpenAI
 from tests.server_harness import ServerThread, open_ws
-from tests.speech import pcm16_frames, speak, speech_offset_ms, whisper_base_dir, with_silence
+from tests.speech import pcm16_frames, speak, speech_offset_ms, with_silence
 
 SENTENCE = "Thank you so much, I really love this wonderful idea."
 EXPECTED = {"thank", "you", "love", "wonderful", "idea"}
-
-
-@pytest.fixture(scope="module")
-def whisper() -> Path:
-    return whisper_base_dir()
 
 
 @pytest.fixture(scope="module")
