@@ -40,6 +40,7 @@ from server.protocols.realtime_wire import (
     session_shape,
     user_item,
 )
+from server.turns.preemptive import words
 
 if TYPE_CHECKING:
     from server.agent.graph import ClientCall
@@ -61,7 +62,8 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         self.s = session
         self._ids = itertools.count(1)
         self.client_event_id: str | None = None
-        self.pending: list[str] = []  # user text items waiting for response.create
+        self.pending: list[tuple[str, str]] = []  # user items waiting for response.create
+        self.awaiting: tuple[str, str] | None = None  # the user item of the turn starting
         self.resample = Resampler()
         self.half_sample = b""
         self.partials: dict[str, str] = {}
@@ -170,6 +172,11 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         return {"response_id": r.id, "item_id": self.items[r.number], "output_index": 0}
 
     async def response_created(self, r: ActiveResponse) -> None:
+        if self.awaiting is not None and r.trigger is None and r.answers is None:
+            user, text = self.awaiting
+            if words(text) == words(r.user_text):  # the user item's stored message
+                self.stored[user] = r.message_id
+                self.awaiting = None
         item_id = f"item_{r.id}"
         self.items[r.number] = item_id
         await self._send(
@@ -333,7 +340,9 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
         previous = self.before.pop(item_id, None)
         await self._send("conversation.item.done", previous_item_id=previous, item=item)
         if text and not self.voice_starts_turns:
-            self.pending.append(text)  # replied to on response.create
+            self.pending.append((item_id, text))  # replied to on response.create
+        elif text:  # stored now, as the turn's message: response.created names it
+            self.awaiting = (item_id, text)
 
     async def analysis(self, event: dict[str, Any], *, droppable: bool = False) -> None:
         """No Realtime event for perception; the persona still perceives it."""

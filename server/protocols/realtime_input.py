@@ -33,7 +33,8 @@ class RealtimeInput:
 
     s: Session
     _send: Callable[..., Awaitable[None]]
-    pending: list[str]  # user text items waiting for response.create
+    pending: list[tuple[str, str]]  # user items (id, text) waiting for response.create
+    awaiting: tuple[str, str] | None  # the user item (id, text) of the turn starting now
     resample: Resampler
     half_sample: bytes  # the first byte of a sample whose second comes with the next append
     last_item: str | None
@@ -138,11 +139,12 @@ class RealtimeInput:
                     "Content parts: input_text, input_audio and input_image only.",
                 )
         text = "\n".join(t for t in texts if t.strip())
+        if len(text) > self.s.settings.max_input_chars:
+            limit = self.s.settings.max_input_chars
+            raise ProtocolError("message_too_large", f"A message is limited to {limit} characters.")
+        item_id = self._new_item_id(item)
         if text:
-            self.pending.append(text)
-        item_id = (
-            item.get("id") if isinstance(item.get("id"), str) else f"item_{uuid.uuid4().hex[:16]}"
-        )
+            self.pending.append((item_id, text))
         done = user_item(item_id, shown, "completed")
         await self._send("conversation.item.added", previous_item_id=self.last_item, item=done)
         await self._send("conversation.item.done", previous_item_id=self.last_item, item=done)
@@ -153,11 +155,7 @@ class RealtimeInput:
         response's prompt has it) before item.added / .done say so."""
         role = item["role"]
         text = context_text(role, item.get("content"), self.s.settings.max_input_chars)
-        item_id = item.get("id")
-        if not isinstance(item_id, str):
-            item_id = f"item_{uuid.uuid4().hex[:16]}"
-        elif item_id in self.stored:
-            raise ProtocolError("invalid_request_error", f"Item {item_id!r} already exists.")
+        item_id = self._new_item_id(item)
         self.stored[item_id] = await context_items.add_line(self.s, role, text)
         kind = "input_text" if role == "system" else "output_text"
         done = user_item(item_id, [{"type": kind, "text": text}], "completed") | {"role": role}
@@ -165,17 +163,33 @@ class RealtimeInput:
         await self._send("conversation.item.done", previous_item_id=self.last_item, item=done)
         self.last_item = item_id
 
+    def _new_item_id(self, item: dict[str, Any]) -> str:
+        """The client's id for its item (unique in the conversation), or a new one."""
+        item_id = item.get("id")
+        if not isinstance(item_id, str):
+            return f"item_{uuid.uuid4().hex[:16]}"
+        if item_id in self.stored or item_id in dict(self.pending):
+            raise ProtocolError("invalid_request_error", f"Item {item_id!r} already exists.")
+        return item_id
+
     async def on_item_delete(self, obj: dict[str, Any]) -> None:
-        """A system / assistant item created here, or a reply: gone from the transcript
-        and from the next prompts."""
+        """Any message item: a user's (typed or spoken), a system or assistant line created
+        here, or a reply. Gone from the transcript and from the next prompts; a user item
+        still waiting for response.create is dropped from it."""
         item_id = obj.get("item_id")
+        waiting = [p for p in self.pending if p[0] == item_id]
         message_id = self.stored.get(item_id) if isinstance(item_id, str) else None
-        if message_id is None or not await context_items.delete_line(self.s, message_id):
+        if waiting:
+            self.pending.remove(waiting[0])
+        elif message_id is None or not await context_items.delete_line(self.s, message_id):
             raise ProtocolError(
                 "item_delete_invalid_item_id", f"No item {item_id!r} in this conversation."
             )
-        del self.stored[item_id]  # type: ignore[arg-type]
+        self.stored.pop(item_id, None)  # type: ignore[arg-type]
         self.known.pop(item_id, None)  # type: ignore[arg-type]
+        for replies in (self.items, self.done_items):  # a deleted reply cannot be truncated
+            for number in [n for n, i in replies.items() if i == item_id]:
+                del replies[number]
         await self._send("conversation.item.deleted", item_id=item_id)
 
     async def _function_output(self, item: dict[str, Any]) -> None:
@@ -218,6 +232,9 @@ class RealtimeInput:
                 "invalid_request_error",
                 "There is no user input to respond to: create a user message or commit audio.",
             )
+        # every user item is a message of its own, as in OpenAI's conversation (each can
+        # be deleted): all but the last join the history, the last is the turn
+        texts = [] if self.answers else [self.s.turn_text(t) for _, t in self.pending]
         # this response's own settings: the session's, changed until its response.done
         self.one_response = {k: self.s.config[k] for k in once}
         self.s.config.update(once)
@@ -226,8 +243,11 @@ class RealtimeInput:
                 answers, self.answers = self.answers, []
                 await self.s.submit_function_results(answers)
             else:
-                text, self.pending = "\n".join(self.pending), []
-                await self.s.submit_text(text)
+                items, self.pending = [i for i, _ in self.pending], []
+                for item_id, text in zip(items[:-1], texts, strict=False):
+                    self.stored[item_id] = await context_items.add_line(self.s, "user", text)
+                self.awaiting = (items[-1], texts[-1])  # response.created names its message
+                await self.s.submit_text(texts[-1])
         finally:
             if self.s.response is r or not self.s.response_active():  # no response started
                 self.end_one_response()

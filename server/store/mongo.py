@@ -308,6 +308,10 @@ class MongoStore(
         )
         return result.matched_count > 0
 
+    async def delete_message(self, user_id: str, session_id: str, message_id: str) -> bool:
+        query = {"user_id": user_id, "session_id": session_id, "_id": message_id}
+        return (await self._d.messages.delete_one(query)).deleted_count > 0
+
     async def list_messages(
         self, user_id: str, session_id: str, limit: int = 100, offset: int = 0
     ) -> list[MessageRecord]:
