@@ -1,6 +1,7 @@
 """OpenAI Realtime client events as session-core calls (the input half of
 server/protocols/realtime.py): session.update, input audio, conversation items (user
-messages, function outputs), response.create / cancel, truncate."""
+messages, context lines, function outputs, retrieve, delete), truncate; response.create and
+cancel are in realtime_response_create.py."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from server.hub import context_items
 from server.hub.protocol import ProtocolError
 from server.protocols.realtime_audio_item import b64_audio, transcribe_part
 from server.protocols.realtime_context import context_text
+from server.protocols.realtime_response_create import ResponseRequests
 from server.protocols.realtime_session import (
     client_tools,
-    response_changes,
     session_changes,
     tool_choice,
 )
@@ -23,18 +24,13 @@ from server.protocols.realtime_wire import Resampler, chat_schema, user_item
 
 if TYPE_CHECKING:
     from server.agent.graph import ClientCall
-    from server.hub.session import Session
 
 FRAME_SAMPLES = 1_600  # 100 ms at 16 kHz: our largest mic frame
 
 
-class RealtimeInput:
-    """Mixed into RealtimeEvents, which sets these up."""
+class RealtimeInput(ResponseRequests):
+    """Mixed into RealtimeEvents, which sets these up (and those ResponseRequests names)."""
 
-    s: Session
-    _send: Callable[..., Awaitable[None]]
-    pending: list[tuple[str, str]]  # user items (id, text) waiting for response.create
-    awaiting: tuple[str, str] | None  # the user item (id, text) of the turn starting now
     resample: Resampler
     half_sample: bytes  # the first byte of a sample whose second comes with the next append
     last_item: str | None
@@ -43,10 +39,7 @@ class RealtimeInput:
     tools: list[dict[str, Any]]
     tool_choice: str
     open_calls: dict[str, ClientCall]
-    answers: list[tuple[ClientCall, str]]
-    one_response: dict[str, Any]  # the session's settings a response.create changed
     known: dict[str, dict[str, Any]]  # the latest items by id (conversation.item.retrieve)
-    stored: dict[str, str]  # item id -> its stored message (conversation.item.delete)
     _sync_turn_detection: Callable[[], None]
     _link: Callable[[str], str | None]
     flush_partial: Callable[[str], Awaitable[None]]
@@ -60,12 +53,7 @@ class RealtimeInput:
             self.tools = tools
         if choice is not None:
             self.tool_choice = choice
-        # stored and reported: the session's own settings, not a running response's
-        once = {k: self.s.config[k] for k in self.one_response if k not in changes}
-        self.end_one_response()
-        await self.s.update_settings(changes)
-        self.one_response = {k: self.s.config[k] for k in once}
-        self.s.config.update(once)
+        await self.update_session_settings(changes)
         self._sync_turn_detection()  # session.updated went out
 
     def client_tools(self) -> list[dict[str, Any]]:
@@ -217,52 +205,6 @@ class RealtimeInput:
         await self._send("conversation.item.added", previous_item_id=self.last_item, item=done)
         await self._send("conversation.item.done", previous_item_id=self.last_item, item=done)
         self.last_item = item_id
-
-    async def on_response_create(self, obj: dict[str, Any]) -> None:
-        once = response_changes(obj.get("response"))
-        r = self.s.response
-        if r is not None and self.s.response_active():  # as OpenAI: one at a time, not a cut
-            raise ProtocolError(
-                "conversation_already_has_active_response",
-                f"Conversation already has an active response in progress: {r.id}. "
-                "Wait until the response is finished before creating a new one.",
-            )
-        if not self.answers and not self.pending:
-            raise ProtocolError(
-                "invalid_request_error",
-                "There is no user input to respond to: create a user message or commit audio.",
-            )
-        # every user item is a message of its own, as in OpenAI's conversation (each can
-        # be deleted): all but the last join the history, the last is the turn
-        texts = [] if self.answers else [self.s.turn_text(t) for _, t in self.pending]
-        # this response's own settings: the session's, changed until its response.done
-        self.one_response = {k: self.s.config[k] for k in once}
-        self.s.config.update(once)
-        try:
-            if self.answers:  # the turn that called the client's functions goes on
-                answers, self.answers = self.answers, []
-                await self.s.submit_function_results(answers)
-            else:
-                items, self.pending = [i for i, _ in self.pending], []
-                for item_id, text in zip(items[:-1], texts, strict=False):
-                    self.stored[item_id] = await context_items.add_line(self.s, "user", text)
-                self.awaiting = (items[-1], texts[-1])  # response.created names its message
-                await self.s.submit_text(texts[-1])
-        finally:
-            if self.s.response is r or not self.s.response_active():  # no response started
-                self.end_one_response()
-
-    def end_one_response(self) -> None:
-        """The session's own settings again after a response.create's own."""
-        self.s.config.update(self.one_response)
-        self.one_response = {}
-
-    async def on_response_cancel(self, obj: dict[str, Any]) -> None:
-        if not self.s.response_active():
-            raise ProtocolError(
-                "response_cancel_not_active", "There is no active response to cancel."
-            )
-        await self.s.cancel_response()
 
     async def on_retrieve(self, obj: dict[str, Any]) -> None:
         item_id = obj.get("item_id")
