@@ -232,7 +232,8 @@ class Settings(BaseSettings):
     tts_cache_ttl_s: float = Field(default=86_400.0, gt=0.0)
     tts_cache_max_bytes: int = Field(default=32 * 1024 * 1024, ge=0)  # 0 turns it off
     # --- the reply's first audio (issue 19 latency): speak after a few words, not a sentence
-    tts_first_chunk_words: int = Field(default=4, ge=0, le=50)  # 0: a clause or sentence
+    # unset: the engine's own (espeak-ng 2, edge-tts and Fish Speech 4); 0: clause/sentence
+    tts_first_chunk_words: int | None = Field(default=None, ge=0, le=50)
     playback_grace_ms: int = 300
 
     # --- face perception --------------------------------------------------------------
