@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     # REPLICA_MODE=multi: a turn waiting for a decision also reads the store this often
     approval_poll_s: float = Field(default=1.0, gt=0.0, le=60.0)
 
+    # --- a screen task's lease across replicas (server/tasks/lease.py) --------------------
+    # REPLICA_MODE=multi: the server holding a running task renews its lease every third of
+    # this; a lease this old means that server died, and another pauses the task
+    task_lease_s: float = Field(default=6.0, ge=1.0, le=300.0)
+
     # --- proactive speech (server/initiative; issue 20) --------------------------------
     proactive_mode: Literal["off", "quiet", "normal", "chatty"] = "normal"  # default per user
     proactive_idle_s: float = Field(default=300.0, gt=0.0)  # normal mode; quiet x2, chatty /2

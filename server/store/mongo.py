@@ -39,6 +39,7 @@ from server.store.ownership_mongo import MongoOwnership
 from server.store.reminders_mongo import MongoReminders, create_reminder_indexes
 from server.store.samples_mongo import MongoSamples, create_sample_indexes
 from server.store.settings_mongo import MongoSettings
+from server.store.task_leases_mongo import MongoTaskLeases
 from server.store.tasks_mongo import MongoTasksMixin, create_task_indexes
 from server.store.usage_mongo import MongoUsage, create_usage_indexes
 from server.store.vocabulary import MongoVocabulary
@@ -72,6 +73,7 @@ class MongoStore(
     MongoVocabulary,
     MongoInitiative,
     MongoTasksMixin,
+    MongoTaskLeases,
     Store,
 ):
     """Store in database ``db_name`` at ``uri``.
