@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     llm_max_retries: int = 2  # retries after the first try: 3 tries in all
     history_messages: int = 24  # recent messages in each prompt (and kept in the graph state)
 
+    # --- text streaming cadence (issue 16: server/providers/sse.py Cadence) --------------
+    # After a reply's first text delta (never held), its text is read from the model and
+    # sent at most every this many ms, several tokens a delta: one wake-up and one frame
+    # for several tokens. 0: each token as it arrives. Replies with audio keep per-token flow.
+    stream_flush_ms: float = Field(default=0.0, ge=0, le=1000)
+
     # --- VLM (defaults to the LLM endpoint) --------------------------------------------
     vlm_base_url: str | None = None
     vlm_api_key: SecretStr | None = None
