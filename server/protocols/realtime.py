@@ -29,7 +29,7 @@ from server.hub.session import Session
 from server.logging import get_logger
 from server.protocols.common import persona_for
 from server.protocols.realtime_input import HANDLERS, RealtimeInput
-from server.protocols.realtime_replies import RealtimeReplies
+from server.protocols.realtime_replies import RealtimeReplies, StartingTurn
 from server.protocols.realtime_session import ParamError
 from server.protocols.realtime_transcripts import RealtimeTranscripts
 from server.protocols.realtime_wire import (
@@ -61,7 +61,7 @@ class RealtimeEvents(RealtimeInput, RealtimeReplies, RealtimeTranscripts, Sessio
         self._ids = itertools.count(1)
         self.client_event_id: str | None = None
         self.pending: list[tuple[str, str]] = []  # user items waiting for response.create
-        self.awaiting: tuple[str, str] | None = None  # the user item of the turn starting
+        self.awaiting: StartingTurn | None = None  # the user item of the turn starting
         self.resample = Resampler()
         self.half_sample = b""
         self.partials: dict[str, str] = {}

@@ -5,6 +5,8 @@ cancel are in realtime_response_create.py."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import uuid
 from collections.abc import Awaitable, Callable
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from server.agent.graph import ClientCall
 
 FRAME_SAMPLES = 1_600  # 100 ms at 16 kHz: our largest mic frame
+NAMING_WAIT_S = 5.0  # a delete of a starting turn's item waits for its response.created
 
 
 class RealtimeInput(ResponseRequests):
@@ -167,6 +170,12 @@ class RealtimeInput(ResponseRequests):
         item_id = obj.get("item_id")
         waiting = [p for p in self.pending if p[0] == item_id]
         message_id = self.stored.get(item_id) if isinstance(item_id, str) else None
+        turn = self.awaiting
+        if message_id is None and turn is not None and turn.item_id == item_id:
+            with contextlib.suppress(TimeoutError):  # its response is starting: it names it
+                async with asyncio.timeout(NAMING_WAIT_S):
+                    await turn.named.wait()
+            message_id = self.stored.get(item_id)
         if waiting:
             self.pending.remove(waiting[0])
         elif message_id is None or not await context_items.delete_line(self.s, message_id):

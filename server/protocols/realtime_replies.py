@@ -5,9 +5,11 @@ and, once the reply is stored, the .done events and response.done."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from server.protocols.realtime_wire import (
@@ -26,6 +28,16 @@ if TYPE_CHECKING:
     from server.pipelines.speech_out import SpokenChunk
 
 
+@dataclass
+class StartingTurn:
+    """A user item whose turn is stored and starting (a typed item response.create
+    answers, or a transcript that starts a turn): response.created names its message."""
+
+    item_id: str
+    text: str
+    named: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class RealtimeReplies:
     """Mixed into RealtimeEvents, which sets these up."""
 
@@ -37,7 +49,7 @@ class RealtimeReplies:
     items: dict[int, str]  # response number -> assistant item id
     done_items: dict[int, str]  # the same, for the last finished response
     before: dict[str, str | None]  # item id -> the item before it (for .done)
-    awaiting: tuple[str, str] | None  # the user item (id, text) of the turn starting now
+    awaiting: StartingTurn | None  # the user item of the turn starting now
     stored: dict[str, str]  # item id -> its stored message (conversation.item.delete)
     calls: dict[int, list[dict[str, Any]]]  # each response's function_call items
     open_calls: dict[str, ClientCall]
@@ -47,11 +59,12 @@ class RealtimeReplies:
         return {"response_id": r.id, "item_id": self.items[r.number], "output_index": 0}
 
     async def response_created(self, r: ActiveResponse) -> None:
-        if self.awaiting is not None and r.trigger is None and r.answers is None:
-            user, text = self.awaiting
-            if words(text) == words(r.user_text):  # the user item's stored message
-                self.stored[user] = r.message_id
+        turn = self.awaiting
+        if turn is not None and r.trigger is None and r.answers is None:
+            if words(turn.text) == words(r.user_text):  # the user item's stored message
+                self.stored[turn.item_id] = r.message_id
                 self.awaiting = None
+                turn.named.set()
         item_id = f"item_{r.id}"
         self.items[r.number] = item_id
         await self._send(

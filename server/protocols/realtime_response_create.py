@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from server.hub import context_items
 from server.hub.protocol import ProtocolError
+from server.protocols.realtime_replies import StartingTurn
 from server.protocols.realtime_session import response_changes
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ class ResponseRequests:
     s: Session
     _send: Callable[..., Awaitable[None]]
     pending: list[tuple[str, str]]  # user items (id, text) waiting for response.create
-    awaiting: tuple[str, str] | None  # the user item (id, text) of the turn starting now
+    awaiting: StartingTurn | None  # the user item of the turn starting now
     answers: list[tuple[ClientCall, str]]  # function outputs waiting for response.create
     one_response: dict[str, Any]  # the session's settings a response.create changed
     stored: dict[str, str]  # item id -> its stored message (conversation.item.delete)
@@ -57,7 +58,7 @@ class ResponseRequests:
                 items, self.pending = [i for i, _ in self.pending], []
                 for item_id, text in zip(items[:-1], texts, strict=False):
                     self.stored[item_id] = await context_items.add_line(self.s, "user", text)
-                self.awaiting = (items[-1], texts[-1])  # response.created names its message
+                self.awaiting = StartingTurn(items[-1], texts[-1])  # response.created names it
                 await self.s.submit_text(texts[-1])
         finally:
             if self.s.response is r or not self.s.response_active():  # no response started

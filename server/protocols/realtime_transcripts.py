@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from server.protocols.realtime_replies import StartingTurn
 from server.protocols.realtime_wire import user_item
 
 
@@ -20,7 +21,7 @@ class RealtimeTranscripts:
     before: dict[str, str | None]
     voice_starts_turns: bool
     pending: list[tuple[str, str]]
-    awaiting: tuple[str, str] | None
+    awaiting: StartingTurn | None
 
     async def speech_started(self, item_id: str | None, t_ms: int) -> None:
         await self._send("input_audio_buffer.speech_started", audio_start_ms=t_ms, item_id=item_id)
@@ -72,4 +73,4 @@ class RealtimeTranscripts:
         if text and not self.voice_starts_turns:
             self.pending.append((item_id, text))  # replied to on response.create
         elif text:  # stored now, as the turn's message: response.created names it
-            self.awaiting = (item_id, text)
+            self.awaiting = StartingTurn(item_id, text)

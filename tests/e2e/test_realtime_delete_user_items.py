@@ -92,6 +92,18 @@ async def test_typed_user_items_can_be_deleted(server_factory: Factory, llm: Fak
             ("user", "Go on."),
         ]
 
+        # deleted the moment its response is asked for, before response.created names its
+        # stored message (a few times: the delete may be read before or after that): the
+        # reply is made, then the item goes
+        for n in range(4):
+            await conn.conversation.item.create(item=user(f"My PIN is {n}321."))
+            pin = (await until(conn, "conversation.item.done", seen)).item.id
+            llm.queue_reply("I will keep it to myself.")
+            await conn.response.create()
+            await conn.conversation.item.delete(item_id=pin)
+            assert (await until(conn, "response.done", seen)).response.status == "completed"
+            assert (await until(conn, "conversation.item.deleted", seen)).item_id == pin
+
     # another user's connection knows none of these items
     async with client(srv, "eve").realtime.connect(model="emma") as conn:
         await until(conn, "session.created", seen)
@@ -103,6 +115,7 @@ async def test_typed_user_items_can_be_deleted(server_factory: Factory, llm: Fak
         ("assistant", "I do not know."),
         ("user", "Go on."),
         ("assistant", "Fine."),
+        *[("assistant", "I will keep it to myself.")] * 4,
     ]
 
 
@@ -124,11 +137,12 @@ async def test_a_spoken_item_can_be_deleted_and_its_reply_cut_alone(
             conn, "conversation.item.input_audio_transcription.completed", seen, timeout=60
         )
         assert "fox" in heard.transcript.lower(), heard
+        # deleted at once (a client filtering what it heard): the reply being made for it
+        # finishes first, then the item goes
+        await conn.conversation.item.delete(item_id=heard.item_id)
         reply = (await until(conn, "response.done", seen, timeout=60)).response
         assert reply.status == "completed"
         assert any("fox" in text.lower() for role, text in prompt(llm) if role == "user")
-
-        await conn.conversation.item.delete(item_id=heard.item_id)
         assert (await until(conn, "conversation.item.deleted", seen)).item_id == heard.item_id
         # the client stopped playing the reply early: it settles without the deleted words
         await conn.conversation.item.truncate(
