@@ -10,6 +10,8 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from server.store.tasks_base import TaskRecord
+
 
 class MongoTaskLeases:
     """Mixed into MongoStore, which provides ``_d``, ``_now`` and ``_ms``."""
@@ -24,10 +26,11 @@ class MongoTaskLeases:
         return result.matched_count > 0
 
     async def pause_lapsed_task(
-        self, user_id: str, task_id: str, lease_until: datetime | None, details: dict[str, Any]
+        self, user_id: str, seen: TaskRecord, details: dict[str, Any]
     ) -> bool:
-        seen = self._ms(lease_until) if lease_until is not None else None
-        query = {"user_id": user_id, "_id": task_id, "status": "running", "lease_until": seen}
+        lease = self._ms(seen.lease_until) if seen.lease_until is not None else None
+        query = {"user_id": user_id, "_id": seen.id, "status": "running", "lease_until": lease}
+        query["updated_at"] = self._ms(seen.updated_at)
         paused = {"status": "paused", "details": details, "updated_at": self._now()}
         result = await self._d.tasks.update_one(query, {"$set": paused | {"lease_until": None}})
         return result.matched_count > 0

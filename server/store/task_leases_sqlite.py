@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from server.store.tasks_base import TaskRecord
+
 
 class SQLiteTaskLeases:
     """Mixed into SQLiteStore, which provides ``_write``, ``_now`` and ``_db_t``."""
@@ -20,16 +22,18 @@ class SQLiteTaskLeases:
         return await self._changed(sql, (self._db_t(until), user_id, task_id, "running"))
 
     async def pause_lapsed_task(
-        self, user_id: str, task_id: str, lease_until: datetime | None, details: dict[str, Any]
+        self, user_id: str, seen: TaskRecord, details: dict[str, Any]
     ) -> bool:
         now = self._db_t(self._now())  # type: ignore[attr-defined]
-        seen = self._db_t(lease_until) if lease_until is not None else None
+        lease = self._db_t(seen.lease_until) if seen.lease_until is not None else None
         sql = (
             "UPDATE tasks SET status = 'paused', details = ?, updated_at = ?, lease_until = NULL "
-            "WHERE user_id = ? AND id = ? AND status = 'running' AND lease_until IS ?"
+            "WHERE user_id = ? AND id = ? AND status = 'running' AND lease_until IS ? "
+            "AND updated_at = ?"
         )
         text = json.dumps(details, ensure_ascii=False, separators=(",", ":"))
-        return await self._changed(sql, (text, now, user_id, task_id, seen))
+        changed = (text, now, user_id, seen.id, lease, self._db_t(seen.updated_at))
+        return await self._changed(sql, changed)
 
     async def _changed(self, sql: str, params: tuple[Any, ...]) -> bool:
         async with self._write() as conn:  # type: ignore[attr-defined]

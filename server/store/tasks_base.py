@@ -111,12 +111,12 @@ class TaskStore(ABC):
 
     @abstractmethod
     async def pause_lapsed_task(
-        self, user_id: str, task_id: str, lease_until: datetime | None, details: dict[str, Any]
+        self, user_id: str, seen: TaskRecord, details: dict[str, Any]
     ) -> bool:
         """A running task whose holder stopped renewing becomes ``paused`` with ``details``
-        (replaced) and no lease, in one conditional update: only while it still runs under
-        the lease ``lease_until`` the caller saw lapse (a renewal meanwhile wins). False
-        when nothing matched."""
+        (replaced) and no lease, in one conditional update: only while it is still as the
+        caller ``seen`` it lapse (running, the same lease, no change since), so a renewal or
+        any write meanwhile wins. False when nothing matched."""
 
     @abstractmethod
     async def delete_task(self, user_id: str, task_id: str) -> bool:

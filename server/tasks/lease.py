@@ -68,10 +68,10 @@ class TaskLease:
         self.log.warning("task_lease_lost", task_id=live.task.id)
 
     def lease_lapsed(self, task: TaskRecord) -> bool:
-        """Nobody renewed this running task's lease in time (a task never held counts from
-        its last change)."""
-        lease = timedelta(seconds=self.settings.task_lease_s)
-        return utcnow() >= (task.lease_until or task.updated_at + lease)
+        """Nobody renewed this running task's lease in time, nor changed the task for as
+        long (a task resumed or never held yet counts from its last change)."""
+        changed = task.updated_at + timedelta(seconds=self.settings.task_lease_s)
+        return utcnow() >= max(task.lease_until or changed, changed)
 
     async def interrupt_lapsed(self, task: TaskRecord) -> bool:
         """A running task whose holder died: paused with the reason, its step's action
@@ -86,8 +86,8 @@ class TaskLease:
             "responding; resume to read the screen again, or cancel the task.",
         }
         details = {**task.details, "interrupted": interrupted}
-        if not await self.store.pause_lapsed_task(self.user_id, task.id, task.lease_until, details):
-            return False  # renewed meanwhile, or paused or ended by someone else
+        if not await self.store.pause_lapsed_task(self.user_id, task, details):
+            return False  # renewed or changed meanwhile, or paused or ended by someone else
         self.log.info("task_step_interrupted", task_id=task.id, step=step, reason="server_lost")
         live = await self._live(task.id)  # the stored task (paused) and its pending action
         async with self._lock:
