@@ -497,6 +497,17 @@ def report(res: dict[str, Any]) -> str:
             f"{pre['preemptive_kept']} / {pre['preemptive_discarded']}",
             f"of {pre['preemptive_start']} started",
         )
+    if decodes := res.get("decodes"):
+        waits = [d.get("stt_wait_ms", 0) for d in decodes]
+        queued = [w for w in waits if w > 0]
+        row(
+            "final decodes queued behind another decode",
+            f"{len(queued)} of {len(waits)}, wait p50/p95 {p50_p95(queued)} ms",
+            "reported",
+        )
+        if pre:
+            wasted = pre["preemptive_discarded"] / len(decodes)
+            row("  ... preemptive starts discarded per turn", f"{wasted:.2f}", "reported")
     if "echo" in res:
         e = res["echo"]
         row("echo -6 dB, 30-120 ms, noise: barge-ins", f"{e['barges']} of {e['n']} replies", "0")
@@ -563,8 +574,10 @@ async def run(
             print(f"turns: {name} ...", flush=True)
             res[name] = await fn(server, n)
         kinds = ("preemptive_start", "preemptive_kept", "preemptive_discarded")
-        events = [e.get("event") for e in server.log_events()]
+        logged = server.log_events()
+        events = [e.get("event") for e in logged]
         res["preemptive"] = {k: events.count(k) for k in kinds}
+        res["decodes"] = [e for e in logged if e.get("event") == "transcribed"]
     finally:
         await server.stop()
         await fake.stop()

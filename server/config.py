@@ -80,12 +80,6 @@ class Settings(BaseSettings):
     llm_max_retries: int = 2  # retries after the first try: 3 tries in all
     history_messages: int = 24  # recent messages in each prompt (and kept in the graph state)
 
-    # --- text streaming cadence (issue 16: server/providers/sse.py Cadence) --------------
-    # After a reply's first text delta (never held), its text is read from the model and
-    # sent at most every this many ms, several tokens a delta: one wake-up and one frame
-    # for several tokens. 0: each token as it arrives. Replies with audio keep per-token flow.
-    stream_flush_ms: float = Field(default=0.0, ge=0, le=1000)
-
     # --- VLM (defaults to the LLM endpoint) --------------------------------------------
     vlm_base_url: str | None = None
     vlm_api_key: SecretStr | None = None
@@ -129,11 +123,6 @@ class Settings(BaseSettings):
     # --- approvals across replicas (server/agent/approval_fleet.py) ----------------------
     # REPLICA_MODE=multi: a turn waiting for a decision also reads the store this often
     approval_poll_s: float = Field(default=1.0, gt=0.0, le=60.0)
-
-    # --- a screen task's lease across replicas (server/tasks/lease.py) --------------------
-    # REPLICA_MODE=multi: the server holding a running task renews its lease every third of
-    # this; a lease this old means that server died, and another pauses the task
-    task_lease_s: float = Field(default=6.0, ge=1.0, le=300.0)
 
     # --- proactive speech (server/initiative; issue 20) --------------------------------
     proactive_mode: Literal["off", "quiet", "normal", "chatty"] = "normal"  # default per user
@@ -219,6 +208,13 @@ class Settings(BaseSettings):
     # held unseen until the turn ends with the same words (else discarded and counted)
     turn_preemptive: bool = True
 
+    # --- quick words for the preemptive start (pipelines/pause_decode.py, issue 19) -------
+    # semantic turns: a pause's decode starts this far into it; it first decodes greedily
+    # and offers those words to the preemptive start, then decodes the final words (beam)
+    # from the same encoder output: the LLM's wait runs during the final decode
+    turn_words_after_ms: int = Field(default=96, ge=32, le=500)
+    turn_quick_words: bool = True
+
     # --- model files (server/models: `desktopmate models download|list|import`) ----------
     models_dir: Path | None = None  # unset: DATA_DIR/models
     model_cache_dir: Path | None = None  # older name of MODELS_DIR, still honoured
@@ -243,8 +239,7 @@ class Settings(BaseSettings):
     tts_cache_ttl_s: float = Field(default=86_400.0, gt=0.0)
     tts_cache_max_bytes: int = Field(default=32 * 1024 * 1024, ge=0)  # 0 turns it off
     # --- the reply's first audio (issue 19 latency): speak after a few words, not a sentence
-    # unset: the engine's own (espeak-ng 2, edge-tts and Fish Speech 4); 0: clause/sentence
-    tts_first_chunk_words: int | None = Field(default=None, ge=0, le=50)
+    tts_first_chunk_words: int = Field(default=4, ge=0, le=50)  # 0: a clause or sentence
     playback_grace_ms: int = 300
 
     # --- face perception --------------------------------------------------------------

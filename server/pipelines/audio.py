@@ -24,17 +24,14 @@ from server.pipelines.over_reply import (
     OVER_REPLY_WINDOW_S,
     OverReplyJudge,
 )
-from server.pipelines.pause_decode import (
-    SEMANTIC_SPECULATE_AFTER_MS,
-    SPECULATE_AFTER_MS,
-    PauseDecode,
-)
-from server.providers.stt import STTError, WhisperSTT
+from server.pipelines.pause_decode import SPECULATE_AFTER_MS, PauseDecode
+from server.providers.stt import STTError, Transcript, WhisperSTT
 from server.providers.vad import SileroVAD, VadEvent, VadStream
 from server.turns.echo import EchoCanceller
 from server.turns.endpoint import CAPS_MS, TurnConfig
 from server.turns.gaze import Gaze
-from server.turns.semantic import SemanticTurns
+from server.turns.preemptive import words
+from server.turns.semantic import SemanticTurns, words_completeness
 
 if TYPE_CHECKING:
     from server.hub.session import Session
@@ -90,7 +87,8 @@ class VoiceInput:
         self._last_partial = 0.0
         self._partial_task: asyncio.Task[None] | None = None
         self._barged = False
-        self.pause_decode = PauseDecode(session, stt)  # the final decode, started in a pause
+        # the final decode, started in a pause
+        self.pause_decode = PauseDecode(session, stt, self.stream)
         self.judge = OverReplyJudge(session)  # speech over a reply (BARGE_IN_MODE=words)
         self.finals = FinalTranscripts(session, stt, self.judge)
         self._overrun_reported = 0.0
@@ -98,7 +96,8 @@ class VoiceInput:
         self.semantic: SemanticTurns | None = None
         self._vad_silence_ms = s.vad_silence_ms
         self._clock = (time.monotonic(), 0)  # (monotonic, stream ms) of the latest batch
-        self._offered: int | None = None  # the pause whose words started a reply early
+        # the pause whose words started a reply early, and those words
+        self._offered: tuple[int, str] | None = None
         self.received = 0  # mic samples received (the echo canceller's timeline)
         self._analysed = 0  # mic samples handed to the VAD
         self.echo: EchoCanceller | None = None  # made with the first reply audio (ECHO_CANCEL)
@@ -154,12 +153,12 @@ class VoiceInput:
                 self.session.services.turn_model_now,
                 turn,
                 self._gaze,
-                text_after_ms=SEMANTIC_SPECULATE_AFTER_MS,
+                text_after_ms=s.turn_words_after_ms,
                 log_pii=s.log_pii,
             )
             # the VAD's own silence rule only backs the cap up
             self.stream.min_silence_ms = max(CAPS_MS.values()) + 1000
-            self.pause_decode.after_ms = SEMANTIC_SPECULATE_AFTER_MS
+            self.pause_decode.after_ms = s.turn_words_after_ms
         self.stream.threshold = float(cfg.get("threshold") or s.vad_threshold)
         self.stream.neg_threshold = max(self.stream.threshold - 0.15, 0.01)
 
@@ -308,11 +307,28 @@ class VoiceInput:
                 await self._on_vad(ev, [self.stream.pop_utterance()])
             return
         pause = self.semantic.pause
-        if pause is not None and pause.text and self._offered != pause.start_ms:
+        if pause is not None and pause.text:
             # the pause's words are known, the turn not over: the reply may start on them
-            self._offered = pause.start_ms
+            self._offer(pause.start_ms, pause.text)
+
+    def _offer(self, pause_ms: int, text: str) -> None:
+        """Start the reply early on a pause's words (once per pause and words)."""
+        if self._offered != (pause_ms, words(text)):
+            self._offered = (pause_ms, words(text))
             if not self.judge.judging:
-                self.session.preemptive.offer(pause.text)
+                self.session.preemptive.offer(text)
+
+    def _quick_words(self, pause_ms: int, t: Transcript) -> None:
+        """A pause's greedy words, before its final ones: the reply may start on them while
+        the final decode runs (``TURN_QUICK_WORDS``). Not when the pause is already over
+        or the words clearly go on ("... and", a trailing comma): the turn waits there."""
+        lang = self.session.stt_language()
+        if (
+            self.semantic is not None
+            and self.stream.silence_start_ms == pause_ms
+            and words_completeness(t, lang) != 0.0
+        ):
+            self._offer(pause_ms, t.text.strip())
 
     def _buffer_ptt(self, data: bytes) -> None:
         limit = int(self.session.settings.stt_max_segment_s * RATE * 2)
@@ -345,7 +361,17 @@ class VoiceInput:
             audio = over.joined(audio)
             self.judge.phrase_end(self.stt, self.stream)
             quick = self.judge.quick_at(pause_ms)
-        self.pause_decode.start(pause_ms, audio, after=quick)
+        quick_words = self._quick_words if self._quick_on() else None
+        self.pause_decode.start(pause_ms, audio, after=quick, quick=quick_words)
+
+    def _quick_on(self) -> bool:
+        s = self.session
+        return (
+            self.semantic is not None
+            and s.settings.turn_quick_words
+            and not self.judge.judging
+            and s.preemptive.enabled()
+        )
 
     def _new_item(self) -> str:
         self._items += 1

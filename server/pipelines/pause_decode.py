@@ -5,11 +5,19 @@ same decode for the pause's words.
 
 ``VoiceInput`` (``server/pipelines/audio.py``) owns one; the decode is keyed by the pause's
 start (stream ms): if the VAD then ends the speech at exactly that point, its result is the
-final transcript."""
+final transcript.
+
+Quick words (``TURN_QUICK_WORDS``, semantic turns, local Whisper): the decode is greedy
+first, and those words go to ``quick`` at once (the preemptive start: the LLM's wait runs
+while the final words are decoded), then the final beam decode of the same audio reuses the
+greedy pass's encoder output (``WhisperSTT.transcribe_twice``). The final words still decide
+the turn and are the stored transcript. When speech resumed during the greedy pass, the
+final pass is skipped (that pause is over)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,13 +29,13 @@ if TYPE_CHECKING:
     from server.hub.session import Session
 
 SPECULATE_AFTER_MS = 128  # start the final decode this far into a pause (4 VAD windows)
-SEMANTIC_SPECULATE_AFTER_MS = 96  # semantic turns need the words: start at 3 silent windows
 
 
 class PauseDecode:
-    def __init__(self, session: Session, stt: WhisperSTT | None) -> None:
+    def __init__(self, session: Session, stt: WhisperSTT | None, stream: VadStream) -> None:
         self.session = session
         self.stt = stt
+        self.stream = stream
         self.after_ms = SPECULATE_AFTER_MS
         self.current: tuple[int, asyncio.Task[Transcript]] | None = None  # (pause ms, decode)
 
@@ -51,22 +59,47 @@ class PauseDecode:
         return stt.loaded or self.session.services.modules.get("stt") == "loading"
 
     def start(
-        self, pause_ms: int, audio: np.ndarray, after: asyncio.Task[None] | None = None
+        self,
+        pause_ms: int,
+        audio: np.ndarray,
+        after: asyncio.Task[None] | None = None,
+        quick: Callable[[int, Transcript], None] | None = None,
     ) -> None:
         """Decode ``audio`` for the pause at ``pause_ms`` (once ``after`` is done: the held
-        speech's quick decode goes first)."""
+        speech's quick decode goes first). ``quick``: called on the event loop with the
+        pause's greedy words before the final ones are decoded (local Whisper only)."""
         stt = self.stt
         assert stt is not None
+        if after is not None or not isinstance(stt, WhisperSTT):
+            quick = None
 
         async def decode() -> Transcript:
             if after is not None:
                 await asyncio.wait([after])
             await stt.aload()  # at start-up the model may still be loading: wait for it
-            return await stt.atranscribe(audio, self.session.stt_language())
+            lang = self.session.stt_language()
+            if quick is None:
+                return await stt.atranscribe(audio, lang)
+            loop = asyncio.get_running_loop()
+
+            def first(t: Transcript) -> bool:  # in the decode's thread
+                loop.call_soon_threadsafe(quick, pause_ms, t)
+                return not self._resumed(pause_ms)
+
+            final = await stt.atranscribe_twice(audio, lang, first=first)
+            if final is None:
+                raise STTError("speech went on: this pause's final words are not needed")
+            return final
 
         task = asyncio.ensure_future(decode())
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         self.current = (pause_ms, task)
+
+    def _resumed(self, pause_ms: int) -> bool:
+        """Speech went on after the pause (read from the decode's thread: a stale read
+        only costs a decode, the final one then decodes afresh)."""
+        stream = self.stream
+        return stream.in_speech and stream.silence_start_ms != pause_ms
 
     def take(self, end_ms: int) -> asyncio.Task[Transcript] | None:
         """The speech ended at ``end_ms``: the decode of that pause, if one started (the

@@ -21,10 +21,12 @@ Why these choices:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -151,6 +153,10 @@ class WhisperSTT:
         self.partial_window_min_s = partial_window_min_s or window_min_s
         self.max_tokens_per_s = max_tokens_per_s
         self._frames: int | None = None  # encoder window of the call in progress (under _lock)
+        # ``transcribe_twice``: the encoder output of its first pass, for its second one,
+        # keyed by what was encoded (shape and a digest of the features): an explicit key
+        # that a different input cannot match (under _lock, dropped when the call ends)
+        self._shared: dict[tuple[tuple[int, ...], bytes], Any] | None = None
         self._model: Any = None
         self._languages: frozenset[str] = frozenset()
         self._load_lock = threading.Lock()
@@ -204,7 +210,14 @@ class WhisperSTT:
 
                 def encode(features: Any) -> Any:
                     n = self._frames
-                    return full_encode(features[..., :n] if n else features)
+                    x = features[..., :n] if n else features
+                    shared = self._shared
+                    if shared is None:
+                        return full_encode(x)
+                    key = (x.shape, hashlib.blake2b(np.ascontiguousarray(x).data).digest())
+                    if key not in shared:
+                        shared[key] = full_encode(x)
+                    return shared[key]
 
                 model.encode = encode
             self._model = model
@@ -244,6 +257,31 @@ class WhisperSTT:
                 wait_s,
                 window_s,
             )
+
+    def transcribe_twice(
+        self,
+        audio: np.ndarray,
+        language: str | None = None,
+        *,
+        first: Callable[[Transcript], bool],
+    ) -> Transcript | None:
+        """A greedy decode, handed to ``first`` at once, then the final (beam) decode of
+        the same audio and window, which reuses the greedy pass's encoder output: the
+        greedy words can start work (a preemptive reply) while the final words, which
+        count, are decoded. Both in one hold of the model lock: no partial in between.
+        None when ``first`` returns False (the final words are no longer wanted)."""
+        self.load()
+        waited = time.perf_counter()
+        with self._lock:
+            wait_s = time.perf_counter() - waited
+            self._shared = {}
+            try:
+                quick = self._run(audio, language, True, 1, None, False, wait_s, self.window_min_s)
+                if not first(quick):
+                    return None
+                return self._run(audio, language, False, None, None, False, wait_s)
+            finally:
+                self._shared = None
 
     def try_transcribe(
         self,
@@ -358,6 +396,16 @@ class WhisperSTT:
                 window_s=window_s,
             )
         )
+
+    async def atranscribe_twice(
+        self,
+        audio: np.ndarray,
+        language: str | None = None,
+        *,
+        first: Callable[[Transcript], bool],
+    ) -> Transcript | None:
+        """``transcribe_twice`` in a worker thread (``first`` is called in that thread)."""
+        return await asyncio.to_thread(lambda: self.transcribe_twice(audio, language, first=first))
 
     async def atry_transcribe(
         self,

@@ -197,3 +197,54 @@ def test_final_beam_keeps_the_last_word_of_a_sentence_half(stt: WhisperSTT) -> N
     heard = _words(final.text.replace("2", "two"))  # Whisper writes "two" or "2"
     assert heard[-3:] == ["for", "two", "at"], final.text
     assert (text_completeness(final.text, "en") or 0.0) < 1.0, final.text
+
+
+class _CountingEncoder:
+    """CTranslate2's Whisper, counting its encoder runs (everything else passes through)."""
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+        self.encodes = 0
+
+    def encode(self, *args: object, **kwargs: object) -> object:
+        self.encodes += 1
+        return self.model.encode(*args, **kwargs)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.model, name)
+
+
+def test_greedy_then_final_words_share_one_encoder_run(stt: WhisperSTT) -> None:
+    """transcribe_twice: the greedy words come first, then the final words of the same
+    audio, equal to a fresh final decode, from the greedy pass's encoder output."""
+    clips = [
+        with_silence(speak_fresh("Tell me a short story about a brave little cat."), 200, 64),
+        with_silence(speak_fresh("Remind me to buy three apples and a loaf of bread."), 200, 64),
+    ]
+    fresh = [stt.transcribe(a, "en") for a in clips]
+    ctranslate2_model = stt._model.model
+    spy = _CountingEncoder(ctranslate2_model)
+    stt._model.model = spy
+    quick: list[tuple[str, int]] = []
+
+    def first(t: Transcript) -> bool:
+        quick.append((t.text, spy.encodes))
+        return True
+
+    try:
+        for audio, expected in zip(clips, fresh, strict=True):
+            spy.encodes = 0
+            quick.clear()
+            final = stt.transcribe_twice(audio, "en", first=first)
+            assert final is not None
+            assert final.text == expected.text and final.segments == expected.segments
+            assert final.avg_logprob == pytest.approx(expected.avg_logprob)
+            assert len(quick) == 1 and quick[0][0]  # greedy words, before the final ones
+            assert spy.encodes == 1  # the final pass reused the greedy pass's encoding
+        # no longer wanted after the greedy words: no final pass, no second encoding
+        spy.encodes = 0
+        assert stt.transcribe_twice(clips[0], "en", first=lambda t: False) is None
+        assert spy.encodes == 1
+    finally:
+        stt._model.model = ctranslate2_model
+    assert stt.transcribe(clips[1], "en").text == fresh[1].text  # each call encodes anew

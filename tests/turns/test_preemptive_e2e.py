@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from server.turns.preemptive import words
 from tests.fakes.openai_server import FakeOpenAI
 from tests.mic import Mic
 from tests.server_harness import ServerThread, WsClient
@@ -135,7 +136,8 @@ async def test_held_start_discarded_when_the_user_goes_on(
     # the held start asks for a reminder and says something: neither may ever happen
     args = {"message": "x", "in_minutes": 5}
     call = {"id": "early_1", "name": "schedule_create", "arguments": args}
-    replies = [{"text": "EARLY reply.", "tool_calls": [call]}, {"text": "Seven it is."}]
+    # (the last pause's greedy words may start, and discard, one more: TURN_QUICK_WORDS)
+    replies = [{"text": "EARLY reply.", "tool_calls": [call]}] + [{"text": "Seven it is."}] * 2
     user, since, mem_since, ws, mic, early = await held_session(
         stt_ready, turn_llm, "pre2", replies
     )
@@ -156,9 +158,10 @@ async def test_held_start_discarded_when_the_user_goes_on(
     assert all("EARLY" not in e.get("delta", "") for e in ws.of_type("response.text.delta"))
     # the real request's history has the final words only (no held message, no tool call)
     real = turn_requests(turn_llm, since, "brother")
-    assert len(real) == 1
-    sent = [(m["role"], m["content"]) for m in real[0]["body"]["messages"][1:]]
-    assert sent == [("user", done["text"])]
+    assert 1 <= len(real) <= 2
+    for r in real:  # (a greedy start on other words, then the real one)
+        assert [m["role"] for m in r["body"]["messages"][1:]] == ["user"]
+    assert words(real[-1]["body"]["messages"][-1]["content"]) == words(done["text"])
     # stored: the final words and the reply; the tool never ran
     srv = stt_ready
     msgs = await srv.call(srv.services.store.list_messages(user, sid))
@@ -170,7 +173,8 @@ async def test_held_start_discarded_when_the_user_goes_on(
     # the model's history: no checkpoint of the thread ever holds the held start
     thread = ws.of_type("session.created")[0]["session"]["thread_id"]
     history = await srv.call(srv.services.agent.history(thread))
-    assert [m.content for m in history] == [done["text"], "Seven it is."]
+    # (a kept start holds the words as it heard them: the final ones, punctuation aside)
+    assert [words(m.content) for m in history] == [words(done["text"]), "seven it is"]
     saver = srv.services.agent.graph.checkpointer
 
     async def checkpoints() -> list[Any]:
@@ -190,9 +194,11 @@ async def test_held_start_discarded_when_the_user_goes_on(
     mem0 = [str(r["body"]["messages"]) for r in turn_llm.chat_requests(mem0=True)[mem_since:]]
     assert any("brother" in m for m in mem0)
     assert not any("mountain" in m and "brother" not in m for m in mem0)
-    # the held start cost one model call, counted as wasted
+    # each discarded start cost one model call, counted as wasted
     counters = await usage(srv, user)
-    assert counters["llm_calls_preemptive_wasted"] == 1 and counters["llm_calls"] == 2
+    assert counters["llm_calls_preemptive_wasted"] == len(real)
+    assert counters["llm_calls"] == len(real) + 1
+    turn_llm.clear()  # the reply left when no greedy start was discarded
 
 
 async def test_held_start_discarded_by_a_text_input(stt_ready: ServerThread, turn_llm: FakeOpenAI):
