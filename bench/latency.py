@@ -7,7 +7,8 @@ WebSocket protocol and prints a table:
 - TTFT overhead: client time to first ``response.text.delta`` (from sending ``input_text``)
   minus the fake's own time to first token (request received -> first token emitted, read
   from the fake's request log; both processes share CLOCK_MONOTONIC).
-- per-token added delay: the client's mean gap between deltas minus the fake's own mean gap.
+- per-token added delay: the client's first-to-last delta span per token minus the fake's own
+  mean token gap (a delta may carry several tokens: STREAM_FLUSH_MS).
 - whole-turn overhead: send -> ``response.done`` minus the fake's own stream time.
 - the same with N concurrent sessions, plus the server's event-loop lag (``GET
   /health/details``, ``server/loopmon.py``), server CPU and RSS.
@@ -260,6 +261,7 @@ def turn_rows(
     ttft_over, pre, post, to_embed, embed_to_llm, nominal_ttft = [], [], [], [], [], []
     tok_added, tok_nominal, gaps, turn_over, turn_nominal, client_ttft = [], [], [], [], [], []
     fake_ttft, fake_gap, hub_in_out, done_after = [], [], [], []
+    per_turn: list[float] = []  # text deltas (frames) per turn
     for t in ok:
         llm = t.llm
         assert llm is not None
@@ -277,10 +279,13 @@ def turn_rows(
         if t.embed is not None:
             to_embed.append((t.embed["t"] - t.t_send) * 1000)
             embed_to_llm.append((llm["t"] - t.embed["t"]) * 1000)
-        n = len(t.deltas)
-        if n > 1 and llm.get("tokens_sent", 0) > 1 and llm.get("t_done"):
-            c_gap = (t.deltas[-1] - first) * 1000 / (n - 1)
-            f_gap = (llm["t_done"] - llm["t_first_token"]) * 1000 / (llm["tokens_sent"] - 1)
+        n, sent = len(t.deltas), llm.get("tokens_sent", 0)
+        per_turn.append(n)
+        if n > 1 and sent > 1 and llm.get("t_done"):
+            # per token, not per delta: a delta may carry several tokens (STREAM_FLUSH_MS, or
+            # tokens that queued), so the client's span is spread over the fake's tokens
+            c_gap = (t.deltas[-1] - first) * 1000 / (sent - 1)
+            f_gap = (llm["t_done"] - llm["t_first_token"]) * 1000 / (sent - 1)
             fake_gap.append(f_gap)
             tok_added.append(c_gap - f_gap)
             tok_nominal.append(c_gap - args.token_ms)
@@ -327,6 +332,7 @@ def turn_rows(
         ),
         Row("  (vs nominal: client gap - token setting)", tok_nominal, fmt="{:8.2f}"),
         Row("  single inter-delta gaps at the client", gaps),
+        Row("  text deltas per turn (frames)", per_turn, fmt="{:8.1f}"),
         Row("whole-turn overhead (client total - fake stream)", turn_over),
         Row("  (vs nominal: total - (ttft + (n-1) x token))", turn_nominal),
         Row("  last delta -> response.done (stored)", done_after),

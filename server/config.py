@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     llm_max_retries: int = 2  # retries after the first try: 3 tries in all
     history_messages: int = 24  # recent messages in each prompt (and kept in the graph state)
 
+    # --- text streaming cadence (issue 16: server/providers/sse.py Cadence) --------------
+    # After a reply's first text delta (never held), its text is read from the model and
+    # sent at most every this many ms, several tokens a delta: one wake-up and one frame
+    # for several tokens. 0: each token as it arrives. Replies with audio keep per-token flow.
+    stream_flush_ms: float = Field(default=0.0, ge=0, le=1000)
+
     # --- VLM (defaults to the LLM endpoint) --------------------------------------------
     vlm_base_url: str | None = None
     vlm_api_key: SecretStr | None = None
@@ -123,6 +129,11 @@ class Settings(BaseSettings):
     # --- approvals across replicas (server/agent/approval_fleet.py) ----------------------
     # REPLICA_MODE=multi: a turn waiting for a decision also reads the store this often
     approval_poll_s: float = Field(default=1.0, gt=0.0, le=60.0)
+
+    # --- a screen task's lease across replicas (server/tasks/lease.py) --------------------
+    # REPLICA_MODE=multi: the server holding a running task renews its lease every third of
+    # this; a lease this old means that server died, and another pauses the task
+    task_lease_s: float = Field(default=6.0, ge=1.0, le=300.0)
 
     # --- proactive speech (server/initiative; issue 20) --------------------------------
     proactive_mode: Literal["off", "quiet", "normal", "chatty"] = "normal"  # default per user
@@ -239,7 +250,8 @@ class Settings(BaseSettings):
     tts_cache_ttl_s: float = Field(default=86_400.0, gt=0.0)
     tts_cache_max_bytes: int = Field(default=32 * 1024 * 1024, ge=0)  # 0 turns it off
     # --- the reply's first audio (issue 19 latency): speak after a few words, not a sentence
-    tts_first_chunk_words: int = Field(default=4, ge=0, le=50)  # 0: a clause or sentence
+    # unset: the engine's own (espeak-ng 2, edge-tts and Fish Speech 4); 0: clause/sentence
+    tts_first_chunk_words: int | None = Field(default=None, ge=0, le=50)
     playback_grace_ms: int = 300
 
     # --- face perception --------------------------------------------------------------

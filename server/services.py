@@ -133,6 +133,7 @@ class Services(McpServices, VisionServices, VoiceServices):
             log.error("store_unavailable", error=self.details["store"])
             raise
         await self.liveness.start()  # sessions a crash left "active" become "interrupted"
+        self.tasks.start()  # REPLICA_MODE=multi: running screen tasks' leases
         self.takeovers.start()
         await self.memory.start()
         self.set_status("memory", self.memory.status, self.memory.detail)  # type: ignore[arg-type]

@@ -271,6 +271,7 @@ class Agent(ToolRounds, ThreadEdits):
             "temperature": ctx.temperature,
             "max_tokens": ctx.max_tokens,
             "meter": ctx.meter,
+            "flush_s": ctx.flush_s,
         }
         rounds = state.get("tool_rounds", 0)
         last_round = rounds >= self.max_tool_rounds

@@ -109,6 +109,9 @@ class TurnContext:
     # nothing with an effect (a tool call, a memory write, the end of the turn) happens
     # until the turn is confirmed and this is set. None: an ordinary turn.
     gate: asyncio.Event | None = None
+    # STREAM_FLUSH_MS in seconds: after the first text of an LLM call, its text is handed
+    # on at most this often (server/providers/sse.py Cadence); 0: each piece as it comes
+    flush_s: float = 0.0
 
     async def confirmed(self) -> None:
         """Wait until a preemptive start is confirmed (at once for an ordinary turn)."""

@@ -92,7 +92,7 @@ class ThreadEdits:
         done = {r.call_id: r for r in tool_log or []}
         new: list[BaseMessage] = []
         start = next((i for i, m in enumerate(history) if m.id == message_id), None)
-        if start is None:
+        if start is None and user_text:  # no text: the client deleted the user's message
             new.append(HumanMessage(user_text, id=message_id))
         turn = history[start + 1 :] if start is not None else []
         answered = {m.tool_call_id for m in turn if isinstance(m, ToolMessage)}
@@ -139,11 +139,11 @@ class ThreadEdits:
         await self.replace_tail([], [HumanMessage(text, id=message_id)], thread_id)
 
     async def record_context(self, thread_id: str, role: str, text: str, message_id: str) -> None:
-        """A system note or an assistant line a client put into the conversation
-        (server/hub/context_items.py) joins the history, flagged so the prompt keeps it
-        with the user's turn after it. The same id as its stored message."""
+        """A system note, an assistant line or a user line a client put into the
+        conversation (server/hub/context_items.py) joins the history, flagged so the prompt
+        keeps it with the user's turn after it. The same id as its stored message."""
         extra = {CONTEXT: True}
-        line = SystemMessage if role == "system" else AIMessage
+        line = {"system": SystemMessage, "user": HumanMessage}.get(role, AIMessage)
         await self.replace_tail([], [line(text, id=message_id, additional_kwargs=extra)], thread_id)
 
     async def forget_message(self, thread_id: str, message_id: str) -> None:

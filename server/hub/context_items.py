@@ -1,7 +1,9 @@
 """Lines a client puts into the conversation without a turn (OpenAI Realtime's system and
-assistant message items, Pipecat's context seeding) and their removal
-(``conversation.item.delete``). Each is stored in the transcript and written into the
-model's history, so the next turn's prompt has it; acknowledged means stored."""
+assistant message items, Pipecat's context seeding, a user item that comes before another
+one the same response answers) and the removal of any of the session's messages
+(``conversation.item.delete``: these lines, the user's turns, the persona's replies). Each
+is stored in the transcript and written into the model's history, so the next turn's prompt
+has it; acknowledged means stored."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from server.store.base import new_id
 if TYPE_CHECKING:
     from server.hub.session import Session
 
-ContextRole = Literal["system", "assistant"]
+ContextRole = Literal["system", "assistant", "user"]
 
 
 async def add_line(s: Session, role: ContextRole, text: str) -> str:
@@ -34,7 +36,10 @@ async def delete_line(s: Session, message_id: str) -> bool:
     False when the user has no such message (the store filters by user)."""
     async with s.own_lines:
         await s.let_reply_finish(None)
-        if not await s.services.store.settle_message(s.user_id, message_id, ""):
+        if not await s.services.store.delete_message(s.user_id, s.record.id, message_id):
             return False
         await s.services.agent.forget_message(s.record.thread_id, message_id)
+        r = s.response
+        if r is not None and r.message_id == message_id:  # a later cut of its reply
+            r.user_text = ""  # settles the reply alone, without the deleted words
     return True

@@ -438,6 +438,10 @@ class SessionCore:
 
     async def submit_text(self, text: str) -> None:
         """A typed user turn: checked against the limits, then replied to."""
+        await self.start_turn(self.turn_text(text))
+
+    def turn_text(self, text: str) -> str:
+        """The text of a typed user turn, stripped, or the error that refuses it."""
         text = text.strip()
         if not text:
             raise ProtocolError("invalid_event", "input_text needs non-blank text.")
@@ -448,7 +452,7 @@ class SessionCore:
             )
         if self.paused:
             raise ProtocolError("session_paused", "The session is paused; resume it first.")
-        await self.start_turn(text)
+        return text
 
     async def start_turn(
         self,

@@ -39,13 +39,19 @@ class ReplySpeech(SessionCore):
             r.number,
             send_audio,
             user_id=self.user_id,
-            chunker=SentenceChunker(first_words=self.settings.tts_first_chunk_words),
+            chunker=SentenceChunker(first_words=self._first_chunk_words()),
             on_sentence=sentence_done,
             on_visemes=visemes
             if self.settings.avatar_visemes and self.events.wants_visemes()
             else None,
             on_pcm=self.perception.reply_audio_tap(r.number),
         )
+
+    def _first_chunk_words(self) -> int:
+        """TTS_FIRST_CHUNK_WORDS, else what the engine speaking now needs (an online one
+        must hide its next chunk's synthesis behind the first chunk's audio)."""
+        words = self.settings.tts_first_chunk_words
+        return getattr(self.services.tts, "first_chunk_words", 4) if words is None else words
 
     async def on_reply_delta(self, r: ActiveResponse, delta: str) -> None:
         if r.speech is not None:

@@ -210,6 +210,8 @@ class Responses(ReplySpeech, Playback):
             self.perception.reply_cut(r.number)
 
     def turn_context(self, reply_id: str | None = None) -> TurnContext:
+        # a reply spoken aloud keeps per-token text: the speech chunker starts on it
+        spoken = self.config["output_audio"] != "none" and self.services.tts is not None
         return TurnContext(
             persona=self.persona,
             user_turns=self.user_turns,
@@ -223,6 +225,7 @@ class Responses(ReplySpeech, Playback):
             approve=self.approvals.ask,
             client_tools=self.events.client_tools(),
             meter=self.services.agent.new_meter(),
+            flush_s=0.0 if spoken else getattr(self.settings, "stream_flush_ms", 0.0) / 1000,
         )
 
     async def _run_response(self, r: ActiveResponse) -> None:

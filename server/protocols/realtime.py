@@ -5,13 +5,16 @@ works unchanged: the SDK opens /v1/realtime?model=PERSONA with `Authorization: B
 Audio is PCM16 24 kHz both ways (input resampled to the 16 kHz our VAD and STT take). User
 input (typed items, committed or VAD-detected speech) becomes our ordinary turns; the reply
 streams as Realtime response events. Every client event we do not support gets a Realtime
-`error`. Translation only: turn logic, limits and storage are the session core's."""
+`error`. Translation only: turn logic, limits and storage are the session core's.
+
+Here: the socket, the dispatch of client events and the session's own events. The client's
+events are realtime_input.py (response.create: realtime_response_create.py), a reply's
+events realtime_replies.py, the user's speech realtime_transcripts.py, the shapes
+realtime_wire.py."""
 
 from __future__ import annotations
 
-import base64
 import itertools
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, WebSocket
@@ -26,7 +29,9 @@ from server.hub.session import Session
 from server.logging import get_logger
 from server.protocols.common import persona_for
 from server.protocols.realtime_input import HANDLERS, RealtimeInput
+from server.protocols.realtime_replies import RealtimeReplies, StartingTurn
 from server.protocols.realtime_session import ParamError
+from server.protocols.realtime_transcripts import RealtimeTranscripts
 from server.protocols.realtime_wire import (
     SUPPORTED,
     Resampler,
@@ -34,17 +39,11 @@ from server.protocols.realtime_wire import (
     error_body,
     error_frame,
     event_id,
-    finished_response,
-    function_call_item,
-    response_shape,
     session_shape,
-    user_item,
 )
 
 if TYPE_CHECKING:
     from server.agent.graph import ClientCall
-    from server.hub.responses import ActiveResponse
-    from server.pipelines.speech_out import SpokenChunk
     from server.store.base import ReminderRecord
 
 log = get_logger(__name__)
@@ -54,14 +53,15 @@ router = APIRouter()
 KNOWN_ITEMS = 200  # conversation.item.retrieve answers for the latest this many items
 
 
-class RealtimeEvents(RealtimeInput, SessionEvents):
+class RealtimeEvents(RealtimeInput, RealtimeReplies, RealtimeTranscripts, SessionEvents):
     awaits_playback = False  # Realtime clients play audio themselves (truncate tells us)
 
     def __init__(self, session: Session) -> None:
         self.s = session
         self._ids = itertools.count(1)
         self.client_event_id: str | None = None
-        self.pending: list[str] = []  # user text items waiting for response.create
+        self.pending: list[tuple[str, str]] = []  # user items waiting for response.create
+        self.awaiting: StartingTurn | None = None  # the user item of the turn starting
         self.resample = Resampler()
         self.half_sample = b""
         self.partials: dict[str, str] = {}
@@ -165,175 +165,6 @@ class RealtimeEvents(RealtimeInput, SessionEvents):
 
     async def session_ended(self, report_url: str) -> None:
         """No such Realtime event: the socket closes."""
-
-    def _where(self, r: ActiveResponse) -> dict[str, Any]:
-        return {"response_id": r.id, "item_id": self.items[r.number], "output_index": 0}
-
-    async def response_created(self, r: ActiveResponse) -> None:
-        item_id = f"item_{r.id}"
-        self.items[r.number] = item_id
-        await self._send(
-            "response.created",
-            response=response_shape(self.s, r, "in_progress", [], self._audio_on()),
-        )
-        item = assistant_item(item_id, [], "in_progress")
-        await self._send("response.output_item.added", response_id=r.id, output_index=0, item=item)
-        await self._send("conversation.item.added", previous_item_id=self._link(item_id), item=item)
-        part = (
-            {"type": "audio", "transcript": ""}
-            if self._audio_on()
-            else {"type": "text", "text": ""}
-        )
-        await self._send(
-            "response.content_part.added", **self._where(r), content_index=0, part=part
-        )
-
-    async def text_delta(self, r: ActiveResponse, delta: str) -> None:
-        kind = (
-            "response.output_audio_transcript.delta"
-            if self._audio_on()
-            else "response.output_text.delta"
-        )
-        where = self._where(r)
-        event = {"type": kind, "event_id": event_id(), **where, "content_index": 0, "delta": delta}
-        await self.s.send_delta((r.id, kind), event, "delta")
-
-    async def client_call(self, r: ActiveResponse, call: ClientCall) -> None:
-        """A function_call output item after the message (output_index 1, 2, ...), its
-        arguments in one delta; the client runs it and answers with function_call_output."""
-        done = self.calls.setdefault(r.number, [])
-        where = {"response_id": r.id, "output_index": 1 + len(done)}
-        item_id = f"item_{uuid.uuid4().hex[:16]}"
-        item = function_call_item(item_id, call.name, call.call_id, "", "in_progress")
-        await self._send("response.output_item.added", **where, item=item)
-        previous = self._link(item_id)
-        await self._send("conversation.item.added", previous_item_id=previous, item=item)
-        ids = {"item_id": item_id, "call_id": call.call_id}
-        await self._send(
-            "response.function_call_arguments.delta", **where, **ids, delta=call.arguments
-        )
-        await self._send(
-            "response.function_call_arguments.done",
-            **where,
-            **ids,
-            name=call.name,
-            arguments=call.arguments,
-        )
-        item = item | {"status": "completed", "arguments": call.arguments}
-        await self._send("response.output_item.done", **where, item=item)
-        await self._send(
-            "conversation.item.done", previous_item_id=self.before.pop(item_id, None), item=item
-        )
-        done.append(item)
-        self.open_calls[call.call_id] = call
-
-    async def audio_chunk(self, r: ActiveResponse, seq: int, data: bytes) -> None:
-        await self._send(
-            "response.output_audio.delta",
-            **self._where(r),
-            content_index=0,
-            delta=base64.b64encode(data).decode(),
-        )
-
-    async def audio_visemes(
-        self, r: ActiveResponse, seq: int, keyframes: list[dict[str, Any]], emotion: str | None
-    ) -> None:
-        """Realtime has no mouth event; its clients animate from the audio themselves."""
-
-    async def audio_done(self, r: ActiveResponse, chunks: int, duration_ms: int) -> None:
-        await self._send("response.output_audio.done", **self._where(r), content_index=0)
-
-    async def speech_sentence(self, r: ActiveResponse, index: int, chunk: SpokenChunk) -> None:
-        """Realtime has no sentence event."""
-
-    async def response_done(
-        self,
-        r: ActiveResponse,
-        status: str,
-        text: str,
-        timings: dict[str, int | None],
-        usage: dict[str, int],
-    ) -> None:
-        self._usage = usage  # sent with response.done once the reply is stored
-
-    async def response_stored(self, r: ActiveResponse, status: str, text: str) -> None:
-        where = self._where(r)
-        audio = self._audio_on()
-        if audio:
-            await self._send(
-                "response.output_audio_transcript.done", **where, content_index=0, transcript=text
-            )
-            part: dict[str, Any] = {"type": "audio", "transcript": text}
-        else:
-            await self._send("response.output_text.done", **where, content_index=0, text=text)
-            part = {"type": "text", "text": text}
-        await self._send("response.content_part.done", **where, content_index=0, part=part)
-        kind = "output_audio" if audio else "output_text"
-        content = [{"type": kind, "transcript": text} if audio else {"type": kind, "text": text}]
-        state = "completed" if status == "completed" else "incomplete"
-        item = assistant_item(where["item_id"], content, state)
-        await self._send("response.output_item.done", response_id=r.id, output_index=0, item=item)
-        previous = self.before.pop(item["id"], None)
-        await self._send("conversation.item.done", previous_item_id=previous, item=item)
-        usage = getattr(self, "_usage", {}) or {}
-        output = [item, *self.calls.pop(r.number, [])]
-        body = finished_response(self.s, r, status, output, usage, audio)
-        await self._send("response.done", response=body)
-        self.end_one_response()
-        if text:  # stored: the client may delete it (conversation.item.delete)
-            self.stored[where["item_id"]] = r.reply_id
-        self.done_items = {r.number: where["item_id"]}
-        self.items.pop(r.number, None)
-
-    async def speech_started(self, item_id: str | None, t_ms: int) -> None:
-        await self._send("input_audio_buffer.speech_started", audio_start_ms=t_ms, item_id=item_id)
-
-    async def speech_stopped(self, item_id: str | None, t_ms: int) -> None:
-        await self._send("input_audio_buffer.speech_stopped", audio_end_ms=t_ms, item_id=item_id)
-        if item_id is not None:
-            await self._committed(item_id)
-
-    async def transcript_delta(self, item_id: str | None, text: str) -> None:
-        """Our partials are whole stabilized texts; Realtime deltas are increments, for an
-        item the client was told of (committed): earlier partials wait for that."""
-        if item_id is None:
-            return
-        if item_id not in self.committed:
-            self.early = {item_id: text}  # only the utterance in progress
-            return
-        before = self.partials.get(item_id, "")
-        if not text.startswith(before) or text == before:
-            return
-        self.partials[item_id] = text
-        await self._send(
-            "conversation.item.input_audio_transcription.delta",
-            item_id=item_id,
-            content_index=0,
-            delta=text[len(before) :],
-        )
-
-    async def flush_partial(self, item_id: str) -> None:
-        """The item was committed: the partial heard so far goes out."""
-        self.committed.add(item_id)
-        text = self.early.pop(item_id, None)
-        if text is not None:
-            await self.transcript_delta(item_id, text)
-
-    async def transcript_done(self, item_id: str, text: str) -> None:
-        self.partials.pop(item_id, None)
-        self.committed.discard(item_id)
-        await self._send(
-            "conversation.item.input_audio_transcription.completed",
-            item_id=item_id,
-            content_index=0,
-            transcript=text,
-            usage={"type": "duration", "seconds": 0},
-        )
-        item = user_item(item_id, [{"type": "input_audio", "transcript": text}], "completed")
-        previous = self.before.pop(item_id, None)
-        await self._send("conversation.item.done", previous_item_id=previous, item=item)
-        if text and not self.voice_starts_turns:
-            self.pending.append(text)  # replied to on response.create
 
     async def analysis(self, event: dict[str, Any], *, droppable: bool = False) -> None:
         """No Realtime event for perception; the persona still perceives it."""

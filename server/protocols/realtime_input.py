@@ -1,9 +1,12 @@
 """OpenAI Realtime client events as session-core calls (the input half of
 server/protocols/realtime.py): session.update, input audio, conversation items (user
-messages, function outputs), response.create / cancel, truncate."""
+messages, context lines, function outputs, retrieve, delete), truncate; response.create and
+cancel are in realtime_response_create.py."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import uuid
 from collections.abc import Awaitable, Callable
@@ -13,9 +16,9 @@ from server.hub import context_items
 from server.hub.protocol import ProtocolError
 from server.protocols.realtime_audio_item import b64_audio, transcribe_part
 from server.protocols.realtime_context import context_text
+from server.protocols.realtime_response_create import ResponseRequests
 from server.protocols.realtime_session import (
     client_tools,
-    response_changes,
     session_changes,
     tool_choice,
 )
@@ -23,17 +26,14 @@ from server.protocols.realtime_wire import Resampler, chat_schema, user_item
 
 if TYPE_CHECKING:
     from server.agent.graph import ClientCall
-    from server.hub.session import Session
 
 FRAME_SAMPLES = 1_600  # 100 ms at 16 kHz: our largest mic frame
+NAMING_WAIT_S = 5.0  # a delete of a starting turn's item waits for its response.created
 
 
-class RealtimeInput:
-    """Mixed into RealtimeEvents, which sets these up."""
+class RealtimeInput(ResponseRequests):
+    """Mixed into RealtimeEvents, which sets these up (and those ResponseRequests names)."""
 
-    s: Session
-    _send: Callable[..., Awaitable[None]]
-    pending: list[str]  # user text items waiting for response.create
     resample: Resampler
     half_sample: bytes  # the first byte of a sample whose second comes with the next append
     last_item: str | None
@@ -42,10 +42,7 @@ class RealtimeInput:
     tools: list[dict[str, Any]]
     tool_choice: str
     open_calls: dict[str, ClientCall]
-    answers: list[tuple[ClientCall, str]]
-    one_response: dict[str, Any]  # the session's settings a response.create changed
     known: dict[str, dict[str, Any]]  # the latest items by id (conversation.item.retrieve)
-    stored: dict[str, str]  # item id -> its stored message (conversation.item.delete)
     _sync_turn_detection: Callable[[], None]
     _link: Callable[[str], str | None]
     flush_partial: Callable[[str], Awaitable[None]]
@@ -59,12 +56,7 @@ class RealtimeInput:
             self.tools = tools
         if choice is not None:
             self.tool_choice = choice
-        # stored and reported: the session's own settings, not a running response's
-        once = {k: self.s.config[k] for k in self.one_response if k not in changes}
-        self.end_one_response()
-        await self.s.update_settings(changes)
-        self.one_response = {k: self.s.config[k] for k in once}
-        self.s.config.update(once)
+        await self.update_session_settings(changes)
         self._sync_turn_detection()  # session.updated went out
 
     def client_tools(self) -> list[dict[str, Any]]:
@@ -138,11 +130,12 @@ class RealtimeInput:
                     "Content parts: input_text, input_audio and input_image only.",
                 )
         text = "\n".join(t for t in texts if t.strip())
+        if len(text) > self.s.settings.max_input_chars:
+            limit = self.s.settings.max_input_chars
+            raise ProtocolError("message_too_large", f"A message is limited to {limit} characters.")
+        item_id = self._new_item_id(item)
         if text:
-            self.pending.append(text)
-        item_id = (
-            item.get("id") if isinstance(item.get("id"), str) else f"item_{uuid.uuid4().hex[:16]}"
-        )
+            self.pending.append((item_id, text))
         done = user_item(item_id, shown, "completed")
         await self._send("conversation.item.added", previous_item_id=self.last_item, item=done)
         await self._send("conversation.item.done", previous_item_id=self.last_item, item=done)
@@ -153,11 +146,7 @@ class RealtimeInput:
         response's prompt has it) before item.added / .done say so."""
         role = item["role"]
         text = context_text(role, item.get("content"), self.s.settings.max_input_chars)
-        item_id = item.get("id")
-        if not isinstance(item_id, str):
-            item_id = f"item_{uuid.uuid4().hex[:16]}"
-        elif item_id in self.stored:
-            raise ProtocolError("invalid_request_error", f"Item {item_id!r} already exists.")
+        item_id = self._new_item_id(item)
         self.stored[item_id] = await context_items.add_line(self.s, role, text)
         kind = "input_text" if role == "system" else "output_text"
         done = user_item(item_id, [{"type": kind, "text": text}], "completed") | {"role": role}
@@ -165,17 +154,39 @@ class RealtimeInput:
         await self._send("conversation.item.done", previous_item_id=self.last_item, item=done)
         self.last_item = item_id
 
+    def _new_item_id(self, item: dict[str, Any]) -> str:
+        """The client's id for its item (unique in the conversation), or a new one."""
+        item_id = item.get("id")
+        if not isinstance(item_id, str):
+            return f"item_{uuid.uuid4().hex[:16]}"
+        if item_id in self.stored or item_id in dict(self.pending):
+            raise ProtocolError("invalid_request_error", f"Item {item_id!r} already exists.")
+        return item_id
+
     async def on_item_delete(self, obj: dict[str, Any]) -> None:
-        """A system / assistant item created here, or a reply: gone from the transcript
-        and from the next prompts."""
+        """Any message item: a user's (typed or spoken), a system or assistant line created
+        here, or a reply. Gone from the transcript and from the next prompts; a user item
+        still waiting for response.create is dropped from it."""
         item_id = obj.get("item_id")
+        waiting = [p for p in self.pending if p[0] == item_id]
         message_id = self.stored.get(item_id) if isinstance(item_id, str) else None
-        if message_id is None or not await context_items.delete_line(self.s, message_id):
+        turn = self.awaiting
+        if message_id is None and turn is not None and turn.item_id == item_id:
+            with contextlib.suppress(TimeoutError):  # its response is starting: it names it
+                async with asyncio.timeout(NAMING_WAIT_S):
+                    await turn.named.wait()
+            message_id = self.stored.get(item_id)
+        if waiting:
+            self.pending.remove(waiting[0])
+        elif message_id is None or not await context_items.delete_line(self.s, message_id):
             raise ProtocolError(
                 "item_delete_invalid_item_id", f"No item {item_id!r} in this conversation."
             )
-        del self.stored[item_id]  # type: ignore[arg-type]
+        self.stored.pop(item_id, None)  # type: ignore[arg-type]
         self.known.pop(item_id, None)  # type: ignore[arg-type]
+        for replies in (self.items, self.done_items):  # a deleted reply cannot be truncated
+            for number in [n for n, i in replies.items() if i == item_id]:
+                del replies[number]
         await self._send("conversation.item.deleted", item_id=item_id)
 
     async def _function_output(self, item: dict[str, Any]) -> None:
@@ -203,46 +214,6 @@ class RealtimeInput:
         await self._send("conversation.item.added", previous_item_id=self.last_item, item=done)
         await self._send("conversation.item.done", previous_item_id=self.last_item, item=done)
         self.last_item = item_id
-
-    async def on_response_create(self, obj: dict[str, Any]) -> None:
-        once = response_changes(obj.get("response"))
-        r = self.s.response
-        if r is not None and self.s.response_active():  # as OpenAI: one at a time, not a cut
-            raise ProtocolError(
-                "conversation_already_has_active_response",
-                f"Conversation already has an active response in progress: {r.id}. "
-                "Wait until the response is finished before creating a new one.",
-            )
-        if not self.answers and not self.pending:
-            raise ProtocolError(
-                "invalid_request_error",
-                "There is no user input to respond to: create a user message or commit audio.",
-            )
-        # this response's own settings: the session's, changed until its response.done
-        self.one_response = {k: self.s.config[k] for k in once}
-        self.s.config.update(once)
-        try:
-            if self.answers:  # the turn that called the client's functions goes on
-                answers, self.answers = self.answers, []
-                await self.s.submit_function_results(answers)
-            else:
-                text, self.pending = "\n".join(self.pending), []
-                await self.s.submit_text(text)
-        finally:
-            if self.s.response is r or not self.s.response_active():  # no response started
-                self.end_one_response()
-
-    def end_one_response(self) -> None:
-        """The session's own settings again after a response.create's own."""
-        self.s.config.update(self.one_response)
-        self.one_response = {}
-
-    async def on_response_cancel(self, obj: dict[str, Any]) -> None:
-        if not self.s.response_active():
-            raise ProtocolError(
-                "response_cancel_not_active", "There is no active response to cancel."
-            )
-        await self.s.cancel_response()
 
     async def on_retrieve(self, obj: dict[str, Any]) -> None:
         item_id = obj.get("item_id")

@@ -10,11 +10,7 @@ so server/providers/failures.py classifies them exactly as it does for the SDK.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import email.utils
-import random
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,25 +21,14 @@ import httpx
 import openai
 import orjson
 
+from server.providers.llm_errors import retry_delay, should_retry, status_error, stream_error
+from server.providers.sse import Cadence, ReadWatch, SSEParser, drain
 from server.providers.usage_meter import TokenRatio, TurnMeter
 
-# the openai SDK's backoff (openai/_constants.py)
-INITIAL_RETRY_DELAY_S = 0.5
-MAX_RETRY_DELAY_S = 8.0
-DRAIN_S = 1.0  # how long the end of a body may take after [DONE]
 # One read of a backlog (a client that stopped reading, a busy loop) is handed on in pieces
 # of at most this many characters: the session's bounded outbound queue then bounds bytes,
 # not only frames, whatever size the event loop reads the body in.
 MAX_DELTA_CHARS = 4096
-_STATUS_ERRORS: dict[int, type[openai.APIStatusError]] = {
-    400: openai.BadRequestError,
-    401: openai.AuthenticationError,
-    403: openai.PermissionDeniedError,
-    404: openai.NotFoundError,
-    409: openai.ConflictError,
-    422: openai.UnprocessableEntityError,
-    429: openai.RateLimitError,
-}
 
 
 @dataclass
@@ -62,107 +47,6 @@ class ChatResult:
     usage: dict[str, int] | None = None  # prompt_tokens, completion_tokens, total_tokens
     finish_reason: str | None = None
     model: str | None = None
-
-
-def status_error(response: httpx.Response) -> openai.APIStatusError:
-    """The SDK's exception for an HTTP error answer (its message and body shape too)."""
-    text = response.text.strip()
-    body: Any = text
-    try:
-        body = orjson.loads(text)
-        message = f"Error code: {response.status_code} - {body}"
-    except orjson.JSONDecodeError:
-        message = text or f"Error code: {response.status_code}"
-    data = body.get("error", body) if isinstance(body, dict) else body
-    cls = _STATUS_ERRORS.get(response.status_code)
-    if cls is None:
-        cls = openai.InternalServerError if response.status_code >= 500 else openai.APIStatusError
-    return cls(message, response=response, body=data)
-
-
-def should_retry(response: httpx.Response) -> bool:
-    hint = response.headers.get("x-should-retry")
-    if hint in ("true", "false"):
-        return hint == "true"
-    code = response.status_code
-    return code in (408, 409, 429) or code >= 500
-
-
-def retry_delay(attempt: int, headers: Mapping[str, str] | None) -> float:
-    """The server's retry-after(-ms) when sane, else exponential backoff with jitter."""
-    after: float | None = None
-    if headers is not None:
-        try:
-            if (ms := headers.get("retry-after-ms")) is not None:
-                after = float(ms) / 1000
-            elif (s := headers.get("retry-after")) is not None:
-                try:
-                    after = float(s)
-                except ValueError:
-                    when = email.utils.parsedate_tz(s)
-                    after = email.utils.mktime_tz(when) - time.time() if when else None
-        except (TypeError, ValueError):
-            after = None
-    if after is not None and 0 < after <= 60:
-        return after
-    delay = min(INITIAL_RETRY_DELAY_S * 2**attempt, MAX_RETRY_DELAY_S)
-    return delay * (1 - 0.25 * random.random())
-
-
-def _data(line: bytes) -> bytes:
-    return line[6:] if line[5:6] == b" " else line[5:]
-
-
-class SSEParser:
-    """Splits a byte stream into server-sent events: (event name, data) each; comments,
-    ids and retry hints are skipped."""
-
-    def __init__(self) -> None:
-        self.buf = b""
-        self.data: list[bytes] = []
-        self.event: str | None = None
-
-    def feed(self, block: bytes) -> list[tuple[str | None, bytes]]:
-        # The usual block, one whole "data: ..." event with nothing pending, needs no line
-        # loop (one per streamed token).
-        if not self.buf and not self.data and self.event is None and block[:6] == b"data: ":
-            body = block[6:-2]
-            if block[-2:] == b"\n\n" and b"\n" not in body and b"\r" not in body:
-                return [(None, body)]
-        self.buf += block
-        if b"\n" not in block:
-            return []
-        *lines, self.buf = self.buf.split(b"\n")
-        out = []
-        for line in lines:
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line:
-                if self.data:
-                    out.append((self.event, b"\n".join(self.data)))
-                self.data, self.event = [], None
-            elif line.startswith(b"data:"):
-                self.data.append(_data(line))
-            elif line.startswith(b"event:"):
-                self.event = line[6:].strip().decode()
-        return out
-
-    def end(self) -> list[tuple[str | None, bytes]]:
-        """The last event, when the body ended without its blank line."""
-        line = self.buf.rstrip(b"\r")
-        if line.startswith(b"data:"):
-            self.data.append(_data(line))
-        out = [(self.event, b"\n".join(self.data))] if self.data else []
-        self.buf, self.data, self.event = b"", [], None
-        return out
-
-
-async def drain(resp: aiohttp.ClientResponse) -> None:
-    """Read the body to its end after [DONE], so the connection goes back to the pool
-    (a response closed mid-body closes its connection: a new TCP connection per turn)."""
-    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-        async with asyncio.timeout(DRAIN_S):
-            await resp.read()
 
 
 def take(chunk: dict[str, Any], result: ChatResult, calls: dict[int, ToolCallOut]) -> str:
@@ -186,45 +70,6 @@ def take(chunk: dict[str, Any], result: ChatResult, calls: dict[int, ToolCallOut
         if reason := choice.get("finish_reason"):
             result.finish_reason = reason
     return text
-
-
-def stream_error(chunk: dict[str, Any], event: str | None, url: str) -> None:
-    """An error sent inside the stream, raised as the SDK raises it."""
-    if not chunk.get("error") and event != "error":
-        return
-    error = chunk.get("error", chunk)
-    message = error.get("message") if isinstance(error, dict) else None
-    if not isinstance(message, str) or not message:
-        message = "An error occurred during streaming"
-    raise openai.APIError(message, httpx.Request("POST", url), body=error)
-
-
-class ReadWatch:
-    """The body's read timeout: nothing received for ``limit`` seconds cancels the task
-    reading it. The reader only stamps ``last`` per chunk; one timer looks at it when the
-    limit may have passed (aiohttp's sock_read cancels and makes a timer per chunk)."""
-
-    def __init__(self, limit: float) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.task = asyncio.current_task()
-        self.limit = limit
-        self.last = self.loop.time()
-        self.fired = False
-        self.timer = self.loop.call_at(self.last + limit, self._check)
-
-    def _check(self) -> None:
-        if self.loop.time() - self.last >= self.limit and self.task is not None:
-            self.fired = True
-            self.task.cancel()
-        else:
-            self.timer = self.loop.call_at(self.last + self.limit, self._check)
-
-    def ours(self) -> bool:
-        """Whether a CancelledError is this watch's alone (not also the caller's)."""
-        return self.fired and self.task is not None and self.task.uncancel() == 0
-
-    def stop(self) -> None:
-        self.timer.cancel()
 
 
 class ChatStream:
@@ -375,11 +220,13 @@ class ChatStream:
         temperature: float | None = None,
         max_tokens: int | None = None,
         meter: TurnMeter | None = None,
+        flush_s: float = 0.0,
     ) -> ChatResult:
         """Stream one reply: ``on_delta`` gets the text as it arrives (what arrived together
         in one piece); the whole reply (text, tool calls, usage) is returned at the end.
         ``meter`` counts the call as it goes, so a call cut short still has its tokens
-        (estimated)."""
+        (estimated). ``flush_s`` (STREAM_FLUSH_MS): after the first text, what arrives is
+        read and handed on at most this often, several tokens a delta (sse.Cadence)."""
         resp = await self._open(self.body(messages, tools, tool_choice, temperature, max_tokens))
         conn = resp.connection
         if conn is not None and conn.protocol is not None:  # the body: ReadWatch instead
@@ -390,6 +237,7 @@ class ChatStream:
         calls: dict[int, ToolCallOut] = {}
         result = ChatResult("")
         parser = SSEParser()
+        cadence = Cadence(resp.content, flush_s)
         done = ok = False
 
         def fold(events: list[tuple[str | None, bytes]]) -> None:
@@ -420,6 +268,7 @@ class ChatStream:
                     parts.append(text)
                     for i in range(0, len(text), MAX_DELTA_CHARS):
                         on_delta(text[i : i + MAX_DELTA_CHARS])
+                    cadence.handed_on()
 
         try:
             try:
@@ -429,6 +278,8 @@ class ChatStream:
                     fold(parser.feed(block))
                     if done:
                         break
+                    if cadence.due:
+                        await cadence.wait()
                 else:
                     fold(parser.end())
                 if done:

@@ -3,8 +3,9 @@
 The memory search before every reply needs one query vector. mem0 gets it through the sync
 openai SDK in a worker thread; under load that thread waits for the GIL on the way out and
 back (issue 16). This posts the same request mem0's OpenAI embedder sends (aiohttp + orjson,
-like server/providers/chat_stream.py) and keeps the last vectors in a small LRU, so the same
-text (the old tier after the fresh one, a repeated "hello") is embedded once."""
+like server/providers/chat_stream.py; the SDK's errors from llm_errors.py) and keeps the last
+vectors in a small LRU, so the same text (the old tier after the fresh one, a repeated
+"hello") is embedded once."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import httpx
 import openai
 import orjson
 
-from server.providers.chat_stream import retry_delay, should_retry, status_error
+from server.providers.llm_errors import retry_delay, should_retry, status_error
 
 
 @dataclass(frozen=True)

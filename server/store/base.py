@@ -166,6 +166,12 @@ class Store(
         one cut after it completed, settles to what the user heard); empty ``content``
         deletes it. False when it is not this user's."""
 
+    # -- a message the client deleted (OpenAI Realtime conversation.item.delete) --------
+    @abstractmethod
+    async def delete_message(self, user_id: str, session_id: str, message_id: str) -> bool:
+        """Remove one message of this user's session, whatever its role. False when the
+        user has no such message in that session (another user's, another session's)."""
+
     @abstractmethod
     async def list_messages(
         self, user_id: str, session_id: str, limit: int = 100, offset: int = 0

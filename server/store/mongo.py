@@ -39,6 +39,7 @@ from server.store.ownership_mongo import MongoOwnership
 from server.store.reminders_mongo import MongoReminders, create_reminder_indexes
 from server.store.samples_mongo import MongoSamples, create_sample_indexes
 from server.store.settings_mongo import MongoSettings
+from server.store.task_leases_mongo import MongoTaskLeases
 from server.store.tasks_mongo import MongoTasksMixin, create_task_indexes
 from server.store.usage_mongo import MongoUsage, create_usage_indexes
 from server.store.vocabulary import MongoVocabulary
@@ -72,6 +73,7 @@ class MongoStore(
     MongoVocabulary,
     MongoInitiative,
     MongoTasksMixin,
+    MongoTaskLeases,
     Store,
 ):
     """Store in database ``db_name`` at ``uri``.
@@ -307,6 +309,10 @@ class MongoStore(
             query, {"$set": {"content": content, "interrupted": True}}
         )
         return result.matched_count > 0
+
+    async def delete_message(self, user_id: str, session_id: str, message_id: str) -> bool:
+        query = {"user_id": user_id, "session_id": session_id, "_id": message_id}
+        return (await self._d.messages.delete_one(query)).deleted_count > 0
 
     async def list_messages(
         self, user_id: str, session_id: str, limit: int = 100, offset: int = 0

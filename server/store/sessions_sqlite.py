@@ -214,6 +214,16 @@ class SQLiteSessions:
             await cur.close()
         return changed > 0
 
+    async def delete_message(self, user_id: str, session_id: str, message_id: str) -> bool:
+        async with self._write() as conn:
+            cur = await conn.execute(
+                "DELETE FROM messages WHERE user_id = ? AND session_id = ? AND id = ?",
+                (user_id, session_id, message_id),
+            )
+            changed = cur.rowcount
+            await cur.close()
+        return changed > 0
+
     async def list_messages(
         self, user_id: str, session_id: str, limit: int = 100, offset: int = 0
     ) -> list[MessageRecord]:

@@ -39,6 +39,7 @@ from server.store.samples_sqlite import SAMPLES_SCHEMA, SQLiteSamples
 from server.store.sessions_sqlite import SESSIONS_SCHEMA, SQLiteSessions
 from server.store.settings_sqlite import SETTINGS_SCHEMA, SQLiteSettings
 from server.store.sqlite_codec import from_db_time, to_db_time
+from server.store.task_leases_sqlite import SQLiteTaskLeases
 from server.store.tasks_sqlite import TASKS_SCHEMA, SQLiteTasksMixin
 from server.store.usage_sqlite import USAGE_SCHEMA, SQLiteUsage
 from server.store.vocabulary import SQLITE_SCHEMA as VOCABULARY_SCHEMA
@@ -53,6 +54,7 @@ _ADDED_COLUMNS = {
     "reminders": REMINDER_ADDED,
     "sessions": {"owner": "TEXT", "heartbeat_at": "TEXT"},  # crash recovery
     "approvals": APPROVALS_ADDED,
+    "tasks": {"lease_until": "TEXT"},  # which server holds a running task (multi)
 }
 _AFTER_MIGRATION = "CREATE INDEX IF NOT EXISTS sessions_status_owner ON sessions (status, owner);"
 
@@ -76,6 +78,7 @@ class SQLiteStore(
     SQLiteVocabulary,
     SQLiteInitiative,
     SQLiteTasksMixin,
+    SQLiteTaskLeases,
     Store,
 ):
     """Store in ``path/desktopmate.sqlite3``; checkpoints in ``path/checkpoints.sqlite3``.

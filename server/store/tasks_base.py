@@ -27,6 +27,9 @@ class TaskRecord:
     updated_at: datetime
     ended_at: datetime | None = None
     details: dict[str, Any] = field(default_factory=dict)  # failure, metrics, home route
+    # REPLICA_MODE=multi: the server holding the running task keeps renewing this; a lease
+    # that lapsed means that server died (server/tasks/lease.py)
+    lease_until: datetime | None = None
 
 
 @dataclass
@@ -99,6 +102,21 @@ class TaskStore(ABC):
     ) -> bool:
         """Change fields (details replaced) in one atomic update, only while the status is one
         of ``only_if_status`` when given. False when nothing matched."""
+
+    # -- which server holds a running task (REPLICA_MODE=multi; server/tasks/lease.py) --
+    @abstractmethod
+    async def renew_task_lease(self, user_id: str, task_id: str, until: datetime) -> bool:
+        """The server holding this running task keeps it until ``until`` (``lease_until``;
+        ``updated_at`` stays). False when the task is not running (paused or ended)."""
+
+    @abstractmethod
+    async def pause_lapsed_task(
+        self, user_id: str, seen: TaskRecord, details: dict[str, Any]
+    ) -> bool:
+        """A running task whose holder stopped renewing becomes ``paused`` with ``details``
+        (replaced) and no lease, in one conditional update: only while it is still as the
+        caller ``seen`` it lapse (running, the same lease, no change since), so a renewal or
+        any write meanwhile wins. False when nothing matched."""
 
     @abstractmethod
     async def delete_task(self, user_id: str, task_id: str) -> bool:

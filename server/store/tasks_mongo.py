@@ -55,6 +55,7 @@ def _task(doc: dict[str, Any]) -> TaskRecord:
         updated_at=doc["updated_at"].astimezone(UTC),
         ended_at=_aware(doc.get("ended_at")),
         details=doc.get("details") or {},
+        lease_until=_aware(doc.get("lease_until")),
     )
 
 

@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS consent (
 
 _TASK_COLS = (
     "id, user_id, app_name, description, status, current_step, started_at, updated_at, "
-    "ended_at, details"
+    "ended_at, details, lease_until"
 )
 _ACTION_COLS = (
     "id, task_id, user_id, step_number, action_type, target_element, status, created_at, "
@@ -92,7 +92,7 @@ class SQLiteTasksMixin:
     _db_t: Callable[[datetime], str]
 
     def _task(self, row: Iterable[Any]) -> TaskRecord:
-        tid, user_id, app, desc, status, step, started, updated, ended, details = row
+        tid, user_id, app, desc, status, step, started, updated, ended, details, lease = row
         return TaskRecord(
             id=tid,
             user_id=user_id,
@@ -104,6 +104,7 @@ class SQLiteTasksMixin:
             updated_at=self._t(updated),
             ended_at=self._t(ended) if ended is not None else None,
             details=json.loads(details),
+            lease_until=self._t(lease) if lease is not None else None,
         )
 
     def _action(self, row: Iterable[Any]) -> TaskActionRecord:
@@ -142,7 +143,8 @@ class SQLiteTasksMixin:
         t = self._db_t(now)
         async with self._write() as conn:  # type: ignore[attr-defined]
             await conn.execute(
-                f"INSERT INTO tasks ({_TASK_COLS}) VALUES (?, ?, ?, ?, ?, 0, ?, ?, NULL, '{{}}')",
+                f"INSERT INTO tasks ({_TASK_COLS}) "
+                "VALUES (?, ?, ?, ?, ?, 0, ?, ?, NULL, '{}', NULL)",
                 (rec.id, user_id, app_name, description, rec.status, t, t),
             )
             await conn.execute(

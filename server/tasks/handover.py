@@ -15,43 +15,34 @@ and let go of meanwhile is picked up and asked there. ``resume`` reads the scree
 
 A task that waits for its first screen is let go of the same way (``waiting_for_screen`` in
 its stored details): the new server picks it up, and the screen frames sent to it start the
-step there."""
+step there.
+
+When the server running the step died instead (nobody is left to stop it), the follower
+finds the task's lease lapsed and pauses it itself (lease.py, reason ``server_lost``)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from server.config import Settings
-from server.store.base import ApprovalRecord, Store
+from server.store.base import ApprovalRecord
+from server.tasks.lease import TaskLease
 from server.tasks.state import LIVE, Frame, Live, TaskError
-
-if TYPE_CHECKING:
-    from structlog.typing import FilteringBoundLogger
 
 FOLLOW_S = 10.0  # how long the new server follows a task busy on another one
 
 
-class TaskHandover:
-    user_id: str
-    store: Store
-    settings: Settings
-    live: Live | None
+class TaskHandover(TaskLease):
     listeners: set[Any]  # TaskFeed's attached sessions
-    log: FilteringBoundLogger
     ask: Callable[[ApprovalRecord], Awaitable[None]]  # TaskFeed's fan-out
     spawn: Callable[..., Any]
     quiet: Callable[..., Awaitable[None]]
-    _lock: asyncio.Lock
     frame: Frame | None  # TaskFeed's latest screen
     _plan_locked: Callable[..., Awaitable[None]]  # TaskSteps': read the screen, preview
-    _live: Callable[[str], Awaitable[Live]]
     _adopt: Callable[[], Awaitable[ApprovalRecord | None]]
-    _withdraw: Callable[[Live, str], Awaitable[None]]
     _set_status: Callable[..., Awaitable[None]]
-    _updated: Callable[[Live], Awaitable[None]]
     _following: asyncio.Task[Any] | None = None
 
     def let_go_if_screenless(self) -> bool:
@@ -131,7 +122,10 @@ class TaskHandover:
         self._following = self.spawn(self.quiet(self._follow(task_id)))
 
     async def _follow(self, task_id: str) -> None:
-        deadline = time.monotonic() + FOLLOW_S
+        """Until the task's outcome is known here, or FOLLOW_S (at least a lease and two
+        polls: a server that died just after renewing is noticed)."""
+        s = self.settings
+        deadline = time.monotonic() + max(FOLLOW_S, s.task_lease_s + 2 * s.approval_poll_s)
         while time.monotonic() < deadline:
             await asyncio.sleep(self.settings.approval_poll_s)
             if self.live is not None or not self.listeners:
@@ -146,6 +140,8 @@ class TaskHandover:
                 rec = await self._adopt()  # a preview made there and let go of
                 if rec is not None:
                     await self.ask(rec)
+                    return
+                if await self.interrupt_lapsed(task):  # the server running it died
                     return
                 continue
             live = await self._live(task_id) if task.status in LIVE else Live(task)

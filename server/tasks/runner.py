@@ -19,6 +19,7 @@ from server.providers.vlm import VisionClient
 from server.store.base import Store, TaskActionRecord, TaskRecord
 from server.tasks.desktop import DesktopUnavailable, perform
 from server.tasks.feed import TaskFeed
+from server.tasks.lease import keep_leases
 from server.tasks.planner import Planner
 from server.tasks.state import LIVE, Answered, Listener, Live, TaskError
 from server.tasks.steps import TaskSteps
@@ -97,6 +98,7 @@ class TaskRunner(TaskSteps, TaskFeed):
                 )
             task = await self.store.create_task(self.user_id, app_name, description)
             live = self.live = Live(task)
+            await self.hold(live)  # REPLICA_MODE=multi: held here (lease.py)
         self.log.info(
             "task_started",
             task_id=task.id,
@@ -124,6 +126,7 @@ class TaskRunner(TaskSteps, TaskFeed):
         if live is not None and live.task.status in LIVE:
             raise TaskError(409, "task_in_progress", f"Task {live.task.id} is the live task.")
         live = self.live = Live(task)
+        await self.hold(live)
         actions = await self.store.list_task_actions(self.user_id, task_id)
         pending = [a for a in actions if a.status == "pending"]
         live.pending = pending[-1] if pending else None
@@ -354,6 +357,15 @@ class TaskRunners:
         self.planner = Planner(vision) if vision is not None else None
         self.settings = settings
         self._by_user: dict[str, TaskRunner] = {}
+        self._keeper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """REPLICA_MODE=multi: the live tasks' leases are renewed from now on (lease.py)."""
+        if self.settings.replica_mode == "multi" and self._keeper is None:
+            self._keeper = asyncio.create_task(keep_leases(self.runners, self.settings))
+
+    def runners(self) -> list[TaskRunner]:
+        return list(self._by_user.values())
 
     def get(self, user_id: str) -> TaskRunner:
         runner = self._by_user.get(user_id)
@@ -363,5 +375,7 @@ class TaskRunners:
         return runner
 
     async def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
         for runner in self._by_user.values():
             await runner.close()

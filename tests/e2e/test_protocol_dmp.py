@@ -91,13 +91,14 @@ async def test_text_and_voice_turn_as_the_bridge_sees_it(
     assert sid in [s["id"] for s in ours.json()["sessions"]]
     await rest.aclose()
 
-    # a long first sentence: its first 4 words are spoken at once (TTS_FIRST_CHUNK_WORDS),
-    # with no end pause (espeak's ~300 ms would be a gap mid-sentence)
+    # a long first sentence: its first 2 words are spoken at once (TTS_FIRST_CHUNK_WORDS
+    # unset: espeak-ng's own 2), with no end pause (espeak's ~300 ms would be a gap
+    # mid-sentence)
     words = "Sentence number one is here to be spoken aloud."
     llm.queue_reply(tokens=[w + " " for w in words.split()])
     turn = await client.turn("Talk to me.")
     texts = [c["text"] for c in turn.chunks]
-    assert texts == ["Sentence number one is", "here to be spoken aloud."]
+    assert texts == ["Sentence number", "one is here to be spoken aloud."]
     with wave.open(io.BytesIO(base64.b64decode(turn.chunks[0]["audio_base64"]))) as w:
         pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
     assert np.abs(pcm[-24_000 * 100 // 1000 :]).max() > 300  # speech in its last 100 ms

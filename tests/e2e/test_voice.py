@@ -244,6 +244,16 @@ async def test_voice_upload_validation(server: ServerThread):
     assert server.services.voice_path("ann").read_bytes() == good
 
 
+async def _spoken_text_turn(server, token: str, text: str) -> None:
+    """A text turn on a new /v1/ws session whose spoken reply is played to its end."""
+    ws = await open_ws(server, persona="emma", token=token)
+    await ws.wait_for("session.created")
+    await ws.send({"type": "input_text", "text": text})
+    created = await ws.wait_for("response.created")
+    await finish_playback(ws, created["response_id"])
+    assert (await ws.wait_for("response.done"))["status"] == "completed"
+
+
 async def test_fish_speech_uses_the_cloned_reference(
     server_factory, llm: FakeOpenAI, fake_fish: FakeFish
 ):
@@ -265,14 +275,27 @@ async def test_fish_speech_uses_the_cloned_reference(
     assert sent_refs and sent_refs[-1][0]["audio"] == ref
     # and over the WebSocket: reply audio comes from Fish with the same reference
     llm.queue_reply("Hi there, it is me.")
-    ws = await open_ws(server, persona="emma", token="bea")
-    await ws.wait_for("session.created")
-    await ws.send({"type": "input_text", "text": "Say hi"})
-    created = await ws.wait_for("response.created")
-    await finish_playback(ws, created["response_id"])
-    assert (await ws.wait_for("response.done"))["status"] == "completed"
+    await _spoken_text_turn(server, "bea", "Say hi")
     calls = fake_fish.tts_requests()
     assert len(calls) >= 2 and all(c["body"]["references"][0]["audio"] == ref for c in calls)
+
+
+async def test_fish_speech_gets_a_four_word_first_chunk(
+    server_factory, llm: FakeOpenAI, fake_fish: FakeFish
+):
+    """TTS_FIRST_CHUNK_WORDS unset: an online engine's first chunk waits for 4 words (its
+    audio hides the next chunk's time to first audio; espeak-ng's waits for 2)."""
+    server = server_factory(
+        llm, tts_provider="fish", fish_speech_url=fake_fish.base_url, default_output_audio="pcm16"
+    )
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        files = {"audio_file": ("me.wav", _wav(4), "audio/wav")}  # the voice Fish clones
+        assert (await http.post("/v1/voice?token=fay", files=files)).status_code == 200
+    words = "Sentence number one is here to be spoken aloud."
+    llm.queue_reply(tokens=[w + " " for w in words.split()])
+    await _spoken_text_turn(server, "fay", "Talk to me.")
+    texts = [c["body"]["text"] for c in fake_fish.tts_requests()]
+    assert texts == ["Sentence number one is", "here to be spoken aloud."]
 
 
 async def test_a_repeated_reply_sentence_comes_from_the_tts_cache(

@@ -4,13 +4,15 @@ the real graph, store and mem0 against the fake OpenAI server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from typing import Any
 
 import httpx
 
 from tests.fakes.openai_server import FakeOpenAI
-from tests.server_harness import ServerThread, open_ws, text_turn
+from tests.server_harness import ServerThread, WsClient, open_ws, text_turn
 
 
 async def test_streamed_reply_equals_what_the_llm_produced(server: ServerThread, llm: FakeOpenAI):
@@ -69,29 +71,29 @@ async def test_second_turn_sees_first_and_other_thread_does_not(
     assert third[-1] == "Hi again"
 
 
-async def test_cancel_stops_tokens_and_stores_what_was_sent(server: ServerThread, llm: FakeOpenAI):
-    ws = await open_ws(server, persona="emma", token="carol")
-    created = await ws.wait_for("session.created")
-    llm.queue_reply(tokens=[f"w{i} " for i in range(200)], token_ms=20)
+async def cancel_after(ws: WsClient, deltas: int) -> dict[str, Any]:
+    """A long reply cancelled after ``deltas`` text deltas: its response.done comes at once
+    and no text delta follows it."""
     await ws.send({"type": "input_text", "text": "Tell me a long story"})
     await ws.wait_for("response.created")
-    for _ in range(5):
+    for _ in range(deltas):
         await ws.wait_for("response.text.delta")
     t_cancel = time.monotonic()
     await ws.send({"type": "response.cancel"})
     done = await ws.wait_for("response.done")
     assert done["status"] == "cancelled"
     assert (done["_t"] - t_cancel) * 1000 < 500  # generous here; bench/latency.py measures
-    # no token flows after the done event
-    with_deltas_after = []
-    try:
-        while True:
-            ev = await ws.next_event(timeout=0.3)
-            if ev["type"] == "response.text.delta":
-                with_deltas_after.append(ev)
-    except TimeoutError:
-        pass
-    assert with_deltas_after == []
+    with contextlib.suppress(TimeoutError):
+        while True:  # no token flows after the done event
+            assert (await ws.next_event(timeout=0.3))["type"] != "response.text.delta"
+    return done
+
+
+async def test_cancel_stops_tokens_and_stores_what_was_sent(server: ServerThread, llm: FakeOpenAI):
+    ws = await open_ws(server, persona="emma", token="carol")
+    created = await ws.wait_for("session.created")
+    llm.queue_reply(tokens=[f"w{i} " for i in range(200)], token_ms=20)
+    done = await cancel_after(ws, 5)
     sent = "".join(e["delta"] for e in ws.of_type("response.text.delta"))
     assert done["text"] == sent and 5 <= len(sent.split()) < 200
     await asyncio.sleep(0.1)
@@ -301,3 +303,31 @@ async def test_turns_of_many_sessions_share_the_llm_connections(server_factory, 
     assert all(len(r) == 3 and all(r) for r in replies)
     assert len(llm.chat_requests()) == 9
     assert 1 <= len(llm.nodelay) <= 3
+
+
+async def test_flush_cadence_joins_tokens_keeps_the_text_and_stops_at_a_cancel(
+    server_factory, llm: FakeOpenAI
+):
+    """STREAM_FLUSH_MS: the first delta is the first token alone, later deltas carry several
+    tokens and join into exactly the model's text; a cancel stops the text at once; a reply
+    spoken aloud keeps one delta per token."""
+    srv = server_factory(llm, memory_enabled=False, stream_flush_ms=100, tts_provider="espeak")
+    ws = await open_ws(srv, persona="emma", token="flush")
+    await ws.wait_for("session.created")
+    tokens = [f"t{i} " for i in range(30)]
+    llm.queue_reply(tokens=tokens, token_ms=10)
+    deltas, done = await text_turn(ws, "hello")
+    assert deltas[0] == "t0 " and "".join(deltas) == "".join(tokens) == done["text"]
+    assert len(deltas) <= 8  # ~300 ms of tokens at most every 100 ms (30 unjoined)
+
+    llm.queue_reply(tokens=[f"w{i} " for i in range(200)], token_ms=10)
+    done = await cancel_after(ws, 3)
+    sent = [e["delta"] for e in ws.of_type("response.text.delta")][len(deltas) :]
+    assert done["text"] == "".join(sent) and len(sent) < len(done["text"].split()) < 200
+
+    await ws.send({"type": "session.update", "session": {"output_audio": "pcm16"}})
+    await ws.wait_for("session.updated")
+    llm.queue_reply(tokens=["Said ", "one ", "by ", "one."], token_ms=10)
+    spoken, done = await text_turn(ws, "say it")
+    assert spoken == ["Said ", "one ", "by ", "one."] and done["status"] == "completed"
+    await ws.conn.close()

@@ -16,8 +16,9 @@ from langchain_openai.chat_models.base import _convert_message_to_dict
 
 from server.agent.graph import refuses_tools
 from server.agent.wire import to_ai_message, to_openai
-from server.providers.chat_stream import ChatStream, SSEParser
+from server.providers.chat_stream import ChatStream
 from server.providers.failures import llm_failure, paced
+from server.providers.sse import SSEParser
 from tests.fakes import HttpRequest, HttpResponse, LoopbackServer
 from tests.fakes.openai_server import FakeOpenAI
 

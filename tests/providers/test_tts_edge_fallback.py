@@ -105,10 +105,13 @@ async def test_fallback_to_espeak_speaks_and_reports_degraded_once() -> None:
     reasons: list[str] = []
     tts = FallbackTTS(EdgeTTS(), EspeakTTS(), on_degraded=reasons.append, retry_after_s=60)
     assert not tts.degraded
+    assert tts.first_chunk_words == EdgeTTS.first_chunk_words == 4  # the online engine's
 
     first = await collect(tts, KOREAN)
     assert tts.degraded
     assert tts.degraded_reason is not None and "edge-tts unreachable" in tts.degraded_reason
+    # espeak-ng speaks now: its first chunk needs only 2 words (made in a few ms)
+    assert tts.first_chunk_words == EspeakTTS.first_chunk_words == 2
     assert {(c.format, c.sample_rate) for c in first} == {("pcm16", 22050)}
     pcm = pcm_of(first)
     assert pcm.size > 22050 * 0.5  # at least half a second of speech

@@ -155,6 +155,26 @@ async def test_messages_order_and_pagination(store: Store) -> None:
     assert [m.content for m in await store.list_messages(A, other.id)] == ["elsewhere"]
 
 
+async def test_delete_message_removes_only_this_users_message_in_that_session(
+    store: Store,
+) -> None:
+    """conversation.item.delete of any item: a user's line, a system note, a reply."""
+    s = await store.create_session(A, "p")
+    other = await store.create_session(A, "p")
+    user = await store.add_message(A, s.id, "p", "user", "forget this")
+    note = await store.add_message(A, s.id, "p", "system", "a note")
+    reply = await store.add_message(A, s.id, "p", "assistant", "sure")
+    await store.create_session(B, "p")
+    assert await store.delete_message(B, s.id, user.id) is False  # another user's
+    assert await store.delete_message(A, other.id, user.id) is False  # another session's
+    assert [m.id for m in await store.list_messages(A, s.id)] == [user.id, note.id, reply.id]
+    assert await store.delete_message(A, s.id, user.id) is True
+    assert await store.delete_message(A, s.id, user.id) is False  # already gone
+    assert await store.delete_message(A, s.id, note.id) is True
+    assert await store.list_messages(A, s.id) == [reply]
+    assert await store.count_messages(A, role="user") == 0
+
+
 async def test_count_messages_filters(store: Store) -> None:
     s = await store.create_session(A, "seoa")
     await store.add_message(A, s.id, "seoa", "user", "1")

@@ -189,3 +189,39 @@ async def test_settle_action_with_its_route_step_and_next_action_once(store: Sto
     assert ok is True and none is None
     assert (await store.get_task_route(A, t.id)).actual_route == [entry]  # type: ignore[union-attr]
     assert (await store.get_task(A, t.id)).current_step == 1  # type: ignore[union-attr]
+
+
+async def test_a_running_tasks_lease_is_renewed_and_a_lapsed_one_pauses_once(
+    store: Store,
+) -> None:
+    """REPLICA_MODE=multi: the server holding a running task renews its lease; another
+    server that saw the lease lapse (the holder died) pauses the task, unless a renewal or
+    any other write came first. Both filtered by user."""
+    t = await store.create_task(A, "app", "t")
+    assert t.lease_until is None
+    until = datetime.now(UTC) + timedelta(seconds=5)
+    assert await store.renew_task_lease(B, t.id, until) is False  # another user's
+    assert await store.renew_task_lease(A, t.id, until) is True
+    held = await store.get_task(A, t.id)
+    assert held is not None and held.lease_until is not None
+    assert abs(held.lease_until - until) < timedelta(milliseconds=1)
+    assert held.updated_at == t.updated_at  # a renewal is not a change of the task
+    why = {"interrupted": {"reason": "server_lost", "step": 1}}
+    # a follower that saw the task before this renewal: the renewal wins
+    assert await store.pause_lapsed_task(A, t, why) is False
+    assert await store.pause_lapsed_task(B, held, why) is False  # another user's
+    # the task changed after the follower saw it (resumed, a step settled): the change wins
+    await store.update_task(A, t.id, details={"note": "changed"})
+    assert await store.pause_lapsed_task(A, held, why) is False
+    seen = await store.get_task(A, t.id)
+    assert seen is not None and seen.status == "running"
+    assert await store.pause_lapsed_task(A, seen, why) is True
+    paused = await store.get_task(A, t.id)
+    assert paused is not None and paused.status == "paused"
+    assert paused.details == why and paused.lease_until is None
+    assert await store.pause_lapsed_task(A, seen, why) is False  # once
+    assert await store.renew_task_lease(A, t.id, until) is False  # the holder learns it
+    # a running task no server ever held (a lease never written) pauses the same way
+    never = await store.create_task(A, "app", "t2")
+    assert await store.pause_lapsed_task(A, never, why) is True
+    assert (await store.get_task(A, never.id)).status == "paused"  # type: ignore[union-attr]

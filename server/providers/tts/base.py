@@ -36,6 +36,11 @@ class Voice:
 
 class TTSProvider(ABC):
     name: str = "base"
+    # Words the reply's first chunk waits for (TTS_FIRST_CHUNK_WORDS unset). A short first
+    # chunk starts the audio sooner, but its audio must last while the engine makes the next
+    # chunk's first audio: an online engine (edge-tts, Fish Speech: hundreds of ms to first
+    # audio, one request at a time) needs about 4 words; bench/first_chunk.py measures it.
+    first_chunk_words: int = 4
 
     @abstractmethod
     def synthesize(

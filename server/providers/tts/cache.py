@@ -55,6 +55,10 @@ class CachedTTS(TTSProvider):
         self.hits = 0
         self.misses = 0
 
+    @property
+    def first_chunk_words(self) -> int:
+        return self.inner.first_chunk_words
+
     def key(self, text: str, voice: str | None, user_id: str | None) -> CacheKey:
         return (self.inner.name, voice or "", self.scope(user_id) if self.scope else "", text)
 

@@ -295,6 +295,9 @@ class EspeakTTS(TTSProvider):
     """Streaming espeak-ng provider: 16-bit PCM chunks of about ``chunk_ms`` each."""
 
     name = "espeak"
+    # A 2-word first chunk is made in a few ms and the next chunk before it has played:
+    # ~40 ms sooner first audio than 4 words at 20 ms per token, no stalls (first_chunk.py)
+    first_chunk_words = 2
 
     def __init__(
         self,

@@ -57,6 +57,11 @@ class FallbackTTS(TTSProvider):
         self.probe: asyncio.Task[None] | None = None  # the background probe in flight
 
     @property
+    def first_chunk_words(self) -> int:
+        """The first chunk of the engine that speaks now."""
+        return (self.fallback if self._degraded else self.primary).first_chunk_words
+
+    @property
     def degraded(self) -> bool:
         """True while the fallback is speaking because the primary failed."""
         return self._degraded
