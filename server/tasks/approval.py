@@ -27,7 +27,7 @@ from server.store.base import (
     TaskActionRecord,
     utcnow,
 )
-from server.tasks.handover import TaskHandover
+from server.tasks.handover import FOLLOW_S, TaskHandover
 from server.tasks.state import Answered, Live, TaskError
 
 if TYPE_CHECKING:
@@ -143,11 +143,27 @@ class TaskApprovals(TaskHandover):
         session); one another server asked before the session moved here is picked up."""
         live = self.live
         if live is None:
-            return await self._adopt()
+            rec = await self._adopt()
+            if rec is None and self.settings.replica_mode == "multi":
+                await self._tell_recent_interruption()
+            return rec
         if live.pending is None or live.approved_at is not None:
             return None
         rec = await self.store.get_approval(self.user_id, live.pending.id)
         return rec if rec is not None and rec.status == "pending" else None
+
+    async def _tell_recent_interruption(self) -> None:
+        """The other server stopped the step and stored the task paused before this session
+        looked (so there was nothing running to follow): tell it here all the same, once per
+        new session within FOLLOW_S of the interruption."""
+        tasks = await self.store.list_tasks(self.user_id, limit=1)
+        t = tasks[0] if tasks else None
+        if t is None or t.status != "paused" or not t.details.get("interrupted"):
+            return
+        if (utcnow() - t.updated_at).total_seconds() > FOLLOW_S:
+            return
+        self.log.info("task_outcome_followed", task_id=t.id, status=t.status)
+        await self._updated(await self._live(t.id))
 
     async def _adopt(self) -> ApprovalRecord | None:
         """The user's running task whose previewed action waits for an answer asked by

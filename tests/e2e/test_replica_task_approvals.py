@@ -328,6 +328,31 @@ async def test_a_step_in_progress_is_stopped_on_a_and_told_on_b(
     await http.aclose()
 
 
+async def test_a_step_stopped_before_the_user_comes_back_is_told_on_b(
+    fleet: tuple[ForkedServer, ForkedServer],
+) -> None:
+    """The connection to A drops mid-step and A stores the task paused before the user
+    reconnects, on B: B has nothing running to follow, and tells the stored outcome at once."""
+    a, b = fleet
+    user = "dropped-user"
+    on_a, sid, task_id, action = await asked_on(a, user)
+    await on_a.send({"type": "task.confirm", "task_id": task_id, "action_id": action})
+    await on_a.wait_for("task.action_execute", action_id=action)
+    await on_a.conn.close()  # the network drops: A's last session of the user ends
+    async with http_for(b, user) as http:
+        for _ in range(100):
+            stored = (await http.get(f"/v1/tasks/{task_id}")).json()
+            if stored["status"] == "paused":
+                break
+            await asyncio.sleep(0.1)
+        assert stored["status"] == "paused"
+        on_b = await open_ws(b, user, session_id=sid)
+        upd = await on_b.wait_for("task.updated", task_id=task_id, status="paused", timeout=5)
+        assert upd["interrupted"] == stored["interrupted"]
+        assert upd["interrupted"]["reason"] == "session_moved"
+    await on_b.conn.close()
+
+
 async def test_a_screen_reading_in_progress_is_dropped_on_a(
     fleet: tuple[ForkedServer, ForkedServer],
     crash_llm: FakeOpenAI,  # noqa: F811
@@ -344,8 +369,13 @@ async def test_a_screen_reading_in_progress_is_dropped_on_a(
         await on_a.send({"type": "task.confirm", "task_id": task_id, "action_id": action})
         await on_a.wait_for("task.action_execute", action_id=action)
         await on_a.send({"type": "task.executed", "task_id": task_id, "action_id": action})
+        asked_before = len(crash_llm.chat_requests())
         await on_a.send_raw(b"\x02" + LIST)  # the verifying reading starts
         reading_from = time.monotonic()
+        for _ in range(200):  # the session moves while the VLM has the reading
+            if len(crash_llm.chat_requests()) > asked_before:
+                break
+            await asyncio.sleep(0.05)
         ws = await open_ws(b, "reading-user", session_id=sid)
         http = http_for(b, "reading-user")
         await interrupted_on_b(a, on_a, ws, http, task_id)
