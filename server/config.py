@@ -197,6 +197,8 @@ class Settings(BaseSettings):
     vad_min_speech_ms: int = 250
     vad_silence_ms: int = 500
     vad_prefix_pad_ms: int = 300
+    # --- where the VAD places the end of speech (issue 19 latency, bench/vad_lag.py) ------
+    vad_end_by_energy: bool = True  # the pause starts where the voice's energy fell
     barge_in_min_ms: int = 300
     audio_queue_frames: int = 500
 

@@ -95,7 +95,9 @@ class VoiceServices(ServicesBase):
         try:
             if vad_path is None:
                 raise VADUnavailable(locate(self.settings, "vad").message())
-            self.vad = await asyncio.to_thread(SileroVAD, vad_path)
+            self.vad = await asyncio.to_thread(
+                SileroVAD, vad_path, end_by_energy=self.settings.vad_end_by_energy
+            )
         except VADUnavailable as e:
             self.set_status("stt", "error", f"VAD: {e}")
             return

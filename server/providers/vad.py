@@ -30,6 +30,15 @@ WINDOW_SAMPLES = 512  # 32 ms: the only window size the 16 kHz model accepts
 CONTEXT_SAMPLES = 64
 WINDOW_MS = WINDOW_SAMPLES * 1000 // SAMPLE_RATE
 _STATE_SHAPE = (1, 1, 128)
+# Where speech ended (``end_by_energy``): Silero's probability stays above the threshold for
+# about a window after the voice stops, and the hysteresis adds up to one more, so the first
+# silent window begins ~44 ms after the real end (bench/vad_lag.py). Within the last
+# END_LOOKBACK_MS before it, the end is placed after the last 8 ms block louder than
+# END_LEVEL x the speech's loud windows (the 75th percentile of the last END_LEVEL_S).
+END_LOOKBACK_MS = 3 * WINDOW_MS
+END_BLOCK = 128  # 8 ms
+END_LEVEL = 0.1  # -20 dB
+END_LEVEL_S = 2
 
 
 class VADUnavailable(RuntimeError):
@@ -48,7 +57,10 @@ def silero_model_path() -> Path:
 class SileroVAD:
     """The shared model: one ONNX session, used by any number of ``VadStream``s."""
 
-    def __init__(self, model_path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, model_path: str | os.PathLike[str] | None = None, *, end_by_energy: bool = True
+    ) -> None:
+        self.end_by_energy = end_by_energy  # the streams' default (VAD_END_BY_ENERGY)
         path = Path(model_path) if model_path is not None else silero_model_path()
         if not path.is_file():
             raise VADUnavailable(
@@ -126,6 +138,11 @@ class VadStream:
     in whole, or Whisper hears only "Please".
     ``max_speech_ms`` bounds an utterance (noise or a monologue would otherwise grow the
     buffer and the partial-transcription cost forever).
+    With ``end_by_energy`` (None: the model's default), a pause starts where the voice's
+    energy fell, not at the first silent window, which Silero and the hysteresis place
+    ~44 ms late: the silence every turn decision waits for counts from the real end.
+    It is set once, when the pause is first seen, and only ever moves earlier (at most
+    ``END_LOOKBACK_MS``); with noise louder than the level, it stays where it was.
     """
 
     def __init__(
@@ -136,6 +153,7 @@ class VadStream:
         min_silence_ms: int = 500,
         speech_pad_ms: int = 300,
         max_speech_ms: int | None = 30_000,
+        end_by_energy: bool | None = None,
     ) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError("threshold must be in (0, 1)")
@@ -146,6 +164,7 @@ class VadStream:
         self.min_silence_ms = min_silence_ms
         self.speech_pad_ms = speech_pad_ms
         self.max_speech_ms = max_speech_ms
+        self.end_by_energy = vad.end_by_energy if end_by_energy is None else end_by_energy
         self._pad_windows = -(-speech_pad_ms // WINDOW_MS)  # ceil
         self._done: deque[np.ndarray] = deque()
         self.reset()
@@ -245,7 +264,7 @@ class VadStream:
         if prob >= self.threshold:
             self._silence_start_ms = None
         elif prob < self.neg_threshold and self._silence_start_ms is None:
-            self._silence_start_ms = begin_ms
+            self._silence_start_ms = self._energy_end(begin_ms) if self.end_by_energy else begin_ms
         if self._silence_start_ms is not None:
             if now_ms - self._silence_start_ms >= self.min_silence_ms:
                 self._finish(self._silence_start_ms, now_ms, events)
@@ -253,6 +272,23 @@ class VadStream:
         if self.max_speech_ms is not None and now_ms - self._onset_ms >= self.max_speech_ms:
             # Cut mid-speech: no pre-roll for the next part, or its words would repeat.
             self._finish(now_ms, now_ms, events, keep_preroll=False)
+
+    def _energy_end(self, begin_ms: int) -> int:
+        """Where the voice's energy fell, within END_LOOKBACK_MS before ``begin_ms`` (the
+        first silent window's start; the current window is the last in the utterance)."""
+        lo = max(begin_ms - END_LOOKBACK_MS, self._onset_ms, self._utt_start_ms)
+        n = (begin_ms - self._utt_start_ms) // WINDOW_MS  # windows before the silent one
+        recent = self._utt[max(0, n - END_LEVEL_S * 1000 // WINDOW_MS) : n]
+        if begin_ms <= lo or not recent:
+            return begin_ms
+        windows = np.stack(recent).astype(np.float64)
+        level = END_LEVEL * np.percentile(np.sqrt((windows**2).mean(axis=1)), 75)
+        back = (begin_ms - lo) * SAMPLE_RATE // 1000 // END_BLOCK  # blocks to look at
+        tail = windows.reshape(-1)[-back * END_BLOCK :].reshape(back, END_BLOCK)
+        loud = np.flatnonzero(np.sqrt((tail**2).mean(axis=1)) >= level)
+        if loud.size == 0:
+            return lo
+        return min(begin_ms, lo + (int(loud[-1]) + 1) * END_BLOCK * 1000 // SAMPLE_RATE)
 
     def _blip_lead(self) -> tuple[list[np.ndarray], int | None]:
         """When the last blip's tail is still in the pre-roll (the gap since is shorter):

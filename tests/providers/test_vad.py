@@ -105,6 +105,44 @@ def test_current_utterance_grows_with_prefix_pad(vad: SileroVAD, sentence: np.nd
     assert all(b[0] >= a[0] and b[1] >= a[1] for a, b in itertools.pairwise(lengths))
 
 
+@pytest.mark.parametrize(
+    ("text", "voice"),
+    [(SENTENCE, "en-us"), ("Could you remind me to call my sister about the trip?", "en-us")],
+)
+def test_the_pause_starts_where_the_voice_fell_silent(
+    vad: SileroVAD, text: str, voice: str
+) -> None:
+    """Silero's probability stays high for about a window after the voice stops, so the first
+    silent window begins after the real end; by energy the pause starts at the real end
+    (the silence a turn waits for counts from there), and the utterance still holds all the
+    speech and the pad after it."""
+    audio = with_silence(speak(text, voice), 1000, 1000)
+    offset = speech_offset_ms(audio)
+    audio += np.random.default_rng(0).normal(0, 0.001, audio.size).astype(np.float32)  # -60 dB
+    late = _run(VadStream(vad, min_silence_ms=500, end_by_energy=False), audio)[-1]
+    stream = VadStream(vad, min_silence_ms=500, end_by_energy=True)
+    end = _run(stream, audio)[-1]
+    print(f"real end {offset:.0f} ms, first silent window {late.t_ms}, by energy {end.t_ms}")
+    assert late.kind == end.kind == "end"
+    assert late.t_ms - offset >= 16  # the first silent window: late
+    assert abs(end.t_ms - offset) <= 16  # by energy: at the real end (8 ms blocks)
+    assert end.at_ms - end.t_ms >= 500  # still a whole VAD_SILENCE_MS of silence
+    utterance = stream.pop_utterance()
+    assert utterance.size / 16 - speech_offset_ms(utterance) >= 280  # all of it, and the pad
+
+
+def test_noise_louder_than_the_level_keeps_the_first_silent_window(
+    vad: SileroVAD, sentence: np.ndarray
+) -> None:
+    """Room noise at -30 dBFS is louder than a tenth of the speech: the energy cannot say
+    where the voice stopped, and the pause starts where Silero says, as without."""
+    audio = with_silence(sentence, 1000, 1000)
+    audio += np.random.default_rng(0).normal(0, 10 ** (-30 / 20), audio.size).astype(np.float32)
+    by_model = _run(VadStream(vad, end_by_energy=False), audio)
+    assert [e.kind for e in by_model] == ["start", "end"]
+    assert _run(VadStream(vad, end_by_energy=True), audio) == by_model
+
+
 def test_pause_splits_two_utterances(vad: SileroVAD, sentence: np.ndarray) -> None:
     second = speak("I would like a cup of coffee, please.")
     gap = np.zeros(16 * 1200, dtype=np.float32)
