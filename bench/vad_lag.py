@@ -43,6 +43,7 @@ SENTENCES = [
 ]
 KOREAN = ["오늘 날씨가 정말 좋네요.", "내일 아침에 같이 산책하러 갈까요?"]
 LEAD_MS, TAIL_MS = 400, 1500
+WAITS = (96, 200)  # SEMANTIC_SPECULATE_AFTER_MS, TURN_COMPLETE_SILENCE_MS
 
 
 def one(vad: SileroVAD, clip: np.ndarray, real_end: float, threshold: float, energy: bool) -> dict:
@@ -50,6 +51,7 @@ def one(vad: SileroVAD, clip: np.ndarray, real_end: float, threshold: float, ene
     stream = vad.stream(threshold=threshold, min_silence_ms=10_000, end_by_energy=energy)
     probs: list[float] = []
     placed = known = None
+    due: dict[int, int] = {}  # silence wanted -> stream time it was reached
     for frame in pcm16_frames(clip):
         before = stream.t_ms
         stream.feed(frame)
@@ -58,12 +60,19 @@ def one(vad: SileroVAD, clip: np.ndarray, real_end: float, threshold: float, ene
         start = stream.silence_start_ms
         if start is None:
             placed = known = None  # speech (re)started: only the last pause counts
-        elif placed is None:
+            due.clear()
+            continue
+        if placed is None:
             placed, known = start, stream.t_ms
+        for wanted in WAITS:
+            if wanted not in due and stream.t_ms - start >= wanted:
+                due[wanted] = stream.t_ms
     # no hysteresis: the first window under the threshold after the last one above it
     above = [i for i, p in enumerate(probs) if p >= threshold]
     under = (above[-1] + 1) * WINDOW_MS if above else None
-    return {"end": real_end, "placed": placed, "known": known, "under": under}
+    return {"end": real_end, "placed": placed, "known": known, "under": under} | {
+        f"due{w}": due.get(w) for w in WAITS
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, key in (
         ("pause start as placed (silence_start_ms)", "placed"),
         ("... known in stream time (the window that set it ends)", "known"),
+        ("the pause decode starts (96 ms of silence, semantic turns)", "due96"),
+        ("a complete turn ends (TURN_COMPLETE_SILENCE_MS 200)", "due200"),
     ):
         a, b = (p50_p95([r[key] - r["end"] for r in cells[e]]) for e in (False, True))
         print(f"{label:<62} {a:>13} {b:>12}")
