@@ -501,8 +501,8 @@ def report(res: dict[str, Any]) -> str:
         waits = [d.get("stt_wait_ms", 0) for d in decodes]
         queued = [w for w in waits if w > 0]
         row(
-            "final decodes queued behind another decode",
-            f"{len(queued)} of {len(waits)}, wait p50/p95 {p50_p95(queued)} ms",
+            "final decodes queued behind another, wait p50/p95 (ms)",
+            f"{len(queued)} of {len(waits)}: {p50_p95(queued)}",
             "reported",
         )
         if pre:
