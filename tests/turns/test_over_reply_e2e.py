@@ -14,7 +14,7 @@ from server.turns.rules import words
 from tests.fakes.openai_server import FakeOpenAI
 from tests.mic import Mic
 from tests.server_harness import ServerThread, WsClient, open_ws
-from tests.speech import speak
+from tests.speech import speak, speak_fresh
 
 REPLY = " ".join(f"Sentence number {i} is here to be spoken aloud." for i in range(1, 9))
 
@@ -157,7 +157,7 @@ async def test_own_echo_is_never_heard_but_the_user_over_it_is(
         # the user speaks over the echo of the next reply: that is a turn
         rid2 = await reply_playing(ws, turn_llm, mic)
         turn_llm.queue_reply("Sure, lights on.")
-        mic.say(speak("Please turn on all the kitchen lights now."), 1500)
+        mic.say(speak_fresh("Please turn on all the kitchen lights now."), 1500)
         cancelled = await ws.wait_for("response.done", response_id=rid2, timeout=30)
         assert cancelled["status"] == "cancelled"
         said = set(words((await first(ws, "transcript.done"))["text"]))
@@ -184,6 +184,6 @@ async def test_stop_at_the_start_of_the_first_reply(
     async with Mic(ws, noise_dbfs=-50.0, **echo) as mic:
         rid = await reply_playing(ws, turn_llm, mic)
         turn_llm.queue_reply("Sure, I will wait.")
-        said = await stop_said(ws, mic, rid, speak("Wait."), 300)
+        said = await stop_said(ws, mic, rid, speak_fresh("Wait."), 300)
         assert "wait" in words(said["text"]), said
         assert not set(words(said["text"])) & {"sentence", "number", "spoken", "aloud"}
