@@ -120,6 +120,7 @@ class VoiceServices(ServicesBase):
             window_min_s=s.stt_window_min_s or None,
             partial_window_min_s=s.stt_partial_window_min_s or None,
             final_beam_size=s.stt_final_beam_size,
+            quick_final_logprob=s.turn_quick_final_logprob,
         )
         self.background(self._load_stt(local=True))
 

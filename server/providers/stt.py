@@ -26,6 +26,7 @@ import math
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,7 @@ class WhisperSTT:
         window_min_s: float | None = 5.0,
         partial_window_min_s: float | None = 5.0,
         max_tokens_per_s: float = 6.0,
+        quick_final_logprob: float = 0.0,
     ) -> None:
         self.model = os.fspath(model)
         self.device = device
@@ -152,6 +154,8 @@ class WhisperSTT:
         self.window_min_s = window_min_s
         self.partial_window_min_s = partial_window_min_s or window_min_s
         self.max_tokens_per_s = max_tokens_per_s
+        # transcribe_twice: greedy words this sure are the final words (0: never)
+        self.quick_final_logprob = quick_final_logprob
         self._frames: int | None = None  # encoder window of the call in progress (under _lock)
         # ``transcribe_twice``: the encoder output of its first pass, for its second one,
         # keyed by what was encoded (shape and a digest of the features): an explicit key
@@ -269,7 +273,8 @@ class WhisperSTT:
         the same audio and window, which reuses the greedy pass's encoder output: the
         greedy words can start work (a preemptive reply) while the final words, which
         count, are decoded. Both in one hold of the model lock: no partial in between.
-        None when ``first`` returns False (the final words are no longer wanted)."""
+        None when ``first`` returns False (the final words are no longer wanted). Greedy
+        words surer than ``quick_final_logprob`` are returned as the final words."""
         self.load()
         waited = time.perf_counter()
         with self._lock:
@@ -279,9 +284,20 @@ class WhisperSTT:
                 quick = self._run(audio, language, True, 1, None, False, wait_s, self.window_min_s)
                 if not first(quick):
                     return None
+                if self._sure(quick):
+                    return quick  # greedy was sure: the beam would give the same words
                 return self._run(audio, language, False, None, None, False, wait_s)
             finally:
                 self._shared = None
+
+    def _sure(self, t: Transcript) -> bool:
+        """Greedy words sure enough to be final: above ``quick_final_logprob`` and not a
+        repetition loop (Whisper's own fallback tests: compression ratio over 2.4, log-prob
+        under -1)."""
+        lp, text = t.avg_logprob, t.text.strip().encode()
+        if not text or lp is None or lp <= self.quick_final_logprob:
+            return False
+        return len(text) / len(zlib.compress(text)) <= 2.4
 
     def try_transcribe(
         self,

@@ -192,7 +192,7 @@ def test_final_beam_keeps_the_last_word_of_a_sentence_half(stt: WhisperSTT) -> N
     from server.turns.rules import text_completeness
 
     assert stt.final_beam_size == 5
-    half = with_silence(speak("I would like to book a table for two at"), 300, 100)
+    half = with_silence(speak_fresh("I would like to book a table for two at"), 300, 100)
     final = stt.transcribe(half, "en")
     heard = _words(final.text.replace("2", "two"))  # Whisper writes "two" or "2"
     assert heard[-3:] == ["for", "two", "at"], final.text
@@ -248,3 +248,30 @@ def test_greedy_then_final_words_share_one_encoder_run(stt: WhisperSTT) -> None:
     finally:
         stt._model.model = ctranslate2_model
     assert stt.transcribe(clips[1], "en").text == fresh[1].text  # each call encodes anew
+
+
+def test_sure_greedy_words_are_the_final_words(stt: WhisperSTT) -> None:
+    """transcribe_twice with ``quick_final_logprob``: greedy words surer than it are returned
+    as the final words (no beam pass); less sure ones get the beam pass; a repetition loop is
+    never taken, however sure."""
+    audio = with_silence(speak_fresh("What time is it in Seoul right now?"), 200, 64)
+    seen: list[Transcript] = []
+
+    def first(t: Transcript) -> bool:
+        seen.append(t)
+        return True
+
+    before = stt.quick_final_logprob
+    try:
+        stt.quick_final_logprob = -5.0  # any greedy words are sure enough
+        final = stt.transcribe_twice(audio, "en", first=first)
+        assert final is seen[-1] and final.text  # the greedy transcript itself
+        stt.quick_final_logprob = 0.0  # never sure: the beam decodes the final words
+        final = stt.transcribe_twice(audio, "en", first=first)
+        assert final is not None and final is not seen[-1]
+        assert final.text == stt.transcribe(audio, "en").text
+        stt.quick_final_logprob = -5.0
+        loop = Transcript("the " * 12, "en", [], 1.0, 0.1, avg_logprob=-0.01)
+        assert not stt._sure(loop) and stt._sure(seen[0])
+    finally:
+        stt.quick_final_logprob = before
