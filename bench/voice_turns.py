@@ -91,17 +91,17 @@ class Client:
 
         ws = WsClient(await connect(url, max_size=8 << 20, open_timeout=10))
         c = cls(ws)
-        orig = ws.next_event
+        recv = ws.conn.recv
 
-        async def next_event(timeout: float = 10.0) -> dict[str, Any]:
-            n = len(ws.binary)
-            ev = await orig(timeout)
-            for b in ws.binary[n:]:
-                if b[0] == 0x11:
-                    c.audio_at.setdefault(f"resp_{int.from_bytes(b[1:5], 'big')}", time.monotonic())
-            return ev
+        async def stamped_recv(*args: Any, **kwargs: Any) -> Any:
+            # stamped as it is read, not when the next JSON event arrives: that one may come
+            # much later (the stamp read 18-290 ms late, varying by run)
+            msg = await recv(*args, **kwargs)
+            if isinstance(msg, bytes) and msg[:1] == b"\x11":
+                c.audio_at.setdefault(f"resp_{int.from_bytes(msg[1:5], 'big')}", time.monotonic())
+            return msg
 
-        ws.next_event = next_event  # type: ignore[method-assign]
+        ws.conn.recv = stamped_recv  # type: ignore[method-assign]
         return c
 
     async def until(self, pred: Any, timeout: float) -> dict[str, Any] | None:
