@@ -4,6 +4,7 @@ reports them as events, stores them in the transcript, and streams the answer.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -92,6 +93,14 @@ async def test_reminder_by_tool_is_listed_by_rest_and_delivered_when_due(
     await text_turn(ws, "Remind me about the tea right away")
     ev = await ws.wait_for("reminder", timeout=10)
     assert ev["text"] == "Tea" and time.monotonic() - t0 < 5
+    # it is marked delivered once the socket took it (acknowledged by the write, so a moment
+    # after the event): then it is no longer pending
+    async with httpx.AsyncClient(base_url=srv.url) as http:
+        for _ in range(50):
+            got = await http.get("/v1/reminders?status=pending", headers=auth("tina"))
+            if [r["text"] for r in got.json()["reminders"]] == ["Stretch"]:
+                break
+            await asyncio.sleep(0.05)
     # schedule_list and schedule_cancel see and change the same store
     llm.queue_reply(tool_calls=[call("schedule_list")])
     llm.queue_reply(tool_calls=[call("schedule_cancel", schedule_id=listed[0]["id"])])

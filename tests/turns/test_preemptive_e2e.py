@@ -16,7 +16,7 @@ from server.turns.preemptive import words
 from tests.fakes.openai_server import FakeOpenAI
 from tests.mic import Mic
 from tests.server_harness import ServerThread, WsClient
-from tests.speech import speak
+from tests.speech import speak, speak_fresh
 from tests.turns.test_semantic_e2e import FIRST, session, settle
 
 # the discarded start's words, then the rest of the sentence (no comma: one more pause
@@ -109,7 +109,7 @@ async def test_held_start_kept_when_the_turn_ends_on_its_words(
         # "... for two at" sounds unfinished: the detector waits (up to 2 s, eagerness high)
         ws = await session(stt_ready, user, type="semantic", eagerness="high")
         async with Mic(ws) as mic:
-            mic.say(speak(FIRST), 300)
+            mic.say(speak_fresh(FIRST), 300)
             done = await ws.wait_for("transcript.done", timeout=30)
             resp = await ws.wait_for("response.done", timeout=30)
         await ws.conn.close()

@@ -89,6 +89,9 @@ async def wait_streaming_text(s: Studio) -> str:
 async def test_spoken_sentence_is_transcribed_answered_and_played(
     open_studio: OpenStudio, studio_server: ServerThread, browser_llm: FakeOpenAI
 ):
+    # twice: a reply started early on the pause's quick words is discarded (and takes one)
+    # when the final words differ
+    browser_llm.queue_reply(SHORT_REPLY, ttft_ms=50, token_ms=80)
     browser_llm.queue_reply(SHORT_REPLY, ttft_ms=50, token_ms=80)
     s = await open_studio(studio_server, "speaker", mic="speech")
     await start_session(s)
@@ -113,8 +116,8 @@ async def test_spoken_sentence_is_transcribed_answered_and_played(
     streamed = await wait_streaming_text(s)
     assert 0 < len(streamed) < len(SHORT_REPLY)
     # ... the transcript was the user's turn the LLM answered
-    user_msg = browser_llm.chat_requests(mem0=False)[0]["body"]["messages"][-1]["content"]
-    assert words(str(user_msg)) == heard
+    asked = browser_llm.chat_requests(mem0=False)
+    assert heard in [words(str(r["body"]["messages"][-1]["content"])) for r in asked]
     playing = await s.wait(
         "s.playing && s.playingResponseId", timeout_s=30, what="reply audio playing"
     )
