@@ -162,8 +162,7 @@ class TaskApprovals(TaskHandover):
             return
         if (utcnow() - t.updated_at).total_seconds() > FOLLOW_S:
             return
-        self.log.info("task_outcome_followed", task_id=t.id, status=t.status)
-        await self._updated(await self._live(t.id))
+        await self._tell_outcome(t)
 
     async def _adopt(self) -> ApprovalRecord | None:
         """The user's running task whose previewed action waits for an answer asked by

@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server.store.base import ApprovalRecord
+from server.store.base import ApprovalRecord, TaskRecord
 from server.tasks.lease import TaskLease
 from server.tasks.state import LIVE, Frame, Live, TaskError
 
@@ -144,7 +144,12 @@ class TaskHandover(TaskLease):
                 if await self.interrupt_lapsed(task):  # the server running it died
                     return
                 continue
-            live = await self._live(task_id) if task.status in LIVE else Live(task)
-            self.log.info("task_outcome_followed", task_id=task_id, status=task.status)
-            await self._updated(live)
+            await self._tell_outcome(task)
             return
+
+    async def _tell_outcome(self, task: TaskRecord) -> None:
+        """The stored outcome of a task another server ran: ``task.updated`` to the user's
+        sessions here (a live task is held here from now on)."""
+        live = await self._live(task.id) if task.status in LIVE else Live(task)
+        self.log.info("task_outcome_followed", task_id=task.id, status=task.status)
+        await self._updated(live)
