@@ -336,8 +336,8 @@ class Responses(ReplySpeech, Playback):
     async def _finish(self, r: ActiveResponse, status: str, finished: TurnFinished | None) -> None:
         """Commit first, then acknowledge: response.done goes out once the user's message,
         the reply (cut short: all text sent, or what a played report already says was
-        heard) and the model's history are stored. A cancelled reply's stored text then
-        settles to what the client reports it played."""
+        heard), the turn's usage counters and the model's history are stored. A cancelled
+        reply's stored text then settles to what the client reports it played."""
         r.finished = True
         end = r.generated_at or time.monotonic()
         timings = {
@@ -360,22 +360,17 @@ class Responses(ReplySpeech, Playback):
             await self.services.store.add_message(
                 self.user_id, self.record.id, self.persona.id, "system", line
             )
-        await self._store_reply(r, status, kept, timings)
-        # The usage counters are accounting, not part of what response.done acknowledges:
-        # written while the event goes out (one commit fewer before it).
-        counted = asyncio.ensure_future(
-            self.services.store.incr_usage(
-                self.user_id,
-                {
-                    "llm_calls": usage.get("llm_calls", 1 if status != "failed" or usage else 0),
-                    "input_tokens": usage.get("input_tokens", 0),
-                    "output_tokens": usage.get("output_tokens", 0),
-                }
-                | ({"estimated_tokens": n} if (n := usage.get("estimated_tokens", 0)) else {})
-                | ({"interrupted_replies": 1} if status == "cancelled" else {})
-                | voice_usage(timings),
-            )
+        counters = (
+            {
+                "llm_calls": usage.get("llm_calls", 1 if status != "failed" or usage else 0),
+                "input_tokens": usage.get("input_tokens", 0),
+                "output_tokens": usage.get("output_tokens", 0),
+            }
+            | ({"estimated_tokens": n} if (n := usage.get("estimated_tokens", 0)) else {})
+            | ({"interrupted_replies": 1} if status == "cancelled" else {})
+            | voice_usage(timings)
         )
+        await self._store_reply(r, status, kept, timings, counters)
         await self.events.response_done(
             r,
             status,
@@ -389,7 +384,6 @@ class Responses(ReplySpeech, Playback):
         r.done_sent.set()
         await self.events.response_stored(r, status, kept)
         self.log.info("response_done", response_id=r.id, status=status, **timings)
-        await counted
         if status == "cancelled" and (heard := await self.settle_heard_text(r)) != kept:
             await self._settle(r, heard)
 
@@ -399,10 +393,12 @@ class Responses(ReplySpeech, Playback):
         status: str,
         text: str,
         timings: dict[str, Any],
+        counters: dict[str, int],
     ) -> None:
-        """The turn, as response.done acknowledges it: the reply, and for a turn that did
-        not complete, the model's history (a completed run checkpointed it as it ended). A
-        line of the persona's own (no model run) is written into the history here."""
+        """The turn, as response.done acknowledges it: the reply with the turn's usage
+        counters (one transaction on SQLite), and for a turn that did not complete, the
+        model's history (a completed run checkpointed it as it ended). A line of the
+        persona's own (no model run) is written into the history here."""
         if r.script is not None:
             await self.services.agent.record_said(
                 self.record.thread_id, text, r.reply_id, interrupted=status != "completed"
@@ -411,17 +407,16 @@ class Responses(ReplySpeech, Playback):
             await self.services.agent.record_interrupted(
                 self.record.thread_id, r.user_text, text, r.message_id, r.reply_id, r.tool_log
             )
-        if text:  # a silent plan stores no empty reply
-            await self.services.store.add_message(
-                self.user_id,
-                self.record.id,
-                self.persona.id,
-                "assistant",
-                text,
-                timings=timings,
-                interrupted=status != "completed",  # cut short: cancelled, or a failure
-                message_id=r.reply_id,
-            )
+        await self.services.store.add_reply(  # a silent plan stores no empty reply
+            self.user_id,
+            self.record.id,
+            self.persona.id,
+            text,
+            usage=counters,
+            timings=timings,
+            interrupted=status != "completed",  # cut short: cancelled, or a failure
+            message_id=r.reply_id,
+        )
 
 
 async def said(text: str) -> AsyncIterator[TurnDelta | TurnFinished]:

@@ -6,6 +6,7 @@ never read or change another user's data through the store.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from server.store.tasks_base import TaskRecord as TaskRecord
 from server.store.tasks_base import TaskRouteRecord as TaskRouteRecord
 from server.store.tasks_base import TaskStatus as TaskStatus
 from server.store.tasks_base import TaskStore
-from server.store.usage_base import UsageStore
+from server.store.usage_base import UsageStore, check_counter_name
 from server.store.vocabulary_base import VocabularyStore
 
 # "interrupted": the server stopped (crashed) while the session was live; see
@@ -159,6 +160,42 @@ class Store(
     ) -> MessageRecord:
         """``message_id``: an id the caller minted (the agent's history uses the same id,
         so the stored transcript and the model's history can be reconciled); else new."""
+
+    async def add_reply(
+        self,
+        user_id: str,
+        session_id: str,
+        persona_id: str,
+        content: str,
+        *,
+        usage: dict[str, int],
+        timings: dict[str, Any] | None = None,
+        interrupted: bool = False,
+        message_id: str | None = None,
+    ) -> MessageRecord | None:
+        """The end of a turn, as response.done acknowledges it: the persona's reply (none
+        for an empty one: a silent plan) and the turn's usage counters, both stored when
+        this returns. Here the two writes run side by side; SQLite overrides it with one
+        transaction (one commit instead of two)."""
+
+        async def reply() -> MessageRecord | None:
+            if not content:
+                return None
+            return await self.add_message(
+                user_id,
+                session_id,
+                persona_id,
+                "assistant",
+                content,
+                timings=timings,
+                interrupted=interrupted,
+                message_id=message_id,
+            )
+
+        for name in usage:  # a bad name writes neither
+            check_counter_name(name)
+        record, _ = await asyncio.gather(reply(), self.incr_usage(user_id, usage))
+        return record
 
     @abstractmethod
     async def settle_message(self, user_id: str, message_id: str, content: str) -> bool:

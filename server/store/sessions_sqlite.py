@@ -67,6 +67,7 @@ def _message(row: Iterable[Any]) -> MessageRecord:
 class SQLiteSessions:
     _write: Any  # SQLiteStore's serialised write transaction
     _fetch: Any
+    _add_usage: Any  # SQLiteUsage: the usage upserts in a given transaction
     _now: Callable[[], datetime]
 
     async def ensure_user(self, user_id: str) -> None:
@@ -171,7 +172,51 @@ class SQLiteSessions:
         interrupted: bool = False,
         message_id: str | None = None,
     ) -> MessageRecord:
-        record = MessageRecord(
+        record = self._message(
+            user_id, session_id, persona_id, role, content, timings, interrupted, message_id
+        )
+        async with self._write(single=True) as conn:  # once per turn's user line
+            await _insert_message(conn, record)
+        return record
+
+    async def add_reply(
+        self,
+        user_id: str,
+        session_id: str,
+        persona_id: str,
+        content: str,
+        *,
+        usage: dict[str, int],
+        timings: dict[str, Any] | None = None,
+        interrupted: bool = False,
+        message_id: str | None = None,
+    ) -> MessageRecord | None:
+        """The reply and the usage counters in one transaction: one commit (an fsync at
+        FULL) per turn's end instead of two."""
+        record = None
+        if content:
+            record = self._message(
+                user_id, session_id, persona_id, "assistant", content, timings, interrupted,
+                message_id,
+            )  # fmt: skip
+        async with self._write() as conn:
+            if record is not None:
+                await _insert_message(conn, record)
+            await self._add_usage(conn, user_id, usage)
+        return record
+
+    def _message(
+        self,
+        user_id: str,
+        session_id: str,
+        persona_id: str,
+        role: Role,
+        content: str,
+        timings: dict[str, Any] | None,
+        interrupted: bool,
+        message_id: str | None,
+    ) -> MessageRecord:
+        return MessageRecord(
             id=message_id or new_id(),
             session_id=session_id,
             user_id=user_id,
@@ -182,22 +227,6 @@ class SQLiteSessions:
             timings=dict(timings) if timings is not None else None,
             interrupted=interrupted,
         )
-        async with self._write(single=True) as conn:  # once per turn's user line and reply
-            await conn.execute(
-                f"INSERT INTO messages ({_MESSAGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id,
-                    session_id,
-                    user_id,
-                    persona_id,
-                    role,
-                    content,
-                    to_db_time(record.created_at),
-                    dumps(record.timings) if record.timings is not None else None,
-                    int(interrupted),
-                ),
-            )
-        return record
 
     async def settle_message(self, user_id: str, message_id: str, content: str) -> bool:
         async with self._write() as conn:
@@ -247,3 +276,20 @@ class SQLiteSessions:
             params.append(role)
         rows = await self._fetch(sql, params)
         return int(rows[0][0])
+
+
+async def _insert_message(conn: Any, record: MessageRecord) -> None:
+    await conn.execute(
+        f"INSERT INTO messages ({_MESSAGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.id,
+            record.session_id,
+            record.user_id,
+            record.persona_id,
+            record.role,
+            record.content,
+            to_db_time(record.created_at),
+            dumps(record.timings) if record.timings is not None else None,
+            int(record.interrupted),
+        ),
+    )

@@ -36,19 +36,26 @@ class SQLiteUsage:
     async def incr_usage(self, user_id: str, counters: dict[str, int]) -> None:
         if not counters:
             return
+        async with self._write() as conn:
+            await self._add_usage(conn, user_id, counters)
+
+    @staticmethod
+    async def _add_usage(conn: Any, user_id: str, counters: dict[str, int]) -> None:
+        """The counters' upserts, in the caller's transaction (incr_usage, add_reply)."""
+        if not counters:
+            return
         rows = [(user_id, check_counter_name(k), int(n)) for k, n in counters.items()]
         day = utcnow().date().isoformat()
-        async with self._write() as conn:
-            await conn.executemany(
-                "INSERT INTO usage (user_id, name, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (user_id, name) DO UPDATE SET value = value + excluded.value",
-                rows,
-            )
-            await conn.executemany(
-                "INSERT INTO usage_daily (user_id, day, name, value) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (user_id, day, name) DO UPDATE SET value = value + excluded.value",
-                [(u, day, k, n) for u, k, n in rows],
-            )
+        await conn.executemany(
+            "INSERT INTO usage (user_id, name, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (user_id, name) DO UPDATE SET value = value + excluded.value",
+            rows,
+        )
+        await conn.executemany(
+            "INSERT INTO usage_daily (user_id, day, name, value) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (user_id, day, name) DO UPDATE SET value = value + excluded.value",
+            [(u, day, k, n) for u, k, n in rows],
+        )
 
     async def get_usage(self, user_id: str) -> dict[str, int]:
         rows = await self._fetch(

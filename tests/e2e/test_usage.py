@@ -19,10 +19,13 @@ async def test_usage_has_daily_buckets_and_latency_per_day_and_persona(
 ):
     ws = await open_ws(server, persona="이서아", token="dash")
     await ws.wait_for("session.created")
-    for text in ("hello there", "tell me more"):
+    for n, text in enumerate(("hello there", "tell me more"), 1):
         llm.queue_reply("Sure, here is a reply.")
         _, done = await text_turn(ws, text)
         assert done["status"] == "completed"
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            now = (await http.get("/v1/usage", params={"token": "dash"})).json()["usage"]
+        assert now["llm_calls"] == n  # counted once response.done is out: stored with the reply
     await ws.conn.close()
     today = datetime.now(UTC).date()
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:

@@ -333,6 +333,33 @@ async def test_usage_rejects_names_mongodb_cannot_store(store: Store) -> None:
     assert await store.get_usage(A) == {}  # nothing half-applied
 
 
+async def test_a_reply_and_its_usage_counters_are_stored_together(store: Store) -> None:
+    today = utcnow().date().isoformat()
+    sid = (await store.create_session(A, "p1")).id
+    counters = {"llm_calls": 1, "output_tokens": 40}
+    rec = await store.add_reply(
+        A, sid, "p1", "hello", usage=counters, timings={"ttft_ms": 9}, interrupted=True,
+        message_id="m1",
+    )  # fmt: skip
+    assert rec is not None and (rec.id, rec.role, rec.content) == ("m1", "assistant", "hello")
+    (m,) = await store.list_messages(A, sid)
+    assert (m.id, m.role, m.content, m.timings, m.interrupted) == (
+        "m1", "assistant", "hello", {"ttft_ms": 9}, True,
+    )  # fmt: skip
+    # a silent plan: no empty reply, the turn is still counted
+    assert await store.add_reply(A, sid, "p1", "", usage={"llm_calls": 1}) is None
+    assert [x.id for x in await store.list_messages(A, sid)] == ["m1"]
+    assert await store.get_usage(A) == {"llm_calls": 2, "output_tokens": 40}
+    assert await store.get_usage_daily(A, today, today) == {
+        today: {"llm_calls": 2, "output_tokens": 40}
+    }
+    with pytest.raises(ValueError, match="counter name"):
+        await store.add_reply(A, sid, "p1", "half", usage={"ok": 1, "a.b": 1})
+    assert [x.content for x in await store.list_messages(A, sid)] == ["hello"]  # nothing half
+    assert await store.get_usage(A) == {"llm_calls": 2, "output_tokens": 40}
+    assert await store.get_usage(B) == {}
+
+
 async def test_reports_upsert(store: Store) -> None:
     s = await store.create_session(A, "p")
     assert await store.get_report(A, s.id) is None
