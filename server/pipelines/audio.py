@@ -447,8 +447,9 @@ class VoiceInput:
     ) -> None:
         assert self.stt is not None
         try:
+            # a partial gives way to the pause's decode (window_s: judged over a reply)
             t = await self.stt.atry_transcribe(
-                audio, self.session.stt_language(), window_s=window_s
+                audio, self.session.stt_language(), window_s=window_s, give_way=window_s is None
             )
         except STTError:
             return

@@ -21,18 +21,20 @@ Why these choices:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import os
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from server.providers.stt_encoder import EncoderHook, GaveWay
 
 SAMPLE_RATE = 16_000
 
@@ -156,11 +158,8 @@ class WhisperSTT:
         self.max_tokens_per_s = max_tokens_per_s
         # transcribe_twice: greedy words this sure are the final words (0: never)
         self.quick_final_logprob = quick_final_logprob
-        self._frames: int | None = None  # encoder window of the call in progress (under _lock)
-        # ``transcribe_twice``: the encoder output of its first pass, for its second one,
-        # keyed by what was encoded (shape and a digest of the features): an explicit key
-        # that a different input cannot match (under _lock, dropped when the call ends)
-        self._shared: dict[tuple[tuple[int, ...], bytes], Any] | None = None
+        # the encoder window, the output transcribe_twice shares, partials giving way
+        self._encoder = EncoderHook()
         self._model: Any = None
         self._languages: frozenset[str] = frozenset()
         self._load_lock = threading.Lock()
@@ -209,21 +208,7 @@ class WhisperSTT:
             except Exception as exc:  # hub, CTranslate2 and OS errors all mean "unavailable"
                 raise STTUnavailable(_load_failure(self.model, local.is_dir(), exc)) from exc
             self._languages = frozenset(model.supported_languages)
-            if self.window_min_s or self.partial_window_min_s:
-                full_encode = model.encode
-
-                def encode(features: Any) -> Any:
-                    n = self._frames
-                    x = features[..., :n] if n else features
-                    shared = self._shared
-                    if shared is None:
-                        return full_encode(x)
-                    key = (x.shape, hashlib.blake2b(np.ascontiguousarray(x).data).digest())
-                    if key not in shared:
-                        shared[key] = full_encode(x)
-                    return shared[key]
-
-                model.encode = encode
+            model.encode = self._encoder.wrap(model.encode)
             self._model = model
 
     def _language(self, language: str | None) -> str | None:
@@ -248,9 +233,7 @@ class WhisperSTT:
         ``window_s``: encode at least this much instead of ``window_min_s`` (a short
         phrase judged over a reply: a 4 s window is twice as fast as 10 s)."""
         self.load()
-        waited = time.perf_counter()
-        with self._lock:
-            wait_s = time.perf_counter() - waited
+        with self._held() as wait_s:
             return self._run(
                 audio,
                 language,
@@ -276,10 +259,8 @@ class WhisperSTT:
         None when ``first`` returns False (the final words are no longer wanted). Greedy
         words surer than ``quick_final_logprob`` are returned as the final words."""
         self.load()
-        waited = time.perf_counter()
-        with self._lock:
-            wait_s = time.perf_counter() - waited
-            self._shared = {}
+        with self._held() as wait_s:
+            self._encoder.shared = {}
             try:
                 quick = self._run(audio, language, True, 1, None, False, wait_s, self.window_min_s)
                 if not first(quick):
@@ -288,7 +269,19 @@ class WhisperSTT:
                     return quick  # greedy was sure: the beam would give the same words
                 return self._run(audio, language, False, None, None, False, wait_s)
             finally:
-                self._shared = None
+                self._encoder.shared = None
+
+    @contextmanager
+    def _held(self) -> Iterator[float]:
+        """The model lock, waited for (a partial holding it gives way, see stt_encoder.py);
+        yields the seconds waited."""
+        waited = time.perf_counter()
+        with self._encoder.waiting():
+            self._lock.acquire()
+        try:
+            yield time.perf_counter() - waited
+        finally:
+            self._lock.release()
 
     def _sure(self, t: Transcript) -> bool:
         """Greedy words sure enough to be final: above ``quick_final_logprob`` and not a
@@ -308,16 +301,23 @@ class WhisperSTT:
         beam_size: int | None = None,
         initial_prompt: str | None = None,
         window_s: float | None = None,
+        give_way: bool = False,
     ) -> Transcript | None:
-        """Like ``transcribe`` but returns None at once when the model is busy (partials)."""
+        """Like ``transcribe`` but returns None at once when the model is busy (partials).
+        ``give_way``: also None when another decode starts waiting for the model before this
+        one's token decoding began (``stt_encoder.GaveWay``)."""
         self.load()
         if not self._lock.acquire(blocking=False):
             return None
+        self._encoder.gives_way = give_way
         try:
             return self._run(
                 audio, language, partial, beam_size, initial_prompt, False, 0.0, window_s
             )
+        except GaveWay:
+            return None
         finally:
+            self._encoder.gives_way = False
             self._lock.release()
 
     def _run(
@@ -341,10 +341,10 @@ class WhisperSTT:
         floor = window_s or (self.partial_window_min_s if partial else self.window_min_s)
         if floor and duration_s < 29:
             secs = max(floor, duration_s + 1.0)
-            self._frames = min(3000, math.ceil(secs) * 100)  # 100 mel frames per second
+            self._encoder.frames = min(3000, math.ceil(secs) * 100)  # 100 mel frames per second
             windowed["max_new_tokens"] = int(12 + self.max_tokens_per_s * duration_s)
         else:
-            self._frames = None
+            self._encoder.frames = None
         started = time.perf_counter()
         try:
             segments_iter, info = self._model.transcribe(
@@ -361,10 +361,12 @@ class WhisperSTT:
                 **windowed,
             )
             raw = list(segments_iter)  # the generator does the decoding: keep it in the lock
+        except GaveWay:
+            raise
         except Exception as exc:
             raise STTError(f"transcription failed: {exc}") from exc
         finally:
-            self._frames = None
+            self._encoder.frames = None
         elapsed_s = time.perf_counter() - started
         segments = [Segment(s.start, s.end, s.text.strip()) for s in raw]
         words = None
@@ -432,6 +434,7 @@ class WhisperSTT:
         beam_size: int | None = None,
         initial_prompt: str | None = None,
         window_s: float | None = None,
+        give_way: bool = False,
     ) -> Transcript | None:
         """``try_transcribe`` in a worker thread."""
         return await asyncio.to_thread(
@@ -442,5 +445,6 @@ class WhisperSTT:
                 beam_size=beam_size,
                 initial_prompt=initial_prompt,
                 window_s=window_s,
+                give_way=give_way,
             )
         )

@@ -162,8 +162,10 @@ class RemoteSTT:
         beam_size: int | None = None,
         initial_prompt: str | None = None,
         window_s: float | None = None,
+        give_way: bool = False,
     ) -> Transcript | None:
-        """A partial: skipped (None) when every request slot is taken."""
+        """A partial: skipped (None) when every request slot is taken (``give_way`` is
+        for the local model's single lock; a server's slots run side by side)."""
         if self.busy:
             return None
         return await self.atranscribe(

@@ -275,3 +275,74 @@ def test_sure_greedy_words_are_the_final_words(stt: WhisperSTT) -> None:
         assert not stt._sure(loop) and stt._sure(seen[0])
     finally:
         stt.quick_final_logprob = before
+
+
+class _HeldEncoder:
+    """CTranslate2's Whisper whose first encoder run waits for ``release`` (so a test knows
+    a decode holds the model), noting which threads ran the token decoding."""
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+        self.encoding = threading.Event()
+        self.release = threading.Event()
+        self.generated_in: list[str] = []
+
+    def encode(self, *args: object, **kwargs: object) -> object:
+        if not self.encoding.is_set():
+            self.encoding.set()
+            assert self.release.wait(10)
+        return self.model.encode(*args, **kwargs)  # type: ignore[attr-defined]
+
+    def generate(self, *args: object, **kwargs: object) -> object:
+        self.generated_in.append(threading.current_thread().name)
+        return self.model.generate(*args, **kwargs)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.model, name)
+
+
+@pytest.mark.parametrize("give_way", [True, False])
+def test_a_partial_gives_way_to_a_decode_waiting_for_the_model(
+    stt: WhisperSTT, english: np.ndarray, give_way: bool
+) -> None:
+    """A partial that holds the model when another decode starts waiting for it stops after
+    its encoder run (None: its token decoding never runs) and the waiting decode goes on;
+    without ``give_way`` (a partial judged over a reply) it runs to its words first."""
+    ctranslate2_model = stt._model.model
+    spy = _HeldEncoder(ctranslate2_model)
+    stt._model.model = spy
+    got: dict[str, Transcript | None] = {}
+
+    def partial() -> None:
+        got["partial"] = stt.try_transcribe(english, "en", give_way=give_way)
+
+    def final() -> None:
+        got["final"] = stt.transcribe(english, "en")
+
+    threads = [threading.Thread(target=partial, name="partial")]
+    try:
+        threads[0].start()
+        assert spy.encoding.wait(10)  # the partial holds the model, encoding
+        threads.append(threading.Thread(target=final, name="final"))
+        threads[1].start()
+        deadline = time.monotonic() + 10
+        while stt._encoder.waiters == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert stt._encoder.waiters == 1  # the final decode waits for the model
+        spy.release.set()
+        for t in threads:
+            t.join(30)
+    finally:
+        spy.release.set()
+        stt._model.model = ctranslate2_model
+    final_t = got["final"]
+    assert final_t is not None and _overlap(REFERENCE, final_t.text) >= 0.7
+    if give_way:
+        assert got["partial"] is None
+        assert "partial" not in spy.generated_in
+    else:
+        partial_t = got["partial"]
+        assert partial_t is not None and _overlap(REFERENCE, partial_t.text) >= 0.7
+        assert spy.generated_in[0] == "partial"
+    assert stt._encoder.waiters == 0 and not stt.busy
+    assert stt.try_transcribe(english, "en", give_way=True) is not None  # nobody waits now
