@@ -15,7 +15,12 @@ Rows per beam: decode ms p50 / p95 (interleaved, so load hits every beam alike),
 transcripts (normalised words equal to the text), word error rate (mean), transcripts that
 differ from beam 5's.
 
-Usage: ``uv run python -m bench.stt_beam [--beams 1,2,5] [--repeat 1]`` (about 2 min)."""
+``--floors 5,3``: also the encoder window's floor (``STT_WINDOW_MIN_S``, the same for
+partials: ``STT_PARTIAL_WINDOW_MIN_S``), each beam at each floor; "differ" is then against
+the largest beam at the largest floor.
+
+Usage: ``uv run python -m bench.stt_beam [--beams 1,2,5] [--floors 5] [--repeat 1]`` (about
+2 min per floor)."""
 
 from __future__ import annotations
 
@@ -100,30 +105,32 @@ def clips() -> list[tuple[str, str, np.ndarray]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--beams", default="1,2,5")
+    ap.add_argument("--floors", default="5", help="encoder window floors (s), e.g. 5,3")
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
-    beams = [int(b) for b in args.beams.split(",")]
+    floors = [float(f) for f in args.floors.split(",")]
+    beams = [(int(b), f) for f in floors for b in args.beams.split(",")]
     stt = WhisperSTT(whisper_base_dir(), local_files_only=True)
     stt.load()
     data = clips()
     stt.transcribe(data[0][2], "en")  # warm-up
-    ms: dict[int, list[float]] = {b: [] for b in beams}
-    texts: dict[int, list[str]] = {b: [] for b in beams}
+    ms: dict[tuple[int, float], list[float]] = {b: [] for b in beams}
+    texts: dict[tuple[int, float], list[str]] = {b: [] for b in beams}
     for rep in range(args.repeat):
         for _text, voice, audio in data:
             lang = "ko" if voice == "ko" else "en"
             for b in beams if rep % 2 == 0 else beams[::-1]:
-                t = stt.transcribe(audio, lang, beam_size=b)
+                t = stt.transcribe(audio, lang, beam_size=b[0], window_s=b[1])
                 ms[b].append(t.elapsed_s * 1000)
                 if rep == 0:
                     texts[b].append(t.text)
-    base = max(beams)
+    base = max(beams, key=lambda b: (b[1], b[0]))
     en = [i for i, (_, v, _) in enumerate(data) if v != "ko"]
     ko = [i for i, (_, v, _) in enumerate(data) if v == "ko"]
     print(f"load average {os.getloadavg()[0]:.1f}; {len(en)} English, {len(ko)} Korean clips")
     print(
-        f"{'beam':>4} | decode ms p50 / p95, EN | KO | EN exact | EN WER | KO CER"
-        f" | differ from beam {base}"
+        f"{'beam':>4} | floor | decode ms p50 / p95, EN | KO | EN exact | EN WER | KO CER"
+        f" | differ from beam {base[0]} at {base[1]:g} s"
     )
     for b in beams:
         exact = sum(words(texts[b][i]) == words(data[i][0]) for i in en)
@@ -134,15 +141,15 @@ def main() -> None:
         en_ms = [m for k, m in enumerate(ms[b]) if k % n in en]
         ko_ms = [m for k, m in enumerate(ms[b]) if k % n in ko]
         print(
-            f"{b:>4} | {p50_p95(en_ms):>22} | {p50_p95(ko_ms):>11} | {exact:>3} / {len(en)}"
-            f" | {w:6.3f} | {c:6.3f} | {differ} of {n}"
+            f"{b[0]:>4} | {b[1]:>5g} | {p50_p95(en_ms):>22} | {p50_p95(ko_ms):>11}"
+            f" | {exact:>3} / {len(en)} | {w:6.3f} | {c:6.3f} | {differ} of {n}"
         )
     for b in beams:
         if b == base:
             continue
         for i, (text, _, _) in enumerate(data):
             if words(texts[b][i]) != words(texts[base][i]):
-                print(f"  beam {b}: {texts[b][i]!r} | beam {base}: {texts[base][i]!r} | {text!r}")
+                print(f"  {b}: {texts[b][i]!r} | {base}: {texts[base][i]!r} | {text!r}")
 
 
 if __name__ == "__main__":
