@@ -19,8 +19,13 @@ differ from beam 5's.
 partials: ``STT_PARTIAL_WINDOW_MIN_S``), each beam at each floor; "differ" is then against
 the largest beam at the largest floor.
 
-Usage: ``uv run python -m bench.stt_beam [--beams 1,2,5] [--floors 5] [--repeat 1]`` (about
-2 min per floor)."""
+``--sure -0.3,-0.4``: sure quick words (``TURN_QUICK_FINAL_LOGPROB``): the greedy pass as
+``WhisperSTT.transcribe_twice`` runs it, taken as the final words when its mean token
+log-probability is above the threshold (and it is no repetition loop); per threshold, how
+many clips skip the beam pass and how many of those differ from the largest beam's words.
+
+Usage: ``uv run python -m bench.stt_beam [--beams 1,2,5] [--floors 5] [--sure -0.3]
+[--repeat 1]`` (about 2 min per floor)."""
 
 from __future__ import annotations
 
@@ -106,6 +111,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--beams", default="1,2,5")
     ap.add_argument("--floors", default="5", help="encoder window floors (s), e.g. 5,3")
+    ap.add_argument("--sure", default="", help="quick-words thresholds, e.g. -0.3,-0.4")
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     floors = [float(f) for f in args.floors.split(",")]
@@ -150,6 +156,25 @@ def main() -> None:
         for i, (text, _, _) in enumerate(data):
             if words(texts[b][i]) != words(texts[base][i]):
                 print(f"  {b}: {texts[b][i]!r} | {base}: {texts[base][i]!r} | {text!r}")
+    if args.sure:
+        sure_words(stt, data, texts[base], [float(x) for x in args.sure.split(",")])
+
+
+def sure_words(stt: WhisperSTT, data: list, finals: list[str], thresholds: list[float]) -> None:
+    """Greedy words taken as final (``TURN_QUICK_FINAL_LOGPROB``) against the beam's."""
+    greedy = [
+        stt.transcribe(a, "ko" if v == "ko" else "en", partial=True, beam_size=1)
+        for _, v, a in data
+    ]
+    print(f"{'sure above':>10} | skip the beam | of those, words differ from the beam")
+    for th in thresholds:
+        stt.quick_final_logprob = th
+        taken = [i for i, g in enumerate(greedy) if stt._sure(g)]
+        differ = [i for i in taken if words(greedy[i].text) != words(finals[i])]
+        print(f"{th:>10g} | {len(taken):>4} of {len(data)} | {len(differ)}")
+        for i in differ:
+            lp = greedy[i].avg_logprob or 0.0
+            print(f"  {lp:.3f} greedy {greedy[i].text!r} | beam {finals[i]!r}")
 
 
 if __name__ == "__main__":

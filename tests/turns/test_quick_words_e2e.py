@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from server.turns.preemptive import words
 from tests.fakes.openai_server import FakeOpenAI
 from tests.mic import Mic
@@ -25,8 +27,11 @@ DIFFERENT = "Please put the kettle on and wake me at half past six."
 
 
 async def test_complete_sentence_reply_starts_on_its_greedy_words(
-    stt_ready: ServerThread, turn_llm: FakeOpenAI
+    stt_ready: ServerThread, turn_llm: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ):
+    # greedy words never sure (TURN_QUICK_FINAL_LOGPROB=0): the final words come from the
+    # beam pass, after the greedy words (sure ones would be both at once: no order to test)
+    monkeypatch.setattr(stt_ready.services.stt, "quick_final_logprob", 0.0)
     user = "quick1"
     since = len(turn_llm.chat_requests(mem0=False))
     turn_llm.queue_reply("Once upon a time.")
