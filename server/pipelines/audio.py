@@ -300,7 +300,7 @@ class VoiceInput:
             return
         lang = self.session.stt_language()
         held = OVER_REPLY_MIN_SILENCE_MS if self.judge.judging else 0
-        if self.semantic.step(
+        if self.judge.settled(self.stream, int(idle_ms)) or self.semantic.step(
             self.stream, self.pause_decode.current, lang, idle_ms=int(idle_ms), at_least_ms=held
         ):
             for ev in self.stream.end_now():

@@ -27,6 +27,7 @@ import numpy as np
 from server.logging import get_logger, redact
 from server.providers.stt import STTError, WhisperSTT
 from server.turns.interrupt import OverReply
+from server.turns.rules import acknowledgements_only
 
 if TYPE_CHECKING:
     from server.hub.session import Session
@@ -54,7 +55,8 @@ class OverReplyJudge:
         self.session = session
         self.over: OverReply | None = None  # the speech being judged, if any
         self._judged_pause: int | None = None
-        self._stretch: tuple[int, np.ndarray] | None = None  # (end ms, audio) of the last
+        # (end ms, audio, the judged speech) of the last held speech, while a stretch may go on
+        self._stretch: tuple[int, np.ndarray, OverReply] | None = None
         # the quick decode at a pause's first silent window: (pause ms, judging task)
         self._quick: tuple[int, asyncio.Task[None]] | None = None
 
@@ -69,12 +71,13 @@ class OverReplyJudge:
         last, self._stretch = self._stretch, None
         if last is not None and 0 <= t_ms - last[0] <= STRETCH_GAP_MS:
             self.over.prefix = np.concatenate((last[1][-int(STRETCH_MAX_S * RATE) :], STRETCH_JOIN))
+            self.over.prefix_text = last[2].text
         return True
 
     def ended(self, over: OverReply, audio: np.ndarray, t_ms: int) -> None:
         """Held speech ended at ``t_ms`` (stream time), not (yet) an interruption: speech
         starting soon after continues its stretch (``audio`` is the joined stretch)."""
-        self._stretch = None if over.verdict == "echo" else (t_ms, audio)
+        self._stretch = None if over.verdict == "echo" else (t_ms, audio, over)
 
     @property
     def judging(self) -> bool:
@@ -142,6 +145,25 @@ class OverReplyJudge:
                     await r.done_sent.wait()
         return True
 
+    def settled(self, stream: VadStream, idle_ms: int = 0) -> bool:
+        """Held speech whose words at this pause are acknowledgements, after
+        ``OVER_REPLY_MIN_SILENCE_MS`` of silence: it ends here, whatever the end-of-turn model
+        thinks of them ("Yeah." may sound unfinished). The user is not taking the turn; waiting
+        up to the eagerness cap joined the next acknowledgement to it, and the next (each
+        one ``input_audio.backchannel`` now)."""
+        over, pause = self.over, stream.silence_start_ms
+        return (
+            over is not None
+            and not over.confirmed
+            and pause is not None
+            and self._judged_pause == pause  # by the pause's own decode (not the quick one)
+            and over.verdict == "backchannel"
+            # known acknowledgements only: a lone misheard word may be a stop ("잠깐" heard
+            # as "참가") that a later decode hears right, so that speech goes on being judged
+            and acknowledgements_only(over.text, over.language)
+            and stream.t_ms - pause + idle_ms >= OVER_REPLY_MIN_SILENCE_MS
+        )
+
     async def judge_pause(self, spec: tuple[int, asyncio.Task[Transcript]] | None) -> None:
         """At a pause, the transcript decoded for it judges the held speech too."""
         over = self.over
@@ -152,7 +174,8 @@ class OverReplyJudge:
         if self._judged_pause != spec[0]:
             self._judged_pause = spec[0]
             t = spec[1].result()
-            await self.judge(over, t.text, t.avg_logprob)
+            if not await self.judge(over, t.text, t.avg_logprob):
+                over.settled_text = t.text
 
     async def ignored(self, over: OverReply, item_id: str, text: str) -> None:
         """Held speech that was no interruption: an acknowledgement is told as such; the

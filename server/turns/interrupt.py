@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from server.turns.rules import Kind, classify, echo_overlap, words
+from server.turns.rules import MIN_TURN_WORDS, Kind, classify, echo_overlap, other_words, words
 
 ECHO_OVERLAP = 0.6  # this share of the heard words are the reply's own: it is its echo
 # Whisper's mean token log-probability below this: it was guessing (a hummed "mm-hm" heard as
@@ -42,6 +42,11 @@ class OverReply:
     verdict: Verdict | None = None
     # the held speech just before this one ("Wait," before "stop please."): decoded with it
     prefix: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    prefix_text: str = ""  # the words that speech was judged by
+    text: str = ""  # the words this speech was last judged by
+    # its words at its last pause, judged no interruption: later words are judged by what
+    # they add ("mm-hm [pause] yeah [pause] uh-huh" is no turn however Whisper hears the hums)
+    settled_text: str = ""
 
     def joined(self, audio: np.ndarray) -> np.ndarray:
         """``audio`` of this utterance with the stretch before it, for a decode."""
@@ -57,8 +62,19 @@ class OverReply:
             v = classify(text, self.language)
             if v == "turn" and logprob is not None and logprob < GUESSED_LOGPROB:
                 v = "backchannel"
-        self.verdict = v
+            elif v == "turn" and self._new_words(text) < MIN_TURN_WORDS:
+                v = "backchannel"  # "mm-hm ... mm-hm": each part alone is no turn
+        self.verdict, self.text = v, text
         return v
+
+    def _new_words(self, text: str) -> int:
+        """Words that are no acknowledgement beyond those already judged no interruption: at
+        this speech's last pause, or in the speech before it in its stretch (decoded
+        together)."""
+        before = self.settled_text or self.prefix_text
+        return other_words(text, self.language) - (
+            other_words(before, self.language) if before else 0
+        )
 
     @staticmethod
     def interrupts(v: Verdict) -> bool:

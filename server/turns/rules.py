@@ -156,8 +156,24 @@ def classify(text: str, language: str | None) -> Kind:
         return "stop"
     if _only_backchannels(tokens, langs):
         return "backchannel"
-    other = [t for t in tokens if not any(r.acknowledges(t) for r in langs)]
-    return "turn" if len(other) >= MIN_TURN_WORDS else "backchannel"
+    return "turn" if other_words(text, language) >= MIN_TURN_WORDS else "backchannel"
+
+
+def acknowledgements_only(text: str, language: str | None) -> bool:
+    """Every word group of the transcript is a known acknowledgement ("Yeah.", "Uh-huh.")."""
+    tokens = words(text)
+    return bool(tokens) and _only_backchannels(tokens, rules_for(language))
+
+
+def other_words(text: str, language: str | None) -> int:
+    """How many of the transcript's words are not acknowledgements (nor sounds: a lone
+    Latin letter other than "a" and "i" is Whisper spelling a hum, "M M Z M")."""
+    langs = rules_for(language)
+    return sum(
+        not (len(t) == 1 and t.isascii() and t not in "ai")
+        and not any(r.acknowledges(t) for r in langs)
+        for t in words(text)
+    )
 
 
 def _only_backchannels(tokens: list[str], langs: list[LanguageRules]) -> bool:

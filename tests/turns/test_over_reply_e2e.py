@@ -89,6 +89,35 @@ async def test_backchannels_do_not_cancel_but_stop_does(
         await ws.wait_for("response.created", timeout=30)  # the stop request is a turn
 
 
+async def test_a_run_of_acknowledgements_stays_acknowledgements(
+    stt_ready: ServerThread, turn_llm: FakeOpenAI
+):
+    """Hummed acknowledgements 1.5 s apart over a reply (a listener's "mm-hm ... mm-hm ...
+    yeah"): a hum sounds unfinished to the end-of-turn model, so the held speech waited for
+    more and the next ones joined it; their misheard words together ("M-M-Them Yeah Uh-uh
+    Right") cancelled the reply as a turn (2 of 2 before). Words already judged no
+    interruption at a pause no longer count again, a hum spelled letter by letter is no
+    words, and known acknowledgements end at their pause: no cancel, no speech_started, no
+    transcript."""
+    # synthesized first: speaking blocks this loop, and the mic's frames would come in bursts
+    said = [speak_fresh(s) for s in ("Mm-hmm.", "Mm-hmm.", "Yeah.", "Mm-hmm.", "Uh-huh.")]
+    ws = await open_ws(stt_ready, persona="emma", token="bc-run")
+    await ws.wait_for("session.created")
+    async with Mic(ws) as mic:
+        rid = await reply_playing(ws, turn_llm, mic)
+        end = 0
+        for i, audio in enumerate(said):
+            _, end = mic.say(audio, 600 if i == 0 else 1500)
+        await listen(ws, mic, end, 1.5)
+        assert not [e for e in ws.of_type("response.done") if e["response_id"] == rid]
+        for kind in ("input_audio.speech_started", "transcript.delta", "transcript.done"):
+            assert ws.of_type(kind) == [], kind
+        assert ws.of_type("input_audio.backchannel")  # one or more: the hums may join
+        await ws.send({"type": "response.cancel"})
+        mic.stop_playback(rid)
+        assert (await ws.wait_for("response.done", response_id=rid))["status"] == "cancelled"
+
+
 async def test_korean_backchannels_do_not_cancel(stt_ready: ServerThread, turn_llm: FakeOpenAI):
     ws = await open_ws(stt_ready, persona="이서아", token="bc-ko")
     await ws.wait_for("session.created")

@@ -133,6 +133,24 @@ def test_held_speech_is_decoded_with_the_stretch_before_it():
     assert joined.size == 240 and joined[:80].sum() == 0 and joined[80:].sum() == 160
 
 
+def test_a_stretch_is_a_turn_by_its_new_words_only():
+    """Held speech decoded with the stretch before it: the earlier part was judged already,
+    so its misheard hum does not count twice ("mm-hm ... mm-hm" -> "Emanson. Emanson.")."""
+    over = OverReply("item_2", 0, "en", prefix_text="Emanson.")
+    assert over.judge("Emanson. Emanson.", "", logprob=-0.5) == "backchannel"
+    assert over.judge("Emanson. What about tomorrow?", "", logprob=-0.4) == "turn"
+    assert over.judge("Emanson. Stop.", "", logprob=-0.5) == "stop"
+    alone = OverReply("item_3", 0, "en")
+    assert alone.judge("Emanson. Emanson.", "", logprob=-0.5) == "turn"  # no stretch before
+    # the same within one held speech: its words at the last pause were judged already
+    alone.settled_text = "M-M-Z-M. Yeah."
+    assert alone.judge("M-M-Them. Yeah. Uh-uh. Right.", "", logprob=-0.5) == "backchannel"
+    assert alone.judge("M-M-Z-M. Yeah. Tell me more.", "", logprob=-0.5) == "turn"
+    # Whisper spelling a hum letter by letter is no words
+    assert OverReply("item_4", 0, "en").judge("M M Z M M Z M M", "", logprob=-0.5) != "turn"
+    assert OverReply("item_5", 0, "en").judge("I am", "", logprob=-0.5) == "turn"
+
+
 def test_echo_overlap():
     spoken = "Sentence number one is here to be spoken aloud."
     assert echo_overlap("sentence number one is here", spoken) == 1.0
