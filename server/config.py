@@ -228,10 +228,10 @@ class Settings(BaseSettings):
     turn_words_after_ms: int = Field(default=96, ge=32, le=500)
     turn_quick_words: bool = True
     # quick words whose mean token log-probability is above this are the final words too:
-    # greedy was sure: on bench/stt_beam.py's 90 espeak clips, 57 at -0.4 (35 at -0.3), of
-    # which 1 differs from the beam by a word; at -0.5 a sentence half loses its last word
-    # ("a table for 2."). 0 = always decode the final words with the beam
-    turn_quick_final_logprob: float = Field(default=-0.4, le=0.0)
+    # greedy was sure: on bench/stt_beam.py's 90 espeak clips, 35 at -0.3 (0 differ from the
+    # beam), 57 at -0.4 (1 differs); -0.4 cut "a table for two at" into "a table for 2." in
+    # one full-suite run (espeak's audio varies), so -0.3. 0 = always decode with the beam
+    turn_quick_final_logprob: float = Field(default=-0.3, le=0.0)
 
     # --- model files (server/models: `desktopmate models download|list|import`) ----------
     models_dir: Path | None = None  # unset: DATA_DIR/models
