@@ -156,7 +156,7 @@ def classify(text: str, language: str | None) -> Kind:
         return "stop"
     if _only_backchannels(tokens, langs):
         return "backchannel"
-    return "turn" if other_words(text, language) >= MIN_TURN_WORDS else "backchannel"
+    return "turn" if _others(tokens, langs) >= MIN_TURN_WORDS else "backchannel"
 
 
 def acknowledgements_only(text: str, language: str | None) -> bool:
@@ -168,11 +168,14 @@ def acknowledgements_only(text: str, language: str | None) -> bool:
 def other_words(text: str, language: str | None) -> int:
     """How many of the transcript's words are not acknowledgements (nor sounds: a lone
     Latin letter other than "a" and "i" is Whisper spelling a hum, "M M Z M")."""
-    langs = rules_for(language)
+    return _others(words(text), rules_for(language))
+
+
+def _others(tokens: list[str], langs: list[LanguageRules]) -> int:
     return sum(
         not (len(t) == 1 and t.isascii() and t not in "ai")
         and not any(r.acknowledges(t) for r in langs)
-        for t in words(text)
+        for t in tokens
     )
 
 
