@@ -8,7 +8,6 @@ so returning to a screen seen before costs nothing. Formulas: docs/analysis.md
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 THUMB_SIZE = (64, 36)  # (width, height): 16:9, keeps window-scale structure, ~2.3k pixels
@@ -25,6 +24,8 @@ def thumbnail(
 
     INTER_AREA averages whole pixel blocks, so JPEG noise and cursor blinks mostly vanish.
     """
+    import cv2  # lazily: OpenCV is ~20 MB of a server that may never see a screen
+
     if isinstance(image, np.ndarray):
         img = image
     else:

@@ -21,9 +21,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
-import jwt
 from fastapi import HTTPException, Request
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
@@ -31,6 +31,9 @@ from starlette.websockets import WebSocket
 from server.config import Settings, secret
 from server.hub.protocol import error_event
 from server.logging import get_logger
+
+if TYPE_CHECKING:  # PyJWT (with cryptography, ~9 MB) is imported when JWTs are configured
+    import jwt
 
 log = get_logger(__name__)
 
@@ -94,6 +97,8 @@ class Authenticator:
         self.jwt_secret = secret(settings.jwt_secret)
         self.jwks: jwt.PyJWKClient | None = None
         if settings.jwt_jwks_url:
+            import jwt
+
             self.jwks = jwt.PyJWKClient(
                 settings.jwt_jwks_url,
                 cache_keys=False,
@@ -119,6 +124,8 @@ class Authenticator:
         raise AuthError("Unknown token.")
 
     async def _verify_jwt(self, token: str) -> Principal:
+        import jwt
+
         s = self.settings
         try:
             alg = jwt.get_unverified_header(token).get("alg")
@@ -166,6 +173,8 @@ class Authenticator:
         """The signing key for the token's kid (blocking: runs in a thread). A kid not in the
         cached set re-reads it once (key rotation), at most every JWKS_MIN_REFRESH_S, so
         tokens with made-up kids cannot make us hammer the issuer."""
+        import jwt
+
         assert self.jwks is not None
         kid = jwt.get_unverified_header(token).get("kid")
         keys = self.jwks.get_signing_keys()

@@ -17,10 +17,9 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import sys
 import tempfile
 from pathlib import Path
-
-from pymongo.errors import PyMongoError
 
 from server.config import Settings, secret
 from server.logging import get_logger
@@ -76,7 +75,12 @@ def start_failure(settings: Settings, e: Exception) -> StartupFailure:
     if isinstance(e, StartupFailure):
         return e
     reason = _first_line(e)
-    if isinstance(e, PyMongoError) and (uri := secret(settings.mongodb_uri)):
+    mongo_errors = sys.modules.get("pymongo.errors")  # imported only with MongoDB configured
+    if (
+        mongo_errors is not None
+        and isinstance(e, mongo_errors.PyMongoError)
+        and (uri := secret(settings.mongodb_uri))
+    ):
         from server.store.mongo_reach import hosts
 
         try:

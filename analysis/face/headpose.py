@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from analysis.face import landmarks as L
@@ -129,6 +128,8 @@ class HeadPoseEstimator:
 
         On degenerate input (collapsed points) the previous pose is returned unchanged.
         """
+        import cv2  # lazily: OpenCV is ~20 MB of a server that may never see a face
+
         np.multiply(landmarks[_POSE_IDX, :2], self._scale, out=self._img)
         for flag in (cv2.SOLVEPNP_SQPNP, cv2.SOLVEPNP_ITERATIVE):
             try:

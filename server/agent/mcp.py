@@ -25,15 +25,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from mcp.client.session import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from server.logging import get_logger
+
+if TYPE_CHECKING:  # the SDK (about 20 MB) is imported when the first server connects
+    from mcp.client.session import ClientSession
 
 log = get_logger(__name__)
 
@@ -262,6 +261,11 @@ class McpManager:
             await asyncio.sleep(s.retry_in_s)
 
     async def _open(self, s: _Server, stack: contextlib.AsyncExitStack) -> ClientSession:
+        from mcp.client.session import ClientSession
+        from mcp.client.stdio import StdioServerParameters, stdio_client
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
         e = s.entry
         if e.command is not None:
             params = StdioServerParameters(command=e.command, args=e.args, env=e.env, cwd=e.cwd)

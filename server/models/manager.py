@@ -146,12 +146,11 @@ def _named_like(spec: ModelSpec, explicit: Path) -> ModelSpec:
 
 def _bundled_vad() -> Path | None:
     """The Silero model faster-whisper ships (also inside the one-file binary)."""
-    try:
-        from faster_whisper.utils import get_assets_path
-    except ImportError:
-        return None
-    path = Path(get_assets_path()) / VAD_FILE
-    return path if path.is_file() else None
+    from server.providers.vad import faster_whisper_assets
+
+    assets = faster_whisper_assets()
+    path = assets / VAD_FILE if assets is not None else None
+    return path if path is not None and path.is_file() else None
 
 
 def list_states(settings: Settings) -> list[ModelState]:

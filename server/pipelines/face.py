@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -252,6 +253,8 @@ class FacePipeline:
 
     # --- worker ----------------------------------------------------------------------
     async def _run(self) -> None:
+        # Head pose needs OpenCV, imported on first use (a 50 ms import): off the loop.
+        await asyncio.to_thread(importlib.import_module, "cv2")
         while True:
             await self._wake.wait()
             self._wake.clear()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import struct
 
-import cv2
 import numpy as np
 
 from analysis.screen import InvalidImage, image_hash, max_cell_diff, mean_abs_diff, thumbnail
@@ -107,6 +106,8 @@ def prepare(data: bytes) -> tuple[np.ndarray, str]:
     """Validate, decode and thumbnail a frame; returns (thumbnail, image hash).
 
     CPU work (a few ms for a 1080p JPEG): run it in a worker thread. Raises InvalidImage."""
+    import cv2  # lazily, like every OpenCV use: ~20 MB
+
     if why := check_image(data):
         raise InvalidImage(why)
     try:

@@ -12,7 +12,6 @@ import logging
 import struct
 from dataclasses import dataclass
 
-import av
 import numpy as np
 
 log = logging.getLogger(__name__)
@@ -202,6 +201,8 @@ def decode_audio(
         raise InvalidAudio("empty audio data")
     if target_rate <= 0:
         raise ValueError(f"target_rate must be positive, got {target_rate}")
+    import av  # lazily: PyAV (FFmpeg) is ~14 MB that only uploads and MP3 output use
+
     limit = None if max_s is None else int(max_s * target_rate)
     chunks: list[np.ndarray] = []
     total = 0
@@ -253,6 +254,8 @@ def encode_mp3(
     samples = np.frombuffer(_even(pcm16), dtype="<i2")
     if samples.size == 0:
         return b""
+    import av
+
     out_rate = rate if rate in MP3_RATES else min(MP3_RATES, key=lambda r: abs(r - rate))
     options = {"id3v2_version": "0", "write_xing": "0"} if for_streaming else {}
     buf = io.BytesIO()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 CAPTURE_MAX_WIDTH = 1920  # larger desktops are scaled down before JPEG encoding
@@ -44,6 +43,8 @@ def probe_capture(monitor: int) -> str:
 
 def grab_jpeg(monitor: int) -> bytes:
     """One screenshot of a monitor as JPEG (CPU and X I/O: run it in a worker thread)."""
+    import cv2  # lazily, like every OpenCV use: ~20 MB
+
     try:
         with _mss() as sct:
             shot = sct.grab(sct.monitors[monitor])

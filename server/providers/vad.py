@@ -15,6 +15,7 @@ A ``VadStream`` itself is not thread-safe: feed it from one thread at a time.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections import deque
 from dataclasses import dataclass
@@ -45,13 +46,22 @@ class VADUnavailable(RuntimeError):
     """The Silero model file or onnxruntime is missing."""
 
 
+def faster_whisper_assets() -> Path | None:
+    """The installed faster-whisper package's ``assets`` folder, found without importing the
+    package: its ``__init__`` loads CTranslate2, tokenizers, PyAV and the Hugging Face hub
+    (about 50 MB), which a server that never transcribes locally does not need."""
+    spec = importlib.util.find_spec("faster_whisper")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "assets"
+
+
 def silero_model_path() -> Path:
     """The ``silero_vad_v6.onnx`` inside the installed faster-whisper package."""
-    try:
-        from faster_whisper.utils import get_assets_path
-    except ImportError as exc:
-        raise VADUnavailable("faster-whisper is not installed; it ships the VAD model") from exc
-    return Path(get_assets_path()) / "silero_vad_v6.onnx"
+    assets = faster_whisper_assets()
+    if assets is None:
+        raise VADUnavailable("faster-whisper is not installed; it ships the VAD model")
+    return assets / "silero_vad_v6.onnx"
 
 
 class SileroVAD:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from server.store.base import (
     MessageRecord,
@@ -15,8 +15,10 @@ from server.store.base import (
     new_id,
     utcnow,
 )
-from server.store.mongo import MongoStore
 from server.store.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from server.store.mongo import MongoStore
 
 __all__ = [
     "MessageRecord",
@@ -33,6 +35,15 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    """``MongoStore`` on first use: pymongo costs an embedded-SQLite server ~13 MB."""
+    if name == "MongoStore":
+        from server.store.mongo import MongoStore
+
+        return MongoStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def make_store(
     *,
     data_dir: Path,
@@ -47,5 +58,7 @@ def make_store(
     at startup, ``await store.close()`` at shutdown).
     """
     if mongodb_uri:
+        from server.store.mongo import MongoStore
+
         return MongoStore(mongodb_uri, mongodb_db, timeout_s=mongodb_timeout_s)
     return SQLiteStore(Path(data_dir), sqlite_synchronous)

@@ -33,7 +33,7 @@ from server.store.base import (
 )
 from server.store.checkpoints_mongo import DroppingMongoDBSaver
 from server.store.history_mongo import MongoHistory, create_history_indexes
-from server.store.initiative import MongoInitiative, create_initiative_indexes
+from server.store.initiative_mongo import MongoInitiative, create_initiative_indexes
 from server.store.mongo_codec import ms, session_doc
 from server.store.ownership_mongo import MongoOwnership
 from server.store.reminders_mongo import MongoReminders, create_reminder_indexes

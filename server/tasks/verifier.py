@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from analysis.screen import (
@@ -45,6 +44,8 @@ def screen_thumb(image: bytes) -> np.ndarray:
 
     A screen-sized JPEG is decoded at a quarter of its size (libjpeg scales while decoding:
     2.5x faster for 1280x720), which still leaves more pixels than the thumbnail has."""
+    import cv2  # lazily, like every OpenCV use: ~20 MB
+
     raw = np.frombuffer(image, np.uint8)
     small = cv2.imdecode(raw, cv2.IMREAD_REDUCED_GRAYSCALE_4) if raw.size else None
     if small is not None and small.shape[1] >= VERIFY_SIZE[0]:
@@ -84,6 +85,8 @@ def check_screen(
 
 def image_size(image: bytes) -> tuple[int, int]:
     """(width, height) of an encoded image (raises InvalidImage)."""
+    import cv2
+
     img = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise InvalidImage("could not decode image")
