@@ -29,6 +29,10 @@ from tests.server_harness import ServerThread
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 SHORT_REPLY = "Foxes are quick indeed. Dogs like a nap."
+# Long and slow enough (about 2.7 s of tokens) that a reply started early in the pause is
+# still streaming when the turn ends on a slow or loaded machine: its held text is then
+# released at once, and only the rest streams.
+SPOKEN_REPLY = "Foxes are quick indeed. Dogs like a nap. Both of them enjoy a sunny afternoon."
 # About a minute of speech: still playing when the looping fake microphone speaks again.
 LONG_REPLY = " ".join(
     f"Part {n} of my story is about a small red boat that sails across a wide calm sea."
@@ -91,8 +95,8 @@ async def test_spoken_sentence_is_transcribed_answered_and_played(
 ):
     # twice: a reply started early on the pause's quick words is discarded (and takes one)
     # when the final words differ
-    browser_llm.queue_reply(SHORT_REPLY, ttft_ms=50, token_ms=80)
-    browser_llm.queue_reply(SHORT_REPLY, ttft_ms=50, token_ms=80)
+    browser_llm.queue_reply(SPOKEN_REPLY, ttft_ms=50, token_ms=200)
+    browser_llm.queue_reply(SPOKEN_REPLY, ttft_ms=50, token_ms=200)
     s = await open_studio(studio_server, "speaker", mic="speech")
     await start_session(s)
     # The page turned the mic on by itself, raw (no AEC/NS/AGC), as ?rawmic=1 asks.
@@ -114,7 +118,7 @@ async def test_spoken_sentence_is_transcribed_answered_and_played(
     assert words(await bubble.locator(".msg-text").text_content()) == heard
 
     streamed = await wait_streaming_text(s)
-    assert 0 < len(streamed) < len(SHORT_REPLY)
+    assert 0 < len(streamed) < len(SPOKEN_REPLY)
     # ... the transcript was the user's turn the LLM answered
     asked = browser_llm.chat_requests(mem0=False)
     assert heard in [words(str(r["body"]["messages"][-1]["content"])) for r in asked]
@@ -136,7 +140,7 @@ async def test_spoken_sentence_is_transcribed_answered_and_played(
     assert log.index("response.created") < log.index("response.text.delta")
     # The whole reply arrived and equals what the LLM produced.
     await s.wait(
-        f"s.replies.some((r) => r.responseId === '{playing}' && r.text === {SHORT_REPLY!r})",
+        f"s.replies.some((r) => r.responseId === '{playing}' && r.text === {SPOKEN_REPLY!r})",
         what="the complete reply text",
     )
 
