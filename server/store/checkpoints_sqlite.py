@@ -26,13 +26,17 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from server.store.checkpoint_memo import CheckpointMemo
+
 
 class OneHopSqliteSaver(SqliteSaver):
     def __init__(self, path: Path) -> None:
         # one thread owns the connection: every operation runs there, in order
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="checkpoints")
         conn = self._pool.submit(_connect, path).result()
-        super().__init__(conn)
+        # the checkpoint a turn reads is mostly the one the turn before wrote: not decoded
+        # again (server/store/checkpoint_memo.py)
+        super().__init__(conn, serde=CheckpointMemo())
         self._pool.submit(self.setup).result()
 
     async def _run[T](self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:

@@ -31,6 +31,7 @@ from server.store.base import (
     new_id,
     utcnow,
 )
+from server.store.checkpoint_memo import CheckpointMemo
 from server.store.checkpoints_mongo import DroppingMongoDBSaver
 from server.store.history_mongo import MongoHistory, create_history_indexes
 from server.store.initiative_mongo import MongoInitiative, create_initiative_indexes
@@ -114,7 +115,11 @@ class MongoStore(
             sync_client = MongoClient(self.uri, **self._opts)
             # The saver's constructor does blocking I/O (list/create indexes): keep it
             # off the event loop.
-            saver = await asyncio.to_thread(DroppingMongoDBSaver, sync_client, db_name=self.db_name)
+            # the checkpoint a turn reads is mostly the one the turn before wrote: not
+            # decoded again (server/store/checkpoint_memo.py)
+            saver = await asyncio.to_thread(
+                DroppingMongoDBSaver, sync_client, db_name=self.db_name, serde=CheckpointMemo()
+            )
         except BaseException:
             if sync_client is not None:
                 await asyncio.to_thread(sync_client.close)
