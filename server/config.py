@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     memory_qdrant_url: str = ""  # a Qdrant server (http://qdrant:6333); unset = embedded
     memory_qdrant_api_key: SecretStr | None = None
     memory_pgvector_url: SecretStr | None = None  # postgresql://user:pass@host:5432/db
+    memory_pgvector_index: Literal["hnsw", "none"] = "hnsw"  # none: exact scans, no index
     memory_collection: str = "desktopmate_memories"
 
     # --- logging ----------------------------------------------------------------------
@@ -308,6 +309,7 @@ class Settings(BaseSettings):
     llm_stream_idle_timeout_s: float = Field(default=20.0, gt=0.0)  # between streamed pieces
     memory_search_timeout_s: float = Field(default=5.0, gt=0.0)  # then reply without memories
     memory_add_timeout_s: float = Field(default=120.0, gt=0.0)  # a background save gives up
+    memory_rest_timeout_s: float = Field(default=10.0, gt=0.0)  # /v1/memories then answers 503
 
     # --- other wire protocols (docs/protocol-dmp.md, docs/protocol-realtime.md) ---------
     dmp_ping_interval_s: float = Field(default=30.0, gt=0.0)  # /v1/chat/stream heartbeat

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -93,7 +94,11 @@ def vector_store_config(settings: Settings, tier: Tier = "fresh") -> dict[str, A
         url = secret(settings.memory_pgvector_url)
         if not url:
             raise ValueError("MEMORY_VECTOR_STORE=pgvector needs MEMORY_PGVECTOR_URL")
-        return {"provider": "pgvector", "config": {**common, "connection_string": url}}
+        index = {"hnsw": settings.memory_pgvector_index == "hnsw", "diskann": False}
+        return {
+            "provider": "pgvector",
+            "config": {**common, "connection_string": url, **index},
+        }
     path = str(settings.data_dir.resolve() / ("qdrant" + SUFFIX[tier]))
     if settings.memory_qdrant_url:
         # mem0 accepts a bare url only with an api key; with a url the path is never opened
@@ -260,7 +265,10 @@ class LongTermMemory:
         """This user's memory with this id, in whichever tier, else MemoryNotFound."""
         self._need()
         for tier, mem in self._tiers.items():
-            if not await asyncio.to_thread(tiers.has_point, mem, memory_id):
+            if self.settings.memory_vector_store == "qdrant":
+                if not await asyncio.to_thread(tiers.has_point, mem, memory_id):
+                    continue
+            elif not _is_uuid(memory_id):  # pgvector's id column is a UUID
                 continue
             item = await mem.get(memory_id)
             if item and item.get("user_id") == user_id:
@@ -391,3 +399,11 @@ class LongTermMemory:
             client = getattr(getattr(mem, "vector_store", None), "client", None)
             if client is not None:
                 await asyncio.to_thread(client.close)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
