@@ -10,6 +10,7 @@ from pathlib import Path
 from server.config import secret
 from server.models.ensure import ensure_model
 from server.models.manager import locate
+from server.providers.cpu_info import cpu_model, simd_flags
 from server.providers.stt import STTError, WhisperSTT
 from server.providers.stt_remote import RemoteSTT
 from server.providers.tts.base import TTSProvider
@@ -167,6 +168,14 @@ class VoiceServices(ServicesBase):
         try:
             await self.stt.aload()
             self.set_status("stt", "ready")
+            if isinstance(self.stt, WhisperSTT):  # what the pause decode's speed depends on
+                log.info(
+                    "stt_cpu",
+                    compute_type=self.stt.compute_type,
+                    threads=self.stt.cpu_threads,
+                    cpu=cpu_model(),
+                    simd=" ".join(simd_flags()) or "unknown",
+                )
         except STTError as e:
             self.set_status("stt", "error", str(e))
             log.warning("stt_unavailable", error=str(e))
