@@ -175,7 +175,7 @@ class Settings(BaseSettings):
     stt_enabled: bool = True  # false: no speech recognition (utterances get stt_unavailable)
     stt_model: str = "base"
     stt_device: str = "cpu"
-    stt_compute_type: str = "int8"  # fastest on AVX2 and AVX-512 CPUs (bench/stt_cpu.py)
+    stt_compute_type: str = "int8"  # float32: 2x slower on AVX2 (bench/stt_cpu.py)
     stt_cpu_threads: int = 0  # 0: one per core, at most 4
     stt_language: str | None = None
     stt_partial_interval_ms: int = 700

@@ -3,9 +3,9 @@
 Why: CTranslate2 (Whisper) and onnxruntime (Smart Turn, Silero) pick their int8 kernels by
 what the CPU offers, and that alone moves the voice latency: the same settings cost ~1.7x on
 an AVX2-only EPYC what they cost with AVX-512 VNNI (bench/README.md, issue 19, "The pause
-decode on this CPU"). A slow reply is then read against the right machine. The defaults
-(int8, one thread per core up to 4, Smart Turn on one thread) are the fastest measured on
-both kinds, so nothing is switched on these flags."""
+decode on this CPU"). A slow reply is then read against the right machine. Nothing is switched on
+these flags: on the AVX2-only machine the defaults (int8, one thread per core up to 4,
+Smart Turn on one thread) measured fastest too."""
 
 from __future__ import annotations
 
