@@ -1,13 +1,15 @@
-"""Whisper log-mel features of an 8 s window, bit-identical to faster-whisper's
-``FeatureExtractor`` (the plain path the end-of-turn model was checked against), but cheaper
+"""Whisper log-mel features of an 8 s window, equal to faster-whisper's ``FeatureExtractor``
+to float32 rounding (the plain path the end-of-turn model was checked against), but cheaper
 for the common case of an utterance shorter than the window.
 
 Why it is cheaper: the window is zero-padded at the front, and after normalisation every STFT
 frame that sees only that padding is the same frame. Its log-mel column is computed once and
 copied; only the frames that touch speech go through the FFT and the filter bank. The rest
 (the float32 window, the filter bank, the same numpy calls in the same order) is what
-faster-whisper does, so the output is equal bit for bit (tests/turns/test_turn_model.py),
-and so are the scores.
+faster-whisper does, so the output is equal bit for bit where OpenBLAS's kernel does not
+round a thinner product differently (its AVX-512 kernels; its Haswell ones differ in the last
+bit, as they do between 1 and 2 BLAS threads), and the scores with it
+(tests/turns/test_turn_model.py).
 """
 
 from __future__ import annotations

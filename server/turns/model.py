@@ -8,7 +8,8 @@ pipecat, whose framework dependencies are not installed, see pyproject.toml). Fe
 Whisper log-mels of the last 8 s (zero-padded at the front), waveform-normalised first, as
 Pipecat's ``LocalSmartTurnAnalyzerV3`` computes them; faster-whisper's extractor gives the
 same numbers (checked to 1e-5 in tests/turns/test_rules.py), and ``logmel.LogMel`` gives
-faster-whisper's numbers bit for bit with less work (tests/turns/test_turn_model.py).
+faster-whisper's numbers with less work, to float32 rounding (bit for bit with OpenBLAS's
+AVX-512 kernels; tests/turns/test_turn_model.py).
 
 Where the CPU goes (bench/turn_model.py): the ONNX run is about 31 ms on one thread of this
 machine whatever the audio, since the input is always 8 s; the features are 1-4 ms.

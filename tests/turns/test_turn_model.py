@@ -1,6 +1,7 @@
 """The end-of-turn model's faster feature path (server/turns/logmel.py) against the plain one
 it replaced (faster-whisper's ``FeatureExtractor`` over the whole normalised 8 s window):
-equal bit for bit, so the model's probabilities are identical, on real speech and at the
+equal to float32 rounding (bit for bit with some BLAS kernels), and the model's
+probabilities with them, on real speech and at the
 lengths where the padding shortcut changes (no padding, padding inside one frame, ...)."""
 
 from __future__ import annotations
@@ -32,6 +33,16 @@ def plain_features(audio: np.ndarray) -> np.ndarray:
 
 
 _EXTRACTOR = FeatureExtractor(feature_size=80, chunk_length=8)
+# The features agree to float32 rounding, not always bit for bit: with OpenBLAS's AVX-512
+# kernels they were identical, with its Haswell (AVX2) kernels the filter-bank product's last
+# bit depends on the matrix's width and on the BLAS thread count (the plain path alone differs
+# by one ulp between 1 and 2 threads). A wrong shortcut (the wrong padding column, a frame
+# off) differs by orders of magnitude more.
+ULPS = 4 * float(np.spacing(np.float32(2.0)))
+
+
+def same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and float(np.abs(a - b).max()) <= ULPS
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +60,9 @@ def _noise(n: int) -> np.ndarray:
     # one hop further, and the common case (a short utterance)
     [1, 199, 200, 201, 202, 360, 361, 5_000, 127_799, 127_800, 127_999, 128_000, 200_000],
 )
-def test_fast_features_equal_the_plain_path_bit_for_bit(n: int) -> None:
+def test_fast_features_equal_the_plain_path(n: int) -> None:
     audio = _noise(n)
-    assert np.array_equal(LogMel()(audio), plain_features(audio))
+    assert same(LogMel()(audio), plain_features(audio))
 
 
 def test_equal_over_many_lengths_and_levels() -> None:
@@ -68,7 +79,7 @@ def test_equal_over_many_lengths_and_levels() -> None:
     fast = LogMel()
     for n in lengths:
         audio = rng.normal(0, rng.uniform(0.001, 0.5), int(n)).astype(np.float32)
-        assert np.array_equal(fast(audio), plain_features(audio)), n
+        assert same(fast(audio), plain_features(audio)), n
 
 
 def test_concurrent_decisions_leave_blas_threads_as_they_were() -> None:
@@ -87,12 +98,12 @@ def test_concurrent_decisions_leave_blas_threads_as_they_were() -> None:
     with ThreadPoolExecutor(8) as pool:
         outs = list(pool.map(fast, audio))
     assert blas_threads() == before
-    assert all(np.array_equal(o, plain_features(a)) for o, a in zip(outs[:4], audio, strict=False))
+    assert all(same(o, plain_features(a)) for o, a in zip(outs[:4], audio, strict=False))
 
 
 def test_silence_is_the_same_too() -> None:
     audio = np.zeros(16_000, dtype=np.float32)  # variance 0: the epsilon decides
-    assert np.array_equal(LogMel()(audio), plain_features(audio))
+    assert same(LogMel()(audio), plain_features(audio))
 
 
 @pytest.mark.parametrize("pad", [0, 200, 201, 360, 361, 521, 64_000, WINDOW_SAMPLES - 1])
@@ -121,6 +132,6 @@ def test_probabilities_are_identical_on_speech(model: SmartTurnModel) -> None:
     for audio in clips:
         fast = model.score(audio)
         assert 0.0 <= fast <= 1.0
-        assert fast == model.score_features(plain_features(audio))
+        assert abs(fast - model.score_features(plain_features(audio))) <= 1e-4
     p, cpu_ms = model.timed_score(clips[0])
     assert p == model.score(clips[0]) and cpu_ms > 0
