@@ -5,36 +5,16 @@ is exactly what is stored, whoever wrote it."""
 from __future__ import annotations
 
 import copy
-import operator
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
 
 from server.store import Store
 from server.store.checkpoint_memo import CheckpointMemo
 from server.store.checkpoints_sqlite import OneHopSqliteSaver
-
-
-class _State(TypedDict):
-    messages: Annotated[list[AnyMessage], add_messages]
-    turns: Annotated[int, operator.add]
-
-
-def _reply(state: _State) -> dict[str, Any]:
-    last = state["messages"][-1].content
-    return {"messages": [AIMessage(content=f"echo: {last}")], "turns": 1}
-
-
-def _graph(saver: Any) -> Any:
-    builder = StateGraph(_State)
-    builder.add_node("reply", _reply)
-    builder.add_edge(START, "reply")
-    builder.add_edge("reply", END)
-    return builder.compile(checkpointer=saver)
+from tests.store.test_store_contract import echo_graph
 
 
 def _memo(saver: Any) -> CheckpointMemo:
@@ -47,7 +27,7 @@ T1 = {"configurable": {"thread_id": "t1"}}
 
 async def test_next_turn_reads_the_written_checkpoint_without_decoding(store: Store) -> None:
     saver = store.checkpointer()
-    graph = _graph(saver)
+    graph = echo_graph(saver)
     await graph.ainvoke({"messages": [HumanMessage("hello")]}, T1)
     hits = _memo(saver).hits
     out = await graph.ainvoke({"messages": [HumanMessage("again")]}, T1)
@@ -68,9 +48,9 @@ async def test_a_checkpoint_written_elsewhere_is_read_not_the_remembered_one(
 ) -> None:
     """Another replica (its own saver on the same file) wrote the thread's newer state."""
     mine, theirs = (OneHopSqliteSaver(tmp_path / "cp.sqlite3") for _ in range(2))
-    await _graph(mine).ainvoke({"messages": [HumanMessage("one")]}, T1)
-    await _graph(theirs).ainvoke({"messages": [HumanMessage("two")]}, T1)
-    out = await _graph(mine).ainvoke({"messages": [HumanMessage("three")]}, T1)
+    await echo_graph(mine).ainvoke({"messages": [HumanMessage("one")]}, T1)
+    await echo_graph(theirs).ainvoke({"messages": [HumanMessage("two")]}, T1)
+    out = await echo_graph(mine).ainvoke({"messages": [HumanMessage("three")]}, T1)
     assert [m.content for m in out["messages"] if isinstance(m, HumanMessage)] == [
         "one",
         "two",
@@ -83,7 +63,7 @@ async def test_a_checkpoint_written_elsewhere_is_read_not_the_remembered_one(
 
 async def test_changing_a_read_checkpoint_does_not_change_the_next_read(tmp_path: Path) -> None:
     saver = OneHopSqliteSaver(tmp_path / "cp.sqlite3")
-    await _graph(saver).ainvoke({"messages": [HumanMessage("hello")]}, T1)
+    await echo_graph(saver).ainvoke({"messages": [HumanMessage("hello")]}, T1)
     first = await saver.aget_tuple(T1)
     assert first is not None
     first.checkpoint["channel_values"]["messages"].append(HumanMessage("injected"))

@@ -652,12 +652,18 @@ def _reply(state: _State) -> dict[str, Any]:
     return {"messages": [AIMessage(content=f"echo: {last}")], "turns": 1}
 
 
-def _graph(store: Store) -> Any:
+def echo_graph(saver: Any) -> Any:
+    """A one-node graph that echoes the last message and counts its turns, on ``saver``
+    (also the checkpoint memo's test graph)."""
     builder = StateGraph(_State)
     builder.add_node("reply", _reply)
     builder.add_edge(START, "reply")
     builder.add_edge("reply", END)
-    return builder.compile(checkpointer=store.checkpointer())
+    return builder.compile(checkpointer=saver)
+
+
+def _graph(store: Store) -> Any:
+    return echo_graph(store.checkpointer())
 
 
 async def test_checkpointer_keeps_thread_history(store: Store) -> None:
