@@ -136,13 +136,14 @@ async def test_a_spoken_item_can_be_deleted_and_its_reply_cut_alone(
         heard = await until(
             conn, "conversation.item.input_audio_transcription.completed", seen, timeout=60
         )
-        assert "fox" in heard.transcript.lower(), heard
+        # "lazy", not "fox": Whisper on some CPUs hears "brown fox" as "round fucks"
+        assert "lazy" in heard.transcript.lower(), heard
         # deleted at once (a client filtering what it heard): the reply being made for it
         # finishes first, then the item goes
         await conn.conversation.item.delete(item_id=heard.item_id)
         reply = (await until(conn, "response.done", seen, timeout=60)).response
         assert reply.status == "completed"
-        assert any("fox" in text.lower() for role, text in prompt(llm) if role == "user")
+        assert any("lazy" in text.lower() for role, text in prompt(llm) if role == "user")
         assert (await until(conn, "conversation.item.deleted", seen)).item_id == heard.item_id
         # the client stopped playing the reply early: it settles without the deleted words
         await conn.conversation.item.truncate(

@@ -220,7 +220,10 @@ async def test_a_voice_turns_events_come_in_the_realtime_order(
     assert [mine[i].previous_item_id for i in (2, 3, -1)] == [before] * 3
     reply = mic.of("response.created")[1]
     assert ev.index(mine[-1]) < ev.index(reply)
-    assert "fox" in mine[-2].transcript.lower()
+    # the sentence, not one word of it: on an AVX2-only CPU Whisper heard "brown fox" as
+    # "round fucks"
+    heard = set(words(mine[-2].transcript))
+    assert len(heard & {"quick", "brown", "fox", "jumps", "lazy", "dog", "green", "forest"}) >= 5
 
 
 def _item(e: Any) -> str | None:
