@@ -144,8 +144,9 @@ def classify(text: str, language: str | None) -> Kind:
     """What speech over a playing reply means.
 
     ``stop``: a stop phrase anywhere ("wait", "잠깐만", "그만해요"). ``backchannel``: every word
-    group is an acknowledgement (or a sound Whisper made words of: "Thank you."), or fewer
-    than ``MIN_TURN_WORDS`` other words (a lone word over a reply is an acknowledgement or a
+    group is an acknowledgement (or a sound Whisper made words of: "Thank you."), the other
+    words are one hummed word or pair over and over (``_hummed``), or there are fewer than
+    ``MIN_TURN_WORDS`` other words (a lone word over a reply is an acknowledgement or a
     mishearing of one: Whisper hears "mm-hm" as "them"). ``none``: no words (a cough, a
     knock). ``turn``: anything else."""
     tokens = words(text)
@@ -154,7 +155,7 @@ def classify(text: str, language: str | None) -> Kind:
     langs = rules_for(language)
     if any(r.is_stop(tokens) for r in langs):
         return "stop"
-    if _only_backchannels(tokens, langs):
+    if _only_backchannels(tokens, langs) or _hummed(_other_tokens(tokens, langs)):
         return "backchannel"
     return "turn" if _others(tokens, langs) >= MIN_TURN_WORDS else "backchannel"
 
@@ -172,11 +173,31 @@ def other_words(text: str, language: str | None) -> int:
 
 
 def _others(tokens: list[str], langs: list[LanguageRules]) -> int:
-    return sum(
-        not (len(t) == 1 and t.isascii() and t not in "ai")
-        and not any(r.acknowledges(t) for r in langs)
+    return len(_other_tokens(tokens, langs))
+
+
+def _other_tokens(tokens: list[str], langs: list[LanguageRules]) -> list[str]:
+    return [
+        t
         for t in tokens
-    )
+        if not (len(t) == 1 and t.isascii() and t not in "ai")
+        and not any(r.acknowledges(t) for r in langs)
+    ]
+
+
+def _hummed(tokens: list[str]) -> bool:
+    """The same one or two words over and over, each with the hummed "m" in it ("Emamson
+    Emamson Emamson", "Emams them Emams them"): Whisper making one made-up word of each
+    "mm-hm" in a run of them, sure of it because it repeats. Words said again without an
+    "m" are words ("No, no, no.", "Hello? Hello?")."""
+    for unit in (1, 2):
+        if (
+            len(tokens) > unit
+            and all(tokens[i] == tokens[i - unit] for i in range(unit, len(tokens)))
+            and all("m" in t for t in tokens[:unit])
+        ):
+            return True
+    return False
 
 
 def _only_backchannels(tokens: list[str], langs: list[LanguageRules]) -> bool:

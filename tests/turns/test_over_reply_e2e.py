@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from server.providers.cpu_info import simd_flags
 from server.turns.rules import words
 from tests.fakes.openai_server import FakeOpenAI
 from tests.mic import Mic
@@ -90,13 +89,6 @@ async def test_backchannels_do_not_cancel_but_stop_does(
         await ws.wait_for("response.created", timeout=30)  # the stop request is a turn
 
 
-@pytest.mark.xfail(
-    "avx512f" not in simd_flags(),
-    reason="open (issue 19): Whisper on an AVX2-only CPU hears the first hummed 'Mm-hmm.' as "
-    "'M.A.M.Them.', so the held hums join into 'Emamson Emamson Emamson', words that are no "
-    "acknowledgement, and cancel the reply (2 of 3 full runs there; every run with AVX-512)",
-    strict=False,
-)
 async def test_a_run_of_acknowledgements_stays_acknowledgements(
     stt_ready: ServerThread, turn_llm: FakeOpenAI
 ):
@@ -105,8 +97,9 @@ async def test_a_run_of_acknowledgements_stays_acknowledgements(
     more and the next ones joined it; their misheard words together ("M-M-Them Yeah Uh-uh
     Right") cancelled the reply as a turn (2 of 2 before). Words already judged no
     interruption at a pause no longer count again, a hum spelled letter by letter is no
-    words, and known acknowledgements end at their pause: no cancel, no speech_started, no
-    transcript."""
+    words, one made-up word said over and over is hums ("Emamson Emamson Emamson", Whisper on
+    an AVX2-only CPU), and known acknowledgements end at their pause: no cancel, no
+    speech_started, no transcript."""
     # synthesized first: speaking blocks this loop, and the mic's frames would come in bursts
     said = [speak_fresh(s) for s in ("Mm-hmm.", "Mm-hmm.", "Yeah.", "Mm-hmm.", "Uh-huh.")]
     ws = await open_ws(stt_ready, persona="emma", token="bc-run")

@@ -141,7 +141,7 @@ def test_a_stretch_is_a_turn_by_its_new_words_only():
     assert over.judge("Emanson. What about tomorrow?", "", logprob=-0.4) == "turn"
     assert over.judge("Emanson. Stop.", "", logprob=-0.5) == "stop"
     alone = OverReply("item_3", 0, "en")
-    assert alone.judge("Emanson. Emanson.", "", logprob=-0.5) == "turn"  # no stretch before
+    assert alone.judge("Emanson. Amazon.", "", logprob=-0.5) == "turn"  # no stretch before
     # the same within one held speech: its words at the last pause were judged already
     alone.settled_text = "M-M-Z-M. Yeah."
     assert alone.judge("M-M-Them. Yeah. Uh-uh. Right.", "", logprob=-0.5) == "backchannel"
@@ -149,6 +149,24 @@ def test_a_stretch_is_a_turn_by_its_new_words_only():
     # Whisper spelling a hum letter by letter is no words
     assert OverReply("item_4", 0, "en").judge("M M Z M M Z M M", "", logprob=-0.5) != "turn"
     assert OverReply("item_5", 0, "en").judge("I am", "", logprob=-0.5) == "turn"
+
+
+def test_a_run_of_one_hummed_word_is_no_turn():
+    """Hums in a run, each heard as the same made-up word or pair (an AVX2-only CPU's Whisper:
+    "Emamson Emamson Emamson" and "Emams them Emams them" cancelled replies): no turn.
+    Repeated words without the hummed "m", or words that change, still are."""
+    for heard in (
+        "Emamson Emamson Emamson",
+        "Emams them Emams them.",
+        "Emanson. Emanson.",
+        "Emamson, yeah, Emamson. Emamson",  # acknowledgements between them
+        "Emma Cham Emma",  # the run cut mid-pair by a pause
+    ):
+        assert classify(heard, "en") == "backchannel", heard
+        assert OverReply("item_6", 0, "en").judge(heard, "", logprob=-0.3) == "backchannel"
+    for heard in ("No, no, no.", "Hello? Hello?", "Emamson, what about tomorrow?"):
+        assert OverReply.interrupts(classify(heard, "en")), heard
+    assert classify("Emamson. Stop. Emamson.", "en") == "stop"
 
 
 def test_echo_overlap():
