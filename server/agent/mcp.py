@@ -139,6 +139,7 @@ class McpManager:
         self.reconnect_max_s = max(reconnect_max_s, reconnect_s)
         self.version = 0  # bumped whenever the offered tools change
         self.changed = asyncio.Event()
+        self._closed = False
         self.listeners: list[Callable[[], None]] = []  # called on every change of status
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -146,13 +147,22 @@ class McpManager:
         for s in self._servers.values():
             s.task = asyncio.create_task(self._keep(s), name=f"mcp:{s.name}")
 
-    async def close(self) -> None:
-        tasks = [s.task for s in self._servers.values() if s.task is not None]
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Stop every connection loop. A cancel that lands inside the MCP SDK's connect can
+        be swallowed there (it came back as a failed attempt, and the loop went on: shutdown
+        hung), so the loops also stop on ``_closed``, the cancel is repeated, and the wait is
+        bounded."""
+        self._closed = True
+        pending = {s.task for s in self._servers.values() if s.task is not None}
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while pending:
+            for t in pending:
+                t.cancel()
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                log.warning("mcp_close_timeout", servers=[t.get_name() for t in pending])
+                return
+            _, pending = await asyncio.wait(pending, timeout=min(left, 0.5))
 
     async def first_attempts(self, timeout_s: float) -> None:
         """Until every server connected or failed once (at most timeout_s)."""
@@ -233,7 +243,8 @@ class McpManager:
         s.lost.set()
 
     async def _keep(self, s: _Server) -> None:
-        while True:
+        await asyncio.to_thread(_import_sdk)  # ~1 s of imports: not on the event loop
+        while not self._closed:
             s.lost.clear()
             try:
                 async with contextlib.AsyncExitStack() as stack:
@@ -249,6 +260,9 @@ class McpManager:
             except asyncio.CancelledError:
                 raise
             except BaseException as e:  # anyio raises groups; a server must never stop us
+                me = asyncio.current_task()
+                if self._closed or (me is not None and me.cancelling()):
+                    return  # a cancel the SDK's task group turned into its own error
                 detail = _describe(e)
                 if s.status != "down" or s.detail != detail:  # once per new reason, no spam
                     log.warning("mcp_down", server=s.name, error=detail)
@@ -313,6 +327,12 @@ class McpManager:
                 consequential=s.entry.consequential and t.name not in s.entry.safe_tools,
             )
         return out
+
+
+def _import_sdk() -> None:
+    import mcp.client.session
+    import mcp.client.stdio
+    import mcp.client.streamable_http  # noqa: F401
 
 
 def _describe(e: BaseException) -> str:

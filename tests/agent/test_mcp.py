@@ -202,3 +202,25 @@ async def test_retries_back_off_up_to_the_limit_and_reset_once_connected(tmp_pat
         if proc is not None:
             proc.kill()
             proc.wait()
+
+
+async def test_close_returns_whenever_it_comes_during_a_failing_attempt() -> None:
+    """A cancel that lands while the SDK's task group holds a connection error comes back as
+    that error, not as a cancel: the loop took it for a failed attempt and went on, and
+    shutdown hung (19 of 150 closes here, one event-loop step later each time). Every close
+    now ends its loop, wherever it lands."""
+    entry = ServerEntry(url=f"http://127.0.0.1:{free_port()}/mcp")  # nothing listens
+    hung = []
+    for steps in range(150):
+        m = McpManager({"dead": entry}, connect_timeout_s=5, reconnect_s=0.001)
+        m.start()
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        closing = asyncio.create_task(m.close())
+        done, _ = await asyncio.wait({closing}, timeout=3)
+        task = m._servers["dead"].task
+        if not done or task is None or not task.done():
+            hung.append(steps)
+            if task is not None:
+                task.cancel()
+    assert hung == []
