@@ -44,7 +44,8 @@ def _fake_tree(tmp: Path, imports: dict[str, str]) -> None:
         (tmp / pkg).mkdir(parents=True, exist_ok=True)
         (tmp / pkg / "__init__.py").write_text("")
     hub = ("active_response", "playback", "reply_speech", "preemptive", "responses", "session")
-    for module in hub:  # the modules the reply-parts contract names
+    hub += ("core", "outbound")
+    for module in hub:  # the modules the reply-parts and outbound-queue contracts name
         (tmp / "server/hub" / f"{module}.py").write_text("")
     for path, line in imports.items():
         (tmp / path).write_text(line + "\n")
@@ -75,6 +76,7 @@ def _toml(config: dict) -> str:
         ("server/protocols/y.py", "import server.agent", "protocols import neither"),
         ("server/hub/playback.py", "import server.hub.responses", "reply parts"),
         ("server/hub/preemptive.py", "import server.hub.session", "reply parts"),
+        ("server/hub/outbound.py", "import server.hub.core", "the outbound queue never"),
     ],
 )
 def test_the_contracts_catch_violations(

@@ -25,7 +25,8 @@ from server.agent.graph import (
 from server.agent.state import TurnContext
 from server.hub import protocol as p
 from server.hub.active_response import ActiveResponse
-from server.hub.core import SlowConsumer, ms
+from server.hub.core import ms
+from server.hub.outbound import SlowConsumer
 from server.hub.playback import Playback
 from server.hub.reply_speech import ReplySpeech
 from server.logging import redact

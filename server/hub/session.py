@@ -13,8 +13,9 @@ from starlette.websockets import WebSocket
 
 from server.agent.approvals import ApprovalError, ApprovalGate, Choice
 from server.hub import continuation
-from server.hub.core import OUTPUT_RATE, SessionCore, SlowConsumer
+from server.hub.core import OUTPUT_RATE, SessionCore
 from server.hub.events import SessionEvents
+from server.hub.outbound import SlowConsumer
 from server.hub.perception import Perception
 from server.hub.preemptive import PreemptiveStarts
 from server.hub.protocol import ProtocolError

@@ -21,9 +21,9 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from server.auth import AuthError, Principal, authenticator
-from server.hub.core import SlowConsumer
 from server.hub.expiry import end_when_expired
 from server.hub.opening import SessionRefused, open_session, user_slot
+from server.hub.outbound import SlowConsumer
 from server.hub.session import Session
 from server.logging import get_logger
 from server.protocols.common import claimed_user, local_mode, persona_for

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from server.avatar.emotions import expression
-from server.hub.core import SlowConsumer
 from server.hub.events import SessionEvents, send_reminder
+from server.hub.outbound import SlowConsumer
 from server.hub.protocol import ProtocolError
 from server.hub.session import Session
 from server.pipelines.chunker import EmotionTrack, SentenceChunker, speakable

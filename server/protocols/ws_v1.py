@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.websockets import WebSocketDisconnect
 
 from server.hub import protocol as p
-from server.hub.core import SlowConsumer
 from server.hub.events import SessionEvents, send_reminder
+from server.hub.outbound import SlowConsumer
 from server.hub.reminders import reminder_event
 from server.tasks import live as task_live
 
