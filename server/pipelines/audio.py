@@ -1,5 +1,6 @@
-"""Voice input for one session: mic PCM -> VAD -> live partial transcripts -> final
-transcript -> a turn. VAD and STT run in worker threads; the event loop only moves bytes.
+"""Voice input for one session: mic PCM -> VAD -> live partial transcripts (partials.py)
+-> final transcript -> a turn. VAD and STT run in worker threads; the event loop only moves
+bytes.
 
 Frames queue in a bounded buffer (audio must not be dropped silently, but it must not grow
 without bound either: an overrun is reported with an `error` event)."""
@@ -17,15 +18,10 @@ import numpy as np
 
 from server.logging import get_logger
 from server.pipelines.final_transcript import RATE, FinalTranscripts, Utterance
-from server.pipelines.over_reply import (
-    OVER_REPLY_MIN_AUDIO,
-    OVER_REPLY_MIN_SILENCE_MS,
-    OVER_REPLY_PARTIAL_MS,
-    OVER_REPLY_WINDOW_S,
-    OverReplyJudge,
-)
+from server.pipelines.over_reply import OVER_REPLY_MIN_SILENCE_MS, OverReplyJudge
+from server.pipelines.partials import LivePartials
 from server.pipelines.pause_decode import SPECULATE_AFTER_MS, PauseDecode
-from server.providers.stt import STTError, Transcript, WhisperSTT
+from server.providers.stt import Transcript, WhisperSTT
 from server.providers.vad import SileroVAD, VadEvent, VadStream
 from server.turns.echo import EchoCanceller
 from server.turns.endpoint import CAPS_MS, TurnConfig
@@ -41,28 +37,6 @@ log = get_logger(__name__)
 GAZE_MAX_AGE_S = 1.5
 MIN_FRAME_BYTES = 2
 MAX_FRAME_MS = 100
-
-
-class PartialStabilizer:
-    """Words that two consecutive partial hypotheses agree on are fixed; later partials
-    keep them, so the text on screen does not flicker."""
-
-    def __init__(self) -> None:
-        self.fixed: list[str] = []
-        self.prev: list[str] = []
-
-    def update(self, text: str) -> str:
-        words = text.split()
-        agree = 0
-        for a, b in zip(self.prev, words, strict=False):
-            if a != b:
-                break
-            agree += 1
-        if agree > len(self.fixed):
-            self.fixed = words[:agree]
-        self.prev = words
-        tail = words[len(self.fixed) :] if words[: len(self.fixed)] == self.fixed else words[agree:]
-        return " ".join(self.fixed + tail)
 
 
 class VoiceInput:
@@ -83,14 +57,12 @@ class VoiceInput:
         self._ptt_bytes = 0
         self._items = 0
         self._item_id: str | None = None
-        self._stabilizer = PartialStabilizer()
-        self._last_partial = 0.0
-        self._partial_task: asyncio.Task[None] | None = None
         self._barged = False
         # the final decode, started in a pause
         self.pause_decode = PauseDecode(session, stt, self.stream)
         self.judge = OverReplyJudge(session)  # speech over a reply (BARGE_IN_MODE=words)
         self.finals = FinalTranscripts(session, stt, self.judge)
+        self.partials = LivePartials(session, stt, self.stream, self.judge, lambda: self._item_id)
         self._overrun_reported = 0.0
         self.stream_ms = 0
         self.semantic: SemanticTurns | None = None
@@ -381,11 +353,10 @@ class VoiceInput:
         s = self.session
         if ev.kind == "start":
             self._item_id = self._new_item()
-            self._stabilizer = PartialStabilizer()
-            self._last_partial = time.monotonic()
+            self.partials.speech_started()
             self._barged = False
             if self.judge.hold(self._item_id, ev.t_ms):
-                self._last_partial = 0.0
+                self.partials.due_now()
                 return  # held until its words say it is an interruption
             await s.events.speech_started(self._item_id, ev.t_ms)
             return
@@ -399,8 +370,7 @@ class VoiceInput:
                 self.judge.ended(over, audio, ev.t_ms)
         item = self._item_id or self._new_item()
         self._item_id = None
-        if self._partial_task:
-            self._partial_task.cancel()
+        self.partials.cancel()
         spec = self.pause_decode.take(ev.t_ms)
         if audio.size:
             now, t_ms = self._clock
@@ -422,41 +392,4 @@ class VoiceInput:
         ):
             self._barged = True
             s.barge_in()
-        now = time.monotonic()
-        judging = self.judge.judging
-        interval = (OVER_REPLY_PARTIAL_MS if judging else s.settings.stt_partial_interval_ms) / 1000
-        if (
-            self.stream.silence_start_ms is None  # in a pause the final decode has priority
-            and self.stream.last_prob >= self.stream.threshold
-            and self.stt is not None
-            and self.stt.loaded
-            and now - self._last_partial >= interval
-            and (self._partial_task is None or self._partial_task.done())
-        ):
-            self._last_partial = now
-            audio = self.stream.current_utterance()
-            if audio.size >= (OVER_REPLY_MIN_AUDIO if judging else RATE // 2):
-                over = self.judge.over
-                if judging and over is not None:
-                    audio = over.joined(audio)
-                window = OVER_REPLY_WINDOW_S if judging else None
-                self._partial_task = s.spawn(self._partial(self._item_id, audio, window))
-
-    async def _partial(
-        self, item_id: str | None, audio: np.ndarray, window_s: float | None = None
-    ) -> None:
-        assert self.stt is not None
-        try:
-            # a partial gives way to the pause's decode (window_s: judged over a reply)
-            t = await self.stt.atry_transcribe(
-                audio, self.session.stt_language(), window_s=window_s, give_way=window_s is None
-            )
-        except STTError:
-            return
-        if t is None or not t.text.strip() or item_id != self._item_id:
-            return
-        over = self.judge.over
-        if over is not None and not await self.judge.judge(over, t.text, t.avg_logprob):
-            return  # not (yet) an interruption: nothing of it reaches the client
-        text = self._stabilizer.update(t.text.strip())
-        await self.session.events.transcript_delta(item_id, text)
+        self.partials.tick()
