@@ -3,11 +3,11 @@
 generate_response -(tool calls)-> tools -> generate_response ... -(answer)-> END
                   \\-(silent)-> END                \\-(stay_silent)-> update_memory
 
-A turn's first generate_response prepares it (prepare_turn: seed 000's perceive_environment
--> query_memory -> reason_and_plan, in that order) and ends the turn there on a silent
-plan; the answer's generate_response runs update_memory on it. Steps that always run
-together share a node, since each LangGraph superstep costs CPU of its own (task
-preparation, channel writes, a checkpoint copy, callbacks, about 0.3 ms).
+A turn's first generate_response prepares it (prepare_turn, agent/turn_prep.py: seed 000's
+perceive_environment -> query_memory -> reason_and_plan, in that order) and ends the turn
+there on a silent plan; the answer's generate_response runs update_memory on it. Steps
+that always run together share a node, since each LangGraph superstep costs CPU of its own
+(task preparation, channel writes, a checkpoint copy, callbacks, about 0.3 ms).
 
 The tools are bound on the same streamed call that answers, so a turn without a tool call
 costs no extra LLM round-trip; when the streamed message carries tool calls, the tools node
@@ -49,6 +49,7 @@ from server.agent.turn_events import (
     TurnEmotion,
     TurnFinished,
 )
+from server.agent.turn_prep import TurnPreparation, last_human_text
 from server.agent.wire import to_ai_message, to_openai
 from server.avatar.emotions import Mark, MarkFilter, strip_marks
 from server.logging import get_logger
@@ -62,19 +63,11 @@ log = get_logger(__name__)
 PREPARE = "prepare_turn"
 GENERATE = "generate_response"
 TOOLS = "tools"
-_FILLER = re.compile(r"^[\s.,!?…~\-]*((um+|uh+|hmm+|음+|어+|아+|으+)[\s.,!?…~\-]*)*$", re.I)
 _TOOLS_REFUSED = re.compile(r"tool|function", re.I)
 _END = object()  # the graph run ended (stream_turn's queue)
 
 ToolMode = Literal["auto", "on", "off"]
 EnvFactory = Callable[[str, Perception | None], ToolEnv]
-
-
-def last_human_text(messages: list[BaseMessage]) -> str:
-    for m in reversed(messages):
-        if isinstance(m, HumanMessage):
-            return m.text if hasattr(m, "text") else str(m.content)
-    return ""
 
 
 def refuses_tools(e: Exception) -> bool:
@@ -106,7 +99,7 @@ def tool_transcript(log: list[ToolRecord]) -> list[str]:
     return [f"[tool {r.name}{'' if r.ok else ' failed'}] {r.summary}" for r in log]
 
 
-class Agent(ToolRounds, ThreadEdits):
+class Agent(TurnPreparation, ToolRounds, ThreadEdits):
     def __init__(
         self,
         llm: LazyChatModel | None,
@@ -157,67 +150,6 @@ class Agent(ToolRounds, ThreadEdits):
         return self.tool_mode == "on" or (self.tool_mode == "auto" and not self.tools_refused)
 
     # --- steps and nodes --------------------------------------------------------------
-    async def prepare_turn(
-        self, state: GraphState, runtime: Runtime[TurnContext]
-    ) -> dict[str, Any]:
-        """perceive_environment, then query_memory, then reason_and_plan: each step sees
-        what the steps before it found, as it would in a node of its own."""
-        update: dict[str, Any] = {}
-        for step in (self.perceive_environment, self.query_memory, self.reason_and_plan):
-            update |= await step(cast(GraphState, {**state, **update}), runtime)
-        return update
-
-    async def perceive_environment(
-        self, state: GraphState, runtime: Runtime[TurnContext]
-    ) -> dict[str, Any]:
-        """What the session sees now, without waiting: a fresh look is the model's call
-        (get_screen_context)."""
-        p = runtime.context.perception
-        if p is None:
-            return {}
-        return {"visual_context": p.latest_visual(), "affect": p.latest_affect()}
-
-    async def query_memory(
-        self, state: GraphState, runtime: Runtime[TurnContext]
-    ) -> dict[str, Any]:
-        """Search-Before-Act: always look the user up before any reply is generated (the
-        search started with the turn, while the checkpoint loaded and perceive ran)."""
-        started, runtime.context.memory_search = runtime.context.memory_search, None
-        if started is not None:
-            hits = await started.task
-        else:
-            hits = await self.memory.search(state["user_id"], last_human_text(state["messages"]))
-        found = [
-            {"id": h.id, "memory": h.memory, "category": h.category, "updated_at": h.updated_at}
-            for h in hits
-        ]
-        env = runtime.context.tool_env
-        if env is not None:
-            env.read_ids.update(h.id for h in hits)
-        if runtime.context.on_memory_searched:
-            await runtime.context.on_memory_searched(found)
-        return {"memory_context": found}
-
-    async def reason_and_plan(
-        self, state: GraphState, runtime: Runtime[TurnContext]
-    ) -> dict[str, Any]:
-        text = last_human_text(state["messages"])
-        if _FILLER.match(text):
-            await runtime.context.confirmed()  # a silent turn ends here: only once confirmed
-            return {"action_plan": {"action": "silent", "reason": "no content to answer"}}
-        ctx = runtime.context
-        style = ctx.persona.style_for(ctx.user_turns)
-        return {
-            "intimacy": style.level,
-            "action_plan": {
-                "action": "respond",
-                "style": style.name,
-                "use_visual": bool(state.get("visual_context")),
-                "use_memory": bool(state.get("memory_context")),
-                "tools": ctx.tool_env is not None,
-            },
-        }
-
     # The branch function is async on purpose: LangGraph runs a sync one in a thread pool
     # (a thread hop, about 1 ms).
     @staticmethod
