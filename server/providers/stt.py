@@ -1,4 +1,5 @@
-"""Speech-to-text with faster-whisper (CTranslate2), in process.
+"""Speech-to-text with faster-whisper (CTranslate2), in process. What a transcript is:
+stt_types.py; opening the model, and its load failures in words: stt_load.py.
 
 Why these choices:
 - Audio arrives as float32 16 kHz numpy from our own VAD, never as files: PyAV 19 breaks
@@ -28,80 +29,32 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from server.providers.stt_encoder import EncoderHook, GaveWay
+from server.providers.stt_load import open_whisper
+from server.providers.stt_types import (
+    SAMPLE_RATE,
+    Segment,
+    STTError,
+    STTUnavailable,
+    Transcript,
+    Word,
+)
 
-SAMPLE_RATE = 16_000
-
-
-class STTError(RuntimeError):
-    """Transcription failed. The message is safe to show to a user."""
-
-
-class STTUnavailable(STTError):
-    """The model cannot be loaded (missing path, no network for a download, bad files)."""
-
-
-class Segment(NamedTuple):
-    start: float
-    end: float
-    text: str
-
-
-class Word(NamedTuple):
-    start: float
-    end: float
-    word: str
-    probability: float
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """One transcription. ``elapsed_s`` is model time only; ``wait_s`` the time queued."""
-
-    text: str
-    language: str
-    segments: list[Segment]
-    duration_s: float
-    elapsed_s: float
-    words: list[Word] | None = None
-    language_probability: float = 0.0
-    avg_logprob: float | None = None
-    no_speech_prob: float | None = None
-    wait_s: float = 0.0
-
-    @property
-    def rtf(self) -> float:
-        """Real-time factor: model seconds per second of audio."""
-        return self.elapsed_s / self.duration_s if self.duration_s else 0.0
-
-
-def _looks_like_path(model: str) -> bool:
-    """True for filesystem paths; False for model names ("base") and hub ids ("org/name")."""
-    if model.startswith(("/", "./", "../", "~", ".\\", "..\\")) or os.path.isabs(model):
-        return True
-    return model.count("/") > 1 or "\\" in model
-
-
-def _load_failure(model: str, is_dir: bool, exc: Exception) -> str:
-    """What went wrong loading ``model``, and the fix, in words (never the raw exception:
-    hub and DNS errors are pages of text that tell a user nothing)."""
-    fix = (
-        "Fix: run `desktopmate models download stt` (online) or `desktopmate models import "
-        "PATH` with an offline copy, or set STT_MODEL to a local faster-whisper model folder"
-    )
-    if is_dir:
-        why = "its files are damaged, incomplete or not a CTranslate2 Whisper model"
-    elif any(w in type(exc).__name__ for w in ("Connect", "Timeout", "Offline", "NotFound")):
-        why = "it is not downloaded yet and the model hub cannot be reached (offline?)"
-    else:
-        why = "it is not downloaded yet and the download failed"
-    return f"cannot load Whisper model {model!r}: {why}. {fix}"
+# The transcript types live in stt_types.py; importers of this module keep finding them here.
+__all__ = [
+    "SAMPLE_RATE",
+    "STTError",
+    "STTUnavailable",
+    "Segment",
+    "Transcript",
+    "WhisperSTT",
+    "Word",
+]
 
 
 def _as_float32(audio: np.ndarray) -> np.ndarray:
@@ -179,34 +132,14 @@ class WhisperSTT:
         with self._load_lock:
             if self._model is not None:
                 return
-            try:
-                from faster_whisper import WhisperModel
-            except ImportError as exc:
-                raise STTUnavailable("faster-whisper is not installed") from exc
-            source = self.model
-            local = Path(source).expanduser()
-            if local.is_dir():
-                source = str(local)
-            elif _looks_like_path(source):
-                raise STTUnavailable(
-                    f"Whisper model directory not found: {source}. Fix: set STT_MODEL to a "
-                    "faster-whisper model folder, or to a name and run "
-                    "`desktopmate models download stt` / `desktopmate models import PATH`"
-                )
-            elif self.download_root is not None:
-                self.download_root.mkdir(parents=True, exist_ok=True)
-            try:
-                model = WhisperModel(
-                    source,
-                    device=self.device,
-                    compute_type=self.compute_type,
-                    cpu_threads=self.cpu_threads,
-                    num_workers=1,
-                    download_root=str(self.download_root) if self.download_root else None,
-                    local_files_only=self.local_files_only,
-                )
-            except Exception as exc:  # hub, CTranslate2 and OS errors all mean "unavailable"
-                raise STTUnavailable(_load_failure(self.model, local.is_dir(), exc)) from exc
+            model = open_whisper(
+                self.model,
+                self.device,
+                self.compute_type,
+                self.cpu_threads,
+                self.download_root,
+                self.local_files_only,
+            )
             self._languages = frozenset(model.supported_languages)
             model.encode = self._encoder.wrap(model.encode)
             self._model = model

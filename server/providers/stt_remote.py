@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import structlog
 
-from server.providers.stt import SAMPLE_RATE, Segment, STTError, STTUnavailable, Transcript
+from server.providers.stt_types import SAMPLE_RATE, Segment, STTError, STTUnavailable, Transcript
 
 log = structlog.get_logger(__name__)
 
