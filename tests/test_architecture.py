@@ -77,6 +77,7 @@ def _toml(config: dict) -> str:
         ("server/protocols/y.py", "import server.agent", "protocols import neither"),
         ("server/hub/playback.py", "import server.hub.responses", "reply parts"),
         ("server/hub/preemptive.py", "import server.hub.session", "reply parts"),
+        ("server/hub/reply_commit.py", "import server.hub.responses", "reply parts"),
         ("server/hub/outbound.py", "import server.hub.core", "the outbound queue never"),
         ("server/providers/stt_remote.py", "import server.providers.stt", "remote speech"),
     ],
