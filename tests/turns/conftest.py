@@ -38,6 +38,13 @@ def turn_server(
         yield srv
 
 
+@pytest.fixture(autouse=True)
+def fresh_llm(turn_llm: FakeOpenAI) -> None:
+    """Each test starts with no scripted replies left by the one before (a test that failed
+    before its queued reply was asked for would hand it to the next test's first turn)."""
+    turn_llm.clear()
+
+
 @pytest.fixture
 async def stt_ready(turn_server: ServerThread) -> ServerThread:
     """The server once Whisper and the end-of-turn model are loaded."""

@@ -37,11 +37,13 @@ async def first(ws: WsClient, kind: str, timeout: float = 30) -> dict[str, Any]:
     return ws.of_type(kind)[0]
 
 
-async def stop_said(ws: WsClient, mic: Mic, rid: str, audio: Any, gap_ms: int) -> dict[str, Any]:
+async def stop_said(
+    ws: WsClient, mic: Mic, rid: str, audio: Any, gap_ms: int, timeout: float = 20
+) -> dict[str, Any]:
     """Say ``audio`` over reply ``rid``: it is cancelled, with one speech_started (before the
     cancel) and the client stops playing it. Returns the stop's transcript.done."""
     mic.say(audio, gap_ms)
-    done = await ws.wait_for("response.done", response_id=rid, timeout=20)
+    done = await ws.wait_for("response.done", response_id=rid, timeout=timeout)
     assert done["status"] == "cancelled"
     mic.stop_playback(rid)
     started = ws.of_type("input_audio.speech_started")
@@ -143,13 +145,21 @@ async def test_korean_stop_over_a_reply_cancels_it(stt_ready: ServerThread, turn
     Korean stop words espeak says, Whisper base hears "잠깐" best over a reply: said a moment
     into it at espeak's default rate it cancelled 18 of 18 times ("그만." 4 of 7, "잠깐만요."
     5 of 7 with ko.json's stop_heard_as for its "참깐만요"; offline "그만해", "멈춰", "스톱"
-    come out as "그만때", "놈쇼", "수톱")."""
+    come out as "그만때", "놈쇼", "수톱"). On an AVX2-only EPYC Whisper now and then hears it
+    as a made-up word ("춤끝"), a backchannel: the reply plays on, and the user says it again,
+    as a user would."""
     ws = await open_ws(stt_ready, persona="이서아", token="stop-ko")
     await ws.wait_for("session.created")
     async with Mic(ws) as mic:
         rid = await reply_playing(ws, turn_llm, mic)
         turn_llm.queue_reply("네, 멈출게요.")
-        said = await stop_said(ws, mic, rid, speak("잠깐.", "ko"), 2000)
+        stop = speak("잠깐.", "ko")
+        try:
+            said = await stop_said(ws, mic, rid, stop, 2000, timeout=8)
+        except TimeoutError:  # not heard as a stop: the reply goes on, so say it again
+            assert ws.of_type("input_audio.backchannel"), "neither a stop nor a backchannel"
+            assert not ws.of_type("input_audio.speech_started")
+            said = await stop_said(ws, mic, rid, stop, 500)
         # one word: a lone word over a reply is never a turn, so it stopped the reply as a
         # stop word (the final decode may still hear "참가")
         assert len(words(said["text"])) == 1, said
