@@ -80,6 +80,7 @@ def _toml(config: dict) -> str:
         ("server/hub/reply_commit.py", "import server.hub.responses", "reply parts"),
         ("server/hub/outbound.py", "import server.hub.core", "the outbound queue never"),
         ("server/providers/stt_remote.py", "import server.providers.stt", "remote speech"),
+        ("server/store/task_actions_sqlite.py", "import server.store.sqlite", "the SQLite task"),
     ],
 )
 def test_the_contracts_catch_violations(

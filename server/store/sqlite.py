@@ -39,6 +39,7 @@ from server.store.samples_sqlite import SAMPLES_SCHEMA, SQLiteSamples
 from server.store.sessions_sqlite import SESSIONS_SCHEMA, SQLiteSessions
 from server.store.settings_sqlite import SETTINGS_SCHEMA, SQLiteSettings
 from server.store.sqlite_codec import from_db_time, to_db_time
+from server.store.task_actions_sqlite import SQLiteTaskActions
 from server.store.task_leases_sqlite import SQLiteTaskLeases
 from server.store.tasks_sqlite import TASKS_SCHEMA, SQLiteTasksMixin
 from server.store.usage_sqlite import USAGE_SCHEMA, SQLiteUsage
@@ -78,6 +79,7 @@ class SQLiteStore(
     SQLiteVocabulary,
     SQLiteInitiative,
     SQLiteTasksMixin,
+    SQLiteTaskActions,
     SQLiteTaskLeases,
     Store,
 ):

@@ -1,5 +1,5 @@
 """Screen tasks (server/tasks): their records and that part of the store contract
-(adapters: server/store/tasks_sqlite.py, tasks_mongo.py)."""
+(adapters: server/store/tasks_sqlite.py with task_actions_sqlite.py, tasks_mongo.py)."""
 
 from __future__ import annotations
 
