@@ -81,6 +81,7 @@ def _toml(config: dict) -> str:
         ("server/hub/outbound.py", "import server.hub.core", "the outbound queue never"),
         ("server/providers/stt_remote.py", "import server.providers.stt", "remote speech"),
         ("server/store/task_actions_sqlite.py", "import server.store.sqlite", "the SQLite task"),
+        ("server/pipelines/face_timeline.py", "import server.pipelines.face", "face readings"),
     ],
 )
 def test_the_contracts_catch_violations(

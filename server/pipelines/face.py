@@ -7,6 +7,9 @@ frames arrive faster than they are analysed, the waiting frame is replaced by th
 and the older is counted as dropped, so memory and latency stay bounded whatever a client
 sends. Landmark frames cost ~0.15 ms in FaceTracker (measured, bench/perception.py) and run
 on the loop; camera frames (JPEG decode + MediaPipe, ~10 ms) run in the face executor.
+
+What a result becomes (event, sample, attention word) is in face_readings.py; the sampled,
+batched store writes in face_timeline.py.
 """
 
 from __future__ import annotations
@@ -19,37 +22,25 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from analysis.face import FaceFrameResult, FaceTracker
 from server.logging import get_logger
 from server.pipelines.face_input import InvalidFaceInput, check_blendshapes, landmarks_array
+from server.pipelines.face_readings import Source, attention_of, face_event
+from server.pipelines.face_timeline import FaceTimeline, SaveSamples
 from server.pipelines.screen_image import check_image
 from server.providers.face import FaceLandmarkerProvider, FaceModelUnavailable, InvalidImage
-from server.store.base import Sample
 from server.turns.gaze import GazeTimeline
 
 log = get_logger(__name__)
 
-Source = Literal["landmarks", "camera"]
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 ReportError = Callable[[str, str], Awaitable[None]]
-SaveSamples = Callable[[list[Sample]], Awaitable[None]]
 
-SAMPLE_BATCH = 10  # timeline samples per store write
 MAX_CAMERA_PIXELS = 16_000_000  # a 4K frame is 8.3 MP; more is a decompression bomb
-SAMPLE_KEYS = (
-    "emotion",
-    "emotion_scores",
-    "blink_rate_per_min",
-    "gaze_on_screen",
-    "gaze_stability",
-    "head_pose",
-    "posture_score",
-    "concentration",
-)
 
 
 @dataclass(slots=True)
@@ -105,49 +96,6 @@ class FaceStats:
         }
 
 
-def face_event(r: FaceFrameResult, t_ms: float, source: Source, dropped: int) -> dict[str, Any]:
-    """The `analysis.face` event for one tracker result."""
-    return {
-        "type": "analysis.face",
-        "t_ms": round(t_ms),
-        "face": True,
-        "source": source,
-        "emotion": r.emotion,
-        "emotion_scores": {k: round(v, 3) for k, v in r.emotion_scores.items()},
-        "confidence": round(r.emotion_confidence, 3),
-        "blink_rate_per_min": round(r.blink_rate_per_min, 1),
-        "blink_count": r.blink_count,
-        "gaze_on_screen": bool(r.gaze_on_screen),
-        "gaze_stability": round(r.gaze_stability, 3),
-        "head_pose": {k: round(v, 1) for k, v in r.head_pose.as_dict().items()},
-        "posture_score": round(r.posture_score, 1),
-        "concentration": round(r.concentration, 1),
-        "calibrated": r.calibrated,
-        "dropped": dropped,
-    }
-
-
-def sample_data(r: FaceFrameResult) -> dict[str, Any]:
-    """Exactly SAMPLE_KEYS: the report reads these from the stored face timeline."""
-    return {
-        "emotion": r.emotion,
-        "emotion_scores": {k: round(v, 4) for k, v in r.emotion_scores.items()},
-        "blink_rate_per_min": round(r.blink_rate_per_min, 2),
-        "gaze_on_screen": bool(r.gaze_on_screen),
-        "gaze_stability": round(r.gaze_stability, 4),
-        "head_pose": {k: round(v, 2) for k, v in r.head_pose.as_dict().items()},
-        "posture_score": round(r.posture_score, 2),
-        "concentration": round(r.concentration, 2),
-    }
-
-
-def attention_of(r: FaceFrameResult) -> str:
-    """A word for the prompt: the persona reacts to it, so keep it plain."""
-    if not r.gaze_on_screen:
-        return "looking away"
-    return "focused" if r.concentration >= 60 else "distracted"
-
-
 def detect_and_track(
     provider: FaceLandmarkerProvider, tracker: FaceTracker, jpeg: bytes, t_ms: float
 ) -> FaceFrameResult | None:
@@ -179,7 +127,6 @@ class FacePipeline:
         self.cfg = config
         self._emit = emit
         self._report_error = report_error
-        self._save = save_samples
         self._session_ms = session_ms
         self._provider = provider
         self._executor = executor
@@ -190,6 +137,9 @@ class FacePipeline:
         self.latest: FaceFrameResult | None = None
         self.latest_at = 0.0
         self.gaze = GazeTimeline()  # turn taking reads it (looking away, looking back)
+        self.timeline = FaceTimeline(
+            save_samples, config.sample_interval_ms, on_stored=self._count_stored, logger=logger
+        )
         self._pending: FaceFrame | None = None
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
@@ -197,10 +147,6 @@ class FacePipeline:
         self._last_t: float | None = None  # newest frame time accepted, tracker clock
         self._last_event = -math.inf
         self._next_camera = 0.0
-        self._last_sample_ms: float | None = None
-        self._samples: list[Sample] = []
-        self._writes: set[asyncio.Task[None]] = set()
-        self._write_lock = asyncio.Lock()
         self._closed = False
 
     # --- input (called on the loop by the session) -----------------------------------
@@ -336,14 +282,7 @@ class FacePipeline:
         self.gaze.update(bool(r.gaze_on_screen), frame.arrived)
         if self._due_event():
             await self._send(face_event(r, frame.t_ms, frame.source, self.stats.dropped))
-        now_ms = self._session_ms()
-        if self._last_sample_ms is None or now_ms - self._last_sample_ms >= (
-            self.cfg.sample_interval_ms
-        ):
-            self._last_sample_ms = now_ms
-            self._samples.append(Sample("face", round(now_ms), sample_data(r)))
-            if len(self._samples) >= SAMPLE_BATCH:
-                self._start_write()
+        self.timeline.offer(r, self._session_ms())
 
     def _due_event(self) -> bool:
         now = time.monotonic()
@@ -358,26 +297,12 @@ class FacePipeline:
         await self._emit(event)
 
     # --- timeline --------------------------------------------------------------------
-    def _start_write(self) -> None:
-        batch, self._samples = self._samples, []
-        task = asyncio.create_task(self._write(batch))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-
-    async def _write(self, batch: list[Sample]) -> None:
-        async with self._write_lock:  # batches land in order
-            try:
-                await self._save(batch)
-                self.stats.samples += len(batch)
-            except Exception:
-                self.log.exception("face_samples_write_failed", samples=len(batch))
+    def _count_stored(self, n: int) -> None:
+        self.stats.samples += n
 
     async def flush(self) -> None:
         """Store every buffered sample now (session end) and wait for writes in flight."""
-        if self._samples:
-            self._start_write()
-        if self._writes:
-            await asyncio.gather(*list(self._writes), return_exceptions=True)
+        await self.timeline.flush()
 
     async def close(self) -> None:
         """Stop analysing, store what is buffered, log the counters. Idempotent."""

@@ -25,7 +25,7 @@ import pytest
 import skimage.data
 
 from analysis.face import BLENDSHAPE_NAMES
-from server.pipelines.face import SAMPLE_KEYS
+from server.pipelines.face_readings import SAMPLE_KEYS
 from server.providers.face import FaceLandmarkerProvider
 from tests.fakes.openai_server import FakeOpenAI
 from tests.server_harness import ServerThread, WsClient, open_ws

@@ -18,13 +18,10 @@ import pytest
 import skimage.data
 
 from analysis.face import EMOTIONS
-from server.pipelines.face import (
-    SAMPLE_BATCH,
-    SAMPLE_KEYS,
-    FaceConfig,
-    FacePipeline,
-)
+from server.pipelines.face import FaceConfig, FacePipeline
 from server.pipelines.face_input import InvalidFaceInput, landmarks_array
+from server.pipelines.face_readings import SAMPLE_KEYS
+from server.pipelines.face_timeline import SAMPLE_BATCH
 from server.providers.face import FaceDetection, FaceLandmarkerProvider
 from server.store.base import Sample
 
