@@ -151,7 +151,7 @@ def run_sidecar(settings: Settings, host: str, port: int, parent_pid: int | None
 
 def memory_cleanup(settings: Settings, days: float | None) -> int:
     from server.agent.memory.cleanup import cleanup_once
-    from server.agent.memory.longterm import MemoryUnavailable
+    from server.agent.memory.hits import MemoryUnavailable
 
     days = settings.memory_old_after_days if days is None else days
     if days <= 0:

@@ -46,6 +46,9 @@ def _fake_tree(tmp: Path, imports: dict[str, str]) -> None:
     for c in config["contracts"]:  # the modules the forbidden contracts name
         for module in c.get("source_modules", []) + c.get("forbidden_modules", []):
             path = tmp.joinpath(*module.split("."))
+            for parent in reversed(path.relative_to(tmp).parents[:-1]):  # e.g. agent/memory
+                (tmp / parent).mkdir(exist_ok=True)
+                (tmp / parent / "__init__.py").touch()
             if not path.is_dir():
                 path.with_suffix(".py").write_text("")
     for path, line in imports.items():
@@ -82,6 +85,7 @@ def _toml(config: dict) -> str:
         ("server/providers/stt_remote.py", "import server.providers.stt", "remote speech"),
         ("server/store/task_actions_sqlite.py", "import server.store.sqlite", "the SQLite task"),
         ("server/pipelines/face_timeline.py", "import server.pipelines.face", "face readings"),
+        ("server/agent/memory/hits.py", "import server.agent.memory.longterm", "memory hits"),
     ],
 )
 def test_the_contracts_catch_violations(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
-from server.agent.memory.longterm import LongTermMemory, MemoryUnavailable
+from server.agent.memory.hits import MemoryUnavailable
+from server.agent.memory.longterm import LongTermMemory
 from server.config import Settings, secret
 from server.logging import get_logger
 from server.store import make_store

@@ -13,136 +13,33 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from server.agent.memory import search as lean
 from server.agent.memory import tiers
+from server.agent.memory.hits import (
+    MemoryHit,
+    MemoryNotFound,
+    MemoryUnavailable,
+    Tier,
+    hit_of,
+    items_of,
+)
+from server.agent.memory.mem0_setup import make_embedder, mem0_config
 from server.agent.memory.metering import CountUsage, MemoryMeter, embedding_usage, for_user
 from server.agent.memory.vocabulary import AUTO_CATEGORY, VocabularyManager, normalise
-from server.config import Settings, secret
+from server.config import Settings
 from server.logging import get_logger
 from server.providers.embeddings import Embedder
 from server.store.base import Store, utcnow
 
 log = get_logger(__name__)
 
-Tier = Literal["fresh", "old"]
-SUFFIX: dict[Tier, str] = {"fresh": "", "old": "_old"}  # old: collection <name>_old
-
-
-class MemoryUnavailable(RuntimeError):
-    """Memory is disabled or failed to start."""
-
-
-class MemoryNotFound(LookupError):
-    """No memory with this id for this user (another user's id looks the same)."""
-
-
-@dataclass
-class MemoryHit:
-    id: str
-    memory: str
-    category: str | None
-    created_at: str | None
-    updated_at: str | None
-    source: str | None
-    tier: Tier
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def mem0_config(settings: Settings, tier: Tier = "fresh") -> dict[str, Any]:
-    data = settings.data_dir.resolve()
-    llm_key = secret(settings.llm_api_key) or "not-needed"
-    suffix = "" if tier == "fresh" else "_old"
-    return {
-        "llm": {
-            "provider": "openai",
-            "config": {
-                "model": settings.llm_model,
-                "openai_base_url": settings.llm_base_url,
-                "api_key": llm_key,
-                "temperature": 0.0,
-            },
-        },
-        "embedder": {
-            "provider": "openai",
-            "config": {
-                "model": settings.embed_model,
-                "openai_base_url": settings.embed_base_url or settings.llm_base_url,
-                "api_key": secret(settings.embed_api_key) or llm_key,
-                "embedding_dims": settings.embed_dims,
-            },
-        },
-        "vector_store": vector_store_config(settings, tier),
-        "history_db_path": str(data / f"mem0_history{suffix}.db"),
-    }
-
-
-def vector_store_config(settings: Settings, tier: Tier = "fresh") -> dict[str, Any]:
-    """Embedded Qdrant on disk (one machine; each tier in its own folder, since an embedded
-    folder admits one client), a Qdrant server or pgvector (many replicas)."""
-    common = {
-        "collection_name": settings.memory_collection + SUFFIX[tier],
-        "embedding_model_dims": settings.embed_dims,
-    }
-    if settings.memory_vector_store == "pgvector":
-        url = secret(settings.memory_pgvector_url)
-        if not url:
-            raise ValueError("MEMORY_VECTOR_STORE=pgvector needs MEMORY_PGVECTOR_URL")
-        index = {"hnsw": settings.memory_pgvector_index == "hnsw", "diskann": False}
-        return {
-            "provider": "pgvector",
-            "config": {**common, "connection_string": url, **index},
-        }
-    path = str(settings.data_dir.resolve() / ("qdrant" + SUFFIX[tier]))
-    if settings.memory_qdrant_url:
-        # mem0 accepts a bare url only with an api key; with a url the path is never opened
-        server = {"url": settings.memory_qdrant_url, "path": path}
-        if key := secret(settings.memory_qdrant_api_key):
-            server["api_key"] = key
-        return {"provider": "qdrant", "config": {**common, **server}}
-    return {"provider": "qdrant", "config": {**common, "path": path, "on_disk": True}}
-
-
-def make_embedder(settings: Settings) -> Embedder:
-    """The search's query embedder: the endpoint, key, model and size mem0's embedder uses."""
-    cfg = mem0_config(settings)["embedder"]["config"]
-    base = cfg["openai_base_url"] or os.getenv("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-    return Embedder(
-        base,
-        cfg["api_key"],
-        cfg["model"],
-        cfg["embedding_dims"],
-        # a backstop: the search's own budget (MEMORY_SEARCH_TIMEOUT_S) ends it first, and
-        # two timers firing together could hide that budget's cancellation
-        timeout_s=settings.memory_search_timeout_s + 5,
-    )
-
-
-def _hit(item: dict[str, Any], tier: Tier) -> MemoryHit:
-    meta = item.get("metadata") or {}
-    return MemoryHit(
-        id=str(item["id"]),
-        memory=str(item.get("memory", "")),
-        category=meta.get("category") or item.get("category"),
-        created_at=item.get("created_at"),
-        updated_at=item.get("updated_at") or item.get("created_at"),
-        source=meta.get("source") or item.get("source"),
-        tier=tier,
-    )
-
 
 def _error(e: Exception) -> str:
     return f"{type(e).__name__}: {e}"
-
-
-def _items(res: Any) -> list[dict[str, Any]]:
-    return list(res.get("results", []) if isinstance(res, dict) else res or [])
 
 
 class LongTermMemory:
@@ -256,7 +153,7 @@ class LongTermMemory:
                     except Exception as e:
                         log.warning("memory_search_failed", tier=tier, error=_error(e))
                         continue
-                    out += [_hit(i, tier) for i in items if i.get("memory")]
+                    out += [hit_of(i, tier) for i in items if i.get("memory")]
         except TimeoutError:
             log.warning("memory_search_timeout", timeout_s=timeout_s, found=len(out))
         return out
@@ -272,7 +169,7 @@ class LongTermMemory:
                 continue
             item = await mem.get(memory_id)
             if item and item.get("user_id") == user_id:
-                return _hit(item, tier)
+                return hit_of(item, tier)
         raise MemoryNotFound(memory_id)
 
     async def list(self, user_id: str, limit: int) -> list[MemoryHit]:
@@ -281,7 +178,7 @@ class LongTermMemory:
         out: list[MemoryHit] = []
         for tier, mem in self._tiers.items():
             res = await mem.get_all(filters={"user_id": user_id}, top_k=limit)
-            out += [_hit(i, tier) for i in _items(res)]
+            out += [hit_of(i, tier) for i in items_of(res)]
         out.sort(key=lambda h: h.updated_at or "", reverse=True)
         return out[:limit]
 
@@ -305,7 +202,7 @@ class LongTermMemory:
             res = await mem.add(
                 [{"role": "user", "content": content}], user_id=user_id, metadata=meta, infer=False
             )
-        items = _items(res)
+        items = items_of(res)
         if not items:
             raise MemoryUnavailable("mem0 stored nothing.")
         return str(items[0]["id"])
@@ -343,7 +240,7 @@ class LongTermMemory:
         n = 0
         for mem in self._tiers.values():
             res = await mem.get_all(filters={"user_id": user_id}, top_k=100_000)
-            n += len(_items(res))
+            n += len(items_of(res))
             await mem.delete_all(user_id=user_id)
         return n
 
