@@ -155,9 +155,10 @@ def classify(text: str, language: str | None) -> Kind:
     langs = rules_for(language)
     if any(r.is_stop(tokens) for r in langs):
         return "stop"
-    if _only_backchannels(tokens, langs) or _hummed(_other_tokens(tokens, langs)):
+    others = _other_tokens(tokens, langs)
+    if _only_backchannels(tokens, langs) or _hummed(others):
         return "backchannel"
-    return "turn" if _others(tokens, langs) >= MIN_TURN_WORDS else "backchannel"
+    return "turn" if len(others) >= MIN_TURN_WORDS else "backchannel"
 
 
 def acknowledgements_only(text: str, language: str | None) -> bool:
