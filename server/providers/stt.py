@@ -43,6 +43,7 @@ from server.providers.stt_types import (
     STTUnavailable,
     Transcript,
     Word,
+    clean_text,
 )
 
 # The transcript types live in stt_types.py; importers of this module keep finding them here.
@@ -301,7 +302,7 @@ class WhisperSTT:
         finally:
             self._encoder.frames = None
         elapsed_s = time.perf_counter() - started
-        segments = [Segment(s.start, s.end, s.text.strip()) for s in raw]
+        segments = [Segment(s.start, s.end, clean_text(s.text)) for s in raw]
         words = None
         if word_timestamps and not partial:
             words = [

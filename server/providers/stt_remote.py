@@ -20,7 +20,14 @@ import httpx
 import numpy as np
 import structlog
 
-from server.providers.stt_types import SAMPLE_RATE, Segment, STTError, STTUnavailable, Transcript
+from server.providers.stt_types import (
+    SAMPLE_RATE,
+    Segment,
+    STTError,
+    STTUnavailable,
+    Transcript,
+    clean_text,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -181,10 +188,10 @@ def _transcript(
 ) -> Transcript:
     """A json or verbose_json answer as our Transcript (verbose_json adds segments, the
     detected language and the log-probabilities the end-of-turn rules read)."""
-    text = str(body["text"]).strip()
+    text = clean_text(str(body["text"]))
     raw = [s for s in body.get("segments") or [] if isinstance(s, dict)]
     segments = [
-        Segment(float(s.get("start", 0.0)), float(s.get("end", 0.0)), str(s["text"]).strip())
+        Segment(float(s.get("start", 0.0)), float(s.get("end", 0.0)), clean_text(str(s["text"])))
         for s in raw
         if "text" in s
     ]

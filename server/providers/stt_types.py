@@ -18,6 +18,13 @@ class STTUnavailable(STTError):
     """The model cannot be loaded (missing path, no network for a download, bad files)."""
 
 
+def clean_text(text: str) -> str:
+    """A segment's words without U+FFFD: Whisper's tokens are bytes, so a decode cut by the
+    token cap (a window's loop guard) can end inside a multi-byte character (Korean, emoji),
+    which decodes as a replacement character. What is left of the character is no word."""
+    return text.replace("\ufffd", "").strip()
+
+
 class Segment(NamedTuple):
     start: float
     end: float

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from server.providers.stt import STTUnavailable, Transcript, WhisperSTT
+from server.providers.stt_types import clean_text
 from tests.speech import speak, speak_fresh, whisper_base_dir, with_silence
 
 pytestmark = pytest.mark.slow
@@ -74,6 +75,33 @@ def test_korean_transcribes_with_forced_language(stt: WhisperSTT) -> None:
     result = stt.transcribe(audio, "ko-KR")
     assert result.language == "ko"
     assert result.text.strip()
+
+
+def test_a_decode_cut_inside_a_character_leaves_no_broken_character(stt: WhisperSTT) -> None:
+    """Whisper's tokens are bytes: the token cap of a short window can cut a decode inside a
+    Hangul syllable, which decodes as U+FFFD. Caps of 12 to 29 tokens on one Korean clip: on
+    the machine this was found on, the old code ended 13-, 15- and 27-token decodes with
+    U+FFFD ("아링 하세요, 오\ufffd")."""
+    audio = with_silence(speak_fresh("안녕하세요. 오늘 날씨가 정말 좋네요.", "ko"), 200, 300)
+    seconds = audio.size / 16_000
+    full = stt.transcribe(audio, "ko", partial=True)
+    texts = []
+    saved = stt.max_tokens_per_s
+    try:
+        for extra in range(18):  # max_new_tokens = int(12 + rate * seconds) = 12 + extra
+            stt.max_tokens_per_s = (extra + 0.5) / seconds
+            texts.append(stt.transcribe(audio, "ko", partial=True).text)
+    finally:
+        stt.max_tokens_per_s = saved
+    assert not [t for t in texts if "\ufffd" in t], texts
+    assert any(len(t) < len(full.text) for t in texts), (texts, full.text)  # some were cut
+    assert all(t.strip() for t in texts), texts
+
+
+def test_clean_text_drops_what_is_left_of_a_cut_character() -> None:
+    assert clean_text(" 아링 하세요, 오\ufffd") == "아링 하세요, 오"
+    assert clean_text("\ufffd") == ""
+    assert clean_text(" Hello there. ") == "Hello there."
 
 
 def test_word_timestamps_are_ordered(stt: WhisperSTT, english: np.ndarray) -> None:
