@@ -86,6 +86,9 @@ def _toml(config: dict) -> str:
         ("server/store/task_actions_sqlite.py", "import server.store.sqlite", "the SQLite task"),
         ("server/pipelines/face_timeline.py", "import server.pipelines.face", "face readings"),
         ("server/agent/memory/hits.py", "import server.agent.memory.longterm", "memory hits"),
+        ("analysis/report_text.py", "import analysis.scoring", "report model, inputs"),
+        ("analysis/report_model.py", "import analysis.scoring", "report model, inputs"),
+        ("analysis/report_model.py", "import analysis.report_text", "the report model imports"),
     ],
 )
 def test_the_contracts_catch_violations(

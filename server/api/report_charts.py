@@ -8,7 +8,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from analysis.scoring import COMPONENTS, LABELS, emotion_label
+from analysis.report_model import COMPONENTS, LABELS
+from analysis.report_text import emotion_label
 
 _e = html.escape
 

@@ -9,7 +9,7 @@ import html
 from datetime import datetime
 from typing import Any
 
-from analysis.scoring import emotion_label
+from analysis.report_text import emotion_label
 from server.api.report_charts import (
     NO_DATA,
     emotion_bars_svg,

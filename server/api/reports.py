@@ -16,7 +16,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from analysis.scoring import REPORT_VERSION, score_session, seed_feedback
+from analysis.report_text import seed_feedback
+from analysis.scoring import REPORT_VERSION, score_session
 from server.api.deps import ServicesDep, UserDep
 from server.api.report_page import render_report_html
 from server.api.usage import percentiles

@@ -11,17 +11,9 @@ import sys
 import pytest
 
 from analysis.face.expression import EMOTIONS
-from analysis.scoring import (
-    COMPONENTS,
-    MAX_TIMELINE_POINTS,
-    WEIGHTS,
-    Message,
-    TimelineSample,
-    blink_score,
-    count_words,
-    is_question,
-    score_session,
-)
+from analysis.report_inputs import count_words, is_question
+from analysis.report_model import COMPONENTS, Message, TimelineSample
+from analysis.scoring import MAX_TIMELINE_POINTS, WEIGHTS, blink_score, score_session
 
 FACE_COMPONENTS = ("concentration", "gaze_stability", "blinking", "posture", "expression")
 

@@ -21,7 +21,8 @@ import httpx
 import pytest
 import skimage.data
 
-from analysis.scoring import COMPONENTS, REPORT_VERSION
+from analysis.report_model import COMPONENTS
+from analysis.scoring import REPORT_VERSION
 from server.api.reports import render_report_html
 from server.store.base import Sample, utcnow
 from tests.fakes.openai_server import FakeOpenAI
