@@ -89,6 +89,7 @@ def _toml(config: dict) -> str:
         ("analysis/report_text.py", "import analysis.scoring", "report model, inputs"),
         ("analysis/report_model.py", "import analysis.scoring", "report model, inputs"),
         ("analysis/report_model.py", "import analysis.report_text", "the report model imports"),
+        ("analysis/face/action_units.py", "import analysis.face.expression", "face action units"),
     ],
 )
 def test_the_contracts_catch_violations(

@@ -4,6 +4,13 @@ Pure computation (numpy, cv2.solvePnP); no I/O and no imports from ``server``. E
 for a live session is :class:`FaceTracker`; the analysers are usable on their own.
 """
 
+from analysis.face.action_units import (
+    BLENDSHAPE_NAMES,
+    ActionUnits,
+    action_units_from_blendshapes,
+    action_units_from_geometry,
+    geometry_features,
+)
 from analysis.face.blink import BlinkConfig, BlinkDetector, EyeState, eye_aspect_ratios
 from analysis.face.concentration import (
     ConcentrationConfig,
@@ -11,17 +18,12 @@ from analysis.face.concentration import (
     blink_factor,
 )
 from analysis.face.expression import (
-    BLENDSHAPE_NAMES,
     EMOTION_KO,
     EMOTIONS,
-    ActionUnits,
     ExpressionConfig,
     ExpressionEstimator,
     ExpressionResult,
-    action_units_from_blendshapes,
-    action_units_from_geometry,
     emotion_evidence,
-    geometry_features,
 )
 from analysis.face.gaze import GazeConfig, GazeEstimator, gaze_ratios
 from analysis.face.headpose import (

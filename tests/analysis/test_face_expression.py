@@ -6,16 +6,13 @@ import numpy as np
 import pytest
 
 from analysis.face import FaceTracker
-from analysis.face.expression import (
+from analysis.face.action_units import (
     BLENDSHAPE_NAMES,
     CANONICAL_GEOMETRY,
-    EMOTION_KO,
-    EMOTIONS,
-    ExpressionEstimator,
     action_units_from_blendshapes,
-    emotion_evidence,
     geometry_features,
 )
+from analysis.face.expression import EMOTION_KO, EMOTIONS, ExpressionEstimator, emotion_evidence
 from analysis.face.headpose import HeadPoseEstimator
 from tests.analysis import face_synth as fs
 

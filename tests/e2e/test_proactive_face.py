@@ -23,7 +23,7 @@ class Face:
     """A webcam client: the same real face every 50 ms of wall time, 250 ms of face time."""
 
     def __init__(self, ws: WsClient) -> None:
-        from analysis.face.expression import BLENDSHAPE_NAMES
+        from analysis.face.action_units import BLENDSHAPE_NAMES
         from tests.analysis.face_synth import neutral_frame
 
         self.ws = ws
