@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     mcp_reconnect_s: float = Field(default=30.0, gt=0.0)  # retry a down server / ping a live one
     mcp_reconnect_max_s: float = Field(default=300.0, gt=0.0)  # retries back off up to this
     approval_timeout_s: float = Field(default=120.0, gt=0.0)  # unanswered: rejected (expired)
+    # a screen task's approval nobody expired on time (its runner gone: a restart, or the
+    # session left this replica and nobody picked the task up) is expired this much later
+    task_expiry_grace_s: float = Field(default=10.0, gt=0.0, le=600.0)
 
     # --- approvals across replicas (server/agent/approval_fleet.py) ----------------------
     # REPLICA_MODE=multi: a turn waiting for a decision also reads the store this often

@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from server.logging import get_logger
 from server.store.base import TASK_APPROVAL_PREFIX, ApprovalRecord, new_id, utcnow
 
-# A screen task approval's own runner expires it on time; past this grace nobody will.
-TASK_EXPIRY_GRACE = timedelta(seconds=10)
 TASK_LOST_MESSAGE = (
     "The screen task was no longer running (the server restarted), so it was not done."
 )
@@ -117,6 +115,7 @@ class ApprovalGate:
         waiters: ApprovalWaiters | None = None,
         resume: Resume | None = None,
         fleet: ApprovalFleet | None = None,
+        task_grace_s: float = 10.0,
     ) -> None:
         self.store = store
         self.user_id = user_id
@@ -126,6 +125,8 @@ class ApprovalGate:
         self.waiters = waiters if waiters is not None else ApprovalWaiters()
         self.resume = resume  # a decision no turn waits for: the session continues the turn
         self.fleet = fleet  # several servers on one store: decisions made on another
+        # a screen task approval's own runner expires it on time; past this grace nobody will
+        self.task_grace = timedelta(seconds=task_grace_s)
         self._handoffs: set[asyncio.Task[None]] = set()
         self._waiting: set[str] = set()  # asked by this session's turn
         self._orphans: dict[str, ApprovalRecord] = {}  # asked again here; their turn is gone
@@ -232,7 +233,7 @@ class ApprovalGate:
             if rec.name.startswith(TASK_APPROVAL_PREFIX):
                 # A screen task's: its runner asks and settles it. One long past its expiry
                 # lost its runner (a restart): settled here, so it never stays pending.
-                if rec.expires_at + TASK_EXPIRY_GRACE <= utcnow():
+                if rec.expires_at + self.task_grace <= utcnow():
                     await self.store.decide_approval(
                         self.user_id, rec.id, "expired", message=TASK_LOST_MESSAGE
                     )

@@ -78,6 +78,7 @@ class Session(Responses, Perception):
             services.approval_waiters,
             partial(continuation.resume, self),
             services.approval_fleet,
+            self.settings.task_expiry_grace_s,
         )
         services.live_sessions.add(user_id, self.perception)  # REST turns see what we see
         self.initiative = Initiative(self, self.settings, services.store, services.initiative.data)

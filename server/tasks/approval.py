@@ -9,7 +9,7 @@ Across replicas (REPLICA_MODE=multi) a waiting preview follows the session: the 
 whose last session of the user ends lets go of it (``release_if_waiting``), the server the
 session resumes on picks it up from the store (``pending_approval``), asks it again, takes
 the answer and expires it on time. The one that let go keeps a backstop: it expires the
-approval TASK_EXPIRY_GRACE after its time if nobody did (docs/protocol.md, "Screen task
+approval TASK_EXPIRY_GRACE_S after its time if nobody did (docs/protocol.md, "Screen task
 approvals across replicas")."""
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from server.agent.approvals import TASK_EXPIRY_GRACE
 from server.store.base import (
     TASK_APPROVAL_PREFIX,
     ApprovalRecord,
@@ -84,10 +83,10 @@ class TaskApprovals(TaskHandover):
     async def _expire_approval(self, live: Live, action: TaskActionRecord, after_s: float) -> None:
         """At its time: settled `expired`, the action withdrawn and the task paused. A task
         this server let go of (the session moved) is expired by the server that picked it
-        up; this one only steps in TASK_EXPIRY_GRACE later, if nobody did."""
+        up; this one only steps in TASK_EXPIRY_GRACE_S later, if nobody did."""
         await asyncio.sleep(after_s)
         if self.live is not live:
-            await asyncio.sleep(TASK_EXPIRY_GRACE.total_seconds())
+            await asyncio.sleep(self.settings.task_expiry_grace_s)
         timeout = self.settings.approval_timeout_s
         msg = f"The user did not answer within {timeout:g} s, so it was not done."
         if not await self._settle_approval(action.id, "expired", msg):

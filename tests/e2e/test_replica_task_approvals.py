@@ -5,7 +5,7 @@ session on B (A ends it within SESSION_TAKEOVER_CHECK_S). A lets go of the waiti
 picks it up from the store and asks again: the answer given on B is carried out on B, once
 (docs/protocol.md, "Screen task approvals across replicas"); unanswered, B expires it at
 its stored time and the task is paused, stored and told on B; if nobody picks it up, A
-expires it 10 s later."""
+expires it TASK_EXPIRY_GRACE_S later."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from server.agent.approvals import TASK_EXPIRY_GRACE
 from server.store import new_id
 from server.store.base import CONSENT_ITEMS
 from tests.e2e.test_crash import Crashable, crash_llm, wire_mongo  # noqa: F401 (fixtures)
@@ -35,6 +34,10 @@ from tests.tasks.screens import ScreenVLM
 pytestmark = pytest.mark.timeout(180)
 TIMEOUT_S = 8.0  # APPROVAL_TIMEOUT_S: the move takes under 2 s
 READING_MS = 4000  # a slow VLM reading: the session moves while it runs
+# TASK_EXPIRY_GRACE_S (10 s by default): A's backstop for a task nobody picked up. Short, so
+# the test of the backstop waits 2 s past the expiry, not 10; still long enough that when B
+# picks a task up, B (expiring it at its stored time) is first, as the tests of B expect
+GRACE_S = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +57,7 @@ async def fleet(
         "APPROVAL_TIMEOUT_S": str(TIMEOUT_S),
         "SESSION_TAKEOVER_CHECK_S": "0.25",
         "TASK_SCREEN_WAIT_S": "2",
+        "TASK_EXPIRY_GRACE_S": str(GRACE_S),
     }
     async with replica_fleet(tmp, shared) as (a, b):
         yield a, b
@@ -215,14 +219,14 @@ async def test_nobody_picks_it_up_the_server_that_asked_expires_it_after_a_grace
     fleet: tuple[ForkedServer, ForkedServer],
 ) -> None:
     """The user leaves (no resume anywhere): A lets go of the task all the same, and as its
-    backstop expires the approval TASK_EXPIRY_GRACE after its time: stored expired, the
+    backstop expires the approval TASK_EXPIRY_GRACE_S after its time: stored expired, the
     action withdrawn, the task paused (nothing stays pending)."""
     a, _ = fleet
     user = "leaving-user"
     ws, _, task_id, action = await asked_on(a, user)
     await ws.conn.close()
     async with http_for(a, user) as http:
-        deadline = TIMEOUT_S + TASK_EXPIRY_GRACE.total_seconds() + 10
+        deadline = TIMEOUT_S + GRACE_S + 10
         for _ in range(int(deadline * 4)):
             task = (await http.get(f"/v1/tasks/{task_id}")).json()
             if task["status"] != "running":
