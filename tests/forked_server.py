@@ -30,11 +30,14 @@ def _context() -> ForkServerContext:
     if _CTX is None:
         _CTX = multiprocessing.get_context("forkserver")
         # The server, and what its start-up imports lazily (VAD, STT, the LLM client's HTTP,
-        # mem0 and its pgvector store for the replica fleet).
+        # mem0 and its pgvector store for the replica fleet). And pytest's: every child first
+        # re-runs the parent's main script (multiprocessing's spawn preparation), the pytest
+        # launcher, whose one import is _pytest.config: about a second per child on a busy
+        # 2-core machine when the forkserver has not imported it already.
         _CTX.set_forkserver_preload(
             [
                 *("server.cli", "server.app", "onnxruntime", "faster_whisper", "httpcore", "h2"),
-                *("mem0.memory.main", "mem0.vector_stores.pgvector"),
+                *("mem0.memory.main", "mem0.vector_stores.pgvector", "_pytest.config"),
             ]
         )
     return _CTX
