@@ -17,8 +17,6 @@ import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from server.providers.failures import never_connected
-
 from .base import AudioChunk, TTSError, TTSProvider, Voice
 
 if TYPE_CHECKING:
@@ -229,6 +227,10 @@ class FishSpeechTTS(TTSProvider):
         if not text.strip():
             return
         import httpx
+
+        # here, not at the top: it imports the openai SDK (2 s), and importing this package
+        # stays cheap for a process that only speaks with espeak-ng (tests.speech.speak_fresh)
+        from server.providers.failures import never_connected
 
         content_type, pack = _packer(self.wire)
         body = pack(await self._request_body(text, voice, user_id))
