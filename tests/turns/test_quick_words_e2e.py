@@ -23,14 +23,17 @@ from tests.turns.test_semantic_e2e import session, settle
 # greedy mishears depends on the CPU's kernels: on an AVX-512 host greedy heard "Please put in
 # a kettle and wake me up to half past six." (beam: as said) in 2 of 2 tries; on an AVX2-only
 # EPYC both heard it alike, and greedy heard "down to hunting debris" and "a magnet flows
-# and bees" in the others. One try each (espeak-ng in a fresh process: the same audio in
-# every run), with a word both passes hear to find the turn's requests by.
+# and bees" in the others, and in a later run the first three alike and "for Roso and
+# Virgin" (beam: "Rosso") in the weather one: so it comes first, then the kettle (each try
+# is a few seconds of real-time speech; the test stops at the first that differs). One try
+# each (espeak-ng in a fresh process: the same audio in every run), with a word both passes
+# hear to find the turn's requests by.
 SAME = "Tell me a short story about a brave little cat."
 DIFFERENT = [
+    ("Could you read me the weather for Oslo and Bergen tomorrow?", "weather"),
     ("Please put the kettle on and wake me at half past six.", "kettle"),
     ("Turn the thermostat down to nineteen degrees before bed.", "thermostat"),
     ("I need to buy flour, eggs, and a bag of frozen peas.", "eggs"),
-    ("Could you read me the weather for Oslo and Bergen tomorrow?", "weather"),
     ("What rhymes with orange, lemon, and silver in a short poem?", "poem"),
     ("Book a table at Lucca's for seven people on Friday night.", "friday"),
     ("Please water the ferns and feed the goldfish at noon.", "goldfish"),
