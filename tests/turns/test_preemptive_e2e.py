@@ -70,7 +70,8 @@ async def held_start(
     await settle(ws, 0.3)
     if not ws.of_type("input_audio.speech_stopped"):
         return ws, mic, request
-    await ws.wait_for("response.done", timeout=30)  # an ordinary turn: let it finish ...
+    if not ws.of_type("response.done"):  # (settle may have read past it)
+        await ws.wait_for("response.done", timeout=30)  # an ordinary turn: let it finish ...
     await mic.__aexit__(None, None, None)
     await ws.conn.close()
     for _ in range(100):  # ... with its memory write, before another attempt looks
