@@ -24,7 +24,8 @@ import numpy as np
 from websockets.asyncio.client import connect
 
 from bench.procs import FakeLLM, ServerProcess, server_env
-from bench.voice import FRAME_MS, UTTERANCES, Mic, Utt, make_utt, stt_ready
+from bench.voice_client import FRAME_MS, UTTERANCES, Mic, Utt, make_utt
+from bench.voice_drivers import stt_ready
 from server.loopmon import percentile
 
 Sample = dict[str, float]  # first_text_ms, first_audio_ms, done_ms
