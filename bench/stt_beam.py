@@ -36,7 +36,7 @@ import re
 import numpy as np
 
 from bench.stats import p50_p95
-from bench.voice_turns import EN, KO, PAUSED
+from bench.turn_phrases import EN, KO, PAUSED
 from server.providers.stt import WhisperSTT
 from tests.speech import speak, whisper_base_dir, with_silence
 

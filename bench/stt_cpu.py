@@ -31,7 +31,7 @@ import numpy as np
 
 from bench.stats import p50_p95
 from bench.stt_beam import MORE_EN, NOISE_DBFS, words
-from bench.voice_turns import EN
+from bench.turn_phrases import EN
 from server.providers.cpu_info import SIMD_FLAGS, cpu_model, simd_flags
 from server.providers.stt import Transcript, WhisperSTT
 from tests.speech import speak, whisper_base_dir, with_silence

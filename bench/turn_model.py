@@ -30,7 +30,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bench.stats import p50_p95, pct
-from bench.voice_turns import EN, KO, PAUSED
+from bench.turn_phrases import EN, KO, PAUSED
 from server.providers.onnx import cpu_session
 from server.turns.model import SmartTurnModel
 from tests.speech import speak, with_silence

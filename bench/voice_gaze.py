@@ -24,7 +24,7 @@ from bench.stats import p50_p95
 
 if TYPE_CHECKING:
     from bench.procs import ServerProcess
-    from bench.voice_turns import Client
+    from bench.voice_turns_client import Client
 
 PAUSED_DONE = [
     ("I went to the shop this morning.", "And then I bought some fresh bread."),
@@ -42,7 +42,7 @@ MODES = (("on", True), ("off", False))
 
 
 async def gaze_session(server: ServerProcess, user: str, gaze: bool) -> Client:
-    from bench.voice_turns import session
+    from bench.voice_turns_client import session
 
     c = await session(server, user)
     update = {"output_audio": "none", "turn_detection": {"type": "semantic", "gaze": gaze}}
@@ -54,7 +54,7 @@ async def gaze_session(server: ServerProcess, user: str, gaze: bool) -> Client:
 
 async def paused(server: ServerProcess, i: int, pairs: list, gaze: bool) -> list[str]:
     """A sentence with a thinking pause, looking away through it: the transcripts."""
-    from bench.voice_turns import paused_trial
+    from bench.voice_turns_rows import paused_trial
     from tests.face_cam import FaceCam
     from tests.mic import Mic
 
@@ -75,7 +75,7 @@ async def paused(server: ServerProcess, i: int, pairs: list, gaze: bool) -> list
 async def look_back(server: ServerProcess, i: int, texts: list[str], gaze: bool) -> float | None:
     """Looking away while speaking, back at the screen as the words end: the server's
     end of speech -> end of turn (None: no reply came)."""
-    from bench.voice_turns import cancel
+    from bench.voice_turns_client import cancel
     from tests.face_cam import FaceCam
     from tests.mic import Mic
     from tests.speech import speak, speech_offset_ms
@@ -101,7 +101,7 @@ async def look_back(server: ServerProcess, i: int, texts: list[str], gaze: bool)
 async def run(server: ServerProcess, n: int) -> dict[str, Any]:
     """n trials per row and mode, on and off taking turns (a fresh session each), so the
     machine's load falls on both alike."""
-    from bench.voice_turns import EN, PAUSED
+    from bench.turn_phrases import EN, PAUSED
 
     out: dict[str, Any] = {
         mode: {"paused_unfinished": [], "paused_finished": [], "complete": [], "ambiguous": []}
