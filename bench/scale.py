@@ -29,15 +29,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from bench.latency import (
-    Row,
-    Turn,
-    attach_fake_records,
-    one_turn,
-    open_session,
-    render,
-    turn_rows,
-)
+from bench.latency_client import Turn, attach_fake_records, one_turn, open_session
+from bench.latency_table import Row, render, turn_rows
 from bench.procs import (
     ROOT,
     FakeLLM,
