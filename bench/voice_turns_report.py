@@ -78,7 +78,7 @@ def report(res: dict[str, Any]) -> str:
         row(f"{what} that cancel the reply", f"{len(s['delays'])} of {s['n']}", "20 of 20")
         row("  ... within 300 ms of the phrase's end", f"{within} of {s['n']}", "20 of 20")
         row(
-            "  phrase end -> response.done cancelled, p50/p95 (ms)",
+            "  phrase end -> response.done cancelled, p50/p95 (ms; < 0: before the end)",
             p50_p95(s["delays"]),
             "",
         )

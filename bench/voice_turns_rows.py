@@ -152,8 +152,18 @@ async def stop_trial(c: Client, mic: Any, phrase: str, gap_s: float) -> list[Any
     since = len(c.ws.events)
     audio = speak(phrase)
     start, _ = mic.say(audio, 0)
-    end_at = await mic.until(start + int(speech_offset_ms(audio) * 16))
-    ev = await c.until(lambda e, r=rid: e["type"] == "response.done" and e["response_id"] == r, 8)
+    end = start + int(speech_offset_ms(audio) * 16)
+
+    def done(e: dict[str, Any], r: str = rid) -> bool:
+        return e["type"] == "response.done" and e["response_id"] == r
+
+    # read events while the phrase plays, so a cancel that comes before its end is stamped
+    # when it came (a negative delay), not when the phrase's end was reached
+    ev = None
+    while mic.now_sample < end and ev is None:
+        ev = await c.until(done, 0.02)
+    end_at = await mic.until(end)
+    ev = ev or await c.until(done, 8)
     delay = None
     if ev is None or ev["status"] != "cancelled":
         await cancel(c, mic, rid)
