@@ -15,9 +15,9 @@ import uvicorn
 from pydantic import SecretStr, ValidationError
 
 from server.config import Settings, secret
+from server.hosts import host_name, is_loopback
 from server.models.cli import add_models_parser, run_models_command
 from server.replicas import replica_refusal
-from server.security import host_name, is_loopback
 from server.sidecar.lock import AlreadyRunning, InstanceLock
 from server.sidecar.parent import ParentWatch
 from server.sidecar.ready import ReadyServer, announce, ready_info

@@ -11,7 +11,6 @@ cross-site (``Sec-Fetch-Site``) is refused even without one.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -22,9 +21,9 @@ from starlette.websockets import WebSocket
 
 from server.auth import SIDECAR_COOKIE, SIDECAR_MESSAGE, sidecar_credential_ok
 from server.config import Settings, secret
+from server.hosts import host_name, is_loopback
 from server.hub.protocol import error_event
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # The Tauri desktop shell's page origins (macOS/Linux; Windows old and new).
 TAURI_ORIGINS = ("tauri://localhost", "http://tauri.localhost", "https://tauri.localhost")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -48,25 +47,6 @@ def normalise_origin(origin: str) -> str:
 def strip_default_port(netloc: str, scheme: str) -> str:
     default = {"http": ":80", "ws": ":80", "https": ":443", "wss": ":443"}.get(scheme)
     return netloc[: -len(default)] if default and netloc.endswith(default) else netloc
-
-
-def host_name(host: str) -> str:
-    """The name part of a Host header: ``[::1]:8000`` -> ``::1``, ``a.b:80`` -> ``a.b``."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host
-    if host.count(":") > 1:  # a bare IPv6 address (not valid in Host, but be exact)
-        return host
-    return host.rsplit(":", 1)[0] if ":" in host else host
-
-
-def is_loopback(name: str) -> bool:
-    if name in LOOPBACK_HOSTS or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

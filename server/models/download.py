@@ -9,10 +9,12 @@ import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from server.models.registry import ModelFile
+
+if TYPE_CHECKING:  # imported when a download runs: `desktopmate models list` needs no HTTP
+    import httpx
 
 Progress = Callable[[int, int | None], None]  # (bytes done, total bytes or None)
 RESUME_ATTEMPTS = 5
@@ -72,6 +74,8 @@ def download_file(
     client: httpx.Client | None = None,
 ) -> Path:
     """Fetch ``spec.url`` into ``dest`` (resuming ``dest.part`` if present) and verify it."""
+    import httpx
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(dest)
     own = client is None
@@ -139,10 +143,14 @@ def _total_from_range(value: str | None) -> int | None:
 
 
 def _unreachable(exc: Exception) -> bool:
+    import httpx
+
     return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
 
 
 def _transport_error(spec: ModelFile, exc: Exception, have: int) -> DownloadError:
+    import httpx
+
     host = httpx.URL(spec.url).host
     if have == 0 and _unreachable(exc):
         return DownloadError(f"cannot reach {host} (offline?)", offline=True)
