@@ -156,12 +156,22 @@ class VisionClient:
         self.temperature = temperature
         self.usage = VisionUsage()
         self.last_latency_ms: float | None = None
-        self._client = AsyncOpenAI(
-            base_url=base_url,
-            api_key=api_key or "not-needed",
-            timeout=timeout_s,
-            max_retries=max_retries,
-        )
+        self._api_key = api_key or "not-needed"
+        self._max_retries = max_retries
+        self._sdk: AsyncOpenAI | None = None
+
+    @property
+    def _client(self) -> AsyncOpenAI:
+        """The SDK client, made at the first call: its TLS context (the CA bundle, about
+        50 ms of CPU) is not paid by a server start whose sessions never look at a screen."""
+        if self._sdk is None:
+            self._sdk = AsyncOpenAI(
+                base_url=self.base_url,
+                api_key=self._api_key,
+                timeout=self.timeout_s,
+                max_retries=self._max_retries,
+            )
+        return self._sdk
 
     async def __aenter__(self) -> Self:
         return self
@@ -170,8 +180,9 @@ class VisionClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
-        await self._client.close()
+        """Close the HTTP connection pool (if a call opened one)."""
+        if self._sdk is not None:
+            await self._sdk.close()
 
     async def get_visual_description(self, image: bytes, prompt: str | None = None) -> str:
         """A short plain-text description of an image (JPEG, PNG or WebP bytes)."""
