@@ -30,7 +30,15 @@ from pathlib import Path
 
 from bench.latency_client import Turn, attach_fake_records, run_sessions, tool_round_gaps
 from bench.latency_table import Row, others_pct, render, stat_rows, turn_rows
-from bench.procs import FakeLLM, ServerProcess, print_tables, proc_rss_mb, run_main, server_env
+from bench.procs import (
+    FakeLLM,
+    ServerProcess,
+    fake_llm_settings,
+    print_tables,
+    proc_rss_mb,
+    run_main,
+    server_env,
+)
 from server.loopmon import percentile
 
 
@@ -41,10 +49,7 @@ def make_server(
     """The server under test, with its own data dir, against the fake LLM."""
     env = server_env(
         {
-            "DATA_DIR": str(workdir / "data"),
-            "LLM_BASE_URL": llm_url,
-            "LLM_API_KEY": "x",
-            "LLM_MODEL": "fake-model",
+            **fake_llm_settings(workdir, llm_url),
             "EMBED_DIMS": str(args.dims),
             "MEMORY_ENABLED": "true" if memory else "false",
             "STT_ENABLED": "false",  # text turns only: no model download attempt

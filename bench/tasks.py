@@ -37,7 +37,7 @@ import cv2
 import httpx
 import numpy as np
 
-from bench.procs import ServerProcess, server_env
+from bench.procs import ServerProcess, fake_llm_settings, server_env
 from server.loopmon import percentile
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -119,10 +119,7 @@ async def run(args: argparse.Namespace) -> None:
         fake.set_default(responder)
         env = server_env(
             {
-                "DATA_DIR": str(Path(tmp) / "data"),
-                "LLM_BASE_URL": fake.base_url,
-                "LLM_API_KEY": "x",
-                "LLM_MODEL": "fake-model",
+                **fake_llm_settings(Path(tmp), fake.base_url),
                 "MEMORY_ENABLED": "false",
                 "FACE_ENABLED": "false",
                 "STT_ENABLED": "false",

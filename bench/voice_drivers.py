@@ -15,7 +15,14 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from bench.procs import FakeLLM, ServerProcess, host_cpu_s, proc_cpu_s, server_env
+from bench.procs import (
+    FakeLLM,
+    ServerProcess,
+    fake_llm_settings,
+    host_cpu_s,
+    proc_cpu_s,
+    server_env,
+)
 from bench.voice_client import FRAME_MS, FRAME_SAMPLES, RATE, Client, Mic, Utt, make_utt
 
 VAD_WINDOW_MS = 32
@@ -39,10 +46,7 @@ def make_server(
     """The server under test with the voice settings being measured."""
     env = server_env(
         {
-            "DATA_DIR": str(workdir / "data"),
-            "LLM_BASE_URL": llm_url,
-            "LLM_API_KEY": "x",
-            "LLM_MODEL": "fake-model",
+            **fake_llm_settings(workdir, llm_url),
             "MEMORY_ENABLED": "false",
             "VLM_ENABLED": "false",
             "FACE_ENABLED": "false",

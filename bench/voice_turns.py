@@ -43,7 +43,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from bench.procs import FakeLLM, ServerProcess, print_tables, run_main, server_env
+from bench.procs import (
+    FakeLLM,
+    ServerProcess,
+    fake_llm_settings,
+    print_tables,
+    run_main,
+    server_env,
+)
 from bench.voice_turns_report import report
 from bench.voice_turns_rows import (
     backchannels,
@@ -78,10 +85,7 @@ async def run(
     await fake.start()
     env = server_env(
         {
-            "DATA_DIR": str(workdir / "data"),
-            "LLM_BASE_URL": fake.base_url,
-            "LLM_API_KEY": "x",
-            "LLM_MODEL": "fake-model",
+            **fake_llm_settings(workdir, fake.base_url),
             "MEMORY_ENABLED": "false",
             "VLM_ENABLED": "false",
             "FACE_ENABLED": "false",
