@@ -34,23 +34,24 @@ asyncio.run(main())
 """
 
 
-def test_an_idle_server_has_not_loaded_what_only_some_sessions_use(tmp_path: Path) -> None:
-    env = os.environ | {
-        "DATA_DIR": str(tmp_path),
-        "STT_ENABLED": "false",
-        "FACE_ENABLED": "false",
-        "PYTHONPATH": str(ROOT),
-    }
+def _probe(tmp: Path, code: str, settings: dict[str, str], *argv: str) -> dict:
+    """Run ``code`` in a fresh interpreter with its data in ``tmp``: its last line's JSON."""
+    env = os.environ | settings | {"DATA_DIR": str(tmp), "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
-        [sys.executable, "-c", PROBE % (HEAVY,)],
-        cwd=tmp_path,
+        [sys.executable, "-c", code, *argv],
+        cwd=tmp,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_an_idle_server_has_not_loaded_what_only_some_sessions_use(tmp_path: Path) -> None:
+    off = {"STT_ENABLED": "false", "FACE_ENABLED": "false"}
+    report = _probe(tmp_path, PROBE % (HEAVY,), off)
     assert report["modules"]["store"] == "ready"
     assert report["modules"]["agent"] == "ready"
     assert report["loaded"] == []
@@ -72,17 +73,7 @@ print(json.dumps({"code": code, "out": out.getvalue(), "err": err.getvalue(), "l
 
 
 def _cli(tmp: Path, *argv: str) -> dict:
-    env = os.environ | {"DATA_DIR": str(tmp), "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [sys.executable, "-c", CLI_PROBE % (SERVER_ONLY,), *argv],
-        cwd=tmp,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _probe(tmp, CLI_PROBE % (SERVER_ONLY,), {}, *argv)
 
 
 def test_models_list_answers_without_the_server_libraries(tmp_path: Path) -> None:
