@@ -155,8 +155,19 @@ class VoiceServices(ServicesBase):
             timeout_s=s.stt_timeout_s,
             max_concurrency=s.stt_max_concurrency,
         )
+        self.stt.on_health = self._remote_stt_health
         self.set_status("stt", "loading")
         self.background(self._load_stt())
+
+    def _remote_stt_health(self, problem: str | None) -> None:
+        """The transcription server started or stopped answering: the status follows it
+        (a box down at start-up is ready once a request gets through)."""
+        if problem is None:
+            self.set_status("stt", "ready")
+            log.info("stt_remote_answering")
+        else:
+            self.set_status("stt", "error", problem)
+            log.warning("stt_remote_failing", error=problem)
 
     async def _load_stt(self, *, local: bool = False) -> None:
         """Load the STT model; a local one is first found or downloaded (with progress)."""

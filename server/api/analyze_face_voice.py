@@ -162,7 +162,8 @@ async def analyze_voice(
     ] = None,
 ) -> VoiceAnalysisResponse:
     stt = services.stt
-    if stt is None or services.modules.get("stt") != "ready":
+    # a remote server is asked even when its last request failed: it may be back
+    if stt is None or not stt.loaded:
         why = services.details.get("stt") or services.modules.get("stt", "disabled")
         raise HTTPException(503, f"Speech-to-text is not ready ({why}); try again later.")
     limit = services.settings.voice_max_bytes

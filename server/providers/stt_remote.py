@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import time
 import wave
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -74,14 +75,19 @@ class RemoteSTT:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout_s)
         self._in_flight = 0
-        self._loaded = False
+        # told when the server starts or stops answering (None: answering; else why not),
+        # so the server's status follows a box that was down at start-up and came back
+        self.on_health: Callable[[str | None], None] | None = None
+        self._healthy: bool | None = None
         # verbose_json (segments, language, log-probabilities) until the server refuses it:
         # OpenAI's gpt-4o(-mini)-transcribe and vLLM answer only json / text
         self.response_format = "verbose_json"
 
     @property
     def loaded(self) -> bool:
-        return self._loaded
+        """Always: there is nothing to load. Every request asks the server, so a server that
+        was down at start-up is used as soon as it answers (its failures are errors)."""
+        return True
 
     @property
     def busy(self) -> bool:
@@ -93,16 +99,18 @@ class RemoteSTT:
         try:
             await self._client.get("/models", timeout=min(5.0, self.timeout_s))
         except httpx.TimeoutException:
-            raise STTUnavailable(
-                f"the transcription server at {self.base_url} did not answer within "
+            self._health(
+                why := f"the transcription server at {self.base_url} did not answer within "
                 f"{min(5.0, self.timeout_s):g} s (check STT_BASE_URL)"
-            ) from None
+            )
+            raise STTUnavailable(why) from None
         except httpx.HTTPError as e:
-            raise STTUnavailable(
-                f"the transcription server at {self.base_url} is unreachable "
+            self._health(
+                why := f"the transcription server at {self.base_url} is unreachable "
                 f"({type(e).__name__}; check STT_BASE_URL and that the server runs)"
-            ) from None
-        self._loaded = True
+            )
+            raise STTUnavailable(why) from None
+        self._health(None)
 
     async def atranscribe(
         self,
@@ -120,14 +128,30 @@ class RemoteSTT:
         if samples.size == 0:
             return Transcript("", language or "", [], 0.0, 0.0)
         wav = wav_bytes(samples)
+        try:
+            t = await self._transcribe(wav, language, initial_prompt, word_timestamps, duration_s)
+        except STTError as e:
+            self._health(str(e))
+            raise
+        self._health(None)
+        return t
+
+    async def _transcribe(
+        self,
+        wav: bytes,
+        language: str | None,
+        prompt: str | None,
+        word_timestamps: bool,
+        duration_s: float,
+    ) -> Transcript:
         self._in_flight += 1
         started = time.perf_counter()
         try:
-            r = await self._post(wav, language, initial_prompt, word_timestamps)
+            r = await self._post(wav, language, prompt, word_timestamps)
             if r.status_code == 400 and self.response_format != "json" and _refuses_format(r):
                 self.response_format = "json"  # remembered: one refused request per process
                 log.info("stt_remote_json_only", model=self.model)
-                r = await self._post(wav, language, initial_prompt, word_timestamps)
+                r = await self._post(wav, language, prompt, word_timestamps)
         finally:
             self._in_flight -= 1
         elapsed = time.perf_counter() - started
@@ -137,6 +161,15 @@ class RemoteSTT:
             return _transcript(r.json(), language, duration_s, elapsed)
         except (ValueError, KeyError, TypeError, AttributeError):
             raise STTError("the transcription server sent an invalid response") from None
+
+    def _health(self, problem: str | None) -> None:
+        """Tell ``on_health`` when the server starts or stops answering (not every call)."""
+        healthy = problem is None
+        if healthy == self._healthy:
+            return
+        self._healthy = healthy
+        if self.on_health is not None:
+            self.on_health(problem)
 
     async def _post(
         self, wav: bytes, language: str | None, prompt: str | None, word_timestamps: bool

@@ -219,13 +219,14 @@ class LoopbackServer:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> Self:
-        """Bind 127.0.0.1:0 and serve from a daemon thread; returns once accepting."""
+        """Bind 127.0.0.1 (port 0 the first time, the same port again after stop(): a server
+        that went down and came back) and serve from a daemon thread; returns once accepting."""
         if self.running:
             return self
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", self.port))
         sock.listen(128)
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
