@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     if refusal := insecure_bind(settings, args.host) or replica_refusal(settings):
         print(refusal, file=sys.stderr, flush=True)  # before anything is created
         return EXIT_CONFIG
+    if problem := invalid_mongodb_uri(settings):  # a setting to fix, not a server to wait for
+        print(f"desktopmate: {problem}", file=sys.stderr, flush=True)
+        return EXIT_CONFIG
     if problem := data_dir_problem(settings.data_dir):  # before the sidecar's lock file
         print(f"desktopmate: {problem}", file=sys.stderr, flush=True)
         return problem.code
@@ -100,6 +103,15 @@ def settings_errors(e: ValidationError) -> str:
     return "Invalid settings (environment or .env; .env.example documents each):\n" + "\n".join(
         lines
     )
+
+
+def invalid_mongodb_uri(settings: Settings) -> str | None:
+    """Why MONGODB_URI is not a MongoDB URI at all (exit 2, as any bad setting), or None."""
+    if not (uri := secret(settings.mongodb_uri)):
+        return None
+    from server.store.mongo_reach import invalid  # pymongo: only with MongoDB configured
+
+    return invalid(uri, settings.mongodb_timeout_s)
 
 
 def loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:

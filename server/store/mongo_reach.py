@@ -16,6 +16,18 @@ def hosts(uri: str, timeout_s: float) -> str:
     return ",".join(f"{h}:{p}" for h, p in nodes) or "?"
 
 
+def invalid(uri: str, timeout_s: float) -> str | None:
+    """Why MONGODB_URI is not a MongoDB URI at all (a setting to fix: no server to wait
+    for), or None. A mongodb+srv name that does not resolve is left to ``unreachable``."""
+    try:
+        hosts(uri, timeout_s)
+    except (InvalidURI, ValueError) as e:
+        return f"MONGODB_URI is not a valid MongoDB URI: {e}"
+    except ConfigurationError:
+        return None
+    return None
+
+
 async def unreachable(uri: str, timeout_s: float) -> str | None:
     """Why the server cannot use this MongoDB (a message for the console), or None."""
     try:

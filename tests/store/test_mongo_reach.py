@@ -1,5 +1,5 @@
-"""An unreachable or mistyped MONGODB_URI ends `desktopmate serve` after MONGODB_TIMEOUT_S
-with one line (exit 3), not pymongo's 30 s wait and a traceback; a reachable one passes; one
+"""An unreachable MONGODB_URI ends `desktopmate serve` after MONGODB_TIMEOUT_S with one line
+(exit 3; a mistyped one at once, exit 2), not pymongo's 30 s wait and a traceback; a reachable one passes; one
 that goes down after that pre-flight ping (the store fails as it opens) is one line too."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from server.startup import EXIT_UNAVAILABLE
+from server.startup import EXIT_CONFIG, EXIT_UNAVAILABLE
 from server.store import new_id
 from server.store.mongo_reach import unreachable
 from tests.sidecar.launch import clean_env
@@ -57,9 +57,21 @@ def test_serve_names_an_unreachable_mongodb_in_one_line(tmp_path: Path):
     assert took < 30, took  # not pymongo's 30 s server selection
 
 
-def test_serve_names_a_uri_that_is_not_mongodb(tmp_path: Path):
-    proc = serve(tmp_path, MONGODB_URI="postgres://127.0.0.1/x")
-    assert proc.returncode == 3, proc.stderr
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "postgres://127.0.0.1/x",
+        "http://127.0.0.1:27017",
+        "mongodb://",
+        "mongodb://127.0.0.1:99999",
+        "mongodb://127.0.0.1/?tls=maybe",
+    ],
+)
+def test_serve_names_a_uri_that_is_not_mongodb(tmp_path: Path, uri: str):
+    """A mistyped URI is a bad setting (exit 2, as README's "Exit status" says), not a
+    MongoDB to wait for: a supervisor that restarts on 3 would restart it forever."""
+    proc = serve(tmp_path, MONGODB_URI=uri)
+    assert proc.returncode == EXIT_CONFIG, proc.stderr
     assert "MONGODB_URI is not a valid MongoDB URI" in proc.stderr
     assert "Traceback" not in proc.stderr
 
