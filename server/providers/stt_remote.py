@@ -16,6 +16,7 @@ import time
 import wave
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import numpy as np
@@ -56,6 +57,19 @@ def wav_bytes(audio: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def shown_url(url: str) -> str:
+    """The URL as errors show it: without a user, password, query or fragment (a proxy's
+    credentials or a key may ride in them, and errors reach /health/details and clients)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is not a number: show none of it
+        return "STT_BASE_URL"
+    host = f"[{host}]" if ":" in host else host
+    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+
+
 class RemoteSTT:
     """An OpenAI-compatible transcription endpoint."""
 
@@ -69,6 +83,7 @@ class RemoteSTT:
         max_concurrency: int = 4,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.shown_url = shown_url(self.base_url)
         self.model = model
         self.timeout_s = timeout_s
         self.max_concurrency = max_concurrency
@@ -100,13 +115,13 @@ class RemoteSTT:
             await self._client.get("/models", timeout=min(5.0, self.timeout_s))
         except httpx.TimeoutException:
             self._health(
-                why := f"the transcription server at {self.base_url} did not answer within "
+                why := f"the transcription server at {self.shown_url} did not answer within "
                 f"{min(5.0, self.timeout_s):g} s (check STT_BASE_URL)"
             )
             raise STTUnavailable(why) from None
         except httpx.HTTPError as e:
             self._health(
-                why := f"the transcription server at {self.base_url} is unreachable "
+                why := f"the transcription server at {self.shown_url} is unreachable "
                 f"({type(e).__name__}; check STT_BASE_URL and that the server runs)"
             )
             raise STTUnavailable(why) from None

@@ -97,3 +97,24 @@ async def test_a_server_that_answers_only_json_is_asked_for_json(
     assert [b["response_format"] for b in sent] == ["verbose_json", "json", "json"]
     # json has no word timestamps: not asked for
     assert "timestamp_granularities[]" not in sent[-1] and sent[-1]["prompt"] == "fox"
+
+
+async def test_errors_never_show_credentials_in_the_base_url():
+    """STT_BASE_URL may carry a proxy's user and password (or a key in its query); errors go
+    to /health/details (no auth), the server.status event and the speaker's error event,
+    so they name the server by scheme, host, port and path only."""
+    port = closed_port()
+    url = f"http://gpu:s3cret-pw@127.0.0.1:{port}/v1?api-key=q-secret"
+    down = RemoteSTT(url, "sk-live-key", "whisper-1", timeout_s=5)
+    seen: list[str | None] = []
+    down.on_health = seen.append
+    try:
+        with pytest.raises(STTUnavailable) as probe:
+            await down.aload()
+        with pytest.raises(STTError) as request:
+            await down.atranscribe(speak("hello"), "en")
+    finally:
+        await down.aclose()
+    for said in (str(probe.value), str(request.value), *map(str, seen)):
+        assert "s3cret-pw" not in said and "q-secret" not in said and "sk-live" not in said
+    assert f"http://127.0.0.1:{port}/v1" in str(probe.value)
