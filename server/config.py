@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.url_settings import HttpUrlSetting
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -56,7 +58,7 @@ class Settings(BaseSettings):
     session_takeover_check_s: float = Field(default=1.0, ge=0.0)  # 0: never
     # mem0's vector store: embedded Qdrant on disk (default), a Qdrant server, or pgvector
     memory_vector_store: Literal["qdrant", "pgvector"] = "qdrant"
-    memory_qdrant_url: str = ""  # a Qdrant server (http://qdrant:6333); unset = embedded
+    memory_qdrant_url: HttpUrlSetting = ""  # a Qdrant server (http://qdrant:6333); "": embedded
     memory_qdrant_api_key: SecretStr | None = None
     memory_pgvector_url: SecretStr | None = None  # postgresql://user:pass@host:5432/db
     memory_pgvector_index: Literal["hnsw", "none"] = "hnsw"  # none: exact scans, no index
@@ -192,7 +194,7 @@ class Settings(BaseSettings):
     stt_final_beam_size: int = Field(default=5, ge=1, le=10)
     # --- remote speech recognition (STT_PROVIDER=openai) -------------------------------
     stt_provider: Literal["local", "openai"] = "local"
-    stt_base_url: str | None = None  # an OpenAI-compatible /v1 with /audio/transcriptions
+    stt_base_url: HttpUrlSetting | None = None  # OpenAI-compatible /v1: /audio/transcriptions
     stt_api_key: SecretStr | None = None
     stt_remote_model: str = "whisper-1"
     stt_timeout_s: float = Field(default=30.0, gt=0.0)
