@@ -171,7 +171,10 @@ class RemoteSTT:
             self._in_flight -= 1
         elapsed = time.perf_counter() - started
         if r.status_code != 200:
-            raise STTError(f"the transcription server answered HTTP {r.status_code}{_said(r)}")
+            raise STTError(
+                f"the transcription server answered HTTP {r.status_code}{_said(r)}"
+                + FIX.get(r.status_code, "")
+            )
         try:
             return _transcript(r.json(), language, duration_s, elapsed)
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -257,6 +260,14 @@ def _transcript(
     )
 
 
+# what to check, for the statuses a setting causes
+FIX = {
+    401: " (check STT_API_KEY)",
+    403: " (check STT_API_KEY)",
+    404: " (check STT_BASE_URL, usually ending in /v1, and STT_REMOTE_MODEL)",
+}
+
+
 def _refuses_format(r: httpx.Response) -> bool:
     """A 400 about response_format (OpenAI: "response_format 'verbose_json' is not
     compatible with model ..."; vLLM: "Currently only support response_format `text` or
@@ -276,6 +287,8 @@ def _said(r: httpx.Response) -> str:
         detail = body.get("detail") if isinstance(body, dict) else None
         if isinstance(detail, dict):  # FastAPI servers nest OpenAI's error in detail
             err = detail.get("error", err)
+        if err is None and isinstance(body, dict) and isinstance(body.get("message"), str):
+            err = body  # vLLM's ErrorResponse: {"object": "error", "message": ..., "code": 404}
         text = str(err.get("message") if isinstance(err, dict) else err or detail or body)
     text = " ".join(text.split())[:200]
     return f": {text}" if text else ""

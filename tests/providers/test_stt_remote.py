@@ -5,6 +5,7 @@ the way a remote GPU box would answer; and honest errors when it cannot."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from server.providers.stt import STTError, STTUnavailable
 from server.providers.stt_remote import RemoteSTT
+from tests.fakes import HttpRequest, HttpResponse, LoopbackServer
 from tests.fakes.transcription_server import TranscriptionServer
 from tests.speech import speak, whisper_base_dir, with_silence
 
@@ -118,3 +120,88 @@ async def test_errors_never_show_credentials_in_the_base_url():
     for said in (str(probe.value), str(request.value), *map(str, seen)):
         assert "s3cret-pw" not in said and "q-secret" not in said and "sk-live" not in said
     assert f"http://127.0.0.1:{port}/v1" in str(probe.value)
+
+
+class ScriptedServer(LoopbackServer):
+    """A transcription endpoint that answers every upload the same way: how speaches,
+    vLLM and OpenAI answer a request they refuse (a model, a key), or a broken server."""
+
+    def __init__(self, status: int, body: bytes, delay_s: float = 0.0) -> None:
+        super().__init__()
+        self.status, self.body, self.delay_s = status, body, delay_s
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        await asyncio.sleep(self.delay_s)
+        return HttpResponse(self.status, {"content-type": "application/json"}, self.body)
+
+
+def as_json(data: object) -> bytes:
+    return json.dumps(data).encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "said"),
+    [
+        (  # vLLM (and servers built on its protocol): the error at the top level
+            404,
+            as_json(
+                {
+                    "object": "error",
+                    "message": "The model `whisper-x` does not exist.",
+                    "type": "NotFoundError",
+                    "param": None,
+                    "code": 404,
+                }
+            ),
+            "HTTP 404: The model `whisper-x` does not exist.",
+        ),
+        (  # speaches / faster-whisper-server (FastAPI's detail)
+            404,
+            as_json({"detail": "Model 'whisper-x' is not installed locally."}),
+            "HTTP 404: Model 'whisper-x' is not installed locally.",
+        ),
+        (  # OpenAI
+            401,
+            as_json(
+                {
+                    "error": {
+                        "message": "Incorrect API key provided: sk-ab***yz.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "invalid_api_key",
+                    }
+                }
+            ),
+            "HTTP 401: Incorrect API key provided: sk-ab***yz.",
+        ),
+        (500, b"<html>Internal Server Error</html>", "HTTP 500: <html>Internal Server Error"),
+        (200, b"{not json", "an invalid response"),
+        (200, as_json({"segments": []}), "an invalid response"),  # no text
+    ],
+)
+async def test_a_refused_request_says_what_the_server_said(status: int, body: bytes, said: str):
+    server = ScriptedServer(status, body).start()
+    stt = RemoteSTT(f"{server.root_url}/v1", None, "whisper-x")
+    problems: list[str | None] = []
+    stt.on_health = problems.append
+    try:
+        with pytest.raises(STTError) as e:
+            await stt.atranscribe(speak("hello"), "en")
+    finally:
+        await stt.aclose()
+        server.stop()
+    assert said in str(e.value)
+    hint = {401: "check STT_API_KEY", 404: "STT_BASE_URL, usually ending in /v1, and STT_REMOTE"}
+    assert hint.get(status, "") in str(e.value)  # what to change
+    assert problems == [str(e.value)]  # the status follows: error, with the same words
+
+
+async def test_a_slow_server_times_out_with_its_limit():
+    server = ScriptedServer(200, as_json({"text": "late"}), delay_s=5).start()
+    stt = RemoteSTT(f"{server.root_url}/v1", None, "whisper-1", timeout_s=0.5)
+    try:
+        with pytest.raises(STTError, match=r"did not answer within 0\.5 s"):
+            await stt.atranscribe(speak("hello"), "en")
+    finally:
+        await stt.aclose()
+        server.stop()
