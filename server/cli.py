@@ -209,6 +209,7 @@ async def serve_forever(
         failure = listen_failure(host, port, e)
         print(f"desktopmate: {failure}", file=sys.stderr, flush=True)
         return failure.code
+    own_instance_id(settings, sock.getsockname()[1])
     try:
         app = await started_app(settings)
     except Exception as e:
@@ -237,6 +238,16 @@ async def serve_forever(
     if not server.started:  # uvicorn logged why (its lifespan only closes what we started)
         return EXIT_FAILED
     return 0
+
+
+def own_instance_id(settings: Settings, port: int) -> None:
+    """REPLICA_MODE=multi without INSTANCE_ID: this machine's host name and the port, not the
+    host name alone. Replicas on one machine share the host name; with one owner name each
+    would take the other's live sessions for its own crashed run's (marking them interrupted
+    as it starts) and never see a session resumed on the other. Stable across restarts on a
+    fixed port; containers differ by host name."""
+    if settings.replica_mode == "multi" and not settings.instance_id.strip():
+        settings.instance_id = f"{socket.gethostname() or 'local'}:{port}"
 
 
 async def started_app(settings: Settings) -> Any:

@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.procs import server_env
+from server.store import new_id
 from tests.e2e.test_crash import crash_llm, store_env, wire_mongo  # noqa: F401 (fixtures)
 from tests.fakes.openai_server import FakeOpenAI
 from tests.forked_server import ForkedServer
@@ -24,7 +25,9 @@ from tests.server_harness import WsClient
 USER = "takeover-user"
 
 
-async def replica(tmp: Path, name: str, llm: FakeOpenAI, store: dict[str, str]) -> ForkedServer:
+async def replica(
+    tmp: Path, name: str, llm: FakeOpenAI, store: dict[str, str], **more: str
+) -> ForkedServer:
     run = tmp / name
     run.mkdir()
     env = server_env(
@@ -41,8 +44,10 @@ async def replica(tmp: Path, name: str, llm: FakeOpenAI, store: dict[str, str]) 
             "INSTANCE_ID": name,
             "SESSION_TAKEOVER_CHECK_S": "0.25",
             **store,
+            **more,
         }
     )
+    env = {k: v for k, v in env.items() if v}  # an empty value: the setting left unset
     server = ForkedServer(run, env, timeout_s=60)
     await server.start()
     return server
@@ -129,3 +134,37 @@ async def test_resumed_on_the_same_replica_ends_the_older_connection_at_once(
     await second.send({"type": "ping"})  # the newer connection goes on serving
     await second.wait_for("pong")
     await asyncio.wait_for(second.conn.close(), 5)
+
+
+async def test_replicas_on_one_machine_without_instance_ids_take_sessions_over(
+    tmp_path: Path,
+    crash_llm: FakeOpenAI,  # noqa: F811
+    wire_mongo: str,  # noqa: F811
+) -> None:
+    """README's "Many replicas" as a new user follows it on one machine: two
+    `desktopmate serve` processes in multi mode, one MongoDB, INSTANCE_ID left unset (both
+    have the same host name). Starting B must not mark A's live session interrupted, and a
+    session resumed on B must end on A."""
+    crash_llm.clear()
+    store = {"MONGODB_URI": wire_mongo, "MONGODB_DB": f"samehost_{new_id()}"}
+    multi = {"REPLICA_MODE": "multi", "INSTANCE_ID": ""}
+    a = await replica(tmp_path, "a", crash_llm, store, **multi)
+    try:
+        on_a = await open_ws(a, persona="emma")
+        sid = on_a.events[0]["session"]["id"]
+        b = await replica(tmp_path, "b", crash_llm, store, **multi)
+        try:
+            async with httpx.AsyncClient(base_url=b.url, timeout=15) as http:
+                auth = {"Authorization": f"Bearer {USER}"}
+                r = await http.get(f"/v1/sessions/{sid}", headers=auth)
+            assert r.status_code == 200 and r.json()["status"] == "active", r.text
+            on_b = await open_ws(b, session_id=sid)
+            assert on_b.events[0]["session"]["resumed"] is True
+            taken = await on_a.wait_for("error", timeout=5)
+            assert taken["code"] == "session_taken_over", taken
+            assert await closed_with(on_a) == 4410
+            await on_b.conn.close()
+        finally:
+            await b.stop()
+    finally:
+        await a.stop()
