@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "models":
         return run_models_command(settings, args)
     if args.command == "memory":
+        if problem := invalid_mongodb_uri(settings):
+            print(f"desktopmate: {problem}", file=sys.stderr, flush=True)
+            return EXIT_CONFIG
         return memory_cleanup(settings, args.days)
     if args.log_level:
         settings.log_level = args.log_level
@@ -174,6 +177,10 @@ def memory_cleanup(settings: Settings, days: float | None) -> int:
     except (MemoryUnavailable, RuntimeError) as e:
         print(f"memory cleanup failed: {e}", file=sys.stderr)
         return 1
+    except Exception as e:  # the store did not open (MongoDB unreachable): one line, as serve
+        failure = start_failure(settings, e)
+        print(f"memory cleanup failed: {failure}", file=sys.stderr)
+        return failure.code
     print(f"moved {moved} memories not updated for {days:g} days to the old tier")
     return 0
 

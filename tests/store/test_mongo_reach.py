@@ -148,3 +148,22 @@ async def test_a_mongodb_gone_after_the_ping_is_named(
     assert f"MongoDB at 127.0.0.1:{flaky_mongo.port} failed while the store opened" in line
     assert "Check that it is running and reachable" in line
     assert b"listening" not in out
+
+
+def test_memory_cleanup_names_an_unreachable_mongodb_in_one_line(tmp_path: Path):
+    """`desktopmate memory cleanup` opens the store as the server does: an unreachable
+    MongoDB is one line and exit 3 after MONGODB_TIMEOUT_S, a mistyped URI exit 2, never
+    a traceback or the password."""
+    port = closed_port()
+    env = os.environ | {"PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data")}
+    env |= {"MONGODB_URI": f"mongodb://admin:hunter2@127.0.0.1:{port}", "MONGODB_TIMEOUT_S": "1"}
+    cmd = [sys.executable, "-m", "server.cli", "memory", "cleanup", "--days", "1"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == EXIT_UNAVAILABLE, proc.stderr
+    assert f"MongoDB at 127.0.0.1:{port}" in proc.stderr and "MONGODB_URI" in proc.stderr
+    assert "Traceback" not in proc.stderr and "hunter2" not in proc.stderr
+    env |= {"MONGODB_URI": "postgres://127.0.0.1/x"}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == EXIT_CONFIG, proc.stderr
+    assert "MONGODB_URI is not a valid MongoDB URI" in proc.stderr
+    assert "Traceback" not in proc.stderr
