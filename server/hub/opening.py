@@ -46,6 +46,27 @@ class Opened:
 async def open_session(
     services: Services, user_id: str, persona_id: str | None, session_id: str | None
 ) -> Opened:
+    """``_open_session``, with a store that fails (MongoDB gone: every replica's shared
+    store) as a refusal the client can act on (try again later, 1013) on every protocol,
+    not a socket dropped without a close frame and a traceback in the log."""
+    try:
+        return await _open_session(services, user_id, persona_id, session_id)
+    except SessionRefused:
+        raise
+    except Exception as e:
+        reason = (str(e).strip().splitlines() or [""])[0].split(" (configured timeouts")[0]
+        log.warning("session_open_failed", error=f"{type(e).__name__}: {reason}"[:300])
+        raise SessionRefused(
+            "store_unavailable",
+            "The server's database did not answer, so the session could not be opened; "
+            "try again shortly.",
+            1013,
+        ) from None
+
+
+async def _open_session(
+    services: Services, user_id: str, persona_id: str | None, session_id: str | None
+) -> Opened:
     """Resume ``session_id`` (the user's own, not ended) or create a new session with
     ``persona_id`` (else the user's saved default, else DEFAULT_PERSONA), starting from the
     user's saved settings; the session is marked active."""

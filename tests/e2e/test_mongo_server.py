@@ -22,6 +22,7 @@ import pytest
 from mongoeco.engines import MemoryEngine
 from mongoeco.wire import AsyncMongoEcoProxyServer
 from pymongo import AsyncMongoClient
+from websockets.exceptions import ConnectionClosed
 
 from server.store import MongoStore, new_id
 from tests.fakes.openai_server import FakeOpenAI
@@ -391,3 +392,30 @@ async def test_hanging_up_right_after_done_keeps_the_turns_writes(
         msgs = await settled(server, user, sess["id"], 2, wait_s=2)
         assert [m["role"] for m in msgs] == ["user", "assistant"]
         assert (await usage_of(server, user, wait_s=2)).get("llm_calls") == 1
+
+
+async def test_a_session_opened_while_mongodb_is_down_is_refused_with_a_reason(
+    server_factory: ServerFactory, llm: FakeOpenAI
+):
+    """MongoDB (shared by every replica) goes away: a client connecting gets one fatal
+    error event saying so and close 1013 (try again later) within MONGODB_TIMEOUT_S,
+    not a dropped connection without a close frame and a traceback in the log."""
+    wire = MongoWireThread().start()
+    server = server_factory(
+        llm,
+        mongodb_uri=wire.uri,
+        mongodb_db=f"e2e_{new_id()}",
+        memory_enabled=False,
+        mongodb_timeout_s=1,
+    )
+    first = await open_ws(server, persona="emma", token="mia")
+    await first.wait_for("session.created")
+    await first.conn.close()
+    wire.stop()
+    ws = await open_ws(server, persona="emma", token="mia")
+    err = await ws.wait_for("error", timeout=30)
+    assert err["code"] == "store_unavailable" and err["fatal"] is True, err
+    assert "database" in err["message"]
+    with pytest.raises(ConnectionClosed):
+        await ws.next_event(timeout=10)
+    assert ws.conn.close_code == 1013
