@@ -57,7 +57,7 @@ async def open_session(
         reason = (str(e).strip().splitlines() or [""])[0].split(" (configured timeouts")[0]
         log.warning("session_open_failed", error=f"{type(e).__name__}: {reason}"[:300])
         raise SessionRefused(
-            "store_unavailable",
+            "database_unavailable",
             "The server's database did not answer, so the session could not be opened; "
             "try again shortly.",
             1013,

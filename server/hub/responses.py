@@ -28,6 +28,7 @@ from server.hub.active_response import ActiveResponse
 from server.hub.outbound import SlowConsumer
 from server.hub.reply_commit import ReplyCommit
 from server.hub.reply_speech import ReplySpeech
+from server.hub.store_failures import NO_DATABASE, store_failure
 from server.logging import redact
 from server.providers.failures import llm_failure, paced
 from server.providers.llm import LLMNotConfigured
@@ -307,7 +308,10 @@ class Responses(ReplySpeech, ReplyCommit):
             if ctx is not None:
                 await ctx.settle_tools()
             failure = llm_failure(e, mid_reply=bool(r.sent), tries=s.llm_max_retries + 1)
-            if failure is not None:
+            if store_failure(e):
+                self.log.warning("response_store_failed", error=type(e).__name__)
+                await self.error("database_unavailable", f"The reply failed: {NO_DATABASE}")
+            elif failure is not None:
                 self.log.warning("llm_failed", code=failure.code, error=type(e).__name__)
                 await self.error(failure.code, failure.message)
             else:

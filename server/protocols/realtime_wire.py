@@ -160,7 +160,7 @@ def assistant_item(item_id: str, content: list[Any], status: str) -> dict[str, A
 def error_body(code: str, message: str, event: str | None) -> dict[str, Any]:
     kind = (
         "server_error"
-        if code in ("server_error", "internal_error", "llm_error")
+        if code in ("server_error", "internal_error", "llm_error", "database_unavailable")
         else "invalid_request_error"
     )
     return {"type": kind, "code": code, "message": message, "param": None, "event_id": event}

@@ -13,6 +13,7 @@ from server.hub import protocol as p
 from server.hub.events import SessionEvents, send_reminder
 from server.hub.outbound import SlowConsumer
 from server.hub.reminders import reminder_event
+from server.hub.store_failures import NO_DATABASE, store_failure
 from server.tasks import live as task_live
 
 if TYPE_CHECKING:
@@ -45,7 +46,11 @@ class WsV1(SessionEvents):
                     return
             except (SlowConsumer, WebSocketDisconnect, asyncio.CancelledError):
                 raise
-            except Exception:  # a bug must not end the session: report it, keep reading
+            except Exception as e:  # a bug must not end the session: report it, keep reading
+                if store_failure(e):
+                    s.log.warning("client_event_store_failed", error=type(e).__name__)
+                    await s.error("database_unavailable", f"The message failed: {NO_DATABASE}")
+                    continue
                 s.log.exception("client_event_failed")
                 await s.error("internal_error", "The message failed because of a server error.")
 

@@ -414,8 +414,35 @@ async def test_a_session_opened_while_mongodb_is_down_is_refused_with_a_reason(
     wire.stop()
     ws = await open_ws(server, persona="emma", token="mia")
     err = await ws.wait_for("error", timeout=30)
-    assert err["code"] == "store_unavailable" and err["fatal"] is True, err
+    assert err["code"] == "database_unavailable" and err["fatal"] is True, err
     assert "database" in err["message"]
     with pytest.raises(ConnectionClosed):
         await ws.next_event(timeout=10)
     assert ws.conn.close_code == 1013
+
+
+async def test_a_turn_while_mongodb_is_down_says_the_database_failed(
+    server_factory: ServerFactory, llm: FakeOpenAI
+):
+    """MongoDB goes away mid-session: the next turn ends with an error that names the
+    database (the user's words could not be stored), not "a server error", and the socket
+    stays open for when it is back."""
+    wire = MongoWireThread().start()
+    server = server_factory(
+        llm,
+        mongodb_uri=wire.uri,
+        mongodb_db=f"e2e_{new_id()}",
+        memory_enabled=False,
+        mongodb_timeout_s=1,
+    )
+    ws = await open_ws(server, persona="emma", token="noa")
+    await ws.wait_for("session.created")
+    llm.queue_reply("Hello Noa.")
+    await text_turn(ws, "Hi, I am Noa.")
+    wire.stop()
+    await ws.send({"type": "input_text", "text": "Are you still there?"})
+    err = await ws.wait_for("error", timeout=60)
+    assert err["code"] == "database_unavailable" and err["fatal"] is False, err
+    assert "database" in err["message"]
+    await ws.send({"type": "ping"})
+    await ws.wait_for("pong")
