@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         return memory_cleanup(settings, args.days)
     if args.log_level:
         settings.log_level = args.log_level
-    if refusal := insecure_bind(settings, args.host) or replica_refusal(settings):
+    if refusal := (
+        insecure_bind(settings, args.host) or replica_refusal(settings) or missing_stt_url(settings)
+    ):
         print(refusal, file=sys.stderr, flush=True)  # before anything is created
         return EXIT_CONFIG
     if problem := invalid_mongodb_uri(settings):  # a setting to fix, not a server to wait for
@@ -115,6 +117,17 @@ def invalid_mongodb_uri(settings: Settings) -> str | None:
     from server.store.mongo_reach import invalid  # pymongo: only with MongoDB configured
 
     return invalid(uri, settings.mongodb_timeout_s)
+
+
+def missing_stt_url(settings: Settings) -> str | None:
+    """STT_PROVIDER=openai names no server: every utterance would fail, so refuse (exit 2)."""
+    if settings.stt_enabled and settings.stt_provider == "openai" and not settings.stt_base_url:
+        return (
+            "Refusing to start: STT_PROVIDER=openai needs STT_BASE_URL, the transcription "
+            "server's OpenAI-compatible /v1 (e.g. http://gpu-box:8000/v1); or set "
+            "STT_PROVIDER=local or STT_ENABLED=false."
+        )
+    return None
 
 
 def loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -71,3 +71,23 @@ def test_serve_names_a_bad_transcription_url(tmp_path: Path):
     assert "STT_BASE_URL: " in proc.stderr and "http://" in proc.stderr
     assert "Traceback" not in proc.stderr and "hunter2" not in proc.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_serve_refuses_remote_speech_recognition_without_its_url(tmp_path: Path):
+    """STT_PROVIDER=openai with no STT_BASE_URL is a missing setting (exit 2, named), not a
+    server that starts and fails every utterance."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STT_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=env
+        | {"PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data")}
+        | {"STT_PROVIDER": "openai"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == EXIT_CONFIG, proc.stderr
+    assert "STT_BASE_URL" in proc.stderr and "STT_PROVIDER=openai" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "data").exists()
