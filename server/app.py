@@ -31,6 +31,7 @@ from server.api.jsonio import SafeJSONResponse, StrictJSONBody
 from server.api.proactive import router as proactive_router
 from server.api.reports import router as reports_router
 from server.api.settings import router as user_settings_router
+from server.api.store_errors import StoreFailures
 from server.auth import Authenticator
 from server.config import Settings
 from server.hub import endpoint
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         default_response_class=SafeJSONResponse,
     )
+    app.add_middleware(StoreFailures)  # innermost: sees a route's store failure first
     app.add_middleware(StrictJSONBody)
     app.state.auth = Authenticator(settings)  # the one token resolver (REST and WebSockets)
     policy = WebPolicy.from_settings(settings)

@@ -446,3 +446,24 @@ async def test_a_turn_while_mongodb_is_down_says_the_database_failed(
     assert "database" in err["message"]
     await ws.send({"type": "ping"})
     await ws.wait_for("pong")
+
+
+async def test_rest_calls_while_mongodb_is_down_answer_503_with_the_reason(
+    server_factory: ServerFactory, llm: FakeOpenAI
+):
+    """A REST call that needs the store while MongoDB is away: 503 (retry later) saying the
+    database did not answer, not 500 "Internal server error."."""
+    wire = MongoWireThread().start()
+    server = server_factory(
+        llm,
+        mongodb_uri=wire.uri,
+        mongodb_db=f"e2e_{new_id()}",
+        memory_enabled=False,
+        mongodb_timeout_s=1,
+    )
+    status, _ = await get_json(server, "/v1/sessions", "ivy")
+    assert status == 200
+    wire.stop()
+    status, body = await get_json(server, "/v1/sessions", "ivy")
+    assert status == 503, body
+    assert "database did not answer" in body["detail"], body
