@@ -155,8 +155,10 @@ def turn_detection(td: Any, where: str) -> dict[str, Any]:
     if not _bool(td.get("interrupt_response"), f"{where}.interrupt_response", True):
         out["barge_in"] = False
     if kind == "semantic_vad":  # our semantic end of turn (server/turns/)
-        eagerness = td.get("eagerness") or "auto"
-        if eagerness not in EAGERNESS:
+        eagerness = td.get("eagerness")
+        if eagerness is None:  # null is the default; "", false or 0 are no eagerness
+            eagerness = "auto"
+        if not isinstance(eagerness, str) or eagerness not in EAGERNESS:
             raise ParamError(f"{where}.eagerness", "low, medium, high or auto.")
         return {"type": "semantic", "eagerness": eagerness} | out
     out = {"type": "server_vad"} | out

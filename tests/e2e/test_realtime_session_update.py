@@ -63,6 +63,14 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ),
     (ga({"type": "semantic_vad", "threshold": 0.5}), f"{TD}.threshold", "invalid_request_error"),
     (ga({"type": "semantic_vad", "eagerness": "LOW"}), f"{TD}.eagerness", "invalid_request_error"),
+    # a falsy value is no eagerness either (it was taken as "auto")
+    (ga({"type": "semantic_vad", "eagerness": ""}), f"{TD}.eagerness", "invalid_request_error"),
+    (ga({"type": "semantic_vad", "eagerness": False}), f"{TD}.eagerness", "invalid_request_error"),
+    (
+        beta({"type": "semantic_vad", "eagerness": 0}),
+        f"{BETA_TD}.eagerness",
+        "invalid_request_error",
+    ),
     (ga({}), TD, "invalid_request_error"),
     (beta("server_vad"), BETA_TD, "invalid_request_error"),
     (ga({"type": "semantic"}), f"{TD}.type", "unsupported_event"),
