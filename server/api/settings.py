@@ -24,6 +24,8 @@ async def put_settings(body: SessionConfig, services: ServicesDep, user: UserDep
     """Same fields and limits as session.update's ``session``; null or absent means "the
     server's default". Answered once stored."""
     chosen = body.model_dump(exclude_none=True)
+    if body.turn_detection is not None:  # an omitted type is this server's default
+        chosen["turn_detection"] = body.turn_detection.with_type(services.settings.turn_detection)
     if "persona" in chosen and services.personas.get(chosen["persona"]) is None:
         raise HTTPException(404, f"No persona {chosen['persona']!r}.")
     await services.store.put_user_settings(user, chosen)

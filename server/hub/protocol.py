@@ -8,7 +8,15 @@ import struct
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import from_json
 
 from analysis.face import BLENDSHAPE_NAMES
@@ -99,13 +107,27 @@ class _Event(BaseModel):
 
 
 class TurnDetection(_Event):
-    type: Literal["semantic", "server_vad", "none"] = "semantic"
+    # omitted: the server's TURN_DETECTION (resolved by whoever applies it: with_type)
+    type: Literal["semantic", "server_vad", "none"] | None = None
     eagerness: Literal["low", "medium", "high", "auto"] | None = None
     silence_ms: Annotated[int, Field(ge=100, le=5000)] | None = None
     threshold: Annotated[float, Field(ge=0.05, le=0.95)] | None = None
     preemptive: bool | None = None  # semantic only: start the reply before the turn ends
     gaze: bool | None = None  # semantic only: the camera's gaze joins in (default TURN_GAZE)
     barge_in: bool | None = None  # false: speech over a reply never cancels it
+
+    @field_validator("eagerness", "preemptive", "gaze")
+    @classmethod
+    def _semantic_only(cls, v: object, info: ValidationInfo) -> object:
+        """They would do nothing on server_vad or push-to-talk: an error, never ignored."""
+        kind = info.data.get("type")
+        if v is not None and kind not in (None, "semantic"):
+            raise ValueError(f'for semantic turns only, not "{kind}"')
+        return v
+
+    def with_type(self, default: str) -> dict[str, Any]:
+        """The fields given, with ``default`` (TURN_DETECTION) as the type when omitted."""
+        return {"type": default} | self.model_dump(exclude_none=True)
 
 
 class SessionConfig(_Event):

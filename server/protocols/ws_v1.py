@@ -85,10 +85,11 @@ class WsV1(SessionEvents):
 
     async def on_session_update(self, ev: p.SessionUpdate) -> None:
         changes = ev.session.model_dump(exclude_none=True)
-        if "turn_detection" in changes:  # omitted silence_ms / threshold keep theirs
+        if ev.session.turn_detection is not None:  # omitted silence_ms / threshold keep theirs
             before = self.s.config["turn_detection"]
             kept = {k: before[k] for k in ("silence_ms", "threshold") if k in before}
-            changes["turn_detection"] = kept | changes["turn_detection"]
+            td = ev.session.turn_detection.with_type(self.s.settings.turn_detection)
+            changes["turn_detection"] = kept | td
         await self.s.update_settings(changes)
 
     async def on_input_text(self, ev: p.InputText) -> None:

@@ -9,6 +9,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 from tests.e2e.test_protocol_realtime import Factory, client, rt, until
@@ -74,3 +75,51 @@ async def test_ws_turn_detection_keeps_omitted_values_stored(
     resumed = (await again.wait_for("session.created"))["session"]
     assert resumed["resumed"] and resumed["turn_detection"] == td | {"barge_in": False}
     await again.conn.close()
+
+
+async def test_ws_semantic_only_fields_need_semantic_turns(
+    server_factory: Factory, llm: FakeOpenAI
+) -> None:
+    """`eagerness`, `preemptive` and `gaze` are "semantic only" (docs/protocol.md): on
+    server_vad or push-to-talk they would do nothing, so they are an error naming the field
+    (as the Realtime adapter's `eagerness` on server_vad is), not stored and echoed back."""
+    srv = server_factory(llm)
+    ws = await open_ws(srv, token="sem-only")
+    created = (await ws.wait_for("session.created"))["session"]["turn_detection"]
+    for kind in ("server_vad", "none"):
+        for field, value in (("eagerness", "low"), ("preemptive", False), ("gaze", True)):
+            td = {"type": kind, field: value}
+            await ws.send({"type": "session.update", "session": {"turn_detection": td}})
+            err = await ws.wait_for("error")
+            assert err["code"] == "invalid_event", err
+            assert f"turn_detection.{field}" in err["message"], err
+            assert "semantic" in err["message"], err
+    await ws.send({"type": "ping", "id": "after"})
+    await ws.wait_for("pong", id="after")
+    assert not ws.of_type("session.updated")  # none of them changed anything
+    await ws.send({"type": "session.update", "session": {}})
+    assert (await ws.wait_for("session.updated"))["session"]["turn_detection"] == created
+    async with httpx.AsyncClient(base_url=srv.url) as http:  # the user's saved defaults too
+        td = {"type": "server_vad", "eagerness": "high"}
+        r = await http.put(
+            "/v1/settings",
+            json={"turn_detection": td},
+            headers={"Authorization": "Bearer sem-only"},
+        )
+        assert r.status_code == 422, r.text
+    await ws.conn.close()
+
+
+async def test_ws_turn_detection_without_type_is_the_servers_default(
+    server_factory: Factory, llm: FakeOpenAI
+) -> None:
+    """An omitted `type` is the default, `TURN_DETECTION` (docs/protocol.md), not always
+    semantic: a server set to server_vad that gets `{"silence_ms": 700}` stays server_vad."""
+    srv = server_factory(llm, turn_detection="server_vad")
+    ws = await open_ws(srv, token="no-type")
+    created = (await ws.wait_for("session.created"))["session"]["turn_detection"]
+    assert created == {"type": "server_vad"}
+    await ws.send({"type": "session.update", "session": {"turn_detection": {"silence_ms": 700}}})
+    updated = (await ws.wait_for("session.updated"))["session"]["turn_detection"]
+    assert updated == {"type": "server_vad", "silence_ms": 700}
+    await ws.conn.close()
