@@ -180,7 +180,11 @@ class Responses(ReplySpeech, ReplyCommit):
                 async with asyncio.timeout(wait_s):
                     await asyncio.wait({r.task})
 
-    async def cancel_response(self) -> None:
+    async def cancel_response(self, *, settled: bool = True) -> None:
+        """Stop the active reply. ``settled`` (a new turn, a pause, the end): wait until
+        its stored text settled to what was heard. Else (the client's response.cancel)
+        only until its response.done is out: the reader must not wait, since the report
+        of where playback stopped that the settling waits for comes after the cancel."""
         await self.preemptive.discard("a new response")
         r = self.response
         if r is None or r.task is None or r.task.done():
@@ -188,7 +192,14 @@ class Responses(ReplySpeech, ReplyCommit):
         if not r.finished:  # once response.done is out, only its writes remain: let them land
             r.task.cancel()
             self.perception.reply_cut(r.number)  # the client stops playing it
-        await asyncio.wait({r.task})
+        if settled:
+            await asyncio.wait({r.task})
+            return
+        done_sent = asyncio.ensure_future(r.done_sent.wait())
+        try:
+            await asyncio.wait({r.task, done_sent}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            done_sent.cancel()
 
     def response_active(self) -> bool:
         """A reply is being generated, or its audio is still playing on the client."""

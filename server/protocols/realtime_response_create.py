@@ -74,7 +74,7 @@ class ResponseRequests:
             raise ProtocolError(
                 "response_cancel_not_active", "There is no active response to cancel."
             )
-        await self.s.cancel_response()
+        await self.s.cancel_response(settled=False)  # a truncate may follow
 
     async def update_session_settings(self, changes: dict[str, Any]) -> None:
         """A session.update during a response with its own settings: the session's own

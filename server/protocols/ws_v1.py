@@ -103,7 +103,7 @@ class WsV1(SessionEvents):
     on_task_control = on_task_confirm
 
     async def on_response_cancel(self, ev: p.ResponseCancel) -> None:
-        await self.s.cancel_response()
+        await self.s.cancel_response(settled=False)  # a played report may follow
 
     async def on_response_audio_played(self, ev: p.AudioPlayed) -> None:
         self.s.audio_played(ev.response_id, ev.played_ms)

@@ -169,6 +169,48 @@ async def test_barge_in_cancels_and_truncates_to_what_was_heard(
     assert first_call["disconnected"] or not first_call["completed"]
 
 
+@pytest.mark.parametrize("start_report", [False])
+async def test_a_cancelled_reply_is_stored_as_played_reported_after_the_cancel(
+    server_factory, llm: FakeOpenAI, start_report: bool
+):
+    """A client sends response.cancel, then, as told, where its playback stopped: the
+    stored reply is what it heard. The cancel used to hold the socket's reader until the
+    wait for that report was over (`PLAYED_REPORT_WAIT_MS`), so the report was read too
+    late and all text sent was stored. A client that also said when playback started
+    (`played_ms: 0`, docs/protocol.md) got nothing stored: the start report was taken as
+    "0 ms heard" and the server did not wait at all."""
+    server = server_factory(llm, tts_provider="espeak", default_output_audio="pcm16")
+    reply = " ".join(f"Sentence number {i} is here to be spoken aloud." for i in range(1, 30))
+    llm.queue_reply(reply, token_ms=40)
+    ws = await open_ws(server, persona="emma", token=f"starter-{start_report}")
+    sess = (await ws.wait_for("session.created"))["session"]
+    await ws.send({"type": "input_text", "text": "Please talk for a long time."})
+    rid = (await ws.wait_for("response.created"))["response_id"]
+    number = int(rid.split("_")[1])
+    while not audio_frames(ws, number):
+        await ws.next_event(timeout=10)
+    if start_report:
+        await ws.send({"type": "response.audio.played", "response_id": rid, "played_ms": 0})
+    while sum(len(c) for c in audio_frames(ws, number)) < 24_000 * 2 * 1.5:
+        await ws.next_event(timeout=10)
+    await ws.send({"type": "response.cancel"})
+    done = await ws.wait_for("response.done", response_id=rid, timeout=20)
+    assert done["status"] == "cancelled"
+    await ws.send({"type": "response.audio.played", "response_id": rid, "played_ms": 1200})
+    for _ in range(50):  # the stored reply settles once the report came
+        await asyncio.sleep(0.1)
+        msgs = await server.call(
+            server.services.store.list_messages(f"starter-{start_report}", sess["id"])
+        )
+        assistant = [m for m in msgs if m.role == "assistant"]
+        if assistant and assistant[0].content != done["text"]:
+            break
+    assert len(assistant) == 1 and assistant[0].interrupted is True, msgs
+    heard = assistant[0].content
+    assert heard and reply.startswith(heard) and len(heard) < len(done["text"]), heard
+    await ws.conn.close()
+
+
 async def test_push_to_talk_commits_on_request(voice_server: ServerThread):
     ws = await open_ws(voice_server, persona="emma", token="yan")
     await ws.wait_for("session.created")
