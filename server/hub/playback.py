@@ -33,15 +33,24 @@ class Playback(SessionCore):
         return time.monotonic() < end
 
     def audio_played(self, response_id: str, played_ms: int) -> None:
-        """The client says how much of a reply it played: barge-in truncation uses it."""
+        """The client's response.audio.played: how much of a reply it played (barge-in
+        truncation uses it), or, the first ``played_ms: 0`` of a reply still running, that
+        playback starts: where, not how much was heard (a cancel still waits for the
+        report of where playback stopped)."""
         r = self.response
         if r is None or r.id != response_id:
             return
-        r.played_ms = played_ms
-        r.played.set()
         if played_ms == 0 and r.played_at is None:  # playback starts (docs/protocol.md)
             r.played_at = time.monotonic()
             self.perception.reply_playing(r.number)
+            if not r.finished:
+                return
+        self.played_to(r, played_ms)
+
+    def played_to(self, r: ActiveResponse, played_ms: int) -> None:
+        """The client played ``played_ms`` of the reply (a report, or a truncate)."""
+        r.played_ms = played_ms
+        r.played.set()
         if r.speech is not None and r.speech_task is not None and r.speech_task.done():
             if played_ms >= r.speech.duration_ms - 100:
                 r.playback_done.set()
@@ -78,7 +87,7 @@ class Playback(SessionCore):
         """A client that plays replies itself (OpenAI Realtime) cut this reply at
         ``played_ms`` after its response.done: once its own writes landed, the stored
         reply and the history settle to what was heard, as for a barge-in."""
-        self.audio_played(r.id, played_ms)
+        self.played_to(r, played_ms)
         if r.task is not None:
             await asyncio.wait({r.task})
         heard = self.heard_text(r)

@@ -242,7 +242,7 @@ class RealtimeInput(ResponseRequests):
         if r.finished:  # stored as heard before it is acknowledged
             await self.s.truncate_done(r, end)
         else:  # its cancel settles it
-            self.s.audio_played(r.id, end)
+            self.s.played_to(r, end)
         await self._send(
             "conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=end
         )

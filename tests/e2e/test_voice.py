@@ -169,7 +169,7 @@ async def test_barge_in_cancels_and_truncates_to_what_was_heard(
     assert first_call["disconnected"] or not first_call["completed"]
 
 
-@pytest.mark.parametrize("start_report", [False])
+@pytest.mark.parametrize("start_report", [False, True])
 async def test_a_cancelled_reply_is_stored_as_played_reported_after_the_cancel(
     server_factory, llm: FakeOpenAI, start_report: bool
 ):
