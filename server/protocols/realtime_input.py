@@ -235,6 +235,8 @@ class RealtimeInput(ResponseRequests):
         if not isinstance(end, int) or isinstance(end, bool) or end < 0:
             raise ProtocolError("invalid_request_error", "audio_end_ms is a non-negative integer.")
         sent_ms = math.ceil(r.speech.duration_ms) if r.speech is not None else 0
+        if r.played_ms is not None:  # truncated before: the item's audio is that long now
+            sent_ms = min(sent_ms, r.played_ms)
         if end > sent_ms:  # as OpenAI answers: the client cannot have played more than that
             raise ProtocolError(
                 "invalid_value", f"Audio content of {sent_ms}ms is already shorter than {end}ms"

@@ -59,3 +59,41 @@ async def test_a_completed_reply_truncated_is_stored_as_cut(
     history = llm.chat_requests(mem0=False)[-1]["body"]["messages"]
     said = [m["content"] for m in history if m["role"] == "assistant"][:1]
     assert said == [cut["content"]], said  # the model heard of its reply what the user did
+
+
+async def test_a_truncated_reply_cannot_grow_back(server_factory: Factory, llm: FakeOpenAI) -> None:
+    """After a truncate the item's audio is that long (OpenAI answers a later, longer one
+    with "Audio content of Nms is already shorter than Mms"): a truncate beyond the first
+    cut is refused and the stored reply stays as first cut. It used to be accepted, and a
+    cut at 0 (nothing heard: no reply stored) followed by a longer one left no reply."""
+    srv = server_factory(llm, **RT)
+    seen: list[Any] = []
+    async with client(srv, "regrow").realtime.connect(model="emma") as conn:
+        sid = (await until(conn, "session.created", seen)).session.id
+        llm.queue_reply(REPLY)
+        await say(conn, "Tell me about kites")
+        done = await until(conn, "response.done", seen)
+        audio = b"".join(
+            base64.b64decode(e.delta) for e in seen if e.type == "response.output_audio.delta"
+        )
+        item, audio_ms = done.response.output[0].id, len(audio) // 48
+        cut = audio_ms // 3
+        await conn.conversation.item.truncate(item_id=item, content_index=0, audio_end_ms=cut)
+        assert (await until(conn, "conversation.item.truncated", seen)).audio_end_ms == cut
+        await conn.conversation.item.truncate(
+            item_id=item, content_index=0, audio_end_ms=audio_ms // 2
+        )
+        err = await until(conn, "error", seen)
+        assert err.error.code == "invalid_value", err
+        assert (
+            err.error.message
+            == f"Audio content of {cut}ms is already shorter than {audio_ms // 2}ms"
+        )
+        await conn.conversation.item.truncate(item_id=item, content_index=0, audio_end_ms=cut)
+        assert (await until(conn, "conversation.item.truncated", seen)).audio_end_ms == cut
+    async with httpx.AsyncClient(base_url=srv.url, params={"token": "regrow"}) as http:
+        msgs = (await http.get(f"/v1/sessions/{sid}/messages")).json()["messages"]
+    reply = [m for m in msgs if m["role"] == "assistant"]
+    assert len(reply) == 1 and reply[0]["interrupted"] is True, msgs
+    heard = reply[0]["content"]
+    assert heard and REPLY.startswith(heard) and len(heard) < len(REPLY) // 2, heard
