@@ -226,6 +226,8 @@ class RealtimeInput(ResponseRequests):
 
     async def on_truncate(self, obj: dict[str, Any]) -> None:
         item_id, end = obj.get("item_id"), obj.get("audio_end_ms")
+        if not isinstance(item_id, str):  # malformed, not an unknown item
+            raise ProtocolError("invalid_request_error", "item_id is the assistant item's id.")
         r = self.s.response
         # the reply being generated, or the last one done (the client may still play it)
         if r is None or item_id not in (self.items.get(r.number), self.done_items.get(r.number)):

@@ -234,6 +234,20 @@ async def test_unsupported_and_bad_events_get_realtime_errors(
                 },
                 "item_not_found",
             ),
+            # a truncate without a string item_id is malformed, not about an unknown item
+            (
+                {"type": "conversation.item.truncate", "content_index": 0, "audio_end_ms": 5},
+                "invalid_request_error",
+            ),
+            (
+                {
+                    "type": "conversation.item.truncate",
+                    "item_id": 7,
+                    "content_index": 0,
+                    "audio_end_ms": 5,
+                },
+                "invalid_request_error",
+            ),
         ]
         for event, code in bad:
             await conn.send(event)
