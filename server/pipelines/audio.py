@@ -148,11 +148,14 @@ class VoiceInput:
     async def commit(self) -> str | None:
         """End the user turn now (push-to-talk), whatever the VAD thinks. Returns the item
         id of the utterance, or None when there was no audio to commit."""
+        held = np.zeros(0, dtype=np.float32)
         if self.push_to_talk:
             for data in self._take_queued():  # frames sent before the commit
                 self._buffer_ptt(data)
-        if self._ptt:
-            audio = np.frombuffer(b"".join(self._ptt), dtype="<i2").astype(np.float32) / 32768
+            held = await asyncio.to_thread(self._pop_now)  # speech before PTT was switched on
+        if self._ptt or held.size:
+            ptt = np.frombuffer(b"".join(self._ptt), dtype="<i2").astype(np.float32) / 32768
+            audio = np.concatenate((held, ptt))
             self._ptt, self._ptt_bytes = [], 0
         else:
             audio = await asyncio.to_thread(self._pop_now)
@@ -237,6 +240,10 @@ class VoiceInput:
             if self.push_to_talk:
                 self._buffer_ptt(data)
                 continue
+            if self._ptt:  # push-to-talk was switched off: the VAD hears its speech first
+                at -= self._ptt_bytes // 2
+                data = b"".join(self._ptt) + data
+                self._ptt, self._ptt_bytes = [], 0
             try:
                 events, done, spec = await asyncio.to_thread(self._analyse, data, at)
             except Exception:

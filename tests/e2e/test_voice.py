@@ -230,6 +230,55 @@ async def test_push_to_talk_commits_on_request(voice_server: ServerThread):
     assert "fox" in done["text"].lower()
 
 
+LONG = "The quick brown fox jumps over the lazy dog, and the old cat sleeps on the warm mat."
+
+
+async def test_push_to_talk_switched_on_mid_speech_keeps_the_speech_so_far(
+    voice_server: ServerThread,
+):
+    """The client turns push-to-talk on while the user speaks (the VAD had their speech):
+    the commit transcribes the whole utterance. The speech before the switch was dropped."""
+    audio = speak(LONG)
+    half = len(audio) // 2
+    ws = await open_ws(voice_server, persona="emma", token="ptt-on")
+    await ws.wait_for("session.created")
+    await ws.send({"type": "session.update", "session": {"output_audio": "none"}})
+    await ws.wait_for("session.updated")
+    await stream_audio(ws, with_silence(audio[:half], 300, 0), realtime=1.0)
+    await ws.wait_for("input_audio.speech_started", timeout=30)
+    await ws.send({"type": "session.update", "session": {"turn_detection": {"type": "none"}}})
+    await ws.wait_for("session.updated")
+    await stream_audio(ws, with_silence(audio[half:], 0, 300), realtime=1.0)
+    await ws.send({"type": "input_audio.commit"})
+    done = await ws.wait_for("transcript.done", timeout=60)
+    text = done["text"].lower()
+    assert "fox" in text and "mat" in text, text
+    await ws.conn.close()
+
+
+async def test_push_to_talk_switched_off_mid_speech_keeps_the_buffered_speech(
+    voice_server: ServerThread,
+):
+    """The client turns push-to-talk off with speech buffered and not committed: the VAD
+    hears it before what follows, so the turn has all of it. It was left in the buffer (and
+    a later input_audio.commit transcribed that stale audio instead of the speech then)."""
+    audio = speak(LONG)
+    half = len(audio) // 2
+    ws = await open_ws(voice_server, persona="emma", token="ptt-off")
+    await ws.wait_for("session.created")
+    ptt = {"output_audio": "none", "turn_detection": {"type": "none"}}
+    await ws.send({"type": "session.update", "session": ptt})
+    await ws.wait_for("session.updated")
+    await stream_audio(ws, with_silence(audio[:half], 300, 0), realtime=1.0)
+    await ws.send({"type": "session.update", "session": {"turn_detection": {"type": "server_vad"}}})
+    await ws.wait_for("session.updated")
+    await stream_audio(ws, with_silence(audio[half:], 0, 1200), realtime=1.0)
+    done = await ws.wait_for("transcript.done", timeout=60)
+    text = done["text"].lower()
+    assert "fox" in text and "mat" in text, text
+    await ws.conn.close()
+
+
 async def test_malformed_mic_frames_get_errors_and_stream_continues(voice_server: ServerThread):
     ws = await open_ws(voice_server, persona="emma", token="zed")
     await ws.wait_for("session.created")
