@@ -127,7 +127,8 @@ class SessionEvents(ABC):
     async def transcript_delta(self, item_id: str | None, text: str) -> None: ...
 
     @abstractmethod
-    async def transcript_done(self, item_id: str, text: str) -> None: ...
+    async def transcript_done(self, item_id: str, text: str, seconds: float = 0.0) -> None:
+        """The final transcript of ``seconds`` of the user's audio."""
 
     async def backchannel(self, item_id: str, text: str) -> None:  # noqa: B027 - optional
         """The user acknowledged the playing reply ("mm-hm"): no turn. Protocols without

@@ -85,7 +85,7 @@ class FinalTranscripts:
                 await s.events.speech_stopped(utt.item_id, utt.t_end_ms)
 
             async def announce() -> None:
-                await s.events.transcript_done(utt.item_id, text)
+                await s.events.transcript_done(utt.item_id, text, len(utt.audio) / RATE)
 
             log.info(
                 "transcribed",

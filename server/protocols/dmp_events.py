@@ -386,5 +386,5 @@ class DmpEvents(SessionEvents):
     async def transcript_delta(self, item_id: str | None, text: str) -> None:
         """No voice input in DMP v1."""
 
-    async def transcript_done(self, item_id: str, text: str) -> None:
+    async def transcript_done(self, item_id: str, text: str, seconds: float = 0.0) -> None:
         """No voice input in DMP v1."""

@@ -57,7 +57,7 @@ class RealtimeTranscripts:
         if text is not None:
             await self.transcript_delta(item_id, text)
 
-    async def transcript_done(self, item_id: str, text: str) -> None:
+    async def transcript_done(self, item_id: str, text: str, seconds: float = 0.0) -> None:
         self.partials.pop(item_id, None)
         self.committed.discard(item_id)
         await self._send(
@@ -65,7 +65,7 @@ class RealtimeTranscripts:
             item_id=item_id,
             content_index=0,
             transcript=text,
-            usage={"type": "duration", "seconds": 0},
+            usage={"type": "duration", "seconds": round(seconds, 3)},  # of audio transcribed
         )
         item = user_item(item_id, [{"type": "input_audio", "transcript": text}], "completed")
         previous = self.before.pop(item_id, None)

@@ -237,7 +237,7 @@ class WsV1(SessionEvents):
     async def transcript_delta(self, item_id: str | None, text: str) -> None:
         await self.s.send({"type": "transcript.delta", "item_id": item_id, "text": text})
 
-    async def transcript_done(self, item_id: str, text: str) -> None:
+    async def transcript_done(self, item_id: str, text: str, seconds: float = 0.0) -> None:
         await self.s.send({"type": "transcript.done", "item_id": item_id, "text": text})
 
     async def backchannel(self, item_id: str, text: str) -> None:

@@ -370,6 +370,9 @@ async def test_voice_turn_with_server_vad(
         assert len(words & {"quick", "brown", "fox", "over", "lazy", "dog"}) >= 5, [
             (e.type, getattr(e, "delta", None) or getattr(e, "error", None)) for e in seen
         ]
+        # OpenAI's usage of a transcription: the seconds of audio transcribed (it was 0)
+        assert heard.usage.type == "duration", heard.usage
+        assert 1.0 < heard.usage.seconds <= len(audio) / 24_000, heard.usage
         done = await until(conn, "response.done", seen, timeout=60)
     assert done.response.status == "completed"
     assert done.response.output[0].content[0].transcript == "Foxes are quick."
