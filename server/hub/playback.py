@@ -11,6 +11,7 @@ from typing import Any
 
 from server.hub.active_response import ActiveResponse
 from server.hub.core import SessionCore
+from server.hub.protocol import ProtocolError
 
 
 class Playback(SessionCore):
@@ -40,6 +41,11 @@ class Playback(SessionCore):
         r = self.response
         if r is None or r.id != response_id:
             return
+        if r.speech is None or r.speech.first_audio_at is None:  # nothing played: a mistake
+            raise ProtocolError(
+                "invalid_event",
+                f"{response_id} has no audio sent yet: report playback of audio received.",
+            )
         if played_ms == 0 and r.played_at is None:  # playback starts (docs/protocol.md)
             r.played_at = time.monotonic()
             self.perception.reply_playing(r.number)

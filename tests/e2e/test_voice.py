@@ -211,6 +211,27 @@ async def test_a_cancelled_reply_is_stored_as_played_reported_after_the_cancel(
     await ws.conn.close()
 
 
+async def test_a_played_report_for_a_reply_without_audio_is_an_error(
+    server_factory, llm: FakeOpenAI
+):
+    """A client cannot have played audio it never got: a `response.audio.played` for the
+    reply before any of its audio was sent (or for a text-only one) is an `invalid_event`.
+    It was taken as playback starting, so `eos_to_played_ms` could come before the first
+    audio was even sent, and a text reply got a "first audio played"."""
+    server = server_factory(llm, tts_provider="espeak", default_output_audio="none")
+    llm.queue_reply(" ".join(f"Sentence {i} is here." for i in range(30)), token_ms=40)
+    ws = await open_ws(server, persona="emma", token="no-audio")
+    await ws.wait_for("session.created")
+    await ws.send({"type": "input_text", "text": "Talk for a while."})
+    rid = (await ws.wait_for("response.created"))["response_id"]
+    await ws.send({"type": "response.audio.played", "response_id": rid, "played_ms": 0})
+    err = await ws.wait_for("error")
+    assert err["code"] == "invalid_event" and rid in err["message"], err
+    done = await ws.wait_for("response.done", response_id=rid, timeout=30)
+    assert done["status"] == "completed" and "eos_to_played_ms" not in done["timings"]
+    await ws.conn.close()
+
+
 async def test_push_to_talk_commits_on_request(voice_server: ServerThread):
     ws = await open_ws(voice_server, persona="emma", token="yan")
     await ws.wait_for("session.created")
