@@ -394,12 +394,10 @@ async def test_hanging_up_right_after_done_keeps_the_turns_writes(
         assert (await usage_of(server, user, wait_s=2)).get("llm_calls") == 1
 
 
-async def test_a_session_opened_while_mongodb_is_down_is_refused_with_a_reason(
+def _server_on_wire(
     server_factory: ServerFactory, llm: FakeOpenAI
-):
-    """MongoDB (shared by every replica) goes away: a client connecting gets one fatal
-    error event saying so and close 1013 (try again later) within MONGODB_TIMEOUT_S,
-    not a dropped connection without a close frame and a traceback in the log."""
+) -> tuple[MongoWireThread, ServerThread]:
+    """A server on a MongoDB-wire server of its own, which the test stops (1 s timeouts)."""
     wire = MongoWireThread().start()
     server = server_factory(
         llm,
@@ -408,6 +406,16 @@ async def test_a_session_opened_while_mongodb_is_down_is_refused_with_a_reason(
         memory_enabled=False,
         mongodb_timeout_s=1,
     )
+    return wire, server
+
+
+async def test_a_session_opened_while_mongodb_is_down_is_refused_with_a_reason(
+    server_factory: ServerFactory, llm: FakeOpenAI
+):
+    """MongoDB (shared by every replica) goes away: a client connecting gets one fatal
+    error event saying so and close 1013 (try again later) within MONGODB_TIMEOUT_S,
+    not a dropped connection without a close frame and a traceback in the log."""
+    wire, server = _server_on_wire(server_factory, llm)
     first = await open_ws(server, persona="emma", token="mia")
     await first.wait_for("session.created")
     await first.conn.close()
@@ -427,14 +435,7 @@ async def test_a_turn_while_mongodb_is_down_says_the_database_failed(
     """MongoDB goes away mid-session: the next turn ends with an error that names the
     database (the user's words could not be stored), not "a server error", and the socket
     stays open for when it is back."""
-    wire = MongoWireThread().start()
-    server = server_factory(
-        llm,
-        mongodb_uri=wire.uri,
-        mongodb_db=f"e2e_{new_id()}",
-        memory_enabled=False,
-        mongodb_timeout_s=1,
-    )
+    wire, server = _server_on_wire(server_factory, llm)
     ws = await open_ws(server, persona="emma", token="noa")
     await ws.wait_for("session.created")
     llm.queue_reply("Hello Noa.")
@@ -453,14 +454,7 @@ async def test_rest_calls_while_mongodb_is_down_answer_503_with_the_reason(
 ):
     """A REST call that needs the store while MongoDB is away: 503 (retry later) saying the
     database did not answer, not 500 "Internal server error."."""
-    wire = MongoWireThread().start()
-    server = server_factory(
-        llm,
-        mongodb_uri=wire.uri,
-        mongodb_db=f"e2e_{new_id()}",
-        memory_enabled=False,
-        mongodb_timeout_s=1,
-    )
+    wire, server = _server_on_wire(server_factory, llm)
     status, _ = await get_json(server, "/v1/sessions", "ivy")
     assert status == 200
     wire.stop()
