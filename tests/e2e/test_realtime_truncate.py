@@ -16,6 +16,18 @@ from tests.fakes.openai_server import FakeOpenAI
 REPLY = "Kites fly high. The wind is kind today. We could go to the hill after lunch."
 
 
+async def spoken_reply(conn: Any, llm: FakeOpenAI, seen: list[Any]) -> tuple[str, int]:
+    """REPLY asked for and spoken to its end: its item id and how many ms of audio it has."""
+    llm.queue_reply(REPLY)
+    await say(conn, "Tell me about kites")
+    done = await until(conn, "response.done", seen)
+    assert done.response.status == "completed"
+    audio = b"".join(
+        base64.b64decode(e.delta) for e in seen if e.type == "response.output_audio.delta"
+    )
+    return done.response.output[0].id, len(audio) // 48
+
+
 async def test_a_completed_reply_truncated_is_stored_as_cut(
     server_factory: Factory, llm: FakeOpenAI
 ) -> None:
@@ -23,14 +35,7 @@ async def test_a_completed_reply_truncated_is_stored_as_cut(
     seen: list[Any] = []
     async with client(srv, "trudy").realtime.connect(model="emma") as conn:
         sid = (await until(conn, "session.created", seen)).session.id
-        llm.queue_reply(REPLY)
-        await say(conn, "Tell me about kites")
-        done = await until(conn, "response.done", seen)
-        assert done.response.status == "completed"
-        audio = b"".join(
-            base64.b64decode(e.delta) for e in seen if e.type == "response.output_audio.delta"
-        )
-        item, audio_ms = done.response.output[0].id, len(audio) // 48
+        item, audio_ms = await spoken_reply(conn, llm, seen)
         for end in (audio_ms // 4, audio_ms // 5):  # a second truncate is not a second cut
             await conn.conversation.item.truncate(item_id=item, content_index=0, audio_end_ms=end)
             assert (await until(conn, "conversation.item.truncated", seen)).audio_end_ms == end
@@ -70,13 +75,7 @@ async def test_a_truncated_reply_cannot_grow_back(server_factory: Factory, llm: 
     seen: list[Any] = []
     async with client(srv, "regrow").realtime.connect(model="emma") as conn:
         sid = (await until(conn, "session.created", seen)).session.id
-        llm.queue_reply(REPLY)
-        await say(conn, "Tell me about kites")
-        done = await until(conn, "response.done", seen)
-        audio = b"".join(
-            base64.b64decode(e.delta) for e in seen if e.type == "response.output_audio.delta"
-        )
-        item, audio_ms = done.response.output[0].id, len(audio) // 48
+        item, audio_ms = await spoken_reply(conn, llm, seen)
         cut = audio_ms // 3
         await conn.conversation.item.truncate(item_id=item, content_index=0, audio_end_ms=cut)
         assert (await until(conn, "conversation.item.truncated", seen)).audio_end_ms == cut
