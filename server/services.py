@@ -136,7 +136,9 @@ class Services(McpServices, VisionServices, VoiceServices):
         self.tasks.start()  # REPLICA_MODE=multi: running screen tasks' leases
         self.takeovers.start()
         await self.memory.start()
-        self.set_status("memory", self.memory.status, self.memory.detail)  # type: ignore[arg-type]
+        self._memory_changed()
+        if self.memory.status == "error" and self.memory.remote:
+            self.background(self.memory.reopen(self._memory_changed))  # no restart needed
         await self._start_mcp()
         self.agent = self._make_agent()
         self._start_memory_cleanup()
@@ -166,6 +168,13 @@ class Services(McpServices, VisionServices, VoiceServices):
             tool_timeout_s=s.agent_tool_timeout_s,
             chat=make_chat_stream(s),
         )
+
+    def _memory_changed(self) -> None:
+        """The status follows memory's own; the cleanup job starts once its tiers are up
+        (at start-up, or when a vector server that was down answers)."""
+        self.set_status("memory", self.memory.status, self.memory.detail)  # type: ignore[arg-type]
+        if self.memory.status == "ready" and hasattr(self, "agent"):
+            self._start_memory_cleanup()
 
     def _start_memory_cleanup(self) -> None:
         s = self.settings

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from server.agent.memory.hits import (
     hit_of,
     items_of,
 )
-from server.agent.memory.mem0_setup import make_embedder, mem0_config
+from server.agent.memory.mem0_setup import make_embedder, mem0_config, probe_pgvector
 from server.agent.memory.metering import CountUsage, MemoryMeter, embedding_usage, for_user
 from server.agent.memory.vocabulary import AUTO_CATEGORY, VocabularyManager, normalise
 from server.config import Settings
@@ -79,6 +80,13 @@ class LongTermMemory:
     def tiered(self) -> bool:
         return "old" in self._tiers
 
+    @property
+    def remote(self) -> bool:
+        """Whether the vectors live on a server (pgvector, a Qdrant url) that can be down
+        for a while and come back, so a failed start is worth trying again."""
+        s = self.settings
+        return s.memory_vector_store == "pgvector" or bool(s.memory_qdrant_url)
+
     async def start(self) -> None:
         if self.vocabulary is not None:
             await self.vocabulary.start()
@@ -87,23 +95,53 @@ class LongTermMemory:
         data: Path = self.settings.data_dir
         os.environ["MEM0_TELEMETRY"] = "False"
         os.environ.setdefault("MEM0_DIR", str((data / "mem0").resolve()))
+        await self._open()
+
+    async def _open(self) -> bool:
+        """Build every tier; ready only once the vector store has answered. The tiers are
+        published together at the end, so a search never sees half of them."""
+        built: dict[Tier, Any] = {}
         try:
-            self._tiers["fresh"] = await asyncio.to_thread(self._build, "fresh")
+            if self.settings.memory_vector_store == "pgvector":
+                # mem0 opens its pool without waiting: ask the server itself first
+                timeout_s = self.settings.memory_search_timeout_s
+                await asyncio.to_thread(probe_pgvector, self.settings, timeout_s)
+            built["fresh"] = await asyncio.to_thread(self._build, "fresh")
             # tier moves copy Qdrant points: with pgvector there is one tier
             if self.settings.memory_tiers and self.settings.memory_vector_store == "qdrant":
-                self._tiers["old"] = await asyncio.to_thread(self._build, "old")
-            if self.meter is not None:
-                for mem in self._tiers.values():
-                    self.meter.attach(mem)
-            embedded = self.settings.memory_vector_store == "qdrant"
-            embedded = embedded and not self.settings.memory_qdrant_url
-            self._calls = {t: lean.StoreCalls(m, embedded) for t, m in self._tiers.items()}
-            self.embedder = make_embedder(self.settings)
-            self.status = "ready"
+                built["old"] = await asyncio.to_thread(self._build, "old")
         except Exception as e:  # mem0 raises many kinds; memory is optional
-            self.status, self.detail = "error", f"{type(e).__name__}: {e}"
+            self.status, self.detail = "error", _first_line(e)
             log.warning("memory_unavailable", error=self.detail)
-            await self._close_tiers()
+            await _close_all(built)
+            return False
+        if self.meter is not None:
+            for mem in built.values():
+                self.meter.attach(mem)
+        embedded = self.settings.memory_vector_store == "qdrant"
+        embedded = embedded and not self.settings.memory_qdrant_url
+        self._calls = {t: lean.StoreCalls(m, embedded) for t, m in built.items()}
+        self.embedder = make_embedder(self.settings)
+        self._tiers = built
+        self.status, self.detail = "ready", ""
+        return True
+
+    async def reopen(
+        self, on_change: Callable[[], None], first_s: float = 1.0, max_s: float = 30.0
+    ) -> None:
+        """Memory could not start because its vector server did not answer: try again in
+        the background, waiting 1 s, 2 s, 4 s ... at most ``max_s`` between tries, until
+        it does. ``on_change`` is told of every new status and detail (the why, and when
+        the next try is)."""
+        delay = first_s
+        while self.status == "error":
+            self.detail = f"{self.detail}; trying again in {delay:g} s"
+            on_change()
+            await asyncio.sleep(delay)
+            if await self._open():
+                log.info("memory_ready", after="the vector store answered again")
+            delay = min(delay * 2, max_s)
+        on_change()
 
     def _build(self, tier: Tier) -> Any:
         from mem0 import AsyncMemory
@@ -291,11 +329,26 @@ class LongTermMemory:
     async def _close_tiers(self) -> None:
         if self.embedder is not None:
             await self.embedder.aclose()
+            self.embedder = None
         tiers_, self._tiers, self._calls = self._tiers, {}, {}
-        for mem in tiers_.values():
-            client = getattr(getattr(mem, "vector_store", None), "client", None)
-            if client is not None:
-                await asyncio.to_thread(client.close)
+        await _close_all(tiers_)
+
+
+async def _close_all(tiers_: dict[Tier, Any]) -> None:
+    """Close each tier's vector store connection: a Qdrant client, or pgvector's pool
+    (which would otherwise go on trying to connect in its own thread)."""
+    for mem in tiers_.values():
+        store = getattr(mem, "vector_store", None)
+        for name in ("client", "connection_pool"):
+            conn = getattr(store, name, None)
+            if conn is not None and hasattr(conn, "close"):
+                await asyncio.to_thread(conn.close)
+
+
+def _first_line(e: Exception) -> str:
+    """An error in one line: psycopg adds hints on lines of their own."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 def _is_uuid(text: str) -> bool:

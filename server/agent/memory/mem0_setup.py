@@ -82,3 +82,16 @@ def make_embedder(settings: Settings) -> Embedder:
         # two timers firing together could hide that budget's cancellation
         timeout_s=settings.memory_search_timeout_s + 5,
     )
+
+
+def probe_pgvector(settings: Settings, timeout_s: float) -> None:
+    """One connection to the pgvector server, so memory is ready only once it answers
+    (mem0's own pool connects later, in the background, and says nothing). Raises
+    psycopg's error, which names what failed; blocking (run it in a thread)."""
+    import psycopg
+
+    url = secret(settings.memory_pgvector_url)
+    if not url:
+        raise ValueError("MEMORY_VECTOR_STORE=pgvector needs MEMORY_PGVECTOR_URL")
+    with psycopg.connect(url, connect_timeout=max(1, round(timeout_s))) as conn:
+        conn.execute("SELECT 1")
