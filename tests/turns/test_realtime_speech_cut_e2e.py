@@ -1,0 +1,45 @@
+"""Realtime: speech the server announced (input_audio_buffer.speech_started) gets its
+speech_stopped (with audio_end_ms) when the client's commit or clear ends it, before the
+committed / cleared event, as OpenAI sends them (issue 19). The official SDK's client, a mic
+appending at real time, real models."""
+
+from __future__ import annotations
+
+from tests.server_harness import ServerThread
+from tests.turns.test_realtime_turns_e2e import RealtimeMic, connect
+
+SAID = "The quick brown fox jumps over the lazy dog, and the old cat sleeps on the warm mat."
+
+
+async def test_a_commit_mid_speech_stops_the_speech_before_committed(
+    stt_ready: ServerThread,
+) -> None:
+    async with connect(stt_ready, "rt-cut-commit") as conn, RealtimeMic(conn) as mic:
+        await mic.wait("session.created")
+        mic.say(SAID)
+        started = await mic.wait("input_audio_buffer.speech_started")
+        await conn.input_audio_buffer.commit()
+        committed = await mic.wait("input_audio_buffer.committed")
+        await mic.wait("conversation.item.input_audio_transcription.completed")
+    item = started.item_id
+    assert committed.item_id == item
+    stopped = [e for e in mic.of("input_audio_buffer.speech_stopped") if e.item_id == item]
+    assert len(stopped) == 1, [e.type for e in mic.seen]
+    assert mic.seen.index(stopped[0]) < mic.seen.index(committed)
+    assert started.audio_start_ms < stopped[0].audio_end_ms
+    assert [e for e in mic.of("input_audio_buffer.committed") if e.item_id == item] == [committed]
+
+
+async def test_a_clear_mid_speech_stops_the_speech_before_cleared(stt_ready: ServerThread) -> None:
+    async with connect(stt_ready, "rt-cut-clear") as conn, RealtimeMic(conn) as mic:
+        await mic.wait("session.created")
+        mic.say(SAID)
+        started = await mic.wait("input_audio_buffer.speech_started")
+        await conn.input_audio_buffer.clear()
+        cleared = await mic.wait("input_audio_buffer.cleared")
+    item = started.item_id
+    stopped = [e for e in mic.of("input_audio_buffer.speech_stopped") if e.item_id == item]
+    assert len(stopped) == 1, [e.type for e in mic.seen]
+    assert mic.seen.index(stopped[0]) < mic.seen.index(cleared)
+    assert started.audio_start_ms < stopped[0].audio_end_ms
+    assert not [e for e in mic.of("input_audio_buffer.committed") if e.item_id == item]
