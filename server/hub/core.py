@@ -225,6 +225,7 @@ class SessionCore(OutboundQueue):
                 )
         self.config.update(changes)
         self.on_config_changed(changes)
+        await self.config_applied()
         store = self.services.store
         # Keys the session does not own (a client's metadata, set over REST) stay as stored.
         current = await store.get_session(self.user_id, self.record.id)
@@ -264,6 +265,9 @@ class SessionCore(OutboundQueue):
 
     def on_config_changed(self, changes: dict[str, Any]) -> None:
         """Hook: pipelines that depend on session settings follow them."""
+
+    async def config_applied(self) -> None:
+        """Hook: what the new settings end is announced (before session.updated)."""
 
     async def pause(self) -> None:
         await self.cancel_response()

@@ -123,6 +123,11 @@ class SessionEvents(ABC):
     @abstractmethod
     async def speech_stopped(self, item_id: str | None, t_ms: int) -> None: ...
 
+    async def speech_cut(self, item_id: str, t_ms: int) -> None:
+        """Announced speech ended by the client or the session (a commit, a clear, a switch
+        to push-to-talk, the session ending), not by the turn detector: its speech_stopped."""
+        await self.speech_stopped(item_id, t_ms)
+
     @abstractmethod
     async def transcript_delta(self, item_id: str | None, text: str) -> None: ...
 

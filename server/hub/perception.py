@@ -84,6 +84,11 @@ class Perception(SessionCore):
             self.voice_in.set_turn_detection(self.config["turn_detection"])
             self.spawn(self.preemptive.discard("turn detection changed"))
 
+    async def config_applied(self) -> None:
+        """Push-to-talk switched on mid-speech: the speech announced gets its stop."""
+        if self.voice_in is not None and self.voice_in.push_to_talk:
+            await self.voice_in.end_speech()
+
     # --- voice in -----------------------------------------------------------------------
     async def mic_audio(self, payload: bytes) -> None:
         """PCM16 LE mono 16 kHz from the client's microphone."""
@@ -239,6 +244,9 @@ class Perception(SessionCore):
         await self.face.close()
 
     async def on_ending(self) -> None:
-        """Hook: pipelines flush their timelines before the session ends."""
+        """Hook: pipelines flush their timelines before the session ends (and speech in
+        progress that was announced gets its stop)."""
+        if self.voice_in is not None:
+            await self.voice_in.end_speech()
         await self.voice_analysis.drain()
         await self.face.flush()

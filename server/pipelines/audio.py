@@ -57,6 +57,7 @@ class VoiceInput:
         self._ptt_bytes = 0
         self._items = 0
         self._item_id: str | None = None
+        self._stopped: str | None = None  # an item whose speech_stopped went out early
         self._barged = False
         # the final decode, started in a pause
         self.pause_decode = PauseDecode(session, stt, self.stream)
@@ -159,6 +160,7 @@ class VoiceInput:
             self._ptt, self._ptt_bytes = [], 0
         else:
             audio = await asyncio.to_thread(self._pop_now)
+        await self.end_speech()
         if audio.size == 0:
             return None
         item = self._item_id or self._new_item()
@@ -173,11 +175,26 @@ class VoiceInput:
         queued (else they would land in the next utterance), the push-to-talk buffer, speech
         in progress."""
         self._take_queued()
+        await self.end_speech()
         self._ptt, self._ptt_bytes = [], 0
         if self.echo is not None:
             self.echo.drop_held()
         await asyncio.to_thread(self.stream.pop_utterance, force=True)
         self._item_id = None
+
+    async def end_speech(self) -> None:
+        """The speech in progress ends here, not by the turn detector (a commit, a clear, a
+        switch to push-to-talk, the session ending): if it was announced, its speech_stopped
+        goes out now, at the mic position reached. A client that lowered the reply's volume
+        or shows "listening" at speech_started would otherwise wait for it forever."""
+        item = self._item_id
+        if item is None or item == self._stopped:
+            return
+        over = self.judge.over
+        if over is not None and over.item_id == item and not over.confirmed:
+            return  # held over a reply and never announced
+        self._stopped = item
+        await self.session.events.speech_cut(item, self.stream_ms)
 
     def _pop_now(self) -> np.ndarray:
         """The speech in progress, with the mic the echo canceller still holds."""
@@ -368,7 +385,7 @@ class VoiceInput:
             await s.events.speech_started(self._item_id, ev.t_ms)
             return
         over = self.judge.release()
-        if over is None or over.confirmed:
+        if (over is None or over.confirmed) and self._item_id != self._stopped:
             await s.events.speech_stopped(self._item_id, ev.t_ms)
         audio = done.pop(0) if done else np.zeros(0, dtype=np.float32)
         if over is not None:  # held speech: decoded with the stretch before it

@@ -31,6 +31,11 @@ class RealtimeTranscripts:
         if item_id is not None:
             await self._committed(item_id)
 
+    async def speech_cut(self, item_id: str, t_ms: int) -> None:
+        """Only speech_stopped: a commit sends its own committed after it (as OpenAI
+        does); a clear or a switch to push-to-talk commits nothing."""
+        await self._send("input_audio_buffer.speech_stopped", audio_end_ms=t_ms, item_id=item_id)
+
     async def transcript_delta(self, item_id: str | None, text: str) -> None:
         """Our partials are whole stabilized texts; Realtime deltas are increments, for an
         item the client was told of (committed): earlier partials wait for that."""

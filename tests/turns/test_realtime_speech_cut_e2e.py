@@ -43,3 +43,25 @@ async def test_a_clear_mid_speech_stops_the_speech_before_cleared(stt_ready: Ser
     assert mic.seen.index(stopped[0]) < mic.seen.index(cleared)
     assert started.audio_start_ms < stopped[0].audio_end_ms
     assert not [e for e in mic.of("input_audio_buffer.committed") if e.item_id == item]
+
+
+async def test_turning_turn_detection_off_mid_speech_stops_the_speech(
+    stt_ready: ServerThread,
+) -> None:
+    """speech_stopped before session.updated; nothing committed until the client commits,
+    and that commit does not stop the speech again."""
+    async with connect(stt_ready, "rt-cut-off") as conn, RealtimeMic(conn) as mic:
+        await mic.wait("session.created")
+        mic.say(SAID)
+        started = await mic.wait("input_audio_buffer.speech_started")
+        off = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+        await conn.session.update(session=off)
+        updated = await mic.wait("session.updated")
+        await mic.quiet(0.3)
+        await conn.input_audio_buffer.commit()
+        committed = await mic.wait("input_audio_buffer.committed")
+    item = started.item_id
+    stopped = [e for e in mic.of("input_audio_buffer.speech_stopped") if e.item_id == item]
+    assert len(stopped) == 1, [e.type for e in mic.seen]
+    assert mic.seen.index(stopped[0]) < mic.seen.index(updated) < mic.seen.index(committed)
+    assert committed.item_id == item
