@@ -12,8 +12,9 @@ sound ("Thank you.", "you", "Bye.": ``noise`` in the lists) are no turn either. 
 that glue endings onto words (Korean: "그만" + "해요") list those endings
 (``stop_endings``): a word that is a stop word plus one of them is that stop word.
 ``stop_heard_as`` are stop words as Whisper base mishears them (Korean: a word-initial
-ㅈ heard as ㅊ, "잠깐만요" as "참깐만요"): listed, not matched by spelling distance, which
-would also stop a reply at real words one letter apart ("그만큼" is not "그만해")."""
+ㅈ heard as ㅊ, "잠깐만요" as "참깐만요", "잠깐." as "참가."): listed, not matched by
+spelling distance, which would also stop a reply at real words one letter apart ("그만큼" is
+not "그만해")."""
 
 from __future__ import annotations
 

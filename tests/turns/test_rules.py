@@ -37,6 +37,7 @@ from server.turns.semantic import words_completeness
         ("잠깐요, 멈춰요.", "ko", "stop"),
         ("참깐만요", "ko", "stop"),  # Whisper base's "잠깐만요" (ㅈ heard as ㅊ)
         ("참시만요.", "ko", "stop"),  # ... and its "잠시만요"
+        ("참가.", "ko", "stop"),  # ... and its "잠깐." over a reply (the final ㄴ lost too)
         ("그만큼 많이 먹었어요.", "ko", "turn"),  # starts like a stop word, is none
         ("음, 그렇구나.", "ko", "backchannel"),
         ("M.A.M.F.M", "en", "backchannel"),  # Whisper's letters for a hummed "mm-hm"
