@@ -7,19 +7,13 @@ from __future__ import annotations
 import sqlite3
 import sys
 
+from server.providers.failures import causes
+
 NO_DATABASE = "the server's database did not answer; try again shortly."
 
 
 def store_failure(e: BaseException) -> bool:
     """True when ``e``, or what it was raised from, is a MongoDB or SQLite error."""
     mongo = sys.modules.get("pymongo.errors")  # imported only with MongoDB configured
-    seen: list[BaseException] = []
-    cur: BaseException | None = e
-    while cur is not None and cur not in seen:
-        if isinstance(cur, sqlite3.Error) or (
-            mongo is not None and isinstance(cur, mongo.PyMongoError)
-        ):
-            return True
-        seen.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    return False
+    kinds = (sqlite3.Error, mongo.PyMongoError) if mongo is not None else (sqlite3.Error,)
+    return any(isinstance(c, kinds) for c in causes(e))
