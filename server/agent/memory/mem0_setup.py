@@ -1,7 +1,8 @@
 """How mem0 is built from our settings: its LLM, embedder and vector store (embedded
-Qdrant per tier, a Qdrant server or pgvector) and the query embedder the lean search uses
-with the same endpoint. Pure functions of Settings, apart from the wrapper so replicas
-and tests can check a configuration without starting memory."""
+Qdrant per tier, a Qdrant server, pgvector or a Chroma server) and the query embedder the
+lean search uses with the same endpoint. Pure functions of Settings, apart from the
+wrapper so replicas and tests can check a configuration without starting memory, and the
+probes that ask a vector server whether it is there."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from server.agent.memory.hits import Tier
 from server.config import Settings, secret
 from server.providers.embeddings import Embedder
+from server.vector_store import chroma_address
 
 SUFFIX: dict[Tier, str] = {"fresh": "", "old": "_old"}  # old: collection <name>_old
 
@@ -45,7 +47,8 @@ def mem0_config(settings: Settings, tier: Tier = "fresh") -> dict[str, Any]:
 
 def vector_store_config(settings: Settings, tier: Tier = "fresh") -> dict[str, Any]:
     """Embedded Qdrant on disk (one machine; each tier in its own folder, since an embedded
-    folder admits one client), a Qdrant server or pgvector (many replicas)."""
+    folder admits one client), a Qdrant server, pgvector or a Chroma server (many
+    replicas)."""
     common = {
         "collection_name": settings.memory_collection + SUFFIX[tier],
         "embedding_model_dims": settings.embed_dims,
@@ -58,6 +61,13 @@ def vector_store_config(settings: Settings, tier: Tier = "fresh") -> dict[str, A
         return {
             "provider": "pgvector",
             "config": {**common, "connection_string": url, **index},
+        }
+    if settings.memory_vector_store == "chroma":
+        # mem0's Chroma store takes a host and a port (and no vector size: Chroma learns it)
+        host, port = chroma_address(settings)
+        return {
+            "provider": "chroma",
+            "config": {"collection_name": common["collection_name"], "host": host, "port": port},
         }
     path = str(settings.data_dir.resolve() / ("qdrant" + SUFFIX[tier]))
     if settings.memory_qdrant_url:
@@ -95,3 +105,13 @@ def probe_pgvector(settings: Settings, timeout_s: float) -> None:
         raise ValueError("MEMORY_VECTOR_STORE=pgvector needs MEMORY_PGVECTOR_URL")
     with psycopg.connect(url, connect_timeout=max(1, round(timeout_s))) as conn:
         conn.execute("SELECT 1")
+
+
+def probe_chroma(settings: Settings, timeout_s: float) -> None:
+    """Ask the Chroma server's heartbeat, so memory is ready only once it answers and a down
+    server fails within ``timeout_s`` (Chroma's client would wait much longer). Raises
+    httpx's error; blocking (run it in a thread)."""
+    import httpx
+
+    host, port = chroma_address(settings)
+    httpx.get(f"http://{host}:{port}/api/v2/heartbeat", timeout=timeout_s).raise_for_status()
