@@ -173,6 +173,10 @@ class InputAudioCommit(_Event):
     type: Literal["input_audio.commit"]
 
 
+class InputAudioClear(_Event):
+    type: Literal["input_audio.clear"]
+
+
 class FaceLandmarks(_Event):
     type: Literal["face.landmarks"]
     t_ms: FaceMillis
@@ -258,6 +262,7 @@ ClientEvent = Annotated[
     SessionUpdate
     | InputText
     | InputAudioCommit
+    | InputAudioClear
     | FaceLandmarks
     | InputImage
     | ResponseCancel
@@ -279,6 +284,7 @@ KNOWN_TYPES = frozenset(
         SessionUpdate,
         InputText,
         InputAudioCommit,
+        InputAudioClear,
         FaceLandmarks,
         InputImage,
         ResponseCancel,

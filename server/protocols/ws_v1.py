@@ -123,6 +123,10 @@ class WsV1(SessionEvents):
     async def on_input_audio_commit(self, ev: p.InputAudioCommit) -> None:
         await self.s.commit_audio()
 
+    async def on_input_audio_clear(self, ev: p.InputAudioClear) -> None:
+        await self.s.clear_audio()
+        await self.s.send({"type": "input_audio.cleared"})
+
     async def on_face_landmarks(self, ev: p.FaceLandmarks) -> None:
         self.s.submit_landmarks(ev.landmarks, ev.blendshapes, ev.t_ms)
 

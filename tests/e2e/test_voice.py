@@ -254,6 +254,45 @@ async def test_push_to_talk_commits_on_request(voice_server: ServerThread):
 LONG = "The quick brown fox jumps over the lazy dog, and the old cat sleeps on the warm mat."
 
 
+async def test_clear_forgets_the_buffered_and_the_spoken_audio(voice_server: ServerThread):
+    """input_audio.clear drops push-to-talk audio (the next commit hears only what follows)
+    and, with the VAD, speech in progress: its speech_stopped, then input_audio.cleared,
+    and no transcript or reply for it."""
+    ws = await open_ws(voice_server, persona="emma", token="clr")
+    await ws.wait_for("session.created")
+    status = await ws.wait_for("server.status")
+    while status["modules"]["stt"] != "ready":  # a commit while Whisper loads is refused
+        status = await ws.wait_for("server.status", timeout=120)
+    ptt = {"turn_detection": {"type": "none"}, "output_audio": "none"}
+    await ws.send({"type": "session.update", "session": ptt})
+    await ws.wait_for("session.updated")
+    # (at half real time: two utterances at once would pass WS_MAX_MESSAGES_PER_S)
+    await stream_audio(ws, with_silence(speak("Pineapples grow in the garden."), 200, 200), 0.5)
+    await ws.send({"type": "input_audio.clear"})
+    await ws.wait_for("input_audio.cleared")
+    await stream_audio(ws, with_silence(speak(SENTENCE), 200, 200), 0.5)
+    await ws.send({"type": "input_audio.commit"})
+    text = (await ws.wait_for("transcript.done", timeout=60))["text"].lower()
+    assert "fox" in text and "pineapple" not in text, text
+    await ws.wait_for("response.done", timeout=30)
+
+    await ws.send({"type": "session.update", "session": {"turn_detection": {"type": "server_vad"}}})
+    await ws.wait_for("session.updated")
+    await stream_audio(ws, with_silence(speak(LONG), 300, 0)[: 16000 * 2], realtime=1.0)
+    started = await ws.wait_for("input_audio.speech_started", timeout=30)
+    await ws.send({"type": "input_audio.clear"})
+    cleared = await ws.wait_for("input_audio.cleared")
+    stopped = ws.of_type("input_audio.speech_stopped")
+    assert [e["item_id"] for e in stopped] == [started["item_id"]]
+    assert ws.events.index(stopped[0]) < ws.events.index(cleared)
+    await stream_audio(ws, np.zeros(16000 * 2, dtype=np.float32), realtime=1.0)  # 2 s quiet
+    assert len(ws.of_type("transcript.done")) == 1  # only the push-to-talk turn
+    assert len(ws.of_type("response.created")) == 1
+    await ws.send({"type": "ping", "id": 1})
+    await ws.wait_for("pong")  # the socket is still open
+    await ws.conn.close()
+
+
 async def test_push_to_talk_switched_on_mid_speech_keeps_the_speech_so_far(
     voice_server: ServerThread,
 ):

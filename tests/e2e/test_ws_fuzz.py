@@ -38,6 +38,7 @@ VALID: dict[str, dict[str, Any]] = {
     },
     "input_text": {"type": "input_text", "text": "hello"},
     "input_audio.commit": {"type": "input_audio.commit"},
+    "input_audio.clear": {"type": "input_audio.clear"},
     "face.landmarks": {"type": "face.landmarks", "t_ms": 1, "landmarks": LANDMARKS},
     "input_image": {"type": "input_image", "source": "screen", "t_ms": 1, "jpeg_b64": "QUJD"},
     "response.cancel": {"type": "response.cancel"},
