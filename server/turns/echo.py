@@ -22,15 +22,16 @@ measurement of a session, or three in a row after an echo was found: one window 
 straddle two replies) means no echo reaches the mic, and the mic passes through untouched
 until two measurements in a row find an echo again, at the same lag (the user's own voice
 can correlate with the reply's by chance, but at a new lag each time). Before the first
-measurement (0.7 s into the first reply) a client that reported the reply's playback start
-gets its mic held back: a stop word said then was lost whole, over headphones to the
-suppressor, over speakers to AEC3's unconverged start. Once the coupling is decided (no
+measurement (0.7 s into the first reply) the mic is held back: a stop word said then was
+lost whole, over headphones to the suppressor, over speakers to AEC3's unconverged start.
+Once the coupling is decided (no
 echo: the first low measurement; an echo: two high ones at one lag, 1.1 s in; at most
 ``HOLD_SAMPLES``), the held stretch goes on as it was (no echo) or through a fresh AEC3 run
 over it twice (the second pass starts converged), then the mic is live again; the VAD hears
-those words up to 0.7-1.1 s late, once a session. A client that never reported playback
-(a script that never plays the reply) is passed through meanwhile. AEC3 adapts from the
-first sample either way.
+those words up to 0.7-1.1 s late, once a session. This holds for a client that never
+reports playback too (every OpenAI Realtime client: its reply is placed where it was
+sent): passed through raw, the first second of its echo was speech, a barge-in and a
+transcript ("The quake round four."). AEC3 adapts from the first sample either way.
 
 One per session; ``process`` runs in the VAD worker thread, ``add``/``anchor``/``cut`` on
 the event loop, so the reference is guarded by a lock."""
@@ -140,7 +141,7 @@ class EchoCanceller:
         Over the start of the session's first reply the output waits (see ``_release``):
         what comes out is always the mic's samples in order, some of them later."""
         n = len(pcm) // 2
-        far, played = self._far(mic_sample, n)
+        far = self._far(mic_sample, n)
         if far is None:
             return self._release() + pcm
         if self._restart:  # a new reply plays: its delay may differ from the last one's
@@ -152,7 +153,7 @@ class EchoCanceller:
         out = self._ap.process(near.copy(), (far * 32767).astype(np.int16))
         self.processed_samples += n
         cancelled = np.asarray(out, dtype="<i2").tobytes()
-        if self.coupled is None and played and not self._hold_done:
+        if self.coupled is None and not self._hold_done:
             if self._held_samples < HOLD_SAMPLES:  # not known yet: raw or cancelled?
                 with self._lock:
                     self._held.append((near, far))
@@ -160,7 +161,7 @@ class EchoCanceller:
                 return b""
             self._hold_done = True  # undecided this long: cancel (and hold no more)
         released = self._release()
-        if self.coupled is False or (self.coupled is None and not played):
+        if self.coupled is False:
             return released + pcm  # the filter keeps adapting, but nothing is taken from the user
         return released + cancelled
 
@@ -228,15 +229,13 @@ class EchoCanceller:
             if self._low >= UNCOUPLED_AFTER or self.coupled is None:
                 self.coupled = False
 
-    def _far(self, at: int, n: int) -> tuple[np.ndarray | None, bool]:
-        """The reference for mic samples [at, at + n), and whether a reply in it was
-        reported playing by the client."""
+    def _far(self, at: int, n: int) -> np.ndarray | None:
+        """The reference for mic samples [at, at + n), if a reply plays in them."""
         with self._lock:
             live = {k: r for k, r in self._replies.items() if r.end + TAIL_SAMPLES > at}
             self._replies = live
             if not any(r.start < at + n for r in live.values()):
-                return None, False
-            played = any(r.anchored for r in live.values())
+                return None
             far = np.zeros(n, np.float32)
             for r in live.values():
                 lo, hi = max(at, r.start), min(at + n, r.end)
@@ -244,7 +243,7 @@ class EchoCanceller:
                     audio = np.concatenate(r.chunks)
                     r.chunks = [audio]
                     far[lo - at : hi - at] += audio[lo - r.start : hi - r.start]
-            return far, played
+            return far
 
     def _to_16k(self, number: int, pcm: bytes, rate: int) -> np.ndarray:
         import av
