@@ -109,10 +109,17 @@ class PauseDecode:
 
     @staticmethod
     async def result(task: asyncio.Task[Transcript] | None) -> Transcript | None:
-        """The decode's transcript; None when there was none or it failed."""
+        """The decode's transcript; None when there was none, it failed or it was
+        cancelled (speech went on). The caller being cancelled (the session closed) is no
+        None: it stops, else a closed session's utterance went on to a turn."""
         if task is None:
             return None
         try:
             return await task
-        except (STTError, asyncio.CancelledError):
+        except STTError:
+            return None
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if me is not None and me.cancelling():
+                raise
             return None
