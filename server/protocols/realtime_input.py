@@ -243,6 +243,9 @@ class RealtimeInput(ResponseRequests):
             raise ProtocolError(
                 "invalid_value", f"Audio content of {sent_ms}ms is already shorter than {end}ms"
             )
+        # the client stopped playing it: so does the echo canceller's reference (else AEC3
+        # takes the user's next words for double talk over an echo no speaker plays)
+        self.s.perception.reply_cut(r.number)
         if r.finished:  # stored as heard before it is acknowledged
             await self.s.truncate_done(r, end)
         else:  # its cancel settles it

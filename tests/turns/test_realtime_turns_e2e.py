@@ -125,6 +125,12 @@ async def test_backchannels_while_the_client_plays_the_reply_are_not_speech_star
         )
         truncated = await mic.wait("conversation.item.truncated")
         assert (truncated.item_id, truncated.audio_end_ms) == (item_id, heard_ms)
+        # the client stopped playing: the echo canceller's reference of the reply stops too
+        # (it ran on to the reply's end, ~40 s here: AEC3 then took the user's next words
+        # as double talk over an echo no speaker played)
+        voice_in = stt_ready.services.live_sessions.perception_for("rt-bc").voice_in
+        assert voice_in.echo is not None
+        assert not voice_in.echo.active(voice_in.received + 2 * 16_000)
         sid = mic.of("session.created")[0].session.id
         async with httpx.AsyncClient(base_url=stt_ready.url) as http:
             got = await http.get(
