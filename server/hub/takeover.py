@@ -46,15 +46,27 @@ class Takeovers:
     async def serving(self, session: Served) -> AsyncIterator[None]:
         """While the block runs this connection serves the session; an older connection to
         it in this process is ended now."""
-        sid = session.session_id
-        if (older := self.live.get(sid)) is not None:
-            await older.taken_over("session_taken_over", MESSAGE, TAKEN_OVER_CLOSE)
-        self.live[sid] = session
+        await self._claim(session)
         try:
             yield
         finally:
+            sid = session.session_id  # a DMP connection may have switched sessions since
             if self.live.get(sid) is session:
                 del self.live[sid]
+
+    async def switched(self, session: Served, previous: str) -> None:
+        """A connection that names its session per message (DMP) moved from ``previous`` to
+        ``session.session_id``: watch the new one (ending an older connection to it here)."""
+        if self.live.get(previous) is not session:
+            return  # not served through ``serving`` (no watch)
+        del self.live[previous]
+        await self._claim(session)
+
+    async def _claim(self, session: Served) -> None:
+        sid = session.session_id
+        if (older := self.live.get(sid)) is not None and older is not session:
+            await older.taken_over("session_taken_over", MESSAGE, TAKEN_OVER_CLOSE)
+        self.live[sid] = session
 
     async def check(self) -> list[str]:
         """End the sessions another replica claimed since; their ids."""

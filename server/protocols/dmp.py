@@ -222,7 +222,8 @@ class Connection:
                     leeway = self.services.settings.jwt_leeway_s
                     self.session.spawn(end_when_expired(self.session, expires + leeway))
                 log.info("dmp_session_open", session_id=opened.record.id, user_id=user)
-                await self.session.run()
+                async with self.services.takeovers.serving(self.session):
+                    await self.session.run()
         except SessionRefused as e:
             await self.send(error(e.message))
 

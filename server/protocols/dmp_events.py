@@ -175,9 +175,11 @@ class DmpEvents(SessionEvents):
         opened = await self.conn.open(chat)
         if opened is None:
             return False
+        previous = self.s.session_id
         await self.s.switch_session(
             opened.record, opened.persona, opened.user_turns, opened.resumed
         )
+        await self.s.services.takeovers.switched(self.s, previous)
         return True
 
     async def interrupt(self, turn_id: str | None) -> None:

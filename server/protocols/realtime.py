@@ -227,7 +227,8 @@ async def realtime_endpoint(
                 leeway = services.settings.jwt_leeway_s
                 session.spawn(end_when_expired(session, principal.expires_at + leeway))
             log.info("realtime_session_open", session_id=o.record.id, persona=o.persona.id)
-            await session.run()
+            async with services.takeovers.serving(session):  # resumed elsewhere: ends here
+                await session.run()
     except SessionRefused as e:
         await ws.send_text(error_frame(e.code, e.message))
         await ws.close(code=e.close_code, reason=e.code)

@@ -9,14 +9,18 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from openai import AsyncOpenAI
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.procs import server_env
+from server.hub.takeover import MESSAGE as TAKEN_OVER_MESSAGE
 from server.store import new_id
+from tests.dmp_client import BridgeConfig, DmpClient
 from tests.e2e.test_crash import crash_llm, store_env, wire_mongo  # noqa: F401 (fixtures)
 from tests.fakes.openai_server import FakeOpenAI
 from tests.forked_server import ForkedServer
@@ -119,6 +123,72 @@ async def test_resumed_on_another_replica_ends_here_and_continues_there(
     assert r.status_code == 200 and r.json()["status"] == "active", r.text
     await on_b.conn.close()
     print(f"\ntakeover seen on replica A after {waited * 1000:.0f} ms")
+
+
+async def realtime_until(conn: Any, type_: str) -> Any:
+    """The first Realtime event of this type."""
+    async with asyncio.timeout(10):
+        while (ev := await conn.recv()).type != type_:
+            pass
+    return ev
+
+
+async def realtime_close_code(conn: Any) -> int | None:
+    """Read to the end; the close code."""
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                await conn.recv()
+    except ConnectionClosed as e:
+        return e.rcvd.code if e.rcvd is not None else None
+
+
+async def test_realtime_and_dmp_sessions_resumed_on_another_replica_end_there(
+    replicas: tuple[ForkedServer, ForkedServer],
+    crash_llm: FakeOpenAI,  # noqa: F811
+) -> None:
+    """The other protocols' clients (the openai SDK's realtime client, the DesktopMatePlus
+    bridge) move a session the same way: ``?session_id=`` / a chat_message's session_id on
+    B ends the connection on A with session_taken_over (close 4410), also when the DMP
+    socket on A had switched to that session from another one."""
+    a, b = replicas
+    sdk_a, sdk_b = (AsyncOpenAI(base_url=f"{s.url}/v1", api_key=USER) for s in (a, b))
+    async with sdk_a.realtime.connect(model="emma") as on_a:
+        sid = (await realtime_until(on_a, "session.created")).session.id
+        crash_llm.queue_reply("Kites are fun.")
+        await on_a.conversation.item.create(
+            item={
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "I fly kites."}],
+            }
+        )
+        await on_a.response.create()
+        await realtime_until(on_a, "response.done")
+        async with sdk_b.realtime.connect(model="emma", extra_query={"session_id": sid}) as on_b:
+            assert (await realtime_until(on_b, "session.created")).session.id == sid
+            taken = await realtime_until(on_a, "error")
+            assert taken.error.code == "session_taken_over", taken
+            assert await realtime_close_code(on_a) == 4410
+
+    def bridge(server: ForkedServer) -> BridgeConfig:
+        url = f"ws://127.0.0.1:{server.port}/v1/chat/stream"
+        return BridgeConfig(ws_url=url, rest_url=server.url, user_id=USER, agent_id="emma")
+
+    dmp_a = await DmpClient.open(bridge(a))
+    crash_llm.queue_reply("Hello.")
+    first = (await dmp_a.turn("Hi, I am Dana.")).start["session_id"]
+    crash_llm.queue_reply("Hello again.")  # no session_id: the socket moves to a new session
+    sid = (await dmp_a.turn("Hi, I am Dana.")).start["session_id"]
+    assert sid != first
+    dmp_b = await DmpClient.open(bridge(b))
+    crash_llm.queue_reply("Dana, you said.")
+    turn = await dmp_b.turn("Who am I?", session_id=sid)
+    assert turn.end["session_id"] == sid and turn.end["content"] == "Dana, you said."
+    code, _ = await asyncio.wait_for(dmp_a.closed, 10)
+    assert code == 4410
+    assert [e["error"] for e in dmp_a.of_type("error")] == [TAKEN_OVER_MESSAGE]
+    await dmp_b.close()
 
 
 async def test_resumed_on_the_same_replica_ends_the_older_connection_at_once(
