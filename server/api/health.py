@@ -27,4 +27,8 @@ async def health_details(services: ServicesDep, reset: bool = False) -> dict[str
         "progress": services.status.progress,  # downloads in flight: {module: {file, done, total}}
     }
     loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]  # uvloop | asyncio
-    return body | {"loop_lag_ms": services.loop_lag.stats(reset=reset), "event_loop": loop}
+    instance = {"instance_id": services.instance_id}  # which replica answered
+    if services.liveness.shared:
+        instance["instance_id_shared"] = "another live process runs with this INSTANCE_ID"
+    lag = services.loop_lag.stats(reset=reset)
+    return body | instance | {"loop_lag_ms": lag, "event_loop": loop}

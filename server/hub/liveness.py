@@ -9,6 +9,10 @@ its sessions ``active`` in the store. They are recovered as ``interrupted``:
 - while running, every ``SESSION_HEARTBEAT_S`` each process refreshes the heartbeat of the
   sessions it serves, and recovers those of any owner that missed three heartbeats (a
   replica that never came back). See docs/protocol.md, "Crash recovery".
+
+Replicas must not share an INSTANCE_ID (each would recover and never take over the other's
+sessions): every heartbeat also records this run's token under it, and a token another
+process wrote since is reported (``shared_with``, an error in the log, /health/details).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +42,8 @@ class SessionLiveness:
         self.store = store
         self.owner = owner
         self.heartbeat_s = heartbeat_s
+        self.token = uuid.uuid4().hex  # this run of the process
+        self.shared = False  # another live process runs with our INSTANCE_ID
         self._task: asyncio.Task[None] | None = None
 
     def _stale(self) -> datetime:
@@ -48,6 +55,7 @@ class SessionLiveness:
         keep heartbeating. Returns the recovered session ids."""
         # Without heartbeats nobody's heartbeat is stale: only our own sessions are ours.
         stale = self._stale() if self.heartbeat_s > 0 else datetime(2000, 1, 1, tzinfo=UTC)
+        await self.store.beat_instance(self.owner, self.token)  # a token before: our last run
         recovered = await self.store.recover_sessions(stale, owner=self.owner)
         if recovered:
             log.warning("sessions_recovered", count=len(recovered), owner=self.owner)
@@ -59,6 +67,15 @@ class SessionLiveness:
         await every(self.heartbeat_s, self._beat_once, "session_heartbeat_failed")
 
     async def _beat_once(self) -> None:
+        self.shared = await self.store.beat_instance(self.owner, self.token) is not None
+        if self.shared:
+            log.error(
+                "instance_id_shared",
+                instance_id=self.owner,
+                message=f"Another live server process runs with INSTANCE_ID={self.owner!r}: "
+                "each replica needs its own (sessions are recovered and taken over by it), "
+                "so give every replica a distinct INSTANCE_ID or leave it unset.",
+            )
         await self.store.heartbeat_sessions(self.owner)
         if gone := await self.store.recover_sessions(self._stale()):
             log.warning("sessions_recovered", count=len(gone), reason="owner_silent")

@@ -17,6 +17,13 @@ class OwnershipStore(ABC):
         owner and heartbeat recorded. False when it is not this user's session."""
 
     @abstractmethod
+    async def beat_instance(self, owner: str, token: str) -> str | None:
+        """Record that the process ``token`` (new each run) runs as ``owner`` now. Returns
+        the token recorded for ``owner`` before when it is another one, else None: after a
+        process's first beat, another token means a second live process shares its
+        INSTANCE_ID (a dead one never beats again)."""
+
+    @abstractmethod
     async def heartbeat_sessions(self, owner: str) -> int:
         """Refresh the heartbeat of every active session ``owner`` serves; how many."""
 

@@ -21,6 +21,13 @@ class MongoOwnership:
         )
         return result.matched_count > 0
 
+    async def beat_instance(self, owner: str, token: str) -> str | None:
+        before = await self._d.instances.find_one_and_update(
+            {"_id": owner}, {"$set": {"token": token, "beat_at": ms(utcnow())}}, upsert=True
+        )
+        prev = before.get("token") if before else None
+        return prev if prev != token else None
+
     async def heartbeat_sessions(self, owner: str) -> int:
         result = await self._d.sessions.update_many(
             {"status": "active", "owner": owner}, {"$set": {"heartbeat_at": ms(utcnow())}}

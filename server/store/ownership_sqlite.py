@@ -10,6 +10,15 @@ from typing import Any
 from server.store.base import utcnow
 from server.store.sqlite_codec import to_db_time
 
+# Which process (a token new each run) last ran as each INSTANCE_ID (beat_instance).
+OWNERSHIP_SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (
+    id       TEXT PRIMARY KEY,
+    token    TEXT NOT NULL,
+    beat_at  TEXT NOT NULL
+);
+"""
+
 
 class SQLiteOwnership:
     _write: Any  # SQLiteStore's serialised write transaction
@@ -25,6 +34,17 @@ class SQLiteOwnership:
             changed = cur.rowcount
             await cur.close()
         return changed > 0
+
+    async def beat_instance(self, owner: str, token: str) -> str | None:
+        async with self._write() as conn:
+            rows = await conn.execute_fetchall("SELECT token FROM instances WHERE id = ?", (owner,))
+            await conn.execute(
+                "INSERT INTO instances (id, token, beat_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET token = excluded.token, beat_at = excluded.beat_at",
+                (owner, token, to_db_time(utcnow())),
+            )
+        prev = rows[0][0] if rows else None
+        return prev if prev != token else None
 
     async def heartbeat_sessions(self, owner: str) -> int:
         async with self._write() as conn:

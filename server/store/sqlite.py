@@ -33,7 +33,7 @@ from server.store.checkpoints_sqlite import OneHopSqliteSaver
 from server.store.history_sqlite import HISTORY_SCHEMA, SQLiteHistory
 from server.store.initiative import APPROVALS_ADDED, SQLiteInitiative
 from server.store.initiative import SQLITE_SCHEMA as INITIATIVE_SCHEMA
-from server.store.ownership_sqlite import SQLiteOwnership
+from server.store.ownership_sqlite import OWNERSHIP_SCHEMA, SQLiteOwnership
 from server.store.reminders_sqlite import REMINDER_ADDED, REMINDERS_SCHEMA, SQLiteReminders
 from server.store.samples_sqlite import SAMPLES_SCHEMA, SQLiteSamples
 from server.store.sessions_sqlite import SESSIONS_SCHEMA, SQLiteSessions
@@ -120,6 +120,7 @@ class SQLiteStore(
             await db.execute("PRAGMA busy_timeout=5000")
             await db.executescript(
                 SESSIONS_SCHEMA
+                + OWNERSHIP_SCHEMA
                 + SAMPLES_SCHEMA
                 + USAGE_SCHEMA
                 + SETTINGS_SCHEMA

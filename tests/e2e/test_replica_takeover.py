@@ -238,3 +238,45 @@ async def test_replicas_on_one_machine_without_instance_ids_take_sessions_over(
             await b.stop()
     finally:
         await a.stop()
+
+
+async def shared_flag(server: ForkedServer, want: bool) -> dict[str, Any]:
+    """/health/details once its instance_id_shared is (or is not) there."""
+    for _ in range(100):
+        details = await server.details()
+        if ("instance_id_shared" in details) == want:
+            return details
+        await asyncio.sleep(0.1)
+    return details
+
+
+async def test_replicas_given_one_instance_id_by_mistake_are_told(
+    tmp_path: Path,
+    crash_llm: FakeOpenAI,  # noqa: F811
+    wire_mongo: str,  # noqa: F811
+) -> None:
+    """INSTANCE_ID=app in the env file every replica reads: each would recover the other's
+    live sessions and never see them taken over. Both say so (an error in the log,
+    /health/details) within a heartbeat; a process restarted after kill -9 with its own
+    id is not a twin, and the warning goes once the twin stops."""
+    store = {"MONGODB_URI": wire_mongo, "MONGODB_DB": f"twins_{new_id()}"}
+    same = {"REPLICA_MODE": "multi", "INSTANCE_ID": "app", "SESSION_HEARTBEAT_S": "0.25"}
+    crashed = await replica(tmp_path, "a0", crash_llm, store, **same)
+    crashed.kill()
+    await crashed.wait_exit()
+    a = await replica(tmp_path, "a", crash_llm, store, **same)  # its previous run: no twin
+    try:
+        assert (await a.details())["instance_id"] == "app"
+        b = await replica(tmp_path, "b", crash_llm, store, **same)
+        try:
+            for server in (a, b):
+                details = await shared_flag(server, True)
+                assert "another live process" in details.get("instance_id_shared", ""), details
+                assert "Another live server process runs with INSTANCE_ID='app'" in (
+                    server.log_tail()
+                )
+        finally:
+            await b.stop()
+        assert "instance_id_shared" not in await shared_flag(a, False)
+    finally:
+        await a.stop()

@@ -89,6 +89,17 @@ async def test_claim_heartbeat_and_recover_sessions(store: Store) -> None:
     assert await store.recover_sessions(long_ago, owner="host-2") == []
 
 
+async def test_beat_instance_reports_another_process_with_the_same_instance_id(
+    store: Store,
+) -> None:
+    assert await store.beat_instance("host-1", "run-1") is None  # first run
+    assert await store.beat_instance("host-1", "run-1") is None  # its own beats
+    assert await store.beat_instance("host-2", "run-9") is None  # another id: its own
+    assert await store.beat_instance("host-1", "run-2") == "run-1"  # a restart, or a twin
+    assert await store.beat_instance("host-1", "run-1") == "run-2"  # a twin: both hear it
+    assert await store.beat_instance("host-1", "run-1") is None  # the other stopped beating
+
+
 async def test_sessions_owned_elsewhere_are_those_another_process_claimed(store: Store) -> None:
     s1 = await store.create_session(A, "emma")
     s2 = await store.create_session(B, "emma")
