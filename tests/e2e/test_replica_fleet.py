@@ -199,6 +199,28 @@ async def test_a_reminder_is_delivered_once_when_the_user_is_on_two_replicas(
     await on_b.conn.close()
 
 
+async def test_a_trigger_sent_to_a_replica_without_the_live_session_says_so(
+    fleet: Fleet,
+) -> None:
+    """POST /v1/proactive/trigger comes from another app (a calendar), so a load balancer
+    may send it to a replica that does not hold the user's session: it must not answer
+    "no live session" (404) when there is one elsewhere."""
+    a, b = fleet.replicas[:2]
+    on_a = await open_ws(a, "tara")
+    body = {"reason": "meeting with Mina in 10 minutes"}
+    async with httpx.AsyncClient(base_url=b.url, timeout=15) as http:
+        r = await http.post(
+            "/v1/proactive/trigger", json=body, headers={"Authorization": "Bearer tara"}
+        )
+        assert r.status_code == 421, r.text
+        assert "on another server replica" in r.json()["detail"]
+        r = await http.post(
+            "/v1/proactive/trigger", json=body, headers={"Authorization": "Bearer ines"}
+        )
+        assert r.status_code == 404, r.text  # no live session anywhere
+    await on_a.conn.close()
+
+
 async def test_a_memory_written_through_one_replica_is_found_through_another_which_resumes(
     fleet: Fleet,
     crash_llm: FakeOpenAI,  # noqa: F811
