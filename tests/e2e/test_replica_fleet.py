@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -314,3 +315,33 @@ async def test_a_reminder_claimed_by_a_replica_killed_mid_send_is_delivered_afte
         await on_b.conn.close()
     except ConnectionClosed:
         pass
+
+
+async def test_a_replica_stopped_mid_reply_closes_with_1012_and_another_resumes_the_session(
+    fleet: Fleet,
+    crash_llm: FakeOpenAI,  # noqa: F811
+) -> None:
+    """A rolling restart or a scale-down (docker stop: SIGTERM): the client hears close
+    1012 (docs/protocol.md, Close codes), what it was sent of the reply is stored as cut
+    short, the session is paused, and it resumes through any other replica."""
+    b = fleet.replicas[1]
+    e = await fleet.start("replica-e")
+    on_e = await open_ws(e, "lena")
+    sid = on_e.events[0]["session"]["id"]
+    crash_llm.queue_reply(tokens=[f"w{i} " for i in range(400)], token_ms=20)
+    await on_e.send({"type": "input_text", "text": "Tell me a long story."})
+    await on_e.wait_for("response.text.delta")
+    os.kill(e.pid, signal.SIGTERM)
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await on_e.next_event()
+    assert on_e.conn.close_code == 1012
+    await e.wait_exit()
+    assert (await rest(b, "GET", f"/v1/sessions/{sid}", "lena"))["status"] == "paused"
+    stored = (await rest(b, "GET", f"/v1/sessions/{sid}/messages", "lena"))["messages"]
+    heard = "".join(ev["delta"] for ev in on_e.of_type("response.text.delta"))
+    assert [(m["role"], m["interrupted"]) for m in stored] == [("user", False), ("assistant", True)]
+    assert stored[1]["content"] == heard and heard.startswith("w0 ")
+    on_b = await open_ws(b, "lena", session_id=sid)
+    assert on_b.events[0]["session"]["resumed"] is True
+    await on_b.conn.close()
