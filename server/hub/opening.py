@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from server.agent.history_sync import sync_history
+from server.hub.handover import await_handover
 from server.logging import get_logger
 from server.personas import Persona
 from server.services import Services
@@ -93,12 +94,17 @@ async def _open_session(
         record = await store.create_session(
             user_id, chosen.id, new_session_settings(defaults, chosen.id)
         )
-    else:  # a crash may have cut the last turn: the model's history follows the transcript
+        # This process serves the session now (crash recovery: server/hub/liveness.py).
+        await store.claim_session(user_id, record.id, services.instance_id)
+    else:
+        was_live = record.status == "active"
+        await store.claim_session(user_id, record.id, services.instance_id)  # heard there
+        if was_live and not await await_handover(services, user_id, record.id):
+            log.info("handover_timed_out", session_id=record.id)
+        # a crash may have cut the last turn: the model's history follows the transcript
         synced = await sync_history(services.agent, store, user_id, record.id, record.thread_id)
         if synced.added or synced.removed:
             log.info("history_synced", session_id=record.id, **asdict(synced))
-    # This process serves the session now (crash recovery: server/hub/liveness.py).
-    await store.claim_session(user_id, record.id, services.instance_id)
     record.status = "active"
     turns = await store.count_messages(user_id, chosen.id, "user")
     return Opened(record, chosen, turns, resumed)

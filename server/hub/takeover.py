@@ -54,6 +54,12 @@ class Takeovers:
             if self.live.get(sid) is session:
                 del self.live[sid]
 
+    async def end_here(self, session_id: str) -> None:
+        """A newer connection is resuming this session: an older one in this process ends
+        now (before the newer one reads the session's history)."""
+        if (older := self.live.pop(session_id, None)) is not None:
+            await older.taken_over("session_taken_over", MESSAGE, TAKEN_OVER_CLOSE)
+
     async def switched(self, session: Served, previous: str) -> None:
         """A connection that names its session per message (DMP) moved from ``previous`` to
         ``session.session_id``: watch the new one (ending an older connection to it here)."""

@@ -191,6 +191,40 @@ async def test_realtime_and_dmp_sessions_resumed_on_another_replica_end_there(
     await dmp_b.close()
 
 
+async def test_resumed_mid_reply_and_spoken_to_at_once_the_cut_reply_keeps_its_place(
+    replicas: tuple[ForkedServer, ForkedServer],
+    crash_llm: FakeOpenAI,  # noqa: F811
+) -> None:
+    """The session moves to B while A is still streaming a reply, and the user's first
+    message on B comes at once (before A has heard of the takeover): A's reply, cut where
+    A stopped, stays right after its question, in the transcript and in B's prompt."""
+    a, b = replicas
+    on_a = await open_ws(a, persona="emma")
+    sid = on_a.events[0]["session"]["id"]
+    crash_llm.queue_reply(tokens=[f"w{i} " for i in range(400)], token_ms=20)
+    await on_a.send({"type": "input_text", "text": "Tell me a long story."})
+    await on_a.wait_for("response.text.delta")
+    on_b = await open_ws(b, session_id=sid)
+    crash_llm.queue_reply("Second reply.")
+    await on_b.send({"type": "input_text", "text": "Second question."})
+    assert (await on_b.wait_for("response.done", timeout=20))["status"] == "completed"
+    assert (await on_a.wait_for("error", timeout=5))["code"] == "session_taken_over"
+    prompt = [m.get("content") for m in crash_llm.chat_requests()[-1]["body"]["messages"][1:]]
+    assert prompt[0] == "Tell me a long story." and prompt[-1] == "Second question."
+    assert len(prompt) == 3 and prompt[1].startswith("w0 w1 "), prompt  # the cut reply
+    async with httpx.AsyncClient(base_url=b.url, timeout=15) as http:
+        auth = {"Authorization": f"Bearer {USER}"}
+        r = await http.get(f"/v1/sessions/{sid}/messages", headers=auth)
+    stored = [(m["role"], m["content"], m["interrupted"]) for m in r.json()["messages"]]
+    assert stored == [
+        ("user", "Tell me a long story.", False),
+        ("assistant", prompt[1], True),
+        ("user", "Second question.", False),
+        ("assistant", "Second reply.", False),
+    ], stored
+    await on_b.conn.close()
+
+
 async def test_resumed_on_the_same_replica_ends_the_older_connection_at_once(
     replicas: tuple[ForkedServer, ForkedServer],
 ) -> None:
