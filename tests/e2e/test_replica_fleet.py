@@ -341,7 +341,9 @@ async def test_a_replica_stopped_mid_reply_closes_with_1012_and_another_resumes_
     stored = (await rest(b, "GET", f"/v1/sessions/{sid}/messages", "lena"))["messages"]
     heard = "".join(ev["delta"] for ev in on_e.of_type("response.text.delta"))
     assert [(m["role"], m["interrupted"]) for m in stored] == [("user", False), ("assistant", True)]
-    assert stored[1]["content"] == heard and heard.startswith("w0 ")
+    # all the client was sent is kept; a delta still queued when the socket closed may be
+    # stored too (stored = handed to the outbound queue)
+    assert stored[1]["content"].startswith(heard) and heard.startswith("w0 ")
     on_b = await open_ws(b, "lena", session_id=sid)
     assert on_b.events[0]["session"]["resumed"] is True
     await on_b.conn.close()
