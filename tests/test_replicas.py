@@ -75,19 +75,26 @@ def test_which_multi_mode_stores_are_shared(over: dict[str, object], refused: bo
     assert (replica_refusal(s) is not None) is refused
 
 
-def test_serve_refuses_multi_mode_on_embedded_stores(tmp_path: Path):
-    """The real command line: exit 2 with the reasons, before anything listens."""
+def serve(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`desktopmate serve` with memory on (an embedder configured), no MongoDB or memory
+    settings from this machine's environment, and ``env``: it is expected to refuse."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB", "MEMORY_"))}
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
         cwd=tmp_path,
         env=clean
         | {"PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data"), "STT_ENABLED": "false"}
-        | {"REPLICA_MODE": "multi", "LLM_BASE_URL": "http://127.0.0.1:9/v1"},
+        | {"LLM_BASE_URL": "http://127.0.0.1:9/v1"}
+        | env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_serve_refuses_multi_mode_on_embedded_stores(tmp_path: Path):
+    """The real command line: exit 2 with the reasons, before anything listens."""
+    proc = serve(tmp_path, {"REPLICA_MODE": "multi"})
     assert proc.returncode == 2, proc.stderr
     assert "Refusing to start with REPLICA_MODE=multi" in proc.stderr
     assert "set MONGODB_URI" in proc.stderr and "set MEMORY_QDRANT_URL" in proc.stderr
@@ -107,18 +114,7 @@ def test_serve_refuses_a_vector_store_without_its_server(
 ):
     """On one machine too: memory could never start (it would retry a setting forever), so
     exit 2 with what to set, before anything is created."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB", "MEMORY_"))}
-    proc = subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
-        cwd=tmp_path,
-        env=clean
-        | {"PYTHONPATH": str(ROOT), "DATA_DIR": str(tmp_path / "data"), "STT_ENABLED": "false"}
-        | {"MEMORY_VECTOR_STORE": store, "LLM_BASE_URL": "http://127.0.0.1:9/v1"}
-        | env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = serve(tmp_path, {"MEMORY_VECTOR_STORE": store} | env)
     assert proc.returncode == 2, proc.stderr
     assert said in proc.stderr and "MEMORY_ENABLED=false" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -198,6 +198,25 @@ async def test_memory_down_at_start_up_is_ready_once_the_database_answers(
         await ws.conn.close()
 
 
+async def remembered_and_found(server: ServerThread, http: httpx.AsyncClient, llm: FakeOpenAI):
+    """A memory the model writes through its tool is in the next turn's prompt and in the
+    user's list, and not in another user's."""
+    ws, _ = await connect(server, "pia")
+    llm.queue_reply(tool_calls=[call("add_memory", content="Pia's cat is Mochi", category="pets")])
+    llm.queue_reply("I will remember Mochi.")
+    _, done = await text_turn(ws, "Remember my cat Mochi?")
+    assert done["status"] == "completed", done
+    assert ws.of_type("response.tool_result")[0]["ok"] is True
+    llm.queue_reply("Your cat is Mochi.")
+    await text_turn(ws, "What is my cat called?")
+    prompt = llm.chat_requests(mem0=False)[-1]["body"]["messages"][0]["content"]
+    assert "Pia's cat is Mochi" in prompt
+    listed = (await http.get("/v1/memories", headers=auth("pia"))).json()["memories"]
+    assert [m["memory"] for m in listed] == ["Pia's cat is Mochi"]
+    assert (await http.get("/v1/memories", headers=auth("otto"))).json()["memories"] == []
+    await ws.conn.close()
+
+
 async def test_a_memory_written_after_the_database_came_back_is_found(
     server_factory: Factory, llm: FakeOpenAI, postgres: object
 ) -> None:
@@ -208,21 +227,7 @@ async def test_a_memory_written_after_the_database_came_back_is_found(
         assert (await memory_state(http))[0] == "error"
         postgres.ensure_postgres_running()  # type: ignore[attr-defined]
         assert await until_ready(http) == ("ready", "")
-        ws, _ = await connect(server, "pia")
-        llm.queue_reply(
-            tool_calls=[call("add_memory", content="Pia's cat is Mochi", category="pets")]
-        )
-        llm.queue_reply("I will remember Mochi.")
-        _, done = await text_turn(ws, "Remember my cat Mochi?")
-        assert done["status"] == "completed", done
-        assert ws.of_type("response.tool_result")[0]["ok"] is True
-        llm.queue_reply("Your cat is Mochi.")
-        await text_turn(ws, "What is my cat called?")
-        prompt = llm.chat_requests(mem0=False)[-1]["body"]["messages"][0]["content"]
-        assert "Pia's cat is Mochi" in prompt
-        listed = (await http.get("/v1/memories", headers=auth("pia"))).json()["memories"]
-        assert [m["memory"] for m in listed] == ["Pia's cat is Mochi"]
-        await ws.conn.close()
+        await remembered_and_found(server, http, llm)
 
 
 async def test_a_chroma_server_down_at_start_then_back_keeps_what_is_written(
@@ -239,22 +244,6 @@ async def test_a_chroma_server_down_at_start_then_back_keeps_what_is_written(
             assert why.startswith("ConnectError: "), why  # the heartbeat that failed
             await asyncio.to_thread(chroma.start)
             assert await until_ready(http) == ("ready", "")
-            ws, _ = await connect(server, "pia")
-            llm.queue_reply(
-                tool_calls=[call("add_memory", content="Pia's cat is Mochi", category="pets")]
-            )
-            llm.queue_reply("I will remember Mochi.")
-            _, done = await text_turn(ws, "Remember my cat Mochi?")
-            assert done["status"] == "completed", done
-            assert ws.of_type("response.tool_result")[0]["ok"] is True
-            llm.queue_reply("Your cat is Mochi.")
-            await text_turn(ws, "What is my cat called?")
-            prompt = llm.chat_requests(mem0=False)[-1]["body"]["messages"][0]["content"]
-            assert "Pia's cat is Mochi" in prompt
-            listed = (await http.get("/v1/memories", headers=auth("pia"))).json()["memories"]
-            assert [m["memory"] for m in listed] == ["Pia's cat is Mochi"]
-            other = (await http.get("/v1/memories", headers=auth("otto"))).json()["memories"]
-            assert other == []
-            await ws.conn.close()
+            await remembered_and_found(server, http, llm)
     finally:
         chroma.stop()
